@@ -1,0 +1,31 @@
+import { defineConfig } from 'vitest/config';
+
+// Unit tests sit next to the code they test (rig/, sim/); end-to-end SOTA suites live in suites/.
+// forks, not threads: serialport's native binding is not safe in worker_threads (LIBRARIES.md §3.1).
+export default defineConfig({
+  test: {
+    pool: 'forks',
+    reporters: ['default', ['allure-vitest/reporter', { resultsDir: 'reports/allure-results' }]],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['rig/**/*.test.ts', 'sim/**/*.test.ts', 'scripts/**/*.test.ts'],
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'suites',
+          include: ['suites/**/*.test.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 60_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
