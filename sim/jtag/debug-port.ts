@@ -1,0 +1,439 @@
+// The STM32's JTAG side as OpenOCD 0.12's remote_bitbang driver sees it: a two-TAP chain
+// (TDI → boundary-scan TAP, irlen 5 → CPU TAP with the JTAG-DP, irlen 4 → TDO), the ADIv5 JTAG-DP with
+// posted reads, and the AHB-AP (MEM-AP #0) in front of the target's bus. protocol/openocd-sim.md §1–2.
+//
+// Speed matters here: a 512 KiB read-back is ~18 MB of bitbang characters and ~131 000 round trips. So a
+// received chunk is processed in one loop over the bytes with the TAP state and the scan shift register
+// held in local numbers (the register as three 32-bit words, never a BigInt or an array), and all `R`
+// answers of the chunk go into one output buffer that the server writes once.
+import type { Stm32Target } from '../target/stm32.ts';
+
+// TAP controller states (IEEE 1149.1). Shift-xR + 1 is Exit1-xR, which the hot path relies on.
+const TLR = 0;
+const RTI = 1;
+const SELDR = 2;
+const CAPDR = 3;
+const SHDR = 4;
+const EX1DR = 5;
+const PAUSEDR = 6;
+const EX2DR = 7;
+const UPDDR = 8;
+const SELIR = 9;
+const CAPIR = 10;
+const SHIR = 11;
+const EX1IR = 12;
+const PAUSEIR = 13;
+const EX2IR = 14;
+const UPDIR = 15;
+
+export const tapStateNames = [
+  'TLR', 'RTI', 'SELDR', 'CAPDR', 'SHDR', 'EX1DR', 'PAUSEDR', 'EX2DR',
+  'UPDDR', 'SELIR', 'CAPIR', 'SHIR', 'EX1IR', 'PAUSEIR', 'EX2IR', 'UPDIR',
+] as const;
+
+/** NEXT[state * 2 + tms]. */
+const NEXT = Uint8Array.from([
+  RTI, TLR, //       TLR
+  RTI, SELDR, //     RTI
+  CAPDR, SELIR, //   SELDR
+  SHDR, EX1DR, //    CAPDR
+  SHDR, EX1DR, //    SHDR
+  PAUSEDR, UPDDR, // EX1DR
+  PAUSEDR, EX2DR, // PAUSEDR
+  SHDR, UPDDR, //    EX2DR
+  RTI, SELDR, //     UPDDR
+  CAPIR, TLR, //     SELIR
+  SHIR, EX1IR, //    CAPIR
+  SHIR, EX1IR, //    SHIR
+  PAUSEIR, UPDIR, // EX1IR
+  PAUSEIR, EX2IR, // PAUSEIR
+  SHIR, UPDIR, //    EX2IR
+  RTI, SELDR, //     UPDIR
+]);
+
+// CPU TAP instructions (ADIv5 JTAG-DP, irlen 4). Anything else selects BYPASS.
+const IR_ABORT = 0x8;
+const IR_DPACC = 0xa;
+const IR_APACC = 0xb;
+const IR_IDCODE = 0xe;
+// Boundary-scan TAP (irlen 5): TLR selects IDCODE; OpenOCD only ever loads BYPASS (0x1F).
+const BS_IR_IDCODE = 0x01;
+/** IR capture of the whole chain: CPU 0b0001 (bits 0..3), BS 0b00001 (bits 4..8). */
+const IR_CAPTURE = 0x11;
+const IR_LENGTH = 9;
+
+// JTAG-DP CTRL/STAT.
+const STICKYORUN = 1 << 1;
+const STICKYCMP = 1 << 4;
+const STICKYERR = 1 << 5;
+const STICKY_BITS = STICKYORUN | STICKYCMP | STICKYERR;
+const CDBGRSTREQ = 1 << 26;
+const CDBGRSTACK = 1 << 27;
+const CDBGPWRUPREQ = 1 << 28;
+const CDBGPWRUPACK = 1 << 29;
+const CSYSPWRUPREQ = 1 << 30;
+const CSYSPWRUPACK = 1 << 31;
+const CTRL_WRITABLE = 0x54ffff0d; // ORUNDETECT, TRNMODE, MASKLANE, TRNCNT, the three REQ bits
+
+/** ACK OK/FAULT of ADIv5 JTAG (WAIT is never answered: every transaction completes at Update-DR). */
+const ACK_OK = 0b010;
+
+// AHB-AP.
+const AP_IDR = 0x24770011; // ARM, MEM-AP, AHB3 (what cortex_m_find_mem_ap looks for)
+const AP_BASE = 0xe00ff003;
+const CSW_DEVICE_EN = 1 << 6;
+const CSW_PACKED = 1 << 5;
+const CSW_RESET = 0x23000042; // 32-bit, no increment, DeviceEn
+
+const CHAR_0 = 0x30;
+const CHAR_R = 0x52;
+
+export interface DebugPortStats {
+  /** Bytes processed since the port was created. */
+  bytes: number;
+  /** Bytes that are not part of the 0.12 remote_bitbang protocol (ignored). */
+  unknownBytes: number;
+  /** DPACC/APACC transactions completed. */
+  transactions: number;
+  /** Bus faults turned into STICKYERR. */
+  busFaults: number;
+}
+
+export class DebugPort {
+  // TAP and the chain's combined shift register: bits 0..Lcpu-1 belong to the CPU TAP (nearest TDO),
+  // the rest to the BS TAP; TDI enters at bit L-1, held as the insertion word and mask.
+  private state = TLR;
+  private tck = 0;
+  private w0 = 0;
+  private w1 = 0;
+  private w2 = 0;
+  private insWord = 0;
+  private insMask = 1;
+  private cpuIr = IR_IDCODE;
+  private bsIr = BS_IR_IDCODE;
+  // JTAG-DP.
+  private ctrl = 0;
+  private sticky = 0;
+  private select = 0;
+  /** The posted read result: captured by the next DPACC/APACC scan, whatever it is. */
+  private readResult = 0;
+  // AHB-AP.
+  private csw = CSW_RESET;
+  private tar = 0;
+
+  /** Set when OpenOCD sent `Q` (quit); the server then closes the connection. */
+  quit = false;
+  readonly stats: DebugPortStats = { bytes: 0, unknownBytes: 0, transactions: 0, busFaults: 0 };
+  /** Called with each byte that is not part of the protocol (for the simulator's log). */
+  onUnknownByte: ((byte: number) => void) | undefined;
+
+  constructor(readonly target: Stm32Target) {
+    // A dead chip loses all debug state; when power returns, the TAP is in Test-Logic-Reset and the DP
+    // is unpowered (OpenOCD notices through CTRL/STAT and reconnects).
+    target.on('power', () => this.powerReset());
+  }
+
+  private powerReset(): void {
+    this.state = TLR;
+    this.cpuIr = IR_IDCODE;
+    this.bsIr = BS_IR_IDCODE;
+    this.w0 = this.w1 = this.w2 = 0;
+    this.ctrl = 0;
+    this.sticky = 0;
+    this.select = 0;
+    this.readResult = 0;
+    this.csw = CSW_RESET;
+    this.tar = 0;
+  }
+
+  get tapState(): string {
+    return tapStateNames[this.state]!;
+  }
+
+  /**
+   * Processes one chunk of remote_bitbang characters and writes the `R` answers ('0'/'1') to `out`
+   * (at least input.length bytes). Returns the number of answer bytes.
+   */
+  process(input: Uint8Array, out: Uint8Array): number {
+    const n = input.length;
+    this.stats.bytes += n;
+    if (!this.target.powered) return this.processDead(input, out);
+    let o = 0;
+    let state = this.state;
+    let tck = this.tck;
+    let w0 = this.w0;
+    let w1 = this.w1;
+    let w2 = this.w2;
+    let insWord = this.insWord;
+    let insMask = this.insMask;
+    for (let i = 0; i < n; i++) {
+      const c = input[i]!;
+      const k = c - CHAR_0;
+      if (k >= 0 && k < 8) {
+        // '0'..'7' = TCK<<2 | TMS<<1 | TDI; only the rising edge of TCK does anything.
+        if ((k & 4) === 0) {
+          tck = 0;
+          continue;
+        }
+        if (tck === 1) continue;
+        tck = 1;
+        if (state === SHDR || state === SHIR) {
+          w0 = (w0 >>> 1) | (w1 << 31);
+          w1 = (w1 >>> 1) | (w2 << 31);
+          w2 >>>= 1;
+          if (k & 1) {
+            if (insWord === 0) w0 |= insMask;
+            else if (insWord === 1) w1 |= insMask;
+            else w2 |= insMask;
+          }
+          if (k & 2) state++; // → Exit1-xR
+          continue;
+        }
+        if (state === CAPDR) {
+          this.captureDr();
+          w0 = this.w0;
+          w1 = this.w1;
+          w2 = this.w2;
+          insWord = this.insWord;
+          insMask = this.insMask;
+        } else if (state === CAPIR) {
+          w0 = IR_CAPTURE;
+          w1 = w2 = 0;
+          insWord = 0;
+          insMask = 1 << (IR_LENGTH - 1);
+        }
+        state = NEXT[state * 2 + ((k >> 1) & 1)]!;
+        if (state === UPDDR) {
+          this.updateDr(w0, w1);
+          if (!this.target.powered) {
+            // The access switched the power off (an admin call from a listener): stop answering now.
+            this.state = state;
+            this.tck = tck;
+            return o + this.processDead(input.subarray(i + 1), out.subarray(o));
+          }
+        } else if (state === UPDIR) {
+          this.cpuIr = w0 & 0xf;
+          this.bsIr = (w0 >>> 4) & 0x1f;
+        } else if (state === TLR) {
+          this.cpuIr = IR_IDCODE;
+          this.bsIr = BS_IR_IDCODE;
+        }
+        continue;
+      }
+      if (c === CHAR_R) {
+        out[o++] = state === SHDR || state === SHIR ? CHAR_0 + (w0 & 1) : CHAR_0;
+        continue;
+      }
+      this.control(c);
+    }
+    this.state = state;
+    this.tck = tck;
+    this.w0 = w0;
+    this.w1 = w1;
+    this.w2 = w2;
+    this.insWord = insWord;
+    this.insMask = insMask;
+    return o;
+  }
+
+  /**
+   * An unpowered chip drives nothing: TDO sits at the adapter's pull-up, so every sample reads 1. To
+   * OpenOCD that is "all ones" on the chain and an invalid ACK (7) on every DAP scan — commands fail at
+   * once instead of hanging, and the connection (the probe's cable) stays up as it would on a bench.
+   */
+  private processDead(input: Uint8Array, out: Uint8Array): number {
+    let o = 0;
+    for (let i = 0; i < input.length; i++) {
+      const c = input[i]!;
+      if (c === CHAR_R) out[o++] = CHAR_0 + 1;
+      else if (c < CHAR_0 || c > CHAR_0 + 7) this.control(c);
+    }
+    return o;
+  }
+
+  private control(c: number): void {
+    switch (c) {
+      case 0x42: // 'B' blink on
+      case 0x62: // 'b' blink off
+        return;
+      case 0x72: // 'r'..'u': TRST<<1 | SRST, 1 = asserted
+      case 0x73:
+      case 0x74:
+      case 0x75: {
+        const v = c - 0x72;
+        if (v & 2) {
+          this.state = TLR; // TRST is an asynchronous TAP reset
+          this.cpuIr = IR_IDCODE;
+          this.bsIr = BS_IR_IDCODE;
+        }
+        this.target.setSrst((v & 1) === 1);
+        return;
+      }
+      case 0x51: // 'Q'
+        this.quit = true;
+        return;
+      case 0x0a:
+      case 0x0d:
+        return;
+      default:
+        this.stats.unknownBytes++;
+        this.onUnknownByte?.(c);
+    }
+  }
+
+  private captureDr(): void {
+    let cpuLo: number;
+    let cpuHi = 0;
+    let cpuLen: number;
+    switch (this.cpuIr) {
+      case IR_IDCODE:
+        cpuLo = this.target.profile.cpuTapId;
+        cpuLen = 32;
+        break;
+      case IR_DPACC:
+      case IR_APACC:
+      case IR_ABORT:
+        // ACK in bits 2:0, the previous read's result in bits 34:3.
+        cpuLo = ACK_OK | (this.readResult << 3);
+        cpuHi = this.readResult >>> 29;
+        cpuLen = 35;
+        break;
+      default:
+        cpuLo = 0; // BYPASS captures 0
+        cpuLen = 1;
+    }
+    const bsIdcode = this.bsIr === BS_IR_IDCODE;
+    const len = cpuLen + (bsIdcode ? 32 : 1);
+    let w0 = cpuLo;
+    let w1 = cpuLen === 35 ? cpuHi : 0;
+    let w2 = 0;
+    if (bsIdcode) {
+      const v = this.target.profile.bsTapId;
+      if (cpuLen === 1) {
+        w0 |= v << 1;
+        w1 |= v >>> 31;
+      } else {
+        const q = cpuLen - 32;
+        w1 |= v << q;
+        if (q > 0) w2 |= v >>> (32 - q);
+      }
+    }
+    this.w0 = w0;
+    this.w1 = w1;
+    this.w2 = w2;
+    this.insWord = (len - 1) >>> 5;
+    this.insMask = 1 << ((len - 1) & 31);
+  }
+
+  private updateDr(w0: number, w1: number): void {
+    const ir = this.cpuIr;
+    if (ir !== IR_DPACC && ir !== IR_APACC) return; // ABORT (DAPABORT) needs nothing: nothing ever waits
+    this.stats.transactions++;
+    const read = (w0 & 1) === 1;
+    const a = (w0 >>> 1) & 3;
+    const data = ((w0 >>> 3) | (w1 << 29)) >>> 0;
+    if (ir === IR_DPACC) this.dpAccess(read, a, data);
+    else this.apAccess(read, a, data);
+  }
+
+  private dpAccess(read: boolean, a: number, data: number): void {
+    switch (a) {
+      case 0: // reserved on JTAG-DP v0 (no DPIDR)
+        if (read) this.readResult = 0;
+        return;
+      case 1: // CTRL/STAT
+        if (read) this.readResult = this.ctrlStat();
+        else {
+          this.sticky &= ~(data & STICKY_BITS); // write-1-to-clear on JTAG-DP
+          this.ctrl = data & CTRL_WRITABLE;
+        }
+        return;
+      case 2: // SELECT
+        if (read) this.readResult = this.select;
+        else this.select = data;
+        return;
+      default: // RDBUFF: no side effect, returns the last read result again
+        return;
+    }
+  }
+
+  private ctrlStat(): number {
+    let v = this.ctrl | this.sticky;
+    // The power domains acknowledge their requests at once.
+    if (v & CDBGPWRUPREQ) v |= CDBGPWRUPACK;
+    if (v & CSYSPWRUPREQ) v |= CSYSPWRUPACK;
+    if (v & CDBGRSTREQ) v |= CDBGRSTACK;
+    return v >>> 0;
+  }
+
+  private apAccess(read: boolean, a: number, data: number): void {
+    if (this.sticky & STICKYERR) {
+      // Transactions are discarded until the debugger clears the sticky error.
+      if (read) this.readResult = 0;
+      return;
+    }
+    const select = this.select;
+    if (select >>> 24 !== 0) {
+      if (read) this.readResult = 0; // no AP behind APSEL ≠ 0: IDR reads 0 and OpenOCD's search stops
+      return;
+    }
+    const reg = (select & 0xf0) | (a << 2);
+    switch (reg) {
+      case 0x0c: {
+        // DRW: the bus access at TAR, then TAR auto-increment (single) by the access size.
+        const addr = this.tar;
+        const size = this.accessBytes();
+        this.busAccess(read, addr, size, data);
+        if ((this.csw & 0x30) === 0x10) this.tar = (addr + size) >>> 0;
+        return;
+      }
+      case 0x00:
+        if (read) this.readResult = ((this.csw & ~0x80) | CSW_DEVICE_EN) >>> 0;
+        else this.csw = (data & ~CSW_PACKED) >>> 0; // packed transfers refused: AddrInc 0b10 does not stick
+        return;
+      case 0x04:
+        if (read) this.readResult = this.tar;
+        else this.tar = data;
+        return;
+      case 0x10:
+      case 0x14:
+      case 0x18:
+      case 0x1c:
+        // Banked data: BDn reaches (TAR & ~0xF) + 4n, with no increment.
+        this.busAccess(read, ((this.tar & ~0xf) + (a << 2)) >>> 0, this.accessBytes(), data);
+        return;
+      case 0xfc:
+        if (read) this.readResult = AP_IDR;
+        return;
+      case 0xf8:
+        if (read) this.readResult = AP_BASE;
+        return;
+      default:
+        if (read) this.readResult = 0; // CFG (0xF4) = 0: little-endian, 32-bit addresses and data
+    }
+  }
+
+  private accessBytes(): number {
+    const size = this.csw & 7;
+    return size === 0 ? 1 : size === 1 ? 2 : 4;
+  }
+
+  private busAccess(read: boolean, addr: number, size: number, data: number): void {
+    const target = this.target;
+    if (read) {
+      // A narrow read finds its byte lanes in place within the aligned word.
+      this.readResult = target.read32(addr);
+    } else if (size === 4) {
+      target.write(addr, 4, data);
+    } else {
+      const shift = 8 * (addr & (size === 2 ? 2 : 3));
+      target.write(addr, size, (data >>> shift) & (size === 2 ? 0xffff : 0xff));
+    }
+    if (target.fault) {
+      target.fault = false;
+      this.sticky |= STICKYERR;
+      this.stats.busFaults++;
+      if (read) this.readResult = 0;
+    }
+  }
+}
