@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import { AtFramer, quecthingBinaryLength } from './framer.ts';
+import type { Frame, FramerOptions } from './framer.ts';
+import { fragment, seededRandom } from './testing/peer.ts';
+
+function frames(input: Buffer | string, opts: FramerOptions & { seed?: number; whole?: boolean } = {}): Frame[] {
+  const out: Frame[] = [];
+  const framer = new AtFramer((f) => out.push(f), opts);
+  const bytes = typeof input === 'string' ? Buffer.from(input, 'latin1') : input;
+  if (opts.whole) framer.push(bytes);
+  else for (const piece of fragment(bytes, seededRandom(opts.seed ?? 7))) framer.push(piece);
+  return out;
+}
+
+const firmware = Buffer.concat([Buffer.from('\r\nOK\r\n\0\0+QIOTEVT: 7,10706\r\nERROR\r\n'), Buffer.alloc(64, 0x0a), Buffer.from([0xff, 0xfe, 0x00, 0x0d])]);
+
+describe('AtFramer', () => {
+  it('splits lines at CR, LF or CRLF and drops empty lines', () => {
+    expect(frames('AT+QIOTREG=1\r\r\nOK\r\n\r\n+QIOTEVT: 2,10200\n\r\nX\r')).toEqual([
+      { kind: 'line', text: 'AT+QIOTREG=1' },
+      { kind: 'line', text: 'OK' },
+      { kind: 'line', text: '+QIOTEVT: 2,10200' },
+      { kind: 'line', text: 'X' },
+    ]);
+  });
+
+  it('reads exactly the announced bytes after +QIOTOTARD, even \\r\\nOK\\r\\n and NUL, in any fragmentation', () => {
+    const wire = Buffer.concat([Buffer.from(`\r\n+QIOTOTARD: 1024,${firmware.length}\r\n`), firmware, Buffer.from('\r\n\r\nOK\r\n')]);
+    for (let seed = 1; seed <= 50; seed++) {
+      expect(frames(wire, { seed })).toEqual([
+        { kind: 'block', header: `+QIOTOTARD: 1024,${firmware.length}`, data: firmware },
+        { kind: 'line', text: 'OK' },
+      ]);
+    }
+  });
+
+  it('takes the LF of the header terminator even when it arrives in a later chunk', () => {
+    const out: Frame[] = [];
+    const framer = new AtFramer((f) => out.push(f));
+    framer.push(Buffer.from('+QIOTOTARD: 0,3\r'));
+    framer.push(Buffer.from('\n'));
+    framer.push(Buffer.from('\nA\r\r\nOK\r\n'));
+    expect(out).toEqual([
+      { kind: 'block', header: '+QIOTOTARD: 0,3', data: Buffer.from('\nA\r') },
+      { kind: 'line', text: 'OK' },
+    ]);
+  });
+
+  it('reads the raw payload of an unbuffered +QIOTEVT: 5,10200,<len>', () => {
+    expect(frames('\r\n+QIOTEVT: 5,10200,6\r\n123456\r\n+QIOTEVT: 7,10702\r\n', { whole: true })).toEqual([
+      { kind: 'block', header: '+QIOTEVT: 5,10200,6', data: Buffer.from('123456') },
+      { kind: 'line', text: '+QIOTEVT: 7,10702' },
+    ]);
+  });
+
+  it('treats a zero-length block as complete at once', () => {
+    expect(frames('+QIOTOTARD: 5,0\r\n\r\nOK\r\n')).toEqual([
+      { kind: 'block', header: '+QIOTOTARD: 5,0', data: Buffer.alloc(0) },
+      { kind: 'line', text: 'OK' },
+    ]);
+  });
+
+  it('drops an overlong line, reports it once, and recovers at the next terminator', () => {
+    const long = 'A'.repeat(300);
+    for (const whole of [true, false]) {
+      const out = frames(`${long}\r\nOK\r\nB${long}C\r\n+QIOTEVT: 7,10702\r\n`, { maxLineLength: 100, whole });
+      expect(out.map((f) => f.kind)).toEqual(['overflow', 'line', 'overflow', 'line']);
+      expect(out[0]).toMatchObject({ kind: 'overflow', limit: 100, head: expect.stringMatching(/^A+$/) });
+      expect(out[1]).toEqual({ kind: 'line', text: 'OK' });
+      expect(out[3]).toEqual({ kind: 'line', text: '+QIOTEVT: 7,10702' });
+    }
+  });
+
+  it('accepts a line of exactly the limit', () => {
+    expect(frames(`${'x'.repeat(100)}\r\n`, { maxLineLength: 100 })).toEqual([{ kind: 'line', text: 'x'.repeat(100) }]);
+  });
+
+  it('survives noise and invalid UTF-8 without growing: bounded by the line limit', () => {
+    const random = seededRandom(42);
+    const noise = Buffer.alloc(200_000);
+    for (let i = 0; i < noise.length; i++) noise[i] = random() < 0.001 ? 0x0a : 0x80 + Math.floor(random() * 0x7f);
+    const out = frames(Buffer.concat([noise, Buffer.from('\r\nRDY\r\n')]), { maxLineLength: 256 });
+    expect(out.at(-1)).toEqual({ kind: 'line', text: 'RDY' });
+    for (const f of out) {
+      if (f.kind === 'line') expect(Buffer.byteLength(f.text)).toBeLessThanOrEqual(256 * 3);
+      else expect(f.kind).toBe('overflow');
+    }
+  });
+
+  it('does not enter binary mode for a block above the limit, and says so', () => {
+    const out = frames('+QIOTOTARD: 0,999999\r\nOK\r\n', { maxBinaryLength: 4096, whole: true });
+    expect(out).toEqual([
+      { kind: 'oversize-block', header: '+QIOTOTARD: 0,999999', length: 999999, limit: 4096 },
+      { kind: 'line', text: '+QIOTOTARD: 0,999999' },
+      { kind: 'line', text: 'OK' },
+    ]);
+  });
+
+  it('forgets a partial block on reset', () => {
+    const out: Frame[] = [];
+    const framer = new AtFramer((f) => out.push(f));
+    framer.push(Buffer.from('+QIOTOTARD: 0,100\r\nabc'));
+    expect(framer.inBlock).toBe(true);
+    framer.reset();
+    framer.push(Buffer.from('\r\nOK\r\n'));
+    expect(out).toEqual([{ kind: 'line', text: 'OK' }]);
+  });
+});
+
+describe('quecthingBinaryLength', () => {
+  it('recognises the headers that announce raw bytes and nothing else', () => {
+    expect(quecthingBinaryLength('+QIOTOTARD: 27648,306')).toBe(306);
+    expect(quecthingBinaryLength('+QIOTEVT: 5,10200,6')).toBe(6);
+    expect(quecthingBinaryLength('+QIOTEVT: 5,10210,12')).toBe(12);
+    expect(quecthingBinaryLength('+QIOTEVT: 5,10211,1,2')).toBeUndefined();
+    expect(quecthingBinaryLength('+QIOTEVT: 7,10703,"STM32",27954,0,27954')).toBeUndefined();
+    expect(quecthingBinaryLength('+QIOTOTARD: (0-1024)')).toBeUndefined();
+    expect(quecthingBinaryLength('OK')).toBeUndefined();
+  });
+});

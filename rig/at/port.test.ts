@@ -1,0 +1,235 @@
+import { SerialPortMock } from 'serialport';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AbortedError, InfrastructureError, ProtocolError } from '../errors.ts';
+import { AtCommandError, AtPortError, AtResponseError, AtTimeoutError } from './errors.ts';
+import { AtPort } from './port.ts';
+import type { AtPortOptions, FramingIssue, Urc } from './port.ts';
+import { createMockModule } from './testing/mock.ts';
+import type { Script } from './testing/peer.ts';
+import { answer } from './testing/peer.ts';
+
+const ports: AtPort[] = [];
+afterEach(async () => {
+  for (const p of ports.splice(0)) await p.close();
+  SerialPortMock.binding.reset();
+});
+
+async function setup(script: Script, opts: Partial<AtPortOptions> & { seed?: number } = {}) {
+  const { serial, peer } = createMockModule({ script, seed: opts.seed });
+  const port = new AtPort({ station: 'bench-2', serial, commandTimeoutMs: 500, ...opts });
+  ports.push(port);
+  await port.open();
+  const urcs: Urc[] = [];
+  port.on('urc', (u) => urcs.push(u));
+  return { port, peer, urcs };
+}
+
+/** A module that echoes (or not) and answers a few commands the way a Quectel module does. */
+function module(echo: boolean, extra: Script = () => {}): Script {
+  return (cmd, peer) => {
+    if (echo) void peer.send(`${cmd}\r`);
+    if (cmd === 'AT' || cmd === 'AT+QIOTREG=1') void peer.send(answer('OK'));
+    else if (cmd === 'AT+CSQ') void peer.send(answer('+CSQ: 24,99', 'OK'));
+    else if (cmd === 'AT+QIOTMCUVER?') void peer.send(answer('+QIOTMCUVER: "MCU1","1.0.0"', '+QIOTMCUVER: "MCU2","2_0_0"', 'OK'));
+    else if (cmd === 'ATI') void peer.send(answer('Quectel', 'EC200U', 'Revision: EC200UCNAAR02A11M08', 'OK'));
+    else if (cmd === 'AT+QIOTUPDATE=2') void peer.send(answer('ERROR'));
+    else if (cmd === 'AT+CPIN?') void peer.send(answer('+CME ERROR: 10'));
+    else extra(cmd, peer);
+  };
+}
+
+describe('AtPort over binding-mock, reads fragmented into 1..7 bytes', () => {
+  for (const echo of [false, true]) {
+    it(`collects information lines by prefix and drops the echo (echo ${echo ? 'on' : 'off'})`, async () => {
+      const { port, peer } = await setup(module(echo), { seed: echo ? 11 : 12 });
+      await expect(port.command('AT')).resolves.toEqual({ command: 'AT', lines: [] });
+      await expect(port.command('AT+QIOTMCUVER?', { prefix: '+QIOTMCUVER:' })).resolves.toEqual({
+        command: 'AT+QIOTMCUVER?',
+        lines: ['+QIOTMCUVER: "MCU1","1.0.0"', '+QIOTMCUVER: "MCU2","2_0_0"'],
+      });
+      await expect(port.command('ATI', { prefix: 'all' })).resolves.toMatchObject({ lines: ['Quectel', 'EC200U', 'Revision: EC200UCNAAR02A11M08'] });
+      expect(peer.received).toEqual(['AT', 'AT+QIOTMCUVER?', 'ATI']);
+    });
+  }
+
+  it('sends one command at a time, in order, each ended by CR', async () => {
+    const { port, peer } = await setup(module(true));
+    const all = await Promise.all([port.command('AT'), port.command('AT+CSQ', { prefix: '+CSQ:' }), port.command('AT+QIOTREG=1')]);
+    expect(all.map((r) => r.lines)).toEqual([[], ['+CSQ: 24,99'], []]);
+    expect(peer.received).toEqual(['AT', 'AT+CSQ', 'AT+QIOTREG=1']);
+  });
+
+  it('delivers URCs that arrive in the middle of an answer, and keeps them out of it', async () => {
+    const { port, urcs } = await setup((cmd, peer) => {
+      if (cmd === 'AT+QIOTMCUVER?')
+        void peer.send(`${cmd}\r${answer('+QIOTMCUVER: "A","1"', '+QIOTEVT: 7,10702', '+QIOTMCUVER: "B","2"', '+QIND: "FOTA","END",0', 'OK')}`);
+    });
+    const r = await port.command('AT+QIOTMCUVER?', { prefix: '+QIOTMCUVER:' });
+    expect(r.lines).toEqual(['+QIOTMCUVER: "A","1"', '+QIOTMCUVER: "B","2"']);
+    expect(urcs).toEqual([{ line: '+QIOTEVT: 7,10702' }, { line: '+QIND: "FOTA","END",0' }]);
+  });
+
+  it('reads a counted binary block containing \\r\\nOK\\r\\n and NUL, with URCs around it', async () => {
+    const data = Buffer.concat([Buffer.from('\r\nOK\r\n'), Buffer.alloc(10), Buffer.from('\r\nERROR\r\n+QIOTEVT: 7,10706\r\n'), Buffer.alloc(900, 0xa5)]);
+    for (const echo of [false, true]) {
+      const { port, urcs } = await setup((cmd, peer) => {
+        if (cmd !== 'AT+QIOTOTARD=0,1024') return;
+        if (echo) void peer.send(`${cmd}\r`);
+        void peer.send(answer('+QIOTEVT: 7,10702'));
+        void peer.send(`\r\n+QIOTOTARD: 0,${data.length}\r\n`);
+        void peer.send(data);
+        void peer.send('\r\n\r\nOK\r\n');
+      });
+      const r = await port.command('AT+QIOTOTARD=0,1024', { prefix: '+QIOTOTARD:', binary: true });
+      expect(r.block).toEqual({ header: `+QIOTOTARD: 0,${data.length}`, data });
+      expect(urcs).toEqual([{ line: '+QIOTEVT: 7,10702' }]);
+      const t = port.transcript().map((e) => `[${e.dir}]${e.text}`);
+      expect(t).toContain(`[RX]+QIOTOTARD: 0,${data.length}`);
+      expect(t.some((l) => l.startsWith(`[RX]<${data.length} bytes sha256=`))).toBe(true);
+    }
+  });
+
+  it('hands the payload of +QIOTEVT: 5,10200,<len> to URC subscribers', async () => {
+    const { port, peer } = await setup(() => {});
+    const got = new Promise<Urc>((resolve) => port.on('urc', resolve));
+    await peer.send(answer('+QIOTEVT: 5,10200,8').replace(/\r\n$/, '\r\nOK\r\n\0\0\r\n'));
+    expect(await got).toEqual({ line: '+QIOTEVT: 5,10200,8', data: Buffer.from('OK\r\n\0\0\r\n') });
+  });
+
+  it('rejects ERROR and +CME ERROR with the command, the result and the station', async () => {
+    const { port } = await setup(module(false));
+    const e1 = await port.command('AT+QIOTUPDATE=2').catch((e: unknown) => e);
+    expect(e1).toBeInstanceOf(AtCommandError);
+    expect(e1).toBeInstanceOf(ProtocolError);
+    expect((e1 as AtCommandError).final).toEqual({ result: 'ERROR' });
+    expect((e1 as Error).message).toMatch(/^bench-2: AT\+QIOTUPDATE=2 answered ERROR/);
+    const e2 = (await port.command('AT+CPIN?', { prefix: '+CPIN:' }).catch((e: unknown) => e)) as AtCommandError;
+    expect(e2.final).toEqual({ result: '+CME ERROR', code: 10, text: '10' });
+    await expect(port.command('AT')).resolves.toMatchObject({ lines: [] });
+  });
+
+  it('fails a binary command answered OK without data', async () => {
+    const { port } = await setup((cmd, peer) => void peer.send(answer('OK')));
+    await expect(port.command('AT+QIOTOTARD=0,1024', { prefix: '+QIOTOTARD:', binary: true })).rejects.toBeInstanceOf(AtResponseError);
+  });
+
+  it('times out with the expected answer and the last lines, then resynchronises so the late answer never reaches the next command', async () => {
+    let late: (() => void) | undefined;
+    const { port, peer } = await setup((cmd, p) => {
+      if (cmd === 'AT+QIOTMCUVER?') late = () => void p.send(`${cmd}\r${answer('+QIOTMCUVER: "STALE","0"', 'OK')}`);
+      else if (cmd === 'AT+CSQ') {
+        late?.(); // the stale answer arrives just before the probe's own
+        void p.send(answer('+CSQ: 24,99', 'OK'));
+      } else if (cmd === 'AT+QIOTMCUVER="STM32"') void p.send(answer('+QIOTMCUVER: "STM32","1_0_0"', 'OK'));
+    });
+    await peer.send(answer('+QIOTEVT: 7,10702'));
+    const err = (await port.command('AT+QIOTMCUVER?', { prefix: '+QIOTMCUVER:', timeoutMs: 100 }).catch((e: unknown) => e)) as AtTimeoutError;
+    expect(err).toBeInstanceOf(AtTimeoutError);
+    expect(err.message).toContain('bench-2: no answer to AT+QIOTMCUVER? within 100 ms');
+    expect(err.message).toContain('expected +QIOTMCUVER: … then OK');
+    expect(err.lastLines).toEqual(['+QIOTEVT: 7,10702']);
+    const unsolicited: string[] = [];
+    port.on('unsolicited', (l) => unsolicited.push(l));
+    const r = await port.command('AT+QIOTMCUVER="STM32"', { prefix: '+QIOTMCUVER:' });
+    expect(r.lines).toEqual(['+QIOTMCUVER: "STM32","1_0_0"']);
+    expect(peer.received).toEqual(['AT+QIOTMCUVER?', 'AT+CSQ', 'AT+QIOTMCUVER="STM32"']);
+    expect(unsolicited).toContain('+QIOTMCUVER: "STALE","0"');
+  });
+
+  it('fails queued commands with a clear error when the module stops answering, and recovers later', async () => {
+    let alive = false;
+    const { port } = await setup((cmd, p) => {
+      if (alive) void p.send(cmd === 'AT+CSQ' ? answer('+CSQ: 9,99', 'OK') : answer('OK'));
+    }, { resyncTimeoutMs: 100 });
+    const first = port.command('AT', { timeoutMs: 100 }).catch((e: unknown) => e);
+    const second = port.command('AT+QIOTREG=1').catch((e: unknown) => e);
+    expect(await first).toBeInstanceOf(AtTimeoutError);
+    const e2 = (await second) as AtTimeoutError;
+    expect(e2).toBeInstanceOf(AtTimeoutError);
+    expect(e2.message).toContain('resynchronisation probe AT+CSQ');
+    alive = true;
+    await expect(port.command('AT')).resolves.toMatchObject({ lines: [] });
+  });
+
+  it('aborts a queued command and an in-flight one through their AbortSignals', async () => {
+    const { port, peer } = await setup((cmd, p) => {
+      if (cmd === 'AT+CSQ') void p.send(answer('+CSQ: 1,1', 'OK'));
+      if (cmd === 'AT') void p.send(answer('OK'));
+    });
+    const inflight = new AbortController();
+    const queued = new AbortController();
+    const a = port.command('AT+QIOTREG?', { signal: inflight.signal, timeoutMs: 10_000 }).catch((e: unknown) => e);
+    const b = port.command('AT+QIOTSTATE?', { signal: queued.signal }).catch((e: unknown) => e);
+    await peer.receivedCount(1);
+    queued.abort(new Error('test over'));
+    inflight.abort(new Error('Ctrl-C'));
+    expect(await a).toBeInstanceOf(AbortedError);
+    expect(((await b) as Error).message).toContain('AT+QIOTSTATE? on');
+    await expect(port.command('AT')).resolves.toBeTruthy();
+    expect(peer.received).toEqual(['AT+QIOTREG?', 'AT+CSQ', 'AT']);
+    const pre = AbortSignal.abort(new Error('already'));
+    await expect(port.command('AT', { signal: pre })).rejects.toBeInstanceOf(AbortedError);
+  });
+
+  it('reports an overlong line as a framing issue and keeps working', async () => {
+    const { port } = await setup(module(false), { maxLineLength: 64 });
+    const issues: FramingIssue[] = [];
+    port.on('framing', (i) => issues.push(i));
+    await port.command('AT');
+    const peerSide = (port as unknown as { serial: SerialPortMock }).serial;
+    peerSide.port!.emitData(`\r\n${'Z'.repeat(1000)}\r\n`);
+    await expect(port.command('AT+CSQ', { prefix: '+CSQ:' })).resolves.toMatchObject({ lines: ['+CSQ: 24,99'] });
+    expect(issues).toEqual([{ kind: 'overflow', head: 'Z'.repeat(40), limit: 64 }]);
+  });
+
+  it('survives power-on noise and reports the reboot', async () => {
+    const { port, peer, urcs } = await setup(module(true));
+    let reboots = 0;
+    const unsolicited: string[] = [];
+    port.on('reboot', () => reboots++);
+    port.on('unsolicited', (l) => unsolicited.push(l));
+    await peer.send(Buffer.from([0x00, 0xff, 0xfe, 0x80, 0x0d, 0x0a, 0xc3, 0x28, 0x0d, 0x0a]));
+    await peer.send(answer('RDY', '+CFUN: 1', '+CPIN: READY', '+QUSIM: 1', '+QIND: SMS DONE'));
+    await expect(port.command('AT')).resolves.toBeTruthy();
+    expect(reboots).toBe(1);
+    expect(urcs.map((u) => u.line)).toEqual(['RDY', '+CFUN: 1', '+CPIN: READY', '+QUSIM: 1', '+QIND: SMS DONE']);
+    expect(unsolicited).toHaveLength(2);
+  });
+
+  it('fails the command in flight at once when the module reboots', async () => {
+    const { port, urcs } = await setup((cmd, p) => {
+      if (cmd === 'AT+QIOTREG=1') void p.send(`${cmd}\r${answer('RDY')}`);
+      if (cmd === 'AT') void p.send(answer('OK'));
+    }, { commandTimeoutMs: 60_000 });
+    const e = (await port.command('AT+QIOTREG=1').catch((err: unknown) => err)) as AtResponseError;
+    expect(e).toBeInstanceOf(AtResponseError);
+    expect(e.message).toContain('RDY: the module rebooted before answering');
+    expect(urcs).toEqual([{ line: 'RDY' }]);
+    await expect(port.command('AT')).resolves.toBeTruthy();
+  });
+
+  it('rejects everything pending when the port is closed, and can be reopened', async () => {
+    const { port, peer } = await setup(module(false));
+    const a = port.command('AT+QIOTSTATE?').catch((e: unknown) => e);
+    const b = port.command('AT').catch((e: unknown) => e);
+    await peer.receivedCount(1);
+    await port.close();
+    for (const e of [await a, await b]) {
+      expect(e).toBeInstanceOf(AtPortError);
+      expect(e).toBeInstanceOf(InfrastructureError);
+      expect((e as Error).message).toMatch(/^bench-2: port \/dev\/mock-module-\d+-\d+ closed/);
+    }
+    await expect(port.command('AT')).rejects.toBeInstanceOf(AtPortError);
+    await port.open();
+    await expect(port.command('AT')).resolves.toBeTruthy();
+  });
+
+  it('masks the ProductSecret in the transcript and in emitted entries, echo included', async () => {
+    const { port } = await setup(module(true, (cmd, p) => void p.send(answer('OK'))));
+    const emitted: string[] = [];
+    port.on('transcript', (e) => emitted.push(e.text));
+    await port.command('AT+QIOTCFG="productinfo","p1234","VerySecret42"');
+    expect(emitted).toEqual(['AT+QIOTCFG="productinfo","p1234","********"', 'AT+QIOTCFG="productinfo","p1234","********"', 'OK']);
+    expect(JSON.stringify(port.transcript())).not.toContain('VerySecret42');
+  });
+});

@@ -1,0 +1,612 @@
+// AtPort: one module's AT interface on a serialport stream. It sends one command at a time, gives each
+// the lines that belong to it (information lines by prefix, counted binary, the final result), hands URCs
+// to subscribers whenever they arrive, and keeps a transcript. After a timeout or an abort it
+// resynchronises before the next command, so a late answer can never be taken for the next command's.
+import { AbortedError } from '../errors.ts';
+import { Emitter } from './emitter.ts';
+import { AtCommandError, AtPortError, AtResponseError, AtTimeoutError } from './errors.ts';
+import { AtFramer, quecthingBinaryLength } from './framer.ts';
+import type { Frame } from './framer.ts';
+import { DEFAULT_URC_PREFIXES, REBOOT_URC, matchesPrefix, parseFinalResult } from './lines.ts';
+import { Transcript } from './transcript.ts';
+import type { TranscriptEntry } from './transcript.ts';
+
+/**
+ * The part of a serialport 13 stream (`SerialPort`, `SerialPortMock`) that AtPort uses. A `close` event
+ * carrying an error with `disconnected: true` means the device vanished (serialport's DisconnectedError).
+ */
+export interface SerialStream {
+  readonly path: string;
+  readonly isOpen: boolean;
+  open(callback?: (err: Error | null) => void): void;
+  close(callback?: (err?: Error | null) => void): void;
+  write(data: Buffer, callback?: (err: Error | null | undefined) => void): boolean;
+  on(event: 'data', fn: (chunk: Buffer) => void): unknown;
+  on(event: 'close', fn: (err?: Error & { disconnected?: boolean }) => void): unknown;
+  on(event: 'error', fn: (err: Error) => void): unknown;
+  on(event: 'open', fn: () => void): unknown;
+  once(event: 'open', fn: () => void): unknown;
+  once(event: 'error', fn: (err: Error) => void): unknown;
+  off(event: 'open', fn: () => void): unknown;
+  off(event: 'error', fn: (err: Error) => void): unknown;
+}
+
+/** A probe sent to resynchronise: its answer contains `marker`, which no stale answer can imitate. */
+export interface ResyncProbe {
+  command: string;
+  marker: string;
+}
+
+export interface AtPortOptions {
+  /** Station name, for every error and log line ("bench-2", "virtual"). */
+  station: string;
+  /** Device path: AtPort opens it with serialport (exclusive lock). Give either this or `serial`. */
+  path?: string;
+  baudRate?: number;
+  /** An already constructed serialport stream, e.g. a SerialPortMock in tests. */
+  serial?: SerialStream;
+  /** Per-command timeout unless the command gives its own; default 2000 ms (the protocol says 300 ms). */
+  commandTimeoutMs?: number;
+  /** Timeout of each resynchronisation probe; default `commandTimeoutMs`. */
+  resyncTimeoutMs?: number;
+  maxLineLength?: number;
+  maxBinaryLength?: number;
+  /** Lines the module sends on its own; default DEFAULT_URC_PREFIXES. */
+  urcPrefixes?: readonly string[];
+  /** Which header lines announce counted binary data; default `+QIOTOTARD:` and `+QIOTEVT: 5,…,<len>`. */
+  binaryLength?: (line: string) => number | undefined;
+  /** Probes for resynchronisation, the first whose command differs from the one that timed out is used. */
+  resyncProbes?: readonly ResyncProbe[];
+  /** Transcript entries kept in memory; every entry is also emitted as a `transcript` event. */
+  transcriptLimit?: number;
+}
+
+export interface CommandOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Information lines to collect: by prefix (e.g. `+QIOTMCUVER:`), or `'all'` for prefix-less answers (ATI, AT+GSN). */
+  prefix?: string | readonly string[] | 'all';
+  /** The answer carries a counted binary block whose header matches `prefix`. */
+  binary?: boolean;
+  /** What a correct answer looks like, in the protocol's words, for error messages. */
+  expected?: string;
+}
+
+export interface AtResponse {
+  command: string;
+  /** Information lines, in order. */
+  lines: string[];
+  /** The counted binary block, when the command expects one. */
+  block?: { header: string; data: Buffer };
+}
+
+export interface Urc {
+  line: string;
+  /** Raw bytes that followed the line (`+QIOTEVT: 5,10200,<len>`). */
+  data?: Buffer;
+}
+
+export type FramingIssue =
+  | { kind: 'overflow'; head: string; limit: number }
+  | { kind: 'oversize-block'; header: string; length: number; limit: number };
+
+export type AtPortEvents = {
+  urc: [Urc];
+  /** The module printed its boot banner `RDY`: volatile state (echo, QIOTREG=1) is gone. */
+  reboot: [];
+  transcript: [TranscriptEntry];
+  framing: [FramingIssue];
+  /** A line that is neither a URC nor part of the answer in progress (noise, a stale answer). */
+  unsolicited: [string];
+  disconnected: [AtPortError];
+};
+
+interface Pending {
+  command: string;
+  opts: CommandOptions;
+  timeoutMs: number;
+  resolve: (r: AtResponse) => void;
+  reject: (e: Error) => void;
+  sent: boolean;
+  echoSeen: boolean;
+  lines: string[];
+  block: { header: string; data: Buffer } | undefined;
+  failure: Error | undefined;
+  timer: NodeJS.Timeout | undefined;
+  onAbort: (() => void) | undefined;
+  /** Set for the internal resynchronisation probe. */
+  probe: { marker: string; seen: boolean; after: string } | undefined;
+}
+
+export const DEFAULT_RESYNC_PROBES: readonly ResyncProbe[] = [
+  { command: 'AT+CSQ', marker: '+CSQ:' },
+  { command: 'AT+QIOTSTATE?', marker: '+QIOTSTATE:' },
+];
+
+export class AtPort extends Emitter<AtPortEvents> {
+  readonly station: string;
+  readonly path: string;
+  private serial: SerialStream | undefined;
+  private readonly baudRate: number;
+  private readonly framer: AtFramer;
+  private readonly transcriptLog: Transcript;
+  private readonly urcPrefixes: readonly string[];
+  private readonly probes: readonly ResyncProbe[];
+  private readonly commandTimeoutMs: number;
+  private readonly resyncTimeoutMs: number;
+  private queue: Pending[] = [];
+  private inflight: Pending | undefined;
+  /** Set after a command was abandoned: its answer may still arrive. */
+  private staleAfter: string | undefined;
+  private closedByUs = false;
+
+  constructor(opts: AtPortOptions) {
+    super();
+    if (!opts.serial && !opts.path) throw new TypeError('AtPort needs a path or a serial stream');
+    this.station = opts.station;
+    this.serial = opts.serial;
+    this.path = opts.serial?.path ?? opts.path!;
+    this.baudRate = opts.baudRate ?? 115200;
+    this.commandTimeoutMs = opts.commandTimeoutMs ?? 2000;
+    this.resyncTimeoutMs = opts.resyncTimeoutMs ?? this.commandTimeoutMs;
+    this.urcPrefixes = opts.urcPrefixes ?? DEFAULT_URC_PREFIXES;
+    this.probes = opts.resyncProbes ?? DEFAULT_RESYNC_PROBES;
+    this.transcriptLog = new Transcript((e) => this.emit('transcript', e), opts.transcriptLimit);
+    this.framer = new AtFramer((f) => this.onFrame(f), {
+      maxLineLength: opts.maxLineLength,
+      maxBinaryLength: opts.maxBinaryLength,
+      binaryLength: opts.binaryLength ?? quecthingBinaryLength,
+    });
+    if (this.serial) this.attach(this.serial);
+  }
+
+  /** Opens (or reopens, after a disconnect or close) the port. Resolves once bytes can flow. */
+  async open(): Promise<void> {
+    if (!this.serial) {
+      const { SerialPort } = await import('serialport');
+      this.serial = new SerialPort({ path: this.path, baudRate: this.baudRate, lock: true, autoOpen: false });
+      this.attach(this.serial);
+    }
+    const serial = this.serial;
+    if (serial.isOpen) return;
+    this.closedByUs = false;
+    this.framer.reset();
+    const opening = (serial as { opening?: boolean }).opening === true;
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err: Error) =>
+        reject(
+          new AtPortError(`could not open ${this.path}${/lock/i.test(err.message) ? ' (held by another process)' : ''}: ${err.message}`, {
+            station: this.station,
+            port: this.path,
+            cause: err,
+          }),
+        );
+      if (opening) {
+        const onOpen = () => {
+          serial.off('error', onError);
+          resolve();
+        };
+        const onError = (err: Error) => {
+          serial.off('open', onOpen);
+          fail(err);
+        };
+        serial.once('open', onOpen);
+        serial.once('error', onError);
+      } else {
+        serial.open((err) => (err ? fail(err) : resolve()));
+      }
+    });
+    this.transcriptLog.note(`port ${this.path} open`);
+  }
+
+  get isOpen(): boolean {
+    return this.serial?.isOpen === true;
+  }
+
+  /** Closes the port; pending commands are rejected. Safe to call twice. */
+  async close(): Promise<void> {
+    const serial = this.serial;
+    if (!serial?.isOpen) {
+      this.failAll((cmd) => this.portError(`port ${this.path} closed`, cmd));
+      return;
+    }
+    this.closedByUs = true;
+    await new Promise<void>((resolve) => serial.close(() => resolve()));
+  }
+
+  /**
+   * Sends `command` (without terminator) and resolves with its answer once the final result arrives.
+   * Rejects with AtCommandError (ERROR/+CME/+CMS), AtTimeoutError, AtResponseError, AtPortError or
+   * AbortedError.
+   */
+  command(command: string, opts: CommandOptions = {}): Promise<AtResponse> {
+    return new Promise<AtResponse>((resolve, reject) => {
+      const p: Pending = {
+        command,
+        opts,
+        timeoutMs: opts.timeoutMs ?? this.commandTimeoutMs,
+        resolve,
+        reject,
+        sent: false,
+        echoSeen: false,
+        lines: [],
+        block: undefined,
+        failure: undefined,
+        timer: undefined,
+        onAbort: undefined,
+        probe: undefined,
+      };
+      if (opts.signal?.aborted) {
+        reject(this.abortedError(p, opts.signal));
+        return;
+      }
+      if (!this.isOpen) {
+        reject(this.portError(`port ${this.path} is not open`, command));
+        return;
+      }
+      if (opts.signal) {
+        const signal = opts.signal;
+        p.onAbort = () => this.abort(p, signal);
+        signal.addEventListener('abort', p.onAbort, { once: true });
+      }
+      this.queue.push(p);
+      this.pump();
+    });
+  }
+
+  /** Transcript entries held in memory, oldest first. */
+  transcript(): readonly TranscriptEntry[] {
+    return this.transcriptLog.all();
+  }
+
+  /** Adds a note to the transcript (a flow's step, a fault injected), so the log reads as one story. */
+  note(text: string): void {
+    this.transcriptLog.note(text);
+  }
+
+  private attach(serial: SerialStream): void {
+    serial.on('data', (chunk) => this.framer.push(chunk));
+    serial.on('error', (err) => this.transcriptLog.note(`port error: ${err.message}`));
+    serial.on('close', (err) => this.onClose(err));
+  }
+
+  private onClose(err?: Error & { disconnected?: boolean }): void {
+    const vanished = err?.disconnected === true;
+    const wasMidCommand = this.inflight?.sent === true;
+    this.transcriptLog.note(vanished ? `port ${this.path} vanished: ${err.message}` : `port ${this.path} closed`);
+    // A command sent before the port vanished may still be answered after it is reopened.
+    if (vanished && wasMidCommand && this.inflight) this.staleAfter = this.inflight.command;
+    const midBlock = this.framer.inBlock;
+    this.framer.reset();
+    const error = (cmd?: string) =>
+      vanished
+        ? this.portError(
+            `port ${this.path} vanished (disconnected)${cmd ? ` while waiting for the answer to ${cmd}` : ''}${midBlock ? ', in the middle of binary data' : ''}`,
+            cmd,
+            err,
+          )
+        : this.portError(`port ${this.path} closed${cmd ? ` before ${cmd} was answered` : ''}`, cmd);
+    this.failAll(error);
+    if (vanished && !this.closedByUs) this.emit('disconnected', error());
+  }
+
+  private failAll(error: (cmd?: string) => Error): void {
+    const all = this.inflight ? [this.inflight, ...this.queue] : [...this.queue];
+    this.inflight = undefined;
+    this.queue = [];
+    for (const p of all) this.settle(p, error(p.command));
+  }
+
+  private portError(summary: string, command?: string, cause?: unknown): AtPortError {
+    return new AtPortError(summary, {
+      station: this.station,
+      port: this.path,
+      command,
+      lastLines: this.transcriptLog.lastReceived(),
+      cause,
+    });
+  }
+
+  private abortedError(p: Pending, signal: AbortSignal): AbortedError {
+    const reason = signal.reason instanceof Error ? signal.reason.message : String(signal.reason ?? 'aborted');
+    return new AbortedError(`${p.command} on ${this.path} aborted: ${reason}`, {
+      station: this.station,
+      lastLines: this.transcriptLog.lastReceived(),
+      cause: signal.reason,
+    });
+  }
+
+  private abort(p: Pending, signal: AbortSignal): void {
+    if (p === this.inflight) {
+      this.inflight = undefined;
+      this.staleAfter = p.command;
+      this.transcriptLog.note(`${p.command} aborted; resynchronising`);
+      this.settle(p, this.abortedError(p, signal));
+      this.pump();
+      return;
+    }
+    const i = this.queue.indexOf(p);
+    if (i >= 0) {
+      this.queue.splice(i, 1);
+      this.settle(p, this.abortedError(p, signal));
+    }
+  }
+
+  private settle(p: Pending, result: Error | AtResponse): void {
+    if (p.timer) clearTimeout(p.timer);
+    if (p.onAbort) p.opts.signal?.removeEventListener('abort', p.onAbort);
+    if (result instanceof Error) p.reject(result);
+    else p.resolve(result);
+  }
+
+  private pump(): void {
+    if (this.inflight || !this.isOpen) return;
+    if (this.staleAfter !== undefined) {
+      // Eager, so a late answer is consumed now and the transcript shows where it went.
+      this.send(this.makeProbe(this.staleAfter));
+      return;
+    }
+    const next = this.queue.shift();
+    if (next) this.send(next);
+  }
+
+  private makeProbe(after: string): Pending {
+    const probe = this.probes.find((p) => p.command !== after) ?? this.probes[0]!;
+    return {
+      command: probe.command,
+      opts: { expected: `${probe.marker} … then OK` },
+      timeoutMs: this.resyncTimeoutMs,
+      resolve: () => {},
+      reject: () => {},
+      sent: false,
+      echoSeen: false,
+      lines: [],
+      block: undefined,
+      failure: undefined,
+      timer: undefined,
+      onAbort: undefined,
+      probe: { marker: probe.marker, seen: false, after },
+    };
+  }
+
+  private send(p: Pending): void {
+    const serial = this.serial!;
+    this.inflight = p;
+    p.sent = true;
+    this.transcriptLog.tx(p.command);
+    p.timer = setTimeout(() => this.onTimeout(p), p.timeoutMs);
+    serial.write(Buffer.from(`${p.command}\r`, 'latin1'), (err) => {
+      if (!err || this.inflight !== p) return;
+      this.inflight = undefined;
+      this.settle(p, this.portError(`could not write ${p.command} to ${this.path}: ${err.message}`, p.command, err));
+      this.pump();
+    });
+  }
+
+  private expectedOf(p: Pending): string {
+    if (p.opts.expected) return p.opts.expected;
+    const prefix = p.opts.prefix;
+    if (prefix === undefined) return 'OK';
+    if (prefix === 'all') return 'information lines then OK';
+    const names = typeof prefix === 'string' ? prefix : prefix.join(' or ');
+    return p.opts.binary ? `${names} <n> then <n> bytes then OK` : `${names} … then OK`;
+  }
+
+  private onTimeout(p: Pending): void {
+    if (this.inflight !== p) return;
+    this.inflight = undefined;
+    // Bytes of an unfinished block may never come; lines parsed from whatever does come are discarded by
+    // the resynchronisation below, which waits for the probe's own marker.
+    if (this.framer.inBlock) this.framer.reset();
+    const seen = [p.echoSeen ? 'the echo' : '', p.lines.length ? `${p.lines.length} information line(s)` : '', p.block ? 'the binary block' : '']
+      .filter(Boolean)
+      .join(', ');
+    if (p.probe) {
+      this.transcriptLog.note(`resynchronisation after ${p.probe.after} failed: no answer to ${p.command}`);
+      const error = new AtTimeoutError({
+        station: this.station,
+        port: this.path,
+        command: p.probe.after,
+        expected: `an answer to the resynchronisation probe ${p.command} (${p.probe.marker} … then OK)`,
+        waitedMs: p.timeoutMs,
+        seen: 'the module stopped answering',
+        lastLines: this.transcriptLog.lastReceived(),
+      });
+      // The module answers nothing: every queued command would time out the same way.
+      for (const q of this.queue.splice(0)) this.settle(q, error);
+      return;
+    }
+    this.staleAfter = p.command;
+    this.transcriptLog.note(`no answer to ${p.command} within ${p.timeoutMs} ms; resynchronising`);
+    this.settle(
+      p,
+      new AtTimeoutError({
+        station: this.station,
+        port: this.path,
+        command: p.command,
+        expected: this.expectedOf(p),
+        waitedMs: p.timeoutMs,
+        seen: seen || 'nothing',
+        lastLines: this.transcriptLog.lastReceived(),
+      }),
+    );
+    this.pump();
+  }
+
+  private onFrame(f: Frame): void {
+    switch (f.kind) {
+      case 'line':
+        this.transcriptLog.rx(f.text);
+        this.onLine(f.text);
+        return;
+      case 'block':
+        this.transcriptLog.rx(f.header);
+        this.transcriptLog.rxBinary(f.data);
+        this.onBlock(f.header, f.data);
+        return;
+      case 'overflow':
+        this.transcriptLog.note(`line longer than ${f.limit} bytes dropped: "${f.head}…"`);
+        this.emit('framing', f);
+        return;
+      case 'oversize-block':
+        this.transcriptLog.note(`${f.header} announces ${f.length} bytes, more than the ${f.limit} allowed; not read as binary`);
+        this.emit('framing', f);
+        if (this.inflight?.opts.binary) {
+          const p = this.inflight;
+          p.failure = new AtResponseError({
+            station: this.station,
+            port: this.path,
+            command: p.command,
+            expected: `${this.expectedOf(p)}, with <n> ≤ ${f.limit}`,
+            seen: f.header,
+            lastLines: this.transcriptLog.lastReceived(),
+          });
+        }
+        return;
+    }
+  }
+
+  private onLine(line: string): void {
+    if (line === REBOOT_URC) {
+      this.onReboot();
+      return;
+    }
+    const p = this.inflight;
+    if (!p) {
+      this.routeUnowned(line);
+      return;
+    }
+    if (!p.echoSeen && line === p.command) {
+      p.echoSeen = true;
+      return;
+    }
+    if (p.probe) {
+      this.onProbeLine(p, p.probe, line);
+      return;
+    }
+    const final = parseFinalResult(line);
+    if (final) {
+      this.inflight = undefined;
+      if (final.result !== 'OK') {
+        this.settle(
+          p,
+          new AtCommandError({
+            station: this.station,
+            port: this.path,
+            command: p.command,
+            expected: this.expectedOf(p),
+            final,
+            finalLine: line,
+            lastLines: this.transcriptLog.lastReceived(),
+          }),
+        );
+      } else if (p.failure) {
+        this.settle(p, p.failure);
+      } else if (p.opts.binary && !p.block) {
+        this.settle(
+          p,
+          new AtResponseError({
+            station: this.station,
+            port: this.path,
+            command: p.command,
+            expected: this.expectedOf(p),
+            seen: p.lines.length ? `OK after ${JSON.stringify(p.lines)} without binary data` : 'OK without binary data',
+            lastLines: this.transcriptLog.lastReceived(),
+          }),
+        );
+      } else {
+        this.settle(p, { command: p.command, lines: p.lines, ...(p.block ? { block: p.block } : {}) });
+      }
+      this.pump();
+      return;
+    }
+    const prefix = p.opts.prefix;
+    if (prefix === 'all') {
+      if (matchesPrefix(line, this.urcPrefixes)) this.emit('urc', { line });
+      else p.lines.push(line);
+      return;
+    }
+    if (prefix !== undefined && matchesPrefix(line, typeof prefix === 'string' ? [prefix] : prefix)) {
+      p.lines.push(line);
+      return;
+    }
+    this.routeUnowned(line);
+  }
+
+  private onProbeLine(p: Pending, probe: NonNullable<Pending['probe']>, line: string): void {
+    if (line.startsWith(probe.marker)) {
+      probe.seen = true;
+      return;
+    }
+    if (probe.seen && parseFinalResult(line)) {
+      this.inflight = undefined;
+      this.staleAfter = undefined;
+      this.settle(p, { command: p.command, lines: [] });
+      this.transcriptLog.note(`resynchronised after ${probe.after}`);
+      this.pump();
+      return;
+    }
+    if (matchesPrefix(line, this.urcPrefixes)) {
+      this.emit('urc', { line });
+      return;
+    }
+    // A late answer to the abandoned command: it belongs to nobody.
+    this.emit('unsolicited', line);
+  }
+
+  private onBlock(header: string, data: Buffer): void {
+    const p = this.inflight;
+    if (p && !p.probe && p.opts.binary) {
+      const prefix = p.opts.prefix;
+      const prefixes = prefix === undefined || prefix === 'all' ? undefined : typeof prefix === 'string' ? [prefix] : prefix;
+      if (!prefixes || matchesPrefix(header, prefixes)) {
+        p.block = { header, data };
+        return;
+      }
+    }
+    if (matchesPrefix(header, this.urcPrefixes)) {
+      this.emit('urc', { line: header, data });
+      return;
+    }
+    this.emit('unsolicited', header);
+  }
+
+  private routeUnowned(line: string): void {
+    if (matchesPrefix(line, this.urcPrefixes)) this.emit('urc', { line });
+    else this.emit('unsolicited', line);
+  }
+
+  private onReboot(): void {
+    // Whatever was asked before the reboot will never be answered, and no late answer can follow.
+    const p = this.inflight;
+    this.staleAfter = undefined;
+    if (p) {
+      this.inflight = undefined;
+      if (!p.probe) {
+        this.settle(
+          p,
+          new AtResponseError({
+            station: this.station,
+            port: this.path,
+            command: p.command,
+            expected: this.expectedOf(p),
+            seen: 'RDY: the module rebooted before answering',
+            lastLines: this.transcriptLog.lastReceived(),
+          }),
+        );
+      } else {
+        this.settle(p, { command: p.command, lines: [] });
+      }
+    }
+    this.emit('urc', { line: REBOOT_URC });
+    this.emit('reboot');
+    this.pump();
+  }
+}
+
+/** Creates an AtPort and opens it. */
+export async function openAtPort(opts: AtPortOptions): Promise<AtPort> {
+  const port = new AtPort(opts);
+  await port.open();
+  return port;
+}

@@ -1,0 +1,75 @@
+// A real pty pair made by socat, for integration tests: the rig opens one end with serialport, a
+// scripted peer the other. Killing socat makes both ends vanish, as an unplugged USB adapter does.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+export interface PtyPair {
+  /** The rig's end. */
+  readonly a: string;
+  /** The peer's end. */
+  readonly b: string;
+  readonly socat: ChildProcess;
+  /** Kills socat (both ends vanish) and waits for it to exit. */
+  kill(): Promise<void>;
+  /** Kills socat if still running and removes the directory. */
+  dispose(): Promise<void>;
+}
+
+/** Starts `socat` and resolves once it reports its transfer loop, i.e. once both links exist. */
+export async function startPtyPair(opts: { dir?: string; timeoutMs?: number } = {}): Promise<PtyPair> {
+  const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'sota-rig-pty-'));
+  const a = path.join(dir, 'a');
+  const b = path.join(dir, 'b');
+  const socat = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const exited = new Promise<void>((resolve) => socat.once('exit', () => resolve()));
+  const kill = async () => {
+    if (socat.exitCode === null && socat.signalCode === null) {
+      socat.kill('SIGKILL');
+      await exited;
+    }
+  };
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  let stderr = '';
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`socat did not create ${a} and ${b} within ${timeoutMs} ms; stderr: ${stderr}`)),
+        timeoutMs,
+      );
+      socat.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new Error(`socat could not start (is it installed? npm run setup): ${err.message}`));
+      });
+      socat.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`socat exited with ${code} before creating the ptys; stderr: ${stderr}`));
+      });
+      socat.stderr!.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (stderr.includes('starting data transfer loop') && existsSync(a) && existsSync(b)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+  } catch (err) {
+    await kill();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    a,
+    b,
+    socat,
+    kill,
+    dispose: async () => {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
