@@ -55,15 +55,18 @@ function show(m: DigestMismatch, which: 'expected' | 'seen'): string {
   return m.field === 'crc' && typeof v === 'number' ? formatCrc(v) : String(v);
 }
 
+function crcHint(m: DigestMismatch): string {
+  return m.matchingCrcAlgorithms && m.matchingCrcAlgorithms.length > 0
+    ? ` — the expected value is the ${m.matchingCrcAlgorithms.join('/')} of these bytes`
+    : '';
+}
+
 /** "md5 expected … seen …; crc (crc-32) expected … seen …" — empty when ok. */
 export function describeVerification(v: PackageVerification): string {
   return v.mismatches
     .map((m) => {
       const name = m.field === 'crc' ? `crc (${v.crcAlgorithm})` : m.field;
-      const hint = m.matchingCrcAlgorithms && m.matchingCrcAlgorithms.length > 0
-        ? ` — the expected value is the ${m.matchingCrcAlgorithms.join('/')} of these bytes`
-        : '';
-      return `${name} expected ${show(m, 'expected')} seen ${show(m, 'seen')}${hint}`;
+      return `${name} expected ${show(m, 'expected')} seen ${show(m, 'seen')}${crcHint(m)}`;
     })
     .join('; ');
 }
@@ -74,7 +77,7 @@ export function assertPackage(bytes: Uint8Array, expected: PackageDigest, opts: 
   if (!v.ok) {
     throw new FirmwareError(`${opts.what ?? 'package'} does not match its announced digest (${v.mismatches.map((m) => m.field).join(', ')})`, {
       expected: v.mismatches.map((m) => `${m.field} ${show(m, 'expected')}`).join(', '),
-      seen: describeVerification(v),
+      seen: v.mismatches.map((m) => `${m.field} ${show(m, 'seen')}${crcHint(m)}`).join(', '),
     });
   }
   return v;
