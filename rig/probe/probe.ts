@@ -1,0 +1,403 @@
+// The station's debug probe: what the rig does with an STM32 over SWD/JTAG, on top of one long-lived
+// OpenOCD session. Every operation has a deadline (size-dependent for reads and writes) and honours an
+// AbortSignal; when either fires mid-command OpenOCD is killed, and `restart()` brings up a fresh one.
+
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+import { AbortedError, InfrastructureError } from '../errors.ts';
+import type { ProbeSetup } from './args.ts';
+import { RegionMismatchError, hex32 } from './errors.ts';
+import type { ByteDifference, RegionComparison } from './errors.ts';
+import { ProbeLog } from './log.ts';
+import type { ProbeLogOptions } from './log.ts';
+import { OpenOcdSession } from './openocd.ts';
+import { parseTclList, tclWord } from './tcl.ts';
+
+export interface ProbeTimeouts {
+  /** Spawn to ready, `init` included. */
+  startMs: number;
+  /** One short command (examine step, reset, halt, a few words of memory), and the fixed part of long ones. */
+  commandMs: number;
+  /** Grace for OpenOCD's own shutdown on close. */
+  shutdownMs: number;
+  /** Slowest acceptable read-back; read and verify deadlines grow with size at this rate. */
+  readBytesPerSecond: number;
+  /** Slowest acceptable flash programming (erase included); program deadlines grow with size at this rate. */
+  programBytesPerSecond: number;
+  /**
+   * Flash erase granules the driver cannot see (F4 erases and pads to whole sectors, up to 128 KiB, before
+   * programming): added to every program and erase deadline.
+   */
+  eraseMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: Readonly<ProbeTimeouts> = {
+  startMs: 15_000,
+  commandMs: 10_000,
+  shutdownMs: 3_000,
+  readBytesPerSecond: 16 * 1024,
+  programBytesPerSecond: 1024,
+  eraseMs: 60_000,
+};
+
+export interface ProbeOptions extends ProbeSetup {
+  station: string;
+  /** OpenOCD binary; default `openocd` on PATH. */
+  openocd?: string;
+  /** Parent of the probe's scratch directory (read-back and image files); default the OS temp dir. */
+  runDir?: string;
+  timeouts?: Partial<ProbeTimeouts>;
+  log?: ProbeLogOptions;
+  /** See OpenOcdOptions.parentDeathSignal. */
+  parentDeathSignal?: boolean;
+}
+
+export interface OpOptions {
+  signal?: AbortSignal;
+  /** The whole operation's deadline; the default depends on the operation and its size. */
+  timeoutMs?: number;
+}
+
+export type TargetState = 'running' | 'halted' | 'reset' | 'debug-running' | 'unknown';
+export type ResetMode = 'halt' | 'run' | 'init';
+
+export interface TargetInfo {
+  /** The CPU TAP's JTAG IDCODE or the SWD DPIDR, as OpenOCD logged it at init; undefined if it did not. */
+  idcode: number | undefined;
+  /** SCB CPUID (0xE000ED00). */
+  cpuid: number;
+  /** "Cortex-M4 r0p1", decoded from CPUID. */
+  core: string;
+  /** DBGMCU_IDCODE (0xE0042000): DEV_ID in bits 11:0, REV_ID in 31:16. */
+  deviceId: number;
+  /** The factory flash-size register, KiB. */
+  flashSizeKiB: number;
+  /** OpenOCD's view of the main flash bank after its probe. */
+  flash: { driver: string; base: number; size: number };
+  state: TargetState;
+}
+
+export interface ProgramResult {
+  address: number;
+  bytes: number;
+  /** False when pre-verify found the image already in place and nothing was written. */
+  written: boolean;
+  /** Wall time of the write (halt, erase, program), excluding pre-verify and verify; 0 when skipped. */
+  writeMs: number;
+  totalMs: number;
+}
+
+const CORE_NAMES: Record<number, string> = {
+  0xc20: 'Cortex-M0',
+  0xc60: 'Cortex-M0+',
+  0xc21: 'Cortex-M1',
+  0xc23: 'Cortex-M3',
+  0xc24: 'Cortex-M4',
+  0xc27: 'Cortex-M7',
+  0xd20: 'Cortex-M23',
+  0xd21: 'Cortex-M33',
+};
+
+export function coreName(cpuid: number): string {
+  const part = (cpuid >>> 4) & 0xfff;
+  const name = CORE_NAMES[part] ?? `unknown core (PARTNO ${hex32(part)})`;
+  return `${name} r${(cpuid >>> 20) & 0xf}p${cpuid & 0xf}`;
+}
+
+interface LoggedIds {
+  idcode: number | undefined;
+}
+
+const IDCODE_LINE = /(?:tap\/device found: |SWD DPIDR )0x([0-9a-fA-F]{1,8})/;
+const MAX_LISTED_DIFFS = 16;
+/** read_memory takes at most 65536 elements per call; smaller replies keep the Tcl frames modest. */
+const WORDS_PER_CALL = 16_384;
+
+function checkRange(station: string, what: string, address: number, length: number): void {
+  if (!Number.isSafeInteger(address) || address < 0 || address > 0xffff_ffff) throw new RangeError(`${station}: ${what} address out of range: ${address}`);
+  if (!Number.isSafeInteger(length) || length < 0 || address + length > 0x1_0000_0000) throw new RangeError(`${station}: ${what} length out of range: ${length} at ${hex32(address)}`);
+}
+
+export function compareRegion(address: number, image: Uint8Array, seen: Uint8Array): RegionComparison {
+  const differences: ByteDifference[] = [];
+  let differing = 0;
+  const n = Math.min(image.length, seen.length);
+  for (let i = 0; i < n; i++) {
+    if (image[i] !== seen[i]) {
+      differing++;
+      if (differences.length < MAX_LISTED_DIFFS) differences.push({ address: address + i, expected: image[i] as number, seen: seen[i] as number });
+    }
+  }
+  return { address, length: image.length, equal: differing === 0 && seen.length === image.length, differingBytes: differing, differences };
+}
+
+export class Probe {
+  readonly station: string;
+  readonly targetName: string;
+  readonly log: ProbeLog;
+  private readonly timeouts: ProbeTimeouts;
+  private session: OpenOcdSession;
+  private seq = 0;
+
+  private constructor(
+    private readonly opts: ProbeOptions,
+    session: OpenOcdSession,
+    log: ProbeLog,
+    private readonly ids: LoggedIds,
+    private readonly scratch: string,
+  ) {
+    this.station = opts.station;
+    this.targetName = opts.targetName;
+    this.timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+    this.session = session;
+    this.log = log;
+  }
+
+  /** Starts OpenOCD for the station and waits until its Tcl server answers. */
+  static async open(opts: ProbeOptions, { signal }: { signal?: AbortSignal } = {}): Promise<Probe> {
+    const log = new ProbeLog(opts.log);
+    // The IDCODE is only ever logged, once, during init: catch it as it passes, restarts included.
+    const ids: LoggedIds = { idcode: undefined };
+    log.onLine((line) => {
+      const m = IDCODE_LINE.exec(line);
+      if (m) ids.idcode = parseInt(m[1] as string, 16) >>> 0;
+    });
+    const scratch = await mkdtemp(path.join(opts.runDir ?? os.tmpdir(), 'openocd-'));
+    try {
+      const session = await Probe.startSession(opts, log, signal);
+      return new Probe(opts, session, log, ids, scratch);
+    } catch (e) {
+      await rm(scratch, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  private static startSession(opts: ProbeOptions, log: ProbeLog, signal: AbortSignal | undefined): Promise<OpenOcdSession> {
+    const t = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+    return OpenOcdSession.start(
+      {
+        station: opts.station,
+        openocd: opts.openocd,
+        args: opts.args,
+        startTimeoutMs: t.startMs,
+        shutdownTimeoutMs: t.shutdownMs,
+        log,
+        cwd: undefined,
+        parentDeathSignal: opts.parentDeathSignal,
+      },
+      signal,
+    );
+  }
+
+  /** OpenOCD's process id (its process group id too). */
+  get pid(): number {
+    return this.session.pid;
+  }
+
+  /** False once OpenOCD died, was killed on a timeout or abort, or the probe was closed. */
+  get alive(): boolean {
+    return this.session.alive;
+  }
+
+  /** Stops this OpenOCD (gracefully if it still answers) and starts a fresh one with the same configuration. */
+  async restart({ signal }: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.session.close();
+    this.log.note('restarting OpenOCD');
+    this.ids.idcode = undefined;
+    this.session = await Probe.startSession(this.opts, this.log, signal);
+  }
+
+  /** Shuts OpenOCD down (killing it if it does not go) and removes the scratch directory. */
+  async close(): Promise<void> {
+    try {
+      await this.session.close();
+    } finally {
+      await rm(this.scratch, { recursive: true, force: true });
+    }
+  }
+
+  /** Runs one Tcl command (catch-wrapped) and returns its result text. */
+  rpc(command: string, opts: OpOptions = {}): Promise<string> {
+    return this.session.call(command, { timeoutMs: opts.timeoutMs ?? this.timeouts.commandMs, signal: opts.signal });
+  }
+
+  /** A deadline shared by the steps of one operation. */
+  private deadline(opts: OpOptions, defaultMs: number, what: string): (command: string) => Promise<string> {
+    const end = performance.now() + (opts.timeoutMs ?? defaultMs);
+    return (command: string) => {
+      const left = Math.floor(end - performance.now());
+      if (opts.signal?.aborted) return Promise.reject(new AbortedError(`${what} aborted`, { station: this.station, cause: opts.signal.reason }));
+      if (left <= 0) {
+        return Promise.reject(
+          new InfrastructureError(`${what} ran out of time before "${command}"`, { station: this.station, expected: `completion within ${opts.timeoutMs ?? defaultMs} ms`, lastLines: this.log.recent(10) }),
+        );
+      }
+      return this.session.call(command, { timeoutMs: left, signal: opts.signal });
+    };
+  }
+
+  private readMs(bytes: number): number {
+    return this.timeouts.commandMs + Math.ceil((bytes / this.timeouts.readBytesPerSecond) * 1000);
+  }
+
+  async state(opts: OpOptions = {}): Promise<TargetState> {
+    const s = (await this.rpc(`${this.targetName} curstate`, opts)).trim();
+    return (['running', 'halted', 'reset', 'debug-running'].includes(s) ? s : 'unknown') as TargetState;
+  }
+
+  /** Identifies the target: IDCODE, CPUID, device id, flash size, and OpenOCD's flash bank. */
+  async examine(opts: OpOptions = {}): Promise<TargetInfo> {
+    const call = this.deadline(opts, this.timeouts.commandMs * 2, 'examine');
+    const word = async (address: number, width: 16 | 32): Promise<number> => {
+      const items = parseTclList(await call(`read_memory ${hex32(address)} ${width} 1`));
+      return Number(items[0]) >>> 0;
+    };
+    const cpuid = await word(0xe000_ed00, 32);
+    const deviceId = await word(0xe004_2000, 32);
+    const flashSizeKiB = await word(this.opts.flashSizeRegister, 16);
+    await call(`flash probe ${this.opts.flashBank}`);
+    const banks = parseTclList(await call('flash list')).map((b) => {
+      const kv = parseTclList(b);
+      const d: Record<string, string> = {};
+      for (let i = 0; i + 1 < kv.length; i += 2) d[kv[i] as string] = kv[i + 1] as string;
+      return d;
+    });
+    const bank = banks[this.opts.flashBank];
+    if (bank === undefined) {
+      throw new InfrastructureError(`OpenOCD has no flash bank ${this.opts.flashBank}`, { station: this.station, expected: `bank ${this.opts.flashBank} in "flash list"`, seen: `${banks.length} bank(s)` });
+    }
+    const state = await this.state({ ...opts, timeoutMs: undefined });
+    return {
+      idcode: this.ids.idcode,
+      cpuid,
+      core: coreName(cpuid),
+      deviceId,
+      flashSizeKiB,
+      flash: { driver: bank.name ?? '', base: Number(bank.base) >>> 0, size: Number(bank.size) },
+      state,
+    };
+  }
+
+  /** `reset halt` (stop at the reset vector), `reset run`, or `reset init` (halt plus the cfg's init handler). */
+  async reset(mode: ResetMode, opts: OpOptions = {}): Promise<TargetState> {
+    const call = this.deadline(opts, this.timeouts.commandMs, `reset ${mode}`);
+    await call(`reset ${mode}`);
+    return (await call(`${this.targetName} curstate`)).trim() as TargetState;
+  }
+
+  async halt(opts: OpOptions = {}): Promise<void> {
+    await this.rpc('halt', opts);
+  }
+
+  async resume(opts: OpOptions = {}): Promise<void> {
+    await this.rpc('resume', opts);
+  }
+
+  /** Reads `count` elements of `width` bits from target memory (no halt needed). */
+  async readMemory(address: number, count: number, opts: OpOptions & { width?: 8 | 16 | 32 } = {}): Promise<number[]> {
+    const width = opts.width ?? 32;
+    checkRange(this.station, 'readMemory', address, (count * width) / 8);
+    const call = this.deadline(opts, this.readMs((count * width) / 8), 'readMemory');
+    const out: number[] = [];
+    for (let done = 0; done < count; ) {
+      const n = Math.min(WORDS_PER_CALL, count - done);
+      const items = parseTclList(await call(`read_memory ${hex32(address + (done * width) / 8)} ${width} ${n}`));
+      if (items.length !== n) {
+        throw new InfrastructureError(`read_memory returned ${items.length} values instead of ${n}`, { station: this.station, expected: `${n} values`, seen: `${items.length}` });
+      }
+      for (const v of items) out.push(Number(v) >>> 0);
+      done += n;
+    }
+    return out;
+  }
+
+  /** Reads words (32-bit, little-endian target) starting at a word address. */
+  async readWords(address: number, count: number, opts: OpOptions = {}): Promise<Uint32Array> {
+    return Uint32Array.from(await this.readMemory(address, count, { ...opts, width: 32 }));
+  }
+
+  private scratchFile(what: string): string {
+    return path.join(this.scratch, `${++this.seq}-${what}.bin`);
+  }
+
+  /** Reads a region of target memory (flash, SRAM…) into a Buffer, through a scratch file that is removed after. */
+  async readRegion(address: number, length: number, opts: OpOptions = {}): Promise<Buffer> {
+    checkRange(this.station, 'readRegion', address, length);
+    if (length === 0) return Buffer.alloc(0);
+    const file = this.scratchFile('read');
+    const call = this.deadline(opts, this.readMs(length), `read-back of ${length} bytes at ${hex32(address)}`);
+    try {
+      await call(`dump_image ${tclWord(file)} ${hex32(address)} ${length}`);
+      const data = await readFile(file);
+      if (data.length !== length) {
+        throw new InfrastructureError(`read-back at ${hex32(address)} came back short`, { station: this.station, expected: `${length} bytes`, seen: `${data.length} bytes`, lastLines: this.log.recent(10) });
+      }
+      return data;
+    } finally {
+      await rm(file, { force: true });
+    }
+  }
+
+  /** Reads the region the image would occupy and says whether, and where, it differs. */
+  async compare(address: number, image: Uint8Array, opts: OpOptions = {}): Promise<RegionComparison> {
+    const seen = await this.readRegion(address, image.length, opts);
+    return compareRegion(address, image, seen);
+  }
+
+  /** Throws RegionMismatchError (a FirmwareError) naming the first differing address when memory ≠ image. */
+  async verify(address: number, image: Uint8Array, opts: OpOptions = {}): Promise<RegionComparison> {
+    const c = await this.compare(address, image, opts);
+    if (!c.equal) throw new RegionMismatchError('verify', c, { station: this.station });
+    return c;
+  }
+
+  /**
+   * Programs `image` into flash at `address`: skipped when the flash already holds it (pre-verify);
+   * otherwise halt, `flash write_image erase`, then verify by reading back. Leaves the core halted.
+   * Note that erasing rounds out to whole sectors/pages: bytes beyond the image in its last sector are erased.
+   */
+  async program(address: number, image: Uint8Array, opts: OpOptions & { preverify?: boolean } = {}): Promise<ProgramResult> {
+    checkRange(this.station, 'program', address, image.length);
+    const t0 = performance.now();
+    const t = this.timeouts;
+    const readMs = Math.ceil((image.length / t.readBytesPerSecond) * 1000);
+    const defaultMs = t.commandMs * 3 + t.eraseMs + 2 * readMs + Math.ceil((image.length / t.programBytesPerSecond) * 1000);
+    const end = performance.now() + (opts.timeoutMs ?? defaultMs);
+    const left = (): number => Math.max(1, Math.floor(end - performance.now()));
+    const step = { signal: opts.signal };
+
+    if (opts.preverify ?? true) {
+      const c = await this.compare(address, image, { ...step, timeoutMs: left() });
+      if (c.equal) {
+        this.log.note(`program ${image.length} bytes at ${hex32(address)}: flash already holds the image, write skipped`);
+        return { address, bytes: image.length, written: false, writeMs: 0, totalMs: performance.now() - t0 };
+      }
+    }
+    const file = this.scratchFile('image');
+    await writeFile(file, image);
+    let writeMs: number;
+    try {
+      const call = this.deadline({ ...step, timeoutMs: left() }, 0, `program ${image.length} bytes at ${hex32(address)}`);
+      const w0 = performance.now();
+      // Flash drivers refuse to erase or write a running core (openocd-sim.md §4.4).
+      await call('halt');
+      await call(`flash write_image erase ${tclWord(file)} ${hex32(address)} bin`);
+      writeMs = performance.now() - w0;
+    } finally {
+      await rm(file, { force: true });
+    }
+    const c = await this.compare(address, image, { ...step, timeoutMs: left() });
+    if (!c.equal) throw new RegionMismatchError('program: read-back after writing', c, { station: this.station });
+    return { address, bytes: image.length, written: true, writeMs, totalMs: performance.now() - t0 };
+  }
+
+  /** Erases whole sectors/pages covering exactly [address, address+length); OpenOCD refuses unaligned ranges. */
+  async erase(address: number, length: number, opts: OpOptions = {}): Promise<void> {
+    checkRange(this.station, 'erase', address, length);
+    const call = this.deadline(opts, this.timeouts.commandMs * 2 + this.timeouts.eraseMs, `erase of ${length} bytes at ${hex32(address)}`);
+    await call('halt');
+    await call(`flash erase_address ${hex32(address)} ${length}`);
+  }
+}
