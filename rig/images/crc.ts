@@ -28,12 +28,12 @@ const REGISTRY: Record<CrcAlgorithm, CrcParams> = {
   'crc-32': {
     name: 'crc-32', poly: 0x04c11db7, init: 0xffffffff, reflected: true, xorOut: 0xffffffff, check: 0xcbf43926,
     aliases: ['ieee', 'crc32', 'crc-32/ieee', 'crc-32/iso-hdlc', 'zlib'],
-    note: "zlib's crc32, the one the SDK's strtoul(...,16) round-trip most likely carries",
+    note: "zlib's crc32, the most likely reading of the cloud's CRC (protocol §3.3, §9 item 6)",
   },
   'crc-32/mpeg-2': {
     name: 'crc-32/mpeg-2', poly: 0x04c11db7, init: 0xffffffff, reflected: false, xorOut: 0, check: 0x0376e6e7,
-    aliases: ['mpeg-2', 'mpeg2', 'stm32'],
-    note: "what the STM32 CRC peripheral computes in its reset configuration, fed byte by byte",
+    aliases: ['mpeg-2', 'mpeg2'],
+    note: 'what the STM32 CRC peripheral computes in its reset configuration when fed byte by byte',
   },
   'crc-32c': {
     name: 'crc-32c', poly: 0x1edc6f41, init: 0xffffffff, reflected: true, xorOut: 0xffffffff, check: 0xe3069283,

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import { FirmwareError } from '../errors.ts';
+import { crc32 } from './crc.ts';
 import {
   describeIdentity, identifyImage, IMAGE_HEADER_OFFSET, IMAGE_HEADER_SIZE, parseImageHeader, writeImageHeader,
 } from './header.ts';
@@ -100,6 +101,15 @@ describe('image header', () => {
       .toContain('1..23 characters');
     expect(thrown(() => writeImageHeader(new Uint8Array(100), { component: 'STM32', version: '1', loadAddress: 0 })).seen)
       .toBe('100 bytes');
+  });
+
+  test('a header whose image length ends inside the header is damaged, even with a good header CRC', () => {
+    const bytes = new Uint8Array(2048);
+    writeImageHeader(bytes, { component: 'STM32', version: '1_0_0', loadAddress: 0x08000000 });
+    const dv = new DataView(bytes.buffer);
+    dv.setUint32(IMAGE_HEADER_OFFSET + 0x30, 16, true);
+    dv.setUint32(IMAGE_HEADER_OFFSET + 0x3c, crc32(bytes.subarray(IMAGE_HEADER_OFFSET, IMAGE_HEADER_OFFSET + 0x3c)), true);
+    expect(identifyImage(bytes)).toEqual({ state: 'bad-header', reason: 'image length 16 ends before the header does (576)' });
   });
 
   test('a header at another offset is found only there', () => {

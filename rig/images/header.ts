@@ -138,12 +138,16 @@ function headerAt(bytes: Uint8Array, offset: number): ImageHeader | HeaderFault 
   if (format !== IMAGE_HEADER_FORMAT || size !== IMAGE_HEADER_SIZE) {
     return { state: 'bad-header', reason: `header format ${format} size ${size}, this rig reads format ${IMAGE_HEADER_FORMAT} size ${IMAGE_HEADER_SIZE}` };
   }
+  const imageLength = dv.getUint32(0x30, true);
+  if (imageLength < offset + IMAGE_HEADER_SIZE) {
+    return { state: 'bad-header', reason: `image length ${imageLength} ends before the header does (${offset + IMAGE_HEADER_SIZE})` };
+  }
   return {
     offset,
     format,
     component: readName(h, 0x08, COMPONENT_FIELD),
     version: readName(h, 0x18, VERSION_FIELD),
-    imageLength: dv.getUint32(0x30, true),
+    imageLength,
     loadAddress: dv.getUint32(0x34, true),
     bodyCrc: dv.getUint32(0x38, true),
     headerCrc,

@@ -86,7 +86,9 @@ export class Package implements PackageInfo {
 
   /**
    * The image this package installs, given the image currently in the slot (needed for deltas only).
-   * `downloaded` overrides the package's own bytes with what was actually read from the module.
+   * Pass a slot read-back through Image.fromBytes first: it trims the erased tail to the image's length,
+   * which the delta's source hash covers. `downloaded` replaces the package's own bytes with what was
+   * actually read from the module.
    */
   apply(current?: Image | Uint8Array, downloaded: Uint8Array = this.bytes): Image {
     const meta = { component: this.component, version: this.version };
