@@ -1,0 +1,165 @@
+// The module as a part of the virtual station: a pty pair, the paced UART in both directions, the module
+// model, its non-volatile store, and its admin routes (power and network faults, signal, state).
+import { SerialPort } from 'serialport';
+import { z } from 'zod';
+import type { AdminServer } from '../admin.ts';
+import { parseBody } from '../admin.ts';
+import type { SimClock } from '../clock.ts';
+import type { Cloud } from '../cloud/cloud.ts';
+import { openPtyPair } from '../pty.ts';
+import type { Rails } from '../rails.ts';
+import { PacedLink } from '../uart.ts';
+import { defaultModuleOptions, Module, type ModuleOptions } from './module.ts';
+import { NvStore } from './nv.ts';
+
+export interface ModulePartOptions {
+  /** Bits per second on the UART; 0 = unpaced. */
+  baud: number;
+  /** Where the ptys live. */
+  runDir: string;
+  /** Non-volatile state directory; undefined keeps it in this process only. */
+  stateDir: string | undefined;
+  module: Partial<ModuleOptions> & { imei: string };
+}
+
+export interface ModulePart {
+  module: Module;
+  info: { module: { port: string; imei: string; baud: number } };
+  close(): Promise<void>;
+}
+
+const faultBody = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('power-off') }).strict(),
+  z.object({ kind: z.literal('power-on') }).strict(),
+  z.object({ kind: z.literal('power-cycle'), offMs: z.number().min(0).max(3_600_000).optional() }).strict(),
+  z.object({ kind: z.literal('network-down') }).strict(),
+  z.object({ kind: z.literal('network-up') }).strict(),
+  z.object({ kind: z.literal('corrupt-next-download'), count: z.number().int().min(1).max(1000).optional() }).strict(),
+  z.object({ kind: z.literal('download-error'), count: z.number().int().min(1).max(1000).optional() }).strict(),
+  z
+    .object({
+      kind: z.literal('drop-uart-bytes'),
+      count: z.number().int().min(1).max(1_000_000),
+      direction: z.enum(['to-rig', 'from-rig']).optional(),
+      skip: z.number().int().min(0).max(100_000_000).optional(),
+    })
+    .strict(),
+]);
+
+const deviceBody = z
+  .object({
+    rssi: z.number().int().min(0).max(99).refine((v) => v <= 31 || v === 99, 'CSQ rssi is 0–31 or 99').optional(),
+    ber: z.number().int().min(0).max(99).refine((v) => v <= 7 || v === 99, 'CSQ ber is 0–7 or 99').optional(),
+  })
+  .strict();
+
+/** Drops `count` bytes after letting `skip` through: lost bytes on the wire, as a fault. */
+class Dropper {
+  private skip = 0;
+  private drop = 0;
+  arm(count: number, skip: number): void {
+    this.drop = count;
+    this.skip = skip;
+  }
+  filter(chunk: Buffer): Buffer {
+    if (this.drop === 0) return chunk;
+    const pass = Math.min(this.skip, chunk.length);
+    this.skip -= pass;
+    const dropped = Math.min(this.drop, chunk.length - pass);
+    this.drop -= dropped;
+    return dropped === 0 ? chunk : Buffer.concat([chunk.subarray(0, pass), chunk.subarray(pass + dropped)]);
+  }
+}
+
+export async function startModule(
+  opts: ModulePartOptions,
+  ctx: { clock: SimClock; rails: Rails; cloud: Cloud; admin: AdminServer; log: (msg: string) => void; fatal: (msg: string) => void },
+): Promise<ModulePart> {
+  const pty = await openPtyPair(opts.runDir, 'module');
+  let closing = false;
+  const port = new SerialPort({ path: pty.simPath, baudRate: opts.baud > 0 ? opts.baud : 115200, lock: false, hupcl: false, autoOpen: false });
+  try {
+    await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
+  } catch (err) {
+    await pty.close();
+    throw new Error(`could not open the module's pty end ${pty.simPath}: ${(err as Error).message}`);
+  }
+  port.on('error', (err) => ctx.log(`module: pty error: ${err.message}`));
+  port.on('close', () => {
+    if (!closing) ctx.fatal(`the module's pty ${pty.simPath} closed unexpectedly (socat gone?)`);
+  });
+
+  const toRig = new Dropper();
+  const fromRig = new Dropper();
+  const out = new PacedLink(opts.baud, (chunk) => {
+    const b = toRig.filter(chunk);
+    if (b.length > 0 && port.isOpen) port.write(b);
+  });
+  const nv = new NvStore(opts.stateDir, {}, ctx.log);
+  const options: ModuleOptions = { ...defaultModuleOptions, ipr: opts.baud > 0 ? opts.baud : 115200, ...opts.module };
+  const m = new Module(options, ctx.clock, ctx.rails, ctx.cloud, nv, (b) => out.push(b), () => out.clear(), ctx.log);
+  const inp = new PacedLink(opts.baud, (chunk) => {
+    const b = fromRig.filter(chunk);
+    if (b.length > 0) m.input(b);
+  });
+  port.on('data', (chunk: Buffer) => inp.push(chunk));
+
+  const { admin, rails } = ctx;
+  let powerCycle: { cancel(): void } | undefined;
+  admin.route('GET', '/module', () => m.snapshot());
+  admin.route('POST', '/device', ({ body }) => {
+    const b = parseBody(deviceBody, body);
+    const snap = m.snapshot().signal as { rssi: number; ber: number };
+    m.setSignal(b.rssi ?? snap.rssi, b.ber ?? snap.ber);
+    return m.snapshot().signal;
+  });
+  admin.route('POST', '/faults', ({ body }) => {
+    const f = parseBody(faultBody, body);
+    ctx.log(`fault: ${JSON.stringify(f)}`);
+    switch (f.kind) {
+      case 'power-off':
+        powerCycle?.cancel();
+        rails.set('moduleVbat', false);
+        break;
+      case 'power-on':
+        powerCycle?.cancel();
+        rails.set('moduleVbat', true);
+        break;
+      case 'power-cycle':
+        powerCycle?.cancel();
+        rails.set('moduleVbat', false);
+        powerCycle = ctx.clock.after(f.offMs ?? 100, () => rails.set('moduleVbat', true));
+        break;
+      case 'network-down':
+        m.setNetworkFault(true);
+        break;
+      case 'network-up':
+        m.setNetworkFault(false);
+        break;
+      case 'corrupt-next-download':
+        ctx.cloud.corruptNextDownload(f.count ?? 1);
+        break;
+      case 'download-error':
+        ctx.cloud.failDownloads(f.count ?? 1);
+        break;
+      case 'drop-uart-bytes':
+        (f.direction === 'from-rig' ? fromRig : toRig).arm(f.count, f.skip ?? 0);
+        break;
+    }
+    return { ok: true, module: m.snapshot() };
+  });
+
+  return {
+    module: m,
+    info: { module: { port: pty.rigPath, imei: options.imei, baud: opts.baud } },
+    close: async () => {
+      closing = true;
+      powerCycle?.cancel();
+      m.close();
+      out.close();
+      inp.close();
+      if (port.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
+      await pty.close();
+    },
+  };
+}

@@ -1,0 +1,116 @@
+// A linked pseudo-terminal pair made by socat: the rig opens one end with serialport exactly as it would a
+// USB/UART adapter, the sim owns the other. socat is a child of the sim and dies with it on every exit path.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import path from 'node:path';
+
+export interface PtyPair {
+  /** The rig's end (a symlink to /dev/pts/N that stays valid while the pair lives). */
+  readonly rigPath: string;
+  /** The sim's end. */
+  readonly simPath: string;
+  /** Kills socat and removes both links; safe to call twice. */
+  close(): Promise<void>;
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+// A crash (uncaught exception, process.exit from anywhere) must not leave socat running with our ptys.
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const child of live) child.kill('SIGKILL');
+  });
+}
+
+function removeLink(p: string): void {
+  try {
+    if (lstatSync(p).isSymbolicLink()) unlinkSync(p);
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * Starts `socat pty,raw,echo=0,link=<rig> pty,raw,echo=0,link=<sim>` and resolves once socat has announced
+ * both ptys and the links exist (bounded by `timeoutMs`).
+ */
+export async function openPtyPair(dir: string, name: string, timeoutMs = 5000): Promise<PtyPair> {
+  mkdirSync(dir, { recursive: true });
+  const rigPath = path.join(dir, `${name}-rig`);
+  const simPath = path.join(dir, `${name}-sim`);
+  // A stale link from a killed run would make socat fail to create its own.
+  removeLink(rigPath);
+  removeLink(simPath);
+  installExitHook();
+  const child = spawn(
+    'socat',
+    ['-d', '-d', `pty,raw,echo=0,link=${rigPath}`, `pty,raw,echo=0,link=${simPath}`],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  live.add(child);
+  let stderr = '';
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const exitPromise = new Promise<void>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exited = { code, signal };
+      live.delete(child);
+      resolve();
+    });
+  });
+
+  const close = async (): Promise<void> => {
+    if (!exited) {
+      child.kill('SIGTERM');
+      const killTimer = setTimeout(() => child.kill('SIGKILL'), 1000);
+      await exitPromise;
+      clearTimeout(killTimer);
+    }
+    removeLink(rigPath);
+    removeLink(simPath);
+  };
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`socat did not announce two ptys within ${timeoutMs} ms (expected 2 "PTY is /dev/pts/N" lines; stderr: ${JSON.stringify(stderr.slice(-400))})`)),
+        timeoutMs,
+      );
+      child.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new Error(`socat could not start (is it installed? scripts/setup.mjs installs it): ${err.message}`));
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`socat exited (code ${code}, signal ${signal}) before the ptys were ready; stderr: ${JSON.stringify(stderr.slice(-400))}`));
+      });
+      child.stderr!.setEncoding('utf8');
+      child.stderr!.on('data', (chunk: string) => {
+        stderr += chunk;
+        if (stderr.length > 8192) stderr = stderr.slice(-4096);
+        // socat creates the links right after announcing each pty; the data loop line comes after both.
+        if ((stderr.match(/PTY is \/dev\//g) ?? []).length >= 2 && /starting data transfer loop/.test(stderr)) {
+          // The links may appear a moment after the log lines; the overall timer bounds this check.
+          const check = (): void => {
+            if (existsSync(rigPath) && existsSync(simPath)) {
+              clearTimeout(timer);
+              resolve();
+            } else if (!exited) setTimeout(check, 5);
+          };
+          check();
+        }
+      });
+    });
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  // Keep draining socat's stderr so it never blocks on a full pipe.
+  child.stderr!.removeAllListeners('data');
+  child.stderr!.resume();
+  child.removeAllListeners('error');
+  child.on('error', () => {});
+  return { rigPath, simPath, close };
+}

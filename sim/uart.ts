@@ -1,0 +1,98 @@
+// A UART direction paced at the baud rate: 10 bits a byte (start, 8 data, stop), as on the real wire.
+// A byte is handed on when its stop bit would have finished. Scheduling is by elapsed time against a byte
+// budget, so timer jitter is caught up on the next tick instead of accumulating as drift, and the rate is
+// never exceeded: a new burst starts no earlier than the moment the line became free.
+
+export class PacedLink {
+  private readonly queue: Buffer[] = [];
+  private queued = 0;
+  private periodStart = 0;
+  private sentInPeriod = 0;
+  private lineFreeAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly bytesPerMs: number;
+
+  /**
+   * @param baud bits per second; 0 = unpaced (bytes are handed on at once).
+   * @param sink receives the bytes in order, in chunks whose size depends on timer granularity.
+   */
+  constructor(
+    readonly baud: number,
+    private readonly sink: (chunk: Buffer) => void,
+  ) {
+    if (!(baud >= 0) || !Number.isFinite(baud)) throw new RangeError(`baud must be >= 0, got ${baud}`);
+    this.bytesPerMs = baud / 10 / 1000;
+  }
+
+  /** Bytes waiting to go out. */
+  get pending(): number {
+    return this.queued;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.closed || chunk.length === 0) return;
+    if (this.baud === 0) {
+      this.sink(chunk);
+      return;
+    }
+    this.queue.push(chunk);
+    this.queued += chunk.length;
+    if (this.timer === undefined) {
+      this.periodStart = Math.max(performance.now(), this.lineFreeAt);
+      this.sentInPeriod = 0;
+      this.schedule();
+    }
+  }
+
+  /** Drops everything not yet on the wire (power loss). */
+  clear(): void {
+    this.queue.length = 0;
+    this.queued = 0;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.lineFreeAt = Math.min(this.lineFreeAt, performance.now());
+  }
+
+  close(): void {
+    this.clear();
+    this.closed = true;
+  }
+
+  private schedule(): void {
+    // Wake when the tail is due, but at least every ~2 ms of line time so the receiver sees a steady stream.
+    const step = Math.max(1, Math.ceil(this.bytesPerMs * 2));
+    const target = this.sentInPeriod + Math.min(this.queued, step);
+    const dueAt = this.periodStart + target / this.bytesPerMs;
+    const delay = Math.max(0, dueAt - performance.now());
+    this.timer = setTimeout(() => this.tick(), delay);
+  }
+
+  private tick(): void {
+    this.timer = undefined;
+    const now = performance.now();
+    const due = Math.floor((now - this.periodStart) * this.bytesPerMs) - this.sentInPeriod;
+    let n = Math.min(due, this.queued);
+    if (n > 0) {
+      const parts: Buffer[] = [];
+      this.sentInPeriod += n;
+      this.queued -= n;
+      while (n > 0) {
+        const head = this.queue[0]!;
+        if (head.length <= n) {
+          parts.push(head);
+          this.queue.shift();
+          n -= head.length;
+        } else {
+          parts.push(head.subarray(0, n));
+          this.queue[0] = head.subarray(n);
+          n = 0;
+        }
+      }
+      this.sink(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+    }
+    if (this.closed) return;
+    if (this.queued > 0) this.schedule();
+    else this.lineFreeAt = this.periodStart + this.sentInPeriod / this.bytesPerMs;
+  }
+}
