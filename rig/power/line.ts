@@ -1,0 +1,91 @@
+// The whole contract a flow may rely on (STYLE.md), plus the two timed actions every fault schedule uses.
+// "on" is a line's running level: supply on, reset released. A reset line is therefore pulsed *off*.
+import { AbortedError, ConfigError } from '../errors.ts';
+
+export interface PowerLine {
+  readonly name: string; // "bench-2/module-vbat", used in logs and errors
+  set(on: boolean): Promise<void>; // resolves once the line is driven, never "eventually"
+  get(): Promise<boolean>;
+  close(): Promise<void>; // returns the line to its safe state, then releases it
+}
+
+/** What the safe-state registry needs from a backend on top of PowerLine. */
+export interface SafeStateLine extends PowerLine {
+  /** The configured safe level, applied on close, crash and signals. */
+  readonly safe: boolean;
+  /**
+   * Drives the safe level synchronously, best effort: it runs in `uncaughtExceptionMonitor` and in signal
+   * handlers, where the process may be gone before any promise settles.
+   */
+  applySafeStateSync(): void;
+}
+
+export interface TimedOptions {
+  signal?: AbortSignal;
+}
+
+function checkDuration(line: PowerLine, what: string, ms: number): void {
+  if (!Number.isFinite(ms) || ms < 0) {
+    throw new ConfigError(`${line.name}: ${what} duration must be a finite number of milliseconds >= 0`, {
+      expected: 'a duration in ms, e.g. 2000',
+      seen: String(ms),
+    });
+  }
+}
+
+/** Waits `ms`, or rejects with the abort reason's message as soon as `signal` fires. */
+function hold(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function reasonText(reason: unknown): string {
+  return reason instanceof Error ? reason.message : String(reason);
+}
+
+/**
+ * Drives `line` off for `offMs`, then on again. The line is switched back on even when `signal` aborts the
+ * wait (then an AbortedError says how long it was off) or when switching off itself failed half-way.
+ */
+export async function cycle(line: PowerLine, offMs: number, options: TimedOptions = {}): Promise<void> {
+  await timedOff(line, offMs, 'power cycle', options);
+}
+
+/** Holds a reset line asserted (off) for `ms`, then releases it, with the same guarantees as `cycle`. */
+export async function pulse(resetLine: PowerLine, ms: number, options: TimedOptions = {}): Promise<void> {
+  await timedOff(resetLine, ms, 'reset pulse', options);
+}
+
+async function timedOff(line: PowerLine, ms: number, what: string, { signal }: TimedOptions): Promise<void> {
+  checkDuration(line, what, ms);
+  if (signal?.aborted) {
+    throw new AbortedError(`${line.name}: ${what} not started, already aborted`, { seen: reasonText(signal.reason) });
+  }
+  const started = performance.now();
+  let aborted: unknown;
+  try {
+    await line.set(false);
+    await hold(ms, signal);
+  } catch (err) {
+    if (!signal?.aborted) throw err;
+    aborted = signal.reason;
+  } finally {
+    await line.set(true);
+  }
+  if (aborted !== undefined) {
+    const offFor = Math.round(performance.now() - started);
+    throw new AbortedError(`${line.name}: ${what} aborted after ${offFor} ms of ${ms} ms; the line is back on`, {
+      seen: reasonText(aborted),
+    });
+  }
+}
