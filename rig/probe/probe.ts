@@ -75,7 +75,7 @@ export interface TargetInfo {
   /** The factory flash-size register, KiB. */
   flashSizeKiB: number;
   /** OpenOCD's view of the main flash bank after its probe. */
-  flash: { driver: string; base: number; size: number };
+  flash: { name: string; driver: string; base: number; size: number };
   state: TargetState;
 }
 
@@ -110,7 +110,8 @@ interface LoggedIds {
   idcode: number | undefined;
 }
 
-const IDCODE_LINE = /(?:tap\/device found: |SWD DPIDR )0x([0-9a-fA-F]{1,8})/;
+/** `JTAG tap: <tap> tap/device found: 0x…` (one line per TAP; the CPU TAP is named like the target) or `SWD DPIDR 0x…`. */
+const IDCODE_LINE = /(?:JTAG tap: (\S+) tap\/device found: |SWD DPIDR )0x([0-9a-fA-F]{1,8})/;
 const MAX_LISTED_DIFFS = 16;
 /** read_memory takes at most 65536 elements per call; smaller replies keep the Tcl frames modest. */
 const WORDS_PER_CALL = 16_384;
@@ -162,7 +163,7 @@ export class Probe {
     const ids: LoggedIds = { idcode: undefined };
     log.onLine((line) => {
       const m = IDCODE_LINE.exec(line);
-      if (m) ids.idcode = parseInt(m[1] as string, 16) >>> 0;
+      if (m && (m[1] === undefined || m[1] === opts.targetName)) ids.idcode = parseInt(m[2] as string, 16) >>> 0;
     });
     const scratch = await mkdtemp(path.join(opts.runDir ?? os.tmpdir(), 'openocd-'));
     try {
@@ -275,7 +276,7 @@ export class Probe {
       core: coreName(cpuid),
       deviceId,
       flashSizeKiB,
-      flash: { driver: bank.name ?? '', base: Number(bank.base) >>> 0, size: Number(bank.size) },
+      flash: { name: bank.name ?? '', driver: bank.driver ?? '', base: Number(bank.base) >>> 0, size: Number(bank.size) },
       state,
     };
   }

@@ -1,0 +1,225 @@
+// The probe driver against the real Debian OpenOCD 0.12 and the virtual STM32 (sim/jtag), for both parts.
+// The driver itself never sees sim/: it gets a remote_bitbang host and port, as a station config would give.
+// Link faults go through a relay (testing/fault-proxy.ts) that cuts or silences the line mid-command.
+
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+
+import { startJtagTarget } from '../../sim/jtag/index.ts';
+import type { JtagTarget, TargetName } from '../../sim/jtag/index.ts';
+import { AbortedError, InfrastructureError, isInfrastructureError } from '../errors.ts';
+import { buildProbeArgs } from './args.ts';
+import { OpenOcdCommandError, RegionMismatchError } from './errors.ts';
+import { Probe } from './probe.ts';
+import { startFaultProxy } from './testing/fault-proxy.ts';
+import type { FaultProxy } from './testing/fault-proxy.ts';
+import { groupMembers, openOcdChildrenOf } from './testing/procs.ts';
+
+const KiB = 1024;
+const FLASH = 0x0800_0000;
+
+/** Deterministic pseudo-random bytes (xorshift32) with a vector table: SP 0x20001000, reset at 0x08000101. */
+function image(size: number, seed: number): Buffer {
+  const b = Buffer.alloc(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b.writeUInt32LE(x >>> 0, i);
+  }
+  b.writeUInt32LE(0x2000_1000, 0);
+  b.writeUInt32LE(0x0800_0101, 4);
+  return b;
+}
+
+interface Profile {
+  target: TargetName;
+  idcode: number;
+  cpuid: number;
+  core: string;
+  /** A small image placed so that OpenOCD's pad-to-end-of-sector writes nothing extra: the last 2 KiB of
+   * F4 sector 1 (16 KiB, whose first 14 KiB the erase wipes), one 2 KiB F1 page. */
+  program: { at: number; size: number; erasedFrom: number };
+}
+
+const profiles: Profile[] = [
+  { target: 'stm32f4x', idcode: 0x4ba0_0477, cpuid: 0x410f_c241, core: 'Cortex-M4 r0p1', program: { at: 0x7800, size: 2 * KiB, erasedFrom: 0x4000 } },
+  { target: 'stm32f1x', idcode: 0x3ba0_0477, cpuid: 0x411f_c231, core: 'Cortex-M3 r1p1', program: { at: 0x6000, size: 2 * KiB, erasedFrom: 0x6000 } },
+];
+
+function rate(bytes: number, ms: number): string {
+  return `${((bytes / KiB) / (ms / 1000)).toFixed(1)} KiB/s`;
+}
+
+describe.each(profiles)('probe on a virtual $target', (p) => {
+  const preload = image(256 * KiB, p.target === 'stm32f4x' ? 11 : 7);
+  let sim: JtagTarget;
+  let probe: Probe;
+  let proxy: FaultProxy;
+  /** A second probe whose link runs through the fault relay. */
+  let linked: Probe;
+
+  beforeAll(async () => {
+    sim = await startJtagTarget({ target: p.target, flashImage: preload });
+    probe = await Probe.open({
+      ...buildProbeArgs({ interface: { kind: 'remote_bitbang', host: sim.info.host, port: sim.info.port }, target: p.target, workAreaSize: 0 }),
+      station: `virtual-${p.target}`,
+    });
+  });
+
+  afterAll(async () => {
+    await probe?.close();
+    await linked?.close();
+    await proxy?.close();
+    await sim?.close();
+    expect(openOcdChildrenOf()).toEqual([]);
+  });
+
+  test('examine identifies the part', async () => {
+    const info = await probe.examine();
+    expect(info).toEqual({
+      idcode: p.idcode,
+      cpuid: p.cpuid,
+      core: p.core,
+      deviceId: sim.target.profile.dbgmcuIdcode,
+      flashSizeKiB: sim.target.profile.flashSizeKiB,
+      flash: { name: `${p.target}.flash`, driver: p.target === 'stm32f4x' ? 'stm32f2x' : 'stm32f1x', base: FLASH, size: sim.target.profile.flashSizeKiB * KiB },
+      state: expect.stringMatching(/^(running|halted)$/),
+    });
+    // The cfg's speed-raising reset handlers are silenced for an adapter without a clock.
+    expect(probe.log.text()).not.toMatch(/Translation from khz to adapter speed/);
+  });
+
+  test('reset halt stops at the reset vector; reset run lets the core go', async () => {
+    expect(await probe.reset('halt')).toBe('halted');
+    expect(sim.target.coreState).toBe('halted');
+    expect(await probe.rpc('reg pc')).toMatch(/0x08000100/);
+    expect(Array.from(await probe.readWords(FLASH, 2))).toEqual([0x2000_1000, 0x0800_0101]);
+    expect(await probe.readMemory(p.target === 'stm32f4x' ? 0x1fff_7a22 : 0x1fff_f7e0, 1, { width: 16 })).toEqual([sim.target.profile.flashSizeKiB]);
+    expect(await probe.reset('run')).toBe('running');
+    expect(sim.target.coreState).toBe('running');
+    expect(await probe.state()).toBe('running');
+  });
+
+  test('read back 256 KiB byte-exact against the preload', async ({ annotate }) => {
+    const t0 = performance.now();
+    const flash = await probe.readRegion(FLASH, 256 * KiB);
+    const ms = performance.now() - t0;
+    expect(flash.length).toBe(256 * KiB);
+    expect(flash.equals(preload)).toBe(true);
+    await annotate(`read-back ${p.target}: 256 KiB in ${ms.toFixed(0)} ms = ${rate(256 * KiB, ms)}`);
+  });
+
+  test('program a small image, read it back; pre-verify skips the second write', async ({ annotate }) => {
+    const img = image(p.program.size, 99);
+    const at = FLASH + p.program.at;
+    const first = await probe.program(at, img);
+    expect(first).toMatchObject({ address: at, bytes: img.length, written: true });
+    expect(sim.target.readFlash(p.program.at, img.length).equals(img)).toBe(true);
+    expect((await probe.readRegion(at, img.length)).equals(img)).toBe(true);
+    // The erase covered the whole sector/page; what lies before it is untouched.
+    expect(sim.target.readFlash(p.program.erasedFrom, p.program.at - p.program.erasedFrom).every((b) => b === 0xff)).toBe(true);
+    expect(sim.target.readFlash(0, p.program.erasedFrom).equals(preload.subarray(0, p.program.erasedFrom))).toBe(true);
+    expect(await probe.state()).toBe('halted');
+    await annotate(`program ${p.target}: ${img.length} bytes written in ${first.writeMs.toFixed(0)} ms = ${rate(img.length, first.writeMs)} (${first.totalMs.toFixed(0)} ms with pre-verify and verify)`);
+
+    const writesBefore = probe.log.text().match(/wrote \d+ bytes from file/g)?.length ?? 0;
+    const second = await probe.program(at, img);
+    expect(second).toMatchObject({ written: false, writeMs: 0 });
+    expect(probe.log.text().match(/wrote \d+ bytes from file/g)?.length ?? 0).toBe(writesBefore);
+    await probe.reset('run');
+  });
+
+  test('verify finds a single flipped byte and names its address', async () => {
+    const off = 0x10000;
+    const expected = preload.subarray(off, off + 4 * KiB);
+    const ok = await probe.verify(FLASH + off, expected);
+    expect(ok.equal).toBe(true);
+
+    const flippedAt = off + 0x123;
+    const original = preload[flippedAt] as number;
+    sim.target.loadFlash(Buffer.of(original ^ 0x10), flippedAt);
+    try {
+      const err = await probe.verify(FLASH + off, expected).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RegionMismatchError);
+      const m = err as RegionMismatchError;
+      expect(m.kind).toBe('firmware');
+      expect(m.comparison).toMatchObject({ equal: false, differingBytes: 1, differences: [{ address: FLASH + flippedAt, expected: original, seen: original ^ 0x10 }] });
+      expect(m.message).toContain(`first difference at 0x${(FLASH + flippedAt).toString(16).padStart(8, '0')}`);
+      expect(m.station).toBe(`virtual-${p.target}`);
+    } finally {
+      sim.target.loadFlash(Buffer.of(original), flippedAt);
+    }
+    expect((await probe.compare(FLASH + off, expected)).equal).toBe(true);
+  });
+
+  test('a command OpenOCD refuses is a ProtocolError with its code, and the session carries on', async () => {
+    const err = await probe.erase(FLASH + 0x100, 0x100).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenOcdCommandError);
+    expect((err as OpenOcdCommandError).code).toBeLessThan(0);
+    expect((err as OpenOcdCommandError).command).toContain('flash erase_address');
+    expect(probe.alive).toBe(true);
+    expect(Array.from(await probe.readWords(FLASH, 1))).toEqual([0x2000_1000]);
+    await probe.reset('run');
+  });
+
+  describe('link and process faults', () => {
+    beforeAll(async () => {
+      proxy = await startFaultProxy(sim.info.host, sim.info.port);
+      linked = await Probe.open({
+        ...buildProbeArgs({ interface: { kind: 'remote_bitbang', host: '127.0.0.1', port: proxy.port }, target: p.target, workAreaSize: 0 }),
+        station: `linked-${p.target}`,
+      });
+    });
+
+    async function expectRecovered(): Promise<void> {
+      expect(linked.alive).toBe(false);
+      await linked.restart();
+      expect(linked.alive).toBe(true);
+      expect(Array.from(await linked.readWords(FLASH, 2))).toEqual([0x2000_1000, 0x0800_0101]);
+    }
+
+    test('OpenOCD killed in the middle of a read-back: typed error, no orphan, restartable', async () => {
+      const pid = linked.pid;
+      void proxy.arm('notify', 50_000).then(() => process.kill(pid, 'SIGKILL'));
+      const err = await linked.readRegion(FLASH, 256 * KiB).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InfrastructureError);
+      expect((err as Error).message).toMatch(/killed by SIGKILL/);
+      expect((err as InfrastructureError).lastLines.length).toBeGreaterThan(0);
+      expect(groupMembers(pid)).toEqual([]);
+      await expectRecovered();
+    });
+
+    test('the target socket closed mid-scan: OpenOCD aborts (rc 134) and that is a typed error', async () => {
+      const pid = linked.pid;
+      void proxy.arm('drop', 50_000);
+      const err = await linked.readRegion(FLASH, 256 * KiB).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InfrastructureError);
+      expect((err as Error).message).toMatch(/SIGABRT, rc 134/);
+      expect((err as InfrastructureError).lastLines.join('\n')).toMatch(/Assertion .*failed/);
+      expect(groupMembers(pid)).toEqual([]);
+      await expectRecovered();
+    });
+
+    test('a target that stops answering: OpenOCD killed within the call\'s timeout', async () => {
+      const pid = linked.pid;
+      void proxy.arm('silence', 50_000);
+      const err = await linked.readRegion(FLASH, 256 * KiB, { timeoutMs: 1000 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InfrastructureError);
+      expect((err as Error).message).toMatch(/did not answer "dump_image .*" within \d+ ms; killed it/);
+      expect(groupMembers(pid)).toEqual([]);
+      await expectRecovered();
+    });
+
+    test('an abort in the middle of a read-back kills OpenOCD', async () => {
+      const pid = linked.pid;
+      const ac = new AbortController();
+      void proxy.arm('notify', 50_000).then(() => ac.abort(new Error('suite timed out')));
+      const err = await linked.readRegion(FLASH, 256 * KiB, { signal: ac.signal }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AbortedError);
+      expect(isInfrastructureError(err)).toBe(true);
+      expect(groupMembers(pid)).toEqual([]);
+      await expectRecovered();
+    });
+  });
+});
