@@ -1,0 +1,248 @@
+// Drives a real sim process the way a test bench would: spawns `sim/main.ts`, reads its JSON line, opens the
+// rig's end of the module pty with serialport, and offers byte-level send/expect with bounded, event-driven
+// waits. Used by the sim's conformance tests; it deliberately knows nothing of rig/at.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SerialPort } from 'serialport';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface SimInfo {
+  module: { port: string; imei: string; baud: number };
+  admin: { url: string };
+  [key: string]: unknown;
+}
+
+export class SimHandle {
+  /** Everything the module sent since the port was opened. */
+  rx = Buffer.alloc(0);
+  stderr = '';
+  private waiters = new Set<() => void>();
+  private exit: Promise<number | null>;
+
+  constructor(
+    readonly child: ChildProcess,
+    readonly info: SimInfo,
+    readonly port: SerialPort,
+  ) {
+    port.on('data', (chunk: Buffer) => {
+      this.rx = Buffer.concat([this.rx, chunk]);
+      for (const w of [...this.waiters]) w();
+    });
+    child.stderr!.on('data', (c: Buffer) => {
+      this.stderr += c.toString('utf8');
+      if (this.stderr.length > 200_000) this.stderr = this.stderr.slice(-100_000);
+    });
+    this.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  get text(): string {
+    return this.rx.toString('latin1');
+  }
+
+  mark(): number {
+    return this.rx.length;
+  }
+
+  since(mark: number): string {
+    return this.rx.subarray(mark).toString('latin1');
+  }
+
+  async send(data: string | Buffer): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.port.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  /**
+   * Waits until the bytes received after `from` contain `pattern`; resolves with the offset just past the
+   * match. Bounded by `timeoutMs`; the error shows what was expected and the tail of what was seen.
+   */
+  waitFor(pattern: string | RegExp, timeoutMs = 5000, from = 0): Promise<{ end: number; match: RegExpExecArray | string }> {
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const text = this.rx.subarray(from).toString('latin1');
+        if (typeof pattern === 'string') {
+          const i = text.indexOf(pattern);
+          if (i < 0) return false;
+          done();
+          resolve({ end: from + i + pattern.length, match: pattern });
+          return true;
+        }
+        const re = new RegExp(pattern.source, pattern.flags.replace('g', ''));
+        const m = re.exec(text);
+        if (!m) return false;
+        done();
+        resolve({ end: from + m.index + m[0].length, match: m });
+        return true;
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(
+          new Error(
+            `sim module: expected ${JSON.stringify(String(pattern))} within ${timeoutMs} ms; seen since offset ${from}: ${JSON.stringify(this.rx.subarray(from).toString('latin1').slice(-600))}\nsim stderr tail: ${this.stderr.slice(-1500)}`,
+          ),
+        );
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(waiter);
+      };
+      const waiter = (): void => void check();
+      this.waiters.add(waiter);
+      check();
+    });
+  }
+
+  /** Sends a command line and waits for its final result; returns the bytes after the command was sent. */
+  async command(line: string, final: RegExp = /\r\n(OK|ERROR|\+CME ERROR: \d+)\r\n/, timeoutMs = 5000): Promise<string> {
+    const from = this.mark();
+    await this.send(`${line}\r`);
+    const { end } = await this.waitFor(final, timeoutMs, from);
+    return this.rx.subarray(from, end).toString('latin1');
+  }
+
+  async admin<T = unknown>(method: string, p: string, body?: unknown): Promise<{ status: number; body: T }> {
+    const res = await fetch(`${this.info.admin.url}${p}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as T };
+  }
+
+  /** Admin call that must succeed. */
+  async api<T = unknown>(method: string, p: string, body?: unknown): Promise<T> {
+    const r = await this.admin<T>(method, p, body);
+    if (r.status !== 200) throw new Error(`admin ${method} ${p} answered ${r.status}: ${JSON.stringify(r.body)}`);
+    return r.body;
+  }
+
+  alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** SIGTERM, then the exit code (bounded; SIGKILL after 5 s). */
+  async stop(): Promise<number | null> {
+    if (this.port.isOpen) await new Promise<void>((r) => this.port.close(() => r()));
+    if (!this.alive()) return this.exit;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    const code = await this.exit;
+    clearTimeout(timer);
+    return code;
+  }
+}
+
+/** Starts `sim/main.ts` with the given options and opens the module's rig end. */
+export async function startSim(args: string[], timeoutMs = 10_000): Promise<SimHandle> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'sim/main.ts'), ...args], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  const onErr = (c: string): void => void (stderr += c);
+  child.stderr.on('data', onErr);
+  const info = await new Promise<SimInfo>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`sim printed no JSON line within ${timeoutMs} ms; stderr: ${stderr.slice(-2000)}`));
+    }, timeoutMs);
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (c: string) => {
+      out += c;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(timer);
+        try {
+          resolve(JSON.parse(out.slice(0, nl)) as SimInfo);
+        } catch (err) {
+          reject(new Error(`sim's first stdout line is not JSON: ${JSON.stringify(out.slice(0, nl))}`));
+        }
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`sim exited with ${code} before its JSON line; stderr: ${stderr.slice(-2000)}`));
+    });
+  });
+  child.stderr.off('data', onErr);
+  const port = new SerialPort({ path: info.module.port, baudRate: info.module.baud || 115200, autoOpen: false });
+  await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
+  const handle = new SimHandle(child, info, port);
+  handle.stderr = stderr;
+  return handle;
+}
+
+/** Power-cycles the module through the admin API and waits for its RDY; returns the offset after RDY. */
+export async function powerCycle(sim: SimHandle, timeoutMs = 5000): Promise<number> {
+  const from = sim.mark();
+  await sim.api('POST', '/faults', { kind: 'power-off' });
+  await sim.api('POST', '/faults', { kind: 'power-on' });
+  return (await sim.waitFor('\r\nRDY\r\n', timeoutMs, from)).end;
+}
+
+/** Waits until the module answers `AT` (it may still be booting), bounded by `attempts` tries. */
+export async function awaitReady(sim: SimHandle, attempts = 20): Promise<void> {
+  for (let i = 0; i < attempts; i++) {
+    try {
+      await sim.command('AT', /\r\nOK\r\n/, 500);
+      return;
+    } catch {
+      // booting: input is ignored until RDY
+    }
+  }
+  throw new Error(`sim module: no OK to AT after ${attempts} tries; seen: ${JSON.stringify(sim.text.slice(-300))}`);
+}
+
+/**
+ * The MCU's start-up part of the SOTA dialogue (§5): product info, QIOTREG=1, wait for 3,10200, report the
+ * MCU versions. Returns the offset after the last OK.
+ */
+export async function register(sim: SimHandle, versions: Record<string, string> = { STM32: '1_0_0' }): Promise<number> {
+  await awaitReady(sim);
+  await expectOk(sim, 'AT+QIOTCFG="productinfo","p1test","secret1"');
+  const from = sim.mark();
+  await expectOk(sim, 'AT+QIOTREG=1');
+  await sim.waitFor('+QIOTEVT: 3,10200\r\n', 5000, from);
+  for (const [comp, ver] of Object.entries(versions)) await expectOk(sim, `AT+QIOTMCUVER="${comp}","${ver}"`);
+  return sim.mark();
+}
+
+export async function expectOk(sim: SimHandle, line: string): Promise<string> {
+  const r = await sim.command(line);
+  if (!r.endsWith('\r\nOK\r\n')) throw new Error(`sim module: expected OK to ${line}, got ${JSON.stringify(r)}`);
+  return r;
+}
+
+/** Uploads a package and returns its id and hashes. */
+export async function addPackage(
+  sim: SimHandle,
+  p: { component: string; version: string; data: Buffer; type?: 'full' | 'delta'; sourceVersion?: string },
+): Promise<{ id: string; size: number; md5: string; crc32: number; crc: number; sha256: string }> {
+  return sim.api('POST', '/packages', {
+    component: p.component,
+    version: p.version,
+    type: p.type ?? 'full',
+    ...(p.sourceVersion ? { sourceVersion: p.sourceVersion } : {}),
+    data: p.data.toString('base64'),
+  });
+}
+
+/** Deterministic pseudo-random bytes (xorshift32), so packages are reproducible. */
+export function seededBytes(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    b[i] = x & 0xff;
+  }
+  return b;
+}
