@@ -1,0 +1,102 @@
+// No OpenOCD outlives the rig: whether the rig process exits, crashes or is SIGKILLed, its OpenOCD goes too.
+// The rig is played by a child Node process (testing/hold-probe.ts); OpenOCD's death is observed as its Tcl
+// socket closing, then confirmed in /proc.
+
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, test } from 'vitest';
+
+import { groupMembers } from './testing/procs.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+
+interface Held {
+  rig: ReturnType<typeof spawn>;
+  pid: number;
+  /** Resolves when OpenOCD's Tcl port closes, i.e. when OpenOCD is gone. */
+  gone: Promise<void>;
+  rigExit: Promise<number | null>;
+}
+
+async function holdProbe(pdeathsig: boolean): Promise<Held> {
+  const args = ['--import', 'tsx', path.join(here, 'testing/hold-probe.ts'), ...(pdeathsig ? [] : ['--no-pdeathsig'])];
+  const rig = spawn(process.execPath, args, { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+  const rigExit = new Promise<number | null>((r) => rig.once('exit', (code) => r(code)));
+  let stderr = '';
+  rig.stderr!.on('data', (d) => (stderr += String(d)));
+  const first = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`hold-probe printed nothing within 20 s; stderr: ${stderr}`)), 20_000);
+    rig.stdout!.on('data', (d) => {
+      out += String(d);
+      const nl = out.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(timer);
+        resolve(out.slice(0, nl));
+      }
+    });
+    rig.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`hold-probe exited with ${code} before OpenOCD was up; stderr: ${stderr}`));
+    });
+  });
+  const { pid, port } = JSON.parse(first) as { pid: number; port: number };
+  const sock = net.connect({ host: '127.0.0.1', port });
+  await new Promise<void>((resolve, reject) => {
+    sock.once('connect', () => resolve());
+    sock.once('error', reject);
+  });
+  const gone = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      // Fail, but leave nothing behind for the next test run.
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        /* gone after all */
+      }
+      reject(new Error(`OpenOCD pid ${pid} still running 10 s after its rig died`));
+    }, 10_000);
+    sock.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    sock.on('error', () => {});
+  });
+  return { rig, pid, gone, rigExit };
+}
+
+/** Running members of the group; a zombie waiting for its reaper is dead already. */
+function running(pid: number) {
+  return groupMembers(pid).filter((p) => p.state !== 'Z');
+}
+
+describe('no OpenOCD outlives the rig', () => {
+  test('the rig exits without closing the probe: the exit handler kills OpenOCD', async () => {
+    const h = await holdProbe(false);
+    expect(running(h.pid).map((p) => p.comm)).toEqual(['openocd']);
+    h.rig.stdin!.write('exit\n');
+    expect(await h.rigExit).toBe(3);
+    await h.gone;
+    expect(running(h.pid)).toEqual([]);
+  });
+
+  test('the rig crashes with an uncaught exception: OpenOCD goes too', async () => {
+    const h = await holdProbe(false);
+    h.rig.stdin!.write('throw\n');
+    expect(await h.rigExit).not.toBe(0);
+    await h.gone;
+    expect(running(h.pid)).toEqual([]);
+  });
+
+  test('the rig is SIGKILLed (no handler can run): the kernel kills OpenOCD (parent-death signal)', async () => {
+    const h = await holdProbe(true);
+    expect(running(h.pid).map((p) => p.comm)).toEqual(['openocd']);
+    h.rig.kill('SIGKILL');
+    await h.rigExit;
+    await h.gone;
+    expect(running(h.pid)).toEqual([]);
+  });
+});
