@@ -91,6 +91,8 @@ const CHAR_R = 0x52;
 export interface DebugPortStats {
   /** Bytes processed since the port was created. */
   bytes: number;
+  /** Chunks (socket reads) processed: about one per DAP scan, the round trips. */
+  chunks: number;
   /** Bytes that are not part of the 0.12 remote_bitbang protocol (ignored). */
   unknownBytes: number;
   /** DPACC/APACC transactions completed. */
@@ -123,7 +125,7 @@ export class DebugPort {
 
   /** Set when OpenOCD sent `Q` (quit); the server then closes the connection. */
   quit = false;
-  readonly stats: DebugPortStats = { bytes: 0, unknownBytes: 0, transactions: 0, busFaults: 0 };
+  readonly stats: DebugPortStats = { bytes: 0, chunks: 0, unknownBytes: 0, transactions: 0, busFaults: 0 };
   /** Called with each byte that is not part of the protocol (for the simulator's log). */
   onUnknownByte: ((byte: number) => void) | undefined;
 
@@ -157,6 +159,7 @@ export class DebugPort {
   process(input: Uint8Array, out: Uint8Array): number {
     const n = input.length;
     this.stats.bytes += n;
+    this.stats.chunks++;
     if (!this.target.powered) return this.processDead(input, out);
     let o = 0;
     let state = this.state;
