@@ -144,6 +144,7 @@ export class OpenOcdSession {
   private pending: Pending | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private closing = false;
+  private killing = false;
   /** Why the session is unusable, once it is. */
   private broken: InfrastructureError | undefined;
   private tclPortValue = 0;
@@ -326,7 +327,8 @@ export class OpenOcdSession {
 
   private onSocketClosed(): void {
     this.socket = undefined;
-    if (this.closing) return;
+    // Closed by us (close, or a kill after a timeout or abort, whose caller reports it): nothing to add.
+    if (this.closing || this.killing) return;
     // The Tcl connection only closes when OpenOCD goes away (or is about to): make sure it is gone, then
     // report how it ended.
     void this.failWith(async () => {
@@ -352,7 +354,8 @@ export class OpenOcdSession {
 
   /** Kills the group (if still running) and waits, bounded, for the exit; resolves undefined if it never came. */
   async killAndWait(reason: string): Promise<ExitInfo | undefined> {
-    if (this.exitInfo === undefined) {
+    if (this.exitInfo === undefined && !this.killing) {
+      this.killing = true;
       this.log.note(`killing OpenOCD process group ${this.child.pid}: ${reason}`);
       killGroup(this.child);
     }
@@ -393,9 +396,22 @@ export class OpenOcdSession {
       }
       return parsed.text;
     };
-    const next = this.queue.then(run, run);
+    let started = false;
+    const next = this.queue.then(
+      () => ((started = true), run()),
+      () => ((started = true), run()),
+    );
     this.queue = next.catch(() => undefined);
-    return next;
+    const signal = opts.signal;
+    if (signal === undefined) return next;
+    // An abort while still queued behind another command rejects at once; the command is then never sent.
+    return new Promise<string>((resolve, reject) => {
+      const onAbort = (): void => {
+        if (!started) reject(new AbortedError(`"${command}" aborted while waiting for the previous command`, { station: this.opts.station, cause: signal.reason }));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      next.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
   }
 
   private exchange(script: string, command: string, opts: CallOptions): Promise<string> {

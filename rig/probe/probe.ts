@@ -121,6 +121,11 @@ function checkRange(station: string, what: string, address: number, length: numb
   if (!Number.isSafeInteger(length) || length < 0 || address + length > 0x1_0000_0000) throw new RangeError(`${station}: ${what} length out of range: ${length} at ${hex32(address)}`);
 }
 
+function toState(curstate: string): TargetState {
+  const s = curstate.trim();
+  return (['running', 'halted', 'reset', 'debug-running'].includes(s) ? s : 'unknown') as TargetState;
+}
+
 export function compareRegion(address: number, image: Uint8Array, seen: Uint8Array): RegionComparison {
   const differences: ByteDifference[] = [];
   let differing = 0;
@@ -244,8 +249,7 @@ export class Probe {
   }
 
   async state(opts: OpOptions = {}): Promise<TargetState> {
-    const s = (await this.rpc(`${this.targetName} curstate`, opts)).trim();
-    return (['running', 'halted', 'reset', 'debug-running'].includes(s) ? s : 'unknown') as TargetState;
+    return toState(await this.rpc(`${this.targetName} curstate`, opts));
   }
 
   /** Identifies the target: IDCODE, CPUID, device id, flash size, and OpenOCD's flash bank. */
@@ -285,7 +289,7 @@ export class Probe {
   async reset(mode: ResetMode, opts: OpOptions = {}): Promise<TargetState> {
     const call = this.deadline(opts, this.timeouts.commandMs, `reset ${mode}`);
     await call(`reset ${mode}`);
-    return (await call(`${this.targetName} curstate`)).trim() as TargetState;
+    return toState(await call(`${this.targetName} curstate`));
   }
 
   async halt(opts: OpOptions = {}): Promise<void> {

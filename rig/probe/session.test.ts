@@ -174,3 +174,19 @@ describe('OpenOCD session (dummy adapter)', () => {
     expect(openOcdChildrenOf()).toEqual([]);
   });
 });
+
+describe('OpenOCD session: queued calls', () => {
+  test('an abort while queued behind a long command rejects at once and never reaches OpenOCD', async () => {
+    const s = await OpenOcdSession.start({ station: 'test-bench', args: DUMMY });
+    sessions.push(s);
+    const long = s.call('sleep 300', { timeoutMs: 10_000 });
+    const ac = new AbortController();
+    const queued = s.call('set marker queued', { timeoutMs: 10_000, signal: ac.signal });
+    ac.abort(new Error('no longer wanted'));
+    await expect(queued).rejects.toBeInstanceOf(AbortedError);
+    expect(await long).toBe('');
+    expect(s.alive).toBe(true);
+    // It was never run: the variable it would have set does not exist.
+    await expect(s.call('set marker', { timeoutMs: 5000 })).rejects.toBeInstanceOf(OpenOcdCommandError);
+  });
+});
