@@ -9,6 +9,7 @@ import { startAdmin } from './admin.ts';
 import { SimClock } from './clock.ts';
 import { crcAlgorithms, type CrcAlgorithm } from './cloud/hash.ts';
 import { startCloud } from './cloud/index.ts';
+import { startFirmataBoard } from './firmata/board.ts';
 import { startModule } from './module/index.ts';
 import { defaultModuleOptions, defaultTimers } from './module/module.ts';
 import { Rails } from './rails.ts';
@@ -185,6 +186,11 @@ try {
       { clock, rails, cloud: cloud.cloud, admin, log, fatal },
     ),
   );
+
+  // The relay board: every rail through an NC contact (a board reset or unplug leaves the station powered
+  // and out of reset), so the station's config says relay: 'NC' for these pins.
+  const firmata = await startFirmataBoard({ rails, pins: { moduleVbat: 2, moduleResetN: 3, targetVdd: 4, targetNrst: 5 }, dir: runDir, name: 'firmata' });
+  parts.push({ info: { firmata: { port: firmata.info.port, pins: firmata.info.pins, contacts: firmata.info.contacts } }, close: () => firmata.close() });
 
   // Further parts (JTAG target, Firmata board, UART taps) start here and push themselves onto `parts`.
 
