@@ -157,9 +157,20 @@ export class OpenOcdSession {
     this.log = log;
     this.exited = new Promise<ExitInfo>((resolve) => {
       child.once('exit', (code, signal) => {
-        this.exitInfo = { code, signal };
-        this.log.note(`${describeExit(this.exitInfo)} (pid ${child.pid})`);
-        resolve(this.exitInfo);
+        const info: ExitInfo = { code, signal };
+        this.exitInfo = info;
+        let settled = false;
+        const settle = (): void => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(drain);
+          this.log.note(`${describeExit(info)} (pid ${child.pid})`);
+          resolve(info);
+        };
+        // OpenOCD's last words (an assertion message before rc 134) may still sit in the stderr pipe: wait
+        // for the pipes to close, but not for ever — something else could hold them open.
+        const drain = setTimeout(settle, 1_000);
+        child.once('close', settle);
       });
     });
   }
