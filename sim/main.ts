@@ -10,9 +10,11 @@ import { SimClock } from './clock.ts';
 import { crcAlgorithms, type CrcAlgorithm } from './cloud/hash.ts';
 import { startCloud } from './cloud/index.ts';
 import { startFirmataBoard } from './firmata/board.ts';
+import { startJtagPart } from './jtag/part.ts';
 import { startModule } from './module/index.ts';
 import { defaultModuleOptions, defaultTimers } from './module/module.ts';
 import { Rails } from './rails.ts';
+import { targetNames } from './target/profiles.ts';
 
 interface Part {
   info: Record<string, unknown>;
@@ -51,6 +53,8 @@ const { values: argv } = parseArgs({
     'exit-on-stdin-close': { type: 'boolean', default: false },
     // Parts added by other issues pass their options through here.
     target: { type: 'string', default: 'stm32f1x' },
+    'flash-image': { type: 'string' },
+    'flash-size-kib': { type: 'string' },
   },
   strict: true,
   allowPositionals: false,
@@ -191,6 +195,17 @@ try {
   // and out of reset), so the station's config says relay: 'NC' for these pins.
   const firmata = await startFirmataBoard({ rails, pins: { moduleVbat: 2, moduleResetN: 3, targetVdd: 4, targetNrst: 5 }, dir: runDir, name: 'firmata' });
   parts.push({ info: { firmata: { port: firmata.info.port, pins: firmata.info.pins, contacts: firmata.info.contacts } }, close: () => firmata.close() });
+
+  // The STM32 behind its remote_bitbang JTAG server, on the targetVdd/targetNrst rails.
+  const jtag = await startJtagPart(
+    {
+      target: choice('target', targetNames),
+      flashImage: argv['flash-image'],
+      flashSizeKiB: argv['flash-size-kib'] === undefined ? undefined : num('flash-size-kib', 2, 1024),
+    },
+    { rails, admin, log },
+  );
+  parts.push(jtag);
 
   // Further parts (JTAG target, Firmata board, UART taps) start here and push themselves onto `parts`.
 
