@@ -232,7 +232,10 @@ export class OpenOcdSession {
     const station = this.opts.station;
     return new Promise<number>((resolve, reject) => {
       const cleanups: (() => void)[] = [];
+      let settled = false;
       const done = (fn: () => void): void => {
+        if (settled) return;
+        settled = true;
         for (const c of cleanups) c();
         fn();
       };
@@ -365,6 +368,8 @@ export class OpenOcdSession {
 
   /** Kills the group (if still running) and waits, bounded, for the exit; resolves undefined if it never came. */
   async killAndWait(reason: string): Promise<ExitInfo | undefined> {
+    // spawn itself failed (no such binary): there is no process to kill or wait for.
+    if (this.child.pid === undefined) return undefined;
     if (this.exitInfo === undefined && !this.killing) {
       this.killing = true;
       this.log.note(`killing OpenOCD process group ${this.child.pid}: ${reason}`);

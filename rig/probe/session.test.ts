@@ -139,9 +139,12 @@ describe('OpenOCD session (dummy adapter)', () => {
   });
 
   test('a missing binary is an infrastructure error, not a crash', async () => {
-    const err = await OpenOcdSession.start({ station: 'test-bench', args: DUMMY, openocd: '/nonexistent/openocd' }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(InfrastructureError);
-    expect((err as Error).message).toMatch(/openocd/);
+    for (const parentDeathSignal of [true, false]) {
+      const err = await OpenOcdSession.start({ station: 'test-bench', args: DUMMY, openocd: '/nonexistent/openocd', parentDeathSignal }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InfrastructureError);
+      // Either spawn's own ENOENT or setpriv's "failed to execute" in the last log lines.
+      expect(`${(err as InfrastructureError).message}\n${(err as InfrastructureError).lastLines.join('\n')}`).toMatch(/\/nonexistent\/openocd/);
+    }
   });
 
   test('a remote_bitbang peer that accepts and never answers: OpenOCD killed within the start timeout', async () => {
