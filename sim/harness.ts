@@ -246,3 +246,24 @@ export function seededBytes(n: number, seed: number): Buffer {
   }
   return b;
 }
+
+let syncCounter = 0;
+/**
+ * Waits until the module has worked through everything sent so far: echo on, then an unknown command with a
+ * unique name, whose echo and ERROR can only come after all earlier input. Bounded retries, because input
+ * sent while the module reboots (AT+CFUN=1,1 in a fuzz run) is lost.
+ */
+export async function sync(sim: SimHandle, attempts = 20): Promise<void> {
+  for (let i = 0; i < attempts; i++) {
+    const nonce = `AT+SYNC${process.pid}X${++syncCounter}`;
+    const from = sim.mark();
+    await sim.send(`\rATE1\r${nonce}\r`);
+    try {
+      await sim.waitFor(`${nonce}\r\r\nERROR\r\n`, 1000, from);
+      return;
+    } catch {
+      // rebooting or still busy: try again
+    }
+  }
+  throw new Error(`sim module: never in sync after ${attempts} tries; seen: ${JSON.stringify(sim.text.slice(-300))}`);
+}

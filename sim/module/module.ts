@@ -184,9 +184,17 @@ export class Module {
 
   /** Input bytes from the rig, after pacing. */
   input(bytes: Buffer): void {
-    if (!this.powered || !this.booted) return;
-    if (this.echo) this.write(Buffer.from(bytes));
-    this.lines.feed(bytes);
+    // Echo runs ahead of execution only up to the end of the current line, as on a module that echoes each
+    // character as it takes it: the echo of the next command follows the answer to this one.
+    let start = 0;
+    while (start < bytes.length && this.powered && this.booted) {
+      let end = start;
+      while (end < bytes.length && bytes[end] !== 0x0d && bytes[end] !== 0x0a) end++;
+      const segment = bytes.subarray(start, Math.min(end + 1, bytes.length));
+      if (this.echo) this.write(Buffer.from(segment));
+      this.lines.feed(segment);
+      start = end + 1;
+    }
   }
 
   setSignal(rssi: number, ber: number): void {
