@@ -6,6 +6,7 @@ import { AbortedError } from '../errors.ts';
 import { Emitter } from './emitter.ts';
 import { AtCommandError, AtPortError, AtResponseError, AtTimeoutError } from './errors.ts';
 import { AtFramer, quecthingBinaryLength } from './framer.ts';
+import { guardHangup } from './hangup.ts';
 import type { Frame } from './framer.ts';
 import { DEFAULT_URC_PREFIXES, REBOOT_URC, matchesPrefix, parseFinalResult } from './lines.ts';
 import { Transcript } from './transcript.ts';
@@ -265,6 +266,9 @@ export class AtPort extends Emitter<AtPortEvents> {
   }
 
   private attach(serial: SerialStream): void {
+    // Registered before the stream's own first read can wait for `open`, so every read is guarded.
+    serial.on('open', () => guardHangup((serial as { port?: unknown }).port));
+    if (serial.isOpen) guardHangup((serial as { port?: unknown }).port);
     serial.on('data', (chunk) => this.framer.push(chunk));
     serial.on('error', (err) => this.transcriptLog.note(`port error: ${err.message}`));
     serial.on('close', (err) => this.onClose(err));

@@ -23,6 +23,9 @@ export async function startPtyPair(opts: { dir?: string; timeoutMs?: number } = 
   const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'sota-rig-pty-'));
   const a = path.join(dir, 'a');
   const b = path.join(dir, 'b');
+  // Links left by a killed socat would satisfy the existence check before the new ptys are made.
+  rmSync(a, { force: true });
+  rmSync(b, { force: true });
   const socat = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -50,7 +53,7 @@ export async function startPtyPair(opts: { dir?: string; timeoutMs?: number } = 
         reject(new Error(`socat exited with ${code} before creating the ptys; stderr: ${stderr}`));
       });
       socat.stderr!.on('data', (d: Buffer) => {
-        stderr += d.toString();
+        if (stderr.length < 8192) stderr += d.toString();
         if (stderr.includes('starting data transfer loop') && existsSync(a) && existsSync(b)) {
           clearTimeout(timer);
           resolve();
