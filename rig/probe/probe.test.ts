@@ -163,6 +163,23 @@ describe.each(profiles)('probe on a virtual $target', (p) => {
     await probe.reset('run');
   });
 
+  test('a closed probe refuses work with a typed error and cannot be restarted', async () => {
+    const extra = await Probe.open({
+      ...buildProbeArgs({ interface: { kind: 'remote_bitbang', host: sim.info.host, port: sim.info.port }, target: p.target, workAreaSize: 0 }),
+      station: `extra-${p.target}`,
+    });
+    const pid = extra.pid;
+    await extra.close();
+    expect(groupMembers(pid)).toEqual([]);
+    expect(extra.alive).toBe(false);
+    await expect(extra.readWords(FLASH, 1)).rejects.toBeInstanceOf(InfrastructureError);
+    await expect(extra.restart()).rejects.toBeInstanceOf(InfrastructureError);
+    expect(extra.log.text()).toContain('shutdown command invoked');
+    // The station's own probe takes the target back (the simulator serves one debugger at a time).
+    await probe.restart();
+    expect(Array.from(await probe.readWords(FLASH, 1))).toEqual([0x2000_1000]);
+  });
+
   describe('link and process faults', () => {
     beforeAll(async () => {
       proxy = await startFaultProxy(sim.info.host, sim.info.port);

@@ -146,6 +146,7 @@ export class Probe {
   private readonly timeouts: ProbeTimeouts;
   private session: OpenOcdSession;
   private seq = 0;
+  private closed = false;
 
   private constructor(
     private readonly opts: ProbeOptions,
@@ -190,7 +191,6 @@ export class Probe {
         startTimeoutMs: t.startMs,
         shutdownTimeoutMs: t.shutdownMs,
         log,
-        cwd: undefined,
         parentDeathSignal: opts.parentDeathSignal,
       },
       signal,
@@ -209,6 +209,7 @@ export class Probe {
 
   /** Stops this OpenOCD (gracefully if it still answers) and starts a fresh one with the same configuration. */
   async restart({ signal }: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.closed) throw new InfrastructureError('cannot restart a closed probe; open a new one', { station: this.station });
     await this.session.close();
     this.log.note('restarting OpenOCD');
     this.ids.idcode = undefined;
@@ -217,6 +218,7 @@ export class Probe {
 
   /** Shuts OpenOCD down (killing it if it does not go) and removes the scratch directory. */
   async close(): Promise<void> {
+    this.closed = true;
     try {
       await this.session.close();
     } finally {
@@ -273,7 +275,7 @@ export class Probe {
     if (bank === undefined) {
       throw new InfrastructureError(`OpenOCD has no flash bank ${this.opts.flashBank}`, { station: this.station, expected: `bank ${this.opts.flashBank} in "flash list"`, seen: `${banks.length} bank(s)` });
     }
-    const state = await this.state({ ...opts, timeoutMs: undefined });
+    const state = toState(await call(`${this.targetName} curstate`));
     return {
       idcode: this.ids.idcode,
       cpuid,
