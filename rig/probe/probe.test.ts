@@ -40,11 +40,13 @@ interface Profile {
   /** A small image placed so that OpenOCD's pad-to-end-of-sector writes nothing extra: the last 2 KiB of
    * F4 sector 1 (16 KiB, whose first 14 KiB the erase wipes), one 2 KiB F1 page. */
   program: { at: number; size: number; erasedFrom: number };
+  /** One erase unit: F4 sector 2, an F1 page. */
+  erase: { at: number; size: number };
 }
 
 const profiles: Profile[] = [
-  { target: 'stm32f4x', idcode: 0x4ba0_0477, cpuid: 0x410f_c241, core: 'Cortex-M4 r0p1', program: { at: 0x7800, size: 2 * KiB, erasedFrom: 0x4000 } },
-  { target: 'stm32f1x', idcode: 0x3ba0_0477, cpuid: 0x411f_c231, core: 'Cortex-M3 r1p1', program: { at: 0x6000, size: 2 * KiB, erasedFrom: 0x6000 } },
+  { target: 'stm32f4x', idcode: 0x4ba0_0477, cpuid: 0x410f_c241, core: 'Cortex-M4 r0p1', program: { at: 0x7800, size: 2 * KiB, erasedFrom: 0x4000 }, erase: { at: 0x8000, size: 16 * KiB } },
+  { target: 'stm32f1x', idcode: 0x3ba0_0477, cpuid: 0x411f_c231, core: 'Cortex-M3 r1p1', program: { at: 0x6000, size: 2 * KiB, erasedFrom: 0x6000 }, erase: { at: 0x8000, size: 2 * KiB } },
 ];
 
 function rate(bytes: number, ms: number): string {
@@ -151,6 +153,15 @@ describe.each(profiles)('probe on a virtual $target', (p) => {
       sim.target.loadFlash(Buffer.of(original), flippedAt);
     }
     expect((await probe.compare(FLASH + off, expected)).equal).toBe(true);
+  });
+
+  test('erase clears exactly one sector/page', async () => {
+    const { at, size } = p.erase;
+    expect(sim.target.readFlash(at, size).equals(preload.subarray(at, at + size))).toBe(true);
+    await probe.erase(FLASH + at, size);
+    expect((await probe.readRegion(FLASH + at, size)).every((b) => b === 0xff)).toBe(true);
+    expect(sim.target.readFlash(at + size, 4 * KiB).equals(preload.subarray(at + size, at + size + 4 * KiB))).toBe(true);
+    sim.target.loadFlash(preload.subarray(at, at + size), at);
   });
 
   test('a command OpenOCD refuses is a ProtocolError with its code, and the session carries on', async () => {
