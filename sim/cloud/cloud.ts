@@ -111,7 +111,10 @@ interface Device {
   status: Map<string, { code: OtaStatus; name: string; at: number }>;
   plans: Map<string, DevicePlan>;
   history: { at: number; component: string; code: OtaStatus; name: string }[];
+  /** Every plan delivery (10700s), with the protocol time and whether the device asked for it. */
+  deliveries: { at: number; planId: string; requested: boolean; components: string[] }[];
   pending: Set<SimTimer>;
+  pushScheduled: boolean;
 }
 
 export class CloudError extends Error {}
@@ -227,7 +230,7 @@ export class Cloud {
   private device(dk: string, imei = dk): Device {
     let d = this.devices.get(dk);
     if (!d) {
-      d = { dk, imei, endpoint: undefined, mcuVersions: [], status: new Map(), plans: new Map(), history: [], pending: new Set() };
+      d = { dk, imei, endpoint: undefined, mcuVersions: [], status: new Map(), plans: new Map(), history: [], deliveries: [], pending: new Set(), pushScheduled: false };
       this.devices.set(dk, d);
     }
     return d;
@@ -239,7 +242,7 @@ export class Cloud {
     d.endpoint = endpoint;
     d.mcuVersions = mcuVersions.map(([c, v]) => [c, v]);
     this.log(`cloud: device ${dk} online`);
-    this.later(d, this.options.latencyMs, () => this.pushDevice(d, false));
+    this.schedulePush(d);
   }
 
   offline(dk: string): void {
@@ -349,6 +352,7 @@ export class Cloud {
       status: Object.fromEntries(d.status),
       plans: Object.fromEntries([...d.plans].map(([id, dp]) => [id, { ...dp }])),
       history: d.history,
+      deliveries: d.deliveries,
     }));
   }
 
@@ -392,10 +396,17 @@ export class Cloud {
   }
 
   private pushAll(): void {
-    for (const d of this.devices.values()) {
-      if (!d.endpoint) continue;
-      this.later(d, this.options.latencyMs, () => this.pushDevice(d, false));
-    }
+    for (const d of this.devices.values()) if (d.endpoint) this.schedulePush(d);
+  }
+
+  /** Several reasons to push in one latency window (online, a new plan, the cadence) make one push. */
+  private schedulePush(d: Device): void {
+    if (d.pushScheduled) return;
+    d.pushScheduled = true;
+    this.later(d, this.options.latencyMs, () => {
+      d.pushScheduled = false;
+      this.pushDevice(d, false);
+    });
   }
 
   private componentsFor(plan: Plan, d: Device): PlanComponentMsg[] {
@@ -453,6 +464,8 @@ export class Cloud {
         refusedAt: prev?.refusedAt,
         failures: prev?.failures ?? 0,
       });
+      d.deliveries.push({ at: this.clock.now(), planId: plan.id, requested, components: components.map((c) => c.componentNo) });
+      if (d.deliveries.length > 200) d.deliveries.splice(0, d.deliveries.length - 200);
       this.log(`cloud: plan ${plan.id} to ${d.dk} (${requested ? 'requested' : 'pushed'}): ${components.map((c) => `${c.componentNo} ${c.sourceVersion || '*'}→${c.targetVersion}`).join(', ')}`);
       d.endpoint.plan(plan.id, components);
       return;
