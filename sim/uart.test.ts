@@ -1,0 +1,67 @@
+// The UART pacer on fake time: bytes arrive when their stop bit would end, never earlier, and late timers
+// are caught up from the byte budget instead of drifting.
+import { afterEach, beforeEach, expect, test, vi } from 'vitest';
+import { PacedLink } from './uart.ts';
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+function collect(baud: number): { link: PacedLink; got: () => Buffer } {
+  const chunks: Buffer[] = [];
+  const link = new PacedLink(baud, (c) => void chunks.push(Buffer.from(c)));
+  return { link, got: () => Buffer.concat(chunks) };
+}
+
+test('115200 baud: 11.52 bytes per ms, delivered in order, none early', () => {
+  const { link, got } = collect(115200);
+  const data = Buffer.from(Array.from({ length: 2000 }, (_, i) => i & 0xff));
+  link.push(data.subarray(0, 700));
+  link.push(data.subarray(700));
+  for (let ms = 1; ms <= 200; ms++) {
+    vi.advanceTimersByTime(1);
+    expect(got().length).toBeLessThanOrEqual(Math.floor(ms * 11.52));
+  }
+  // 2000 bytes need 173.6 ms of line time.
+  expect(got().equals(data)).toBe(true);
+});
+
+test('no drift over a long transfer: half the line time gives exactly half the bytes, the rest on time', () => {
+  const { link, got } = collect(9600);
+  link.push(Buffer.alloc(960, 1));
+  vi.advanceTimersByTime(500);
+  expect(got().length).toBe(480);
+  vi.advanceTimersByTime(499);
+  expect(got().length).toBeLessThan(960);
+  vi.advanceTimersByTime(2);
+  expect(got().length).toBe(960);
+});
+
+test('a new burst after an idle line starts from now; a burst right after another queues behind it', () => {
+  const { link, got } = collect(96000); // 9.6 bytes per ms
+  link.push(Buffer.alloc(96, 1));
+  vi.advanceTimersByTime(10);
+  expect(got().length).toBe(96);
+  vi.advanceTimersByTime(1000);
+  link.push(Buffer.alloc(96, 2));
+  vi.advanceTimersByTime(9);
+  expect(got().length).toBeLessThan(192);
+  vi.advanceTimersByTime(2);
+  expect(got().length).toBe(192);
+});
+
+test('clear() drops what is not yet on the wire (power loss); baud 0 passes bytes at once', () => {
+  const { link, got } = collect(9600);
+  link.push(Buffer.alloc(100, 1));
+  vi.advanceTimersByTime(10);
+  const sent = got().length;
+  link.clear();
+  vi.advanceTimersByTime(1000);
+  expect(got().length).toBe(sent);
+  const raw = collect(0);
+  raw.link.push(Buffer.from('abc'));
+  expect(raw.got().toString()).toBe('abc');
+});
