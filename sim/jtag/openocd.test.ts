@@ -71,6 +71,23 @@ describe.each(profiles)('$target through the real openocd', (p) => {
     expect(sim.target.coreState).toBe('running');
   });
 
+  test('reset halt through the adapter SRST line: the DP stays reachable in reset, release halts on vector catch', async () => {
+    const causes: string[] = [];
+    const onReset = (cause: string): void => void causes.push(cause);
+    sim.target.on('reset', onReset);
+    try {
+      await ocd.ok('reset_config srst_only srst_nogate');
+      await ocd.ok('reset halt');
+      expect(causes).toContain('srst');
+      expect(causes).not.toContain('sysresetreq');
+      expect(sim.target.coreState).toBe('halted');
+      expect(await ocd.ok('reg pc')).toMatch(/0x08000100/);
+    } finally {
+      sim.target.off('reset', onReset);
+      await ocd.ok('reset_config none');
+    }
+  });
+
   test('flash read_bank returns the preloaded 256 KiB byte-exact', async () => {
     const out = path.join(dir, 'readback.bin');
     const text = await ocd.ok(`flash read_bank 0 ${out} 0 0x40000`, 30_000);
