@@ -109,9 +109,12 @@ const summary = JSON.parse(await fs.readFile(path.join(output, 'summary.json'), 
 const byId = JSON.parse(await fs.readFile(path.join(output, 'test-results.json'), 'utf8')).byId ?? {};
 const perEnvironment = new Map();
 for (const tr of Object.values(byId)) perEnvironment.set(tr.environment, (perEnvironment.get(tr.environment) ?? 0) + 1);
-const counts = Object.entries(summary.stats ?? {}).filter(([k]) => k !== 'total' && k !== 'new').map(([k, v]) => `${v} ${k}`);
+const stats = summary.stats ?? {};
+const statuses = ['passed', 'failed', 'broken', 'skipped', 'unknown'].filter((k) => stats[k]).map((k) => `${stats[k]} ${k}`);
+const extras = ['retries', 'flaky'].filter((k) => stats[k]).map((k) => `${stats[k]} ${k}`);
+const counts = [statuses.join(', '), ...(extras.length > 0 ? [extras.join(', ')] : [])].join('; ');
 const runs = (await fs.pathExists(history)) ? (await fs.readFile(history, 'utf8')).split('\n').filter(Boolean).length : 0;
-console.log(`report: ${summary.stats?.total ?? 0} tests (${counts.join(', ')}) in ${perEnvironment.size} environment(s): ${[...perEnvironment].map(([env, n]) => `${env} (${n})`).join(', ')}`);
+console.log(`report: ${stats.total ?? 0} tests (${counts}) in ${perEnvironment.size} environment(s): ${[...perEnvironment].map(([env, n]) => `${env} (${n})`).join(', ')}`);
 console.log(`report: removed ${removed.length} third-party element(s) (analytics); nothing in the report loads from off this machine`);
 const shown = path.relative(root, history);
 console.log(`report: history holds ${runs} run(s): ${shown.startsWith('..') ? history : shown}`);
