@@ -141,15 +141,17 @@ class Emulator {
         continue;
       }
       const dir = path.join(GPIO, `gpio${n}`);
-      fs.mkdirSync(dir);
-      for (const [file, content] of [['direction', 'in'], ['active_low', '0'], ['edge', 'none'], ['value', '0']] as const) {
-        fs.writeFileSync(path.join(dir, file), `${content}\n`);
-      }
       const state: GpioState = { direction: 'in', activeLow: false, raw: 0 };
+      fs.mkdirSync(dir);
+      // Watch before the files exist: onoff proceeds the moment `value` appears, and a write it makes
+      // before the watch is in place would go unseen.
+      this.watchers.push(fs.watch(dir, (_e, file) => file && this.exported.get(n) === state && this.onAttribute(n, state, file)));
       this.exported.set(n, state);
       this.released.delete(n);
       this.log.push(`export ${n}`);
-      this.watchers.push(fs.watch(dir, (_e, file) => file && this.exported.get(n) === state && this.onAttribute(n, state, file)));
+      for (const [file, content] of [['direction', 'in'], ['active_low', '0'], ['edge', 'none'], ['value', '0']] as const) {
+        this.write(path.join(dir, file), content);
+      }
     }
   }
 
@@ -183,8 +185,9 @@ class Emulator {
     } catch {
       return;
     }
-    if (this.selfWritten.get(file) === content) return;
-    this.selfWritten.delete(file);
+    // Our own "out" must not read as a new "out" (= drive low). Value and active_low need no such guard:
+    // handling them is idempotent, and a guard would hide a rig write that matches ours.
+    if (name === 'direction' && this.selfWritten.get(file) === content) return;
     const valueFile = path.join(GPIO, `gpio${n}`, 'value');
     const logical = (): string => String(state.raw ^ (state.activeLow ? 1 : 0));
     if (name === 'direction') {
@@ -198,12 +201,16 @@ class Emulator {
       }
       this.log.push(`gpio${n} direction ${content}`);
     } else if (name === 'active_low') {
-      state.activeLow = content === '1';
-      this.write(valueFile, logical());
+      const activeLow = content === '1';
+      if (activeLow !== state.activeLow) {
+        state.activeLow = activeLow;
+        this.write(valueFile, logical());
+      }
     } else if (name === 'value') {
       if (state.direction === 'out' && (content === '0' || content === '1')) {
         state.raw = (Number(content) ^ (state.activeLow ? 1 : 0)) as 0 | 1;
-      } else {
+      } else if (content !== logical()) {
+        // An input's value is not the writer's to set (the kernel answers EPERM); put it back.
         this.write(valueFile, logical());
       }
     }
