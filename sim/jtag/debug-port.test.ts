@@ -273,6 +273,34 @@ describe('remote_bitbang socket', () => {
     b.destroy();
   });
 
+  test('a peer that floods samples without reading the answers is dropped, not buffered without bound', async () => {
+    sim = await startJtagTarget({ target: 'stm32f4x' });
+    const a = await connect(sim.info.port);
+    a.pause();
+    a.on('error', () => {});
+    const closed = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the simulator kept a non-reading peer for 20 s')), 20_000);
+      a.on('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    const block = Buffer.alloc(1 << 20, 'R');
+    let sent = 0;
+    const pump = (): void => {
+      while (!a.destroyed && sent < 64 && a.write(block)) sent++;
+      if (!a.destroyed && sent < 64) a.once('drain', pump);
+    };
+    pump();
+    await closed;
+    expect(sent).toBeLessThan(64);
+    const b = await connect(sim.info.port);
+    const got = answers(b, 32);
+    b.write(idcodeScan);
+    expect(parseInt([...(await got)].reverse().join(''), 2)).toBe(0x4ba00477);
+    b.destroy();
+  });
+
   test('a debugger that drops mid-scan leaves the simulator serving; a newer connection takes over', async () => {
     sim = await startJtagTarget({ target: 'stm32f4x' });
     const a = await connect(sim.info.port);

@@ -6,6 +6,8 @@ import net from 'node:net';
 import { unlink } from 'node:fs/promises';
 import type { DebugPort } from './debug-port.ts';
 
+const maxUnreadAnswers = 1 << 20;
+
 export interface RemoteBitbangServerOptions {
   debugPort: DebugPort;
   /** TCP host, default 127.0.0.1. */
@@ -56,6 +58,13 @@ export async function startRemoteBitbangServer(options: RemoteBitbangServerOptio
       const out = Buffer.allocUnsafe(chunk.length);
       const n = debugPort.process(chunk, out);
       if (n > 0) socket.write(out.subarray(0, n));
+      // OpenOCD never has more than 255 samples outstanding; a peer that floods `R` without reading the
+      // answers is not a debugger, and must not grow the simulator's memory without bound.
+      if (socket.writableLength > maxUnreadAnswers) {
+        log(`jtag: peer left ${socket.writableLength} answers unread; dropping it`);
+        socket.destroy();
+        return;
+      }
       if (debugPort.quit) {
         debugPort.quit = false;
         socket.end();
