@@ -12,7 +12,9 @@ afterEach(() => {
 
 function collect(baud: number): { link: PacedLink; got: () => Buffer } {
   const chunks: Buffer[] = [];
-  const link = new PacedLink(baud, (c) => void chunks.push(Buffer.from(c)));
+  // Fake time does not move while polling with setImmediate, so these tests use timers only (spinMs 0); the
+  // polled tail runs in real time in the paced pty test of sim/module/sota.test.ts.
+  const link = new PacedLink(baud, (c) => void chunks.push(Buffer.from(c)), { spinMs: 0 });
   return { link, got: () => Buffer.concat(chunks) };
 }
 

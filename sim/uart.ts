@@ -10,19 +10,27 @@ export class PacedLink {
   private sentInPeriod = 0;
   private lineFreeAt = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Bumped by clear(): a pending precise wait of an earlier burst gives up. */
+  private generation = 0;
+  private waiting = false;
   private closed = false;
   private readonly bytesPerMs: number;
+  private readonly spinMs: number;
 
   /**
    * @param baud bits per second; 0 = unpaced (bytes are handed on at once).
    * @param sink receives the bytes in order, in chunks whose size depends on timer granularity.
+   * @param options.spinMs the last part of a burst is timed with setImmediate polling over at most this many
+   *   ms, because setTimeout is ~1 ms late and a command's answer waits for its final byte. 0 = timers only.
    */
   constructor(
     readonly baud: number,
     private readonly sink: (chunk: Buffer) => void,
+    options: { spinMs?: number } = {},
   ) {
     if (!(baud >= 0) || !Number.isFinite(baud)) throw new RangeError(`baud must be >= 0, got ${baud}`);
     this.bytesPerMs = baud / 10 / 1000;
+    this.spinMs = options.spinMs ?? 1.5;
   }
 
   /** Bytes waiting to go out. */
@@ -38,7 +46,7 @@ export class PacedLink {
     }
     this.queue.push(chunk);
     this.queued += chunk.length;
-    if (this.timer === undefined) {
+    if (!this.waiting) {
       this.periodStart = Math.max(performance.now(), this.lineFreeAt);
       this.sentInPeriod = 0;
       this.schedule();
@@ -51,6 +59,8 @@ export class PacedLink {
     this.queued = 0;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    this.waiting = false;
+    this.generation++;
     this.lineFreeAt = Math.min(this.lineFreeAt, performance.now());
   }
 
@@ -64,14 +74,35 @@ export class PacedLink {
     const step = Math.max(1, Math.ceil(this.bytesPerMs * 2));
     const target = this.sentInPeriod + Math.min(this.queued, step);
     const dueAt = this.periodStart + target / this.bytesPerMs;
-    const delay = Math.max(0, dueAt - performance.now());
-    this.timer = setTimeout(() => this.tick(), delay);
+    const delay = dueAt - performance.now();
+    this.waiting = true;
+    if (target < this.sentInPeriod + this.queued || this.spinMs === 0 || delay > this.spinMs) {
+      // Intermediate ticks may be late: the byte budget catches up on the next one.
+      const early = target < this.sentInPeriod + this.queued || this.spinMs === 0 ? 0 : this.spinMs - 0.5;
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        if (early > 0) this.spinUntil(dueAt);
+        else this.tick();
+      }, Math.max(0, delay - early));
+    } else {
+      this.spinUntil(dueAt);
+    }
+  }
+
+  private spinUntil(dueAt: number): void {
+    const generation = this.generation;
+    const poll = (): void => {
+      if (generation !== this.generation) return;
+      if (performance.now() >= dueAt) this.tick();
+      else setImmediate(poll);
+    };
+    poll();
   }
 
   private tick(): void {
-    this.timer = undefined;
+    this.waiting = false;
     const now = performance.now();
-    const due = Math.floor((now - this.periodStart) * this.bytesPerMs) - this.sentInPeriod;
+    const due = Math.floor((now - this.periodStart) * this.bytesPerMs + 1e-6) - this.sentInPeriod;
     let n = Math.min(due, this.queued);
     if (n > 0) {
       const parts: Buffer[] = [];

@@ -99,7 +99,7 @@ describe('§5 SOTA dialogue', () => {
     expect(Object.values(devices[0]!.plans)[0]!.phase).toBe('succeeded');
   });
 
-  test('the sha256 appears in 10701 only after AT+QIOTOTAREQ=1 (sticky), and bootstrap auth only once', async () => {
+  test('bare AT+QIOTOTAREQ (= info 0) gives a 10701 without sha256; bootstrap auth (1,10200) only on the first connection', async () => {
     const s = await sim(['--baud', '0', '--time-scale', '0.05']);
     const first = s.mark();
     await register(s);
@@ -235,5 +235,18 @@ describe('pieces and MCUVER settlement', () => {
     from = s.mark();
     await expectOk(s, 'AT+QIOTMCUVER="STM32","2_0_0"');
     await s.waitFor('+QIOTEVT: 7,10705', 5000, from);
+  });
+});
+
+describe('paced UART', () => {
+  test('at 115200 baud the dialogue and the binary reads arrive intact', async () => {
+    const s = await sim(['--baud', '115200', '--time-scale', '0.05']);
+    expect(s.info.module.baud).toBe(115200);
+    await register(s);
+    expect(await s.command('AT+IPR?')).toContain('+IPR: 115200\r\n');
+    const data = seededBytes(6000, 77);
+    await planFor(s, data);
+    await toDownloadOk(s, 6000);
+    expect((await readPiece(s, 0, 6000, 1024)).equals(data)).toBe(true);
   });
 });
