@@ -154,6 +154,27 @@ describe('npm run report', () => {
     expect(first.stdout).toContain('removed 2 third-party element(s)');
   });
 
+  test('merges a dump archive made on another Pi with `allure run --environment <station> --dump`', async () => {
+    const dump = path.join(scratch, 'pi-9');
+    const made = await run(bin('allure'), [
+      'run', '--config', 'reports/allurerc.ts', '--environment', 'bench-c', '--dump', dump, '--results-dir', path.join(scratch, 'results-bench-c'),
+      '--', bin('vitest'), 'run', '--root', 'scripts/report-lib/fixture',
+    ], {
+      SOTA_FIXTURE_RESULTS: path.join(scratch, 'results-bench-c'), SOTA_FIXTURE_STATION: 'bench-c',
+      SOTA_REPORT_RESULTS: '[]', SOTA_REPORT_HISTORY: path.join(scratch, 'pi-9-history.jsonl'),
+    });
+    expect(existsSync(`${dump}.zip`), `allure run made no ${dump}.zip (exit ${made.code}): ${made.stdout.slice(-300)}`).toBe(true);
+
+    const merged = await run(bin('tsx'), ['scripts/report.mjs', ...resultsDirs, '--dump', `${dump}.zip`,
+      '--output', path.join(scratch, 'report-merged'), '--history', path.join(scratch, 'merged-history.jsonl')]);
+    expect(merged.code, merged.stderr).toBe(0);
+    expect(merged.stdout).toContain('from 8 results in 2 directories and 1 dump archive');
+    const { byId } = JSON.parse(await readFile(path.join(scratch, 'report-merged', 'test-results.json'), 'utf8')) as { byId: Record<string, { environment: string }> };
+    const perEnvironment: Record<string, number> = {};
+    for (const { environment } of Object.values(byId)) perEnvironment[environment] = (perEnvironment[environment] ?? 0) + 1;
+    expect(perEnvironment).toEqual({ 'bench-a': TESTS_PER_STATION, 'bench-b': TESTS_PER_STATION, 'bench-c': TESTS_PER_STATION });
+  });
+
   test('fails with one line when there are no results, and never replaces a directory that is not a report', async () => {
     const empty = path.join(scratch, 'no-results');
     await mkdir(empty, { recursive: true });
