@@ -191,7 +191,7 @@ describe('firmata relay lines', () => {
     const vbat = recordRail(rails, 'moduleVbat');
     const err = await openPowerLines(config, { station: 'bench-t' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InfrastructureError);
-    expect((err as Error).message).toContain('bench-t/serialPin: pin 1 of Firmata board "relays"');
+    expect((err as Error).message).toContain('bench-t: serialPin: pin 1 of Firmata board "relays"');
     expect(vbat).toEqual([false, true]);
     // The port was closed (serialport's lock would refuse a second open otherwise).
     const again = await open({ boards: { relays: { port: board.info.port } }, lines: { vbat: { kind: 'firmata', board: 'relays', pin: 2, relay: 'NC' } } });
@@ -206,6 +206,16 @@ describe('firmata relay lines', () => {
     await expect(openPowerLines({ lines: { x: { kind: 'gpio', chip: 'pinctrl-rp1' } } }, { station: 'bench-t' })).rejects.toThrow(ConfigError);
   });
 
+  test('a board that vanishes (USB unplugged) makes every switch fail with the port named', async () => {
+    const { board } = await bench({ moduleVbat: 2 });
+    const power = await open({ boards: { relays: { port: board.info.port } }, lines: { vbat: { kind: 'firmata', board: 'relays', pin: 2, relay: 'NC' } } });
+    await board.close(); // socat gone: the rig's end hangs up, as an unplugged adapter does
+    const err = await power.line('vbat').set(false).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InfrastructureError);
+    expect((err as Error).message).toContain(board.info.port);
+    await expect(power.close()).rejects.toThrow(InfrastructureError);
+  });
+
   test('closing drives the safe level and closes the port; a closed line refuses to switch', async () => {
     const { rails, board } = await bench({ targetVdd: 4 });
     const power = await openPowerLines(
@@ -216,6 +226,6 @@ describe('firmata relay lines', () => {
     const vdd = power.line('vdd');
     await power.close();
     expect(rails.get('targetVdd')).toBe(false);
-    await expect(vdd.set(true)).rejects.toThrow(/bench-t\/vdd: cannot switch on: the line is closed/);
+    await expect(vdd.set(true)).rejects.toThrow(/bench-t: vdd: cannot switch on: the line is closed/);
   });
 });

@@ -8,7 +8,7 @@ import five from 'johnny-five';
 import firmataIo from 'firmata-io';
 import { InfrastructureError } from '../errors.ts';
 import type { FirmataBoardConfig, FirmataLineConfig } from './config.ts';
-import type { SafeStateLine } from './line.ts';
+import { lineLabel, type SafeStateLine } from './line.ts';
 import { registerSafeState } from './safe-state.ts';
 
 const { Firmata } = firmataIo;
@@ -38,7 +38,7 @@ export class FirmataBoard {
   private constructor(
     readonly name: string,
     readonly port: string,
-    private readonly station: string | undefined,
+    readonly station: string | undefined,
     private readonly serial: SerialPort,
     private readonly io: FirmataIo,
     private readonly board: InstanceType<typeof five.Board>,
@@ -114,14 +114,14 @@ export class FirmataBoard {
   async line(name: string, config: FirmataLineConfig): Promise<FirmataLine> {
     this.assertUsable(name, 'open the line');
     if (config.pin >= this.io.pins.length || !this.io.pins[config.pin]!.supportedModes.includes(this.io.MODES.OUTPUT)) {
-      throw new InfrastructureError(`${name}: pin ${config.pin} of Firmata board "${this.name}" on ${this.port} cannot drive a relay`, {
+      throw new InfrastructureError(`${lineLabel(name, this.station)}: pin ${config.pin} of Firmata board "${this.name}" on ${this.port} cannot drive a relay`, {
         station: this.station,
         expected: 'a pin whose capabilities include OUTPUT',
         seen: config.pin >= this.io.pins.length ? `the board has ${this.io.pins.length} pins` : `modes ${JSON.stringify(this.io.pins[config.pin]!.supportedModes)}`,
       });
     }
     for (const other of this.lines) {
-      if (other.pin === config.pin) throw new InfrastructureError(`${name}: pin ${config.pin} of Firmata board "${this.name}" is already line ${other.name}`, { station: this.station });
+      if (other.pin === config.pin) throw new InfrastructureError(`${lineLabel(name, this.station)}: pin ${config.pin} of Firmata board "${this.name}" is already line ${other.name}`, { station: this.station });
     }
     // firmata-io writes whole 8-pin ports from its own copy of the latches, which starts at 0. Learn the
     // board's real latches first, so switching this relay cannot flip its neighbours.
@@ -143,7 +143,7 @@ export class FirmataBoard {
   /** @internal */
   assertUsable(line: string, action: string, allow: { closing?: boolean } = {}): void {
     if (this.broken || (this.closing && !allow.closing)) {
-      throw new InfrastructureError(`${line}: cannot ${action}: Firmata board "${this.name}" on ${this.port} is ${this.closing ? 'closed' : 'unusable'}`, {
+      throw new InfrastructureError(`${lineLabel(line, this.station)}: cannot ${action}: Firmata board "${this.name}" on ${this.port} is ${this.closing ? 'closed' : 'unusable'}`, {
         station: this.station,
         expected: 'an open board',
         seen: this.broken ?? 'closed by the rig',
@@ -153,9 +153,19 @@ export class FirmataBoard {
 
   /** @internal Writes through firmata-io and resolves once the bytes have left for the board. */
   async drain(line: string): Promise<void> {
-    await new Promise<void>((resolve, reject) =>
-      this.serial.drain((err) => (err ? reject(new InfrastructureError(`${line}: write to ${this.port} failed`, { station: this.station, seen: describe(err), cause: err })) : resolve())),
-    );
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        // A board that stopped reading (a hung USB adapter) fills the tty buffer and drain never returns.
+        timer = setTimeout(
+          () => reject(new InfrastructureError(`${lineLabel(line, this.station)}: write to ${this.port} did not complete within ${QUERY_TIMEOUT_MS} ms`, { station: this.station, expected: 'the Firmata message sent to the board', seen: 'the port still busy' })),
+          QUERY_TIMEOUT_MS,
+        );
+        this.serial.drain((err) => (err ? reject(new InfrastructureError(`${lineLabel(line, this.station)}: write to ${this.port} failed`, { station: this.station, seen: describe(err), cause: err })) : resolve()));
+      });
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** @internal The coil level and mode the board reports for `pin` (PIN_STATE_QUERY). */
@@ -164,7 +174,7 @@ export class FirmataBoard {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.io.removeListener(`pin-state-${pin}`, done);
-        reject(new InfrastructureError(`${line}: Firmata board "${this.name}" on ${this.port} did not report pin ${pin}'s state within ${QUERY_TIMEOUT_MS} ms`, {
+        reject(new InfrastructureError(`${lineLabel(line, this.station)}: Firmata board "${this.name}" on ${this.port} did not report pin ${pin}'s state within ${QUERY_TIMEOUT_MS} ms`, {
           station: this.station,
           expected: 'a PIN_STATE_RESPONSE',
           seen: 'nothing',
@@ -249,7 +259,7 @@ export class FirmataLine implements SafeStateLine {
 
   async set(on: boolean): Promise<void> {
     if (this.closed) {
-      throw new InfrastructureError(`${this.name}: cannot switch ${on ? 'on' : 'off'}: the line is closed`, { expected: 'an open line', seen: 'closed by the rig' });
+      throw new InfrastructureError(`${lineLabel(this.name, this.board.station)}: cannot switch ${on ? 'on' : 'off'}: the line is closed`, { station: this.board.station, expected: 'an open line', seen: 'closed by the rig' });
     }
     this.board.assertUsable(this.name, `switch ${on ? 'on' : 'off'}`);
     await this.drive(on);
@@ -266,7 +276,8 @@ export class FirmataLine implements SafeStateLine {
     const { mode, level } = await this.board.pinState(this.name, this.pin);
     const want = this.coilFor(on);
     if (mode !== this.board.io_.MODES.OUTPUT || level !== want) {
-      throw new InfrastructureError(`${this.name}: Firmata board "${this.board.name}" on ${this.board.port} did not switch pin ${this.pin} ${on ? 'on' : 'off'}`, {
+      throw new InfrastructureError(`${lineLabel(this.name, this.board.station)}: Firmata board "${this.board.name}" on ${this.board.port} did not switch pin ${this.pin} ${on ? 'on' : 'off'}`, {
+        station: this.board.station,
         expected: `pin ${this.pin} in OUTPUT mode at level ${want} (${this.config.relay} relay ${on ? 'closed' : 'open'})`,
         seen: `mode ${mode}, level ${level}`,
       });
@@ -274,11 +285,12 @@ export class FirmataLine implements SafeStateLine {
   }
 
   async get(): Promise<boolean> {
-    if (this.closed) throw new InfrastructureError(`${this.name}: cannot read: the line is closed`, { expected: 'an open line', seen: 'closed by the rig' });
+    if (this.closed) throw new InfrastructureError(`${lineLabel(this.name, this.board.station)}: cannot read: the line is closed`, { station: this.board.station, expected: 'an open line', seen: 'closed by the rig' });
     this.board.assertUsable(this.name, 'read the line');
     const { mode, level } = await this.board.pinState(this.name, this.pin);
     if (mode !== this.board.io_.MODES.OUTPUT) {
-      throw new InfrastructureError(`${this.name}: pin ${this.pin} of Firmata board "${this.board.name}" on ${this.board.port} is not an output any more`, {
+      throw new InfrastructureError(`${lineLabel(this.name, this.board.station)}: pin ${this.pin} of Firmata board "${this.board.name}" on ${this.board.port} is not an output any more`, {
+        station: this.board.station,
         expected: `mode OUTPUT (${this.board.io_.MODES.OUTPUT})`,
         seen: `mode ${mode} — did the board reset?`,
       });
@@ -322,5 +334,10 @@ function handshakeProgress(io: FirmataIo): string {
 
 async function closeQuietly(serial: SerialPort): Promise<void> {
   if (!serial.isOpen) return;
-  await new Promise<void>((resolve) => serial.close(() => resolve()));
+  let timer: NodeJS.Timeout | undefined;
+  await new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, QUERY_TIMEOUT_MS); // the descriptor goes with the process at worst
+    serial.close(() => resolve());
+  });
+  clearTimeout(timer);
 }

@@ -20,6 +20,14 @@ export interface SafeStateLine extends PowerLine {
   applySafeStateSync(): void;
 }
 
+/**
+ * A line's name as it reads after the station prefix that RigError already puts in front:
+ * "bench-2: module-vbat: …", not "bench-2: bench-2/module-vbat: …".
+ */
+export function lineLabel(name: string, station: string | undefined): string {
+  return station !== undefined && name.startsWith(`${station}/`) ? name.slice(station.length + 1) : name;
+}
+
 export interface TimedOptions {
   signal?: AbortSignal;
 }

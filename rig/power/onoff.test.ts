@@ -162,17 +162,17 @@ describe('onoff lines on an emulated sysfs GPIO tree', () => {
   test('names that match no chip, numbers on no chip and offsets past the chip are ConfigErrors that list the chips', async () => {
     let r = await host.holder({ lines: { vbat: { kind: 'gpio', chip: 'pinctrl-bcm2835', line: 17 } } });
     expect(r.error).toMatchObject({ name: 'ConfigError', kind: 'config' });
-    expect((r.error as Msg).message).toContain('pi/vbat: no gpiochip matches "pinctrl-bcm2835"');
+    expect((r.error as Msg).message).toContain('pi: vbat: no gpiochip matches "pinctrl-bcm2835"');
     expect((r.error as Msg).seen).toContain('pinctrl-rp1 (gpiochip571: 571..624)');
     await host.holderExit();
 
     // GPIO17 as it was numbered before kernel 6.6
     r = await host.holder({ lines: { vbat: { kind: 'gpio', gpio: 17 } } });
-    expect((r.error as Msg).message).toContain('pi/vbat: GPIO 17 is on no gpiochip of this kernel');
+    expect((r.error as Msg).message).toContain('pi: vbat: GPIO 17 is on no gpiochip of this kernel');
     await host.holderExit();
 
     r = await host.holder({ lines: { vbat: { kind: 'gpio', chip: 'pinctrl-rp1', line: 54 } } });
-    expect((r.error as Msg).message).toContain('pi/vbat: pinctrl-rp1 has no line 54');
+    expect((r.error as Msg).message).toContain('pi: vbat: pinctrl-rp1 has no line 54');
     await host.holderExit();
     expect((await host.state()).log.filter((l) => l.startsWith('export'))).not.toContain('export 625');
   });
@@ -234,7 +234,7 @@ describe('onoff export failures name the line', () => {
     try {
       const r = await host.holder({ lines: { vbat: { kind: 'gpio', chip: 'pinctrl-rp1', line: 17 } } }, 65534);
       expect(r.error).toMatchObject({ name: 'InfrastructureError', kind: 'infrastructure', station: 'pi' });
-      expect((r.error as Msg).message).toContain('pi/vbat: could not take pinctrl-rp1 line 17 = GPIO 588: permission denied (EACCES)');
+      expect((r.error as Msg).message).toContain('pi: vbat: could not take pinctrl-rp1 line 17 = GPIO 588: permission denied (EACCES)');
       expect((r.error as Msg).expected).toContain('gpio group');
     } finally {
       host.close();
@@ -246,7 +246,7 @@ describe('onoff export failures name the line', () => {
     try {
       const r = await host.holder({ lines: { relay: { kind: 'gpio', chip: 'mcp23017', line: 6 } } });
       expect(r.error).toMatchObject({ name: 'InfrastructureError' });
-      expect((r.error as Msg).message).toContain('pi/relay: could not take mcp23017 line 6 = GPIO 1030: the kernel refused the export (EINVAL)');
+      expect((r.error as Msg).message).toContain('pi: relay: could not take mcp23017 line 6 = GPIO 1030: the kernel refused the export (EINVAL)');
       expect((r.error as Msg).seen).toMatch(/^EINVAL on \/sys\/class\/gpio\/export/);
     } finally {
       host.close();
@@ -258,7 +258,7 @@ describe('onoff export failures name the line', () => {
     try {
       const r = await host.holder({ lines: { vbat: { kind: 'gpio', chip: 'pinctrl-rp1', line: 17 } } });
       expect(r.error).toMatchObject({ name: 'InfrastructureError', station: 'pi' });
-      expect((r.error as Msg).message).toContain('pi/vbat: sysfs GPIO is missing: there is no /sys/class/gpio/export');
+      expect((r.error as Msg).message).toContain('pi: vbat: sysfs GPIO is missing: there is no /sys/class/gpio/export');
     } finally {
       host.close();
     }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Gpio } from 'onoff';
 import { ConfigError, InfrastructureError } from '../errors.ts';
 import type { GpioLineConfig } from './config.ts';
-import type { SafeStateLine } from './line.ts';
+import { lineLabel, type SafeStateLine } from './line.ts';
 import { registerSafeState } from './safe-state.ts';
 
 /** onoff hard-codes this root, so the rig reads the same one. */
@@ -41,7 +41,7 @@ function chipSummary(chips: readonly GpioChip[]): string {
 
 function assertSysfs(ctx: GpioContext): void {
   if (!existsSync(path.join(GPIO_SYSFS, 'export'))) {
-    throw new InfrastructureError(`${ctx.name}: sysfs GPIO is missing: there is no ${GPIO_SYSFS}/export`, {
+    throw new InfrastructureError(`${lineLabel(ctx.name, ctx.station)}: sysfs GPIO is missing: there is no ${GPIO_SYSFS}/export`, {
       station: ctx.station,
       expected: 'a kernel built with CONFIG_GPIO_SYSFS (Raspberry Pi OS has it) and /sys mounted',
       seen: existsSync(GPIO_SYSFS) ? `${GPIO_SYSFS} without an export file` : `no ${GPIO_SYSFS}`,
@@ -93,7 +93,7 @@ export function resolveGpio(config: Pick<GpioLineConfig, 'chip' | 'line' | 'gpio
     const n = config.gpio;
     const chip = chips.find((c) => n >= c.base && n < c.base + c.ngpio);
     if (!chip) {
-      throw new ConfigError(`${ctx.name}: GPIO ${n} is on no gpiochip of this kernel`, {
+      throw new ConfigError(`${lineLabel(ctx.name, ctx.station)}: GPIO ${n} is on no gpiochip of this kernel`, {
         station: ctx.station,
         expected: 'a global number inside a chip\'s range, or better chip + line (bases are dynamic since kernel 6.6: GPIO17 is 588 on a Pi 5, 529 on a Pi 4)',
         seen: chipSummary(chips),
@@ -105,7 +105,7 @@ export function resolveGpio(config: Pick<GpioLineConfig, 'chip' | 'line' | 'gpio
   const offset = config.line!;
   const matches = findChip(spec, chips);
   if (matches.length !== 1) {
-    throw new ConfigError(`${ctx.name}: ${matches.length === 0 ? 'no' : 'more than one'} gpiochip matches "${spec}"`, {
+    throw new ConfigError(`${lineLabel(ctx.name, ctx.station)}: ${matches.length === 0 ? 'no' : 'more than one'} gpiochip matches "${spec}"`, {
       station: ctx.station,
       expected: 'exactly one chip with that label, sysfs name, sysfs path or /dev/gpiochipN',
       seen: chipSummary(chips),
@@ -113,7 +113,7 @@ export function resolveGpio(config: Pick<GpioLineConfig, 'chip' | 'line' | 'gpio
   }
   const chip = matches[0]!;
   if (offset >= chip.ngpio) {
-    throw new ConfigError(`${ctx.name}: ${chip.label} has no line ${offset}`, {
+    throw new ConfigError(`${lineLabel(ctx.name, ctx.station)}: ${chip.label} has no line ${offset}`, {
       station: ctx.station,
       expected: `a line offset 0..${chip.ngpio - 1}`,
       seen: String(offset),
@@ -127,7 +127,7 @@ function exportError(err: unknown, resolved: ResolvedGpio, ctx: GpioContext): Er
   const e = err as NodeJS.ErrnoException;
   const file = e.path ?? `${GPIO_SYSFS}/export`;
   const seen = `${e.code ?? 'error'} on ${file}: ${e.message}`;
-  const what = `${ctx.name}: could not take ${resolved.description}`;
+  const what = `${lineLabel(ctx.name, ctx.station)}: could not take ${resolved.description}`;
   switch (e.code) {
     case 'EINVAL':
       return new InfrastructureError(`${what}: the kernel refused the export (EINVAL)`, {
@@ -201,7 +201,7 @@ export class OnoffLine implements SafeStateLine {
 
   private fail(action: string, err: unknown): InfrastructureError {
     const e = err as NodeJS.ErrnoException;
-    return new InfrastructureError(`${this.name}: could not ${action} ${this.resolved.description}`, {
+    return new InfrastructureError(`${lineLabel(this.name, this.station)}: could not ${action} ${this.resolved.description}`, {
       station: this.station,
       expected: `${GPIO_SYSFS}/gpio${this.resolved.gpio}/value to accept the access`,
       seen: `${e.code ?? 'error'}: ${e.message}`,
@@ -210,7 +210,7 @@ export class OnoffLine implements SafeStateLine {
   }
 
   private assertOpen(action: string): void {
-    if (this.closed) throw new InfrastructureError(`${this.name}: cannot ${action}: the line is closed`, { station: this.station, expected: 'an open line', seen: 'closed by the rig' });
+    if (this.closed) throw new InfrastructureError(`${lineLabel(this.name, this.station)}: cannot ${action}: the line is closed`, { station: this.station, expected: 'an open line', seen: 'closed by the rig' });
   }
 
   async set(on: boolean): Promise<void> {
