@@ -2,7 +2,8 @@
 // flow arms it, sends its command, then waits: an event that arrives between the command's OK and the
 // wait (even in the same read as the OK) is already in the buffer. Every wait is bounded by a timeout and
 // an AbortSignal, and fails at once when the port vanishes or when a `failOn` event (10706, RDY) comes.
-import { AbortedError, InfrastructureError, ProtocolError } from '../errors.ts';
+import { AbortedError, ProtocolError } from '../errors.ts';
+import type { InfrastructureError } from '../errors.ts';
 import type { ModuleEvent } from './events.ts';
 
 export interface WaitOptions {
