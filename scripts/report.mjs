@@ -1,5 +1,6 @@
 #!/usr/bin/env -S npx tsx
-// npm run report [-- <allure-results dir>... [--dump <archive.zip>]... [--output <dir>] [--history <file>] [--name <title>]]
+// npm run report [-- <allure-results dir>... [--dump <archive.zip>]... [--output <dir>] [--history <file>]
+//                    [--history-limit <runs>] [--name <title>]]
 //
 // Builds the Allure 3 report (one self-contained index.html) from the suites' results — by default
 // reports/allure-results, or several results directories and `allure run --dump` archives, one per Pi —
@@ -11,7 +12,7 @@ import { findRemoteReferences, stripThirdParty } from './report-lib/offline.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const args = minimist(process.argv.slice(2), {
-  string: ['dump', 'output', 'history', 'name'],
+  string: ['dump', 'output', 'history', 'history-limit', 'name'],
   boolean: ['help'],
   alias: { o: 'output', h: 'help' },
   unknown: (a) => (a.startsWith('-') ? fail(`unknown option ${a} (see --help)`) : true),
@@ -23,18 +24,27 @@ function fail(message) {
 }
 
 if (args.help) {
-  console.log(`usage: npm run report -- [<allure-results dir>...] [--dump <archive.zip or glob>]... [--output <dir>] [--history <file>] [--name <title>]
+  console.log(`usage: npm run report -- [<allure-results dir>...] [--dump <archive.zip or glob>]... [--output <dir>]
+                          [--history <file>] [--history-limit <runs>] [--name <title>]
   default results dir: reports/allure-results; default output: reports/allure-report;
   default history: reports/history/history.jsonl`);
   process.exit(0);
 }
 
+const historyLimit = args['history-limit'];
+if (historyLimit !== undefined && !/^[1-9]\d*$/.test(historyLimit)) fail(`--history-limit: expected a number of runs, seen ${historyLimit}`);
+
+// Paths on the command line are the user's: npm runs scripts from the package root, and says where the
+// user was in INIT_CWD.
+const here = process.env.INIT_CWD ?? process.cwd();
+const fromUser = (p) => path.resolve(here, p);
+
 // 1. What to read.
-const resultsDirs = (args._.length > 0 ? args._.map(String) : ['reports/allure-results']).map((d) => path.resolve(d));
+const resultsDirs = args._.length > 0 ? args._.map((d) => fromUser(String(d))) : [path.join(root, 'reports', 'allure-results')];
 const dumpPatterns = [].concat(args.dump ?? []);
 const dumps = [];
 for (const pattern of dumpPatterns) {
-  const matched = await glob(pattern, { absolute: true });
+  const matched = await glob(pattern, { absolute: true, cwd: here });
   if (matched.length === 0) fail(`no dump archive matches ${pattern}`);
   dumps.push(...matched.sort());
 }
@@ -51,7 +61,7 @@ if (resultFiles === 0 && dumps.length === 0) {
 }
 
 // 2. Where to write. The output is replaced as a whole, so refuse a directory that is not a report.
-const output = path.resolve(args.output ?? path.join(root, 'reports', 'allure-report'));
+const output = args.output ? fromUser(args.output) : path.join(root, 'reports', 'allure-report');
 if (await fs.pathExists(output)) {
   const entries = await fs.readdir(output);
   if (entries.length > 0 && !entries.includes('index.html')) {
@@ -59,7 +69,7 @@ if (await fs.pathExists(output)) {
   }
   await fs.remove(output);
 }
-const history = path.resolve(args.history ?? path.join(root, 'reports', 'history', 'history.jsonl'));
+const history = args.history ? fromUser(args.history) : path.join(root, 'reports', 'history', 'history.jsonl');
 await fs.ensureDir(path.dirname(history));
 
 // 3. Generate.
@@ -78,7 +88,7 @@ const generate = await $({
     SOTA_REPORT_HISTORY: history,
     ...(args.name ? { SOTA_REPORT_NAME: args.name } : {}),
   },
-})`${allure} generate --config ${path.join(root, 'reports', 'allurerc.ts')} --output ${output} ${dumps.flatMap((d) => ['--dump', d])} ${resultsDirs}`.timeout('5m');
+})`${allure} generate --config ${path.join(root, 'reports', 'allurerc.ts')} --output ${output} ${historyLimit ? ['--history-limit', historyLimit] : []} ${dumps.flatMap((d) => ['--dump', d])} ${resultsDirs}`.timeout('5m');
 if (generate.exitCode !== 0 || !(await fs.pathExists(path.join(output, 'index.html')))) {
   process.stderr.write(generate.stdout + generate.stderr);
   fail(`allure generate exited with ${generate.exitCode ?? generate.signal} and wrote no ${path.join(output, 'index.html')}`);
