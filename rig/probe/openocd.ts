@@ -320,22 +320,22 @@ export class OpenOcdSession {
   }
 
   private onData(d: Buffer): void {
-    this.rx.push(d);
+    let chunk = d;
     while (true) {
-      const all = this.rx.length === 1 ? (this.rx[0] as Buffer) : Buffer.concat(this.rx);
-      const end = all.indexOf(FRAME_END);
+      // Only the new bytes can hold the terminator: a long reply is not re-scanned chunk after chunk.
+      const end = chunk.indexOf(FRAME_END);
       if (end < 0) {
-        this.rx = [all];
+        if (chunk.length > 0) this.rx.push(chunk);
         return;
       }
-      const reply = all.subarray(0, end).toString('utf8');
-      const rest = all.subarray(end + 1);
-      this.rx = rest.length > 0 ? [rest] : [];
+      this.rx.push(chunk.subarray(0, end));
+      const reply = Buffer.concat(this.rx).toString('utf8');
+      this.rx = [];
+      chunk = chunk.subarray(end + 1);
       const p = this.pending;
       this.pending = undefined;
       if (p) p.resolve(reply);
       else this.log.note(`unrequested Tcl reply ignored: ${JSON.stringify(reply.slice(0, 200))}`);
-      if (this.rx.length === 0) return;
     }
   }
 

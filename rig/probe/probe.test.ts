@@ -103,6 +103,13 @@ describe.each(profiles)('probe on a virtual $target', (p) => {
     expect(await probe.state()).toBe('running');
   });
 
+  test('readWords spanning several read_memory calls matches the preload word for word', async () => {
+    const count = 16_384 + 16;
+    const words = await probe.readWords(FLASH + 0x100, count);
+    expect(words.length).toBe(count);
+    expect(Buffer.from(words.buffer).equals(preload.subarray(0x100, 0x100 + count * 4))).toBe(true);
+  });
+
   test('read back 256 KiB byte-exact against the preload', async ({ annotate }) => {
     const t0 = performance.now();
     const flash = await probe.readRegion(FLASH, 256 * KiB);

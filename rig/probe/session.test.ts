@@ -67,6 +67,15 @@ describe('OpenOCD session (dummy adapter)', () => {
     expect(s.log.text()).toContain('shutdown command invoked');
   });
 
+  test('a reply of a megabyte arrives whole, and the next reply is not mixed into it', async () => {
+    const s = await start();
+    const [big, next] = await Promise.all([s.call('string repeat abcdefgh 150000', { timeoutMs: 10_000 }), s.call('expr 7', { timeoutMs: 10_000 })]);
+    expect(big.length).toBe(1_200_000);
+    expect(big.slice(0, 16)).toBe('abcdefghabcdefgh');
+    expect(/^(abcdefgh)+$/.test(big)).toBe(true);
+    expect(next).toBe('7');
+  });
+
   test('calls are serialised: concurrent callers each get their own answer', async () => {
     const s = await start();
     const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => s.call(`expr {${i} * 3}`, { timeoutMs: 5000 })));
