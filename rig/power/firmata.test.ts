@@ -172,6 +172,26 @@ describe('firmata relay lines', () => {
     expect((err as InfrastructureError).seen).toMatch(/no REPORT_VERSION answer/);
   });
 
+  test('an aborted handshake is an AbortedError and frees the port', async () => {
+    const silent: PtyPair = await openPtyPair(dir, `abort-${Date.now().toString(36)}`);
+    cleanups.push(() => silent.close());
+    const ac = new AbortController();
+    const opening = openPowerLines(
+      { boards: { relays: { port: silent.rigPath, connectTimeoutMs: 30_000 } }, lines: { vbat: { kind: 'firmata', board: 'relays', pin: 2 } } },
+      { station: 'bench-t', signal: ac.signal },
+    );
+    ac.abort(new Error('test cancelled'));
+    const err = await opening.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AbortedError);
+    expect((err as Error).message).toContain(`on ${silent.rigPath}: handshake aborted`);
+    // serialport's exclusive lock would refuse this open if the aborted attempt had kept the port.
+    const { SerialPort } = await import('serialport');
+    const again = await new Promise<InstanceType<typeof SerialPort>>((resolve, reject) => {
+      const p = new SerialPort({ path: silent.rigPath, baudRate: 57600 }, (e) => (e ? reject(e) : resolve(p)));
+    });
+    await new Promise<void>((resolve) => again.close(() => resolve()));
+  });
+
   test('a port that does not exist is named in the error', async () => {
     const missing = path.join(dir, 'no-such-board');
     const err = await openPowerLines({ boards: { relays: { port: missing } }, lines: { vbat: { kind: 'firmata', board: 'relays', pin: 2 } } }, { station: 'bench-t' }).catch((e: unknown) => e);

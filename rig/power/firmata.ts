@@ -6,7 +6,7 @@ import { writeSync } from 'node:fs';
 import { SerialPort } from 'serialport';
 import five from 'johnny-five';
 import firmataIo from 'firmata-io';
-import { InfrastructureError } from '../errors.ts';
+import { AbortedError, InfrastructureError } from '../errors.ts';
 import type { FirmataBoardConfig, FirmataLineConfig } from './config.ts';
 import { lineLabel, type SafeStateLine } from './line.ts';
 import { registerSafeState } from './safe-state.ts';
@@ -68,7 +68,9 @@ export class FirmataBoard {
         seen,
         cause,
       });
-    if (ctx.signal?.aborted) throw fail('not opened, aborted', describe(ctx.signal.reason));
+    if (ctx.signal?.aborted) {
+      throw new AbortedError(`Firmata board "${ctx.name}" on ${path}: not opened, already aborted`, { station: ctx.station, seen: describe(ctx.signal.reason) });
+    }
 
     // hupcl:false keeps DTR up when we close: on an Arduino, a DTR drop resets the board, and a reset
     // drives every pin LOW — it would undo the safe levels we just set.
@@ -90,8 +92,10 @@ export class FirmataBoard {
     try {
       await new Promise<void>((resolve, reject) => {
         timer = setTimeout(() => reject(fail(`no Firmata handshake within ${connectTimeoutMs} ms`, handshakeProgress(io))), connectTimeoutMs);
-        onAbort = () => reject(fail('handshake aborted', describe(ctx.signal!.reason)));
+        onAbort = () =>
+          reject(new AbortedError(`Firmata board "${ctx.name}" on ${path}: handshake aborted`, { station: ctx.station, seen: describe(ctx.signal!.reason) }));
         ctx.signal?.addEventListener('abort', onAbort, { once: true });
+        if (ctx.signal?.aborted) onAbort(); // aborted while the port was opening
         board.once('ready', () => resolve());
         board.once('error', (err: unknown) => reject(fail('the board reported an error during the handshake', describe(err), err)));
         serial.once('close', () => reject(fail('the port closed during the handshake', 'close')));
