@@ -136,6 +136,57 @@ describe('AtPort over binding-mock, reads fragmented into 1..7 bytes', () => {
     expect(unsolicited).toContain('+QIOTMCUVER: "STALE","0"');
   });
 
+  it('abandons a block cut short by a timeout; its late rest never reaches the next command', async () => {
+    const rest = Buffer.concat([Buffer.alloc(300, 0x41), Buffer.from('\r\nOK\r\n+CSQ\r\n'), Buffer.alloc(200, 0x42), Buffer.from('\r\n\r\nOK\r\n')]);
+    let lateRest: (() => void) | undefined;
+    const { port, peer } = await setup((cmd, p) => {
+      if (cmd === 'AT+QIOTOTARD=0,1024') {
+        void p.send(`\r\n+QIOTOTARD: 0,${512 + rest.length - 8}\r\n${'x'.repeat(512)}`);
+        lateRest = () => void p.send(rest);
+      } else if (cmd === 'AT+CSQ') {
+        lateRest?.();
+        void p.send(answer('+CSQ: 20,99', 'OK'));
+      } else if (cmd === 'AT+QIOTSTATE?') void p.send(answer('+QIOTSTATE: 8', 'OK'));
+    });
+    const e = await port.command('AT+QIOTOTARD=0,1024', { prefix: '+QIOTOTARD:', binary: true, timeoutMs: 80 }).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(AtTimeoutError);
+    expect((e as Error).message).toContain('expected +QIOTOTARD: <n> then <n> bytes then OK');
+    await expect(port.command('AT+QIOTSTATE?', { prefix: '+QIOTSTATE:' })).resolves.toMatchObject({ lines: ['+QIOTSTATE: 8'] });
+    expect(peer.received).toEqual(['AT+QIOTOTARD=0,1024', 'AT+CSQ', 'AT+QIOTSTATE?']);
+  });
+
+  it('fails a read whose header announces more than the binary limit, and stays usable', async () => {
+    const { port } = await setup((cmd, p) => {
+      if (cmd === 'AT+QIOTOTARD=0,1024') void p.send(`\r\n+QIOTOTARD: 0,999999\r\n${'y'.repeat(100)}\r\n\r\nOK\r\n`);
+      if (cmd === 'AT') void p.send(answer('OK'));
+    }, { maxBinaryLength: 4096 });
+    const issues: FramingIssue[] = [];
+    port.on('framing', (i) => issues.push(i));
+    const e = (await port.command('AT+QIOTOTARD=0,1024', { prefix: '+QIOTOTARD:', binary: true }).catch((err: unknown) => err)) as AtResponseError;
+    expect(e).toBeInstanceOf(AtResponseError);
+    expect(e.message).toContain('seen +QIOTOTARD: 0,999999');
+    expect(issues).toEqual([{ kind: 'oversize-block', header: '+QIOTOTARD: 0,999999', length: 999999, limit: 4096 }]);
+    await expect(port.command('AT')).resolves.toBeTruthy();
+  });
+
+  it('gets the same answers under many fragmentations (seeds 1..20), echo on and off', async () => {
+    const block = Buffer.concat([Buffer.from('\r\nOK\r\n\0'), Buffer.alloc(64, 0x0d)]);
+    for (let seed = 1; seed <= 20; seed++) {
+      const echo = seed % 2 === 0;
+      const { port, urcs } = await setup(
+        module(echo, (cmd, p) => {
+          if (cmd === 'AT+QIOTOTARD=64,128') void p.send(`${answer('+QIOTEVT: 7,10702')}\r\n+QIOTOTARD: 64,${block.length}\r\n${block.toString('latin1')}\r\n\r\nOK\r\n`);
+        }),
+        { seed },
+      );
+      const r = await port.command('AT+QIOTOTARD=64,128', { prefix: '+QIOTOTARD:', binary: true });
+      expect(r.block?.data).toEqual(block);
+      await expect(port.command('AT+QIOTMCUVER?', { prefix: '+QIOTMCUVER:' })).resolves.toMatchObject({ lines: { length: 2 } });
+      expect(urcs).toEqual([{ line: '+QIOTEVT: 7,10702' }]);
+      await port.close();
+    }
+  });
+
   it('fails queued commands with a clear error when the module stops answering, and recovers later', async () => {
     let alive = false;
     const { port } = await setup((cmd, p) => {

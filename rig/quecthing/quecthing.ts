@@ -77,6 +77,7 @@ export class QuecThing extends Emitter<QuecThingEvents> {
   private readonly readTimeoutMs: number;
   private readonly cfunTimeoutMs: number;
   private readonly source: CursorSource;
+  private readonly detach: () => void;
 
   constructor(
     readonly port: AtPort,
@@ -85,13 +86,18 @@ export class QuecThing extends Emitter<QuecThingEvents> {
     super();
     this.readTimeoutMs = opts.readTimeoutMs ?? 5000;
     this.cfunTimeoutMs = opts.cfunTimeoutMs ?? 15_000;
-    port.on('urc', (u) => this.emit('event', parseModuleEvent(u.line, u.data)));
+    this.detach = port.on('urc', (u) => this.emit('event', parseModuleEvent(u.line, u.data)));
     this.source = {
       station: port.station,
       portPath: port.path,
       subscribe: (fn) => this.on('event', fn),
       onDisconnect: (fn) => port.on('disconnected', fn),
     };
+  }
+
+  /** Stops decoding the port's URCs (the port itself stays open: it belongs to the station). */
+  dispose(): void {
+    this.detach();
   }
 
   get station(): string {
