@@ -259,6 +259,12 @@ async function main(): Promise<void> {
         ...(cmd.uid !== undefined ? { uid: cmd.uid, gid: cmd.uid } : {}),
       });
       const h = holder;
+      try {
+        // With the emulator at -10, onoff's busy-wait cannot starve it on a loaded two-core box.
+        if (h.pid !== undefined) os.setPriority(h.pid, 10);
+      } catch {
+        // only less margin
+      }
       let stderr = '';
       h.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
       createInterface({ input: h.stdout! }).on('line', (line) => {
