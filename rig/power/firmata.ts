@@ -194,9 +194,9 @@ export class FirmataBoard {
     return { mode: p.mode, level: (p.state ?? 0) & 1 };
   }
 
-  /** @internal */
-  get io_(): FirmataIo {
-    return this.io;
+  /** @internal Firmata's OUTPUT mode number. */
+  get outputMode(): number {
+    return this.io.MODES.OUTPUT;
   }
 
   /** @internal Synchronous write of one pin (SET_DIGITAL_PIN_VALUE) straight to the port's descriptor. */
@@ -279,7 +279,7 @@ export class FirmataLine implements SafeStateLine {
     // The board handles commands in order, so its answer to a pin-state query is proof the write took.
     const { mode, level } = await this.board.pinState(this.name, this.pin);
     const want = this.coilFor(on);
-    if (mode !== this.board.io_.MODES.OUTPUT || level !== want) {
+    if (mode !== this.board.outputMode || level !== want) {
       throw new InfrastructureError(`${lineLabel(this.name, this.board.station)}: Firmata board "${this.board.name}" on ${this.board.port} did not switch pin ${this.pin} ${on ? 'on' : 'off'}`, {
         station: this.board.station,
         expected: `pin ${this.pin} in OUTPUT mode at level ${want} (${this.config.relay} relay ${on ? 'closed' : 'open'})`,
@@ -292,10 +292,10 @@ export class FirmataLine implements SafeStateLine {
     if (this.closed) throw new InfrastructureError(`${lineLabel(this.name, this.board.station)}: cannot read: the line is closed`, { station: this.board.station, expected: 'an open line', seen: 'closed by the rig' });
     this.board.assertUsable(this.name, 'read the line');
     const { mode, level } = await this.board.pinState(this.name, this.pin);
-    if (mode !== this.board.io_.MODES.OUTPUT) {
+    if (mode !== this.board.outputMode) {
       throw new InfrastructureError(`${lineLabel(this.name, this.board.station)}: pin ${this.pin} of Firmata board "${this.board.name}" on ${this.board.port} is not an output any more`, {
         station: this.board.station,
-        expected: `mode OUTPUT (${this.board.io_.MODES.OUTPUT})`,
+        expected: `mode OUTPUT (${this.board.outputMode})`,
         seen: `mode ${mode} — did the board reset?`,
       });
     }
