@@ -57,6 +57,11 @@ export class OpenocdSession {
     }
   }
 
+  /** OpenOCD's process id (for CPU accounting in the benchmark). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   get log(): readonly string[] {
     return this.logLines;
   }
