@@ -26,6 +26,7 @@ export interface SerialStream {
   on(event: 'close', fn: (err?: Error & { disconnected?: boolean }) => void): unknown;
   on(event: 'error', fn: (err: Error) => void): unknown;
   on(event: 'open', fn: () => void): unknown;
+  prependListener(event: 'open', fn: () => void): unknown;
   once(event: 'open', fn: () => void): unknown;
   once(event: 'error', fn: (err: Error) => void): unknown;
   off(event: 'open', fn: () => void): unknown;
@@ -266,8 +267,8 @@ export class AtPort extends Emitter<AtPortEvents> {
   }
 
   private attach(serial: SerialStream): void {
-    // Registered before the stream's own first read can wait for `open`, so every read is guarded.
-    serial.on('open', () => guardHangup((serial as { port?: unknown }).port));
+    // First in line, ahead of a read the stream may already have queued for `open`: every read is guarded.
+    serial.prependListener('open', () => guardHangup((serial as { port?: unknown }).port));
     if (serial.isOpen) guardHangup((serial as { port?: unknown }).port);
     serial.on('data', (chunk) => this.framer.push(chunk));
     serial.on('error', (err) => this.transcriptLog.note(`port error: ${err.message}`));

@@ -6,9 +6,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { InfrastructureError } from '../errors.ts';
 import { AtPortError } from './errors.ts';
 import { AtPort } from './port.ts';
-import { ScriptedPeer, answer, seededRandom } from './testing/peer.ts';
+import { answer } from './testing/peer.ts';
 import type { Script } from './testing/peer.ts';
-import { startPtyPair } from './testing/pty.ts';
+import { openPtyPeer, startPtyPair } from './testing/pty.ts';
 import type { PtyPair } from './testing/pty.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -16,24 +16,10 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function openPeer(pathB: string, script: Script, seed: number): Promise<ScriptedPeer> {
-  const serial = new SerialPort({ path: pathB, baudRate: 115200, autoOpen: false });
-  await new Promise<void>((resolve, reject) => serial.open((err) => (err ? reject(err) : resolve())));
-  const peer = new ScriptedPeer(
-    (piece) =>
-      new Promise<void>((resolve) => {
-        if (!serial.isOpen) return resolve();
-        serial.write(piece, () => resolve());
-      }),
-    script,
-    seededRandom(seed),
-  );
-  serial.on('data', (d: Buffer) => peer.fromRig(d));
-  serial.on('error', () => {}); // the peer's end vanishes too when socat is killed
-  cleanups.push(async () => {
-    if (serial.isOpen) await new Promise<void>((r) => serial.close(() => r()));
-  });
-  return peer;
+async function openPeer(pathB: string, script: Script, seed: number) {
+  const p = await openPtyPeer(pathB, script, seed);
+  cleanups.push(() => p.close());
+  return p.peer;
 }
 
 async function pair(dir?: string): Promise<PtyPair> {

@@ -7,6 +7,8 @@ import { SerialPortMock } from 'serialport';
 import { afterEach, expect, it } from 'vitest';
 import { AtPort } from '../at/index.ts';
 import { createMockModule } from '../at/testing/mock.ts';
+import type { Script, ScriptedPeer } from '../at/testing/peer.ts';
+import { openPtyPeer, startPtyPair } from '../at/testing/pty.ts';
 import { isEvent } from './events.ts';
 import { QuecThing, UpdateAction } from './quecthing.ts';
 
@@ -70,10 +72,17 @@ function moduleBytes(command: string): Buffer {
   return Buffer.concat(out);
 }
 
-afterEach(() => SerialPortMock.binding.reset());
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+  SerialPortMock.binding.reset();
+});
 
-it('replays the Quectel SOTA example byte for byte, echo on as in the example', async () => {
-  const { serial, peer } = createMockModule({ seed: 2024, script: (cmd, p) => void p.send(moduleBytes(cmd)) });
+const script: Script = (cmd, p) => void p.send(moduleBytes(cmd));
+
+/** binding-mock: what the rig wrote is captured at the binding. */
+async function overMock(): Promise<{ port: AtPort; written: Buffer[]; peer: ScriptedPeer }> {
+  const { serial, peer } = createMockModule({ seed: 2024, script });
   const written: Buffer[] = [];
   serial.on('open', () => {
     const binding = serial.port!;
@@ -84,7 +93,28 @@ it('replays the Quectel SOTA example byte for byte, echo on as in the example', 
     };
   });
   const port = new AtPort({ station: 'virtual', serial });
+  cleanups.push(() => port.close());
   await port.open();
+  return { port, written, peer };
+}
+
+/** A real pty pair: what the rig wrote is what the module's end received. */
+async function overPty(): Promise<{ port: AtPort; written: Buffer[]; peer: ScriptedPeer }> {
+  const pair = await startPtyPair();
+  cleanups.push(() => pair.dispose());
+  const module = await openPtyPeer(pair.b, script, 2025);
+  cleanups.push(() => module.close());
+  const port = new AtPort({ station: 'virtual', path: pair.a, baudRate: 115200 });
+  cleanups.push(() => port.close());
+  await port.open();
+  return { port, written: module.fromRig, peer: module.peer };
+}
+
+it.each([
+  ['binding-mock, 1..7-byte reads', overMock],
+  ['a real pty pair', overPty],
+])('replays the Quectel SOTA example byte for byte, echo on as in the example, over %s', async (_name, open) => {
+  const { port, written, peer } = await open();
   const qt = new QuecThing(port);
   const limits = { timeoutMs: 2000 };
 
@@ -132,5 +162,4 @@ it('replays the Quectel SOTA example byte for byte, echo on as in the example', 
     .map((e) => (e.binary ? '[RX]<data>' : `[${e.dir}]${e.text}`));
   expect(transcript).toEqual(EXAMPLE);
   expect(events.history.map((e) => e.raw)).toEqual(EXAMPLE.filter((l) => /^\[RX\]\+(QIOTEVT|QIND)/.test(l)).map((l) => l.slice(4)));
-  await port.close();
 });

@@ -5,6 +5,9 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { SerialPort } from 'serialport';
+import { ScriptedPeer, seededRandom } from './peer.ts';
+import type { Script } from './peer.ts';
 
 export interface PtyPair {
   /** The rig's end. */
@@ -73,6 +76,41 @@ export async function startPtyPair(opts: { dir?: string; timeoutMs?: number } = 
     dispose: async () => {
       await kill();
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface PtyPeer {
+  readonly peer: ScriptedPeer;
+  /** Every byte the rig wrote, as received. */
+  readonly fromRig: Buffer[];
+  close(): Promise<void>;
+}
+
+/** Opens the peer's end of a pty pair with serialport and puts a scripted module behind it. */
+export async function openPtyPeer(pathB: string, script: Script, seed?: number): Promise<PtyPeer> {
+  const serial = new SerialPort({ path: pathB, baudRate: 115200, autoOpen: false });
+  await new Promise<void>((resolve, reject) => serial.open((err) => (err ? reject(err) : resolve())));
+  const peer = new ScriptedPeer(
+    (piece) =>
+      new Promise<void>((resolve) => {
+        if (!serial.isOpen) return resolve();
+        serial.write(piece, () => resolve());
+      }),
+    script,
+    seed === undefined ? undefined : seededRandom(seed),
+  );
+  const fromRig: Buffer[] = [];
+  serial.on('data', (d: Buffer) => {
+    fromRig.push(d);
+    peer.fromRig(d);
+  });
+  serial.on('error', () => {}); // this end vanishes too when socat is killed; the test looks at the rig's end
+  return {
+    peer,
+    fromRig,
+    close: async () => {
+      if (serial.isOpen) await new Promise<void>((r) => serial.close(() => r()));
     },
   };
 }
