@@ -30,7 +30,11 @@ describe('Transcript', () => {
     expect(seen).toEqual(t.all());
     expect(seen.map((e) => `[${e.dir}]${e.text}`)).toEqual(['[TX]AT+QIOTOTARD=0,5', '[RX]+QIOTOTARD: 0,5', `[RX]<5 bytes sha256=${sha}>`, '[RX]OK']);
     expect(seen[2]!.binary).toEqual({ length: 5, sha256: sha });
-    for (let i = 1; i < seen.length; i++) expect(seen[i]!.t).toBeGreaterThanOrEqual(seen[i - 1]!.t);
+    for (let i = 1; i < seen.length; i++) {
+      expect(seen[i]!.t).toBeGreaterThanOrEqual(seen[i - 1]!.t);
+      // One clock: the epoch stamp is the monotonic one shifted by a constant.
+      expect(seen[i]!.at - seen[i]!.t).toBeCloseTo(seen[0]!.at - seen[0]!.t, 3);
+    }
     expect(formatEntry(seen[0]!)).toMatch(/^ +\d+\.\d{3} \[TX\]AT\+QIOTOTARD=0,5$/);
     expect(t.lastReceived(2)).toEqual([`<5 bytes sha256=${sha}>`, 'OK']);
   });

@@ -8,6 +8,8 @@ export type Direction = 'TX' | 'RX' | '--';
 export interface TranscriptEntry {
   /** Milliseconds since the transcript started, from the monotonic clock (`performance.now()`). */
   readonly t: number;
+  /** The same instant as epoch milliseconds (timeOrigin + monotonic clock), to line up with other logs. */
+  readonly at: number;
   /** TX: sent to the module; RX: received from it; `--`: a note from the port (timeout, overflow, close). */
   readonly dir: Direction;
   /** The line as sent or received (terminator stripped, secrets masked), or a summary of binary data. */
@@ -49,20 +51,20 @@ export class Transcript {
   ) {}
 
   tx(line: string): void {
-    this.add({ t: this.now(), dir: 'TX', text: maskSecrets(line) });
+    this.add('TX', maskSecrets(line));
   }
 
   rx(line: string): void {
-    this.add({ t: this.now(), dir: 'RX', text: maskSecrets(line) });
+    this.add('RX', maskSecrets(line));
   }
 
   rxBinary(data: Buffer): void {
     const s = binarySummary(data);
-    this.add({ t: this.now(), dir: 'RX', text: s.text, binary: { length: s.length, sha256: s.sha256 } });
+    this.add('RX', s.text, { length: s.length, sha256: s.sha256 });
   }
 
   note(text: string): void {
-    this.add({ t: this.now(), dir: '--', text });
+    this.add('--', text);
   }
 
   /** Entries still held (at least the last `limit`), oldest first. */
@@ -80,11 +82,9 @@ export class Transcript {
     return out.reverse();
   }
 
-  private now(): number {
-    return performance.now() - this.origin;
-  }
-
-  private add(e: TranscriptEntry): void {
+  private add(dir: Direction, text: string, binary?: TranscriptEntry['binary']): void {
+    const now = performance.now();
+    const e: TranscriptEntry = { t: now - this.origin, at: performance.timeOrigin + now, dir, text, ...(binary ? { binary } : {}) };
     this.entries.push(e);
     // Trimming in batches keeps adding O(1) amortised on long runs.
     if (this.entries.length > this.limit + (this.limit >> 2)) this.entries.splice(0, this.entries.length - this.limit);
