@@ -185,6 +185,10 @@ describe('AHB-AP', () => {
     expect(host.acc(true, DRW).data).toBe(2);
     expect(host.acc(true, TAR).data).toBe(3);
     expect(host.acc(true, TAR).data >>> 0).toBe(0x0800000c);
+    host.acc(false, TAR, 0x08000ffc);
+    host.acc(true, DRW);
+    host.acc(true, TAR);
+    expect(host.acc(true, TAR).data >>> 0).toBe(0x08000000); // the increment wraps within 4 KiB
     host.acc(false, TAR, 0xe000ed00);
     host.ir(IR_DPACC);
     host.acc(false, SELECT, 0x10);

@@ -383,11 +383,12 @@ export class DebugPort {
     const reg = (select & 0xf0) | (a << 2);
     switch (reg) {
       case 0x0c: {
-        // DRW: the bus access at TAR, then TAR auto-increment (single) by the access size.
+        // DRW: the bus access at TAR, then TAR auto-increment (single) by the access size. Like the
+        // Cortex-M3/M4 AHB-AP, only TAR[11:0] counts: the debugger must rewrite TAR at each 4 KiB boundary.
         const addr = this.tar;
         const size = this.accessBytes();
         this.busAccess(read, addr, size, data);
-        if ((this.csw & 0x30) === 0x10) this.tar = (addr + size) >>> 0;
+        if ((this.csw & 0x30) === 0x10) this.tar = ((addr & ~0xfff) | ((addr + size) & 0xfff)) >>> 0;
         return;
       }
       case 0x00:
