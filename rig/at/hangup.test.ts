@@ -13,7 +13,7 @@ function unixLikeBinding(fd: number) {
     fd: fd as number | null,
     isOpen: true,
     poller: { once: () => undefined },
-    read: async (buffer: Buffer) => {
+    read: async (buffer: Buffer, _offset: number, _length: number) => {
       calls++;
       return { buffer, bytesRead: 1 };
     },

@@ -218,6 +218,7 @@ describe('AtPort over binding-mock, reads fragmented into 1..7 bytes', () => {
     expect(((await b) as Error).message).toContain('AT+QIOTSTATE? on');
     await expect(port.command('AT')).resolves.toBeTruthy();
     expect(peer.received).toEqual(['AT+QIOTREG?', 'AT+CSQ', 'AT']);
+    await expect(port.command('AT\rAT+CFUN=0')).rejects.toBeInstanceOf(RangeError);
     const pre = AbortSignal.abort(new Error('already'));
     await expect(port.command('AT', { signal: pre })).rejects.toBeInstanceOf(AbortedError);
   });

@@ -238,6 +238,11 @@ export class AtPort extends Emitter<AtPortEvents> {
         onAbort: undefined,
         probe: undefined,
       };
+      if (/[\r\n]/.test(command)) {
+        // The terminator is the port's to add; a CR inside would make the module see two commands.
+        reject(new RangeError(`AT command ${JSON.stringify(command)} contains a line terminator`));
+        return;
+      }
       if (opts.signal?.aborted) {
         reject(this.abortedError(p, opts.signal));
         return;
