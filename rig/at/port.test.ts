@@ -224,12 +224,11 @@ describe('AtPort over binding-mock, reads fragmented into 1..7 bytes', () => {
   });
 
   it('reports an overlong line as a framing issue and keeps working', async () => {
-    const { port } = await setup(module(false), { maxLineLength: 64 });
+    const { port, peer } = await setup(module(false), { maxLineLength: 64 });
     const issues: FramingIssue[] = [];
     port.on('framing', (i) => issues.push(i));
     await port.command('AT');
-    const peerSide = (port as unknown as { serial: SerialPortMock }).serial;
-    peerSide.port!.emitData(`\r\n${'Z'.repeat(1000)}\r\n`);
+    await peer.send(`\r\n${'Z'.repeat(1000)}\r\n`);
     await expect(port.command('AT+CSQ', { prefix: '+CSQ:' })).resolves.toMatchObject({ lines: ['+CSQ: 24,99'] });
     expect(issues).toEqual([{ kind: 'overflow', head: 'Z'.repeat(40), limit: 64 }]);
   });
