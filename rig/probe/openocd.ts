@@ -35,7 +35,20 @@ export interface OpenOcdOptions {
    * exists. Tied to the spawning thread: a probe opened in a worker thread dies with that thread.
    */
   parentDeathSignal?: boolean;
+  /**
+   * Log lines that mean the adapter link is gone for good. OpenOCD 0.12 never reconnects an adapter: it
+   * stays up, failing every poll and command, so on the first such line it is killed and the session
+   * reports the line. Default: LINK_LOST_PATTERNS.
+   */
+  linkLostPatterns?: readonly RegExp[];
 }
+
+/**
+ * remote_bitbang's socket errors (a closed target socket shows up as `Error on socket
+ * 'remote_bitbang_putc': … Broken pipe` on the next poll, openocd-sim.md §1.4) and libusb's "device gone"
+ * (an ST-Link or CMSIS-DAP probe unplugged).
+ */
+export const LINK_LOST_PATTERNS: readonly RegExp[] = [/Error on socket '/, /LIBUSB_ERROR_NO_DEVICE/];
 
 export interface ExitInfo {
   code: number | null;
@@ -220,6 +233,7 @@ export class OpenOcdSession {
       const port = await session.waitReady(signal);
       await session.connect(port, signal);
       log.note(`OpenOCD pid ${child.pid} ready, Tcl port ${port}`);
+      session.watchLink();
       return session;
     } catch (e) {
       await session.killAndWait(`start failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
@@ -317,6 +331,27 @@ export class OpenOcdSession {
         resolve();
       });
     });
+  }
+
+  /** From readiness on (a failing init makes OpenOCD exit by itself), a link-lost line ends the session. */
+  private watchLink(): void {
+    const patterns = this.opts.linkLostPatterns ?? LINK_LOST_PATTERNS;
+    const off = this.log.onLine((line) => {
+      if (!patterns.some((re) => re.test(line))) return;
+      off();
+      if (this.broken !== undefined || this.closing || this.exitInfo !== undefined) return;
+      const err = new InfrastructureError(`the adapter link is lost; OpenOCD killed`, {
+        station: this.opts.station,
+        expected: 'the adapter connection to stay up',
+        seen: JSON.stringify(line),
+        lastLines: this.log.recent(LAST_LINES),
+      });
+      this.broken = err;
+      const p = this.pending;
+      this.pending = undefined;
+      void this.killAndWait('adapter link lost').then(() => p?.reject(err));
+    });
+    void this.exited.then(off);
   }
 
   private onData(d: Buffer): void {

@@ -13,6 +13,7 @@ import type { ByteDifference, RegionComparison } from './errors.ts';
 import { ProbeLog } from './log.ts';
 import type { ProbeLogOptions } from './log.ts';
 import { OpenOcdSession } from './openocd.ts';
+import type { ExitInfo } from './openocd.ts';
 import { parseTclList, tclWord } from './tcl.ts';
 
 export interface ProbeTimeouts {
@@ -52,6 +53,8 @@ export interface ProbeOptions extends ProbeSetup {
   log?: ProbeLogOptions;
   /** See OpenOcdOptions.parentDeathSignal. */
   parentDeathSignal?: boolean;
+  /** See OpenOcdOptions.linkLostPatterns. */
+  linkLostPatterns?: readonly RegExp[];
 }
 
 export interface OpOptions {
@@ -192,6 +195,7 @@ export class Probe {
         shutdownTimeoutMs: t.shutdownMs,
         log,
         parentDeathSignal: opts.parentDeathSignal,
+        linkLostPatterns: opts.linkLostPatterns,
       },
       signal,
     );
@@ -200,6 +204,14 @@ export class Probe {
   /** OpenOCD's process id (its process group id too). */
   get pid(): number {
     return this.session.pid;
+  }
+
+  /**
+   * Settles when the current OpenOCD exits, for whatever reason (closed, killed, crashed while idle): a
+   * station can watch it to mark its probe broken without waiting for the next command to fail.
+   */
+  get exited(): Promise<ExitInfo> {
+    return this.session.exited;
   }
 
   /** False once OpenOCD died, was killed on a timeout or abort, or the probe was closed. */

@@ -138,6 +138,19 @@ describe('OpenOCD session (dummy adapter)', () => {
     expect(log.text()).toMatch(/killed by SIGKILL[\s\S]*ready, Tcl port/);
   });
 
+  test('a log line saying the adapter link is gone ends the session at once, mid-command included', async () => {
+    const s = await OpenOcdSession.start({ station: 'test-bench', args: DUMMY, linkLostPatterns: [/ADAPTER-GONE/] });
+    sessions.push(s);
+    const pid = s.pid;
+    // The line is logged while the command still runs; OpenOCD would otherwise sit out the whole sleep.
+    const err = await s.call('echo ADAPTER-GONE; sleep 60000', { timeoutMs: 30_000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InfrastructureError);
+    expect((err as InfrastructureError).message).toMatch(/adapter link is lost; OpenOCD killed/);
+    expect((err as InfrastructureError).seen).toBe('"ADAPTER-GONE"');
+    expectGone(pid);
+    expect((await s.exited).signal).toBe('SIGKILL');
+  });
+
   test('a configuration OpenOCD rejects: typed error carrying the exit code and the log lines that explain it', async () => {
     const err = await start([...DUMMY, '-c', 'no_such_setting 1']).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InfrastructureError);

@@ -15,6 +15,8 @@ export interface FaultProxy {
    * directions (until OpenOCD reconnects). Resolves at that moment.
    */
   arm(fault: LinkFault, afterBytes: number): Promise<void>;
+  /** Cuts every relayed connection now, whatever OpenOCD is doing. */
+  dropNow(): void;
   close(): Promise<void>;
 }
 
@@ -66,6 +68,12 @@ export async function startFaultProxy(targetHost: string, targetPort: number): P
       return new Promise<void>((fired) => {
         armed = { fault, left: afterBytes, fired };
       });
+    },
+    dropNow() {
+      for (const [a, b] of pairs) {
+        a.destroy();
+        b.destroy();
+      }
     },
     close() {
       for (const [a, b] of pairs) {
