@@ -10,12 +10,15 @@
 //   await probe.program(0x08000000, image);     // { written: false } when pre-verify finds it already there
 //   await probe.erase(0x08020000, 0x20000);
 //   probe.log.text(); probe.log.recent(20);     // OpenOCD's log for the report / for errors
+//   probe.alive; await probe.exited;            // watch for an OpenOCD that died while idle
 //   await probe.restart(); await probe.close();
 //
 // Every operation takes { signal?, timeoutMs? }; defaults grow with size for reads and writes. On timeout or
 // abort OpenOCD is killed (process group, SIGKILL) and the call throws InfrastructureError / AbortedError;
 // an OpenOCD that dies (rc 134 when the adapter socket drops mid-scan) gives InfrastructureError with the
-// last log lines; a command OpenOCD refuses gives OpenOcdCommandError (a ProtocolError) with its Tcl code.
+// last log lines; so does a lost adapter link (remote_bitbang socket error, USB device gone), on which
+// OpenOCD is killed at once because 0.12 never reconnects; a command OpenOCD refuses gives
+// OpenOcdCommandError (a ProtocolError) with its Tcl code and text.
 // No OpenOCD outlives the rig process (exit handler, and setpriv --pdeathsig where available).
 // The configuration is data (buildProbeArgs): the driver never knows whether it talks to a bench or to the
 // virtual station.
@@ -26,7 +29,7 @@ export { OpenOcdCommandError, RegionMismatchError } from './errors.ts';
 export type { ByteDifference, RegionComparison } from './errors.ts';
 export { ProbeLog } from './log.ts';
 export type { ProbeLogOptions } from './log.ts';
-export { describeExit, liveOpenOcdPids, OpenOcdSession } from './openocd.ts';
+export { describeExit, LINK_LOST_PATTERNS, liveOpenOcdPids, OpenOcdSession } from './openocd.ts';
 export type { ExitInfo, OpenOcdOptions } from './openocd.ts';
 export { compareRegion, coreName, DEFAULT_TIMEOUTS, Probe } from './probe.ts';
 export type { OpOptions, ProbeOptions, ProbeTimeouts, ProgramResult, ResetMode, TargetInfo, TargetState } from './probe.ts';
