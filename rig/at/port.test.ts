@@ -150,7 +150,7 @@ describe('AtPort over binding-mock, reads fragmented into 1..7 bytes', () => {
     });
     const e = await port.command('AT+QIOTOTARD=0,1024', { prefix: '+QIOTOTARD:', binary: true, timeoutMs: 80 }).catch((err: unknown) => err);
     expect(e).toBeInstanceOf(AtTimeoutError);
-    expect((e as Error).message).toContain('expected +QIOTOTARD: <n> then <n> bytes then OK');
+    expect((e as Error).message).toContain('expected +QIOTOTARD: <n> then <n> bytes then OK; seen only a binary header and part of its data');
     await expect(port.command('AT+QIOTSTATE?', { prefix: '+QIOTSTATE:' })).resolves.toMatchObject({ lines: ['+QIOTSTATE: 8'] });
     expect(peer.received).toEqual(['AT+QIOTOTARD=0,1024', 'AT+CSQ', 'AT+QIOTSTATE?']);
   });

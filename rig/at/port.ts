@@ -407,8 +407,13 @@ export class AtPort extends Emitter<AtPortEvents> {
     this.inflight = undefined;
     // Bytes of an unfinished block may never come; lines parsed from whatever does come are discarded by
     // the resynchronisation below, which waits for the probe's own marker.
-    if (this.framer.inBlock) this.framer.reset();
-    const seen = [p.echoSeen ? 'the echo' : '', p.lines.length ? `${p.lines.length} information line(s)` : '', p.block ? 'the binary block' : '']
+    const midBlock = this.framer.inBlock;
+    if (midBlock) this.framer.reset();
+    const seen = [
+      p.echoSeen ? 'the echo' : '',
+      p.lines.length ? `${p.lines.length} information line(s)` : '',
+      p.block ? 'the binary block' : midBlock ? 'a binary header and part of its data' : '',
+    ]
       .filter(Boolean)
       .join(', ');
     if (p.probe) {
@@ -436,7 +441,7 @@ export class AtPort extends Emitter<AtPortEvents> {
         command: p.command,
         expected: this.expectedOf(p),
         waitedMs: p.timeoutMs,
-        seen: seen || 'nothing',
+        seen: seen ? `only ${seen}` : 'nothing',
         lastLines: this.transcriptLog.lastReceived(),
       }),
     );
