@@ -275,6 +275,19 @@ describe('AtPort over binding-mock, reads fragmented into 1..7 bytes', () => {
     await expect(port.command('AT')).resolves.toBeTruthy();
   });
 
+  it('accepts a stream that is already opening (autoOpen) or open', async () => {
+    SerialPortMock.binding.createPort('/dev/mock-autoopen', { echo: false, record: true });
+    const serial = new SerialPortMock({ path: '/dev/mock-autoopen', baudRate: 921600 });
+    const port = new AtPort({ station: 'bench-2', serial });
+    ports.push(port);
+    await port.open();
+    expect(port.isOpen).toBe(true);
+    await port.open(); // already open: nothing to do
+    void port.command('AT').catch(() => {});
+    await new Promise((r) => serial.drain(r));
+    expect(serial.port!.recording.toString()).toBe('AT\r');
+  });
+
   it('masks the ProductSecret in the transcript and in emitted entries, echo included', async () => {
     const { port } = await setup(module(true, (cmd, p) => void p.send(answer('OK'))));
     const emitted: string[] = [];
