@@ -1,0 +1,335 @@
+// openStation: one config entry → a Station (station.ts). It takes the station's lock, starts the virtual
+// station when the entry is one, opens the power lines by role, the module's AT port (and checks the module
+// answers, learning its echo), the probe and the plan source. If any step fails, what was opened is closed
+// in reverse order and the error names the station. close() is the safe state — power lines at their safe
+// levels, OpenOCD gone, ports closed, sim stopped, lock released — and also runs on SIGINT/SIGTERM/SIGHUP.
+import { AtPort } from '../at/port.ts';
+import { AtCommandError, AtPortError } from '../at/errors.ts';
+import { loadConfig, resolveSecret, type LoadedConfig } from '../config/load.ts';
+import type { HardwareStationConfig, PowerRole, RigConfig, StationConfig } from '../config/schema.ts';
+import { AbortedError, ConfigError, FirmwareError, InfrastructureError, isRigError, ProtocolError } from '../errors.ts';
+import { openPowerLines, type PowerLines } from '../power/open.ts';
+import { cycle, pulse, type TimedOptions } from '../power/line.ts';
+import { buildProbeArgs } from '../probe/args.ts';
+import { Probe } from '../probe/probe.ts';
+import { QuecThing } from '../quecthing/quecthing.ts';
+import type { Recorder } from '../sota/recorder.ts';
+import { lockStation, type StationLock } from './lock.ts';
+import { openPlanSource } from './plans.ts';
+import type { PlanSource, ProtocolTimeouts, Station, StationInfo, StationModule, StationPart, StationPower } from './station.ts';
+import { resolveTimeouts } from './timeouts.ts';
+import { startVirtualStation, type VirtualStation } from './virtual.ts';
+
+export interface OpenStationOptions {
+  /** A loaded config (loadConfig/parseConfig); default: loadConfig() from the working directory. */
+  config?: RigConfig | LoadedConfig;
+  signal?: AbortSignal;
+  /** Opening phases are reported as steps when given. */
+  recorder?: Recorder;
+  /** Where station locks live (default: $RIG_LOCK_DIR or the system temp dir). */
+  lockDir?: string;
+}
+
+/** A station as opened: the Station contract plus what only diagnostics need. */
+export interface OpenedStation extends Station {
+  readonly module: OpenedModule;
+  readonly lock: StationLock;
+  /** The resolved hardware entry the station was opened from (for the virtual station: what the sim gave). */
+  readonly config: HardwareStationConfig;
+  /** True once close() has been called. */
+  readonly closed: boolean;
+}
+
+export interface OpenedModule extends StationModule {
+  /** Whether the module echoes commands, as seen on the last check (open, reopen): learned, not assumed. */
+  readonly echo: boolean;
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+/** How long a signal may wait for the station to reach its safe state before the process goes on dying. */
+const SIGNAL_CLOSE_BOUND_MS = 8_000;
+
+function unknownStation(name: string, config: RigConfig): ConfigError {
+  return new ConfigError(`no station "${name}" in the config`, {
+    expected: `one of ${Object.keys(config.stations).join(', ')}`,
+    seen: name,
+  });
+}
+
+/** Opens the station `name` from config. Throws ConfigError / InfrastructureError / AbortedError naming it. */
+export async function openStation(name: string, options: OpenStationOptions = {}): Promise<OpenedStation> {
+  const config = options.config ?? (await loadConfig());
+  const entry: StationConfig | undefined = Object.hasOwn(config.stations, name) ? config.stations[name] : undefined;
+  if (!entry) throw unknownStation(name, config);
+  const dotenv: Readonly<Record<string, string>> = 'dotenv' in config ? (config as LoadedConfig).dotenv : {};
+  const step = <T>(what: string, body: () => Promise<T>): Promise<T> => (options.recorder ? options.recorder.step(`${name}: ${what}`, body) : body());
+  const signal = options.signal;
+  const checkAbort = (): void => {
+    if (signal?.aborted) throw new AbortedError('opening the station aborted', { station: name, cause: signal.reason });
+  };
+
+  // Secrets first: a missing variable is a config error, before anything is switched or locked.
+  let productInfo: StationModule['productInfo'];
+  if (entry.kind === 'virtual') {
+    productInfo = { productKey: entry.productKey, productSecret: entry.productSecret };
+  } else if (entry.module.productKey !== undefined && entry.module.productSecret !== undefined) {
+    productInfo = {
+      productKey: entry.module.productKey,
+      productSecret: resolveSecret(entry.module.productSecret, { station: name, key: `stations.${name}.module.productSecret`, dotenv }),
+    };
+  }
+
+  const undo: { what: string; run: () => Promise<void> }[] = [];
+  let lock: StationLock | undefined;
+  try {
+    checkAbort();
+    lock = await step('lock', () => lockStation(name, { dir: options.lockDir }));
+    const held = lock;
+    undo.push({ what: 'lock', run: () => held.release() });
+
+    let hw: HardwareStationConfig;
+    let virtual: VirtualStation | undefined;
+    if (entry.kind === 'virtual') {
+      checkAbort();
+      virtual = await step('start the virtual station', () => startVirtualStation(entry, { station: name, signal }));
+      const v = virtual;
+      undo.push({ what: 'virtual station', run: () => v.close() });
+      hw = v.config;
+    } else {
+      hw = entry;
+    }
+    const timeouts = resolveTimeouts(hw.timeouts);
+
+    checkAbort();
+    const lines = await step('power lines', () => openPowerLines({ boards: hw.power.boards, lines: hw.power.lines }, { station: name, signal }));
+    undo.push({ what: 'power lines', run: () => lines.close() });
+
+    checkAbort();
+    const at = new AtPort({ station: name, path: hw.module.port, baudRate: hw.module.baudRate, commandTimeoutMs: timeouts.commandMs });
+    await step('module AT port', () => at.open());
+    undo.push({ what: 'AT port', run: () => at.close() });
+    const qt = new QuecThing(at);
+    undo.push({ what: 'QuecThing', run: () => Promise.resolve(qt.dispose()) });
+    let echo = await step('module answers AT', () => awaitModule(at, name, timeouts, signal));
+
+    checkAbort();
+    const setup = buildProbeArgs(hw.probe);
+    const probe = await step('probe (OpenOCD)', () =>
+      Probe.open({ ...setup, station: name, openocd: hw.probe.openocd, timeouts: hw.probe.timeouts }, { signal }),
+    );
+    undo.push({ what: 'probe', run: () => probe.close() });
+
+    const plans: PlanSource = openPlanSource(hw.plans, { station: name });
+
+    const module: OpenedModule = {
+      path: hw.module.port,
+      baudRate: hw.module.baudRate,
+      at,
+      qt,
+      productInfo,
+      get echo() {
+        return echo;
+      },
+      async reopen({ signal: s }: { signal?: AbortSignal } = {}) {
+        if (state.closed) throw new InfrastructureError('cannot reopen the AT port of a closed station', { station: name });
+        await at.close();
+        if (s?.aborted) throw new AbortedError(`reopening ${hw.module.port} aborted`, { station: name, cause: s.reason });
+        await at.open();
+        echo = await awaitModule(at, name, timeouts, s);
+      },
+    };
+
+    const info: StationInfo = {
+      name,
+      description: hw.description,
+      baudRate: hw.module.baudRate,
+      target: hw.probe.target,
+      probe: describeProbe(hw),
+    };
+
+    const state = { closed: false, closing: undefined as Promise<void> | undefined };
+    const detachSignals = onSignals(() => close());
+    const close = (): Promise<void> =>
+      (state.closing ??= (async () => {
+        state.closed = true;
+        detachSignals.stopWatching();
+        // Plans this run created go first, while the cloud is still there to end them.
+        const errors: unknown[] = [];
+        await plans.clear().catch((e: unknown) => errors.push(e));
+        errors.push(...(await runUndo(undo)));
+        detachSignals.detach();
+        if (errors.length > 0) throw closeError(name, errors);
+      })());
+
+    const station: OpenedStation = {
+      name,
+      info,
+      module,
+      probe,
+      power: stationPower(name, lines, hw.power.roles),
+      plans,
+      layout: { slotAddress: hw.layout.slotAddress, slotSize: hw.layout.slotSize },
+      component: hw.component,
+      timeouts,
+      lock: held,
+      config: hw,
+      get closed() {
+        return state.closed;
+      },
+      close,
+    };
+    return station;
+  } catch (err) {
+    const errors = await runUndo(undo);
+    for (const e of errors) process.stderr.write(`${name}: while undoing a failed open: ${e instanceof Error ? e.message : String(e)}\n`);
+    throw named(name, err);
+  }
+}
+
+function describeProbe(hw: HardwareStationConfig): string {
+  const i = hw.probe.interface;
+  switch (i.kind) {
+    case 'stlink':
+      return `ST-Link${i.serial ? ` ${i.serial}` : ''}, ${hw.probe.target}`;
+    case 'cmsis-dap':
+      return `CMSIS-DAP${i.serial ? ` ${i.serial}` : ''} (${i.transport ?? 'swd'}), ${hw.probe.target}`;
+    case 'remote_bitbang':
+      return `remote_bitbang ${i.host}:${i.port}, ${hw.probe.target}`;
+  }
+}
+
+/** Runs the undo steps newest first; every one runs even when an earlier one fails. */
+async function runUndo(undo: { what: string; run: () => Promise<void> }[]): Promise<unknown[]> {
+  const errors: unknown[] = [];
+  for (const u of undo.splice(0).reverse()) {
+    try {
+      await u.run();
+    } catch (err) {
+      errors.push(err);
+    }
+  }
+  return errors;
+}
+
+function closeError(station: string, errors: unknown[]): Error {
+  if (errors.length === 1 && isRigError(errors[0])) return errors[0] as Error;
+  return new InfrastructureError('could not bring the station to its safe state cleanly', {
+    station,
+    seen: errors.map((e) => (e instanceof Error ? e.message.split('\n')[0] : String(e))).join('; '),
+    cause: errors[0],
+  });
+}
+
+/** Rig errors already carry the station; others are re-made (same kind) or wrapped so the report says which. */
+function named(station: string, err: unknown): unknown {
+  if (isRigError(err)) {
+    if (err.station !== undefined) return err;
+    const Ctor = err instanceof AbortedError ? AbortedError : ERROR_BY_KIND[err.kind];
+    return new Ctor(err.summary, { station, expected: err.expected, seen: err.seen, lastLines: err.lastLines, cause: err });
+  }
+  const msg = err instanceof Error ? err.message : String(err);
+  return new InfrastructureError(`could not open the station: ${msg}`, { station, cause: err });
+}
+
+const ERROR_BY_KIND = {
+  infrastructure: InfrastructureError,
+  protocol: ProtocolError,
+  firmware: FirmwareError,
+  config: ConfigError,
+  usage: ConfigError,
+} as const;
+
+/**
+ * Waits until the module answers `AT`, within its boot time (it may have just been powered), and reports
+ * whether it echoes commands. Each attempt is bounded by the command timeout; a `RDY` ends the attempt in
+ * flight at once, so a module that finishes booting is asked again immediately.
+ */
+async function awaitModule(at: AtPort, station: string, t: ProtocolTimeouts, signal: AbortSignal | undefined): Promise<boolean> {
+  const deadline = performance.now() + t.bootMs + t.marginMs;
+  let last: unknown;
+  for (;;) {
+    const left = Math.floor(deadline - performance.now());
+    if (left <= 0) break;
+    let echoed = false;
+    const off = at.on('transcript', (e) => {
+      if (e.dir === 'RX' && e.text === 'AT') echoed = true;
+    });
+    try {
+      await at.command('AT', { timeoutMs: Math.min(t.commandMs, left), signal, expected: 'OK' });
+      return echoed;
+    } catch (err) {
+      if (err instanceof AtPortError || err instanceof AbortedError || err instanceof AtCommandError) throw err;
+      last = err;
+    } finally {
+      off();
+    }
+  }
+  throw new InfrastructureError(`the module on ${at.path} does not answer AT`, {
+    station,
+    expected: `OK to AT within ${t.bootMs + t.marginMs} ms (boot time + margin)`,
+    seen: last instanceof Error ? last.message.split('\n')[0] : 'no answer',
+    lastLines: isRigError(last) ? last.lastLines : [],
+  });
+}
+
+const PARTS: Record<'cycle' | 'reset', Record<StationPart, PowerRole>> = {
+  cycle: { module: 'moduleSupply', target: 'targetSupply' },
+  reset: { module: 'moduleReset', target: 'targetReset' },
+};
+
+function stationPower(station: string, lines: PowerLines, roles: Partial<Record<PowerRole, string>>): StationPower {
+  const lineFor = (action: 'cycle' | 'reset', part: StationPart) => {
+    const role = PARTS[action][part];
+    const lineName = roles[role];
+    if (lineName === undefined) {
+      throw new ConfigError(`no ${part} ${action === 'cycle' ? 'supply' : 'reset'} line to ${action === 'cycle' ? 'power-cycle' : 'reset'} the ${part}`, {
+        station,
+        expected: `power.roles.${role} naming one of the station's lines (${[...lines.lines.keys()].join(', ') || 'none configured'})`,
+        seen: 'no such role',
+      });
+    }
+    return lines.line(lineName);
+  };
+  return {
+    lines,
+    can: (action, part) => roles[PARTS[action][part]] !== undefined,
+    cycle: (part, offMs, o?: TimedOptions) => cycle(lineFor('cycle', part), offMs, o),
+    reset: (part, ms, o?: TimedOptions) => pulse(lineFor('reset', part), ms, o),
+  };
+}
+
+/**
+ * Closes the station when the process is told to stop, then lets the signal do what it would have done:
+ * like rig/power's safe-state registry, the last handler to finish re-raises it when no other listener is
+ * left, so the process still ends "killed by SIGTERM" and other cleanup (the power lines' own) composes.
+ */
+function onSignals(close: () => Promise<void>): { stopWatching(): void; detach(): void } {
+  const handlers = new Map<string, () => void>();
+  let fired = false;
+  for (const sig of SIGNALS) {
+    const handler = (): void => {
+      if (fired) return;
+      fired = true;
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, SIGNAL_CLOSE_BOUND_MS)));
+      void Promise.race([close().catch((err: unknown) => process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`)), bound]).finally(() => {
+        clearTimeout(timer);
+        detach();
+        if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+      });
+    };
+    handlers.set(sig, handler);
+    process.on(sig, handler);
+  }
+  const detach = (): void => {
+    for (const [sig, h] of handlers) process.removeListener(sig, h);
+    handlers.clear();
+  };
+  return {
+    // While close() runs after a signal, the handlers stay until it is done, so the signal's re-raise waits.
+    stopWatching: () => {
+      if (!fired) detach();
+    },
+    detach,
+  };
+}
