@@ -1,0 +1,28 @@
+// rig/sota: upgrade flows, the fault model and verification (DESIGN.md §1, §4).
+//
+//   await ensureBaseline(station, images.v1_0_0, { signal });            // known image, module registered
+//   const run = await runProxyUpgrade(station, {
+//     plan: { component: 'STM32', package: pkgs.full_2_0_0 },            // or a PreparedPlan + package
+//     current: images.v1_0_0, faults: [parseFault('offset=8192:power-cycle-module')],
+//     recorder, signal, battery: 80, expect: ['upgraded', 'failed-intact'],
+//   });
+//   run.verdict      // { outcome: 'upgraded' | 'refused' | 'failed-intact' | undefined, reason, failure, ok, summary }
+//   run.readback     // { address, size, identified, matchesTarget, matchesCurrent, firstDifference, comparison }
+//   await writeFile('run.json', serializeRunRecord(run));
+//   const again = await replay(parseRunRecord(text), station);          // { same, comparison, record }
+export { runProxyUpgrade } from './proxy.ts';
+export type { ProxyRun, ProxyUpgradeOptions } from './proxy.ts';
+export { ensureBaseline } from './baseline.ts';
+export type { BaselineOptions, BaselineResult } from './baseline.ts';
+export { ensureRegistered } from './module.ts';
+export { replay, sameVerdict, verdictLabel } from './replay.ts';
+export type { ReplayOptions, ReplayResult } from './replay.ts';
+export { parseRunRecord, serializeRunRecord, RUN_RECORD_FORMAT, RUN_RECORD_VERSION } from './record.ts';
+export type * from './record.ts';
+export { judge } from './verdict.ts';
+export type { Evidence, Failure, FailureType, IntactReason, Outcome, ReadbackResult, Verdict } from './verdict.ts';
+export { defaultFaultDurations, formatAction, formatFault, formatTrigger, parseFault } from './faults.ts';
+export type { Fault, FaultAction, FaultTrigger } from './faults.ts';
+export { checkFaults, FaultSchedule } from './schedule.ts';
+export { silentRecorder } from './recorder.ts';
+export type { Recorder } from './recorder.ts';

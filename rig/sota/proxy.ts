@@ -1,0 +1,990 @@
+// The proxy upgrade flow (DESIGN.md §1): the rig plays the MCU's part of Quectel's SOTA example — exactly
+// its [TX] lines — checks what it downloads, rebuilds the image, programs it over SWD, reads it back and
+// reports the new version. It is the reference implementation of the MCU side of protocol/quecthing-at.md §5.
+//
+//   const run = await runProxyUpgrade(station, { plan: spec, current: images.v1, faults, recorder, signal });
+//   run.verdict.outcome   // 'upgraded' | 'refused' | 'failed-intact' | undefined (then run.verdict.failure)
+//
+// Every wait is event-driven and bounded by the protocol's own timer plus station.timeouts.marginMs. Faults
+// (faults.ts) are executed at their trigger; the flow then carries on as a real MCU would: after a module
+// reboot it registers again (QIOTREG=1 does not survive a boot, §2.2), announces its version only while no
+// OTA is in flight (§4.3), requests again, and restarts the download from byte 0 (§4.4); in UPDATING it
+// waits for the 10704 the module re-emits at boot and never re-announces the old version.
+//
+// Giving up on a bad download: the flow does not program it. It reports the version it really runs with
+// AT+QIOTMCUVER while the module is in DOWNLOAD_OK; §4.3 says any version report for the component under
+// OTA settles it, and one that differs from the target settles it as a failure (10706), at once and with the
+// cloud told (status 12, so its Retry Times strategy applies). The alternatives are worse: AT+QIOTUPDATE=0
+// is only accepted in RECEIVED_PLAN, silence costs the 60 s read-inactivity timer and reports nothing
+// meaningful, and AT+QIOTUPDATE=3 would claim the MCU is installing.
+import { AtCommandError, AtTimeoutError } from '../at/errors.ts';
+import type { TranscriptEntry } from '../at/transcript.ts';
+import { ConfigError, FirmwareError, ProtocolError, RigError } from '../errors.ts';
+import type { FailureKind } from '../errors.ts';
+import { compareImages, describeComparison } from '../images/compare.ts';
+import { DEFAULT_CRC_ALGORITHM, crcParams, formatCrc } from '../images/crc.ts';
+import { describeIdentity, identifyImage } from '../images/header.ts';
+import type { Image } from '../images/image.ts';
+import { sha256Hex } from '../images/digest.ts';
+import type { Package } from '../images/package.ts';
+import { describeVerification, verifyPackage } from '../images/verify.ts';
+import { EventFailedError, EventTimeoutError } from '../quecthing/cursor.ts';
+import type { EventCursor } from '../quecthing/cursor.ts';
+import { isEvent } from '../quecthing/events.ts';
+import type { ModuleEvent, OtaDownloadStartEvent, OtaPlanEvent } from '../quecthing/events.ts';
+import { UpdateAction } from '../quecthing/quecthing.ts';
+import type { QuecThing } from '../quecthing/quecthing.ts';
+import type { PreparedPlan, Station, UpgradeSpec } from '../station/station.ts';
+import { formatFault } from './faults.ts';
+import type { Fault } from './faults.ts';
+import { silentRecorder } from './recorder.ts';
+import type { Recorder } from './recorder.ts';
+import { RUN_RECORD_FORMAT, RUN_RECORD_VERSION, serializeRunRecord, thin } from './record.ts';
+import type { CloudFault, FiredFault, RecordedError, RecordedEvent, RecordedLine, RecordedPhase, RunRecord } from './record.ts';
+import { FaultSchedule, checkFaults } from './schedule.ts';
+import type { ScheduledFault } from './schedule.ts';
+import { judge } from './verdict.ts';
+import type { Evidence, Outcome, ReadbackResult } from './verdict.ts';
+import { ensureRegistered, sleep } from './module.ts';
+
+export interface ProxyUpgradeOptions {
+  /** The plan to expect: prepared already, or a spec the flow prepares through station.plans. */
+  plan: PreparedPlan | UpgradeSpec;
+  /** The package behind a PreparedPlan (a spec carries its own): needed to rebuild the image from a delta. */
+  package?: Package;
+  /** What the target holds now: the source of a delta, and the image that must stay intact on failure. */
+  current: Image;
+  faults?: readonly Fault[];
+  /** Cloud-side faults injected once the plan is prepared (e.g. { kind: 'corrupt-next-download' }). */
+  cloudFaults?: readonly CloudFault[];
+  recorder?: Recorder;
+  signal?: AbortSignal;
+  /** The proxy MCU's own battery reading, percent (checked against 10700's minimum); default 100. */
+  battery?: number;
+  /** Outcomes that count as a pass; default 'upgraded'. */
+  expect?: Outcome | readonly Outcome[];
+  /** AT+QIOTOTARD length; default 1024 (the SDK's buffer). */
+  blockSize?: number;
+  /** CRC algorithm for 10701's CRC (protocol §9.6 leaves it open); default CRC-32/IEEE. */
+  crcAlgorithm?: string;
+  /** Recoveries (module reboots, restarted downloads, re-programming) before the flow gives up; default 5. */
+  maxRecoveries?: number;
+}
+
+/** A proxy run is its record: save it with serializeRunRecord for `rig repro`. */
+export type ProxyRun = RunRecord;
+
+type Phase = 'prepare' | 'register' | 'plan' | 'download' | 'updating' | 'reporting' | 'done';
+
+/** Something the flow did to the station (a fault) or saw happen to it, which changes what comes next. */
+class Disturbance extends Error {
+  constructor(
+    readonly what: { rebooted?: boolean; reopened?: boolean; networkRestored?: boolean },
+    readonly cause_: string,
+  ) {
+    super(`disturbance: ${cause_}`);
+  }
+}
+
+/** The module settled the OTA with 10706 where the flow did not expect it. */
+class ModuleFailed extends Error {
+  constructor(readonly raw: string) {
+    super(`module reported ${raw}`);
+  }
+}
+
+const isOta7 = (code: number) => (e: ModuleEvent) => e.kind !== 'reboot' && e.kind !== 'urc' && e.kind !== 'malformed' && e.type === 7 && e.code === code;
+const is10706 = isOta7(10706);
+
+function errorInfo(err: unknown): { kind: FailureKind; name: string; message: string; timeout: boolean } {
+  if (err instanceof RigError) {
+    return { kind: err.kind, name: err.name, message: err.message, timeout: err instanceof EventTimeoutError || err instanceof AtTimeoutError };
+  }
+  const e = err instanceof Error ? err : new Error(String(err));
+  // Anything else is a bug or the runtime failing under the rig: never blame the firmware for it.
+  return { kind: 'infrastructure', name: e.name, message: e.message, timeout: false };
+}
+
+export async function runProxyUpgrade(station: Station, options: ProxyUpgradeOptions): Promise<ProxyRun> {
+  return new ProxyFlow(station, options).run();
+}
+
+class ProxyFlow {
+  private readonly t0 = performance.now();
+  private readonly startedAt = new Date().toISOString();
+  private readonly recorder: Recorder;
+  private readonly signal: AbortSignal | undefined;
+  private readonly blockSize: number;
+  private readonly crcAlgorithm: string;
+  private readonly battery: number;
+  private readonly expect: Outcome[];
+  private readonly maxRecoveries: number;
+  private readonly faults: readonly Fault[];
+  private readonly schedule: FaultSchedule;
+
+  private pkg: Package | undefined;
+  private plan: PreparedPlan | undefined;
+  private phase: Phase = 'prepare';
+  private ev: EventCursor | undefined;
+  private unsubscribe: (() => void)[] = [];
+  private wake: AbortController | undefined;
+  private rebootAcks = 0;
+  private reboots = 0;
+  private failures10706 = 0;
+  private recoveries = 0;
+  private networkCutUntilEnd = false;
+  private targetDisturbed = false;
+
+  // Download state: the whole file, assembled at absolute offsets.
+  private announced: OtaDownloadStartEvent | undefined;
+  private file: Buffer | undefined;
+  private piece: { start: number; length: number } | undefined;
+  private readOffset = 0;
+  private nextPieceStart = 0;
+
+  // Evidence.
+  private decision: Evidence['decision'];
+  private moduleResult: 10705 | 10706 | undefined;
+  private downloadVerified: boolean | undefined;
+  private downloadProblems: string[] = [];
+  private refusal: string | undefined;
+  private updating = false;
+  private programmed = false;
+  private readback: ReadbackResult | undefined;
+  private image: Image | undefined;
+
+  // Record.
+  private readonly events: RecordedEvent[] = [];
+  private readonly transcript: RecordedLine[] = [];
+  private readonly phases: RecordedPhase[] = [];
+  private readonly errors: RecordedError[] = [];
+  private readonly fired: FiredFault[] = [];
+  private readonly progress: { t: number; offset: number }[] = [];
+  private readonly stepCount = new Map<string, number>();
+  private readBytes = 0;
+  private readBlocks = 0;
+  private readMs = 0;
+
+  constructor(
+    private readonly station: Station,
+    private readonly opts: ProxyUpgradeOptions,
+  ) {
+    this.recorder = opts.recorder ?? silentRecorder;
+    this.signal = opts.signal;
+    this.blockSize = opts.blockSize ?? 1024;
+    this.crcAlgorithm = crcParams(opts.crcAlgorithm ?? DEFAULT_CRC_ALGORITHM).name;
+    this.battery = opts.battery ?? 100;
+    this.expect = opts.expect === undefined ? ['upgraded'] : typeof opts.expect === 'string' ? [opts.expect] : [...opts.expect];
+    this.maxRecoveries = opts.maxRecoveries ?? 5;
+    this.faults = opts.faults ?? [];
+    this.schedule = new FaultSchedule(this.faults);
+  }
+
+  private get qt(): QuecThing {
+    return this.station.module.qt;
+  }
+
+  private get T() {
+    return this.station.timeouts;
+  }
+
+  private now(): number {
+    return Math.round((performance.now() - this.t0) * 10) / 10;
+  }
+
+  // ---- the run --------------------------------------------------------------------------------------
+
+  async run(): Promise<ProxyRun> {
+    let error: unknown;
+    this.attach();
+    try {
+      this.checkBeforeStart();
+      await this.main();
+    } catch (err) {
+      error = err;
+      this.noteError(err, false);
+    } finally {
+      this.schedule.stop();
+    }
+    await this.cleanUp();
+    // The verdict rests on the flash: read it back unless the run was aborted or the probe is the problem.
+    const aborted = this.signal?.aborted === true;
+    if (!this.readback && !aborted && !(error instanceof ConfigError) && this.pkg) {
+      try {
+        await this.step('read back', () => this.readBack());
+      } catch (err) {
+        this.noteError(err, false);
+        error ??= err;
+      }
+    }
+    this.detach();
+    return this.finish(error);
+  }
+
+  private checkBeforeStart(): void {
+    const { station, opts } = this;
+    const { plan } = opts;
+    this.pkg = 'package' in plan && !('id' in plan) ? plan.package : opts.package;
+    if (!this.pkg) {
+      throw new ConfigError('a prepared plan needs its package', { station: station.name, expected: 'options.package (the package behind the plan)', seen: 'none' });
+    }
+    if (!Number.isInteger(this.blockSize) || this.blockSize <= 0) {
+      throw new ConfigError('invalid block size', { station: station.name, expected: 'a whole number of bytes > 0', seen: String(this.blockSize) });
+    }
+    checkFaults(station.name, this.faults, station.power);
+    for (const cf of opts.cloudFaults ?? []) {
+      if (!station.plans.cloudFaults.includes(cf.kind)) {
+        throw new ConfigError(`the plan source cannot inject cloud fault '${cf.kind}'`, {
+          station: station.name,
+          expected: station.plans.cloudFaults.length > 0 ? `one of ${station.plans.cloudFaults.join(', ')}` : 'no cloud faults (this plan source has none)',
+          seen: cf.kind,
+        });
+      }
+    }
+    if (this.pkg.target.size > station.layout.slotSize) {
+      throw new ConfigError(`image ${this.pkg.version} does not fit the slot`, {
+        station: station.name,
+        expected: `at most ${station.layout.slotSize} bytes`,
+        seen: `${this.pkg.target.size} bytes`,
+      });
+    }
+  }
+
+  private async main(): Promise<void> {
+    const { station, opts } = this;
+    this.plan = await this.step('prepare plan', async () => {
+      const p = 'id' in opts.plan ? opts.plan : await station.plans.prepare(opts.plan, { signal: this.signal });
+      for (const cf of opts.cloudFaults ?? []) await station.plans.injectCloudFault(cf.kind, cf.params);
+      return p;
+    });
+    this.schedule.start(() => this.wake?.abort(new Error('a fault is due')));
+
+    this.phase = 'register';
+    await this.step('register', () => ensureRegistered(station, { signal: this.signal, recorder: this.recorder }));
+    // No OTA of ours is in flight yet, so announcing the running version is safe (§4.3) and needed (FAQ 10).
+    await this.step('set version', () => this.qt.setMcuVersion(station.component, opts.current.version, this.cmd()));
+
+    this.ev = this.qt.events();
+    this.phase = 'plan';
+    const plan = await this.planPhase();
+    if (!plan) return;
+
+    this.phase = 'download';
+    await this.downloadPhase();
+
+    const ok = await this.step('verify package', async () => this.verifyDownload());
+    if (!ok) {
+      await this.giveUp();
+      return;
+    }
+
+    await this.step('update', async () => {
+      await this.qt.otaUpdate(UpdateAction.updating, this.cmd());
+      this.phase = 'updating';
+      this.schedule.at('after-update3');
+      await this.untilSettled(async () => {
+        if (this.updating) return;
+        await this.waitFor(isEvent('ota-updating'), this.T.commandMs + this.T.marginMs, '+QIOTEVT: 7,10704');
+        this.updating = true;
+      });
+    });
+
+    await this.programPhase();
+    const rb = await this.step('read back', () => this.readBack());
+    if (!rb.matchesTarget) {
+      // The MCU does not claim a version its flash does not hold.
+      throw new FirmwareError('the image read back is not the image programmed', {
+        station: station.name,
+        expected: `${this.pkg!.version} at 0x${station.layout.slotAddress.toString(16)}`,
+        seen: rb.comparison,
+      });
+    }
+
+    this.schedule.at('before-version-report');
+    await this.untilSettled(async () => {
+      await this.checkpoint();
+    });
+    this.phase = 'reporting';
+    await this.step('report version', async () => {
+      await this.untilSettled(async () => {
+        await this.qt.setMcuVersion(station.component, this.pkg!.version, this.cmd());
+        await this.waitFor(isEvent('ota-success'), this.T.commandMs + this.T.marginMs, '+QIOTEVT: 7,10705', false);
+      });
+      this.moduleResult = 10705;
+    });
+    this.phase = 'done';
+  }
+
+  // ---- plan -------------------------------------------------------------------------------------------
+
+  /** Requests the plan, checks it, refuses or confirms. Returns undefined when refused. */
+  private async planPhase(): Promise<OtaPlanEvent | undefined> {
+    for (;;) {
+      try {
+        const e = await this.step('request plan', async () => {
+          await this.qt.otaRequest({ sha256: true, ...this.cmd() });
+          return this.waitFor(
+            (x): x is OtaPlanEvent => x.kind === 'ota-plan' && x.component === this.station.component,
+            this.T.planWaitMs + this.T.marginMs,
+            `+QIOTEVT: 7,10700,"${this.station.component}",…`,
+          );
+        });
+        const refusal = await this.checkPlan(e);
+        if (refusal !== undefined) {
+          await this.step('refuse', () => this.qt.otaUpdate(UpdateAction.refuse, this.cmd()));
+          this.decision = 'refused';
+          this.refusal = refusal;
+          this.recorder.measure('refused', 1, 'count');
+          return undefined;
+        }
+        await this.step('confirm', () => this.qt.otaUpdate(UpdateAction.confirm, this.cmd()));
+        this.decision = 'upgrade';
+        return e;
+      } catch (err) {
+        if (!(err instanceof Disturbance)) throw err;
+        await this.recover(err);
+        await this.qt.setMcuVersion(this.station.component, this.opts.current.version, this.cmd());
+      }
+    }
+  }
+
+  /** The MCU's own checks (a real MCU makes them), then the rig's expectation. Returns a refusal reason. */
+  private async checkPlan(e: OtaPlanEvent): Promise<string | undefined> {
+    const { current } = this.opts;
+    const ex = this.plan!.expected;
+    const mismatch: string[] = [];
+    if (e.target !== ex.targetVersion) mismatch.push(`target ${JSON.stringify(e.target)} instead of ${JSON.stringify(ex.targetVersion)}`);
+    if (e.source !== ex.sourceVersion) mismatch.push(`source ${JSON.stringify(e.source)} instead of ${JSON.stringify(ex.sourceVersion)}`);
+    if (e.size !== ex.size) mismatch.push(`size ${e.size} instead of ${ex.size}`);
+    if (e.minBattery !== ex.minBattery) mismatch.push(`battery minimum ${e.minBattery} instead of ${ex.minBattery}`);
+    if (e.minSignal !== ex.minSignal) mismatch.push(`signal minimum ${e.minSignal} instead of ${ex.minSignal}`);
+
+    let refusal: string | undefined;
+    if (e.source !== '' && e.source !== current.version) refusal = `a delta from ${e.source}, and the MCU runs ${current.version}`;
+    else if (e.target === current.version) refusal = `target ${e.target} is the version the MCU runs`;
+    else if (e.minBattery > 0 && this.battery < e.minBattery) refusal = `battery ${this.battery}% below the plan's minimum ${e.minBattery}%`;
+    else if (e.minSignal !== 0) {
+      const csq = await this.qt.signalQuality(this.cmd());
+      if (csq.dbm === undefined || csq.dbm < e.minSignal) {
+        refusal = `signal ${csq.dbm === undefined ? 'unknown (AT+CSQ 99)' : `${csq.dbm} dBm`} below the plan's minimum ${e.minSignal} dBm`;
+      }
+    }
+    if (mismatch.length > 0) {
+      // A plan the rig did not prepare: leave the device clean, then fail the run.
+      await this.qt.otaUpdate(UpdateAction.refuse, this.cmd());
+      this.decision = 'refused';
+      throw new ProtocolError('the plan in 10700 is not the one prepared', { station: this.station.name, expected: `plan ${this.plan!.id}`, seen: `${e.raw} (${mismatch.join(', ')})` });
+    }
+    return refusal;
+  }
+
+  // ---- download ---------------------------------------------------------------------------------------
+
+  private async downloadPhase(): Promise<void> {
+    const size = this.plan!.expected.size;
+    this.file = Buffer.alloc(size);
+    let attempt = 0;
+    for (;;) {
+      try {
+        if (!this.piece) {
+          const e = await this.step(this.numbered('download', attempt), () => this.awaitPiece());
+          this.piece = { start: e.start, length: e.length };
+          this.readOffset = e.start;
+        }
+        await this.step(this.numbered('read blocks', attempt), () => this.readPiece());
+        const end = this.piece.start + this.piece.length;
+        if (end >= size) return;
+        this.nextPieceStart = end;
+        this.piece = undefined;
+        await this.qt.otaUpdate(UpdateAction.nextPiece, this.cmd());
+      } catch (err) {
+        if (!(err instanceof Disturbance)) throw err;
+        attempt++;
+        await this.recover(err);
+      }
+    }
+  }
+
+  /** Waits for 10703 (the next piece), accepting 10701/10702 (download running) and a re-delivered 10700. */
+  private async awaitPiece(): Promise<{ start: number; length: number }> {
+    const size = this.plan!.expected.size;
+    const quiet = Math.max(this.T.urlWaitMs, 2 * this.T.downloadNotifyMs) + this.T.marginMs;
+    for (;;) {
+      const e = await this.waitFor(isEvent('ota-plan', 'ota-download-start', 'ota-downloading', 'ota-piece-ready'), quiet, '+QIOTEVT: 7,10701/10702/10703');
+      switch (e.kind) {
+        case 'ota-plan':
+          // After a reboot the cloud may deliver the plan again instead of re-issuing the URL: confirm again.
+          if (e.component === this.station.component) {
+            const refusal = await this.checkPlan(e);
+            if (refusal !== undefined) throw new ProtocolError('the plan delivered again no longer passes the MCU checks', { station: this.station.name, expected: 'the same plan as confirmed', seen: `${e.raw}: ${refusal}` });
+            await this.qt.otaUpdate(UpdateAction.confirm, this.cmd());
+          }
+          break;
+        case 'ota-download-start': {
+          this.announced = e;
+          const ex = this.plan!.expected;
+          if (e.component !== this.station.component || e.size !== size) {
+            throw new ProtocolError('10701 announces another file', { station: this.station.name, expected: `"${this.station.component}",${size},…`, seen: e.raw });
+          }
+          const diff: string[] = [];
+          if (e.md5 !== ex.md5) diff.push(`md5 ${e.md5} instead of ${ex.md5}`);
+          if (e.crc >>> 0 !== ex.crc >>> 0) diff.push(`crc ${formatCrc(e.crc)} instead of ${formatCrc(ex.crc)}`);
+          if (e.sha256 !== undefined && e.sha256 !== ex.sha256) diff.push(`sha256 ${e.sha256} instead of ${ex.sha256}`);
+          if (e.sha256 === undefined) diff.push('no sha256 although AT+QIOTOTAREQ=1 asked for it');
+          for (const d of diff) if (!this.downloadProblems.includes(`10701: ${d}`)) this.downloadProblems.push(`10701: ${d}`);
+          break;
+        }
+        case 'ota-downloading':
+          break;
+        case 'ota-piece-ready': {
+          const ok = e.component === this.station.component && e.size === size && e.length > 0 && e.start + e.length <= size && (e.start === 0 || e.start === this.nextPieceStart);
+          if (!ok) {
+            throw new ProtocolError('10703 announces a piece the flow cannot use', {
+              station: this.station.name,
+              expected: `"${this.station.component}",${size},${this.nextPieceStart === 0 ? 0 : `0 or ${this.nextPieceStart}`},<length>`,
+              seen: e.raw,
+            });
+          }
+          if (e.start === 0) this.nextPieceStart = 0;
+          return { start: e.start, length: e.length };
+        }
+      }
+    }
+  }
+
+  private async readPiece(): Promise<void> {
+    const piece = this.piece!;
+    const size = this.plan!.expected.size;
+    const end = piece.start + piece.length;
+    const bitsPerByte = 10;
+    const blockMs = Math.ceil(((this.blockSize + 64) * bitsPerByte * 1000) / Math.max(1, this.station.info.baudRate));
+    const timeoutMs = this.T.commandMs + blockMs + this.T.marginMs;
+    const reboots = this.reboots;
+    const fails = this.failures10706;
+    while (this.readOffset < end) {
+      const offset = this.readOffset;
+      const len = Math.min(this.blockSize, end - offset);
+      this.schedule.atOffset(offset, len);
+      await this.checkpoint();
+      const t = performance.now();
+      let block;
+      try {
+        block = await this.qt.otaRead(offset, len, { timeoutMs, signal: this.signal });
+      } catch (err) {
+        if (!(err instanceof AtCommandError || err instanceof AtTimeoutError)) throw err;
+        // The piece is gone from the module: it rebooted, or it gave up (10706).
+        if (this.reboots !== reboots) {
+          this.rebootAcks++;
+          throw new Disturbance({ rebooted: true }, `module rebooted during the block reads (${err.summary})`);
+        }
+        if (this.failures10706 !== fails) throw new ModuleFailed('+QIOTEVT: 7,10706');
+        throw err;
+      }
+      this.readMs += performance.now() - t;
+      this.readBytes += block.data.length;
+      this.readBlocks++;
+      this.file!.set(block.data, offset);
+      this.readOffset = offset + block.data.length;
+      this.progress.push({ t: this.now(), offset: this.readOffset });
+      this.recorder.progress?.('read blocks', this.readOffset, size);
+    }
+  }
+
+  private verifyDownload(): boolean {
+    const file = this.file!;
+    const ex = this.plan!.expected;
+    const problems = this.downloadProblems;
+    const a = this.announced;
+    if (a) {
+      const v = verifyPackage(file, { size: a.size, md5: a.md5, crc: a.crc, ...(a.sha256 !== undefined ? { sha256: a.sha256 } : {}) }, { crcAlgorithm: this.crcAlgorithm });
+      if (!v.ok) problems.push(`download against 10701: ${describeVerification(v)}`);
+    } else {
+      problems.push('no 10701 seen in this run: the download is checked against the prepared plan only');
+    }
+    const vp = verifyPackage(file, { size: ex.size, md5: ex.md5, crc: ex.crc, sha256: ex.sha256 }, { crcAlgorithm: this.crcAlgorithm });
+    if (!vp.ok) problems.push(`download against the prepared plan: ${describeVerification(vp)}`);
+    const hashesOk = !problems.some((p) => p.startsWith('download against') || p.startsWith('10701:'));
+    this.downloadVerified = hashesOk;
+    let image: Image | undefined;
+    try {
+      image = this.pkg!.apply(this.opts.current, file);
+      const id = identifyImage(image.bytes);
+      if (id.state !== 'valid' || id.header.version !== this.pkg!.version || id.header.component !== this.station.component) {
+        problems.push(`rebuilt image: ${describeIdentity(id)}, expected ${this.station.component} ${this.pkg!.version}`);
+        image = undefined;
+      }
+    } catch (err) {
+      problems.push(`rebuilt image: ${err instanceof RigError ? err.summary : String(err)}`);
+    }
+    this.recorder.attach('download check', problems.length === 0 ? 'md5, crc, sha256 and the rebuilt image all match' : problems.join('\n'), 'text/plain');
+    if (!hashesOk || !image) return false;
+    this.image = image;
+    return true;
+  }
+
+  /** The MCU reports the version it really runs while the module holds the download: 10706 (see the header). */
+  private async giveUp(): Promise<void> {
+    this.decision = 'download-rejected';
+    await this.step('report version', async () => {
+      await this.qt.setMcuVersion(this.station.component, this.opts.current.version, this.cmd());
+      await this.waitFor(isEvent('ota-failed'), this.T.commandMs + this.T.marginMs, '+QIOTEVT: 7,10706', false);
+      this.moduleResult = 10706;
+    });
+  }
+
+  // ---- program and read back --------------------------------------------------------------------------
+
+  private async programPhase(): Promise<void> {
+    const { station } = this;
+    const image = this.image!;
+    await this.step('program', async () => {
+      this.schedule.at('programming');
+      const during = this.schedule.take();
+      // Faults "during programming" run alongside the write, as a brown-out would.
+      const actions = during.map((f) => this.execute(f));
+      let lastErr: unknown;
+      for (let attempt = 0; attempt <= this.maxRecoveries; attempt++) {
+        try {
+          if (this.targetDisturbed || attempt > 0) await this.reviveProbe();
+          this.targetDisturbed = false;
+          await station.probe.program(station.layout.slotAddress, image.bytes, { signal: this.signal });
+          lastErr = undefined;
+          break;
+        } catch (err) {
+          if (this.signal?.aborted || actions.length === 0) throw err;
+          lastErr = err;
+          this.noteError(err, true);
+          // Let the fault finish (the supply back on) before writing again.
+          await Promise.allSettled(actions);
+          this.recoveries++;
+        }
+      }
+      if (lastErr) throw lastErr;
+      const outcomes = await Promise.allSettled(actions);
+      this.programmed = true;
+      for (const o of outcomes) {
+        if (o.status === 'rejected') {
+          if (o.reason instanceof Disturbance) await this.untilSettled(() => this.recover(o.reason as Disturbance));
+          else throw o.reason;
+        }
+      }
+    });
+  }
+
+  /** After the target lost power or was reset, OpenOCD may have lost it: examine, restart if needed. */
+  private async reviveProbe(): Promise<void> {
+    const probe = this.station.probe;
+    try {
+      await probe.examine({ signal: this.signal });
+    } catch (err) {
+      if (this.signal?.aborted) throw err;
+      await probe.restart({ signal: this.signal });
+      await probe.examine({ signal: this.signal });
+    }
+  }
+
+  private async readBack(): Promise<ReadbackResult> {
+    const { station, opts } = this;
+    const address = station.layout.slotAddress;
+    const target = this.pkg!.target;
+    const size = Math.min(station.layout.slotSize, Math.max(opts.current.size, target.size));
+    if (this.targetDisturbed) await this.reviveProbe();
+    const flash = await station.probe.readRegion(address, size, { signal: this.signal });
+    const id = identifyImage(flash);
+    const identified = id.state === 'valid' ? { component: id.header.component, version: id.header.version } : undefined;
+    // Byte comparisons, not the header's word: a header can be intact over a torn body.
+    const matchesTarget = flash.length >= target.size && sha256Hex(flash.subarray(0, target.size)) === target.sha256;
+    const matchesCurrent = flash.length >= opts.current.size && opts.current.equals(flash.subarray(0, opts.current.size));
+    // Compare against what the flash should hold by now: the new image once programmed, else the old one.
+    const reference = (this.programmed || matchesTarget) && this.image ? this.image.bytes : opts.current.bytes;
+    const c = compareImages(reference, flash.subarray(0, reference.length), { baseAddress: address });
+    const result: ReadbackResult = {
+      address,
+      size,
+      identified,
+      identity: describeIdentity(id),
+      matchesTarget,
+      matchesCurrent,
+      firstDifference: c.firstDifference === null ? null : address + c.firstDifference,
+      comparison: describeComparison(c),
+    };
+    this.readback = result;
+    this.recorder.attach(
+      'read-back comparison',
+      [
+        `slot 0x${address.toString(16)}, ${size} bytes read`,
+        `identified: ${result.identity}`,
+        `target ${this.pkg!.version}: ${matchesTarget ? 'matches' : 'differs'}`,
+        `current ${opts.current.version}: ${matchesCurrent ? 'matches' : 'differs'}`,
+        `against the expected image: ${result.comparison}`,
+      ].join('\n'),
+      'text/plain',
+    );
+    return result;
+  }
+
+  // ---- waiting, faults and recovery -------------------------------------------------------------------
+
+  /**
+   * Waits on the run's cursor for `match`, bounded by `timeoutMs`. Due faults run first (and whenever one
+   * becomes due during the wait); a module reboot the flow did not cause itself becomes a Disturbance; 10706
+   * ends the OTA (ModuleFailed) unless `failOn10706` is false (then it is an event like any other).
+   */
+  private async waitFor<T extends ModuleEvent>(match: (e: ModuleEvent) => e is T, timeoutMs: number, expected: string, failOn10706?: boolean): Promise<T>;
+  private async waitFor(match: (e: ModuleEvent) => boolean, timeoutMs: number, expected: string, failOn10706?: boolean): Promise<ModuleEvent>;
+  private async waitFor(match: (e: ModuleEvent) => boolean, timeoutMs: number, expected: string, failOn10706 = true): Promise<ModuleEvent> {
+    let deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const c0 = performance.now();
+      await this.checkpoint();
+      deadline += performance.now() - c0;
+      const wake = new AbortController();
+      this.wake = wake;
+      const signal = this.signal ? AbortSignal.any([this.signal, wake.signal]) : wake.signal;
+      let e: ModuleEvent;
+      try {
+        e = await this.ev!.next((x) => match(x) || x.kind === 'reboot', {
+          timeoutMs: Math.max(1, Math.round(deadline - performance.now())),
+          signal,
+          expected,
+          ...(failOn10706 ? { failOn: is10706 } : {}),
+        });
+      } catch (err) {
+        if (wake.signal.aborted && !this.signal?.aborted) continue;
+        if (err instanceof EventFailedError && is10706(err.event)) throw new ModuleFailed(err.event.raw);
+        throw err;
+      } finally {
+        this.wake = undefined;
+      }
+      if (e.kind === 'reboot' && !match(e)) {
+        if (this.rebootAcks > 0) {
+          this.rebootAcks--;
+          continue;
+        }
+        throw new Disturbance({ rebooted: true }, 'the module rebooted (RDY)');
+      }
+      return e;
+    }
+  }
+
+  /** Runs `body`, recovering from disturbances (faults fired inside it) until it completes. */
+  private async untilSettled<T>(body: () => Promise<T>): Promise<T> {
+    for (;;) {
+      try {
+        return await body();
+      } catch (err) {
+        if (!(err instanceof Disturbance)) throw err;
+        await this.recover(err);
+      }
+    }
+  }
+
+  /** Executes the faults that are due; a Disturbance tells the caller what changed. */
+  private async checkpoint(): Promise<void> {
+    if (!this.schedule.pending) return;
+    const what: Disturbance['what'] = {};
+    const causes: string[] = [];
+    for (const f of this.schedule.take()) {
+      try {
+        await this.execute(f);
+      } catch (err) {
+        if (!(err instanceof Disturbance)) throw err;
+        Object.assign(what, err.what);
+        causes.push(err.cause_);
+      }
+    }
+    if (causes.length > 0) throw new Disturbance(what, causes.join('; '));
+  }
+
+  /** Executes one fault's action; resolves when the station is usable again, or throws a Disturbance. */
+  private async execute(f: ScheduledFault): Promise<void> {
+    const { station } = this;
+    const a = f.fault.action;
+    const t = this.now();
+    const phase = this.phase;
+    const note = (effect: string) => {
+      this.fired.push({ fault: f.text, t, phase, effect });
+      try {
+        station.module.at.note(`fault ${f.text}: ${effect}`);
+      } catch {
+        // A closed port takes no notes; the record has the fault.
+      }
+    };
+    const d = await this.recorder.step(`fault ${f.text}`, async (): Promise<Disturbance | undefined> => {
+      switch (a.kind) {
+        case 'power-cycle':
+        case 'reset': {
+          if (a.part === 'target') {
+            if (a.kind === 'power-cycle') await station.power.cycle('target', a.offMs, { signal: this.signal });
+            else await station.power.reset('target', a.ms, { signal: this.signal });
+            this.targetDisturbed = true;
+            note(`target ${a.kind === 'reset' ? 'reset' : 'power-cycled'}`);
+            return undefined;
+          }
+          const rdy = this.qt.events();
+          try {
+            if (a.kind === 'power-cycle') await station.power.cycle('module', a.offMs, { signal: this.signal });
+            else await station.power.reset('module', a.ms, { signal: this.signal });
+            let reopened = false;
+            if (!station.module.at.isOpen) {
+              // A USB module's port vanishes with its supply.
+              await station.module.reopen({ signal: this.signal });
+              this.reattach();
+              reopened = true;
+            }
+            const c = reopened ? this.qt.events() : rdy;
+            try {
+              await c.next(isEvent('reboot'), { timeoutMs: this.T.bootMs + this.T.marginMs, signal: this.signal, expected: 'RDY after the module restarted' });
+            } finally {
+              if (c !== rdy) c.close();
+            }
+            // The run's cursor saw the same RDY: it is this fault's, not a surprise.
+            if (!reopened) this.rebootAcks++;
+          } finally {
+            rdy.close();
+          }
+          note(`module ${a.kind === 'reset' ? 'reset' : 'power-cycled'}, RDY seen`);
+          return new Disturbance({ rebooted: true }, `fault ${f.text}`);
+        }
+        case 'network-cut': {
+          await this.qt.setFunctionality(4, false, this.cmd());
+          if (a.ms === 0) {
+            this.networkCutUntilEnd = true;
+            note('AT+CFUN=4 until the end of the run');
+            return undefined;
+          }
+          await sleep(a.ms, this.signal);
+          await this.qt.setFunctionality(1, false, this.cmd());
+          note(`AT+CFUN=4 for ${a.ms} ms, then AT+CFUN=1`);
+          return new Disturbance({ networkRestored: true }, `fault ${f.text}`);
+        }
+        case 'close-port': {
+          await station.module.reopen({ signal: this.signal });
+          this.reattach();
+          note('serial port closed and reopened');
+          return new Disturbance({ reopened: true }, `fault ${f.text}`);
+        }
+      }
+    });
+    if (d) throw d;
+  }
+
+  /** Brings the module back to where the current phase can go on (see the header). */
+  private async recover(d: Disturbance): Promise<void> {
+    this.recoveries++;
+    this.noteError(new ProtocolError(`recovering: ${d.cause_}`, { station: this.station.name }), true);
+    if (this.recoveries > this.maxRecoveries) {
+      throw new ProtocolError(`gave up after ${this.maxRecoveries} recoveries`, { station: this.station.name, expected: 'an upgrade within the recovery budget', seen: d.cause_ });
+    }
+    const { station } = this;
+    await this.step('recover', async () => {
+      if (d.what.rebooted || d.what.networkRestored) {
+        await ensureRegistered(station, { signal: this.signal, recorder: this.recorder });
+      }
+      switch (this.phase) {
+        case 'register':
+        case 'plan':
+          // planPhase announces the version and requests again.
+          return;
+        case 'download':
+          if (d.what.rebooted) {
+            // §4.4: the module erased the download; it restarts from byte 0 when the cloud re-issues it.
+            this.piece = undefined;
+            this.readOffset = 0;
+            this.nextPieceStart = 0;
+            await this.qt.setMcuVersion(station.component, this.opts.current.version, this.cmd());
+            await this.qt.otaRequest({ sha256: true, ...this.cmd() });
+          }
+          return;
+        case 'updating':
+        case 'reporting':
+          if (d.what.rebooted) {
+            // §4.4: UPDATING survives a reboot and 10704 comes again at boot.
+            await this.waitFor(isEvent('ota-updating'), this.T.commandMs + this.T.marginMs, '+QIOTEVT: 7,10704 again after the reboot');
+            this.updating = true;
+          }
+          return;
+        default:
+          return;
+      }
+    });
+  }
+
+  private async cleanUp(): Promise<void> {
+    if (!this.networkCutUntilEnd) return;
+    try {
+      await this.qt.setFunctionality(1, false, { timeoutMs: this.T.commandMs + this.T.marginMs });
+    } catch (err) {
+      this.noteError(err, true);
+    }
+  }
+
+  // ---- record -------------------------------------------------------------------------------------------
+
+  private attach(): void {
+    const { module } = this.station;
+    this.unsubscribe.push(
+      module.qt.on('event', (e) => this.onEvent(e)),
+      module.at.on('transcript', (x) => this.onTranscript(x)),
+    );
+  }
+
+  private detach(): void {
+    for (const u of this.unsubscribe.splice(0)) u();
+    this.ev?.close();
+  }
+
+  /** After the port was reopened: listen to the new one, and wait on a fresh cursor. */
+  private reattach(): void {
+    this.detach();
+    this.attach();
+    this.ev = this.qt.events();
+  }
+
+  private onEvent(e: ModuleEvent): void {
+    const rec: RecordedEvent = { t: this.now(), raw: e.raw, kind: e.kind };
+    if ('code' in e && e.code !== undefined) rec.code = e.code;
+    this.events.push(rec);
+    if (e.kind === 'reboot') this.reboots++;
+    if (is10706(e)) this.failures10706++;
+    this.schedule.onEvent(e);
+    if (this.schedule.pending) this.wake?.abort(new Error('a fault is due'));
+  }
+
+  private onTranscript(x: TranscriptEntry): void {
+    this.transcript.push({ t: this.now(), dir: x.dir, text: x.text, ...(x.binary ? { binary: { ...x.binary } } : {}) });
+  }
+
+  private noteError(err: unknown, recovered: boolean): void {
+    const i = errorInfo(err);
+    this.errors.push({ t: this.now(), phase: this.phase, kind: i.kind, name: i.name, message: i.message, recovered });
+  }
+
+  private numbered(name: string, attempt: number): string {
+    return attempt === 0 ? name : `${name} (attempt ${attempt + 1})`;
+  }
+
+  private async step<T>(name: string, body: () => Promise<T>): Promise<T> {
+    const n = (this.stepCount.get(name) ?? 0) + 1;
+    this.stepCount.set(name, n);
+    const label = n === 1 || name.includes('(attempt') ? name : `${name} #${n}`;
+    const start = this.now();
+    let ok = false;
+    try {
+      const r = await this.recorder.step(label, body);
+      ok = true;
+      return r;
+    } finally {
+      const end = this.now();
+      this.phases.push({ name: label, start, end, durationMs: Math.round((end - start) * 10) / 10, ok });
+    }
+  }
+
+  private cmd(): { timeoutMs: number; signal?: AbortSignal } {
+    return { timeoutMs: this.T.commandMs + this.T.marginMs, ...(this.signal ? { signal: this.signal } : {}) };
+  }
+
+  private finish(error: unknown): ProxyRun {
+    const { station, opts } = this;
+    let endError = error;
+    if (endError instanceof ModuleFailed) {
+      this.moduleResult = 10706;
+      endError = undefined;
+    }
+    const info = endError === undefined ? undefined : errorInfo(endError);
+    const verdict = judge({
+      expected: this.expect,
+      decision: this.decision,
+      moduleResult: this.moduleResult,
+      downloadVerified: this.downloadVerified,
+      programmed: this.programmed,
+      readback: this.readback,
+      error: info,
+    });
+    const pkg = this.pkg;
+    const plan = this.plan?.expected;
+    const spec = 'id' in opts.plan ? undefined : opts.plan;
+    const bytesPerSecond = this.readMs > 0 ? Math.round((this.readBytes * 1000) / this.readMs) : 0;
+    if (this.readMs > 0) this.recorder.measure('read bytes/s', bytesPerSecond, 'B/s');
+    for (const p of this.phases) this.recorder.measure(`${p.name} duration`, p.durationMs, 'ms');
+    const record: RunRecord = {
+      format: RUN_RECORD_FORMAT,
+      version: RUN_RECORD_VERSION,
+      flow: 'proxy',
+      startedAt: this.startedAt,
+      durationMs: this.now(),
+      station: {
+        name: station.name,
+        description: station.info.description,
+        baudRate: station.info.baudRate,
+        target: station.info.target,
+        probe: station.info.probe,
+        component: station.component,
+        slotAddress: station.layout.slotAddress,
+      },
+      plan: {
+        id: this.plan?.id ?? '',
+        component: plan?.component ?? station.component,
+        sourceVersion: plan?.sourceVersion ?? pkg?.sourceVersion ?? '',
+        targetVersion: plan?.targetVersion ?? pkg?.version ?? '',
+        size: plan?.size ?? pkg?.size ?? 0,
+        md5: plan?.md5 ?? pkg?.declared.md5 ?? '',
+        crc: plan?.crc ?? pkg?.declared.crc ?? 0,
+        sha256: plan?.sha256 ?? pkg?.declared.sha256 ?? '',
+        minBattery: plan?.minBattery ?? 0,
+        minSignal: plan?.minSignal ?? 0,
+      },
+      spec: {
+        component: spec?.component ?? plan?.component ?? station.component,
+        package: pkg?.name ?? '',
+        ...(spec?.minBattery !== undefined ? { minBattery: spec.minBattery } : plan?.minBattery ? { minBattery: plan.minBattery } : {}),
+        ...(spec?.minSignal !== undefined ? { minSignal: spec.minSignal } : plan?.minSignal ? { minSignal: plan.minSignal } : {}),
+        ...(spec?.whitelist ? { whitelist: spec.whitelist } : {}),
+        ...(spec?.blacklist ? { blacklist: spec.blacklist } : {}),
+        ...(spec?.pushActively !== undefined ? { pushActively: spec.pushActively } : {}),
+        ...(spec?.rejectionPeriodMinutes !== undefined ? { rejectionPeriodMinutes: spec.rejectionPeriodMinutes } : {}),
+      },
+      package: {
+        name: pkg?.name ?? '',
+        type: pkg?.type ?? 'full',
+        version: pkg?.version ?? '',
+        sourceVersion: pkg?.sourceVersion ?? null,
+        size: pkg?.size ?? 0,
+        sha256: pkg?.sha256 ?? '',
+        targetSha256: pkg?.target.sha256 ?? '',
+      },
+      current: { version: opts.current.version, size: opts.current.size, sha256: opts.current.sha256 },
+      options: { battery: this.battery, blockSize: this.blockSize, crcAlgorithm: this.crcAlgorithm, expect: this.expect, maxRecoveries: this.maxRecoveries },
+      faults: this.faults.map(formatFault),
+      cloudFaults: (opts.cloudFaults ?? []).map((c) => ({ kind: c.kind, ...(c.params ? { params: c.params } : {}) })),
+      fired: this.fired,
+      events: this.events,
+      transcript: this.transcript,
+      phases: this.phases,
+      read: { bytes: this.readBytes, blocks: this.readBlocks, ms: Math.round(this.readMs), bytesPerSecond },
+      progress: thin(this.progress),
+      download:
+        this.downloadVerified === undefined && this.downloadProblems.length === 0
+          ? null
+          : {
+              verified: this.downloadVerified ?? false,
+              problems: this.downloadProblems,
+              announced: this.announced
+                ? { size: this.announced.size, md5: this.announced.md5, crc: this.announced.crc, ...(this.announced.sha256 ? { sha256: this.announced.sha256 } : {}) }
+                : null,
+            },
+      refusal: this.refusal ?? null,
+      readback: this.readback ?? null,
+      verdict,
+      errors: this.errors,
+    };
+    if (this.faults.length > 0) {
+      const unfired = this.schedule.unfired().map((u) => `${u.text}: trigger never reached`);
+      this.recorder.attach('fault schedule', [...this.fired.map((f) => `${f.fault} at ${(f.t / 1000).toFixed(3)} s (${f.phase}): ${f.effect}`), ...unfired].join('\n'), 'text/plain');
+    }
+    this.recorder.attach('AT transcript', this.transcript.map((l) => `${(l.t / 1000).toFixed(3).padStart(9)} [${l.dir}]${l.text}`).join('\n'), 'text/plain');
+    this.recorder.attach('run record', serializeRunRecord(record), 'application/json');
+    return record;
+  }
+}
+

@@ -1,0 +1,185 @@
+// The run record: everything a proxy run observed, as versioned JSON. It is the evidence behind a verdict
+// (a report renders it; an engineer reads it at 8 a.m. without rerunning anything) and the recipe for
+// `rig repro`: the plan, the starting image, the MCU's readings and the fault schedule are enough to run the
+// same upgrade again on any station (replay.ts).
+import { z } from 'zod';
+import { ConfigError } from '../errors.ts';
+import type { Direction } from '../at/transcript.ts';
+import type { Outcome, ReadbackResult, Verdict } from './verdict.ts';
+
+export const RUN_RECORD_FORMAT = 'sota-rig/run-record';
+export const RUN_RECORD_VERSION = 1;
+
+/** Milliseconds from the start of the run, monotonic clock. */
+export type RunTime = number;
+
+export interface RecordedEvent {
+  t: RunTime;
+  /** The URC as received (`+QIOTEVT: 7,10703,"STM32",25344,0,25344`, `RDY`). */
+  raw: string;
+  kind: string;
+  code?: number;
+}
+
+export interface RecordedLine {
+  t: RunTime;
+  dir: Direction;
+  text: string;
+  binary?: { length: number; sha256: string };
+}
+
+export interface RecordedPhase {
+  name: string;
+  start: RunTime;
+  end: RunTime;
+  durationMs: number;
+  ok: boolean;
+}
+
+export interface RecordedError {
+  t: RunTime;
+  phase: string;
+  kind: string;
+  name: string;
+  message: string;
+  /** True when the flow carried on after it (a recovery), false when it ended the run. */
+  recovered: boolean;
+}
+
+export interface FiredFault {
+  fault: string;
+  t: RunTime;
+  phase: string;
+  /** What the action did and how the flow recovered, in a few words. */
+  effect: string;
+}
+
+export interface CloudFault {
+  kind: string;
+  params?: Record<string, unknown>;
+}
+
+/** The plan as recorded: enough to prepare the same one again (the package is named, not embedded). */
+export interface RecordedSpec {
+  component: string;
+  /** Manifest name of the package (FirmwareSet.package). */
+  package: string;
+  minBattery?: number;
+  minSignal?: number;
+  whitelist?: string[];
+  blacklist?: string[];
+  pushActively?: boolean;
+  rejectionPeriodMinutes?: number;
+}
+
+export interface RunRecord {
+  format: typeof RUN_RECORD_FORMAT;
+  version: typeof RUN_RECORD_VERSION;
+  flow: 'proxy';
+  /** Wall-clock start, ISO 8601; every other time is RunTime. */
+  startedAt: string;
+  durationMs: number;
+  station: { name: string; description: string; baudRate: number; target: string; probe: string; component: string; slotAddress: number };
+  /** The plan source's id and what the rig expected to see in 10700/10701. */
+  plan: {
+    id: string;
+    component: string;
+    sourceVersion: string;
+    targetVersion: string;
+    size: number;
+    md5: string;
+    crc: number;
+    sha256: string;
+    minBattery: number;
+    minSignal: number;
+  };
+  spec: RecordedSpec;
+  package: { name: string; type: 'full' | 'delta'; version: string; sourceVersion: string | null; size: number; sha256: string; targetSha256: string };
+  /** The image in the slot when the run started. */
+  current: { version: string; size: number; sha256: string };
+  options: { battery: number; blockSize: number; crcAlgorithm: string; expect: Outcome[]; maxRecoveries: number };
+  /** The fault schedule in text form (faults.ts), in order. */
+  faults: string[];
+  cloudFaults: CloudFault[];
+  fired: FiredFault[];
+  events: RecordedEvent[];
+  transcript: RecordedLine[];
+  phases: RecordedPhase[];
+  read: { bytes: number; blocks: number; ms: number; bytesPerSecond: number };
+  /** (time, file offset) after each block read, for a chart; downsampled beyond `PROGRESS_POINTS`. */
+  progress: { t: RunTime; offset: number }[];
+  /** The digest check of the download (undefined when no download finished). */
+  download: { verified: boolean; problems: string[]; announced: { size: number; md5: string; crc: number; sha256?: string } | null } | null;
+  /** Why the MCU refused the plan (AT+QIOTUPDATE=0), when it did. */
+  refusal: string | null;
+  readback: ReadbackResult | null;
+  verdict: Verdict;
+  errors: RecordedError[];
+}
+
+export const PROGRESS_POINTS = 2000;
+
+/** Keeps at most `max` points, evenly thinned, the last point always kept. */
+export function thin<T>(points: readonly T[], max = PROGRESS_POINTS): T[] {
+  if (points.length <= max) return [...points];
+  const out: T[] = [];
+  const step = (points.length - 1) / (max - 1);
+  for (let i = 0; i < max; i++) out.push(points[Math.round(i * step)]!);
+  return out;
+}
+
+export function serializeRunRecord(r: RunRecord): string {
+  return `${JSON.stringify(r, null, 2)}\n`;
+}
+
+const outcome = z.enum(['upgraded', 'refused', 'failed-intact']);
+// What replay and readers rely on is checked; the rest (events, transcript …) is kept as it is.
+const recordSchema = z.looseObject({
+  format: z.literal(RUN_RECORD_FORMAT),
+  version: z.literal(RUN_RECORD_VERSION),
+  flow: z.literal('proxy'),
+  startedAt: z.string(),
+  station: z.looseObject({ name: z.string() }),
+  plan: z.looseObject({ id: z.string(), component: z.string(), targetVersion: z.string() }),
+  spec: z.looseObject({
+    component: z.string(),
+    package: z.string(),
+    minBattery: z.number().optional(),
+    minSignal: z.number().optional(),
+    whitelist: z.array(z.string()).optional(),
+    blacklist: z.array(z.string()).optional(),
+    pushActively: z.boolean().optional(),
+    rejectionPeriodMinutes: z.number().optional(),
+  }),
+  package: z.looseObject({ name: z.string(), sha256: z.string() }),
+  current: z.looseObject({ version: z.string(), sha256: z.string() }),
+  options: z.looseObject({
+    battery: z.number(),
+    blockSize: z.number().int().positive(),
+    crcAlgorithm: z.string(),
+    expect: z.array(outcome).min(1),
+    maxRecoveries: z.number().int().nonnegative(),
+  }),
+  faults: z.array(z.string()),
+  cloudFaults: z.array(z.looseObject({ kind: z.string(), params: z.record(z.string(), z.unknown()).optional() })),
+  verdict: z.looseObject({ outcome: outcome.optional().nullable(), ok: z.boolean() }),
+});
+
+/** Parses a run record written by serializeRunRecord; a ConfigError names the first field that is wrong. */
+export function parseRunRecord(text: string, origin = 'run record'): RunRecord {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (cause) {
+    throw new ConfigError(`${origin} is not JSON`, { expected: 'a run record written by rig upgrade or the suites', seen: (cause as Error).message, cause });
+  }
+  const r = recordSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new ConfigError(`${origin} is not a ${RUN_RECORD_FORMAT} v${RUN_RECORD_VERSION}`, {
+      expected: `${issue.path.join('.') || 'the record'}: ${issue.message}`,
+      seen: JSON.stringify(issue.path.reduce<unknown>((o, k) => (o as Record<PropertyKey, unknown> | undefined)?.[k as PropertyKey], raw))?.slice(0, 80) ?? 'nothing',
+    });
+  }
+  return raw as RunRecord;
+}

@@ -1,0 +1,115 @@
+// When the faults of a run are due. The flow reports what it observes (every module event, the offset of the
+// next block read, the named moments of the timeline) and the schedule says which faults fire there; delay
+// triggers become due on a timer and wake the flow's current wait (see `onDue`). Each fault fires at most
+// once per run: after a restart from byte 0 an offset trigger is not hit again, so a run always ends.
+import { ConfigError } from '../errors.ts';
+import type { ModuleEvent } from '../quecthing/events.ts';
+import { formatFault } from './faults.ts';
+import type { Fault } from './faults.ts';
+
+export type NamedMoment = 'after-update3' | 'programming' | 'before-version-report';
+
+export interface ScheduledFault {
+  fault: Fault;
+  text: string;
+  /** Index in the run's schedule (faults are recorded in this order). */
+  index: number;
+}
+
+/** What a station must offer for a fault's action; the flow checks every fault before the run starts. */
+export interface FaultCapabilities {
+  can(action: 'cycle' | 'reset', part: 'module' | 'target'): boolean;
+}
+
+/** A ConfigError naming every fault the station cannot execute, before anything is sent. */
+export function checkFaults(station: string, faults: readonly Fault[], caps: FaultCapabilities): void {
+  const missing: string[] = [];
+  for (const f of faults) {
+    const a = f.action;
+    if (a.kind === 'power-cycle' && !caps.can('cycle', a.part)) missing.push(`${formatFault(f)} (no ${a.part} supply line)`);
+    if (a.kind === 'reset' && !caps.can('reset', a.part)) missing.push(`${formatFault(f)} (no ${a.part} reset line)`);
+  }
+  if (missing.length > 0) {
+    throw new ConfigError(`station cannot execute ${missing.length === 1 ? 'this fault' : 'these faults'}`, {
+      station,
+      expected: 'a power or reset line for every power-cycle/reset action in the schedule',
+      seen: missing.join(', '),
+    });
+  }
+}
+
+export class FaultSchedule {
+  readonly items: readonly ScheduledFault[];
+  private readonly fired = new Set<number>();
+  private readonly due: ScheduledFault[] = [];
+  private readonly eventCounts = new Map<number, number>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private listener: (() => void) | undefined;
+
+  constructor(faults: readonly Fault[]) {
+    this.items = faults.map((fault, index) => ({ fault, text: formatFault(fault), index }));
+  }
+
+  /** Starts the delay triggers; `onDue` is called whenever a fault becomes due outside the flow's own checks. */
+  start(onDue: () => void): void {
+    this.listener = onDue;
+    for (const item of this.items) {
+      const t = item.fault.trigger;
+      if (t.kind === 'delay') this.timers.push(setTimeout(() => this.makeDue(item), t.ms));
+    }
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.length = 0;
+    this.listener = undefined;
+  }
+
+  /** Every module event of the run, in order; the n-th occurrence of a code makes its faults due. */
+  onEvent(e: ModuleEvent): void {
+    if (e.kind === 'reboot' || e.kind === 'urc' || e.kind === 'malformed' || e.type !== 7) return;
+    const n = (this.eventCounts.get(e.code) ?? 0) + 1;
+    this.eventCounts.set(e.code, n);
+    for (const item of this.items) {
+      const t = item.fault.trigger;
+      if (t.kind === 'event' && t.code === e.code && t.occurrence === n) this.makeDue(item);
+    }
+  }
+
+  /** Before reading the block that starts at `offset`: offset triggers at or below it become due. */
+  atOffset(offset: number, blockLength: number): void {
+    for (const item of this.items) {
+      const t = item.fault.trigger;
+      // The block [offset, offset+len) reaches the trigger offset: fire before reading it.
+      if (t.kind === 'offset' && t.bytes < offset + blockLength && !this.fired.has(item.index)) this.makeDue(item, false);
+    }
+  }
+
+  /** A named moment of the timeline: its faults become due. */
+  at(moment: NamedMoment): void {
+    for (const item of this.items) if (item.fault.trigger.kind === moment) this.makeDue(item, false);
+  }
+
+  /** True when a fault waits to be executed. */
+  get pending(): boolean {
+    return this.due.length > 0;
+  }
+
+  /** Takes the due faults (each once per run), in schedule order. */
+  take(): ScheduledFault[] {
+    const out = this.due.splice(0).sort((a, b) => a.index - b.index);
+    return out;
+  }
+
+  /** Faults that never fired (their trigger never came): part of the run record. */
+  unfired(): ScheduledFault[] {
+    return this.items.filter((i) => !this.fired.has(i.index));
+  }
+
+  private makeDue(item: ScheduledFault, notify = true): void {
+    if (this.fired.has(item.index)) return;
+    this.fired.add(item.index);
+    this.due.push(item);
+    if (notify) this.listener?.();
+  }
+}
