@@ -2,6 +2,9 @@
 // shows the last lines received, so a failed night run can be read without rerunning it.
 import { InfrastructureError, ProtocolError } from '../errors.ts';
 import type { FinalResult } from './lines.ts';
+import { maskSecrets } from './transcript.ts';
+
+// Commands are masked here, once for all errors: AT+QIOTCFG="productinfo" carries the ProductSecret.
 
 export interface AtErrorContext {
   station: string;
@@ -17,13 +20,13 @@ export class AtTimeoutError extends ProtocolError {
   readonly port: string;
   readonly waitedMs: number;
   constructor(c: AtErrorContext & { waitedMs: number; seen?: string }) {
-    super(`no answer to ${c.command} within ${c.waitedMs} ms on ${c.port}`, {
+    super(`no answer to ${maskSecrets(c.command)} within ${c.waitedMs} ms on ${c.port}`, {
       station: c.station,
       expected: c.expected,
       seen: c.seen,
       lastLines: c.lastLines,
     });
-    this.command = c.command;
+    this.command = maskSecrets(c.command);
     this.port = c.port;
     this.waitedMs = c.waitedMs;
   }
@@ -35,13 +38,13 @@ export class AtCommandError extends ProtocolError {
   readonly port: string;
   readonly final: FinalResult;
   constructor(c: AtErrorContext & { final: FinalResult; finalLine: string }) {
-    super(`${c.command} answered ${c.finalLine} on ${c.port}`, {
+    super(`${maskSecrets(c.command)} answered ${c.finalLine} on ${c.port}`, {
       station: c.station,
       expected: c.expected,
       seen: c.finalLine,
       lastLines: c.lastLines,
     });
-    this.command = c.command;
+    this.command = maskSecrets(c.command);
     this.port = c.port;
     this.final = c.final;
   }
@@ -52,13 +55,13 @@ export class AtResponseError extends ProtocolError {
   readonly command: string;
   readonly port: string;
   constructor(c: AtErrorContext & { seen: string }) {
-    super(`unexpected answer to ${c.command} on ${c.port}`, {
+    super(`unexpected answer to ${maskSecrets(c.command)} on ${c.port}`, {
       station: c.station,
       expected: c.expected,
       seen: c.seen,
       lastLines: c.lastLines,
     });
-    this.command = c.command;
+    this.command = maskSecrets(c.command);
     this.port = c.port;
   }
 }
@@ -71,8 +74,8 @@ export class AtPortError extends InfrastructureError {
     summary: string,
     c: { station: string; port: string; command?: string; expected?: string; lastLines?: readonly string[]; cause?: unknown },
   ) {
-    super(summary, { station: c.station, expected: c.expected, lastLines: c.lastLines, cause: c.cause });
+    super(maskSecrets(summary), { station: c.station, expected: c.expected, lastLines: c.lastLines, cause: c.cause });
     this.port = c.port;
-    this.command = c.command;
+    this.command = c.command === undefined ? undefined : maskSecrets(c.command);
   }
 }

@@ -296,4 +296,26 @@ describe('AtPort over binding-mock, reads fragmented into 1..7 bytes', () => {
     expect(emitted).toEqual(['AT+QIOTCFG="productinfo","p1234","********"', 'AT+QIOTCFG="productinfo","p1234","********"', 'OK']);
     expect(JSON.stringify(port.transcript())).not.toContain('VerySecret42');
   });
+
+  it('keeps the ProductSecret out of every error: ERROR, timeout, abort, closed port', async () => {
+    const { port } = await setup((cmd, p) => {
+      if (cmd.endsWith('"err"')) void p.send(answer('ERROR'));
+      if (cmd === 'AT+CSQ') void p.send(answer('+CSQ: 1,1', 'OK'));
+    });
+    const set = (ps: string, o = {}) => port.command(`AT+QIOTCFG="productinfo","p1","${ps}"`, { timeoutMs: 50, ...o }).then(() => new Error('answered OK'), (e: unknown) => e as Error);
+    const errors = [await set('err'), await set('timeout')];
+    const ctl = new AbortController();
+    const aborted = set('abort', { signal: ctl.signal, timeoutMs: 10_000 });
+    ctl.abort(new Error('stop'));
+    errors.push(await aborted);
+    const closed = set('closed', { timeoutMs: 10_000 });
+    await port.close();
+    errors.push(await closed);
+    expect(errors.map((e) => e.constructor.name)).toEqual(['AtCommandError', 'AtTimeoutError', 'AbortedError', 'AtPortError']);
+    for (const e of errors) {
+      expect(e.message).toContain('"productinfo","p1","********"');
+      expect(JSON.stringify({ e, m: e.message, c: (e as { command?: string }).command })).not.toMatch(/"(err|timeout|abort|closed)\\?"/);
+    }
+    expect(JSON.stringify(port.transcript())).not.toMatch(/"(err|timeout|abort|closed)\\?"/);
+  });
 });

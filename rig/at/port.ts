@@ -9,7 +9,7 @@ import { AtFramer, quecthingBinaryLength } from './framer.ts';
 import { guardHangup } from './hangup.ts';
 import type { Frame } from './framer.ts';
 import { DEFAULT_URC_PREFIXES, REBOOT_URC, matchesPrefix, parseFinalResult } from './lines.ts';
-import { Transcript } from './transcript.ts';
+import { Transcript, maskSecrets } from './transcript.ts';
 import type { TranscriptEntry } from './transcript.ts';
 
 /**
@@ -319,7 +319,7 @@ export class AtPort extends Emitter<AtPortEvents> {
 
   private abortedError(p: Pending, signal: AbortSignal): AbortedError {
     const reason = signal.reason instanceof Error ? signal.reason.message : String(signal.reason ?? 'aborted');
-    return new AbortedError(`${p.command} on ${this.path} aborted: ${reason}`, {
+    return new AbortedError(`${maskSecrets(p.command)} on ${this.path} aborted: ${reason}`, {
       station: this.station,
       lastLines: this.transcriptLog.lastReceived(),
       cause: signal.reason,

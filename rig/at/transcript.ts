@@ -64,7 +64,7 @@ export class Transcript {
   }
 
   note(text: string): void {
-    this.add('--', text);
+    this.add('--', maskSecrets(text));
   }
 
   /** Entries still held (at least the last `limit`), oldest first. */
