@@ -141,6 +141,9 @@ describe('QuecThing commands', () => {
     expect(e).toBeInstanceOf(AtResponseError);
     expect(JSON.stringify({ m: e.message, j: e })).not.toContain('hunter2');
     await expect(qt.setMcuVersion('STM32', 'bad"version')).rejects.toBeInstanceOf(ConfigError);
+    const bad = (await qt.setProductInfo('p11abc', 'hun"ter2').catch((err: unknown) => err)) as ConfigError;
+    expect(bad).toBeInstanceOf(ConfigError);
+    expect(bad.message).toBe('bench-1: cannot send the ProductSecret as an AT string parameter (contains a quote or a control character)');
   });
 });
 

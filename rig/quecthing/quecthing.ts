@@ -169,7 +169,7 @@ export class QuecThing extends Emitter<QuecThingEvents> {
 
   /** Only while disconnected (QIOTREG=0); the secret is masked in the transcript. */
   async setProductInfo(productKey: string, productSecret: string, o: CallOptions = {}): Promise<void> {
-    await this.port.command(`AT+QIOTCFG="productinfo",${this.str(productKey)},${this.str(productSecret)}`, o);
+    await this.port.command(`AT+QIOTCFG="productinfo",${this.str(productKey)},${this.str(productSecret, 'the ProductSecret')}`, o);
   }
 
   async productInfo(o: CallOptions = {}): Promise<ProductInfo> {
@@ -294,11 +294,13 @@ export class QuecThing extends Emitter<QuecThingEvents> {
 
   // --- helpers -----------------------------------------------------------------------------------------
 
-  private str(value: string): string {
+  /** @param secretName set for a secret: the message names it instead of showing it */
+  private str(value: string, secretName?: string): string {
     try {
       return quote(value);
     } catch (err) {
-      throw new ConfigError((err as Error).message, { station: this.station });
+      const message = secretName ? `cannot send ${secretName} as an AT string parameter (contains a quote or a control character)` : (err as Error).message;
+      throw new ConfigError(message, { station: this.station });
     }
   }
 
