@@ -20,7 +20,7 @@ export { AtFramer, quecthingBinaryLength, DEFAULT_MAX_BINARY_LENGTH, DEFAULT_MAX
 export type { Frame, FramerOptions } from './framer.ts';
 export { DEFAULT_URC_PREFIXES, REBOOT_URC, parseFinalResult } from './lines.ts';
 export type { FinalResult } from './lines.ts';
-export { Transcript, formatEntry, maskSecrets } from './transcript.ts';
+export { Transcript, formatEntry, formatTranscript, maskSecrets } from './transcript.ts';
 export type { Direction, TranscriptEntry } from './transcript.ts';
 export { guardHangup } from './hangup.ts';
 export { Emitter } from './emitter.ts';

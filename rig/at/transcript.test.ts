@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { Transcript, formatEntry, maskSecrets } from './transcript.ts';
+import { Transcript, formatEntry, formatTranscript, maskSecrets } from './transcript.ts';
 import type { TranscriptEntry } from './transcript.ts';
 
 describe('maskSecrets', () => {
@@ -36,6 +36,13 @@ describe('Transcript', () => {
       expect(seen[i]!.at - seen[i]!.t).toBeCloseTo(seen[0]!.at - seen[0]!.t, 3);
     }
     expect(formatEntry(seen[0]!)).toMatch(/^ +\d+\.\d{3} \[TX\]AT\+QIOTOTARD=0,5$/);
+    expect(formatTranscript(seen).split('\n').map((l) => l.replace(/^ +\d+\.\d{3} /, ''))).toEqual([
+      '[TX]AT+QIOTOTARD=0,5',
+      '[RX]+QIOTOTARD: 0,5',
+      `[RX]<5 bytes sha256=${sha}>`,
+      '[RX]OK',
+      '',
+    ]);
     expect(t.lastReceived(2)).toEqual([`<5 bytes sha256=${sha}>`, 'OK']);
   });
 

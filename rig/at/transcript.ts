@@ -40,6 +40,11 @@ export function formatEntry(e: TranscriptEntry): string {
   return `${(e.t / 1000).toFixed(3).padStart(9)} [${e.dir}]${e.text}`;
 }
 
+/** The whole transcript as text, one entry per line (an Allure attachment, a run record). */
+export function formatTranscript(entries: readonly TranscriptEntry[]): string {
+  return entries.map(formatEntry).join('\n') + (entries.length > 0 ? '\n' : '');
+}
+
 export class Transcript {
   private readonly origin = performance.now();
   private readonly entries: TranscriptEntry[] = [];
