@@ -137,6 +137,11 @@ const freshOta = (): OtaRam => ({
 const settleStates: readonly OtaState[] = [Ota.CONFIRMED, Ota.DOWNLOAD_START, Ota.DOWNLOADING, Ota.DOWNLOAD_ERROR, Ota.DOWNLOAD_OK, Ota.UPDATING];
 const versionChars = /^[^:;"]*$/;
 
+/** The ProductSecret and device secret never reach a log. */
+export function maskSecrets(line: string): string {
+  return line.replace(/("productinfo"\s*,\s*"[^"]*"\s*,\s*)"[^"]*"/i, '$1"***"').replace(/("dk_ds"\s*,\s*"[^"]*"\s*,\s*)"[^"]*"/i, '$1"***"');
+}
+
 export class Module {
   private powered = false;
   private booted = false;
@@ -363,7 +368,7 @@ export class Module {
       this.dispatch(cmd);
     } catch (err) {
       // A bug here must cost one command, never the station.
-      this.log(`module: internal error on ${JSON.stringify(line.slice(0, 80))}: ${(err as Error).stack ?? String(err)}`);
+      this.log(`module: internal error on ${JSON.stringify(maskSecrets(line).slice(0, 80))}: ${(err as Error).stack ?? String(err)}`);
       this.error();
     }
   }
