@@ -56,6 +56,10 @@ function describeValue(v: unknown, secret: boolean): string {
   return truncate(JSON.stringify(v) ?? String(v));
 }
 
+function article(noun: string): string {
+  return /^[aeiou]/i.test(noun) ? `an ${noun}` : `a ${noun}`;
+}
+
 function truncate(s: string, n = 80): string {
   return s.length > n ? `${s.slice(0, n)}…` : s;
 }
@@ -95,11 +99,13 @@ function knownKeysAt(schema: z.ZodType, input: unknown, path: readonly PropertyK
         const options = def.options ?? [];
         if (def.discriminator && value !== null && typeof value === 'object') {
           const tag = (value as Record<string, unknown>)[def.discriminator];
-          s = options.find((o) => {
-            const shape = defOf(o).shape;
-            const lit = shape?.[def.discriminator!];
-            return lit !== undefined && (lit as unknown as { _zod: { def: { values?: unknown[] } } })._zod.def.values?.includes(tag);
-          });
+          // An entry without its tag was given the first option's (hardware stations leave `kind` out).
+          s =
+            options.find((o) => {
+              const shape = defOf(o).shape;
+              const lit = shape?.[def.discriminator!];
+              return lit !== undefined && (lit as unknown as { _zod: { def: { values?: unknown[] } } })._zod.def.values?.includes(tag);
+            }) ?? (tag === undefined ? options[0] : undefined);
         } else {
           s = options.find((o) => defOf(o).type === 'object');
         }
@@ -124,20 +130,29 @@ type Issue = z.core.$ZodIssue;
 function expectedOf(issue: Issue): string {
   switch (issue.code) {
     case 'invalid_type':
-      return issue.expected === 'int' ? 'an integer' : `a ${issue.expected}`;
+      return issue.expected === 'int' ? 'an integer' : article(issue.expected);
     case 'invalid_value':
       return issue.values.length === 1 ? JSON.stringify(issue.values[0]) : `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'invalid_union': {
       const u = issue as Issue & { discriminator?: string; options?: unknown[] };
       if (u.options) return `one of ${u.options.map((v) => JSON.stringify(v)).join(', ')}`;
+      if (issue.message !== 'Invalid input') return issue.message;
       const alternatives = issue.errors.map((branch) => branch.map((b) => `${formatPath(b.path) || 'value'}: ${expectedOf(b)}`).join(' and '));
       return alternatives.length > 0 ? `either ${alternatives.join(' | or ')}` : issue.message;
     }
     case 'too_small':
-    case 'too_big':
-      return issue.message.replace(/^Too (small|big): expected /, '').replace(/^(number|string|array) to (be|have) /, '$1 $2 ');
+    case 'too_big': {
+      const small = issue.code === 'too_small';
+      const limit = Number(small ? issue.minimum : issue.maximum);
+      const op = small ? (issue.inclusive ? '≥' : '>') : issue.inclusive ? '≤' : '<';
+      if (issue.origin === 'string') return `${small ? 'at least' : 'at most'} ${limit} characters`;
+      if (issue.origin === 'array' || issue.origin === 'set') return `${small ? 'at least' : 'at most'} ${limit} items`;
+      return `a number ${op} ${limit}`;
+    }
     case 'invalid_format':
       return issue.format === 'regex' ? issue.message : `a valid ${issue.format}`;
+    case 'invalid_key':
+      return issue.issues.map((i) => expectedOf(i)).join(' and ');
     case 'not_multiple_of':
       return `a multiple of ${String(issue.divisor)}`;
     case 'custom':
@@ -157,14 +172,18 @@ export function describeIssues(schema: z.ZodType, input: unknown, issues: readon
       for (const key of issue.keys) {
         problems.push({
           path: formatPath([...full, key]),
-          expected: known ? `no such key; the keys here are ${known.join(', ')}` : 'no such key',
-          found: `an unknown key "${key}"`,
+          expected: known ? `one of the keys ${known.join(', ')}` : 'only known keys',
+          found: `the unknown key "${key}"`,
         });
       }
       continue;
     }
     if (issue.code === 'invalid_type' && issue.expected === 'record' && full.length === 0) {
       problems.push({ path: '', expected: 'an object { stations: { … } }', found: describeValue(input, false) });
+      continue;
+    }
+    if (issue.code === 'invalid_key') {
+      problems.push({ path: formatPath(full), expected: `a key that is ${expectedOf(issue)}`, found: `the key ${JSON.stringify(String(full.at(-1)))}` });
       continue;
     }
     const { value } = valueAt(input, issue.path);
@@ -174,10 +193,11 @@ export function describeIssues(schema: z.ZodType, input: unknown, issues: readon
 }
 
 /** Parses `input` with `schema` or throws one ConfigValidationError listing every problem. */
-export function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown, source: string): z.output<S> {
+export function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown, source: string, view: (input: unknown) => unknown = (i) => i): z.output<S> {
   const r = schema.safeParse(input);
   if (r.success) return r.data;
-  const problems = describeIssues(schema, input, r.error.issues);
+  // Issue paths refer to the input as the schema's preprocessing left it.
+  const problems = describeIssues(schema, view(input), r.error.issues);
   const stations = new Set(r.error.issues.map((i) => (i.path[0] === 'stations' && typeof i.path[1] === 'string' ? i.path[1] : '')));
   const only = stations.size === 1 ? [...stations][0] : '';
   throw new ConfigValidationError(source, problems, only || undefined);

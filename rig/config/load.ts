@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { parseEnv } from 'node:util';
 import { ConfigError } from '../errors.ts';
 import { parseOrThrow } from './issues.ts';
-import { rigConfigSchema, type RigConfig, type RigConfigInput, type SecretRef } from './schema.ts';
+import { rigConfigSchema, withImpliedKinds, type RigConfig, type RigConfigInput, type SecretRef } from './schema.ts';
 
 export const CONFIG_FILE_NAMES = ['rig.config.ts', 'rig.config.mjs', 'rig.config.js', 'rig.config.json'] as const;
 
@@ -36,7 +36,7 @@ export interface LoadConfigOptions {
 
 /** Validates an in-memory config (tests, tools); the built-in virtual station is added. */
 export function parseConfig(input: unknown, source = '(inline config)', dotenv: Readonly<Record<string, string>> = {}): LoadedConfig {
-  const parsed = parseOrThrow(rigConfigSchema, input, source);
+  const parsed = parseOrThrow(rigConfigSchema, input, source, withImpliedKinds);
   return { ...parsed, source: undefined, dotenv };
 }
 
@@ -110,7 +110,7 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<LoadedCo
   const dotenv = readDotenv(dirs);
   if (!file) return parseConfig({}, '(no config file: only the virtual station)', dotenv);
   const input = await importConfig(file);
-  const parsed = parseOrThrow(rigConfigSchema, input, path.relative(cwd, file) || file);
+  const parsed = parseOrThrow(rigConfigSchema, input, path.relative(cwd, file) || file, withImpliedKinds);
   // Paths inside the config are relative to the file, not to wherever the rig was started.
   for (const station of Object.values(parsed.stations)) {
     if (station.kind === 'virtual' && station.flashImage !== undefined) station.flashImage = path.resolve(path.dirname(file), station.flashImage);

@@ -13,13 +13,16 @@ export const stationNameSchema = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'a station name: letters, digits, "_", "-", "." (1–64, starting with a letter or digit)');
 
 /** A 32-bit address: a number (0x08000000 in a .ts config) or a hex string ("0x08000000" in JSON). */
-const address = z.union([
-  z.number().int().min(0).max(0xffff_ffff),
-  z
-    .string()
-    .regex(/^0x[0-9a-fA-F]{1,8}$/, 'a hex address like "0x08000000"')
-    .transform((s) => Number.parseInt(s, 16) >>> 0),
-]);
+const address = z.union(
+  [
+    z.number().int().min(0).max(0xffff_ffff),
+    z
+      .string()
+      .regex(/^0x[0-9a-fA-F]{1,8}$/)
+      .transform((s) => Number.parseInt(s, 16) >>> 0),
+  ],
+  { error: 'a 32-bit address: a number (0x08000000) or a hex string ("0x08000000")' },
+);
 
 const ms = z.number().int().positive();
 
@@ -270,6 +273,8 @@ export const virtualStationSchema = z
     flashSizeKiB: z.number().int().min(2).max(1024).optional(),
     /** Further `sim/main.ts` options, verbatim (e.g. ["--url-delay-ms", "500"]). */
     simArgs: z.array(z.string()).default([]),
+    /** The openocd binary that reads the virtual STM32 (default: `openocd` on PATH). */
+    openocd: z.string().min(1).default('openocd'),
     /** Bound on the sim's start (its JSON line). */
     startTimeoutMs: ms.default(30_000),
     layout: layoutSchema.default({ slotAddress: 0x0800_0000, slotSize: 64 * 1024 }),
@@ -291,11 +296,33 @@ export type StationConfig = HardwareStationConfig | VirtualStationConfig;
 
 export const VIRTUAL_STATION = 'virtual';
 
-export const rigConfigSchema = z
+/** `stations.virtual` is the built-in virtual station: an override may leave out its kind. */
+function virtualKind(v: unknown): unknown {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+  const stations = (v as { stations?: unknown }).stations;
+  if (stations === null || typeof stations !== 'object' || Array.isArray(stations)) return v;
+  const virtual = (stations as Record<string, unknown>)[VIRTUAL_STATION];
+  if (virtual === null || typeof virtual !== 'object' || Array.isArray(virtual) || 'kind' in virtual) return v;
+  return { ...v, stations: { ...stations, [VIRTUAL_STATION]: { kind: 'virtual', ...virtual } } };
+}
+
+/** The config input with every station's implied `kind` filled in, as the schema sees it (for messages). */
+export function withImpliedKinds(v: unknown): unknown {
+  const out = virtualKind(v);
+  if (out === null || typeof out !== 'object' || Array.isArray(out)) return out;
+  const stations = (out as { stations?: unknown }).stations;
+  if (stations === null || typeof stations !== 'object' || Array.isArray(stations)) return out;
+  return { ...out, stations: Object.fromEntries(Object.entries(stations).map(([k, s]) => [k, defaultKind(s)])) };
+}
+
+const rigConfigObject = z
   .object({
     stations: z.record(stationNameSchema, stationConfigSchema).default({}),
   })
-  .strict()
+  .strict();
+
+export const rigConfigSchema = z
+  .preprocess(virtualKind, rigConfigObject)
   .transform((cfg) => {
     // The built-in virtual station is always there; a config may override it with options of its own.
     const stations: Record<string, StationConfig> = { ...(cfg.stations as Record<string, StationConfig>) };

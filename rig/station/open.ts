@@ -3,6 +3,8 @@
 // answers, learning its echo), the probe and the plan source. If any step fails, what was opened is closed
 // in reverse order and the error names the station. close() is the safe state — power lines at their safe
 // levels, OpenOCD gone, ports closed, sim stopped, lock released — and also runs on SIGINT/SIGTERM/SIGHUP.
+import { rmdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { AtPort } from '../at/port.ts';
 import { AtCommandError, AtPortError } from '../at/errors.ts';
 import { loadConfig, resolveSecret, type LoadedConfig } from '../config/load.ts';
@@ -14,7 +16,7 @@ import { buildProbeArgs } from '../probe/args.ts';
 import { Probe } from '../probe/probe.ts';
 import { QuecThing } from '../quecthing/quecthing.ts';
 import type { Recorder } from '../sota/recorder.ts';
-import { lockStation, type StationLock } from './lock.ts';
+import { defaultLockDir, lockStation, type StationLock } from './lock.ts';
 import { openPlanSource } from './plans.ts';
 import type { PlanSource, ProtocolTimeouts, Station, StationInfo, StationModule, StationPart, StationPower } from './station.ts';
 import { resolveTimeouts } from './timeouts.ts';
@@ -83,9 +85,21 @@ export async function openStation(name: string, options: OpenStationOptions = {}
   let lock: StationLock | undefined;
   try {
     checkAbort();
-    lock = await step('lock', () => lockStation(name, { dir: options.lockDir }));
+    // A virtual station is this process's own sim, not a shared bench: its lock keeps two opens in one
+    // process apart without making parallel test processes queue for a resource they do not share.
+    const privateDir = options.lockDir === undefined && entry.kind === 'virtual' ? path.join(defaultLockDir(), `process-${process.pid}`) : undefined;
+    lock = await step('lock', () => lockStation(name, { dir: options.lockDir ?? privateDir }));
     const held = lock;
-    undo.push({ what: 'lock', run: () => held.release() });
+    undo.push({
+      what: 'lock',
+      run: async () => {
+        // Everything else is closed by now; the private lock file goes before the lock, so no later
+        // opener can lock an inode that is about to be unlinked.
+        if (privateDir) rmSync(held.file, { force: true });
+        await held.release();
+        if (privateDir) rmdirQuiet(privateDir);
+      },
+    });
 
     let hw: HardwareStationConfig;
     let virtual: VirtualStation | undefined;
@@ -166,7 +180,7 @@ export async function openStation(name: string, options: OpenStationOptions = {}
       info,
       module,
       probe,
-      power: stationPower(name, lines, hw.power.roles),
+      power: stationPowerFor(name, lines, hw.power.roles),
       plans,
       layout: { slotAddress: hw.layout.slotAddress, slotSize: hw.layout.slotSize },
       component: hw.component,
@@ -183,6 +197,14 @@ export async function openStation(name: string, options: OpenStationOptions = {}
     const errors = await runUndo(undo);
     for (const e of errors) process.stderr.write(`${name}: while undoing a failed open: ${e instanceof Error ? e.message : String(e)}\n`);
     throw named(name, err);
+  }
+}
+
+function rmdirQuiet(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Another station of this process still has its lock there.
   }
 }
 
@@ -277,7 +299,7 @@ const PARTS: Record<'cycle' | 'reset', Record<StationPart, PowerRole>> = {
   reset: { module: 'moduleReset', target: 'targetReset' },
 };
 
-function stationPower(station: string, lines: PowerLines, roles: Partial<Record<PowerRole, string>>): StationPower {
+export function stationPowerFor(station: string, lines: PowerLines, roles: Partial<Record<PowerRole, string>>): StationPower {
   const lineFor = (action: 'cycle' | 'reset', part: StationPart) => {
     const role = PARTS[action][part];
     const lineName = roles[role];
@@ -293,8 +315,8 @@ function stationPower(station: string, lines: PowerLines, roles: Partial<Record<
   return {
     lines,
     can: (action, part) => roles[PARTS[action][part]] !== undefined,
-    cycle: (part, offMs, o?: TimedOptions) => cycle(lineFor('cycle', part), offMs, o),
-    reset: (part, ms, o?: TimedOptions) => pulse(lineFor('reset', part), ms, o),
+    cycle: async (part, offMs, o?: TimedOptions) => cycle(lineFor('cycle', part), offMs, o),
+    reset: async (part, ms, o?: TimedOptions) => pulse(lineFor('reset', part), ms, o),
   };
 }
 

@@ -99,7 +99,7 @@ export function stationFromSim(v: VirtualStationConfig, sim: SimLine): HardwareS
       roles: { moduleSupply: 'module-vbat', moduleReset: 'module-reset', targetSupply: 'target-vdd', targetReset: 'target-nrst' },
     },
     // The virtual STM32 has no CPU to run flash algorithms on: no work area (openocd-sim.md §4.3).
-    probe: { interface: { kind: 'remote_bitbang', host: sim.jtag.host, port: sim.jtag.port }, target: sim.jtag.target, workAreaSize: 0 },
+    probe: { interface: { kind: 'remote_bitbang', host: sim.jtag.host, port: sim.jtag.port }, target: sim.jtag.target, workAreaSize: 0, openocd: v.openocd },
     layout: v.layout,
     timeouts: { ...v.timeouts, timeScale: v.timeScale },
     plans: { kind: 'api', url: sim.admin.url },

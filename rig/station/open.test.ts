@@ -1,0 +1,260 @@
+// openStation against the virtual station, end to end: the real sim process, socat ptys, the Firmata relay
+// board through johnny-five, the real openocd over remote_bitbang, the admin API. Nothing is mocked.
+import { afterEach, describe, expect, test } from 'vitest';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { AtPortError } from '../at/errors.ts';
+import { parseConfig } from '../config/load.ts';
+import { ConfigError, InfrastructureError } from '../errors.ts';
+import { loadManifest } from '../images/manifest.ts';
+import { protectedLines } from '../power/safe-state.ts';
+import { lockStation } from './lock.ts';
+import { openStation, stationPowerFor, type OpenedStation } from './open.ts';
+import { commandLine, descendants, isGone } from './testing/procs.ts';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const fast = (extra: Record<string, unknown> = {}) => parseConfig({ stations: { virtual: { kind: 'virtual', timeScale: 0.05, ...extra } } });
+const lockDir = (): string => mkdtempSync(path.join(os.tmpdir(), 'station-lock-'));
+
+const open: OpenedStation[] = [];
+afterEach(async () => {
+  for (const s of open.splice(0)) await s.close();
+});
+
+/** Resolves on the module's next RDY; rejects after `ms`. */
+function nextReboot(s: OpenedStation, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`no RDY within ${ms} ms; last lines: ${JSON.stringify(s.module.at.transcript().slice(-5))}`));
+    }, ms);
+    const off = s.module.at.on('reboot', () => {
+      clearTimeout(timer);
+      off();
+      resolve();
+    });
+  });
+}
+
+describe('openStation("virtual")', () => {
+  test('AT answers, the probe examines, a module power cycle through the relay board gives RDY; close leaves nothing behind', async () => {
+    const dir = lockDir();
+    const before = new Set(descendants(process.pid));
+    const station = await openStation('virtual', { config: fast(), lockDir: dir });
+    open.push(station);
+    const started = descendants(process.pid).filter((p) => !before.has(p));
+    const cmds = started.map(commandLine);
+    expect(cmds.some((c) => /sim\/main\.(ts|js)/.test(c))).toBe(true);
+    expect(cmds.some((c) => /^socat /.test(c))).toBe(true);
+    expect(started).toContain(station.probe.pid);
+
+    expect(station.name).toBe('virtual');
+    expect(station.info).toMatchObject({ name: 'virtual', baudRate: 115200, target: 'stm32f1x', probe: expect.stringMatching(/^remote_bitbang 127\.0\.0\.1:\d+, stm32f1x$/) });
+    expect(station.component).toBe('STM32');
+    expect(station.layout).toEqual({ slotAddress: 0x0800_0000, slotSize: 64 * 1024 });
+    expect(station.plans.kind).toBe('api');
+    // The sim's module echoes by default; the station saw it rather than assuming it.
+    expect(station.module.echo).toBe(true);
+    expect(station.module.productInfo?.productKey).toBeTruthy();
+    // Scaled protocol timers, unscaled command bound.
+    expect(station.timeouts).toMatchObject({ commandMs: 2000, urlWaitMs: 1500, readInactivityMs: 3000, downloadNotifyMs: 250, marginMs: 1000 });
+
+    const r = await station.module.at.command('ATI', { prefix: 'all' });
+    expect(r.lines[0]).toBe('Quectel');
+    const target = await station.probe.examine();
+    expect(target.core).toMatch(/^Cortex-M3/);
+    expect(target.flash.base).toBe(0x0800_0000);
+
+    expect(station.power.can('cycle', 'module')).toBe(true);
+    expect(station.power.can('reset', 'target')).toBe(true);
+    const rdy = nextReboot(station, 10_000);
+    await station.power.cycle('module', 100);
+    await rdy;
+    await station.module.qt.at();
+    // The relay line is back on: the module VBAT line reads "on".
+    expect(await station.power.lines.line('module-vbat').get()).toBe(true);
+
+    await station.close();
+    open.pop();
+    expect(station.closed).toBe(true);
+    for (const pid of started) expect({ pid, cmd: commandLine(pid), gone: isGone(pid) }).toMatchObject({ gone: true });
+    expect(protectedLines().filter((l) => l.startsWith('virtual/'))).toEqual([]);
+    await station.close(); // idempotent
+    const again = await lockStation('virtual', { dir });
+    await again.release();
+  });
+
+  test('a second open of the same station is refused, naming the holder, and starts nothing', async () => {
+    const dir = lockDir();
+    const first = await openStation('virtual', { config: fast(), lockDir: dir });
+    open.push(first);
+    const running = descendants(process.pid);
+    const err = await openStation('virtual', { config: fast(), lockDir: dir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InfrastructureError);
+    expect((err as InfrastructureError).station).toBe('virtual');
+    expect((err as Error).message).toMatch(new RegExp(`^virtual: station is in use by pid ${process.pid} \\(.+@.+, ".*"\\) since \\d{4}-`));
+    expect(descendants(process.pid).sort()).toEqual(running.sort());
+    // The first holder is unaffected.
+    await first.module.qt.at();
+  });
+
+  test('without a lock directory, a virtual station is locked per process', async () => {
+    const first = await openStation('virtual', { config: fast() });
+    open.push(first);
+    await expect(openStation('virtual', { config: fast() })).rejects.toThrow(/in use by pid/);
+    await first.close();
+    open.pop();
+    expect(existsSync(first.lock.file)).toBe(false);
+  });
+
+  test('module.reopen() closes and reopens the AT port; the module still answers', async () => {
+    const station = await openStation('virtual', { config: fast(), lockDir: lockDir() });
+    open.push(station);
+    const notes: string[] = [];
+    const off = station.module.at.on('transcript', (e) => notes.push(e.text));
+    await station.module.reopen();
+    off();
+    expect(notes.some((n) => /closed/.test(n))).toBe(true);
+    expect(notes.some((n) => /open$/.test(n))).toBe(true);
+    await station.module.qt.at();
+  });
+
+  test('a part that fails midway (no openocd): what was opened is closed, the lock released, the station named', async () => {
+    const dir = lockDir();
+    const before = new Set(descendants(process.pid));
+    const err = await openStation('virtual', { config: fast({ openocd: '/nonexistent/openocd' }), lockDir: dir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InfrastructureError);
+    expect((err as InfrastructureError).station).toBe('virtual');
+    expect((err as Error).message).toContain('/nonexistent/openocd');
+    for (const pid of descendants(process.pid).filter((p) => !before.has(p))) expect({ pid, cmd: commandLine(pid), gone: isGone(pid) }).toMatchObject({ gone: true });
+    expect(protectedLines().filter((l) => l.startsWith('virtual/'))).toEqual([]);
+    const lock = await lockStation('virtual', { dir });
+    await lock.release();
+  });
+
+  test('a sim that cannot start: InfrastructureError with its stderr tail', async () => {
+    const dir = lockDir();
+    const err = await openStation('virtual', { config: fast({ simArgs: ['--download-rate', 'fast'] }), lockDir: dir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InfrastructureError);
+    expect((err as Error).message).toMatch(/^virtual: the virtual station exited before it was ready/);
+    expect((err as InfrastructureError).lastLines.join('\n')).toContain('--download-rate must be a number');
+    const lock = await lockStation('virtual', { dir });
+    await lock.release();
+  });
+
+  test('killed with SIGTERM, a process holding the station leaves no sim, socat or openocd, and dies by the signal', async () => {
+    const dir = lockDir();
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'rig/station/testing/hold-station.ts'), 'virtual', dir, '0.05'], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const held = await new Promise<{ pid: number; procs: { pid: number; cmd: string }[]; openocd: number }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the holder did not open the station within 25 s: ${stderr}`)), 25_000);
+      createInterface({ input: child.stdout }).once('line', (l) => {
+        clearTimeout(timer);
+        resolve(JSON.parse(l) as { pid: number; procs: { pid: number; cmd: string }[]; openocd: number });
+      });
+      void exited.then((e) => reject(new Error(`the holder exited early (${JSON.stringify(e)}): ${stderr}`)));
+    });
+    const pids = held.procs.map((p) => p.pid);
+    expect(held.procs.some((p) => /sim\/main/.test(p.cmd))).toBe(true);
+    expect(held.procs.some((p) => /^socat /.test(p.cmd))).toBe(true);
+    expect(pids).toContain(held.openocd);
+    await expect(lockStation('virtual', { dir })).rejects.toThrow(new RegExp(`in use by pid ${held.pid}`));
+
+    child.kill('SIGTERM');
+    expect(await exited).toEqual({ code: null, signal: 'SIGTERM' });
+    for (const p of held.procs) expect({ ...p, gone: isGone(p.pid) }).toMatchObject({ gone: true });
+    // The lock is the kernel's: it is free once the holder's `flock` child has seen its pipe close.
+    let lock;
+    for (let attempt = 0; attempt < 50 && !lock; attempt++) {
+      lock = await lockStation('virtual', { dir }).catch(async () => {
+        await new Promise((r) => setTimeout(r, 100));
+        return undefined;
+      });
+    }
+    expect(lock).toBeDefined();
+    await lock!.release();
+  });
+});
+
+describe('station config errors', () => {
+  test('an unknown station name lists the stations there are', async () => {
+    const err = await openStation('bench-9', { config: fast() }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(/no station "bench-9" in the config[\s\S]*expected one of virtual; seen bench-9/);
+  });
+
+  test('a bench whose module port does not exist: AtPortError naming the station and port, lock released', async () => {
+    const dir = lockDir();
+    const config = parseConfig({
+      stations: {
+        'bench-x': {
+          module: { port: '/dev/serial/by-id/usb-Quectel_missing-if02-port0' },
+          probe: { interface: { kind: 'stlink' }, target: 'stm32f4x' },
+          layout: { slotAddress: 0x0800_0000, slotSize: 1024 },
+        },
+      },
+    });
+    const err = await openStation('bench-x', { config, lockDir: dir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AtPortError);
+    expect((err as Error).message).toMatch(/^bench-x: could not open \/dev\/serial\/by-id\/usb-Quectel_missing-if02-port0/);
+    const lock = await lockStation('bench-x', { dir });
+    await lock.release();
+  });
+
+  test('a station without a role: can() is false and the action is a ConfigError naming the role', async () => {
+    const station = await openStation('virtual', { config: fast(), lockDir: lockDir() });
+    open.push(station);
+    // Same lines, no roles: what a bench config without `roles` gives.
+    const bare = stationPowerFor('virtual', station.power.lines, {});
+    expect(bare.can('cycle', 'module')).toBe(false);
+    expect(bare.can('reset', 'target')).toBe(false);
+    const err = await bare.reset('target', 10).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(/^virtual: no target reset line[\s\S]*power\.roles\.targetReset/);
+  });
+});
+
+describe('the api plan source on the virtual station', () => {
+  test('prepare uploads the package and creates a plan with what 10700/10701 must show; clear terminates it; cloud faults go through', async () => {
+    const station = await openStation('virtual', { config: fast(), lockDir: lockDir() });
+    open.push(station);
+    const fw = await loadManifest();
+    const full = fw.package('full_2_0_0');
+    const plan = await station.plans.prepare({ component: 'STM32', package: full, minBattery: 20 });
+    expect(plan.expected).toEqual({
+      component: 'STM32',
+      sourceVersion: '',
+      targetVersion: '2_0_0',
+      size: full.size,
+      md5: full.md5,
+      crc: full.crc32,
+      sha256: full.sha256,
+      minBattery: 20,
+      minSignal: 0,
+    });
+    const delta = await station.plans.prepare({ component: 'STM32', package: fw.package('delta_1_0_0_to_2_0_0') });
+    expect(delta.expected.sourceVersion).toBe('1_0_0');
+
+    const admin = station.config.plans.kind === 'api' ? station.config.plans.url : '';
+    const plans = async () => (await (await fetch(new URL('/plans', admin))).json()) as { id: string; state: string; minBattery: number; pushActively: boolean }[];
+    expect((await plans()).map((p) => [p.id, p.state, p.minBattery, p.pushActively])).toEqual([
+      [plan.id, 'active', 20, false],
+      [delta.id, 'active', 0, false],
+    ]);
+    await station.plans.clear();
+    expect((await plans()).map((p) => p.state)).toEqual(['terminated', 'terminated']);
+
+    expect(station.plans.cloudFaults).toContain('corrupt-next-download');
+    for (const kind of station.plans.cloudFaults) await station.plans.injectCloudFault(kind, kind === 'drop-uart-bytes' ? { count: 1, skip: 1_000_000 } : {});
+    await expect(station.plans.injectCloudFault('power-off')).rejects.toThrow(/no cloud fault "power-off"/);
+  });
+});

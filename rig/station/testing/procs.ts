@@ -1,0 +1,54 @@
+// Process bookkeeping for station tests: which processes descend from a pid, and whether they are gone.
+// Read from /proc, so a test can check "no sim, no socat, no openocd left" without knowing any names.
+import { readdirSync, readFileSync } from 'node:fs';
+
+interface ProcStat {
+  pid: number;
+  ppid: number;
+  state: string;
+}
+
+function stat(pid: number): ProcStat | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name is in parentheses and may itself contain spaces or parentheses.
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { pid, state: rest[0]!, ppid: Number(rest[1]) };
+  } catch {
+    return undefined;
+  }
+}
+
+export function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Every live process below `root` (children, grandchildren, …). */
+export function descendants(root: number): number[] {
+  const all = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map((d) => stat(Number(d)))
+    .filter((s): s is ProcStat => s !== undefined && s.state !== 'Z');
+  const out: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    const parent = queue.shift()!;
+    for (const s of all) {
+      if (s.ppid === parent && !out.includes(s.pid)) {
+        out.push(s.pid);
+        queue.push(s.pid);
+      }
+    }
+  }
+  return out;
+}
+
+/** True when the process no longer runs (exited and reaped, or a zombie waiting for its reaper). */
+export function isGone(pid: number): boolean {
+  const s = stat(pid);
+  return s === undefined || s.state === 'Z' || s.state === 'X';
+}
