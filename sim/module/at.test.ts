@@ -80,7 +80,7 @@ describe('basic commands', () => {
   test('unknown commands and malformed parameters answer ERROR', async () => {
     const s = await sim();
     await awaitReady(s);
-    for (const line of ['AT+FOO', 'AT+CGMI=1', 'ATZ9', 'AT+QIOTREG=3', 'AT+QIOTREG="1"', 'AT+QIOTREG=1,1', 'AT+QIOTUPDATE=4', 'AT+QIOTOTARD=1', 'AT+QIOTOTARD="0",1', 'AT+QIOTOTAREQ=2', 'AT+QIOTMCUVER=STM32,1', 'AT+QIOTCFG="productinfo","unterminated', 'AT+IPR=9600']) {
+    for (const line of ['AT+FOO', 'AT+CGMI=1', 'ATZ9', 'AT+QIOTREG=3', 'AT+QIOTREG="1"', 'AT+QIOTREG=1,1', 'AT+QIOTUPDATE=4', 'AT+QIOTUPDATE=0', 'AT+QIOTUPDATE=2', 'AT+QIOTOTARD=1', 'AT+QIOTOTARD="0",1', 'AT+QIOTOTAREQ=2', 'AT+QIOTMCUVER=STM32,1', 'AT+QIOTCFG="productinfo","unterminated', 'AT+IPR=9600']) {
       expect(await s.command(line), line).toMatch(/\r\nERROR\r\n$/);
     }
   });
