@@ -34,7 +34,7 @@ test('blacklist beats whitelist, a delta needs its source version: only the matc
 });
 
 test('refusal: OK and no URC; the plan comes back only after the rejection period', async () => {
-  const s = await sim(['--time-scale', '0.001']);
+  const s = await sim(['--time-scale', '0.002']);
   await register(s);
   const pkg = await addPackage(s, { component: 'STM32', version: '2_0_0', data: seededBytes(100, 4) });
   const from = s.mark();

@@ -72,7 +72,7 @@ describe('power cycle in each OTA state', () => {
   });
 
   test('CONFIRMED: no resume; after re-registration the cloud re-issues the URL', async () => {
-    const s = await sim(['--time-scale', '0.01', '--url-delay-ms', '20000']);
+    const s = await sim(['--time-scale', '0.03', '--url-delay-ms', '25000']);
     await planAndRequest(s, 2500);
     await confirm(s);
     expect(await otaState(s)).toBe('CONFIRMED');
@@ -81,7 +81,8 @@ describe('power cycle in each OTA state', () => {
   });
 
   test('DOWNLOAD_START: no resume', async () => {
-    const s = await sim(['--time-scale', '0.01']);
+    // The stalled start times out after 5 s (500 ms here): room for the state check and the power cut.
+    const s = await sim(['--time-scale', '0.1']);
     await planAndRequest(s, 3000);
     await s.api('POST', '/faults', { kind: 'download-error', count: 1 });
     const from = await confirm(s);
@@ -92,7 +93,7 @@ describe('power cycle in each OTA state', () => {
   });
 
   test('DOWNLOADING: no resume', async () => {
-    const s = await sim(['--time-scale', '0.01', '--download-rate', '500']);
+    const s = await sim(['--time-scale', '0.01', '--download-rate', '100']);
     await planAndRequest(s, 4000);
     await confirm(s);
     await waitState(s, 'DOWNLOADING');

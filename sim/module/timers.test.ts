@@ -46,7 +46,7 @@ describe('timers', () => {
 
   test('10702 repeats about every 5 s while downloading', async () => {
     // 20000 bytes at 1000 B/s: 20 s of downloading → three or four 10702.
-    const s = await sim(['--time-scale', '0.005', '--download-rate', '1000']);
+    const s = await sim(['--time-scale', '0.02', '--download-rate', '1000']);
     const from = await confirmPlan(s, 20000);
     const { end } = await s.waitFor('+QIOTEVT: 7,10703,"STM32",20000,0,20000\r\n', 10_000, from);
     const between = s.rx.subarray(s.rx.indexOf('10701', from), end).toString('latin1');
@@ -68,8 +68,7 @@ describe('timers', () => {
     const s = await sim(['--time-scale', '0.004']);
     const from = await confirmPlan(s, 900);
     await s.waitFor('+QIOTEVT: 7,10703,"STM32",900,0,900\r\n', 5000, from);
-    const r = await s.command('AT+QIOTOTARD=0,1024');
-    expect(r).toContain('+QIOTOTARD: 0,900\r\n');
+    // =3 needs the last piece downloaded, not read; one round trip keeps clear of the 60 s read timer.
     const mark = s.mark();
     await expectOk(s, 'AT+QIOTUPDATE=3');
     await s.waitFor('\r\n+QIOTEVT: 7,10704\r\n', 5000, mark);
