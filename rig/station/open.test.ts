@@ -9,9 +9,10 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { AtPortError } from '../at/errors.ts';
 import { parseConfig } from '../config/load.ts';
-import { ConfigError, InfrastructureError } from '../errors.ts';
+import { AbortedError, ConfigError, InfrastructureError } from '../errors.ts';
 import { loadManifest } from '../images/manifest.ts';
 import { protectedLines } from '../power/safe-state.ts';
+import type { Recorder } from '../sota/recorder.ts';
 import { lockStation } from './lock.ts';
 import { openStation, stationPowerFor, type OpenedStation } from './open.ts';
 import { commandLine, descendants, isGone } from './testing/procs.ts';
@@ -146,9 +147,9 @@ describe('openStation("virtual")', () => {
     await lock.release();
   });
 
-  test('killed with SIGTERM, a process holding the station leaves no sim, socat or openocd, and dies by the signal', async () => {
-    const dir = lockDir();
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'rig/station/testing/hold-station.ts'), 'virtual', dir, '0.05'], {
+  /** Starts a process that opens the station; resolves once it holds it, with what it started. */
+  async function holder(dir: string, mode: 'hold' | 'crash' = 'hold') {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'rig/station/testing/hold-station.ts'), 'virtual', dir, '0.05', mode], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -161,18 +162,16 @@ describe('openStation("virtual")', () => {
         clearTimeout(timer);
         resolve(JSON.parse(l) as { pid: number; procs: { pid: number; cmd: string }[]; openocd: number });
       });
-      void exited.then((e) => reject(new Error(`the holder exited early (${JSON.stringify(e)}): ${stderr}`)));
+      if (mode === 'hold') void exited.then((e) => reject(new Error(`the holder exited early (${JSON.stringify(e)}): ${stderr}`)));
     });
-    const pids = held.procs.map((p) => p.pid);
     expect(held.procs.some((p) => /sim\/main/.test(p.cmd))).toBe(true);
     expect(held.procs.some((p) => /^socat /.test(p.cmd))).toBe(true);
-    expect(pids).toContain(held.openocd);
-    await expect(lockStation('virtual', { dir })).rejects.toThrow(new RegExp(`in use by pid ${held.pid}`));
+    expect(held.procs.map((p) => p.pid)).toContain(held.openocd);
+    return { child, held, exited, stderr: () => stderr };
+  }
 
-    child.kill('SIGTERM');
-    expect(await exited).toEqual({ code: null, signal: 'SIGTERM' });
-    for (const p of held.procs) expect({ ...p, gone: isGone(p.pid) }).toMatchObject({ gone: true });
-    // The lock is the kernel's: it is free once the holder's `flock` child has seen its pipe close.
+  /** The lock is the kernel's: free once the holder's `flock` child has seen its pipe close. */
+  async function lockFreed(dir: string): Promise<void> {
     let lock;
     for (let attempt = 0; attempt < 50 && !lock; attempt++) {
       lock = await lockStation('virtual', { dir }).catch(async () => {
@@ -182,6 +181,59 @@ describe('openStation("virtual")', () => {
     }
     expect(lock).toBeDefined();
     await lock!.release();
+  }
+
+  /** Every process the holder started is gone; the sim may still be stopping its parts for a moment. */
+  async function allGone(procs: { pid: number; cmd: string }[]): Promise<void> {
+    for (let attempt = 0; attempt < 50 && procs.some((p) => !isGone(p.pid)); attempt++) await new Promise((r) => setTimeout(r, 100));
+    for (const p of procs) expect({ ...p, gone: isGone(p.pid) }).toMatchObject({ gone: true });
+  }
+
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    test(`killed with ${sig}, a process holding the station leaves no sim, socat or openocd, and dies by the signal`, async () => {
+      const dir = lockDir();
+      const { child, held, exited } = await holder(dir);
+      await expect(lockStation('virtual', { dir })).rejects.toThrow(new RegExp(`in use by pid ${held.pid}`));
+      child.kill(sig);
+      expect(await exited).toEqual({ code: null, signal: sig });
+      // The station closed before the process died: nothing was left for the kernel to clean up.
+      for (const p of held.procs) expect({ ...p, gone: isGone(p.pid) }).toMatchObject({ gone: true });
+      await lockFreed(dir);
+    });
+  }
+
+  test('a process that dies of an uncaught exception leaves no sim, socat or openocd, and exits 1 with the error', async () => {
+    const dir = lockDir();
+    const { held, exited, stderr } = await holder(dir, 'crash');
+    expect(await exited).toEqual({ code: 1, signal: null });
+    expect(stderr()).toContain('a bug in the flow');
+    await allGone(held.procs);
+    await lockFreed(dir);
+  });
+
+  test('aborted while opening: AbortedError, and what was opened is closed', async () => {
+    const dir = lockDir();
+    const before = new Set(descendants(process.pid));
+    const ctl = new AbortController();
+    const steps: string[] = [];
+    const recorder: Recorder = {
+      step: (name, body) => {
+        steps.push(name);
+        // Abort just as OpenOCD starts: the sim, the relay board and the AT port are open by then.
+        if (name.endsWith('probe (OpenOCD)')) ctl.abort(new Error('test timeout'));
+        return body();
+      },
+      attach: () => undefined,
+      measure: () => undefined,
+    };
+    const err = await openStation('virtual', { config: fast(), lockDir: dir, signal: ctl.signal, recorder }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AbortedError);
+    expect((err as AbortedError).station).toBe('virtual');
+    expect(steps).toEqual(['virtual: lock', 'virtual: start the virtual station', 'virtual: power lines', 'virtual: module AT port', 'virtual: module answers AT', 'virtual: probe (OpenOCD)']);
+    for (const pid of descendants(process.pid).filter((p) => !before.has(p))) expect({ pid, cmd: commandLine(pid), gone: isGone(pid) }).toMatchObject({ gone: true });
+    expect(protectedLines().filter((l) => l.startsWith('virtual/'))).toEqual([]);
+    const lock = await lockStation('virtual', { dir });
+    await lock.release();
   });
 });
 
