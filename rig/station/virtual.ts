@@ -67,7 +67,7 @@ function simArgs(v: VirtualStationConfig, runDir: string): string[] {
   opt('--download-rate', v.downloadRate);
   opt('--boot-ms', v.bootMs);
   opt('--crc', v.crc);
-  opt('--flash-image', v.flashImage);
+  opt('--flash-image', v.flashImage === undefined ? undefined : path.resolve(v.flashImage));
   opt('--flash-size-kib', v.flashSizeKiB);
   args.push(...v.simArgs);
   return args;
@@ -114,7 +114,6 @@ export async function startVirtualStation(v: VirtualStationConfig, opts: { stati
   const runDir = mkdtempSync(path.join(os.tmpdir(), 'sota-rig-virtual-'));
   const child = spawn(process.execPath, [...execArgv, file, ...simArgs(v, runDir)], {
     stdio: ['pipe', 'pipe', 'pipe'],
-    cwd: runDir,
     env: { ...process.env, NO_COLOR: '1' },
   });
   const log: string[] = [];
