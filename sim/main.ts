@@ -50,6 +50,7 @@ const { values: argv } = parseArgs({
     'bootstrap-auth': { type: 'string', default: 'on' },
     'request-needs-connection': { type: 'string', default: 'on' },
     'honour-urcport': { type: 'string', default: 'off' },
+    'trace-at': { type: 'boolean', default: false },
     'exit-on-stdin-close': { type: 'boolean', default: false },
     // Parts added by other issues pass their options through here.
     target: { type: 'string', default: 'stm32f1x' },
@@ -112,23 +113,30 @@ const runDir = argv['run-dir'] ? path.resolve(argv['run-dir']) : (stateDir ?? mk
 const clock = new SimClock(timeScale);
 const rails = new Rails();
 const parts: Part[] = [];
-let stopping = false;
+let stopping: Promise<void> | undefined;
 
-async function stop(code: number): Promise<never> {
-  if (!stopping) {
-    stopping = true;
-    // Reverse start order: the module goes before the cloud it talks to, the admin server last.
-    for (const part of parts.reverse()) {
-      try {
-        await part.close();
-      } catch (err) {
-        log(`sim: closing a part failed: ${(err as Error).message}`);
-      }
+async function closeAll(): Promise<void> {
+  // Reverse start order: the module goes before the cloud it talks to, the admin server last.
+  for (const part of [...parts].reverse()) {
+    try {
+      await part.close();
+    } catch (err) {
+      log(`sim: closing a part failed: ${(err as Error).message}`);
     }
-    clock.stopAll();
-    if (ownRunDir) rmSync(runDir, { recursive: true, force: true });
   }
-  process.exit(code);
+  clock.stopAll();
+  if (ownRunDir) rmSync(runDir, { recursive: true, force: true });
+}
+
+let stopCode = 0;
+/** Closes everything once; a second signal or a fault during the close waits for the same close. */
+async function stop(code: number): Promise<never> {
+  if (stopping === undefined) {
+    stopCode = code;
+    stopping = closeAll();
+  }
+  await stopping;
+  process.exit(stopCode);
 }
 function fatal(msg: string): void {
   log(`sim: fatal: ${msg}`);
@@ -185,6 +193,7 @@ try {
           bootstrapAuth: onOff('bootstrap-auth'),
           requestNeedsConnection: onOff('request-needs-connection'),
           honourUrcPort: onOff('honour-urcport'),
+          traceAt: argv['trace-at'] === true,
         },
       },
       { clock, rails, cloud: cloud.cloud, admin, log, fatal },

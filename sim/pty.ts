@@ -14,6 +14,7 @@ export interface PtyPair {
 }
 
 const live = new Set<ChildProcess>();
+const setpriv = '/usr/bin/setpriv';
 let exitHookInstalled = false;
 
 // A crash (uncaught exception, process.exit from anywhere) must not leave socat running with our ptys.
@@ -45,11 +46,12 @@ export async function openPtyPair(dir: string, name: string, timeoutMs = 5000): 
   removeLink(rigPath);
   removeLink(simPath);
   installExitHook();
-  const child = spawn(
-    'socat',
-    ['-d', '-d', `pty,raw,echo=0,link=${rigPath}`, `pty,raw,echo=0,link=${simPath}`],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+  const socatArgs = ['-d', '-d', `pty,raw,echo=0,link=${rigPath}`, `pty,raw,echo=0,link=${simPath}`];
+  // Its own process group, so a Ctrl-C meant for the sim does not kill socat under the sim's feet (the sim
+  // then closes it in order); and a parent-death signal (util-linux setpriv, Essential on Debian) so that
+  // even a SIGKILLed sim leaves no socat behind.
+  const [cmd, args] = existsSync(setpriv) ? [setpriv, ['--pdeathsig', 'TERM', 'socat', ...socatArgs]] : ['socat', socatArgs];
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   live.add(child);
   let stderr = '';
   let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;

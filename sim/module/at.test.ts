@@ -1,7 +1,7 @@
 // The module's basic AT behaviour, its answers to bad input, and the sim process's lifecycle (JSON line,
 // clean stop, socat dying), over the real pty with plain byte strings.
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, existsSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { awaitReady, expectOk, powerCycle, register, startSim, sync, type SimHandle } from '../harness.ts';
@@ -223,6 +223,38 @@ describe('process lifecycle', () => {
     expect(code).toBe(1);
     expect(s.stderr).toMatch(/pty .* closed unexpectedly/);
     expect(existsSync(port)).toBe(false);
+    expect(existsSync(path.dirname(port))).toBe(false);
+  });
+
+  test('Ctrl-C (SIGINT to the whole process group): exit 0, nothing left; SIGKILL: socat follows the sim', async () => {
+    const launch = async (): Promise<{ child: ReturnType<typeof spawn>; port: string; exit: Promise<number | null> }> => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'sim/main.ts', '--baud', '0'], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stderr!.resume();
+      const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      const line = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout!.on('data', (c: Buffer) => {
+          out += c.toString();
+          if (out.includes('\n')) resolve(out.split('\n')[0]!);
+        });
+        child.once('exit', (code) => reject(new Error(`sim exited with ${code} before its JSON line`)));
+      });
+      return { child, port: (JSON.parse(line) as { module: { port: string } }).module.port, exit };
+    };
+    const a = await launch();
+    process.kill(-a.child.pid!, 'SIGINT');
+    expect(await a.exit).toBe(0);
+    expect(existsSync(path.dirname(a.port))).toBe(false);
+    expect(processesMentioning(a.port)).toEqual([]);
+
+    const b = await launch();
+    expect(processesMentioning(b.port).length).toBeGreaterThan(0);
+    process.kill(b.child.pid!, 'SIGKILL');
+    await b.exit;
+    // socat gets its parent-death signal; wait for it, bounded.
+    for (let i = 0; i < 100 && processesMentioning(b.port).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(processesMentioning(b.port)).toEqual([]);
+    rmSync(path.dirname(b.port), { recursive: true, force: true });
   });
 
   test('a bad option is a usage error (exit 64) with a clear message', () => {

@@ -65,6 +65,8 @@ export interface ModuleOptions {
   honourUrcPort: boolean;
   /** The baud rate AT+IPR? reports. */
   ipr: number;
+  /** Log every command line and URC to stderr (secrets masked). */
+  traceAt: boolean;
 }
 
 export const defaultTimers: ModuleTimers = {
@@ -95,6 +97,7 @@ export const defaultModuleOptions: Omit<ModuleOptions, 'imei'> = {
   requestNeedsConnection: true,
   honourUrcPort: false,
   ipr: 115200,
+  traceAt: false,
 };
 
 type Conn = 'idle' | 'waiting-network' | 'connecting' | 'connected' | 'deregistered';
@@ -326,6 +329,7 @@ export class Module {
 
   private urc(line: string): void {
     if (this.options.honourUrcPort && line.startsWith('+QIOTEVT') && !['uart1', 'all'].includes(this.nv.data.urcPort)) return;
+    if (this.options.traceAt && this.powered && this.booted) this.log(`at: < ${line}`);
     this.respond(`\r\n${line}\r\n`);
   }
 
@@ -362,6 +366,7 @@ export class Module {
   // ---- commands ------------------------------------------------------------------------------------
 
   private onLine(line: string): void {
+    if (this.options.traceAt) this.log(`at: > ${JSON.stringify(maskSecrets(line).slice(0, 200))}`);
     const cmd = parseCommand(line);
     if (!cmd) return this.error();
     try {
