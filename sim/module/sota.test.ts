@@ -250,3 +250,37 @@ describe('paced UART', () => {
     expect((await readPiece(s, 0, 6000, 1024)).equals(data)).toBe(true);
   });
 });
+
+describe('uncertain readings are options', () => {
+  test('CME wrong-state answer, short trailer, 512-byte reads with oversize ERROR, MPEG-2 CRC, +QIND before 10705', async () => {
+    const s = await sim([
+      '--baud', '0', '--time-scale', '0.05',
+      '--wrong-state-answer', '+CME ERROR: 3', '--read-trailer', '\\r\\nOK\\r\\n', '--max-read-length', '512',
+      '--oversize-read', 'error', '--crc', 'crc32-mpeg2', '--qind-fota-end', 'before',
+    ]);
+    await register(s);
+    expect(await s.command('AT+QIOTUPDATE=3')).toBe('AT+QIOTUPDATE=3\r\r\n+CME ERROR: 3\r\n');
+    expect(await s.command('AT+QIOTOTARD=?')).toContain('+QIOTOTARD: <start>,(1-512)\r\n');
+    const data = seededBytes(700, 21);
+    const pkg = await planFor(s, data);
+    expect(pkg.crc).not.toBe(pkg.crc32);
+    let from = s.mark();
+    await expectOk(s, 'AT+QIOTOTAREQ');
+    await s.waitFor('10700', 5000, from);
+    from = s.mark();
+    await expectOk(s, 'AT+QIOTUPDATE=1');
+    await s.waitFor(`+QIOTEVT: 7,10701,"STM32",700,"${pkg.md5}",${pkg.crc}\r\n`, 5000, from);
+    await s.waitFor('+QIOTEVT: 7,10703,"STM32",700,0,700\r\n', 5000, from);
+    expect(await s.command('AT+QIOTOTARD=0,1024')).toMatch(/\r\nERROR\r\n$/);
+    from = s.mark();
+    await s.send('AT+QIOTOTARD=512,512\r');
+    const { end } = await s.waitFor('+QIOTOTARD: 512,188\r\n', 5000, from);
+    await s.waitFor('\r\nOK\r\n', 5000, end + 188);
+    expect(s.rx.subarray(end, end + 188).equals(data.subarray(512))).toBe(true);
+    expect(s.rx.subarray(end + 188).toString('latin1')).toBe('\r\nOK\r\n');
+    await expectOk(s, 'AT+QIOTUPDATE=3');
+    from = s.mark();
+    await expectOk(s, 'AT+QIOTMCUVER="STM32","2_0_0"');
+    await s.waitFor('\r\n+QIND: "FOTA","END",0\r\n\r\n+QIOTEVT: 7,10705\r\n', 5000, from);
+  });
+});
