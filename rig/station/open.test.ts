@@ -237,6 +237,39 @@ describe('openStation("virtual")', () => {
   });
 });
 
+describe('when the equipment goes away under an open station', () => {
+  test('the sim stops: AT, probe and relay fail as infrastructure errors naming the station; close() still finishes and says what could not be made safe', async () => {
+    const dir = lockDir();
+    const before = new Set(descendants(process.pid));
+    const station = await openStation('virtual', { config: fast(), lockDir: dir });
+    open.push(station);
+    const started = descendants(process.pid).filter((p) => !before.has(p));
+    const sim = started.find((p) => /sim\/main/.test(commandLine(p)))!;
+    const vanished = new Promise<void>((resolve) => station.module.at.on('disconnected', () => resolve()));
+    process.kill(sim, 'SIGTERM');
+    await vanished;
+
+    const at = await station.module.qt.at().catch((e: unknown) => e);
+    expect(at).toBeInstanceOf(AtPortError);
+    expect((at as Error).message).toMatch(/^virtual: port .*module-rig is not open/);
+    const relay = await station.power.cycle('module', 10).catch((e: unknown) => e);
+    expect(relay).toBeInstanceOf(InfrastructureError);
+    expect((relay as Error).message).toMatch(/^virtual: module-vbat: .*Firmata board "relays"/);
+
+    open.pop();
+    const closing = await station.close().catch((e: unknown) => e);
+    expect(closing).toBeInstanceOf(InfrastructureError);
+    expect((closing as Error).message).toMatch(/^virtual: could not bring every part of the station to its safe state/);
+    expect((closing as Error).message).toContain('module-vbat');
+    // The same answer on a second call, and nothing left behind.
+    expect(await station.close().catch((e: unknown) => e)).toBe(closing);
+    for (const pid of started) expect({ pid, cmd: commandLine(pid), gone: isGone(pid) }).toMatchObject({ gone: true });
+    expect(protectedLines().filter((l) => l.startsWith('virtual/'))).toEqual([]);
+    const lock = await lockStation('virtual', { dir });
+    await lock.release();
+  });
+});
+
 describe('station config errors', () => {
   test('an unknown station name lists the stations there are', async () => {
     const err = await openStation('bench-9', { config: fast() }).catch((e: unknown) => e);

@@ -234,9 +234,9 @@ async function runUndo(undo: { what: string; run: () => Promise<void> }[]): Prom
 }
 
 function closeError(station: string, errors: unknown[]): Error {
-  if (errors.length === 1 && isRigError(errors[0])) return errors[0] as Error;
-  return new InfrastructureError('could not bring the station to its safe state cleanly', {
+  return new InfrastructureError('could not bring every part of the station to its safe state', {
     station,
+    expected: 'power lines at their safe levels, OpenOCD stopped, ports closed, the sim stopped, the lock released',
     seen: errors.map((e) => (e instanceof Error ? e.message.split('\n')[0] : String(e))).join('; '),
     cause: errors[0],
   });
