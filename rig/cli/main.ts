@@ -1,37 +1,51 @@
-// The `rig` command. Subcommands are loaded lazily so that `rig --help` and every subcommand start
-// without importing the libraries they do not use (serialport, johnny-five, openocd driver…).
+// The `rig` command. The registry below holds each subcommand's name, summary and usage text; the module
+// that runs it is imported only when it runs, so `rig --help` and `rig <command> --help` load nothing but
+// this file and node:fs (no serialport, no OpenOCD driver, no zod). Exit codes are documented in the README.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { USAGE } from './usage.ts';
 
 export interface Subcommand {
-  readonly name: string;
-  readonly summary: string;
-  readonly usage: string;
   run(argv: string[]): Promise<number>;
 }
 
 type Loader = () => Promise<Subcommand>;
 
-/** Exit codes, documented in the README. */
+/** Exit codes, documented in the README and in `rig --help`. */
 export const ExitCode = {
   ok: 0,
+  /** An upgrade verdict that is not the expected one, a doctor check that failed, a different repro. */
   failure: 1,
   configError: 2,
   usage: 64,
   infrastructure: 69,
   software: 70,
+  /** Stopped by Ctrl-C (128 + SIGINT), after the station reached its safe state. */
+  interrupted: 130,
 } as const;
 
-const subcommands: Record<string, { summary: string; load: Loader }> = {};
+const subcommands = new Map<string, { summary: string; usage: string; load: Loader }>();
 
 /** Registers a subcommand; the module behind it is imported only when the subcommand runs. */
-export function registerSubcommand(name: string, summary: string, load: Loader): void {
-  subcommands[name] = { summary, load };
+export function registerSubcommand(name: string, summary: string, usage: string, load: Loader): void {
+  subcommands.set(name, { summary, usage, load });
 }
 
+const command = (load: () => Promise<{ run(argv: string[]): Promise<number> }>): Loader => load;
+
+registerSubcommand('doctor', 'check every part of a station and say what to fix', USAGE.doctor, command(() => import('./commands/doctor.ts')));
+registerSubcommand('at', "the module's AT console (decoded +QIOTEVT, history), or one command", USAGE.at, command(() => import('./commands/at.ts')));
+registerSubcommand('power', 'switch or cycle a power/reset line: on|off|cycle', USAGE.power, command(() => import('./commands/power.ts')));
+registerSubcommand('flash', "program an image into the target's slot and verify it", USAGE.flash, command(() => import('./commands/flash.ts')));
+registerSubcommand('readback', "read the target's flash (slot, whole flash, or a range) into a file", USAGE.readback, command(() => import('./commands/readback.ts')));
+registerSubcommand('upgrade', 'run a SOTA upgrade (proxy flow) with live progress and faults; writes a run record', USAGE.upgrade, command(() => import('./commands/upgrade.ts')));
+registerSubcommand('repro', 'replay a run record on a station and say whether the verdict is the same', USAGE.repro, command(() => import('./commands/repro.ts')));
+registerSubcommand('sim', 'run the virtual station in the foreground (Ctrl-C stops it)', USAGE.sim, command(() => import('./commands/sim.ts')));
+registerSubcommand('report', 'build the Allure report (scripts/report.mjs)', USAGE.report, command(() => import('./commands/report.ts')));
+
 /** The package root, whether this runs from rig/ (sources) or dist/rig/ (built). */
-function packageRoot(): string {
+export function packageRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   while (!existsSync(path.join(dir, 'package.json'))) {
     const up = path.dirname(dir);
@@ -46,45 +60,53 @@ function version(): string {
   return pkg.version;
 }
 
-function help(): string {
-  const names = Object.keys(subcommands).sort();
+export function help(): string {
+  const names = [...subcommands.keys()];
   const width = Math.max(8, ...names.map((n) => n.length));
-  const lines = names.map((n) => `  ${n.padEnd(width)}  ${subcommands[n]?.summary ?? ''}`);
   return [
     'rig — hardware-in-the-loop controller for QuecThing SOTA upgrades of STM32 targets',
     '',
-    'Usage: rig <command> [options]',
+    'Usage: rig <command> [options]        rig <command> --help for its options',
     '',
     'Commands:',
-    ...(lines.length > 0 ? lines : ['  (none yet)']),
+    ...names.map((n) => `  ${n.padEnd(width)}  ${subcommands.get(n)?.summary ?? ''}`),
     '',
-    'Options:',
-    '  -h, --help     show this help (or `rig <command> --help`)',
-    '  -V, --version  print the version',
+    'Options of every station command:',
+    '  --config <file>  the config (default: $RIG_CONFIG, else ./rig.config.ts|.mjs|.js|.json; `virtual` is built in)',
+    '  --json           machine-readable result on stdout (progress stays on stderr)',
+    '  -h, --help       this help, or a command\'s',
+    '  -V, --version    the version',
     '',
-    'Exit codes: 0 ok, 1 test/upgrade failure, 2 config error, 64 usage error, 69 infrastructure error.',
+    'Environment: NO_COLOR (no colours), RIG_CONFIG, RIG_LOCK_DIR; progress bars only when stderr is a terminal.',
+    'Exit codes: 0 ok, 1 failure (verdict, failed check, different repro), 2 config error, 64 usage error,',
+    '            69 infrastructure error, 70 internal error, 130 interrupted (Ctrl-C).',
   ].join('\n');
 }
 
 export async function runCli(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
-    process.stdout.write(help() + '\n');
+    const topic = first === 'help' ? rest[0] : undefined;
+    if (topic !== undefined && subcommands.has(topic)) {
+      process.stdout.write(`${subcommands.get(topic)!.usage}\n`);
+      return ExitCode.ok;
+    }
+    (first === undefined ? process.stderr : process.stdout).write(help() + '\n');
     return first === undefined ? ExitCode.usage : ExitCode.ok;
   }
   if (first === '-V' || first === '--version') {
     process.stdout.write(version() + '\n');
     return ExitCode.ok;
   }
-  const entry = subcommands[first];
+  const entry = subcommands.get(first);
   if (!entry) {
     process.stderr.write(`rig: unknown command '${first}'\n\n${help()}\n`);
     return ExitCode.usage;
   }
-  const cmd = await entry.load();
   if (rest.includes('-h') || rest.includes('--help')) {
-    process.stdout.write(`${cmd.usage}\n`);
+    process.stdout.write(`${entry.usage}\n`);
     return ExitCode.ok;
   }
+  const cmd = await entry.load();
   return cmd.run(rest);
 }

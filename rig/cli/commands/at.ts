@@ -1,0 +1,142 @@
+// `rig at <station> [command...]`: the module's AT port, through the station's own AtPort (so framing, URC
+// routing and secret masking are the rig's). One-shot commands print their answer and exit; without one,
+// an interactive console with history and decoded +QIOTEVT events.
+import { appendFileSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { AtCommandError, AtTimeoutError } from '../../at/errors.ts';
+import { maskSecrets } from '../../at/transcript.ts';
+import { isRigError } from '../../errors.ts';
+import type { ModuleEvent } from '../../quecthing/events.ts';
+import { ExitCode } from '../main.ts';
+import { COMMON_OPTIONS, intOption, paint, parse, type Paint } from '../output.ts';
+import { requireStationName, runCommand, withStation } from '../station.ts';
+
+const HISTORY_FILE = path.join(os.homedir(), '.rig_at_history');
+const HISTORY_SIZE = 500;
+
+/** "+QIOTEVT: 7,10700,… → ota-plan {…}": the decoded form of an event, beside the raw line. */
+export function describeEvent(e: ModuleEvent): string {
+  if (e.kind === 'urc' || e.kind === 'reboot') return e.raw;
+  const { raw, kind, ...rest } = e as unknown as { raw: string; kind: string } & Record<string, unknown>;
+  delete rest.data;
+  const fields = Object.entries(rest)
+    .filter(([k, v]) => v !== undefined && k !== 'type' && k !== 'code')
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  return `${maskSecrets(raw)}  → ${kind}${fields.length > 0 ? ` ${fields.join(' ')}` : ''}`;
+}
+
+interface Answer {
+  command: string;
+  ok: boolean;
+  lines: string[];
+  final: string;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { ...COMMON_OPTIONS, timeout: { type: 'string' } });
+  const json = values.json === true;
+  return runCommand(json, async () => {
+    const name = requireStationName(positionals[0], 'at');
+    const commands = positionals.slice(1);
+    return withStation(name, { config: values.config }, async ({ station, signal }) => {
+      const at = station.module.at;
+      const timeoutMs = intOption('timeout', values.timeout, station.timeouts.commandMs + station.timeouts.marginMs, 1);
+      const send = async (command: string): Promise<Answer> => {
+        try {
+          const r = await at.command(command, { prefix: 'all', timeoutMs, signal });
+          return { command, ok: true, lines: r.lines.map(maskSecrets), final: 'OK' };
+        } catch (err) {
+          if (err instanceof AtCommandError) return { command, ok: false, lines: [], final: err.seen ?? 'ERROR' };
+          throw err;
+        }
+      };
+      if (commands.length > 0) {
+        const answers: Answer[] = [];
+        for (const c of commands) {
+          const a = await send(c);
+          answers.push(a);
+          if (!json) process.stdout.write([...a.lines, a.final].map((l) => `${l}\n`).join(''));
+        }
+        if (json) process.stdout.write(`${JSON.stringify({ station: station.name, answers }, null, 2)}\n`);
+        return answers.every((a) => a.ok) ? ExitCode.ok : ExitCode.failure;
+      }
+      return consoleLoop(station.name, station.module.path, send, (fn) => station.module.qt.on('event', fn), signal);
+    });
+  });
+}
+
+async function consoleLoop(
+  station: string,
+  port: string,
+  send: (c: string) => Promise<Answer>,
+  onEvent: (fn: (e: ModuleEvent) => void) => () => void,
+  signal: AbortSignal,
+): Promise<number> {
+  const p: Paint = paint(process.stdout);
+  const tty = process.stdin.isTTY === true;
+  let history: string[] = [];
+  try {
+    history = readFileSync(HISTORY_FILE, 'utf8').split('\n').filter(Boolean).reverse().slice(0, HISTORY_SIZE);
+  } catch {
+    // No history yet.
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: tty, history, historySize: HISTORY_SIZE, prompt: p.bold(`${station}> `) });
+  let showEvents = true;
+  const print = (text: string): void => {
+    if (tty) process.stdout.write('\r\x1b[K');
+    process.stdout.write(`${text}\n`);
+    if (tty) rl.prompt(true);
+  };
+  const off = onEvent((e) => {
+    if (showEvents) print(p.cyan(describeEvent(e)));
+  });
+  process.stdout.write(p.dim(`AT console on ${port} (${station}). .help for console commands, .quit or Ctrl-D to leave.\n`));
+  const help = ['.events on|off   show or hide URCs and decoded +QIOTEVT events', '.history         the commands of earlier sessions', '.quit            leave (the station goes back to its safe state)'];
+  let failures = 0;
+  try {
+    rl.prompt();
+    for await (const raw of rl) {
+      const line = raw.trim();
+      if (line === '') {
+        rl.prompt();
+        continue;
+      }
+      if (line.startsWith('.')) {
+        const [cmd, arg] = line.split(/\s+/, 2);
+        if (cmd === '.quit' || cmd === '.exit') break;
+        if (cmd === '.help') print(help.join('\n'));
+        else if (cmd === '.events') {
+          showEvents = arg !== 'off';
+          print(`events ${showEvents ? 'shown' : 'hidden'}`);
+        } else if (cmd === '.history') print(history.slice().reverse().join('\n') || '(empty)');
+        else print(p.yellow(`unknown console command ${cmd} (.help)`));
+        rl.prompt();
+        continue;
+      }
+      try {
+        appendFileSync(HISTORY_FILE, `${line}\n`, { mode: 0o600 });
+        history.unshift(line);
+      } catch {
+        // A read-only home: history stays in memory.
+      }
+      try {
+        const a = await send(line);
+        if (!a.ok) failures++;
+        print([...a.lines, a.ok ? p.green(a.final) : p.red(a.final)].join('\n'));
+      } catch (err) {
+        failures++;
+        if (signal.aborted) throw err;
+        // A timeout is worth seeing and moving on from; a vanished port ends the session.
+        if (err instanceof AtTimeoutError || (isRigError(err) && err.kind !== 'infrastructure')) print(p.red((err as Error).message));
+        else throw err;
+      }
+      rl.prompt();
+    }
+  } finally {
+    off();
+    rl.close();
+  }
+  return failures === 0 || tty ? ExitCode.ok : ExitCode.failure;
+}

@@ -1,0 +1,328 @@
+// `rig doctor [station]`: each part of a station checked on its own, so one broken part does not hide the
+// others, and a table of what passed, what failed and what to do about it. Unlike openStation (which stops
+// at the first failure), every check runs that can; checks that depend on a failed one are skipped.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { AtPort } from '../../at/port.ts';
+import { loadConfig, resolveSecret, type LoadedConfig } from '../../config/load.ts';
+import type { HardwareStationConfig, StationConfig } from '../../config/schema.ts';
+import { isRigError } from '../../errors.ts';
+import { openPowerLines, type PowerLines } from '../../power/open.ts';
+import { buildProbeArgs } from '../../probe/args.ts';
+import { Probe } from '../../probe/probe.ts';
+import { QuecThing } from '../../quecthing/quecthing.ts';
+import { defaultLockDir, lockStation } from '../../station/lock.ts';
+import { resolveTimeouts } from '../../station/timeouts.ts';
+import { startVirtualStation, type VirtualStation } from '../../station/virtual.ts';
+import { ExitCode } from '../main.ts';
+import { COMMON_OPTIONS, paint, parse, table, UsageError } from '../output.ts';
+import { runCommand, withInterrupt } from '../station.ts';
+
+export type Status = 'ok' | 'fail' | 'warn' | 'skip';
+
+export interface Check {
+  station: string;
+  check: string;
+  status: Status;
+  detail: string;
+  /** What to do about a failure or warning. */
+  fix?: string;
+}
+
+const firstLine = (err: unknown): string => {
+  if (isRigError(err)) return [err.summary, err.seen !== undefined ? `(seen ${err.seen})` : ''].filter(Boolean).join(' ');
+  return err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err);
+};
+
+/** `openocd --version`: it prints "Open On-Chip Debugger 0.12.0" on stderr. Bounded. */
+function openocdVersion(bin: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(bin, ['--version'], { timeout: 10_000, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const text = `${stdout}\n${stderr}`;
+      const m = /Open On-Chip Debugger\s+(\S+)/.exec(text);
+      if (m) resolve(m[1]!);
+      else reject(err ?? new Error(`unexpected answer: ${text.trim().slice(0, 120)}`));
+    });
+  });
+}
+
+class Checker {
+  readonly checks: Check[] = [];
+  constructor(readonly station: string) {}
+
+  add(check: string, status: Status, detail: string, fix?: string): void {
+    this.checks.push({ station: this.station, check, status, detail, ...(fix !== undefined ? { fix } : {}) });
+  }
+
+  /** Runs one check; a throw is a failure with `fix`. Returns the value, or undefined when it failed. */
+  async run<T>(check: string, body: () => Promise<{ value: T; detail: string; warn?: string }>, fix: string): Promise<T | undefined> {
+    try {
+      const r = await body();
+      this.add(check, r.warn ? 'warn' : 'ok', r.detail, r.warn);
+      return r.value;
+    } catch (err) {
+      this.add(check, 'fail', firstLine(err), fix);
+      return undefined;
+    }
+  }
+
+  skip(check: string, why: string): void {
+    this.add(check, 'skip', why);
+  }
+}
+
+async function checkStation(name: string, entry: StationConfig, config: LoadedConfig, signal: AbortSignal): Promise<Check[]> {
+  const c = new Checker(name);
+  const undo: (() => Promise<void>)[] = [];
+  try {
+    // The lock: a bench is shared between processes; the virtual station is private to each process.
+    const privateDir = entry.kind === 'virtual' ? path.join(defaultLockDir(), `doctor-${process.pid}`) : undefined;
+    const lock = await c.run(
+      'station lock',
+      async () => {
+        const l = await lockStation(name, privateDir ? { dir: privateDir } : {});
+        return { value: l, detail: entry.kind === 'virtual' ? 'free (each process has its own virtual station)' : `free (${l.file})` };
+      },
+      'another run holds this station (the message names it): wait for it, or stop that process; nothing else to clear, the lock dies with its holder',
+    );
+    if (lock) undo.push(() => lock.release());
+
+    let hw: HardwareStationConfig | undefined;
+    if (entry.kind === 'virtual') {
+      const sim = await c.run<VirtualStation>(
+        'virtual station starts',
+        async () => {
+          const v = await startVirtualStation(entry, { station: name, signal });
+          return { value: v, detail: `sim pid ${v.pid}, module ${v.config.module.port}, admin ${v.adminUrl}` };
+        },
+        'run `rig sim` to see the simulator log; `npm run setup` installs socat and openocd and builds dist/',
+      );
+      if (!sim) return c.checks;
+      undo.push(() => sim.close());
+      hw = sim.config;
+    } else {
+      hw = entry;
+      const m = hw.module;
+      if (m.productSecret !== undefined) {
+        const ref = m.productSecret;
+        await c.run(
+          'ProductSecret',
+          () => {
+            resolveSecret(ref, { station: name, key: `stations.${name}.module.productSecret`, dotenv: config.dotenv });
+            return Promise.resolve({ value: true, detail: `${ref.env} is set (not shown)` });
+          },
+          `export ${ref.env}=<the ProductSecret from Developer Center → product details>, or put ${ref.env}=… in an untracked .env next to the config`,
+        );
+      }
+    }
+    const timeouts = resolveTimeouts(hw.timeouts);
+
+    // The module's serial port.
+    const port = hw.module.port;
+    const exists = existsSync(port);
+    const byId = port.startsWith('/dev/serial/by-id/') || entry.kind === 'virtual';
+    if (exists) {
+      c.add('serial port exists', byId ? 'ok' : 'warn', port, byId ? undefined : 'name the port by /dev/serial/by-id/…: ttyUSB numbers move between boots and replugs');
+    } else {
+      c.add('serial port exists', 'fail', `${port} does not exist`, `check the module's USB cable and power (rig power ${name} <module supply line> on); list ports with ls -l /dev/serial/by-id/ and put the AT interface's path in stations.${name}.module.port`);
+    }
+    let at: AtPort | undefined;
+    if (exists) {
+      at = await c.run(
+        'serial port opens',
+        async () => {
+          const p = new AtPort({ station: name, path: port, baudRate: hw.module.baudRate, commandTimeoutMs: timeouts.commandMs });
+          await p.open();
+          return { value: p, detail: `${hw.module.baudRate} baud` };
+        },
+        `another process may hold it (lsof ${port}; stop it or its rig run); the user must be in the dialout group (sudo usermod -aG dialout $USER, then log in again)`,
+      );
+      if (at) {
+        const opened = at;
+        undo.push(() => opened.close());
+      }
+    } else c.skip('serial port opens', 'no port');
+
+    if (at) {
+      const port_ = at;
+      const qt = new QuecThing(port_);
+      undo.push(() => Promise.resolve(qt.dispose()));
+      const o = { timeoutMs: timeouts.commandMs + timeouts.marginMs, signal };
+      const answers = await c.run(
+        'module answers AT',
+        async () => {
+          // It may be booting: ask again until its boot time (plus margin) is over, each ask bounded.
+          const deadline = performance.now() + timeouts.bootMs + timeouts.marginMs;
+          for (;;) {
+            try {
+              const t0 = performance.now();
+              await port_.command('AT', { timeoutMs: timeouts.commandMs, signal, expected: 'OK' });
+              return { value: true, detail: `OK in ${Math.round(performance.now() - t0)} ms` };
+            } catch (err) {
+              if (signal.aborted || performance.now() >= deadline || (isRigError(err) && err.kind === 'infrastructure' && err.name !== 'AtTimeoutError')) throw err;
+            }
+          }
+        },
+        `the module does not answer on ${port}: is it powered (rig power ${name} … on) and is this its AT interface (EC200U: if02)? Is module.baudRate (${hw.module.baudRate}) its baud rate?`,
+      );
+      if (answers) {
+        await c.run(
+          'module identity (ATI)',
+          async () => {
+            const id = await qt.identify(o);
+            return { value: id, detail: `${id.manufacturer} ${id.model}${id.revision ? ` ${id.revision}` : ''}` };
+          },
+          'the module answered AT but not ATI: an unusual firmware; check it is a Quectel module',
+        );
+        await c.run(
+          'module firmware (AT+QGMR)',
+          async () => {
+            const rev = await qt.firmwareRevision(o);
+            return { value: rev, detail: rev };
+          },
+          'AT+QGMR failed: update the module firmware to a QuecThing (QuecOpen/standard AT with QuecThing) build',
+        );
+        await c.run(
+          'QuecThing (AT+QIOTINFO?)',
+          async () => {
+            const items = await qt.info(o);
+            const detail = items.map((i) => `${i.item}=${i.value}`).join(', ');
+            return { value: items, detail: detail || 'answered, no items', ...(items.length === 0 ? { warn: 'the module reported no QuecThing version items' } : {}) };
+          },
+          'the module has no QuecThing AT commands: flash a module firmware with QuecThing (Quectel support), or check the model',
+        );
+      } else {
+        for (const s of ['module identity (ATI)', 'module firmware (AT+QGMR)', 'QuecThing (AT+QIOTINFO?)']) c.skip(s, 'no answer to AT');
+      }
+    } else {
+      for (const s of ['module answers AT', 'module identity (ATI)', 'module firmware (AT+QGMR)', 'QuecThing (AT+QIOTINFO?)']) c.skip(s, 'port not open');
+    }
+
+    // OpenOCD and the probe.
+    const bin = hw.probe.openocd;
+    const version = await c.run(
+      'openocd installed',
+      async () => {
+        const v = await openocdVersion(bin);
+        return { value: v, detail: `${bin} ${v}`, ...(/^0\.(\d+)/.exec(v) && Number(/^0\.(\d+)/.exec(v)![1]) < 12 ? { warn: 'OpenOCD 0.12 or later is what the rig is tested with (Debian bookworm has it)' } : {}) };
+      },
+      `install it: sudo apt-get install openocd (npm run setup does), or set stations.${name}.probe.openocd to its path`,
+    );
+    if (version) {
+      const probe = await c.run(
+        'probe connects',
+        async () => {
+          const p = await Probe.open({ ...buildProbeArgs(hw.probe), station: name, openocd: bin, timeouts: hw.probe.timeouts }, { signal });
+          return { value: p, detail: describeInterface(hw) };
+        },
+        entry.kind === 'virtual'
+          ? 'the simulator JTAG server did not answer OpenOCD: run `rig sim` and look at its log'
+          : `check the probe's USB cable and its serial number (probe.interface.serial; lsusb -v | grep iSerial); only one program may use it at a time`,
+      );
+      if (probe) {
+        undo.push(() => probe.close());
+        await c.run(
+          'probe examines the target',
+          async () => {
+            const t = await probe.examine({ signal });
+            return { value: t, detail: `${t.core}, device 0x${(t.deviceId & 0xfff).toString(16)} rev 0x${(t.deviceId >>> 16).toString(16)}, ${t.flashSizeKiB} KiB flash (${t.flash.driver} at 0x${t.flash.base.toString(16)}), ${t.state}` };
+          },
+          `check the SWD wiring (SWDIO, SWCLK, GND, NRST) and that the target is powered (rig power ${name} <target supply line> on)`,
+        );
+      } else c.skip('probe examines the target', 'probe not connected');
+    } else {
+      c.skip('probe connects', 'no openocd');
+      c.skip('probe examines the target', 'no openocd');
+    }
+
+    // Power lines and Firmata boards.
+    const lineNames = Object.keys(hw.power.lines);
+    if (lineNames.length === 0) {
+      c.add('power lines', 'warn', 'none configured', 'faults that power-cycle or reset a part need power.lines and power.roles');
+    } else {
+      const lines = await c.run<PowerLines>(
+        'power lines open',
+        async () => {
+          const l = await openPowerLines({ boards: hw.power.boards, lines: hw.power.lines }, { station: name, signal });
+          const boards = Object.keys(hw.power.boards);
+          return { value: l, detail: `${lineNames.length} lines${boards.length ? `, Firmata board${boards.length > 1 ? 's' : ''} ${boards.join(', ')} answered` : ''}` };
+        },
+        `Firmata: the board's port by /dev/serial/by-id and StandardFirmata flashed on it; GPIO: the chip label and line (ls /sys/class/gpio; gpioinfo) and write access to /sys/class/gpio`,
+      );
+      if (lines) {
+        undo.push(() => lines.close());
+        for (const ln of lineNames) {
+          await c.run(
+            `line ${ln}`,
+            async () => {
+              const level = await lines.line(ln).get();
+              const roles = Object.entries(hw.power.roles)
+                .filter(([, v]) => v === ln)
+                .map(([k]) => k);
+              return { value: level, detail: `reads ${level ? 'on' : 'off'}${roles.length ? ` (${roles.join(', ')})` : ''}` };
+            },
+            `the line did not answer: check its board and pin in stations.${name}.power.lines.${ln}`,
+          );
+        }
+      } else for (const ln of lineNames) c.skip(`line ${ln}`, 'lines not open');
+    }
+
+    // Plans.
+    const plans = hw.plans;
+    if (plans.kind === 'api') c.add('plans', 'ok', `created through the API at ${plans.url}`);
+    else if (plans.plans.length === 0) c.add('plans', 'warn', 'no plans declared', 'create upgrade plans in Developer Center (OTA upgrade → upgrade plan) and declare each under plans.plans (see README: preparing Developer Center)');
+    else c.add('plans', 'ok', `${plans.plans.length} declared: ${plans.plans.map((p) => p.name).join('; ')}`);
+    return c.checks;
+  } finally {
+    for (const u of undo.reverse()) await u().catch(() => undefined);
+  }
+}
+
+function describeInterface(hw: HardwareStationConfig): string {
+  const i = hw.probe.interface;
+  if (i.kind === 'remote_bitbang') return `remote_bitbang ${i.host}:${i.port} (${hw.probe.target})`;
+  return `${i.kind}${i.serial ? ` serial ${i.serial}` : ' (first found: set interface.serial with more than one probe)'} (${hw.probe.target})`;
+}
+
+const SYMBOL: Record<Status, string> = { ok: '✔ ok', fail: '✘ FAIL', warn: '! warn', skip: '– skip' };
+
+export function formatChecks(checks: readonly Check[], out: NodeJS.WriteStream): string {
+  const p = paint(out);
+  const color = (s: Status, t: string): string => (s === 'ok' ? p.green(t) : s === 'fail' ? p.red(t) : s === 'warn' ? p.yellow(t) : p.dim(t));
+  const rows = checks.map((c) => [c.station, c.check, color(c.status, SYMBOL[c.status]), c.detail]);
+  const text = [table(['station', 'check', 'result', 'detail'], rows, p)];
+  const todo = checks.filter((c) => c.fix !== undefined && (c.status === 'fail' || c.status === 'warn'));
+  if (todo.length > 0) {
+    text.push('', p.bold('What to do:'));
+    for (const c of todo) text.push(`  ${color(c.status, c.status === 'fail' ? '✘' : '!')} ${c.station}: ${c.check}: ${c.fix}`);
+  }
+  return text.join('\n');
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { ...COMMON_OPTIONS });
+  const json = values.json === true;
+  return runCommand(json, async () => {
+    if (positionals.length > 1) throw new UsageError('rig doctor: one station at most', { expected: 'rig doctor [station]', seen: positionals.join(' ') });
+    const config = await loadConfig(values.config === undefined ? {} : { path: values.config });
+    const names = positionals.length === 1 ? positionals : Object.keys(config.stations);
+    for (const n of names) {
+      if (!Object.hasOwn(config.stations, n)) throw new UsageError(`no station "${n}" in the config`, { expected: `one of ${Object.keys(config.stations).join(', ')}`, seen: n });
+    }
+    const checks: Check[] = [];
+    await withInterrupt(async (signal) => {
+      for (const n of names) {
+        checks.push({ station: n, check: 'config', status: 'ok', detail: config.source ? path.relative(process.cwd(), config.source) || config.source : 'built-in (no config file)' });
+        checks.push(...(await checkStation(n, config.stations[n]!, config, signal)));
+      }
+    });
+    const failed = checks.filter((c) => c.status === 'fail');
+    if (json) process.stdout.write(`${JSON.stringify({ ok: failed.length === 0, checks }, null, 2)}\n`);
+    else {
+      const p = paint(process.stdout);
+      process.stdout.write(`${formatChecks(checks, process.stdout)}\n\n${failed.length === 0 ? p.green('all checks passed') : p.red(`${failed.length} check${failed.length > 1 ? 's' : ''} failed`)}\n`);
+    }
+    return failed.length === 0 ? ExitCode.ok : ExitCode.failure;
+  });
+}

@@ -1,0 +1,43 @@
+// `rig power <station> <line> on|off|cycle`: one power or reset line, by its config name, read back after.
+import { cycle } from '../../power/line.ts';
+import { ExitCode } from '../main.ts';
+import { COMMON_OPTIONS, intOption, paint, parse, UsageError } from '../output.ts';
+import { requireStationName, runCommand, withStation } from '../station.ts';
+
+const ACTIONS = ['on', 'off', 'cycle'] as const;
+type Action = (typeof ACTIONS)[number];
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { ...COMMON_OPTIONS, 'off-ms': { type: 'string' }, hold: { type: 'boolean' } });
+  const json = values.json === true;
+  return runCommand(json, async () => {
+    const name = requireStationName(positionals[0], 'power');
+    const lineName = positionals[1];
+    const action = positionals[2] as Action | undefined;
+    if (lineName === undefined || action === undefined || !ACTIONS.includes(action) || positionals.length > 3) {
+      throw new UsageError('rig power: expected a line and an action', { expected: 'rig power <station> <line> on|off|cycle', seen: `rig power ${positionals.join(' ')}` });
+    }
+    const offMs = intOption('off-ms', values['off-ms'], 2000, 0, 600_000);
+    return withStation(name, { config: values.config }, async ({ station, signal }) => {
+      // A ConfigError naming the lines the station has, when this is none of them.
+      const line = station.power.lines.line(lineName);
+      const t0 = performance.now();
+      if (action === 'cycle') await cycle(line, offMs, { signal });
+      else await line.set(action === 'on');
+      const level = await line.get();
+      const ms = Math.round(performance.now() - t0);
+      if (json) process.stdout.write(`${JSON.stringify({ station: station.name, line: lineName, action, level: level ? 'on' : 'off', ms, ...(action === 'cycle' ? { offMs } : {}) })}\n`);
+      else {
+        const p = paint(process.stdout);
+        process.stdout.write(`${station.name}/${lineName}: ${action === 'cycle' ? `cycled (off ${offMs} ms)` : `set ${action}`}, reads ${p.bold(level ? 'on' : 'off')} (${ms} ms)\n`);
+      }
+      if (values.hold && action !== 'cycle') {
+        process.stderr.write(`holding ${lineName} ${action}; Ctrl-C returns the station to its safe state\n`);
+        await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+        return ExitCode.ok;
+      }
+      if (action !== 'cycle') process.stderr.write(paint(process.stderr).dim(`(${lineName} goes back to its configured safe level as rig exits; --hold keeps it ${action})\n`));
+      return ExitCode.ok;
+    });
+  });
+}

@@ -1,0 +1,82 @@
+// `rig sim`: the virtual station in the foreground. It runs sim/main (compiled, or the sources through tsx),
+// prints where each part is, passes the sim's log through, and stops it on Ctrl-C (the sim closes its ptys,
+// sockets and socat and exits 0).
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createInterface } from 'node:readline';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { InfrastructureError } from '../../errors.ts';
+import { ExitCode } from '../main.ts';
+import { paint, parse, table } from '../output.ts';
+import { runCommand } from '../station.ts';
+
+interface SimInfo {
+  admin?: { url: string };
+  module?: { port: string; imei: string; baud: number };
+  firmata?: { port: string; pins: Record<string, number>; contacts?: Record<string, string> };
+  jtag?: { host: string; port: number; target: string };
+}
+
+function simEntry(): { file: string; execArgv: string[] } {
+  const js = fileURLToPath(new URL('../../../sim/main.js', import.meta.url));
+  if (existsSync(js)) return { file: js, execArgv: [] };
+  const ts = fileURLToPath(new URL('../../../sim/main.ts', import.meta.url));
+  if (!existsSync(ts)) throw new InfrastructureError('the virtual station is not installed', { station: 'virtual', expected: `${js} or ${ts}`, seen: 'neither exists' });
+  return { file: ts, execArgv: ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href] };
+}
+
+export function describeSim(info: SimInfo): string {
+  const rows: string[][] = [];
+  if (info.module) rows.push(['module AT port', info.module.port, `IMEI ${info.module.imei}, ${info.module.baud} baud`]);
+  if (info.firmata) {
+    const pins = Object.entries(info.firmata.pins).map(([rail, pin]) => `${rail}=pin ${pin}${info.firmata?.contacts?.[rail] ? ` (${info.firmata.contacts[rail]})` : ''}`);
+    rows.push(['Firmata relay board', info.firmata.port, pins.join(', ')]);
+  }
+  if (info.jtag) rows.push(['STM32 (remote_bitbang)', `${info.jtag.host}:${info.jtag.port}`, `${info.jtag.target}; openocd -c 'adapter driver remote_bitbang; remote_bitbang host ${info.jtag.host}; remote_bitbang port ${info.jtag.port}' -f target/${info.jtag.target}.cfg`]);
+  if (info.admin) rows.push(['Developer Center admin API', info.admin.url, 'POST /packages, /plans, /faults; GET /devices']);
+  return table(['part', 'where', 'notes'], rows);
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const dash = argv.indexOf('--');
+  const own = dash >= 0 ? argv.slice(0, dash) : argv;
+  const passthrough = dash >= 0 ? argv.slice(dash + 1) : [];
+  const { values } = parse(own, { json: { type: 'boolean' }, target: { type: 'string' }, 'time-scale': { type: 'string' }, 'flash-image': { type: 'string' } });
+  const json = values.json === true;
+  return runCommand(json, async () => {
+    const args = [...passthrough];
+    if (values.target) args.push('--target', values.target);
+    if (values['time-scale']) args.push('--time-scale', values['time-scale']);
+    if (values['flash-image']) args.push('--flash-image', values['flash-image']);
+    const { file, execArgv } = simEntry();
+    const child = spawn(process.execPath, [...execArgv, file, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = paint(process.stdout);
+    // The sim handles SIGINT itself (it shares the terminal's process group); rig only waits for it.
+    const ignore = (): void => undefined;
+    process.on('SIGINT', ignore);
+    process.on('SIGTERM', () => child.kill('SIGTERM'));
+    let first = true;
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (!first || json) {
+        process.stdout.write(`${line}\n`);
+        first = false;
+        return;
+      }
+      first = false;
+      try {
+        process.stdout.write(`${p.bold('virtual station ready')}\n${describeSim(JSON.parse(line) as SimInfo)}\n${p.dim('Ctrl-C stops it. Its log follows.')}\n`);
+      } catch {
+        process.stdout.write(`${line}\n`);
+      }
+    });
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.once('error', (err) => reject(new InfrastructureError(`could not start the simulator: ${err.message}`, { station: 'virtual', cause: err })));
+      child.once('close', (c, sig) => resolve(sig ? null : c));
+    });
+    process.removeListener('SIGINT', ignore);
+    if (code === 0) return ExitCode.ok;
+    if (code === 64) return ExitCode.usage;
+    return ExitCode.infrastructure;
+  });
+}

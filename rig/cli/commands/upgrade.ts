@@ -1,0 +1,136 @@
+// `rig upgrade <station> --package … | --plan …`: the proxy flow of rig/sota with live progress, faults
+// from the command line, and the run record written for `rig repro`.
+import { identifyImage } from '../../images/header.ts';
+import type { Image } from '../../images/image.ts';
+import { loadManifest, type FirmwareSet } from '../../images/manifest.ts';
+import type { Package } from '../../images/package.ts';
+import { sha256Hex } from '../../images/digest.ts';
+import { ConfigError } from '../../errors.ts';
+import { ensureBaseline } from '../../sota/baseline.ts';
+import { parseFault, type Fault } from '../../sota/faults.ts';
+import { runProxyUpgrade } from '../../sota/proxy.ts';
+import type { Outcome } from '../../sota/verdict.ts';
+import type { OpenedStation } from '../../station/open.ts';
+import type { UpgradeSpec } from '../../station/station.ts';
+import { ExitCode } from '../main.ts';
+import { COMMON_OPTIONS, intOption, paint, parse, UsageError } from '../output.ts';
+import { CliRecorder } from '../progress.ts';
+import { describeRun, writeRecord } from '../runs.ts';
+import { requireStationName, runCommand, withStation } from '../station.ts';
+
+const OUTCOMES: readonly Outcome[] = ['upgraded', 'refused', 'failed-intact'];
+
+export function parseFaults(texts: readonly string[]): Fault[] {
+  return texts.map((t) => {
+    try {
+      return parseFault(t);
+    } catch (err) {
+      if (err instanceof ConfigError) throw new UsageError(`--fault: ${err.summary}`, { expected: err.expected, seen: err.seen });
+      throw err;
+    }
+  });
+}
+
+function parseExpect(text: string | undefined): Outcome[] {
+  if (text === undefined) return ['upgraded'];
+  const list = text.split(',').map((s) => s.trim());
+  const bad = list.filter((o) => !OUTCOMES.includes(o as Outcome));
+  if (bad.length > 0 || list.length === 0) throw new UsageError('--expect: unknown outcome', { expected: `comma-separated ${OUTCOMES.join(', ')}`, seen: text });
+  return list as Outcome[];
+}
+
+function packageByName(firmware: FirmwareSet, name: string): Package {
+  if (!firmware.packages.has(name)) throw new UsageError(`--package: no package ${name}`, { expected: `one of ${[...firmware.packages.keys()].join(', ')} (${firmware.manifestPath})`, seen: name });
+  return firmware.package(name);
+}
+
+/** --plan: a plan an operator created in Developer Center and declared in the station's config. */
+function specFromPlan(station: OpenedStation, firmware: FirmwareSet, planName: string): UpgradeSpec {
+  const plans = station.config.plans;
+  if (plans.kind !== 'declared') {
+    throw new UsageError(`--plan: ${station.name} creates its plans through an API`, { station: station.name, expected: '--package <name> (the plan is made for it)', seen: `--plan ${planName}` });
+  }
+  const plan = plans.plans.find((p) => p.name === planName);
+  if (!plan) throw new ConfigError(`no declared plan "${planName}"`, { station: station.name, expected: `one of ${plans.plans.map((p) => `"${p.name}"`).join(', ') || '(none declared under plans.plans)'}`, seen: planName });
+  let pkg: Package | undefined;
+  if (typeof plan.package === 'string') pkg = packageByName(firmware, plan.package);
+  else {
+    const sha = plan.package.sha256;
+    pkg = [...firmware.packages.values()].find((p) => p.sha256 === sha);
+    if (!pkg) throw new ConfigError(`plan "${planName}": its package is not in the manifest`, { station: station.name, expected: `a manifest package with sha256 ${sha}`, seen: `none in ${firmware.manifestPath}` });
+  }
+  return { component: plan.component ?? station.component, package: pkg, minBattery: plan.minBattery, minSignal: plan.minSignal };
+}
+
+/** The image the target starts from: --from, a delta's source, or what the slot holds when the manifest knows it. */
+async function startingImage(station: OpenedStation, firmware: FirmwareSet, pkg: Package, from: string | undefined, signal: AbortSignal): Promise<Image> {
+  const byVersion = (v: string, why: string): Image => {
+    if (!firmware.images.has(v)) throw new UsageError(`${why}: no image ${v}`, { expected: `one of ${[...firmware.images.keys()].join(', ')}`, seen: v });
+    return firmware.image(v);
+  };
+  if (from !== undefined) return byVersion(from, '--from');
+  if (pkg.sourceVersion !== undefined) return byVersion(pkg.sourceVersion, `the delta's source`);
+  const seen = await station.probe.readRegion(station.layout.slotAddress, station.layout.slotSize, { signal });
+  const id = identifyImage(seen);
+  const known = id.state === 'valid' ? firmware.imageByHash(sha256Hex(seen.subarray(0, id.header.imageLength))) : undefined;
+  if (!known) {
+    throw new UsageError('which image does the target start from?', {
+      station: station.name,
+      expected: `--from <version> (${[...firmware.images.keys()].join(', ')}): the slot holds no image the manifest knows`,
+      seen: id.state === 'valid' ? `${id.header.component} ${id.header.version} with other bytes` : id.state,
+    });
+  }
+  return known;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    ...COMMON_OPTIONS,
+    package: { type: 'string' },
+    plan: { type: 'string' },
+    from: { type: 'string' },
+    fault: { type: 'string', multiple: true },
+    'cloud-fault': { type: 'string', multiple: true },
+    expect: { type: 'string' },
+    battery: { type: 'string' },
+    'block-size': { type: 'string' },
+    crc: { type: 'string' },
+    record: { type: 'string', short: 'o' },
+  });
+  const json = values.json === true;
+  return runCommand(json, async () => {
+    const name = requireStationName(positionals[0], 'upgrade');
+    if (positionals.length > 1) throw new UsageError('rig upgrade: too many arguments', { expected: 'rig upgrade <station> --package <name> | --plan <name>', seen: positionals.join(' ') });
+    if ((values.package === undefined) === (values.plan === undefined)) {
+      throw new UsageError('rig upgrade: what to deliver?', { expected: 'exactly one of --package <name> or --plan <declared plan>', seen: values.package ? 'both' : 'neither' });
+    }
+    const faults = parseFaults(values.fault ?? []);
+    const expect = parseExpect(values.expect);
+    const battery = intOption('battery', values.battery, 100, 0, 100);
+    const blockSize = intOption('block-size', values['block-size'], 1024, 1, 1_000_000);
+    const firmware = await loadManifest();
+    const recorder = new CliRecorder({ quiet: json });
+    return withStation(name, { config: values.config, recorder }, async ({ station, signal }) => {
+      const spec: UpgradeSpec = values.plan !== undefined ? specFromPlan(station, firmware, values.plan) : { component: station.component, package: packageByName(firmware, values.package!) };
+      const current = await startingImage(station, firmware, spec.package, values.from, signal);
+      await ensureBaseline(station, current, { signal, recorder });
+      const run = await runProxyUpgrade(station, {
+        plan: spec,
+        current,
+        faults,
+        cloudFaults: (values['cloud-fault'] ?? []).map((kind) => ({ kind })),
+        recorder,
+        signal,
+        battery,
+        expect,
+        blockSize,
+        ...(values.crc !== undefined ? { crcAlgorithm: values.crc } : {}),
+      });
+      recorder.stopBar();
+      const file = writeRecord(run, values.record);
+      if (json) process.stdout.write(`${JSON.stringify({ station: station.name, verdict: run.verdict, readback: run.readback, fired: run.fired, record: file }, null, 2)}\n`);
+      else process.stdout.write(`${describeRun(run, file, paint(process.stdout))}\n`);
+      return run.verdict.ok ? ExitCode.ok : ExitCode.failure;
+    });
+  });
+}

@@ -1,0 +1,38 @@
+// Where run records go and how a verdict reads on a terminal; shared by upgrade and repro.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { serializeRunRecord } from '../sota/record.ts';
+import type { RunRecord } from '../sota/record.ts';
+import type { Verdict } from '../sota/verdict.ts';
+import { packageRoot } from './main.ts';
+import type { Paint } from './output.ts';
+
+/** reports/runs/<station>[-<what>]-<UTC time>.json under the package root (gitignored), or the file given. */
+export function writeRecord(record: RunRecord, file: string | undefined, what = ''): string {
+  const stamp = record.startedAt.replace(/[:.]/g, '-');
+  const out = file ?? path.join(packageRoot(), 'reports', 'runs', `${record.station.name}${what ? `-${what}` : ''}-${stamp}.json`);
+  mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+  writeFileSync(out, serializeRunRecord(record));
+  return out;
+}
+
+export function formatVerdict(v: Verdict, p: Paint): string {
+  const head = v.ok ? p.green('PASS') : p.red('FAIL');
+  return `${head} ${v.summary}`;
+}
+
+/** The lines a person reads after a run: verdict, evidence, faults, where the record is. */
+export function describeRun(r: RunRecord, recordFile: string, p: Paint): string {
+  const lines = [formatVerdict(r.verdict, p)];
+  lines.push(`  station   ${r.station.name} (${r.station.description || r.station.probe})`);
+  lines.push(`  package   ${r.package.name}: ${r.package.type} ${r.package.sourceVersion ?? ''}${r.package.sourceVersion ? ' → ' : ''}${r.package.version}, ${r.package.size} bytes; from ${r.current.version}`);
+  if (r.read.bytes > 0) lines.push(`  read      ${r.read.bytes} bytes in ${r.read.blocks} blocks, ${r.read.bytesPerSecond} B/s`);
+  if (r.readback) lines.push(`  read-back ${r.readback.identified ? `${r.readback.identified.component} ${r.readback.identified.version}` : r.readback.identity} (${r.readback.comparison})`);
+  for (const f of r.faults) {
+    const fired = r.fired.find((x) => x.fault === f);
+    lines.push(`  fault     ${f}: ${fired ? `fired in ${fired.phase} at ${(fired.t / 1000).toFixed(1)} s, ${fired.effect}` : p.yellow('never fired (its trigger did not come)')}`);
+  }
+  lines.push(`  duration  ${(r.durationMs / 1000).toFixed(1)} s`);
+  lines.push(`  record    ${recordFile}  (rig repro ${recordFile})`);
+  return lines.join('\n');
+}

@@ -1,0 +1,71 @@
+// How a station command runs: load the config (--config), open the station with an AbortSignal that Ctrl-C
+// trips, run the body, and close the station (safe state) whatever happened. Errors become one message and
+// a documented exit code; Ctrl-C becomes 130 once the station is safe.
+import { loadConfig, type LoadedConfig } from '../config/load.ts';
+import { AbortedError } from '../errors.ts';
+import { openStation, type OpenedStation } from '../station/open.ts';
+import type { Recorder } from '../sota/recorder.ts';
+import { ExitCode } from './main.ts';
+import { paint, reportError, UsageError } from './output.ts';
+
+let interrupted = false;
+
+/** Aborts `controller` on Ctrl-C/SIGTERM while `body` runs; the station's own handlers bring it to safe state. */
+async function withInterrupt<T>(body: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    interrupted = true;
+    controller.abort(new AbortedError(`interrupted (${sig})`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await body(controller.signal);
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}
+
+/** Runs a command body; a thrown error is printed once and mapped to its exit code. */
+export async function runCommand(json: boolean, body: () => Promise<number>): Promise<number> {
+  try {
+    return await body();
+  } catch (err) {
+    if (interrupted) {
+      process.stderr.write(`${paint(process.stderr).yellow('rig: interrupted')}; the station is in its safe state\n`);
+      return ExitCode.interrupted;
+    }
+    return reportError(err, { json });
+  }
+}
+
+export function requireStationName(name: string | undefined, command: string): string {
+  if (name === undefined || name === '') throw new UsageError(`rig ${command}: which station?`, { expected: `rig ${command} <station> (e.g. virtual)`, seen: 'no station name' });
+  return name;
+}
+
+export interface StationContext {
+  station: OpenedStation;
+  config: LoadedConfig;
+  signal: AbortSignal;
+}
+
+/** Opens the station, runs `body`, closes the station (also on failure and Ctrl-C). */
+export async function withStation<T>(name: string, opts: { config?: string | undefined; loaded?: LoadedConfig; recorder?: Recorder }, body: (ctx: StationContext) => Promise<T>): Promise<T> {
+  const config = opts.loaded ?? (await loadConfig(opts.config === undefined ? {} : { path: opts.config }));
+  return withInterrupt(async (signal) => {
+    const station = await openStation(name, { config, signal, ...(opts.recorder ? { recorder: opts.recorder } : {}) });
+    let result: T;
+    try {
+      result = await body({ station, config, signal });
+    } catch (err) {
+      await station.close().catch((e: unknown) => process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`));
+      throw err;
+    }
+    await station.close();
+    return result;
+  });
+}
+
+export { withInterrupt };

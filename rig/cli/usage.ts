@@ -1,0 +1,104 @@
+// Usage text of every subcommand, kept apart from the code that runs it so that `rig <command> --help`
+// loads nothing else. Common options (--config, --json) are listed once in `rig --help`.
+
+const common = `Common options: --config <file>, --json, -h/--help.`;
+
+export const USAGE = {
+  doctor: `Usage: rig doctor [station] [--config <file>] [--json]
+
+Checks each part of a station and prints a table: the config entry and its secret, the station lock, the
+module's serial port (exists, opens), the module (answers AT; ATI, AT+QGMR, AT+QIOTINFO? for its QuecThing
+version), openocd (installed, its version), the probe (connects, examines the target), the power lines and
+Firmata boards (answer, read back their level). For the virtual station the simulator is started first.
+Without a station name every configured station is checked.
+
+Each failed check says what to do about it. Exit code 0 when every check passes, 1 when one fails,
+2 when the config itself is invalid.`,
+
+  at: `Usage: rig at <station> [command...] [--timeout <ms>] [--config <file>] [--json]
+
+Without a command: an interactive AT console on the station's module port. Lines you type are sent as AT
+commands; answers, +QIOTEVT events (decoded: "7,10700 ota-plan …") and other URCs are printed as they
+come. History (arrow keys) is kept in ~/.rig_at_history. Type .help for console commands, .quit or Ctrl-D
+to leave.
+
+With commands (e.g. rig at bench-2 'AT+QIOTINFO?'): sends each one, prints the answer lines and exits:
+0 when every command answered OK, 1 on ERROR/+CME ERROR, 69 when the module did not answer.
+
+  --timeout <ms>   per command (default: the station's command timeout)
+
+${common}`,
+
+  power: `Usage: rig power <station> <line> on|off|cycle [--off-ms <ms>] [--hold] [--config <file>] [--json]
+
+Drives one of the station's power or reset lines (names as in the config; the virtual station has
+module-vbat, module-reset, target-vdd, target-nrst) and reads its level back.
+  on|off        set the line ("on" is the running level: supply on, reset released)
+  cycle         off for --off-ms (default 2000), then on again
+  --hold        keep the level until Ctrl-C; otherwise the line returns to its configured safe level when
+                rig exits (every rig command leaves the station safe)
+
+${common}`,
+
+  flash: `Usage: rig flash <station> <image> [--address <addr>] [--no-reset] [--force] [--config <file>] [--json]
+
+Programs an image into the target's application slot and verifies it by reading it back over SWD.
+  <image>          a version from fixtures/manifest.json (e.g. 2_0_0) or a .bin file
+  --address <a>    where to program it (default: the station's layout.slotAddress)
+  --force          program even when the flash already holds the image (default: skip, pre-verified)
+  --no-reset       leave the core halted (default: reset and run the new image)
+
+${common}`,
+
+  readback: `Usage: rig readback <station> [region] -o <file> [--config <file>] [--json]
+
+Reads target memory over SWD into a file and says which image it holds (header, version, body CRC).
+  region     slot (default: the application slot, layout.slotAddress/slotSize), flash (the whole flash,
+             size as the target reports it), or <address>:<length> (e.g. 0x08000000:0x6000)
+  -o <file>  where to write the bytes (required)
+
+${common}`,
+
+  upgrade: `Usage: rig upgrade <station> (--package <name> | --plan <declared plan>) [options]
+
+Runs a SOTA upgrade with the proxy flow (the rig plays the MCU's part): a baseline (known image in the
+slot, module registered), the plan, the download, the block reads, the image check, programming, read-back
+and the version report. Prints live progress and the verdict; writes the run record for rig repro.
+  --package <name>      a package from fixtures/manifest.json (full_2_0_0, delta_1_0_0_to_2_0_0 …)
+  --plan <name>         a plan declared in the station's config (plans.kind 'declared': a plan created in
+                        Developer Center's console)
+  --from <version>      image the target starts from (default: a delta's source version, else the image
+                        the slot already holds when the manifest knows it)
+  --fault '<trigger>:<action>'   a fault, repeatable, e.g. 'offset=8192:power-cycle-module',
+                        'event=10702#2:network-cut=3000', 'programming:reset-target'
+  --cloud-fault <kind>  a cloud-side fault (virtual station: corrupt-next-download, download-error …)
+  --expect <outcomes>   outcomes that pass, comma-separated: upgraded, refused, failed-intact (default upgraded)
+  --battery <percent>   the MCU's battery reading (default 100)
+  --block-size <bytes>  AT+QIOTOTARD length (default 1024)
+  --crc <algorithm>     how 10701's CRC is computed (default crc-32)
+  -o, --record <file>   where to write the run record (default reports/runs/<station>-<time>.json)
+
+Exit code 0 when the verdict is one of the expected outcomes, 1 when not.
+${common}`,
+
+  repro: `Usage: rig repro <run-record.json> [--station <name>] [-o <file>] [--config <file>] [--json]
+
+Replays a recorded run — same package, same starting image, same MCU readings, same fault schedule — on a
+station (default: the record's own station when the config has it, else virtual) and compares verdicts.
+  -o, --record <file>   where to write the new run record (default reports/runs/<station>-repro-<time>.json)
+
+Exit code 0 when the verdict is the same, 1 when it differs.
+${common}`,
+
+  sim: `Usage: rig sim [--target stm32f1x|stm32f4x] [--time-scale <x>] [--flash-image <file>] [--json] [-- <sim options>]
+
+Runs the virtual station (sim/main) in the foreground and prints where its parts are: the module's AT
+port, the Firmata relay board and its pins, the STM32's remote_bitbang endpoint, the admin API URL.
+Options after -- go to sim/main unchanged (e.g. -- --baud 921600 --url-delay-ms 500).
+--json prints the sim's own JSON line instead. Ctrl-C stops it (ptys and sockets removed).`,
+
+  report: `Usage: rig report [report options]
+
+Builds the Allure report from reports/allure-results into reports/allure-report (scripts/report.mjs;
+rig report --help-report for its options). Open reports/allure-report/index.html in a browser.`,
+} as const;
