@@ -257,8 +257,10 @@ export const virtualStationSchema = z
     target: z.enum(['stm32f1x', 'stm32f4x']).default('stm32f1x'),
     /** The module UART's bits per second; the sim paces its output at this rate. */
     baud: z.number().int().positive().max(4_000_000).default(115200),
-    /** The sim's clock: 0.01 runs every protocol timer 100× faster. */
+    /** The sim's clock: 0.01 runs every protocol timer 100× faster; the station's timeouts scale with it. */
     timeScale: z.number().positive().max(1000).default(1),
+    /** Overrides as for a bench; their time scale is `timeScale` above. */
+    timeouts: timeoutsSchema.omit({ timeScale: true }).default({}),
     seed: z.number().int().min(0).max(0xffff_ffff).optional(),
     imei: z.string().regex(/^\d{15}$/, '15 digits').optional(),
     /** Free space the module has for a package: smaller than the package → a multi-piece download. */
