@@ -1,0 +1,299 @@
+// The suites' fixtures (vitest test.extend) and their Allure glue.
+//
+//   const { test, budget, retry } = await sotaSuite({ feature: 'Full package' });
+//   test('v1_0_0 → v2_0_0', { timeout: budget.upgrade, retry }, async ({ sota, images }) => {
+//     await sota.baseline(images.image('1_0_0'));
+//     const run = await sota.upgrade({ plan: sota.spec(images.package('full_2_0_0')), current: images.image('1_0_0') });
+//     expectOutcome(run, 'upgraded');
+//     await sota.readback(images.image('2_0_0'));                    // every test ends with an SWD verdict
+//   });
+//
+// Lifetimes: the station (RIG_STATION, default `virtual`) is opened once per file and closed when the file
+// ends — always, also after a failed or timed-out test: station.close() is the safe state (power lines at
+// their safe levels, OpenOCD gone, ports closed, sim stopped, lock released). Around each test the
+// `station` fixture checks the run's health ledger (a broken station fails at once), reopens a station an
+// infrastructure failure left unusable, records the AT transcript and the OpenOCD log, and afterwards
+// drives every power line to its safe level, restores the radio (AT+CFUN=1) and ends the test's plans.
+// Every rig call gets the test's `signal`, aborted by vitest on timeout.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import * as allure from 'allure-js-commons';
+import { inject, test as base } from 'vitest';
+import type { TestError } from 'vitest';
+import type { TranscriptEntry } from '../rig/at/transcript.ts';
+import { formatTranscript } from '../rig/at/transcript.ts';
+import { ConfigError, InfrastructureError } from '../rig/errors.ts';
+import { loadManifest } from '../rig/images/index.ts';
+import type { FirmwareSet, Image, Package } from '../rig/images/index.ts';
+import type { SafeStateLine } from '../rig/power/line.ts';
+import type { Probe } from '../rig/probe/index.ts';
+import type { QuecThing } from '../rig/quecthing/index.ts';
+import { ensureBaseline, runProxyUpgrade } from '../rig/sota/index.ts';
+import type { BaselineResult, ProxyRun, ProxyUpgradeOptions } from '../rig/sota/index.ts';
+import { openStation } from '../rig/station/index.ts';
+import type { OpenedStation, PlanSource, UpgradeSpec } from '../rig/station/index.ts';
+import { AllureRecorder, allureResultsDir, writeEnvironmentInfo } from './support/allure.ts';
+import { chartFromRecord, readPhaseChart } from './support/chart.ts';
+import { readbackVerdict } from './support/evidence.ts';
+import { HealthLedger } from './support/health.ts';
+import { MANIFEST, ROOT, suiteStation, testBudget } from './support/station-config.ts';
+import type { SuiteStation, SuiteStationOptions } from './support/station-config.ts';
+import { STATION_LABEL } from '../scripts/report-lib/environments.ts';
+
+export interface SuiteOptions extends SuiteStationOptions {
+  /** Allure feature of every test in the file ("Full package"). */
+  feature: string;
+}
+
+/** Retry only what is not the firmware's or the protocol's fault, and never a station marked broken. */
+export function isRetryable(e: TestError): boolean {
+  const x = e as TestError & { kind?: string; stationBroken?: boolean };
+  if (x.stationBroken === true || x.name === 'AbortedError') return false;
+  return x.kind === 'infrastructure' || x.name === 'InfrastructureError';
+}
+
+export const retry = { count: 2, condition: isRetryable };
+
+const PACKAGE_VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
+function openocdVersion(binary: string): Promise<string> {
+  return new Promise((resolve) => {
+    execFile(binary, ['--version'], { timeout: 10_000 }, (err, stdout, stderr) => {
+      const first = `${stderr}\n${stdout}`.split('\n').find((l) => /open on-chip debugger/i.test(l));
+      resolve(first?.trim() ?? (err ? `unknown (${err.message.split('\n')[0]})` : 'unknown'));
+    });
+  });
+}
+
+/** The station of one suite file: opened on first use, reopened after an infrastructure failure. */
+class StationHolder {
+  private station: OpenedStation | undefined;
+  /** Set when a test attempt ended in an infrastructure failure: the next test starts on a fresh station. */
+  reopen = false;
+
+  constructor(
+    readonly suite: SuiteStation,
+    readonly ledger: HealthLedger,
+  ) {}
+
+  get name(): string {
+    return this.suite.name;
+  }
+
+  async ready(signal: AbortSignal, recorder: AllureRecorder): Promise<OpenedStation> {
+    if (this.station && (this.reopen || !(await this.healthy(this.station, signal)))) {
+      await recorder.step(`${this.name}: reopen the station after an infrastructure failure`, () => this.close());
+    }
+    this.reopen = false;
+    if (!this.station) {
+      this.station = await openStation(this.name, { config: this.suite.config, signal, recorder });
+      await recorder.step(`${this.name}: environment info`, () => this.environmentInfo(this.station!, signal));
+    }
+    return this.station;
+  }
+
+  private async healthy(s: OpenedStation, signal: AbortSignal): Promise<boolean> {
+    if (s.closed || !s.probe.alive || !s.module.at.isOpen) return false;
+    try {
+      await s.module.qt.at({ timeoutMs: s.timeouts.commandMs + s.timeouts.marginMs, signal });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async environmentInfo(s: OpenedStation, signal: AbortSignal): Promise<void> {
+    const o = { timeoutMs: s.timeouts.commandMs + s.timeouts.marginMs, signal };
+    const id = await s.module.qt.identify(o);
+    const revision = await s.module.qt.firmwareRevision(o);
+    const qtVersion = (await s.module.qt.info(o)).find((i) => i.item === 'version')?.value ?? 'unknown';
+    writeEnvironmentInfo(
+      allureResultsDir(ROOT),
+      { 'sota-rig': PACKAGE_VERSION, node: process.version },
+      s.name,
+      {
+        description: s.info.description,
+        module: `${id.manufacturer} ${id.model}`.trim(),
+        'module-revision': `${revision} (ATI: ${id.revision ?? 'none'})`,
+        quecthing: qtVersion,
+        openocd: await openocdVersion(s.config.probe.openocd),
+        probe: s.info.probe,
+        target: s.info.target,
+        'baud-rate': String(s.info.baudRate),
+        'suite-settings': this.suite.adjustments.join(', ') || 'as configured',
+      },
+    );
+  }
+
+  async close(): Promise<void> {
+    const s = this.station;
+    this.station = undefined;
+    await s?.close();
+  }
+}
+
+/** What a test drives the station with; every call carries the test's signal and recorder. */
+export interface Sota {
+  readonly station: OpenedStation;
+  readonly recorder: AllureRecorder;
+  readonly signal: AbortSignal;
+  /** Command options: the station's command bound plus margin, and the signal. */
+  readonly cmd: { timeoutMs: number; signal: AbortSignal };
+  /** The known state a test starts from: `image` in the slot, module registered and told its version. */
+  baseline(image: Image): Promise<BaselineResult>;
+  /** An upgrade of this station's component to `pkg`, with plan options. */
+  spec(pkg: Package, extra?: Omit<UpgradeSpec, 'component' | 'package'>): UpgradeSpec;
+  /** The Allure parameters of an upgrade: source and target version, package type. */
+  describeUpgrade(pkg: Package, current: Image): Promise<void>;
+  /** runProxyUpgrade with the test's recorder and signal; attaches the read-phase chart and the figures. */
+  upgrade(o: Omit<ProxyUpgradeOptions, 'recorder' | 'signal'>): Promise<ProxyRun>;
+  /** The SWD readback verdict every test ends with. */
+  readback(image: Image): Promise<void>;
+  /** A ConfigError "station X cannot …" when the station lacks what the test needs. */
+  require(what: string, ok: boolean, detail: string): void;
+}
+
+export async function sotaSuite(opts: SuiteOptions) {
+  const images = await loadManifest(MANIFEST);
+  const baselineImage = images.images.values().next().value;
+  const baselineFile = baselineImage ? path.resolve(path.dirname(MANIFEST), images.entries.images[baselineImage.version]!.file) : undefined;
+  const suite = await suiteStation(opts, baselineFile);
+  const largest = Math.max(...[...images.images.values()].map((i) => i.size), ...[...images.packages.values()].map((p) => p.size));
+  const slotBytes = suite.entry.layout.slotSize;
+  const baudRate = suite.entry.kind === 'virtual' ? suite.entry.baud : suite.entry.module.baudRate;
+  const b = testBudget(suite.timeouts, { imageBytes: largest, slotBytes, baudRate });
+  const budget = {
+    /** Module and probe checks with at most one programming. */
+    smoke: b.module + b.baseline,
+    /** One upgrade from a baseline. */
+    upgrade: b.baseline + b.upgrade,
+    /** An upgrade with recoveries (a restarted download, a reboot): twice the work. */
+    disturbed: b.baseline + 2 * b.upgrade,
+  };
+
+  const test = base
+    .extend('images', { scope: 'file' }, async (): Promise<FirmwareSet> => images)
+    // eslint-disable-next-line no-empty-pattern -- vitest requires a destructuring pattern as the first argument
+    .extend('stationHolder', { scope: 'file' }, async ({}, { onCleanup }) => {
+      const holder = new StationHolder(suite, new HealthLedger(inject('sotaRunDir'), suite.name));
+      // The file's station is closed whatever happened in its tests: the station's safe state.
+      onCleanup(() => holder.close());
+      return holder;
+    })
+    .extend('recorder', async (): Promise<AllureRecorder> => new AllureRecorder())
+    .extend('station', async ({ stationHolder, recorder, task, signal }, { onCleanup }) => {
+      const holder = stationHolder;
+      await allure.feature(opts.feature);
+      await allure.story(task.name);
+      await allure.label(STATION_LABEL, holder.name);
+      await allure.parameter('station', holder.name);
+      await allure.parameter('baud rate', String(baudRate));
+      holder.ledger.check();
+      const station = await holder.ready(signal, recorder);
+
+      const transcript: TranscriptEntry[] = [];
+      const offTranscript = station.module.at.on('transcript', (e) => transcript.push(e));
+      const openocd: string[] = [];
+      const offLog = station.probe.log.onLine((l) => openocd.push(l));
+
+      onCleanup(async () => {
+        offTranscript();
+        offLog();
+        const problems = await safeBetweenTests(station);
+        if (problems.length > 0) {
+          holder.reopen = true;
+          recorder.attach('teardown problems', `${problems.join('\n')}\n`, 'text/plain');
+        }
+        recorder.attach('AT transcript (whole test)', formatTranscript(transcript) || '(nothing sent or received)\n', 'text/plain');
+        recorder.attach('OpenOCD log', openocd.length > 0 ? `${openocd.join('\n')}\n` : '(OpenOCD logged nothing during this test)\n', 'text/plain');
+        recordHealth(holder, task.name, task.result?.state === 'fail' ? task.result.errors?.at(-1) : undefined);
+      });
+      return station;
+    })
+    .extend('module', async ({ station }) => station.module)
+    .extend('qt', async ({ station }): Promise<QuecThing> => station.module.qt)
+    .extend('probe', async ({ station }): Promise<Probe> => station.probe)
+    .extend('plans', async ({ station }): Promise<PlanSource> => station.plans)
+    .extend('sota', async ({ station, recorder, signal }): Promise<Sota> => {
+      const T = station.timeouts;
+      const sota: Sota = {
+        station,
+        recorder,
+        signal,
+        cmd: { timeoutMs: T.commandMs + T.marginMs, signal },
+        baseline: (image) => ensureBaseline(station, image, { signal, recorder }),
+        spec: (pkg, extra = {}) => ({ component: station.component, package: pkg, ...extra }),
+        async describeUpgrade(pkg, current) {
+          await allure.parameter('source version', current.version);
+          await allure.parameter('target version', pkg.version);
+          await allure.parameter('package type', pkg.type);
+        },
+        async upgrade(o) {
+          const pkg = 'id' in o.plan ? o.package : o.plan.package;
+          if (pkg) await sota.describeUpgrade(pkg, o.current);
+          const run = await runProxyUpgrade(station, { ...o, recorder, signal });
+          recorder.attach('read phase (chart)', readPhaseChart(chartFromRecord(run)), 'image/svg+xml');
+          recorder.flushFigures('figures (measured)');
+          return run;
+        },
+        readback: (image) => readbackVerdict(station, image, { signal, recorder }),
+        require(what, ok, detail) {
+          if (!ok) throw new ConfigError(`station ${station.name} cannot ${what}`, { station: station.name, expected: `a station that can ${what}`, seen: detail });
+        },
+      };
+      return sota;
+    });
+
+  return { test, budget, retry, suite };
+}
+
+/** Between tests: every line at its safe level, the radio on, the test's plans ended. Problems are listed. */
+async function safeBetweenTests(station: OpenedStation): Promise<string[]> {
+  const problems: string[] = [];
+  const bound = station.timeouts.commandMs + station.timeouts.marginMs;
+  // The test's own signal may be aborted (a timeout): teardown gets bounds of its own.
+  const opts = () => ({ timeoutMs: bound, signal: AbortSignal.timeout(bound * 2) });
+  const bounded = async (what: string, fn: () => Promise<unknown>) => {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        fn(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new InfrastructureError(`${what}: no result within ${bound * 2} ms`, { station: station.name })), bound * 2);
+        }),
+      ]);
+    } catch (err) {
+      problems.push(`${what}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  for (const line of station.power.lines.lines.values()) {
+    const safe = (line as Partial<SafeStateLine>).safe;
+    if (typeof safe === 'boolean') await bounded(`${line.name} to its safe level`, () => line.set(safe));
+  }
+  if (station.module.at.isOpen) {
+    await bounded('radio on (AT+CFUN=1)', async () => {
+      if ((await station.module.qt.functionality(opts())) !== 1) await station.module.qt.setFunctionality(1, false, opts());
+    });
+  }
+  await bounded('end the test plans', () => station.plans.clear({ signal: AbortSignal.timeout(bound * 2) }));
+  return problems;
+}
+
+function recordHealth(holder: StationHolder, test: string, error: TestError | undefined): void {
+  if (!error) {
+    holder.ledger.passed();
+    return;
+  }
+  const e = error as TestError & { kind?: string; stationBroken?: boolean };
+  if (e.stationBroken) return;
+  if (isRetryable(error) || e.name === 'AbortedError') {
+    holder.reopen = true;
+    holder.ledger.infrastructureFailure(test, e.message ?? String(e));
+  } else {
+    holder.ledger.otherFailure();
+  }
+}
+

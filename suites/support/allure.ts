@@ -1,0 +1,70 @@
+// The Allure side of the suites (DESIGN.md §2: rig/ never imports Allure). A Recorder whose steps are Allure
+// steps and whose attachments are Allure attachments; figures are collected and attached as one table; and
+// the Allure environment info (sota-rig, Node, OpenOCD, module revision, station) written next to the
+// results as environment.properties, merged with what other stations of the same run wrote.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import * as allure from 'allure-js-commons';
+import * as allureSync from 'allure-js-commons/sync';
+import type { Recorder } from '../../rig/sota/index.ts';
+
+export class AllureRecorder implements Recorder {
+  readonly figures: { name: string; value: number; unit: string }[] = [];
+
+  async step<T>(name: string, body: () => Promise<T>): Promise<T> {
+    return allure.step(name, () => body());
+  }
+
+  attach(name: string, content: string | Uint8Array, contentType: string): void {
+    allureSync.attachment(name, typeof content === 'string' ? content : Buffer.from(content), contentType);
+  }
+
+  measure(name: string, value: number, unit: string): void {
+    this.figures.push({ name, value, unit });
+  }
+
+  /** Attaches the figures measured since the last call as one table, and forgets them. */
+  flushFigures(title = 'figures'): void {
+    if (this.figures.length === 0) return;
+    const width = Math.max(...this.figures.map((f) => f.name.length));
+    const text = this.figures.map((f) => `${f.name.padEnd(width)}  ${f.value} ${f.unit}`).join('\n');
+    this.figures.length = 0;
+    this.attach(title, `${text}\n`, 'text/plain');
+  }
+}
+
+/** Where allure-vitest writes (vitest.config.ts), unless `allure run` or the caller points elsewhere. */
+export function allureResultsDir(root: string): string {
+  return process.env.ALLURE_RESULTS_DIR ? path.resolve(process.env.ALLURE_RESULTS_DIR) : path.join(root, 'reports', 'allure-results');
+}
+
+function parseProperties(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split(/\r?\n/)) {
+    if (line.trim() === '' || line.startsWith('#')) continue;
+    const i = line.indexOf('=');
+    if (i > 0) out.set(line.slice(0, i).trim(), line.slice(i + 1).trim().replace(/\\\\/g, '\\'));
+  }
+  return out;
+}
+
+const escapeValue = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\r?\n/g, ' ');
+
+/**
+ * Adds `values` to environment.properties in `dir`. Keys that are the same for every station (sota-rig,
+ * Node) are plain; a station's own keys carry its name ("virtual.module-revision"), so a run over several
+ * stations into one results directory keeps each station's facts. Keys are kept to [A-Za-z0-9_.-], which
+ * a Java properties reader takes as they are.
+ */
+export function writeEnvironmentInfo(dir: string, common: Record<string, string>, station: string, values: Record<string, string>): void {
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'environment.properties');
+  const props = existsSync(file) ? parseProperties(readFileSync(file, 'utf8')) : new Map<string, string>();
+  for (const [k, v] of Object.entries(common)) props.set(k, v);
+  const stations = new Set((props.get('stations') ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0));
+  stations.add(station);
+  props.set('stations', [...stations].sort().join(', '));
+  for (const [k, v] of Object.entries(values)) props.set(`${station}.${k}`, v);
+  const text = [...props].map(([k, v]) => `${k.replace(/[^A-Za-z0-9_.-]/g, '_')}=${escapeValue(v)}`).join('\n');
+  writeFileSync(file, `${text}\n`);
+}

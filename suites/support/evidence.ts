@@ -1,0 +1,71 @@
+// Turning what the rig saw into the test's verdict. A run's verdict that is not an Outcome becomes the
+// rig's own typed error (so the report's categories and the infrastructure-only retry see its kind); an
+// Outcome other than the expected one is an assertion; and every test ends by reading the slot back over
+// SWD and comparing it with the image it must hold.
+import { expect } from 'vitest';
+import { ConfigError, FirmwareError, InfrastructureError, ProtocolError } from '../../rig/errors.ts';
+import type { FailureKind, RigError } from '../../rig/errors.ts';
+import { compareImages, describeComparison, describeIdentity, identifyImage } from '../../rig/images/index.ts';
+import type { Image } from '../../rig/images/index.ts';
+import type { IntactReason, Outcome, ProxyRun, Recorder } from '../../rig/sota/index.ts';
+import type { Station } from '../../rig/station/index.ts';
+
+const ERRORS: Record<FailureKind, new (summary: string, details: ConstructorParameters<typeof InfrastructureError>[1]) => RigError> = {
+  infrastructure: InfrastructureError,
+  protocol: ProtocolError,
+  firmware: FirmwareError,
+  config: ConfigError,
+  usage: ConfigError,
+};
+
+/** The run's verdict as the test's verdict: a typed error for a failure, an assertion for another outcome. */
+export function expectOutcome(run: ProxyRun, outcome: Outcome, reason?: IntactReason): void {
+  const v = run.verdict;
+  if (v.failure) {
+    const Err = ERRORS[v.failure.kind];
+    const last = run.errors.filter((e) => !e.recovered).map((e) => `${e.name} in ${e.phase}: ${e.message.split('\n')[0]}`);
+    throw new Err(`the upgrade ended in a ${v.failure.type} failure: ${v.failure.message.split('\n')[0]}`, {
+      station: run.station.name,
+      expected: `${outcome}${reason ? ` (${reason})` : ''}`,
+      seen: v.summary,
+      lastLines: [...last, ...run.events.slice(-6).map((e) => e.raw)],
+    });
+  }
+  expect(v.outcome, `${run.station.name}: ${v.summary}`).toBe(outcome);
+  if (reason) expect(v.reason, `${run.station.name}: ${v.summary}`).toBe(reason);
+  // The verdict rests on the flash the flow read back itself.
+  expect(run.readback, `${run.station.name}: the flow did not read the slot back`).not.toBeNull();
+  if (outcome === 'upgraded') expect(run.readback?.matchesTarget, run.readback?.comparison).toBe(true);
+  else expect(run.readback?.matchesCurrent, run.readback?.comparison).toBe(true);
+}
+
+export interface ReadbackOptions {
+  signal?: AbortSignal;
+  recorder: Recorder;
+}
+
+/**
+ * Reads the slot back over SWD and requires it to hold `image` byte for byte (FirmwareError otherwise,
+ * naming the first differing address). Attaches the comparison.
+ */
+export async function readbackVerdict(station: Station, image: Image, o: ReadbackOptions): Promise<void> {
+  await o.recorder.step(`read back: slot must hold ${image.component} ${image.version}`, async () => {
+    const address = station.layout.slotAddress;
+    const flash = await station.probe.readRegion(address, image.size, { ...(o.signal ? { signal: o.signal } : {}) });
+    const c = compareImages(image.bytes, flash, { baseAddress: address });
+    const identity = describeIdentity(identifyImage(flash));
+    const text = [
+      `slot 0x${address.toString(16)}, ${flash.length} bytes read over SWD`,
+      `identified: ${identity}`,
+      `expected ${image.component} ${image.version} (sha256 ${image.sha256}): ${describeComparison(c)}`,
+    ].join('\n');
+    o.recorder.attach('read-back comparison', `${text}\n`, 'text/plain');
+    if (c.firstDifference !== null) {
+      throw new FirmwareError(`the slot does not hold ${image.component} ${image.version}`, {
+        station: station.name,
+        expected: `${image.size} bytes equal to ${image.version} at 0x${address.toString(16)}`,
+        seen: `${describeComparison(c)}; the flash identifies as ${identity}`,
+      });
+    }
+  });
+}
