@@ -21,6 +21,8 @@ export default defineConfig({
         test: {
           name: 'suites',
           include: ['suites/**/*.test.ts'],
+          // One run directory for the station health ledger that the suite files share (suites/support/health.ts).
+          globalSetup: ['suites/global-setup.ts'],
           testTimeout: 180_000,
           hookTimeout: 60_000,
           fileParallelism: false,
