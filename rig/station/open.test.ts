@@ -268,6 +268,23 @@ describe('when the equipment goes away under an open station', () => {
     const lock = await lockStation('virtual', { dir });
     await lock.release();
   });
+
+  test('OpenOCD killed under an open station: the probe says so naming the station, restarts, and close() is clean', async () => {
+    const station = await openStation('virtual', { config: fast(), lockDir: lockDir() });
+    open.push(station);
+    const first = station.probe.pid;
+    process.kill(first, 'SIGKILL');
+    expect(await station.probe.exited).toMatchObject({ signal: 'SIGKILL' });
+    const err = await station.probe.examine().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InfrastructureError);
+    expect((err as Error).message).toMatch(/^virtual: OpenOCD is not running/);
+    await station.probe.restart();
+    expect((await station.probe.examine()).core).toMatch(/^Cortex-M3/);
+    const second = station.probe.pid;
+    open.pop();
+    await station.close();
+    expect([isGone(first), isGone(second)]).toEqual([true, true]);
+  });
 });
 
 describe('station config errors', () => {
