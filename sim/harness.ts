@@ -24,17 +24,30 @@ export class SimHandle {
   constructor(
     readonly child: ChildProcess,
     readonly info: SimInfo,
-    readonly port: SerialPort,
+    public port: SerialPort,
   ) {
-    port.on('data', (chunk: Buffer) => {
-      this.rx = Buffer.concat([this.rx, chunk]);
-      for (const w of [...this.waiters]) w();
-    });
+    this.listen(port);
     child.stderr!.on('data', (c: Buffer) => {
       this.stderr += c.toString('utf8');
       if (this.stderr.length > 200_000) this.stderr = this.stderr.slice(-100_000);
     });
     this.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  private listen(port: SerialPort): void {
+    port.on('data', (chunk: Buffer) => {
+      this.rx = Buffer.concat([this.rx, chunk]);
+      for (const w of [...this.waiters]) w();
+    });
+  }
+
+  /** Closes the rig's end and opens it again, as a rig does after a USB re-enumeration. */
+  async reopen(): Promise<void> {
+    if (this.port.isOpen) await new Promise<void>((r) => this.port.close(() => r()));
+    const port = new SerialPort({ path: this.info.module.port, baudRate: this.info.module.baud || 115200, autoOpen: false });
+    await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
+    this.port = port;
+    this.listen(port);
   }
 
   get text(): string {

@@ -67,13 +67,27 @@ describe('basic commands', () => {
     expect(await s.command('AT+QIOTOTARD=?')).toContain('+QIOTOTARD: <start>,(1-1024)\r\n');
   });
 
-  test('echo: on after boot, ATE0 turns it off, on again after a power cycle', async () => {
+  test('echo: on after boot, ATE0 turns it off, on again after a power cycle and after AT+CFUN=1,1', async () => {
     const s = await sim();
     await awaitReady(s);
     expect(await s.command('AT')).toBe('AT\r\r\nOK\r\n');
     expect(await s.command('ATE0')).toBe('ATE0\r\r\nOK\r\n');
     expect(await s.command('AT')).toBe('\r\nOK\r\n');
     await powerCycle(s);
+    expect(await s.command('AT')).toBe('AT\r\r\nOK\r\n');
+    await expectOk(s, 'ATE0');
+    const from = s.mark();
+    expect(await s.command('AT+CFUN=1,1')).toBe('\r\nOK\r\n');
+    await s.waitFor('\r\nOK\r\n\r\nRDY\r\n', 5000, from);
+    expect(await s.command('AT')).toBe('AT\r\r\nOK\r\n');
+  });
+
+  test('the rig closing and reopening its end of the pty changes nothing for the module', async () => {
+    const s = await sim();
+    await awaitReady(s);
+    await s.reopen();
+    expect(await s.command('AT+GSN')).toContain(`${s.info.module.imei}\r\n\r\nOK\r\n`);
+    await s.reopen();
     expect(await s.command('AT')).toBe('AT\r\r\nOK\r\n');
   });
 
