@@ -1,0 +1,53 @@
+// Delta package: the module delivers a VCDIFF delta from v1_0_0; the MCU rebuilds v2_0_0 from the image it
+// runs. The cloud offers a delta only to a device on its source version.
+import { describe, expect } from 'vitest';
+import { EventTimeoutError, isEvent } from '../rig/quecthing/index.ts';
+import { expectOutcome } from './support/evidence.ts';
+import { sotaSuite } from './fixtures.ts';
+
+const { test, budget, retry } = await sotaSuite({ feature: 'Delta package' });
+
+describe('delta package', () => {
+  test('v1_0_0 → v2_0_0 through a delta', { timeout: budget.upgrade, retry }, async ({ sota, images }) => {
+    const v1 = images.image('1_0_0');
+    const pkg = images.package('delta_1_0_0_to_2_0_0');
+    expect(pkg.type).toBe('delta');
+    await sota.baseline(v1);
+    const run = await sota.upgrade({ plan: sota.spec(pkg), current: v1 });
+    expectOutcome(run, 'upgraded');
+    // Only the delta crossed the UART, yet the whole new image is in flash.
+    expect(run.read.bytes).toBe(pkg.size);
+    expect(run.package.targetSha256).toBe(images.image('2_0_0').sha256);
+    await sota.readback(images.image('2_0_0'));
+  });
+
+  test('a device at v1_1_0 gets no plan for the v1_0_0 delta', { timeout: budget.upgrade, retry }, async ({ sota, station, qt, images }) => {
+    const v11 = images.image('1_1_0');
+    const pkg = images.package('delta_1_0_0_to_2_0_0');
+    await sota.baseline(v11);
+    await sota.describeUpgrade(pkg, v11);
+    const plan = await sota.recorder.step('prepare the delta plan', () => station.plans.prepare(sota.spec(pkg), { signal: sota.signal }));
+    expect(plan.expected.sourceVersion).toBe('1_0_0');
+    const T = station.timeouts;
+    const events = qt.events();
+    try {
+      await sota.recorder.step('AT+QIOTOTAREQ=1 as a device at 1_1_0', () => qt.otaRequest({ sha256: true, ...sota.cmd }));
+      // The cloud answers a request within its plan wait; nothing may come for this device.
+      const offered = await sota.recorder.step(`no 10700 within ${T.planWaitMs + T.marginMs} ms`, () =>
+        events
+          .next(isEvent('ota-plan'), { timeoutMs: T.planWaitMs + T.marginMs, signal: sota.signal, expected: 'no +QIOTEVT: 7,10700 for a device on another source version' })
+          .then(
+            (e) => e.raw,
+            (err: unknown) => {
+              if (err instanceof EventTimeoutError) return undefined;
+              throw err;
+            },
+          ),
+      );
+      expect(offered, `${station.name}: the cloud offered a delta from 1_0_0 to a device at 1_1_0`).toBeUndefined();
+    } finally {
+      events.close();
+    }
+    await sota.readback(v11);
+  });
+});
