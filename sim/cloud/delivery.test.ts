@@ -59,6 +59,11 @@ test('fault and device endpoints validate their input', async () => {
     expect(r.body.error).toMatch(/invalid request body/);
   }
   expect((await s.admin('POST', '/device', { rssi: 45 })).status).toBe(400);
+  expect((await s.admin('GET', '/module/wait?state=SLEEPING')).status).toBe(400);
+  const late = await s.admin<{ error: string }>('GET', '/module/wait?state=UPDATING&timeoutMs=50');
+  expect(late.status).toBe(408);
+  expect(late.body.error).toMatch(/did not become UPDATING within 50 ms \(now IDLE/);
+  expect((await s.admin<{ ota: { state: string } }>('GET', '/module/wait?state=IDLE')).body.ota.state).toBe('IDLE');
 });
 
 test('drop-uart-bytes loses bytes of the module output, like a noisy line', async () => {

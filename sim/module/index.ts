@@ -3,13 +3,13 @@
 import { SerialPort } from 'serialport';
 import { z } from 'zod';
 import type { AdminServer } from '../admin.ts';
-import { parseBody } from '../admin.ts';
+import { HttpError, parseBody } from '../admin.ts';
 import type { SimClock } from '../clock.ts';
 import type { Cloud } from '../cloud/cloud.ts';
 import { openPtyPair } from '../pty.ts';
 import type { Rails } from '../rails.ts';
 import { PacedLink } from '../uart.ts';
-import { defaultModuleOptions, Module, type ModuleOptions } from './module.ts';
+import { defaultModuleOptions, Module, Ota, type ModuleOptions } from './module.ts';
 import { NvStore } from './nv.ts';
 
 export interface ModulePartOptions {
@@ -45,6 +45,13 @@ const faultBody = z.discriminatedUnion('kind', [
     })
     .strict(),
 ]);
+
+const waitQuery = z
+  .object({
+    state: z.enum(Object.keys(Ota) as [keyof typeof Ota, ...(keyof typeof Ota)[]]),
+    timeoutMs: z.coerce.number().int().min(1).max(600_000).default(10_000),
+  })
+  .strict();
 
 const deviceBody = z
   .object({
@@ -107,6 +114,27 @@ export async function startModule(
   const { admin, rails } = ctx;
   let powerCycle: { cancel(): void } | undefined;
   admin.route('GET', '/module', () => m.snapshot());
+  // Long poll: resolves when the OTA state becomes `state` (at once if it already is), so a test or a fault
+  // schedule can act "during DOWNLOADING" without polling.
+  admin.route('GET', '/module/wait', async ({ query }) => {
+    const q = parseBody(waitQuery, Object.fromEntries(query));
+    if (m.otaState === q.state) return m.snapshot();
+    const seen: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        off();
+        reject(new HttpError(408, `module OTA state did not become ${q.state} within ${q.timeoutMs} ms (now ${m.otaState}; passed through: ${seen.join(', ') || 'none'})`));
+      }, q.timeoutMs);
+      const off = m.onOtaState((state) => {
+        seen.push(state);
+        if (state !== q.state) return;
+        clearTimeout(timer);
+        off();
+        resolve();
+      });
+    });
+    return m.snapshot();
+  });
   admin.route('POST', '/device', ({ body }) => {
     const b = parseBody(deviceBody, body);
     const snap = m.snapshot().signal as { rssi: number; ber: number };

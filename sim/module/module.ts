@@ -164,6 +164,7 @@ export class Module {
   /** Bumped at every (dis)connection: late cloud messages for an old MQTT session are dropped. */
   private session = 0;
   private readonly lines: LineAssembler;
+  private readonly stateListeners = new Set<(state: string) => void>();
 
   constructor(
     readonly options: ModuleOptions,
@@ -184,6 +185,22 @@ export class Module {
     );
     rails.on('change', () => this.applyPower());
     this.applyPower();
+  }
+
+  /** The OTA state's name (§4.1), e.g. "DOWNLOADING". */
+  get otaState(): string {
+    return otaStateName[this.ota.state];
+  }
+
+  /** Calls `fn` on every OTA state change, transient states included; returns the unsubscribe. */
+  onOtaState(fn: (state: string) => void): () => void {
+    this.stateListeners.add(fn);
+    return () => this.stateListeners.delete(fn);
+  }
+
+  private notifyState(): void {
+    const name = otaStateName[this.ota.state];
+    for (const fn of [...this.stateListeners]) fn(name);
   }
 
   get dk(): string {
@@ -283,6 +300,7 @@ export class Module {
     if (this.conn === 'connected') this.cloud.offline(this.dk);
     // RAM is gone: everything but the NV settings.
     this.ota = freshOta();
+    this.notifyState();
     this.conn = 'idle';
     this.echo = true;
     this.cfun = 1;
@@ -789,6 +807,7 @@ export class Module {
         nv.ota = { componentNo: o.componentNo, targetVersion: o.targetVersion, componentType: 1, status: s };
       }
     });
+    this.notifyState();
   }
 
   private armOtaTimer(ms: number, why: string): void {

@@ -26,8 +26,7 @@ async function otaState(s: SimHandle): Promise<string> {
 }
 
 async function waitState(s: SimHandle, state: string): Promise<void> {
-  for (let i = 0; i < 200 && (await otaState(s)) !== state; i++) await new Promise((r) => setTimeout(r, 5));
-  expect(await otaState(s)).toBe(state);
+  await s.api('GET', `/module/wait?state=${state}&timeoutMs=5000`);
 }
 
 async function planAndRequest(s: SimHandle, size: number, pushActively = false): Promise<void> {

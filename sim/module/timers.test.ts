@@ -111,9 +111,8 @@ describe('download errors', () => {
     const s = await sim(['--time-scale', '0.005', '--download-rate', '200']);
     const from = await confirmPlan(s, 20000);
     await s.waitFor('+QIOTEVT: 7,10701,', 5000, from);
-    // Bounded poll of the module's own state until the HTTP transfer runs.
-    for (let i = 0; i < 100 && (await otaState(s)) !== 'DOWNLOADING'; i++) await new Promise((r) => setTimeout(r, 5));
-    expect(await otaState(s)).toBe('DOWNLOADING');
+    // The admin long poll answers once the HTTP transfer runs.
+    await s.api('GET', '/module/wait?state=DOWNLOADING&timeoutMs=5000');
     const cut = s.mark();
     await s.api('POST', '/faults', { kind: 'network-down' });
     expect(await otaState(s)).toBe('IDLE');
@@ -131,7 +130,7 @@ describe('download errors', () => {
     const s = await sim(['--time-scale', '0.005', '--download-rate', '200']);
     const from = await confirmPlan(s, 20000);
     await s.waitFor('+QIOTEVT: 7,10701,', 5000, from);
-    for (let i = 0; i < 100 && (await otaState(s)) !== 'DOWNLOADING'; i++) await new Promise((r) => setTimeout(r, 5));
+    await s.api('GET', '/module/wait?state=DOWNLOADING&timeoutMs=5000');
     const cut = s.mark();
     await expectOk(s, 'AT+CFUN=4');
     expect(await s.command('AT+QIOTSTATE?')).toContain('+QIOTSTATE: 5\r\n');
