@@ -326,7 +326,7 @@ export class Module {
     this.ota.targetVersion = saved.targetVersion;
     const s = saved.status as OtaState;
     if (s === Ota.UPDATING && saved.componentType === 1) {
-      this.ota.state = Ota.UPDATING;
+      this.setState(Ota.UPDATING);
       this.urc('+QIOTEVT: 7,10704');
       this.armOtaTimer(this.options.timers.updateWaitMs, 'no AT+QIOTMCUVER within the update wait after reboot');
     } else if ([Ota.CONFIRMED, Ota.DOWNLOAD_START, Ota.DOWNLOADING, Ota.DOWNLOAD_OK].includes(s as never)) {
