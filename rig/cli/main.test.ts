@@ -1,27 +1,244 @@
-import { describe, expect, test } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, test } from 'vitest';
+import { loadManifest } from '../images/manifest.ts';
+import { parseRunRecord } from '../sota/record.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'rig-cli-test-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-// The CLI is spawned as a process, from the compiled dist/ that `npm run setup` builds.
-describe('rig command', () => {
-  test('--help lists usage and exit codes', () => {
-    const r = spawnSync(process.execPath, ['bin/rig.js', '--help'], { cwd: root, encoding: 'utf8' });
+interface Ran {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The CLI as a user runs it: `node bin/rig.js …` from the compiled dist/ (npm test builds it first). */
+function rig(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['bin/rig.js', ...args], {
+      cwd: root,
+      env: { ...process.env, NO_COLOR: '1', RIG_CONFIG: '', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`rig ${args.join(' ')} did not finish within ${opts.timeoutMs ?? 60_000} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, opts.timeoutMs ?? 60_000);
+    child.once('error', reject);
+    child.once('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
+function writeConfig(name: string, config: unknown): string {
+  const file = path.join(tmp, name);
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  return file;
+}
+
+const SUBCOMMANDS = ['doctor', 'at', 'power', 'flash', 'readback', 'upgrade', 'repro', 'sim', 'report'];
+
+describe('rig command: help, usage, config errors', () => {
+  test('--help lists every subcommand and the exit codes', async () => {
+    const r = await rig(['--help']);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('Usage: rig <command>');
-    expect(r.stdout).toContain('Exit codes');
+    for (const name of SUBCOMMANDS) expect(r.stdout).toMatch(new RegExp(`^  ${name}\\s+\\S`, 'm'));
+    expect(r.stdout).toContain('2 config error');
   });
 
-  test('an unknown command is a usage error (64)', () => {
-    const r = spawnSync(process.execPath, ['bin/rig.js', 'no-such-command'], { cwd: root, encoding: 'utf8' });
+  test('every subcommand has its own --help, and it loads nothing heavy', async () => {
+    for (const name of SUBCOMMANDS) {
+      const r = await rig([name, '--help']);
+      expect(r.status, name).toBe(0);
+      expect(r.stdout, name).toMatch(new RegExp(`^Usage: rig ${name}`));
+    }
+  });
+
+  test('--help does not import serialport, the OpenOCD driver or zod', async () => {
+    // A resolve hook prints every module the process imports.
+    const r = await rig(['--help'], { env: { NODE_OPTIONS: `--import ${JSON.stringify(path.join(root, 'rig/cli/testing/trace-imports.mjs'))}` } });
+    expect(r.status).toBe(0);
+    const loaded = r.stderr.split('\n').filter((l) => l.startsWith('import '));
+    expect(loaded.length).toBeGreaterThan(0);
+    for (const heavy of ['serialport', '/probe/', 'zod', 'johnny-five', 'cli-progress']) expect(loaded.filter((l) => l.includes(heavy)), heavy).toEqual([]);
+  });
+
+  test('an unknown command is a usage error (64)', async () => {
+    const r = await rig(['no-such-command']);
     expect(r.status).toBe(64);
     expect(r.stderr).toContain("unknown command 'no-such-command'");
   });
 
-  test('--version prints the package version', () => {
-    const r = spawnSync(process.execPath, ['bin/rig.js', '--version'], { cwd: root, encoding: 'utf8' });
+  test('an unknown option is a usage error (64) naming it', async () => {
+    const r = await rig(['upgrade', 'virtual', '--pakage', 'full_2_0_0']);
+    expect(r.status).toBe(64);
+    expect(r.stderr).toContain('--pakage');
+  });
+
+  test('--version prints the package version', async () => {
+    const r = await rig(['--version']);
     expect(r.status).toBe(0);
-    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(r.stdout.trim()).toBe(JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).version);
+  });
+
+  test('a broken config gives one message naming the key, what was expected and what was found, and exit code 2', async () => {
+    const file = writeConfig('broken.json', { stations: { 'bench-1': { module: { port: '/dev/serial/by-id/usb-Quectel-if02', baudRate: 'fast' }, probe: { interface: { kind: 'stlink' }, target: 'stm32f4x' }, layout: { slotAddress: '0x08010000', slotSize: 65536 } } } });
+    const r = await rig(['doctor', 'bench-1', '--config', file]);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    const lines = r.stderr.trim().split('\n');
+    expect(lines[0]).toMatch(/^rig: config error: .*1 problem$/);
+    expect(lines[1]).toBe('  stations.bench-1.module.baudRate: expected a number, found "fast"');
+    expect(lines).toHaveLength(2);
+  });
+
+  test('a fault that does not parse is a usage error naming what was expected', async () => {
+    const r = await rig(['upgrade', 'virtual', '--package', 'full_2_0_0', '--fault', 'offset=8192:explode']);
+    expect(r.status).toBe(64);
+    expect(r.stderr).toContain("'explode'");
+    expect(r.stderr).toContain('power-cycle-module');
+  });
+});
+
+describe('rig command on the virtual station', () => {
+  test('rig doctor virtual: every check passes (exit 0)', async () => {
+    const r = await rig(['doctor', 'virtual', '--json']);
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout) as { ok: boolean; checks: { check: string; status: string; detail: string }[] };
+    expect(out.checks.filter((c) => c.status !== 'ok')).toEqual([]);
+    const names = out.checks.map((c) => c.check);
+    for (const c of ['station lock', 'serial port exists', 'serial port opens', 'module answers AT', 'QuecThing (AT+QIOTINFO?)', 'openocd installed', 'probe examines the target', 'line module-vbat']) expect(names).toContain(c);
+    expect(out.checks.find((c) => c.check === 'QuecThing (AT+QIOTINFO?)')?.detail).toMatch(/version=\d/);
+    expect(out.checks.find((c) => c.check === 'probe examines the target')?.detail).toContain('Cortex-M3');
+    expect(out.ok).toBe(true);
+    expect(r.status).toBe(0);
+  });
+
+  test('rig doctor on a station whose serial port does not exist: non-zero, the failure and its fix named', async () => {
+    const port = '/dev/serial/by-id/usb-Quectel_EC200U-CN_NOSUCH-if02-port0';
+    // The probe is the virtual station's kind of interface, on a port nothing listens on: it fails too.
+    const file = writeConfig('missing-port.json', {
+      stations: { 'bench-x': { module: { port }, probe: { interface: { kind: 'remote_bitbang', host: '127.0.0.1', port: 9 }, target: 'stm32f1x' }, layout: { slotAddress: '0x08000000', slotSize: 65536 } } },
+    });
+    const r = await rig(['doctor', 'bench-x', '--config', file]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/serial port exists\s+✘ FAIL\s+\/dev\/serial\/by-id\/usb-Quectel_EC200U-CN_NOSUCH-if02-port0 does not exist/);
+    expect(r.stdout).toMatch(/module answers AT\s+– skip/);
+    expect(r.stdout).toContain('What to do:');
+    expect(r.stdout).toContain('bench-x: serial port exists: check the module\'s USB cable and power');
+    expect(r.stdout).toContain('stations.bench-x.module.port');
+    expect(r.stdout).toMatch(/probe connects\s+✘ FAIL/);
+    expect(r.stdout).toMatch(/\d checks failed/);
+  });
+
+  test("rig at virtual 'AT' answers OK; an unknown command answers ERROR (exit 1)", async () => {
+    const ok = await rig(['at', 'virtual', 'AT']);
+    expect(ok.stdout).toBe('OK\n');
+    expect(ok.status).toBe(0);
+    const bad = await rig(['at', 'virtual', 'AT+NOSUCH', '--json']);
+    expect(bad.status).toBe(1);
+    expect(JSON.parse(bad.stdout)).toMatchObject({ station: 'virtual', answers: [{ command: 'AT+NOSUCH', ok: false, final: 'ERROR' }] });
+  });
+
+  test('rig at: the interactive console reads commands from stdin and masks the ProductSecret', async () => {
+    const r = await new Promise<Ran>((resolve, reject) => {
+      const child = spawn(process.execPath, ['bin/rig.js', 'at', 'virtual'], { cwd: root, env: { ...process.env, NO_COLOR: '1', RIG_CONFIG: '', HOME: tmp }, stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.stdin.end('AT+QIOTCFG="productinfo","pk1","TopSecretValue"\nAT+QIOTCFG="productinfo"\nATI\n.quit\n');
+      const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`console did not end: ${stdout} ${stderr}`))), 60_000);
+      child.once('close', (status) => (clearTimeout(timer), resolve({ status, stdout, stderr })));
+    });
+    expect(r.stdout).toContain('+QIOTCFG: "productinfo","pk1","********"');
+    expect(r.stdout).not.toContain('TopSecretValue');
+    expect(r.stdout).toContain('EC200U');
+    expect(r.status).toBe(0);
+    expect(readFileSync(path.join(tmp, '.rig_at_history'), 'utf8')).toContain('ATI\n');
+  });
+
+  test('rig power virtual module-vbat cycle: the line is cycled and reads on', async () => {
+    const r = await rig(['power', 'virtual', 'module-vbat', 'cycle', '--off-ms', '300', '--json']);
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ station: 'virtual', line: 'module-vbat', action: 'cycle', level: 'on', offMs: 300 });
+    const bad = await rig(['power', 'virtual', 'module-vbatt', 'off']);
+    expect(bad.status).toBe(64);
+    expect(bad.stderr).toContain('one of module-vbat, module-reset, target-vdd, target-nrst');
+  });
+
+  test('rig readback writes a file equal to the flash contents', async () => {
+    const firmware = await loadManifest();
+    const image = firmware.image('1_1_0');
+    const file = writeConfig('preloaded.json', { stations: { virtual: { flashImage: path.join(root, 'fixtures/images/STM32_1_1_0.bin') } } });
+    const out = path.join(tmp, 'slot.bin');
+    const r = await rig(['readback', 'virtual', '--config', file, '-o', out]);
+    expect(r.status).toBe(0);
+    const bytes = readFileSync(out);
+    // The default slot of the virtual station is 64 KiB: the image, then erased flash.
+    expect(bytes.length).toBe(64 * 1024);
+    expect(Buffer.compare(bytes.subarray(0, image.bytes.length), Buffer.from(image.bytes))).toBe(0);
+    expect(bytes.subarray(image.bytes.length).every((b) => b === 0xff)).toBe(true);
+    expect(r.stdout).toContain('STM32 1_1_0');
+    expect(r.stdout).toContain('manifest image 1_1_0');
+  });
+
+  test('rig upgrade virtual --package: upgraded verdict and a run record; rig repro of it: same verdict', { timeout: 180_000 }, async () => {
+    const record = path.join(tmp, 'run.json');
+    // The target starts with 1_0_0 in its slot, so the baseline has nothing to program.
+    const config = writeConfig('from-1.json', { stations: { virtual: { flashImage: path.join(root, 'fixtures/images/STM32_1_0_0.bin') } } });
+    const up = await rig(['upgrade', 'virtual', '--config', config, '--package', 'delta_1_0_0_to_2_0_0', '-o', record], { timeoutMs: 120_000 });
+    expect(up.stdout).toMatch(/^PASS upgraded: /);
+    expect(up.status).toBe(0);
+    expect(up.stderr).toMatch(/read blocks: [\d,]+\/1,767 bytes \(100 %\)/);
+    const saved = parseRunRecord(readFileSync(record, 'utf8'));
+    expect(saved.verdict.outcome).toBe('upgraded');
+    expect(saved.package.name).toBe('delta_1_0_0_to_2_0_0');
+    expect(saved.current.version).toBe('1_0_0');
+    expect(saved.readback?.matchesTarget).toBe(true);
+
+    const again = path.join(tmp, 'run-again.json');
+    const re = await rig(['repro', record, '--config', config, '-o', again, '--json'], { timeoutMs: 120_000 });
+    expect(re.status).toBe(0);
+    const out = JSON.parse(re.stdout) as { same: boolean; comparison: string; station: string };
+    expect(out).toMatchObject({ same: true, comparison: 'upgraded → upgraded', station: 'virtual' });
+    expect(parseRunRecord(readFileSync(again, 'utf8')).verdict.outcome).toBe('upgraded');
+  });
+
+  test('rig repro says so (exit 1) when the verdict differs from the record', { timeout: 120_000 }, async () => {
+    // A record claiming "upgraded" for a recipe that must be refused (battery 10 % against a 50 % plan).
+    const firmware = await loadManifest();
+    const pkg = firmware.package('full_1_1_0');
+    const from = firmware.image('1_0_0');
+    const record = {
+      format: 'sota-rig/run-record', version: 1, flow: 'proxy', startedAt: new Date().toISOString(), durationMs: 0,
+      station: { name: 'virtual', description: '', baudRate: 115200, target: 'stm32f1x', probe: '', component: 'STM32', slotAddress: 0x08000000 },
+      plan: { id: 'x', component: 'STM32', sourceVersion: '', targetVersion: '1_1_0', size: pkg.size, md5: pkg.md5, crc: 0, sha256: pkg.sha256, minBattery: 50, minSignal: 0 },
+      spec: { component: 'STM32', package: 'full_1_1_0', minBattery: 50 },
+      package: { name: 'full_1_1_0', type: 'full', version: '1_1_0', sourceVersion: null, size: pkg.size, sha256: pkg.sha256, targetSha256: pkg.sha256 },
+      current: { version: '1_0_0', size: from.bytes.length, sha256: from.sha256 },
+      options: { battery: 10, blockSize: 1024, crcAlgorithm: 'crc-32', expect: ['upgraded', 'refused'], maxRecoveries: 5 },
+      faults: [], cloudFaults: [], fired: [], events: [], transcript: [], phases: [], read: { bytes: 0, blocks: 0, ms: 0, bytesPerSecond: 0 }, progress: [],
+      download: null, refusal: null, readback: null, errors: [],
+      verdict: { outcome: 'upgraded', expected: ['upgraded', 'refused'], ok: true, summary: 'upgraded' },
+    };
+    const file = path.join(tmp, 'differs.json');
+    writeFileSync(file, JSON.stringify(record));
+    const config = writeConfig('from-1-again.json', { stations: { virtual: { flashImage: path.join(root, 'fixtures/images/STM32_1_0_0.bin') } } });
+    const r = await rig(['repro', file, '--config', config, '-o', path.join(tmp, 'differs-again.json')], { timeoutMs: 110_000 });
+    expect(r.stdout).toContain('DIFFERENT verdict: upgraded → refused');
+    expect(r.status).toBe(1);
   });
 });

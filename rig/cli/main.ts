@@ -108,5 +108,11 @@ export async function runCli(argv: string[]): Promise<number> {
     return ExitCode.ok;
   }
   const cmd = await entry.load();
-  return cmd.run(rest);
+  try {
+    return await cmd.run(rest);
+  } catch (err) {
+    // Commands report their own errors; what reaches here is a bad command line (parsed before that).
+    const { reportError } = await import('./output.ts');
+    return reportError(err, { json: rest.includes('--json') });
+  }
 }

@@ -31,7 +31,12 @@ export interface Check {
 }
 
 const firstLine = (err: unknown): string => {
-  if (isRigError(err)) return [err.summary, err.seen !== undefined ? `(seen ${err.seen})` : ''].filter(Boolean).join(' ');
+  if (isRigError(err)) {
+    // The tool's own last error line (OpenOCD's "Error: open failed") says more than an exit code.
+    const said = [...err.lastLines].reverse().find((l) => /error|fail/i.test(l));
+    const seen = err.seen !== undefined && !err.summary.includes(err.seen) ? `(seen ${err.seen})` : '';
+    return [err.summary, seen, said ? `— ${said.trim()}` : ''].filter(Boolean).join(' ');
+  }
   return err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err);
 };
 

@@ -19,7 +19,10 @@ export async function run(argv: string[]): Promise<number> {
     }
     const offMs = intOption('off-ms', values['off-ms'], 2000, 0, 600_000);
     return withStation(name, { config: values.config }, async ({ station, signal }) => {
-      // A ConfigError naming the lines the station has, when this is none of them.
+      const have = [...station.power.lines.lines.keys()];
+      if (!have.includes(lineName)) {
+        throw new UsageError(`no power line "${lineName}"`, { station: station.name, expected: `one of ${have.join(', ') || '(no lines configured)'}`, seen: lineName });
+      }
       const line = station.power.lines.line(lineName);
       const t0 = performance.now();
       if (action === 'cycle') await cycle(line, offMs, { signal });
