@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.ts';
 import { openStation } from '../station/open.ts';
 import { ConfigValidationError, loadConfig, parseConfig, resolveSecret, type HardwareStationInput } from './index.ts';
+import { parseDotenvBasic } from './load.ts';
+import * as util from 'node:util';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const configModule = path.join(root, 'rig', 'config', 'index.ts');
@@ -317,5 +319,13 @@ describe('secrets', () => {
     })();
     expect(empty).toBeInstanceOf(ConfigError);
     expect((empty as Error).message).toMatch(/S2 is empty/);
+  });
+
+  test('the .env reader for Nodes without util.parseEnv reads a bench .env as util.parseEnv does', () => {
+    const text = '# secrets for bench-1\nRIG_A=plain\nexport RIG_B="quoted value"\nRIG_C=\'single # not a comment\'\nRIG_D=value # comment\n\nRIG_E=\n';
+    const basic = parseDotenvBasic(text);
+    expect(basic).toEqual({ RIG_A: 'plain', RIG_B: 'quoted value', RIG_C: 'single # not a comment', RIG_D: 'value', RIG_E: '' });
+    const native = (util as { parseEnv?: (t: string) => Record<string, string> }).parseEnv;
+    if (native) expect(basic).toEqual({ ...native(text) });
   });
 });

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parseEnv } from 'node:util';
+import * as util from 'node:util';
 import { ConfigError } from '../errors.ts';
 import { parseOrThrow } from './issues.ts';
 import { rigConfigSchema, withImpliedKinds, type RigConfig, type RigConfigInput, type SecretRef } from './schema.ts';
@@ -86,13 +86,34 @@ async function importConfig(file: string): Promise<unknown> {
   }
 }
 
+/** util.parseEnv where Node has it (20.12+); the same basic KEY=value syntax otherwise. */
+function parseDotenv(text: string): Record<string, string | undefined> {
+  const native = (util as { parseEnv?: (content: string) => Record<string, string> }).parseEnv;
+  return native ? native(text) : parseDotenvBasic(text);
+}
+
+/** KEY=value lines, `export` prefixes, quotes, comments: the subset of .env that util.parseEnv reads alike. */
+export function parseDotenvBasic(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of text.split(/\r?\n/)) {
+    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(raw);
+    if (!m) continue;
+    let value = m[2]!;
+    const q = value[0];
+    if ((q === '"' || q === "'" || q === '`') && value.endsWith(q) && value.length >= 2) value = value.slice(1, -1);
+    else value = value.replace(/\s*#.*$/, '');
+    out[m[1]!] = q === '"' ? value.replace(/\\n/g, '\n') : value;
+  }
+  return out;
+}
+
 function readDotenv(dirs: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const dir of dirs) {
     const file = path.join(dir, '.env');
     if (!existsSync(file)) continue;
     try {
-      const vars = parseEnv(readFileSync(file, 'utf8'));
+      const vars = parseDotenv(readFileSync(file, 'utf8'));
       for (const [k, v] of Object.entries(vars)) if (v !== undefined && !(k in out)) out[k] = v;
     } catch (err) {
       // The content may be secret: name the file only.
