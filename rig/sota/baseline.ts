@@ -26,7 +26,16 @@ export async function ensureBaseline(station: Station, image: Image, opts: Basel
   const T = station.timeouts;
   const o = { timeoutMs: T.commandMs + T.marginMs, ...(signal ? { signal } : {}) };
   return recorder.step(`baseline ${image.component} ${image.version}`, async () => {
-    const r = await station.probe.program(station.layout.slotAddress, image.bytes, { ...(signal ? { signal } : {}), preverify: true });
+    const program = () => station.probe.program(station.layout.slotAddress, image.bytes, { ...(signal ? { signal } : {}), preverify: true });
+    let r;
+    try {
+      r = await program();
+    } catch (err) {
+      // An earlier test may have left OpenOCD without its target (a power cut mid-session): start it afresh once.
+      if (signal?.aborted) throw err;
+      await station.probe.restart({ ...(signal ? { signal } : {}) });
+      r = await program();
+    }
     await station.probe.reset('run', { ...(signal ? { signal } : {}) });
     if (opts.clearPlans ?? true) await station.plans.clear({ ...(signal ? { signal } : {}) });
     await station.module.qt.at(o);

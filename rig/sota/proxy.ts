@@ -81,6 +81,8 @@ class Disturbance extends Error {
   constructor(
     readonly what: { rebooted?: boolean; reopened?: boolean; networkRestored?: boolean },
     readonly cause_: string,
+    /** Caused by one of the run's own faults (recorded in `fired`), not by the station on its own. */
+    readonly ours = false,
   ) {
     super(`disturbance: ${cause_}`);
   }
@@ -209,7 +211,8 @@ class ProxyFlow {
     await this.cleanUp();
     // The verdict rests on the flash: read it back unless the run was aborted or the probe is the problem.
     const aborted = this.signal?.aborted === true;
-    if (!this.readback && !aborted && !(error instanceof ConfigError) && this.pkg) {
+    // Read again when a target fault came after the read-back: the verdict rests on the last word of the flash.
+    if ((!this.readback || this.targetDisturbed) && !aborted && !(error instanceof ConfigError) && this.pkg) {
       try {
         await this.step('read back', () => this.readBack());
       } catch (err) {
@@ -541,7 +544,8 @@ class ProxyFlow {
       this.schedule.at('programming');
       const during = this.schedule.take();
       // Faults "during programming" run alongside the write, as a brown-out would.
-      const actions = during.map((f) => this.execute(f));
+      // Settled at once into "error or nothing", so a fault that ends before the write is never unhandled.
+      const actions = during.map((f) => this.execute(f).then(() => undefined, (err: unknown) => err));
       let lastErr: unknown;
       for (let attempt = 0; attempt <= this.maxRecoveries; attempt++) {
         try {
@@ -555,18 +559,16 @@ class ProxyFlow {
           lastErr = err;
           this.noteError(err, true);
           // Let the fault finish (the supply back on) before writing again.
-          await Promise.allSettled(actions);
+          await Promise.all(actions);
           this.recoveries++;
         }
       }
       if (lastErr) throw lastErr;
-      const outcomes = await Promise.allSettled(actions);
+      const outcomes = await Promise.all(actions);
       this.programmed = true;
       for (const o of outcomes) {
-        if (o.status === 'rejected') {
-          if (o.reason instanceof Disturbance) await this.untilSettled(() => this.recover(o.reason as Disturbance));
-          else throw o.reason;
-        }
+        if (o instanceof Disturbance) await this.untilSettled(() => this.recover(o));
+        else if (o !== undefined) throw o;
       }
     });
   }
@@ -626,8 +628,8 @@ class ProxyFlow {
   // ---- waiting, faults and recovery -------------------------------------------------------------------
 
   /**
-   * Waits on the run's cursor for `match`, bounded by `timeoutMs`. Due faults run first (and whenever one
-   * becomes due during the wait); a module reboot the flow did not cause itself becomes a Disturbance; 10706
+   * Waits on the run's cursor for `match`, bounded by `timeoutMs`. Due faults run first, when a delay fault
+   * becomes due during the wait, and after the awaited event; a module reboot the flow did not cause itself becomes a Disturbance; 10706
    * ends the OTA (ModuleFailed) unless `failOn10706` is false (then it is an event like any other).
    */
   private async waitFor<T extends ModuleEvent>(match: (e: ModuleEvent) => e is T, timeoutMs: number, expected: string, failOn10706?: boolean): Promise<T>;
@@ -663,6 +665,14 @@ class ProxyFlow {
         }
         throw new Disturbance({ rebooted: true }, 'the module rebooted (RDY)');
       }
+      // Faults this very event triggers run now, with the event in hand: after a network cut or a reopened
+      // port the flow goes on with it; after a reboot it is stale and the caller starts over.
+      try {
+        await this.checkpoint();
+      } catch (err) {
+        if (!(err instanceof Disturbance) || err.what.rebooted) throw err;
+        await this.recover(err);
+      }
       return e;
     }
   }
@@ -693,7 +703,7 @@ class ProxyFlow {
         causes.push(err.cause_);
       }
     }
-    if (causes.length > 0) throw new Disturbance(what, causes.join('; '));
+    if (causes.length > 0) throw new Disturbance(what, causes.join('; '), true);
   }
 
   /** Executes one fault's action; resolves when the station is usable again, or throws a Disturbance. */
@@ -744,7 +754,7 @@ class ProxyFlow {
             rdy.close();
           }
           note(`module ${a.kind === 'reset' ? 'reset' : 'power-cycled'}, RDY seen`);
-          return new Disturbance({ rebooted: true }, `fault ${f.text}`);
+          return new Disturbance({ rebooted: true }, `fault ${f.text}`, true);
         }
         case 'network-cut': {
           await this.qt.setFunctionality(4, false, this.cmd());
@@ -756,13 +766,13 @@ class ProxyFlow {
           await sleep(a.ms, this.signal);
           await this.qt.setFunctionality(1, false, this.cmd());
           note(`AT+CFUN=4 for ${a.ms} ms, then AT+CFUN=1`);
-          return new Disturbance({ networkRestored: true }, `fault ${f.text}`);
+          return new Disturbance({ networkRestored: true }, `fault ${f.text}`, true);
         }
         case 'close-port': {
           await station.module.reopen({ signal: this.signal });
           this.reattach();
           note('serial port closed and reopened');
-          return new Disturbance({ reopened: true }, `fault ${f.text}`);
+          return new Disturbance({ reopened: true }, `fault ${f.text}`, true);
         }
       }
     });
@@ -772,7 +782,15 @@ class ProxyFlow {
   /** Brings the module back to where the current phase can go on (see the header). */
   private async recover(d: Disturbance): Promise<void> {
     this.recoveries++;
-    this.noteError(new ProtocolError(`recovering: ${d.cause_}`, { station: this.station.name }), true);
+    // A disturbance the flow caused itself is in `fired`; one it did not cause (a brown-out) is an error.
+    if (!d.ours) this.noteError(new ProtocolError(`recovering: ${d.cause_}`, { station: this.station.name }), true);
+    if (d.what.rebooted && (this.phase === 'plan' || this.phase === 'download' || this.phase === 'register')) {
+      // Everything the module said before it rebooted is stale (a 10703 of an erased piece): start a fresh
+      // cursor. The RDY is already behind us. In UPDATING the old cursor is kept: 10704 comes right after RDY.
+      this.ev?.close();
+      this.ev = this.qt.events();
+      this.rebootAcks = 0;
+    }
     if (this.recoveries > this.maxRecoveries) {
       throw new ProtocolError(`gave up after ${this.maxRecoveries} recoveries`, { station: this.station.name, expected: 'an upgrade within the recovery budget', seen: d.cause_ });
     }
@@ -847,8 +865,9 @@ class ProxyFlow {
     this.events.push(rec);
     if (e.kind === 'reboot') this.reboots++;
     if (is10706(e)) this.failures10706++;
+    // Event triggers run at the flow's next checkpoint (right after the wait that takes the event, or before
+    // the next block read); only delay triggers wake a wait.
     this.schedule.onEvent(e);
-    if (this.schedule.pending) this.wake?.abort(new Error('a fault is due'));
   }
 
   private onTranscript(x: TranscriptEntry): void {

@@ -50,7 +50,7 @@ export class FaultSchedule {
     this.items = faults.map((fault, index) => ({ fault, text: formatFault(fault), index }));
   }
 
-  /** Starts the delay triggers; `onDue` is called whenever a fault becomes due outside the flow's own checks. */
+  /** Starts the delay triggers; `onDue` is called when one becomes due (the flow may be in a long wait). */
   start(onDue: () => void): void {
     this.listener = onDue;
     for (const item of this.items) {
@@ -72,7 +72,7 @@ export class FaultSchedule {
     this.eventCounts.set(e.code, n);
     for (const item of this.items) {
       const t = item.fault.trigger;
-      if (t.kind === 'event' && t.code === e.code && t.occurrence === n) this.makeDue(item);
+      if (t.kind === 'event' && t.code === e.code && t.occurrence === n) this.makeDue(item, false);
     }
   }
 
