@@ -1,0 +1,108 @@
+import { afterEach, describe, expect, test, vi } from 'vitest';
+import { ConfigError } from '../errors.ts';
+import { parseQiotEvent } from '../quecthing/events.ts';
+import type { ModuleEvent } from '../quecthing/events.ts';
+import { parseFault } from './faults.ts';
+import { checkFaults, FaultSchedule } from './schedule.ts';
+
+const ev = (line: string): ModuleEvent => parseQiotEvent(line)!;
+const texts = (s: FaultSchedule) => s.take().map((x) => x.text);
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('fault schedule', () => {
+  test('the n-th occurrence of an event code, counted over the whole run', () => {
+    const s = new FaultSchedule([parseFault('event=10702#2:close-port'), parseFault('event=10703:network-cut=10')]);
+    s.onEvent(ev('+QIOTEVT: 7,10702'));
+    expect(s.pending).toBe(false);
+    s.onEvent(ev('+QIOTEVT: 2,10200')); // another type with the same code space is not counted
+    s.onEvent({ kind: 'reboot', raw: 'RDY' });
+    s.onEvent(ev('+QIOTEVT: 7,10702'));
+    expect(texts(s)).toEqual(['event=10702#2:close-port']);
+    s.onEvent(ev('+QIOTEVT: 7,10703,"STM32",100,0,100'));
+    s.onEvent(ev('+QIOTEVT: 7,10703,"STM32",100,0,100'));
+    expect(texts(s)).toEqual(['event=10703:network-cut=10']);
+    expect(s.pending).toBe(false);
+  });
+
+  test('an offset trigger fires before the block that reaches it, once per run', () => {
+    const s = new FaultSchedule([parseFault('offset=3000:power-cycle-module')]);
+    s.atOffset(0, 1024);
+    s.atOffset(1024, 1024);
+    expect(s.pending).toBe(false);
+    s.atOffset(2048, 1024);
+    expect(texts(s)).toEqual(['offset=3000:power-cycle-module=500']);
+    // The download restarts from 0 after the reboot: the trigger is not hit again.
+    s.atOffset(0, 1024);
+    s.atOffset(2048, 1024);
+    expect(s.pending).toBe(false);
+    expect(s.unfired()).toEqual([]);
+  });
+
+  test('named moments, in schedule order, and faults that never fired', () => {
+    const s = new FaultSchedule([
+      parseFault('before-version-report:reset-target'),
+      parseFault('after-update3:close-port'),
+      parseFault('programming:power-cycle-target=50'),
+      parseFault('after-update3:network-cut=5'),
+    ]);
+    s.at('after-update3');
+    expect(texts(s)).toEqual(['after-update3:close-port', 'after-update3:network-cut=5']);
+    s.at('after-update3');
+    expect(s.pending).toBe(false);
+    s.at('before-version-report');
+    expect(texts(s)).toEqual(['before-version-report:reset-target=100']);
+    expect(s.unfired().map((u) => u.text)).toEqual(['programming:power-cycle-target=50']);
+  });
+
+  test('a delay trigger becomes due on its timer and wakes the flow; stop() cancels the rest', () => {
+    vi.useFakeTimers();
+    const s = new FaultSchedule([parseFault('delay=100:close-port'), parseFault('delay=500:reset-module')]);
+    const woken = vi.fn();
+    s.start(woken);
+    vi.advanceTimersByTime(99);
+    expect(woken).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(1);
+    expect(woken).toHaveBeenCalledTimes(1);
+    expect(texts(s)).toEqual(['delay=100:close-port']);
+    s.stop();
+    vi.advanceTimersByTime(1000);
+    expect(woken).toHaveBeenCalledTimes(1);
+    expect(s.pending).toBe(false);
+  });
+
+  test('event triggers do not wake the flow (it checks after each wait and before each block)', () => {
+    const s = new FaultSchedule([parseFault('event=10701:close-port')]);
+    const woken = vi.fn();
+    s.start(woken);
+    s.onEvent(ev('+QIOTEVT: 7,10701,"STM32",100,"00000000000000000000000000000000",1'));
+    expect(s.pending).toBe(true);
+    expect(woken).not.toHaveBeenCalled();
+    s.stop();
+  });
+});
+
+describe('faults a station cannot execute', () => {
+  const caps = (lines: string[]) => ({ can: (a: 'cycle' | 'reset', p: 'module' | 'target') => lines.includes(`${a}-${p}`) });
+
+  test('are refused before the run, all of them named', () => {
+    const faults = ['event=10703:power-cycle-module', 'programming:reset-target', 'offset=0:network-cut=5', 'delay=5:close-port'].map(parseFault);
+    let caught: unknown;
+    try {
+      checkFaults('bench-2', faults, caps(['reset-module']));
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    const e = caught as ConfigError;
+    expect(e.station).toBe('bench-2');
+    expect(e.seen).toBe('event=10703:power-cycle-module=500 (no module supply line), programming:reset-target=100 (no target reset line)');
+  });
+
+  test('network cuts and port faults need no line', () => {
+    expect(() => checkFaults('bench-2', ['offset=0:network-cut=5', 'delay=5:close-port'].map(parseFault), caps([]))).not.toThrow();
+    expect(() => checkFaults('bench-2', ['after-update3:power-cycle-target'].map(parseFault), caps(['cycle-target']))).not.toThrow();
+  });
+});
