@@ -62,7 +62,8 @@ test('fault and device endpoints validate their input', async () => {
   expect((await s.admin('GET', '/module/wait?state=SLEEPING')).status).toBe(400);
   const late = await s.admin<{ error: string }>('GET', '/module/wait?state=UPDATING&timeoutMs=50');
   expect(late.status).toBe(408);
-  expect(late.body.error).toMatch(/did not become UPDATING within 50 ms \(now IDLE/);
+  expect(late.body.error).toMatch(/OTA state UPDATING not reached within 50 ms \(now OTA state IDLE, QIOTSTATE 1/);
+  expect((await s.admin('GET', '/module/wait')).status).toBe(400);
   expect((await s.admin<{ ota: { state: string } }>('GET', '/module/wait?state=IDLE')).body.ota.state).toBe('IDLE');
 });
 

@@ -48,10 +48,12 @@ const faultBody = z.discriminatedUnion('kind', [
 
 const waitQuery = z
   .object({
-    state: z.enum(Object.keys(Ota) as [keyof typeof Ota, ...(keyof typeof Ota)[]]),
+    state: z.enum(Object.keys(Ota) as [keyof typeof Ota, ...(keyof typeof Ota)[]]).optional(),
+    qiotState: z.coerce.number().int().min(0).max(12).optional(),
     timeoutMs: z.coerce.number().int().min(1).max(600_000).default(10_000),
   })
-  .strict();
+  .strict()
+  .refine((q) => q.state !== undefined || q.qiotState !== undefined, 'give state and/or qiotState');
 
 const deviceBody = z
   .object({
@@ -114,20 +116,22 @@ export async function startModule(
   const { admin, rails } = ctx;
   let powerCycle: { cancel(): void } | undefined;
   admin.route('GET', '/module', () => m.snapshot());
-  // Long poll: resolves when the OTA state becomes `state` (at once if it already is), so a test or a fault
-  // schedule can act "during DOWNLOADING" without polling.
+  // Long poll: answers when the OTA state and/or the QIOTSTATE value are (or next become) the ones asked
+  // for, so a test or a fault schedule can act "during DOWNLOADING" or "once connected" without polling.
   admin.route('GET', '/module/wait', async ({ query }) => {
     const q = parseBody(waitQuery, Object.fromEntries(query));
-    if (m.otaState === q.state) return m.snapshot();
+    const wanted = [q.state === undefined ? '' : `OTA state ${q.state}`, q.qiotState === undefined ? '' : `QIOTSTATE ${q.qiotState}`].filter(Boolean).join(' and ');
+    const matches = (): boolean => (q.state === undefined || m.otaState === q.state) && (q.qiotState === undefined || m.connectionState === q.qiotState);
+    if (matches()) return m.snapshot();
     const seen: string[] = [];
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         off();
-        reject(new HttpError(408, `module OTA state did not become ${q.state} within ${q.timeoutMs} ms (now ${m.otaState}; passed through: ${seen.join(', ') || 'none'})`));
+        reject(new HttpError(408, `module: ${wanted} not reached within ${q.timeoutMs} ms (now OTA state ${m.otaState}, QIOTSTATE ${m.connectionState}; passed through: ${seen.join(', ') || 'nothing'})`));
       }, q.timeoutMs);
-      const off = m.onOtaState((state) => {
-        seen.push(state);
-        if (state !== q.state) return;
+      const off = m.onChange(() => {
+        seen.push(`${m.otaState}/${m.connectionState}`);
+        if (!matches()) return;
         clearTimeout(timer);
         off();
         resolve();

@@ -151,7 +151,7 @@ export class Module {
   private echo = true;
   private cfun = 1;
   private networkFault = false;
-  private conn: Conn = 'idle';
+  private connState: Conn = 'idle';
   private rssi = 28;
   private ber = 99;
   private ota: OtaRam = freshOta();
@@ -164,7 +164,7 @@ export class Module {
   /** Bumped at every (dis)connection: late cloud messages for an old MQTT session are dropped. */
   private session = 0;
   private readonly lines: LineAssembler;
-  private readonly stateListeners = new Set<(state: string) => void>();
+  private readonly stateListeners = new Set<() => void>();
 
   constructor(
     readonly options: ModuleOptions,
@@ -192,15 +192,32 @@ export class Module {
     return otaStateName[this.ota.state];
   }
 
-  /** Calls `fn` on every OTA state change, transient states included; returns the unsubscribe. */
-  onOtaState(fn: (state: string) => void): () => void {
+  /** What AT+QIOTSTATE? answers now (8 = connected and subscribed). */
+  get connectionState(): number {
+    return this.qiotState();
+  }
+
+  /**
+   * Calls `fn` on every change of the OTA state (transient states included) or of the connection state;
+   * returns the unsubscribe.
+   */
+  onChange(fn: () => void): () => void {
     this.stateListeners.add(fn);
     return () => this.stateListeners.delete(fn);
   }
 
   private notifyState(): void {
-    const name = otaStateName[this.ota.state];
-    for (const fn of [...this.stateListeners]) fn(name);
+    for (const fn of [...this.stateListeners]) fn();
+  }
+
+  private get conn(): Conn {
+    return this.connState;
+  }
+
+  private set conn(c: Conn) {
+    if (c === this.connState) return;
+    this.connState = c;
+    this.notifyState();
   }
 
   get dk(): string {

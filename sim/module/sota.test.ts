@@ -284,3 +284,46 @@ describe('uncertain readings are options', () => {
     await s.waitFor('\r\n+QIND: "FOTA","END",0\r\n\r\n+QIOTEVT: 7,10705\r\n', 5000, from);
   });
 });
+
+describe('sticky and port settings', () => {
+  test('AT+QIOTOTAREQ=1 is sticky: after a power cycle a pushed plan still gets the sha256 in 10701', async () => {
+    const s = await sim(['--baud', '0', '--time-scale', '0.05']);
+    await register(s);
+    await expectOk(s, 'AT+QIOTOTAREQ=1');
+    await powerCycle(s);
+    let from = s.mark();
+    await expectOk(s, 'AT+QIOTREG=1');
+    await s.waitFor('+QIOTEVT: 3,10200', 5000, from);
+    const data = seededBytes(400, 8);
+    const pkg = await addPackage(s, { component: 'STM32', version: '2_0_0', data });
+    from = s.mark();
+    await s.api('POST', '/plans', { components: [{ component: 'STM32', packageId: pkg.id }] });
+    await s.waitFor('+QIOTEVT: 7,10700,', 5000, from);
+    from = s.mark();
+    await expectOk(s, 'AT+QIOTUPDATE=1');
+    await s.waitFor(`+QIOTEVT: 7,10701,"STM32",400,"${pkg.md5}",${pkg.crc},"${pkg.sha256}"\r\n`, 5000, from);
+  });
+
+  test('--honour-urcport on: +QIOTEVT only on uart1/all; bytes dropped from the rig are lost before the parser', async () => {
+    const s = await sim(['--baud', '0', '--time-scale', '0.05', '--honour-urcport', 'on']);
+    await awaitReady(s);
+    await expectOk(s, 'AT+QIOTCFG="productinfo","p1test","secret1"');
+    let from = s.mark();
+    await expectOk(s, 'AT+QIOTREG=1');
+    // Connected without a URC on this port: QIOTSTATE is the only witness.
+    await s.api('GET', '/module/wait?qiotState=8&timeoutMs=5000');
+    expect(await s.command('AT+QIOTSTATE?')).toContain('+QIOTSTATE: 8\r\n');
+    expect(s.since(from)).not.toContain('+QIOTEVT');
+    await expectOk(s, 'AT+QURCCFG="urcport","uart1"');
+    from = s.mark();
+    await expectOk(s, 'AT+QIOTREG=0');
+    await s.waitFor('+QIOTEVT: 6,10200\r\n', 5000, from);
+    await expectOk(s, 'ATE0');
+    await s.api('POST', '/faults', { kind: 'drop-uart-bytes', count: 1, direction: 'from-rig', skip: 2 });
+    // "ATXI\r" loses its third byte and arrives as "ATI\r".
+    from = s.mark();
+    await s.send('ATXI\r');
+    await s.waitFor('\r\nOK\r\n', 5000, from);
+    expect(s.since(from)).toContain('\r\nQuectel\r\n');
+  });
+});
