@@ -1,0 +1,99 @@
+#!/usr/bin/env -S npx tsx
+// npm run nightly [-- --stations a,b] [--timeout 90m] [--keep-results] [--no-report]
+//
+// The nightly regression: the SOTA suites on every configured station at once, one vitest process per
+// station (RIG_STATION=<name> vitest run --project suites), then one Allure report in which each station
+// is an environment (the suites label every result with its station). Each station's output goes to the
+// terminal prefixed with its name and to reports/runs/nightly-<time>/<station>.log. The exit code is 0 only
+// when every station passed and the report was built; 1 when tests failed; 69 when a station's run could
+// not complete (vitest crashed or hit --timeout); 64 for a bad command line; 2 for an invalid config.
+// Runs under tsx (like report.mjs) so that it reads the station list through rig/config itself.
+import { $, chalk, fs, minimist, path } from 'zx';
+import { loadConfig } from '../rig/config/index.ts';
+
+const root = path.resolve(import.meta.dirname, '..');
+const args = minimist(process.argv.slice(2), {
+  string: ['stations', 'timeout', 'config'],
+  boolean: ['help', 'keep-results', 'report'],
+  default: { report: true, timeout: '90m' },
+  unknown: (a) => (a.startsWith('-') ? usage(`unknown option ${a}`) : true),
+});
+
+function usage(message) {
+  if (message) console.error(`nightly: ${message}`);
+  console.error(`usage: npm run nightly -- [--stations a,b] [--timeout 90m] [--config <file>] [--keep-results] [--no-report]
+  default: every station of the config (the built-in virtual one included), results cleared first`);
+  process.exit(message ? 64 : 0);
+}
+if (args.help) usage();
+if (!/^\d+(ms|s|m)$/.test(args.timeout)) usage(`--timeout: expected a duration like 90m, seen ${args.timeout}`);
+
+// 1. Which stations.
+let config;
+try {
+  config = await loadConfig({ cwd: root, ...(args.config ? { path: path.resolve(process.env.INIT_CWD ?? process.cwd(), args.config) } : {}) });
+} catch (err) {
+  console.error(`nightly: ${err.message}`);
+  process.exit(err.kind === 'config' ? 2 : 70);
+}
+const all = Object.keys(config.stations);
+const stations = args.stations ? String(args.stations).split(',').map((s) => s.trim()).filter(Boolean) : all;
+const unknown = stations.filter((s) => !all.includes(s));
+if (unknown.length > 0) usage(`no station ${unknown.join(', ')} in ${config.source ?? 'the built-in config'} (have: ${all.join(', ')})`);
+
+// 2. A fresh results directory, so the report shows tonight's run only (history is kept apart).
+const results = path.join(root, 'reports', 'allure-results');
+if (!args['keep-results']) await fs.emptyDir(results);
+const logDir = path.join(root, 'reports', 'runs', `nightly-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+await fs.mkdirp(logDir);
+console.log(`nightly: ${stations.length} station(s) in parallel: ${stations.join(', ')}; logs in ${path.relative(root, logDir)}`);
+
+// 3. One vitest process per station, in parallel; plain text, since it goes to log files too.
+function withoutColor(env) {
+  const { FORCE_COLOR: _force, ...rest } = env;
+  return rest;
+}
+const width = Math.max(...stations.map((s) => s.length));
+const t0 = Date.now();
+const runs = await Promise.all(
+  stations.map(async (station) => {
+    const log = fs.createWriteStream(path.join(logDir, `${station}.log`));
+    const tag = chalk.cyan(`[${station.padEnd(width)}]`);
+    const env = { ...withoutColor(process.env), RIG_STATION: station, NO_COLOR: '1', ...(args.config ? { RIG_CONFIG: path.resolve(process.env.INIT_CWD ?? process.cwd(), args.config) } : {}) };
+    const started = Date.now();
+    const p = $({ cwd: root, env, nothrow: true, quiet: true })`npx vitest run --project suites`.timeout(args.timeout, 'SIGTERM');
+    let rest = '';
+    const onData = (chunk) => {
+      log.write(chunk);
+      const text = rest + chunk.toString();
+      const lines = text.split('\n');
+      rest = lines.pop() ?? '';
+      for (const line of lines) process.stdout.write(`${tag} ${line}\n`);
+    };
+    p.stdout.on('data', onData);
+    p.stderr.on('data', onData);
+    const out = await p;
+    if (rest) process.stdout.write(`${tag} ${rest}\n`);
+    await new Promise((resolve) => log.end(resolve));
+    const text = out.stdout + out.stderr;
+    const count = (what) => Number(new RegExp(`Tests\\s+.*?(\\d+) ${what}`).exec(text)?.[1] ?? 0);
+    return { station, exitCode: out.exitCode, signal: out.signal, passed: count('passed'), failed: count('failed'), seconds: Math.round((Date.now() - started) / 1000) };
+  }),
+);
+
+// 4. The report, whatever the tests said: a failing night is exactly when it is needed.
+let reportOk = true;
+if (args.report) {
+  const r = await $({ cwd: root, nothrow: true, stdio: 'inherit' })`npx tsx scripts/report.mjs`;
+  reportOk = r.exitCode === 0;
+}
+
+// 5. The summary and the exit code.
+const rows = runs.map((r) => {
+  const state = r.exitCode === 0 ? chalk.green('passed') : r.exitCode === 1 ? chalk.red('failed') : chalk.yellow(r.signal ? `stopped (${r.signal}, --timeout ${args.timeout}?)` : `error (exit ${r.exitCode})`);
+  return `  ${r.station.padEnd(width)}  ${state}  ${r.passed} passed, ${r.failed} failed  ${r.seconds} s`;
+});
+console.log(`\nnightly: ${Math.round((Date.now() - t0) / 1000)} s\n${rows.join('\n')}${args.report ? `\n  report: ${reportOk ? 'reports/allure-report/index.html' : chalk.red('not built (see above)')}` : ''}`);
+const incomplete = runs.some((r) => r.exitCode !== 0 && r.exitCode !== 1);
+const failed = runs.some((r) => r.exitCode === 1);
+process.exitCode = incomplete || !reportOk ? 69 : failed ? 1 : 0;
