@@ -122,7 +122,8 @@ export async function startVirtualStation(v: VirtualStationConfig, opts: { stati
     if (log.length > LOG_LINES) log.splice(0, log.length - LOG_LINES);
   });
   const tail = (n = 15): string[] => log.slice(-n);
-  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  // 'exit', not 'close': a grandchild that inherited the sim's stderr must not hold up the stop.
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   // If this process goes away without closing the station, the sim must not stay behind.
   const onExit = (): void => {
     child.stdin?.destroy();
