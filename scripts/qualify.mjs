@@ -158,7 +158,7 @@ await station.close();
 const failed = results.filter((r) => !r.pass && r.outcome !== 'skipped');
 await fs.writeJson(path.join(outDir, 'summary.json'), { image: { component, version: next.version, sha256: next.sha256 }, station: args.station, previous, results }, { spaces: 2 });
 if (args.json) {
-  process.stdout.write(`${JSON.stringify({ ok: failed.length === 0, image: next.version, station: args.station, results }, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify({ ok: failed.length === 0, image: next.version, station: args.station, results, records: outDir }, null, 2)}\n`);
 } else {
   const w = (k) => Math.max(k.length, ...results.map((r) => String(r[k]).length));
   const cols = ['case', 'expected', 'outcome', 'seconds'];
