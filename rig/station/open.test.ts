@@ -358,5 +358,9 @@ describe('the api plan source on the virtual station', () => {
     expect(station.plans.cloudFaults).toContain('corrupt-next-download');
     for (const kind of station.plans.cloudFaults) await station.plans.injectCloudFault(kind, kind === 'drop-uart-bytes' ? { count: 1, skip: 1_000_000 } : {});
     await expect(station.plans.injectCloudFault('power-off')).rejects.toThrow(/no cloud fault "power-off"/);
+    // The API's own refusal comes back with its reason.
+    const refused = await station.plans.injectCloudFault('drop-uart-bytes', {}).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(InfrastructureError);
+    expect((refused as Error).message).toMatch(/^virtual: plan API: injecting cloud fault drop-uart-bytes refused[\s\S]*seen 400 .*count/);
   });
 });

@@ -51,8 +51,9 @@ const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 /** How long a signal may wait for the station to reach its safe state before the process goes on dying. */
 const SIGNAL_CLOSE_BOUND_MS = 8_000;
 
-function unknownStation(name: string, config: RigConfig): ConfigError {
-  return new ConfigError(`no station "${name}" in the config`, {
+function unknownStation(name: string, config: RigConfig | LoadedConfig): ConfigError {
+  const source = 'source' in config ? (config as LoadedConfig).source : undefined;
+  return new ConfigError(`no station "${name}" in the config${source ? ` ${source}` : ''}`, {
     expected: `one of ${Object.keys(config.stations).join(', ')}`,
     seen: name,
   });

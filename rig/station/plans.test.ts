@@ -6,7 +6,8 @@ import type { PlansConfig } from '../config/schema.ts';
 import { ConfigError } from '../errors.ts';
 import { crc32 } from '../images/crc.ts';
 import { loadManifest } from '../images/manifest.ts';
-import { openPlanSource } from './plans.ts';
+import { InfrastructureError } from '../errors.ts';
+import { ApiPlanSource, openPlanSource } from './plans.ts';
 import { DEFAULT_PROTOCOL_TIMEOUTS, resolveTimeouts } from './timeouts.ts';
 
 function declared(plans: unknown[], crcAlgorithm?: string): PlansConfig {
@@ -80,6 +81,18 @@ describe('declared plans', () => {
     // A package with other bytes under a declared version is not the declared plan either.
     await expect(source.prepare({ component: 'STM32', package: fw.package('corrupt_full_2_0_0') })).rejects.toThrow(/no declared plan delivers/);
     await expect(source.injectCloudFault('corrupt-next-download')).rejects.toThrow(/Developer Center has no API for faults/);
+  });
+});
+
+describe('the api plan source when the API is not there', () => {
+  test('a refused connection is an InfrastructureError naming the station, the request and what was seen', async () => {
+    const fw = await loadManifest();
+    // Port 1 on loopback: nothing listens there, the kernel refuses at once.
+    const source = new ApiPlanSource('http://127.0.0.1:1', { station: 'bench-3', requestTimeoutMs: 2000 });
+    const err = await source.prepare({ component: 'STM32', package: fw.package('full_2_0_0') }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InfrastructureError);
+    expect((err as Error).message).toMatch(/^bench-3: plan API: uploading package full_2_0_0 failed \(POST http:\/\/127\.0\.0\.1:1\/packages\)\n {2}\(expected an answer from the plan API; seen fetch failed\)/);
+    await source.clear(); // nothing was created, nothing to end
   });
 });
 

@@ -57,7 +57,12 @@ export class ApiPlanSource implements PlanSource {
         signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
       });
     } catch (err) {
-      const seen = timeout.aborted ? `no answer within ${this.requestTimeoutMs} ms` : signal?.aborted ? 'aborted' : (err as Error).message;
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      const seen = timeout.aborted
+        ? `no answer within ${this.requestTimeoutMs} ms`
+        : signal?.aborted
+          ? 'aborted'
+          : `${(err as Error).message}${cause ? ` (${cause.code ?? cause.message})` : ''}`;
       throw new InfrastructureError(`plan API: ${what} failed (${method} ${url})`, { station: this.station, expected: 'an answer from the plan API', seen, cause: err });
     }
     const text = await res.text();
