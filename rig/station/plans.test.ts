@@ -91,7 +91,7 @@ describe('the api plan source when the API is not there', () => {
     const source = new ApiPlanSource('http://127.0.0.1:1', { station: 'bench-3', requestTimeoutMs: 2000 });
     const err = await source.prepare({ component: 'STM32', package: fw.package('full_2_0_0') }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InfrastructureError);
-    expect((err as Error).message).toMatch(/^bench-3: plan API: uploading package full_2_0_0 failed \(POST http:\/\/127\.0\.0\.1:1\/packages\)\n {2}\(expected an answer from the plan API; seen fetch failed\)/);
+    expect((err as Error).message).toMatch(/^bench-3: plan API: uploading package full_2_0_0 failed \(POST http:\/\/127\.0\.0\.1:1\/packages\)\n {2}\(expected an answer from the plan API; seen fetch failed \(ECONNREFUSED\)\)/);
     await source.clear(); // nothing was created, nothing to end
   });
 });
