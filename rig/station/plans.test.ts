@@ -1,6 +1,8 @@
 // The declared plan source (hardware: plans an operator created in Developer Center) and the station's
 // protocol timeouts. The api source is tested against the sim in open.test.ts.
 import { describe, expect, test } from 'vitest';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { parseConfig } from '../config/load.ts';
 import type { PlansConfig } from '../config/schema.ts';
 import { ConfigError } from '../errors.ts';
@@ -87,11 +89,17 @@ describe('declared plans', () => {
 describe('the api plan source when the API is not there', () => {
   test('a refused connection is an InfrastructureError naming the station, the request and what was seen', async () => {
     const fw = await loadManifest();
-    // Port 1 on loopback: nothing listens there, the kernel refuses at once.
-    const source = new ApiPlanSource('http://127.0.0.1:1', { station: 'bench-3', requestTimeoutMs: 2000 });
+    // A loopback port that was just free: nothing listens there, the kernel refuses at once.
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const source = new ApiPlanSource(`http://127.0.0.1:${port}`, { station: 'bench-3', requestTimeoutMs: 2000 });
     const err = await source.prepare({ component: 'STM32', package: fw.package('full_2_0_0') }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InfrastructureError);
-    expect((err as Error).message).toMatch(/^bench-3: plan API: uploading package full_2_0_0 failed \(POST http:\/\/127\.0\.0\.1:1\/packages\)\n {2}\(expected an answer from the plan API; seen fetch failed \(ECONNREFUSED\)\)/);
+    expect((err as Error).message).toBe(
+      `bench-3: plan API: uploading package full_2_0_0 failed (POST http://127.0.0.1:${port}/packages)\n  (expected an answer from the plan API; seen fetch failed (ECONNREFUSED))`,
+    );
     await source.clear(); // nothing was created, nothing to end
   });
 });
