@@ -1,0 +1,175 @@
+// The proxy upgrade flow end to end (issue 6): full and delta packages, a download in pieces, a corrupted
+// package, the MCU's refusal, a fault schedule the station cannot run, every fault action at three
+// triggers, and a run record replayed to the same verdict. Every test ends with an SWD read-back.
+//
+// The module keeps 16 KiB free for a download, so full packages (24–25 KiB) arrive in two pieces and the
+// delta (1.7 KiB) in one. The fault matrix upgrades back and forth between 1_0_0 and 2_0_0 so that each
+// test's baseline usually finds its image already in flash (pre-verify) instead of programming it again.
+import { describe, expect } from 'vitest';
+import type { Image, Package } from '../rig/images/index.ts';
+import { formatFault, parseFault, parseRunRecord, replay, runProxyUpgrade, serializeRunRecord } from '../rig/sota/index.ts';
+import type { ProxyRun } from '../rig/sota/index.ts';
+import type { Station } from '../rig/station/index.ts';
+import { expectOutcome } from './support/evidence.ts';
+import { sotaSuite } from './fixtures.ts';
+
+const FREE_SPACE = 16 * 1024;
+const { test, budget, retry, suite } = await sotaSuite({ feature: 'Proxy upgrade flow', sim: { moduleFreeSpace: FREE_SPACE }, speed: { baud: 460_800 } });
+const virtual = suite.entry.kind === 'virtual';
+
+const tx = (run: ProxyRun, text: string) => run.transcript.filter((l) => l.dir === 'TX' && l.text === text).length;
+const codes = (run: ProxyRun) => run.events.filter((e) => e.code !== undefined && e.raw.startsWith('+QIOTEVT: 7,')).map((e) => e.code);
+
+describe('proxy upgrade flow', () => {
+  test('full package 1_0_0 → 2_0_0 in pieces, verified by read-back', { timeout: budget.upgrade, retry }, async ({ sota, images, station }) => {
+    const v1 = images.image('1_0_0');
+    const pkg = images.package('full_2_0_0');
+    await sota.baseline(v1);
+    const run = await sota.upgrade({ plan: sota.spec(pkg), current: v1 });
+    expectOutcome(run, 'upgraded');
+    const ota = codes(run);
+    expect(ota[0]).toBe(10700);
+    expect(ota.at(-1)).toBe(10705);
+    expect(ota.slice(-2)).toEqual([10704, 10705]);
+    const pieces = run.events.filter((e) => e.code === 10703);
+    if (virtual) {
+      expect(pieces.map((p) => p.raw)).toEqual([`+QIOTEVT: 7,10703,"${station.component}",${pkg.size},0,${FREE_SPACE}`, `+QIOTEVT: 7,10703,"${station.component}",${pkg.size},${FREE_SPACE},${pkg.size - FREE_SPACE}`]);
+    }
+    expect(tx(run, 'AT+QIOTUPDATE=2')).toBe(pieces.length - 1);
+    expect(tx(run, 'AT+QIOTUPDATE=3')).toBe(1);
+    expect(tx(run, `AT+QIOTMCUVER="${station.component}","2_0_0"`)).toBe(1);
+    // Evidence in the record: every byte read once, a progress series ending at the file's size, phases.
+    expect(run.read.bytes).toBe(pkg.size);
+    expect(run.read.bytesPerSecond).toBeGreaterThan(0);
+    expect(run.progress.at(-1)?.offset).toBe(pkg.size);
+    expect(run.download).toMatchObject({ verified: true, problems: [], announced: { size: pkg.size, md5: pkg.md5, sha256: pkg.sha256 } });
+    expect(run.phases.map((p) => p.name)).toEqual(
+      expect.arrayContaining(['register', 'request plan', 'confirm', 'download', 'read blocks', 'verify package', 'update', 'program', 'read back', 'report version']),
+    );
+    expect(run.readback).toMatchObject({ address: station.layout.slotAddress, identified: { component: station.component, version: '2_0_0' }, matchesTarget: true, firstDifference: null });
+    sota.recorder.measure('one full upgrade', run.durationMs, 'ms');
+    await sota.readback(images.image('2_0_0'));
+  });
+
+  test('delta package 1_0_0 → 2_0_0 applied to the image in flash', { timeout: budget.upgrade, retry }, async ({ sota, images, station }) => {
+    const v1 = images.image('1_0_0');
+    const pkg = images.package('delta_1_0_0_to_2_0_0');
+    await sota.baseline(v1);
+    const run = await sota.upgrade({ plan: sota.spec(pkg), current: v1 });
+    expectOutcome(run, 'upgraded');
+    expect(run.events.find((e) => e.code === 10700)?.raw).toBe(`+QIOTEVT: 7,10700,"${station.component}","1_0_0","2_0_0",0,0,${pkg.size}`);
+    // Only the delta travels; the rebuilt image is the whole 2_0_0.
+    expect(run.read.bytes).toBe(pkg.size);
+    expect(run.readback?.size).toBeGreaterThanOrEqual(images.image('2_0_0').size);
+    await sota.readback(images.image('2_0_0'));
+  });
+
+  test('a corrupted package is rejected before programming and the flash keeps 1_0_0', { timeout: budget.upgrade, retry }, async ({ sota, images }) => {
+    const v1 = images.image('1_0_0');
+    await sota.baseline(v1);
+    const run = await sota.upgrade({ plan: sota.spec(images.package('corrupt_full_2_0_0')), current: v1, expect: 'failed-intact' });
+    expectOutcome(run, 'failed-intact', 'download-rejected');
+    expect(run.download?.problems.join('\n')).toMatch(/rebuilt image/);
+    expect(tx(run, 'AT+QIOTUPDATE=3'), 'a rejected download must not go to UPDATING').toBe(0);
+    // The MCU gives up by reporting the version it runs; the module settles with 10706.
+    expect(tx(run, `AT+QIOTMCUVER="${run.station.component}","1_0_0"`)).toBe(2);
+    expect(codes(run).at(-1)).toBe(10706);
+    expect(run.phases.some((p) => p.name === 'program')).toBe(false);
+    await sota.readback(v1);
+  });
+
+  test('a download corrupted in transit fails its MD5/CRC/SHA-256 check; the flash keeps 1_0_0', { timeout: budget.upgrade, retry }, async ({ sota, images, station }) => {
+    const v1 = images.image('1_0_0');
+    sota.require('corrupt a download', station.plans.cloudFaults.includes('corrupt-next-download'), `its plan source injects ${station.plans.cloudFaults.join(', ') || 'nothing'}`);
+    await sota.baseline(v1);
+    const run = await sota.upgrade({ plan: sota.spec(images.package('full_2_0_0')), current: v1, cloudFaults: [{ kind: 'corrupt-next-download' }], expect: 'failed-intact' });
+    expectOutcome(run, 'failed-intact', 'download-rejected');
+    expect(run.download?.verified).toBe(false);
+    expect(run.download?.problems.join('\n')).toMatch(/download against 10701: .*md5 expected/);
+    expect(tx(run, 'AT+QIOTUPDATE=3')).toBe(0);
+    await sota.readback(v1);
+  });
+
+  test('battery below the plan minimum: the MCU refuses with AT+QIOTUPDATE=0', { timeout: budget.upgrade, retry }, async ({ sota, images }) => {
+    const v1 = images.image('1_0_0');
+    await sota.baseline(v1);
+    const run = await sota.upgrade({ plan: sota.spec(images.package('full_2_0_0'), { minBattery: 50 }), current: v1, battery: 20, expect: 'refused' });
+    expectOutcome(run, 'refused');
+    expect(run.refusal).toMatch(/battery 20% below the plan's minimum 50%/);
+    expect(tx(run, 'AT+QIOTUPDATE=0')).toBe(1);
+    expect(tx(run, 'AT+QIOTUPDATE=1')).toBe(0);
+    await sota.readback(v1);
+  });
+
+  test('a fault the station cannot execute is refused before anything is sent', { timeout: budget.smoke, retry }, async ({ sota, images, station }) => {
+    // The same station, seen without its module supply line.
+    const power = { ...station.power, can: (action: 'cycle' | 'reset', part: 'module' | 'target') => !(action === 'cycle' && part === 'module') && station.power.can(action, part) };
+    const limited = Object.create(station, { power: { value: power } }) as Station;
+    const v1 = images.image('1_0_0');
+    const run = await runProxyUpgrade(limited, { plan: sota.spec(images.package('full_2_0_0')), current: v1, faults: [parseFault('offset=4096:power-cycle-module')], signal: sota.signal, recorder: sota.recorder });
+    expect(run.verdict.failure).toMatchObject({ type: 'config', kind: 'config' });
+    expect(run.verdict.failure?.message).toMatch(/cannot execute this fault.*offset=4096:power-cycle-module=500 \(no module supply line\)/s);
+    expect(run.transcript.filter((l) => l.dir === 'TX')).toEqual([]);
+    expect(run.events).toEqual([]);
+  });
+
+  test('a run record replays to the same verdict', { timeout: 2 * budget.disturbed, retry }, async ({ sota, images, station }) => {
+    const v1 = images.image('1_0_0');
+    await sota.baseline(v1);
+    const first = await sota.upgrade({ plan: sota.spec(images.package('full_2_0_0')), current: v1, faults: [parseFault('offset=4096:power-cycle-module=200')], battery: 90 });
+    expectOutcome(first, 'upgraded');
+    const record = parseRunRecord(serializeRunRecord(first), 'first run');
+    expect(record.faults).toEqual(['offset=4096:power-cycle-module=200']);
+    const again = await replay(record, station, { firmware: images, signal: sota.signal, recorder: sota.recorder });
+    expect(again.same, again.comparison).toBe(true);
+    expect(again.record.faults).toEqual(record.faults);
+    expect(again.record.options).toEqual(record.options);
+    expect(again.record.fired.map((f) => f.fault)).toEqual(['offset=4096:power-cycle-module=200']);
+    await sota.readback(images.image('2_0_0'));
+  });
+});
+
+// Each fault action at three triggers: the run ends upgraded with the new image verified, or failed with the
+// old image verified intact — never anything else.
+const MATRIX: [action: string, triggers: string[]][] = [
+  ['power-cycle-module=300', ['event=10701', 'offset=8192', 'after-update3']],
+  ['reset-module=100', ['event=10703', 'programming', 'before-version-report']],
+  ['power-cycle-target=300', ['offset=4096', 'programming', 'before-version-report']],
+  ['reset-target=100', ['event=10703', 'programming', 'after-update3']],
+  ['network-cut=300', ['event=10701', 'offset=8192', 'after-update3']],
+  ['close-port', ['event=10703', 'offset=20480', 'before-version-report']],
+];
+
+/** What the flash most likely holds after the previous test; the baseline checks it (pre-verify). */
+let inFlash = '1_0_0';
+
+function nextUpgrade(images: { image(v: string): Image; package(n: string): Package }): { from: Image; pkg: Package; to: Image } {
+  return inFlash === '1_0_0'
+    ? { from: images.image('1_0_0'), pkg: images.package('full_2_0_0'), to: images.image('2_0_0') }
+    : { from: images.image('2_0_0'), pkg: images.package('full_1_0_0'), to: images.image('1_0_0') };
+}
+
+describe('fault matrix', () => {
+  for (const [action, triggers] of MATRIX) {
+    for (const trigger of triggers) {
+      const text = `${trigger}:${action}`;
+      test(text, { timeout: budget.disturbed, retry }, async ({ sota, images }) => {
+        const fault = parseFault(text);
+        const { from, pkg, to } = nextUpgrade(images);
+        await sota.baseline(from);
+        inFlash = from.version;
+        const run = await sota.upgrade({ plan: sota.spec(pkg), current: from, faults: [fault], expect: ['upgraded', 'failed-intact'] });
+        expect(run.verdict.failure, run.verdict.summary).toBeUndefined();
+        expect(run.fired.map((f) => f.fault), 'the fault never fired').toEqual([formatFault(fault)]);
+        if (run.verdict.outcome === 'upgraded') {
+          expectOutcome(run, 'upgraded');
+          await sota.readback(to);
+          inFlash = to.version;
+        } else {
+          expectOutcome(run, 'failed-intact');
+          await sota.readback(from);
+        }
+      });
+    }
+  }
+});
