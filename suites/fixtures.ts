@@ -19,6 +19,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as allure from 'allure-js-commons';
+import { getCurrentTest } from '@vitest/runner';
 import { inject, test as base } from 'vitest';
 import type { TestError } from 'vitest';
 import type { TranscriptEntry } from '../rig/at/transcript.ts';
@@ -53,7 +54,24 @@ export function isRetryable(e: TestError): boolean {
   return x.kind === 'infrastructure' || x.name === 'InfrastructureError';
 }
 
-export const retry = { count: 2, condition: isRetryable };
+/**
+ * vitest 4.1.12 strips a function `retry.condition` from every test when it reports the collected tests
+ * (vitest/dist/chunks/index.*.js, sanitizeRetryConditions mutates the task itself), and a test without a
+ * condition is retried on every error. A RegExp survives, and vitest calls its `test()` with the failed
+ * attempt's message; this one decides on the whole error of the current attempt instead.
+ */
+class InfrastructureOnly extends RegExp {
+  constructor() {
+    super('(infrastructure errors only)');
+  }
+
+  override test(message: string): boolean {
+    const last = getCurrentTest()?.result?.errors?.at(-1);
+    return last !== undefined && (last.message ?? '') === message && isRetryable(last);
+  }
+}
+
+export const retry = { count: 2, condition: new InfrastructureOnly() };
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 

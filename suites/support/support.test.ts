@@ -1,0 +1,155 @@
+// The suites' own helpers, without a station: the read-phase chart, the health ledger, the environment
+// info file, and which errors the suites retry.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import type { TestError } from 'vitest';
+import { AbortedError, FirmwareError, InfrastructureError, ProtocolError } from '../../rig/errors.ts';
+import { isRetryable, retry } from '../fixtures.ts';
+import { writeEnvironmentInfo } from './allure.ts';
+import { escapeXml, niceStep, readPhaseChart } from './chart.ts';
+import { BROKEN_AFTER, HealthLedger, StationBrokenError } from './health.ts';
+
+const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(path.join(os.tmpdir(), 'sota-suites-test-'));
+  dirs.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** An error as vitest hands it to retry.condition: its own enumerable fields, name and message. */
+const serialized = (e: Error): TestError => ({ ...e, name: e.name, message: e.message }) as TestError;
+
+describe('read-phase chart', () => {
+  const input = {
+    progress: [
+      { t: 1000, offset: 1024 },
+      { t: 1100, offset: 2048 },
+      { t: 2500, offset: 3000 },
+    ],
+    phases: [
+      { name: 'download', start: 0, end: 900, ok: true },
+      { name: 'read blocks <1>', start: 900, end: 2600, ok: false },
+    ],
+    faults: [{ fault: 'offset=2048:power-cycle-module=500', t: 1200 }],
+    size: 3000,
+    durationMs: 3000,
+    title: 'virtual: full_2_0_0 & more',
+  };
+
+  test('draws one step pair per block, every phase, every fault, with names escaped', () => {
+    const svg = readPhaseChart(input);
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
+    const points = /<polyline points="([^"]+)"/.exec(svg)![1]!.split(' ');
+    expect(points).toHaveLength(2 * input.progress.length);
+    // The last point is the end of the file: the top of the plot.
+    expect(points.at(-1)!.split(',')[1]).toBe('40');
+    expect(svg).toContain('read blocks &lt;1&gt; (1700 ms)');
+    expect(svg).toContain('virtual: full_2_0_0 &amp; more');
+    expect(svg).toContain('offset=2048:power-cycle-module=500');
+    // A failed phase is drawn in red.
+    expect(svg).toContain('fill="#fde8e8"');
+    expect(svg).not.toMatch(/NaN|undefined/);
+  });
+
+  test('says so when no block was read', () => {
+    const svg = readPhaseChart({ ...input, progress: [], faults: [] });
+    expect(svg).toContain('no block was read in this run');
+    expect(svg).not.toContain('<polyline');
+  });
+
+  test('tick steps are 1, 2 or 5 times a power of ten', () => {
+    expect(niceStep(7.3, 8)).toBe(1);
+    expect(niceStep(25_344, 5)).toBe(10_000);
+    expect(niceStep(0.4, 8)).toBe(0.05);
+    expect(niceStep(0, 8)).toBe(1);
+    expect(escapeXml(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&apos;&amp;&apos;&lt;/a&gt;');
+  });
+});
+
+describe('health ledger', () => {
+  test(`${BROKEN_AFTER} infrastructure failures in a row mark the station broken; a pass in between resets the count`, () => {
+    const dir = tmp();
+    const a = new HealthLedger(dir, 'bench-2');
+    a.infrastructureFailure('t1', 'port gone');
+    a.passed();
+    for (let i = 1; i < BROKEN_AFTER; i++) expect(a.infrastructureFailure(`t${i + 1}`, 'OpenOCD died')).toBe(false);
+    expect(() => a.check()).not.toThrow();
+    expect(a.infrastructureFailure('t9', 'bench-2: OpenOCD died\n  (details)')).toBe(true);
+    // Another worker process reads the same ledger.
+    const b = new HealthLedger(dir, 'bench-2');
+    let err: unknown;
+    try {
+      b.check();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(StationBrokenError);
+    expect((err as Error).name).toBe('InfrastructureError');
+    expect((err as Error).message).toMatch(/^bench-2: station bench-2 is marked broken/);
+    expect((err as Error).message).toContain(`${BROKEN_AFTER} infrastructure failures in a row, the last: bench-2: OpenOCD died`);
+    expect((err as Error).message).toContain('marked by "t9"');
+    // Other stations are not affected; a broken station stays broken.
+    expect(() => new HealthLedger(dir, 'bench-3').check()).not.toThrow();
+    b.passed();
+    expect(() => b.check()).toThrow(StationBrokenError);
+  });
+});
+
+describe('retries', () => {
+  test('only infrastructure errors are retried, never an abort or a broken station', () => {
+    expect(isRetryable(serialized(new InfrastructureError('port vanished', { station: 'virtual' })))).toBe(true);
+    expect(isRetryable(serialized(new ProtocolError('10706', { station: 'virtual' })))).toBe(false);
+    expect(isRetryable(serialized(new FirmwareError('wrong image', { station: 'virtual' })))).toBe(false);
+    expect(isRetryable(serialized(new AbortedError('test timed out', { station: 'virtual' })))).toBe(false);
+    expect(isRetryable(serialized(new Error('expected 1 to be 2')))).toBe(false);
+    const ledger = new HealthLedger(tmp(), 'virtual');
+    for (let i = 0; i < BROKEN_AFTER; i++) ledger.infrastructureFailure('t', 'gone');
+    expect(() => ledger.check()).toThrow(StationBrokenError);
+    try {
+      ledger.check();
+    } catch (e) {
+      expect(isRetryable(serialized(e as Error))).toBe(false);
+    }
+  });
+});
+
+// Through vitest itself, with the suites' retry option (see InfrastructureOnly in fixtures.ts for why it
+// is not a plain function): a firmware failure runs once, an infrastructure failure is tried again.
+describe('retry option', () => {
+  const attempts = { firmware: 0, infrastructure: 0 };
+  test('a firmware failure is not retried', { retry, fails: true }, () => {
+    attempts.firmware++;
+    throw new FirmwareError(`wrong image (attempt ${attempts.firmware})`, { station: 'virtual' });
+  });
+  test('an infrastructure failure is retried', { retry }, () => {
+    attempts.infrastructure++;
+    if (attempts.infrastructure < 3) throw new InfrastructureError(`port vanished (attempt ${attempts.infrastructure})`, { station: 'virtual' });
+  });
+  test('attempts', () => {
+    expect(attempts).toEqual({ firmware: 1, infrastructure: 3 });
+  });
+});
+
+describe('environment info', () => {
+  test('stations of one run keep their own keys; common keys are shared', () => {
+    const dir = tmp();
+    writeEnvironmentInfo(dir, { 'sota-rig': '0.1.0', node: 'v20.20.2' }, 'virtual', { openocd: 'Open On-Chip Debugger 0.12.0', 'module-revision': 'EC200UCNAAR03A03M08' });
+    writeEnvironmentInfo(dir, { 'sota-rig': '0.1.0', node: 'v20.20.2' }, 'bench 2', { openocd: 'C:\\openocd 0.12', 'module-revision': 'EG912UGLAAR03A05M08\nsecond line' });
+    const text = readFileSync(path.join(dir, 'environment.properties'), 'utf8');
+    expect(text.split('\n').filter(Boolean)).toEqual([
+      'sota-rig=0.1.0',
+      'node=v20.20.2',
+      'stations=bench 2, virtual',
+      'virtual.openocd=Open On-Chip Debugger 0.12.0',
+      'virtual.module-revision=EC200UCNAAR03A03M08',
+      'bench_2.openocd=C:\\\\openocd 0.12',
+      'bench_2.module-revision=EG912UGLAAR03A05M08 second line',
+    ]);
+  });
+});
