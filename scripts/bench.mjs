@@ -1,0 +1,187 @@
+#!/usr/bin/env -S npx tsx
+// npm run bench [-- --quick] [--reps N] [--only read,probe,parallel] [--parallel-baud B] [--cpu-prof] [--out F]
+//
+// How close the rig gets to the wire (issue 9). Every section runs in a process of its own (scripts/bench/
+// section.ts) against virtual stations that the rig drives through its hardware code paths:
+//   1. the proxy flow's block-read phase of a 256 KiB package at 115200 and 921600 baud ÷ the protocol
+//      minimum, and with an unpaced pty the rig's CPU ms per MiB;
+//   2. a straightforward serialport ReadlineParser peer on the same station, rig ÷ peer;
+//   3. read-back of 256 KiB through rig/probe ÷ a bare openocd run; 20 small probe operations, spawning
+//      openocd for each ÷ one persistent session;
+//   4. 1, 2 and 4 stations at once, each station's read-phase efficiency relative to the lone one;
+//   5. the rig process's peak RSS with 4 stations.
+// Each figure is measured 3 times (alternating who goes first) and the median reported. Prints a table and
+// writes reports/bench/latest.json. Exit 0 whether or not targets are met; 1 when a measurement failed.
+// Runs under tsx (package.json) because it shares its arithmetic with the unit tests (scripts/bench/wire.ts).
+import os from 'node:os';
+import { $, fs, minimist, path, which } from 'zx';
+import { makeBenchFixtures } from './bench/fixtures.ts';
+import { formatTarget, meets, summarize } from './bench/wire.ts';
+
+const root = path.resolve(import.meta.dirname, '..');
+const args = minimist(process.argv.slice(2), {
+  string: ['reps', 'only', 'parallel-baud', 'out'],
+  boolean: ['quick', 'cpu-prof', 'help'],
+  alias: { h: 'help' },
+  unknown: (a) => (a.startsWith('-') ? fail(`unknown option ${a} (see --help)`) : fail(`unexpected argument ${a}`)),
+});
+
+function fail(message) {
+  console.error(`bench: ${message}`);
+  process.exit(1);
+}
+
+if (args.help) {
+  console.log(`usage: npm run bench -- [--quick] [--reps N] [--only read,probe,parallel] [--parallel-baud B] [--cpu-prof] [--out FILE]
+  --quick          leave out the 115200-baud read phases (the longest part, ~3 min): those figures read "not measured"
+  --reps N         repetitions of every figure (default 3; the median is reported)
+  --only LIST      run only these sections
+  --parallel-baud  baud rate of the parallel stations (default 921600, the most work per second for the rig)
+  --cpu-prof       write V8 CPU profiles of every section to reports/bench/profiles/
+  --out FILE       default reports/bench/latest.json`);
+  process.exit(0);
+}
+
+const reps = args.reps === undefined ? 3 : Number(args.reps);
+if (!Number.isInteger(reps) || reps < 1) fail(`--reps: expected a whole number >= 1, seen ${args.reps}`);
+if (reps < 3) console.error(`bench: --reps ${reps}: fewer than 3 repetitions, the medians are not the figures issue 9 asks for`);
+const SECTIONS = ['read', 'probe', 'parallel'];
+const only = args.only ? String(args.only).split(',') : SECTIONS;
+for (const s of only) if (!SECTIONS.includes(s)) fail(`--only: expected some of ${SECTIONS.join(', ')}, seen ${s}`);
+const parallelBaud = args['parallel-baud'] === undefined ? 921600 : Number(args['parallel-baud']);
+if (!Number.isInteger(parallelBaud) || parallelBaud <= 0) fail(`--parallel-baud: expected a baud rate, seen ${args['parallel-baud']}`);
+const outFile = path.resolve(process.env.INIT_CWD ?? process.cwd(), args.out ?? path.join(root, 'reports', 'bench', 'latest.json'));
+const benchDir = path.join(root, 'reports', 'bench');
+
+// 0. What the sections need: the tools `npm run setup` installs.
+for (const tool of ['openocd', 'socat']) {
+  if (!(await which(tool, { nothrow: true }))) fail(`${tool} is not on PATH (run npm run setup)`);
+}
+const tsxCli = path.join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs');
+if (!(await fs.pathExists(tsxCli))) fail('tsx is not installed (run npm run setup)');
+
+await fs.mkdirp(benchDir);
+const work = await fs.mkdtemp(path.join(os.tmpdir(), 'sota-rig-bench-'));
+const started = new Date();
+const loadStart = os.loadavg();
+const openocdVersion = (await $({ nothrow: true })`openocd --version 2>&1`).stdout.split('\n')[0] ?? '';
+
+// 1. The 256 KiB package, made by the fixture tools.
+console.error(`bench: making the 256 KiB fixture set in ${work}`);
+const manifest = await makeBenchFixtures(path.join(work, 'fixtures'));
+
+// 2. The sections, one process each.
+const profDir = path.join(benchDir, 'profiles');
+if (args['cpu-prof']) await fs.mkdirp(profDir);
+async function section(name, extra, label) {
+  const out = path.join(work, `${label}.json`);
+  const nodeArgs = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `${label}.cpuprofile`] : [];
+  console.error(`bench: ${label}`);
+  const p = await $({ stdio: ['ignore', 'inherit', 'inherit'], nothrow: true })`${process.execPath} ${nodeArgs} ${tsxCli} ${path.join(root, 'scripts', 'bench', 'section.ts')} ${name} --manifest ${manifest} --out ${out} --reps ${reps} ${extra}`;
+  if (p.exitCode !== 0) {
+    failures.push(`${label}: exit ${p.exitCode}`);
+    return undefined;
+  }
+  return fs.readJson(out);
+}
+const failures = [];
+const results = {};
+if (only.includes('read')) {
+  for (const baud of args.quick ? [921600, 0] : [115200, 921600, 0]) results[`read-${baud}`] = await section('read', ['--baud', baud], `read-${baud || 'unpaced'}`);
+}
+if (only.includes('probe')) results.probe = await section('probe', [], 'probe');
+if (only.includes('parallel')) results.parallel = await section('parallel', ['--baud', parallelBaud, '--counts', '1,2,4'], `parallel-${parallelBaud}`);
+
+// What tsx's loader costs a process (its hooks thread is a second V8 isolate), to read item 5 against.
+const idle = path.join(root, 'scripts', 'bench', 'idle-rss.mjs');
+const rssNode = Number((await $`${process.execPath} ${idle}`).stdout.trim());
+const rssTsx = Number((await $`${process.execPath} ${tsxCli} ${idle}`).stdout.trim());
+
+// 3. Figures: medians over the repetitions, against the targets.
+const figures = [];
+function figure(id, item, title, unit, values, target, note) {
+  if (!values || values.length === 0) {
+    figures.push({ id, item, title, unit, measured: false, target: target ?? null, met: null, note: note ?? 'not measured' });
+    return;
+  }
+  const s = summarize(values);
+  figures.push({ id, item, title, unit, measured: true, ...s, target: target ?? null, met: target ? meets(s.median, target) : null, ...(note ? { note } : {}) });
+}
+const runsOf = (key) => results[key]?.result.runs;
+for (const baud of [115200, 921600]) {
+  const runs = runsOf(`read-${baud}`);
+  figure(`read-${baud}-vs-wire`, 1, `read phase ÷ protocol minimum @${baud}`, '×', runs?.map((r) => r.rigVsWire), { op: '<=', value: baud === 115200 ? 1.03 : 1.15 });
+  figure(`peer-${baud}-vs-wire`, 2, `  peer's read phase ÷ protocol minimum @${baud}`, '×', runs?.map((r) => r.peerVsWire));
+  figure(`rig-vs-peer-${baud}`, 2, `rig ÷ peer @${baud}`, '×', runs?.map((r) => r.rigVsPeer), { op: '<=', value: 1 });
+}
+{
+  const runs = runsOf('read-0');
+  figure('cpu-per-mib', 1, 'rig CPU per MiB read (unpaced pty)', 'ms/MiB', runs?.map((r) => r.rig.cpuMsPerMiB));
+  figure('peer-cpu-per-mib', 2, "  peer's CPU per MiB read (unpaced pty)", 'ms/MiB', runs?.map((r) => r.peer.cpuMsPerMiB));
+  figure('rig-vs-peer-unpaced', 2, 'rig ÷ peer, unpaced pty', '×', runs?.map((r) => r.rigVsPeer), { op: '<=', value: 1 });
+}
+{
+  const runs = runsOf('probe');
+  figure('readback-vs-openocd', 3, 'read-back 256 KiB: rig probe ÷ bare openocd', '×', runs?.map((r) => r.readback.ratio), { op: '<=', value: 1.1 });
+  figure('readback-cpu-vs-openocd', 3, '  same, CPU of openocd + sim (rig ÷ bare)', '×', runs?.map((r) => r.readback.cpuRatio));
+  figure('readback-vs-openocd-transfer', 3, "  rig probe ÷ openocd's own transfer time", '×', runs?.map((r) => r.readback.transferRatio).filter((x) => x !== null));
+  figure('readback-own-session-vs-bare', 3, '  bare openocd detached (as rig/probe starts it) ÷ bare', '×', runs?.map((r) => r.readback.bareOwnSessionMs / r.readback.bareMs));
+  figure('session-speedup', 3, '20 small ops: spawn-per-op ÷ persistent session', '×', runs?.map((r) => r.small.speedup), { op: '>=', value: 5 });
+}
+{
+  const runs = runsOf('parallel');
+  for (const count of [2, 4]) {
+    figure(`parallel-${count}`, 4, `${count} stations at once: worst station ÷ lone efficiency @${parallelBaud}`, '×', runs?.filter((r) => r.count === count).map((r) => r.minRelative), count === 4 ? { op: '>=', value: 0.9 } : undefined);
+  }
+  figure('lone-efficiency', 4, `  lone station: protocol minimum ÷ read phase @${parallelBaud}`, '×', runs?.filter((r) => r.count === 1).map((r) => r.lone));
+  const rss = results.parallel?.result.rss;
+  figure('peak-rss', 5, 'rig process peak RSS, 4 stations (tsx)', 'MB', rss ? [rss.peak / 1e6] : undefined, { op: '<=', value: 150 }, rss ? `one process; ${(rss.start / 1e6).toFixed(1)} MB before any station; tsx's loader adds ${((rssTsx - rssNode) / 1e6).toFixed(1)} MB to an idle process` : undefined);
+}
+
+// 4. The table and latest.json.
+const fmt = (x, unit) => (unit === '×' ? x.toFixed(3) : x.toFixed(unit === 'MB' ? 1 : 0));
+const rows = figures.map((f) => [
+  String(f.item),
+  f.title,
+  f.measured ? `${fmt(f.median, f.unit)} ${f.unit}` : '—',
+  f.measured && f.runs.length > 1 ? `${fmt(f.min, f.unit)}–${fmt(f.max, f.unit)}` : '',
+  f.target ? formatTarget(f.target) : '',
+  f.met === null ? '' : f.met ? 'met' : 'NOT MET',
+]);
+const head = ['#', 'figure', 'median', 'range', 'target', ''];
+const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+const line = (r) => r.map((c, i) => (i === 2 || i === 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+console.log(`\n${line(head)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${rows.map(line).join('\n')}`);
+const judged = figures.filter((f) => f.met !== null);
+const loadEnd = os.loadavg();
+console.log(
+  `\n${judged.filter((f) => f.met).length} of ${judged.length} targets met; ${reps} repetitions each; load average ${loadStart.map((l) => l.toFixed(2)).join(' ')} at the start, ` +
+    `${loadEnd.map((l) => l.toFixed(2)).join(' ')} at the end, ${os.cpus().length} CPUs`,
+);
+
+const report = {
+  format: 'sota-rig/bench',
+  version: 1,
+  startedAt: started.toISOString(),
+  durationMs: Date.now() - started.getTime(),
+  options: { reps, quick: Boolean(args.quick), sections: only, parallelBaud, cpuProf: Boolean(args['cpu-prof']) },
+  machine: {
+    hostname: os.hostname(),
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? '',
+    memoryBytes: os.totalmem(),
+    node: process.version,
+    openocd: openocdVersion,
+    loadAverage: { start: loadStart, end: loadEnd },
+  },
+  figures,
+  sections: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v ?? null])),
+  idleRss: { node: rssNode, tsx: rssTsx },
+  failures,
+};
+await fs.mkdirp(path.dirname(outFile));
+await fs.writeFile(outFile, `${JSON.stringify(report, null, 2)}\n`);
+console.log(`wrote ${path.relative(process.cwd(), outFile)}`);
+await fs.remove(work);
+if (failures.length > 0) fail(`${failures.length} section(s) failed: ${failures.join('; ')}`);

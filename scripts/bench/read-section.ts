@@ -1,0 +1,101 @@
+// Items 1 and 2 of issue 9 at one baud rate: the rig's read phase (the proxy flow) and the peer's, on the same
+// virtual station, alternating which goes first, each against the protocol minimum of the bytes it put on
+// the wire; at baud 0 (an unpaced pty) the CPU each spends per MiB.
+import { InfrastructureError } from '../../rig/errors.ts';
+import type { OpenedStation } from '../../rig/station/index.ts';
+import { peerReadPhase } from './peer.ts';
+import { rigReadPhase } from './rig-read.ts';
+import type { BenchFirmware } from './stations.ts';
+import { awaitPiece, baseline, openBenchStation, settleOta } from './stations.ts';
+import { cpuMsPerMiB, protocolMinimumMs, ratio, readPhaseBlocks, wireTotals } from './wire.ts';
+
+const BLOCK_SIZE = 1024;
+
+export interface ReadRun {
+  rep: number;
+  order: 'rig-first' | 'peer-first';
+  rig: { wallMs: number; cpuMsPerMiB: number; recordPhaseMs: number; recordBytesPerSecond: number };
+  peer: { wallMs: number; cpuMsPerMiB: number };
+  /** Measured ÷ protocol minimum (undefined on an unpaced pty). */
+  rigVsWire?: number;
+  peerVsWire?: number;
+  rigVsPeer: number;
+}
+
+export interface ReadSectionResult {
+  baud: number;
+  bytes: number;
+  echo: boolean;
+  wire: { blocks: number; out: number; back: number; total: number; minimumMs: number | null };
+  runs: ReadRun[];
+}
+
+/** The peer's turn: the rig prepares the download up to 10703, hands the port over, and takes it back. */
+export async function peerTurn(station: OpenedStation, fw: BenchFirmware, baud: number, signal?: AbortSignal): Promise<{ wallMs: number; cpuMicros: number }> {
+  await baseline(station, fw, signal);
+  const piece = await awaitPiece(station, fw, signal);
+  await station.module.at.close();
+  let r;
+  try {
+    const blockMs = Math.ceil(((BLOCK_SIZE + 64) * 10 * 1000) / (baud > 0 ? baud : 115200));
+    r = await peerReadPhase({
+      path: station.module.path,
+      baudRate: station.module.baudRate,
+      start: piece.start,
+      length: piece.length,
+      blockSize: BLOCK_SIZE,
+      blockTimeoutMs: station.timeouts.commandMs + blockMs + station.timeouts.marginMs,
+      station: station.name,
+    });
+  } finally {
+    await station.module.reopen(signal ? { signal } : {});
+  }
+  if (!r.data.equals(fw.pkg.bytes)) {
+    throw new InfrastructureError('the peer read other bytes than the package', { station: station.name, expected: `package ${fw.pkg.name} (sha256 ${fw.pkg.sha256})`, seen: 'different bytes' });
+  }
+  await settleOta(station, fw, signal);
+  return { wallMs: r.wallMs, cpuMicros: r.cpuMicros };
+}
+
+export async function readSection(fw: BenchFirmware, baud: number, reps: number, log: (s: string) => void, signal?: AbortSignal): Promise<ReadSectionResult> {
+  const name = `bench-read-${baud}`;
+  const station = await openBenchStation(name, { baud, firmware: fw });
+  try {
+    const totals = wireTotals(readPhaseBlocks(0, fw.pkg.size, BLOCK_SIZE), { echo: station.module.echo });
+    const minimumMs = baud > 0 ? protocolMinimumMs(totals.total, baud) : null;
+    const runs: ReadRun[] = [];
+    for (let rep = 0; rep < reps; rep++) {
+      const order = rep % 2 === 0 ? 'rig-first' : 'peer-first';
+      let rig: Awaited<ReturnType<typeof rigReadPhase>> | undefined;
+      let peer: { wallMs: number; cpuMicros: number } | undefined;
+      for (const who of order === 'rig-first' ? ['rig', 'peer'] : ['peer', 'rig']) {
+        if (who === 'rig') {
+          rig = await rigReadPhase(station, fw, signal ? { signal } : {});
+          if (rig.blocks !== totals.blocks) {
+            throw new InfrastructureError('the flow read in other blocks than the bench counts', { station: name, expected: `${totals.blocks} blocks of ${BLOCK_SIZE}`, seen: `${rig.blocks} blocks` });
+          }
+        } else {
+          peer = await peerTurn(station, fw, baud, signal);
+        }
+      }
+      const run: ReadRun = {
+        rep,
+        order,
+        rig: { wallMs: rig!.wallMs, cpuMsPerMiB: cpuMsPerMiB(rig!.cpuMicros, rig!.bytes), recordPhaseMs: rig!.record.phaseMs, recordBytesPerSecond: rig!.record.bytesPerSecond },
+        peer: { wallMs: peer!.wallMs, cpuMsPerMiB: cpuMsPerMiB(peer!.cpuMicros, fw.pkg.size) },
+        rigVsPeer: ratio(rig!.wallMs, peer!.wallMs),
+        ...(minimumMs !== null ? { rigVsWire: ratio(rig!.wallMs, minimumMs), peerVsWire: ratio(peer!.wallMs, minimumMs) } : {}),
+      };
+      runs.push(run);
+      log(
+        `  baud ${baud || 'unpaced'} #${rep + 1} (${order}): rig ${run.rig.wallMs.toFixed(0)} ms, ${run.rig.cpuMsPerMiB.toFixed(0)} CPU ms/MiB; ` +
+          `peer ${run.peer.wallMs.toFixed(0)} ms, ${run.peer.cpuMsPerMiB.toFixed(0)} CPU ms/MiB` +
+          (minimumMs !== null ? `; minimum ${minimumMs.toFixed(0)} ms → rig ${run.rigVsWire!.toFixed(3)}×, peer ${run.peerVsWire!.toFixed(3)}×` : '') +
+          `; rig ÷ peer ${run.rigVsPeer.toFixed(3)}`,
+      );
+    }
+    return { baud, bytes: fw.pkg.size, echo: station.module.echo, wire: { blocks: totals.blocks, out: totals.out, back: totals.back, total: totals.total, minimumMs }, runs };
+  } finally {
+    await station.close();
+  }
+}
