@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +39,38 @@ function rig(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv
       resolve({ status, stdout, stderr });
     });
   });
+}
+
+/** A rig process to talk to while it runs: its output so far, a wait for a pattern, and its end. */
+function start(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const child = spawn(process.execPath, ['bin/rig.js', ...args], { cwd: root, env: { ...process.env, NO_COLOR: '1', RIG_CONFIG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { stdout: '', stderr: '' };
+  const waiters: (() => void)[] = [];
+  const feed = (k: 'stdout' | 'stderr') => (d: Buffer) => {
+    out[k] += d.toString();
+    for (const w of waiters.splice(0)) w();
+  };
+  child.stdout.on('data', feed('stdout'));
+  child.stderr.on('data', feed('stderr'));
+  const closed = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  return {
+    child,
+    out,
+    closed,
+    /** Resolves once stdout or stderr matches; bounded. */
+    until(pattern: RegExp, timeoutMs = 60_000): Promise<void> {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no ${pattern} within ${timeoutMs} ms\nstdout: ${out.stdout}\nstderr: ${out.stderr}`)), timeoutMs);
+        const check = (): void => {
+          if (pattern.test(out.stdout) || pattern.test(out.stderr)) {
+            clearTimeout(timer);
+            resolve();
+          } else waiters.push(check);
+        };
+        check();
+      });
+    },
+  };
 }
 
 function writeConfig(name: string, config: unknown): string {
@@ -240,5 +272,45 @@ describe('rig command on the virtual station', () => {
     const r = await rig(['repro', file, '--config', config, '-o', path.join(tmp, 'differs-again.json')], { timeoutMs: 110_000 });
     expect(r.stdout).toContain('DIFFERENT verdict: upgraded → refused');
     expect(r.status).toBe(1);
+  });
+
+  test('rig flash programs an image into the slot and verifies it; a second time nothing is written', { timeout: 120_000 }, async () => {
+    const config = writeConfig('flash-from-1.json', { stations: { virtual: { flashImage: path.join(root, 'fixtures/images/STM32_1_0_0.bin') } } });
+    const same = await rig(['flash', 'virtual', '1_0_0', '--config', config, '--json']);
+    expect(same.status).toBe(0);
+    expect(JSON.parse(same.stdout)).toMatchObject({ written: false, verified: true, bytes: 24576, address: 0x08000000 });
+    const other = await rig(['flash', 'virtual', path.join(root, 'fixtures/images/STM32_1_1_0.bin'), '--config', config, '--json'], { timeoutMs: 110_000 });
+    expect(other.status).toBe(0);
+    expect(JSON.parse(other.stdout)).toMatchObject({ written: true, verified: true, identity: 'STM32 1_1_0, 24576 bytes, intact' });
+    expect(other.stderr).toMatch(/programming: 24,576\/24,576 bytes \(100 %\)/);
+  });
+
+  test('Ctrl-C during an upgrade: exit 130 once the station is safe', async () => {
+    const run = start(['upgrade', 'virtual', '--package', 'full_2_0_0', '--from', '1_0_0', '-o', path.join(tmp, 'interrupted.json')]);
+    await run.until(/▸ baseline/);
+    run.child.kill('SIGINT');
+    expect(await run.closed).toBe(130);
+    expect(run.out.stderr).toContain('rig: interrupted; the station is in its safe state');
+    expect(existsSync(path.join(tmp, 'interrupted.json'))).toBe(false);
+  });
+
+  test('rig sim shows where the parts are, and Ctrl-C stops it cleanly (exit 0)', async () => {
+    const sim = start(['sim']);
+    await sim.until(/Ctrl-C stops it/);
+    expect(sim.out.stdout).toMatch(/module AT port\s+\/\S+module-rig\s+IMEI \d{15}, 115200 baud/);
+    expect(sim.out.stdout).toMatch(/Firmata relay board\s+\/\S+\s+moduleVbat=pin 2/);
+    expect(sim.out.stdout).toMatch(/STM32 \(remote_bitbang\)\s+127\.0\.0\.1:\d+/);
+    expect(sim.out.stdout).toMatch(/Developer Center admin API\s+http:\/\/127\.0\.0\.1:\d+/);
+    const port = /module AT port\s+(\S+)/.exec(sim.out.stdout)![1]!;
+    expect(existsSync(port)).toBe(true);
+    sim.child.kill('SIGINT');
+    expect(await sim.closed).toBe(0);
+    expect(existsSync(port)).toBe(false);
+  });
+
+  test('rig report passes its options to scripts/report.mjs', async () => {
+    const r = await rig(['report', '--help-report']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('usage: npm run report');
   });
 });

@@ -34,7 +34,7 @@ export function describeSim(info: SimInfo): string {
     rows.push(['Firmata relay board', info.firmata.port, pins.join(', ')]);
   }
   if (info.jtag) rows.push(['STM32 (remote_bitbang)', `${info.jtag.host}:${info.jtag.port}`, `${info.jtag.target}; openocd -c 'adapter driver remote_bitbang; remote_bitbang host ${info.jtag.host}; remote_bitbang port ${info.jtag.port}' -f target/${info.jtag.target}.cfg`]);
-  if (info.admin) rows.push(['Developer Center admin API', info.admin.url, 'POST /packages, /plans, /faults; GET /devices']);
+  if (info.admin) rows.push(['Developer Center admin API', info.admin.url, 'GET/POST /packages, /plans, /faults, /target; GET /devices, /module']);
   return table(['part', 'where', 'notes'], rows);
 }
 
@@ -52,10 +52,14 @@ export async function run(argv: string[]): Promise<number> {
     const { file, execArgv } = simEntry();
     const child = spawn(process.execPath, [...execArgv, file, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     const p = paint(process.stdout);
-    // The sim handles SIGINT itself (it shares the terminal's process group); rig only waits for it.
-    const ignore = (): void => undefined;
-    process.on('SIGINT', ignore);
-    process.on('SIGTERM', () => child.kill('SIGTERM'));
+    // Ctrl-C in a terminal reaches the sim too (same process group); a signal sent to rig alone is passed
+    // on. The sim stops once however often it is told.
+    const forward = (sig: NodeJS.Signals): void => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+    };
+    process.on('SIGINT', forward);
+    process.on('SIGTERM', forward);
+    process.on('SIGHUP', forward);
     let first = true;
     createInterface({ input: child.stdout! }).on('line', (line) => {
       if (!first || json) {
@@ -74,7 +78,7 @@ export async function run(argv: string[]): Promise<number> {
       child.once('error', (err) => reject(new InfrastructureError(`could not start the simulator: ${err.message}`, { station: 'virtual', cause: err })));
       child.once('close', (c, sig) => resolve(sig ? null : c));
     });
-    process.removeListener('SIGINT', ignore);
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeListener(sig, forward);
     if (code === 0) return ExitCode.ok;
     if (code === 64) return ExitCode.usage;
     return ExitCode.infrastructure;
