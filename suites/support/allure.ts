@@ -33,9 +33,9 @@ export class AllureRecorder implements Recorder {
   }
 }
 
-/** Where allure-vitest writes (vitest.config.ts), unless `allure run` or the caller points elsewhere. */
+/** Where allure-vitest writes: its `resultsDir` in vitest.config.ts. */
 export function allureResultsDir(root: string): string {
-  return process.env.ALLURE_RESULTS_DIR ? path.resolve(process.env.ALLURE_RESULTS_DIR) : path.join(root, 'reports', 'allure-results');
+  return path.join(root, 'reports', 'allure-results');
 }
 
 function parseProperties(text: string): Map<string, string> {

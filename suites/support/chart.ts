@@ -16,8 +16,8 @@ export interface ChartInput {
 }
 
 const W = 900;
-const H = 420;
-const PAD = { left: 80, right: 20, top: 40, bottom: 150 };
+const H = 340;
+const PAD = { left: 80, right: 20, top: 40, bottom: 40 };
 const BANDS = ['#eef3fb', '#f7f7f7'];
 
 export function escapeXml(s: string): string {
@@ -44,32 +44,41 @@ export function chartFromRecord(record: RunRecord): ChartInput {
     faults: record.fired,
     size: record.plan.size || record.package.size,
     durationMs: record.durationMs,
-    title: `${record.station.name}: ${record.package.name} ${record.package.sourceVersion ?? 'full'} → ${record.package.version}, read phase (${record.read.bytes} bytes in ${record.read.blocks} blocks, ${record.read.bytesPerSecond} B/s)`,
+    title: `${record.station.name}: ${record.current.version} → ${record.package.version} (${record.package.type} package ${record.package.name}), read phase (${record.read.bytes} bytes in ${record.read.blocks} blocks, ${record.read.bytesPerSecond} B/s)`,
   };
 }
 
 export function readPhaseChart(input: ChartInput): string {
   const plotW = W - PAD.left - PAD.right;
   const plotH = H - PAD.top - PAD.bottom;
+  const height = PAD.top + plotH + 50 + Math.ceil(input.phases.length / 3) * 14;
   const tEnd = Math.max(1, input.durationMs, ...input.progress.map((p) => p.t), ...input.phases.map((p) => p.end));
   const size = Math.max(1, input.size);
   const x = (t: number) => PAD.left + (Math.max(0, t) / tEnd) * plotW;
   const y = (offset: number) => PAD.top + plotH - (Math.min(offset, size) / size) * plotH;
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`);
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${height}" viewBox="0 0 ${W} ${height}" font-family="sans-serif" font-size="11">`);
   out.push(`<title>${escapeXml(input.title)}</title>`);
-  out.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`);
+  out.push(`<rect x="0" y="0" width="${W}" height="${height}" fill="#ffffff"/>`);
   out.push(`<text x="${PAD.left}" y="20" font-size="13" font-weight="bold">${escapeXml(input.title)}</text>`);
 
-  // Phases: alternating bands, a boundary line at each start, the name under the axis.
+  // Phases: alternating bands with a boundary line at each start; wide bands are named inside, and every
+  // phase is listed, numbered, under the plot (short phases crowd the start of a run).
   input.phases.forEach((p, i) => {
     const x0 = x(p.start);
     const w = Math.max(0.5, x(p.end) - x0);
     out.push(`<rect x="${fmt(x0)}" y="${PAD.top}" width="${fmt(w)}" height="${plotH}" fill="${p.ok ? BANDS[i % 2] : '#fde8e8'}"/>`);
     out.push(`<line x1="${fmt(x0)}" y1="${PAD.top}" x2="${fmt(x0)}" y2="${PAD.top + plotH}" stroke="#9aa5b1" stroke-dasharray="3,3"/>`);
-    const lx = x0 + w / 2;
-    const ly = PAD.top + plotH + 38;
-    out.push(`<text x="${fmt(lx)}" y="${ly}" transform="rotate(60 ${fmt(lx)} ${ly})" fill="${p.ok ? '#333' : '#b00020'}">${escapeXml(p.name)} (${fmt(p.end - p.start)} ms)</text>`);
+    const label = w >= 60 ? `${i + 1}. ${p.name}` : w >= 14 ? `${i + 1}` : '';
+    if (label) out.push(`<text x="${fmt(x0 + 3)}" y="${PAD.top + 12}" fill="${p.ok ? '#555' : '#b00020'}">${escapeXml(label.length * 6 > w ? `${i + 1}` : label)}</text>`);
+  });
+  const perColumn = Math.ceil(input.phases.length / 3);
+  input.phases.forEach((p, i) => {
+    const col = Math.floor(i / Math.max(1, perColumn));
+    const row = i - col * perColumn;
+    const lx = PAD.left + col * (plotW / 3);
+    const ly = PAD.top + plotH + 40 + row * 14;
+    out.push(`<text x="${fmt(lx)}" y="${ly}" fill="${p.ok ? '#333' : '#b00020'}">${escapeXml(`${i + 1}. ${p.name}: at ${(p.start / 1000).toFixed(2)} s, ${Math.round(p.end - p.start)} ms${p.ok ? '' : ' (failed)'}`)}</text>`);
   });
 
   // Axes and ticks.
@@ -81,7 +90,8 @@ export function readPhaseChart(input: ChartInput): string {
     out.push(`<line x1="${fmt(tx)}" y1="${PAD.top + plotH}" x2="${fmt(tx)}" y2="${PAD.top + plotH + 5}" stroke="#333"/>`);
     out.push(`<text x="${fmt(tx)}" y="${PAD.top + plotH + 17}" text-anchor="middle">${fmt(s)} s</text>`);
   }
-  const oStep = niceStep(size, 5);
+  // Offsets in whole KiB once the file is a few KiB long.
+  const oStep = size >= 4096 ? niceStep(size / 1024, 5) * 1024 : niceStep(size, 5);
   for (let o = 0; o <= size; o += oStep) {
     const oy = y(o);
     out.push(`<line x1="${PAD.left - 5}" y1="${fmt(oy)}" x2="${PAD.left}" y2="${fmt(oy)}" stroke="#333"/>`);

@@ -49,7 +49,7 @@ describe('read-phase chart', () => {
     expect(points).toHaveLength(2 * input.progress.length);
     // The last point is the end of the file: the top of the plot.
     expect(points.at(-1)!.split(',')[1]).toBe('40');
-    expect(svg).toContain('read blocks &lt;1&gt; (1700 ms)');
+    expect(svg).toContain('2. read blocks &lt;1&gt;: at 0.90 s, 1700 ms (failed)');
     expect(svg).toContain('virtual: full_2_0_0 &amp; more');
     expect(svg).toContain('offset=2048:power-cycle-module=500');
     // A failed phase is drawn in red.
