@@ -120,6 +120,20 @@ describe('proxy upgrade flow', () => {
     await sota.readback(v1);
   });
 
+  test('signal below the plan minimum (AT+CSQ): the MCU refuses', { timeout: budget.upgrade, retry }, async ({ sota, images, qt }) => {
+    const v1 = images.image('1_0_0');
+    await sota.baseline(v1);
+    // A minimum 10 dB above what the module reads now, whatever the station's radio conditions.
+    const now = await qt.signalQuality(sota.cmd);
+    const minSignal = Math.min(-1, (now.dbm ?? -113) + 10);
+    const run = await sota.upgrade({ plan: sota.spec(images.package('full_2_0_0'), { minSignal }), current: v1, expect: 'refused' });
+    expectOutcome(run, 'refused');
+    expect(run.refusal).toMatch(new RegExp(`below the plan's minimum ${minSignal} dBm`));
+    expect(tx(run, 'AT+CSQ')).toBeGreaterThanOrEqual(1);
+    expect(tx(run, 'AT+QIOTUPDATE=0')).toBe(1);
+    await sota.readback(v1);
+  });
+
   test('a fault the station cannot execute is refused before anything is sent', { timeout: budget.smoke, retry }, async ({ sota, images, station }) => {
     // The same station, seen without its module supply line.
     const power = { ...station.power, can: (action: 'cycle' | 'reset', part: 'module' | 'target') => !(action === 'cycle' && part === 'module') && station.power.can(action, part) };

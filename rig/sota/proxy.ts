@@ -69,7 +69,15 @@ export interface ProxyUpgradeOptions {
   crcAlgorithm?: string;
   /** Recoveries (module reboots, restarted downloads, re-programming) before the flow gives up; default 5. */
   maxRecoveries?: number;
+  /**
+   * Longest download of one piece, from the first wait to its 10703; default the URL wait plus
+   * DOWNLOAD_NOTIFY_LIMIT periods of 10702 plus the margin (10 minutes on a real module).
+   */
+  downloadLimitMs?: number;
 }
+
+/** 10702 periods a piece's download may take by default (5 s each on a real module: 10 minutes). */
+export const DOWNLOAD_NOTIFY_LIMIT = 120;
 
 /** A proxy run is its record: save it with serializeRunRecord for `rig repro`. */
 export type ProxyRun = RunRecord;
@@ -311,7 +319,7 @@ class ProxyFlow {
     await this.step('report version', async () => {
       await this.untilSettled(async () => {
         await this.qt.setMcuVersion(station.component, this.pkg!.version, this.cmd());
-        await this.waitFor(isEvent('ota-success'), this.T.commandMs + this.T.marginMs, '+QIOTEVT: 7,10705', false);
+        await this.waitFor(isEvent('ota-success'), this.T.commandMs + this.T.marginMs, '+QIOTEVT: 7,10705');
       });
       this.moduleResult = 10705;
     });
@@ -408,12 +416,26 @@ class ProxyFlow {
     }
   }
 
-  /** Waits for 10703 (the next piece), accepting 10701/10702 (download running) and a re-delivered 10700. */
+  /**
+   * Waits for 10703 (the next piece), accepting 10701/10702 (download running) and a re-delivered 10700.
+   * Each event re-arms the wait (the module's URL wait or a few 10702 periods); the whole piece is bounded
+   * too, so a module that reports 10702 forever cannot hold the run.
+   */
   private async awaitPiece(): Promise<{ start: number; length: number }> {
     const size = this.plan!.expected.size;
     const quiet = Math.max(this.T.urlWaitMs, 2 * this.T.downloadNotifyMs) + this.T.marginMs;
+    const limitMs = this.opts.downloadLimitMs ?? this.T.urlWaitMs + DOWNLOAD_NOTIFY_LIMIT * this.T.downloadNotifyMs + this.T.marginMs;
+    const until = performance.now() + limitMs;
     for (;;) {
-      const e = await this.waitFor(isEvent('ota-plan', 'ota-download-start', 'ota-downloading', 'ota-piece-ready'), quiet, '+QIOTEVT: 7,10701/10702/10703');
+      const left = Math.round(until - performance.now());
+      if (left <= 0) {
+        throw new EventTimeoutError(`no piece (10703) within ${limitMs} ms of download`, {
+          station: this.station.name,
+          expected: '+QIOTEVT: 7,10703 once the module has downloaded the piece',
+          seen: `only ${this.events.slice(-3).map((x) => JSON.stringify(x.raw)).join(', ')}`,
+        });
+      }
+      const e = await this.waitFor(isEvent('ota-plan', 'ota-download-start', 'ota-downloading', 'ota-piece-ready'), Math.min(quiet, left), '+QIOTEVT: 7,10701/10702/10703');
       switch (e.kind) {
         case 'ota-plan':
           // After a reboot the cloud may deliver the plan again instead of re-issuing the URL: confirm again.
