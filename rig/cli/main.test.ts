@@ -262,7 +262,9 @@ describe('rig command on the virtual station', () => {
       package: { name: 'full_1_1_0', type: 'full', version: '1_1_0', sourceVersion: null, size: pkg.size, sha256: pkg.sha256, targetSha256: pkg.sha256 },
       current: { version: '1_0_0', size: from.bytes.length, sha256: from.sha256 },
       options: { battery: 10, blockSize: 1024, crcAlgorithm: 'crc-32', expect: ['upgraded', 'refused'], maxRecoveries: 5 },
-      faults: [], cloudFaults: [], fired: [], events: [], transcript: [], phases: [], read: { bytes: 0, blocks: 0, ms: 0, bytesPerSecond: 0 }, progress: [],
+      // A fault that fired in the recorded run; a refused plan never downloads, so it cannot fire now.
+      faults: ['event=10702:power-cycle-module=500'], cloudFaults: [], fired: [{ fault: 'event=10702:power-cycle-module=500', t: 1000, phase: 'download', effect: 'module rebooted' }],
+      events: [], transcript: [], phases: [], read: { bytes: 0, blocks: 0, ms: 0, bytesPerSecond: 0 }, progress: [],
       download: null, refusal: null, readback: null, errors: [],
       verdict: { outcome: 'upgraded', expected: ['upgraded', 'refused'], ok: true, summary: 'upgraded' },
     };
@@ -271,6 +273,7 @@ describe('rig command on the virtual station', () => {
     const config = writeConfig('from-1-again.json', { stations: { virtual: { flashImage: path.join(root, 'fixtures/images/STM32_1_0_0.bin') } } });
     const r = await rig(['repro', file, '--config', config, '-o', path.join(tmp, 'differs-again.json')], { timeoutMs: 110_000 });
     expect(r.stdout).toContain('DIFFERENT verdict: upgraded → refused');
+    expect(r.stdout).toContain('note: fault event=10702:power-cycle-module=500 fired in the recorded run but not in this one');
     expect(r.status).toBe(1);
   });
 

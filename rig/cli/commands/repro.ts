@@ -31,11 +31,17 @@ export async function run(argv: string[]): Promise<number> {
       const result = await replay(record, station, { signal, recorder });
       recorder.stopBar();
       const out = writeRecord(result.record, values.record, 'repro');
+      // Same verdict or not, a fault that fired then and not now means the disturbance was not reproduced.
+      const notReproduced = (record.fired ?? []).map((f) => f.fault).filter((f) => !result.record.fired.some((x) => x.fault === f));
+      const note =
+        notReproduced.length > 0
+          ? `fault${notReproduced.length > 1 ? 's' : ''} ${notReproduced.join(', ')} fired in the recorded run but not in this one: its trigger did not come on ${station.name} (timing differs: download rate, time scale), so the disturbance was not reproduced`
+          : undefined;
       if (json) {
-        process.stdout.write(`${JSON.stringify({ same: result.same, comparison: result.comparison, original: result.original, replayed: result.replayed, station: station.name, record: out }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ same: result.same, comparison: result.comparison, original: result.original, replayed: result.replayed, station: station.name, record: out, notReproduced }, null, 2)}\n`);
       } else {
         const p = paint(process.stdout);
-        process.stdout.write(`${describeRun(result.record, out, p)}\n${result.same ? p.green('SAME verdict') : p.red('DIFFERENT verdict')}: ${result.comparison}\n`);
+        process.stdout.write(`${describeRun(result.record, out, p)}\n${note ? `${p.yellow(`note: ${note}`)}\n` : ''}${result.same ? p.green('SAME verdict') : p.red('DIFFERENT verdict')}: ${result.comparison}\n`);
       }
       return result.same ? ExitCode.ok : ExitCode.failure;
     });
