@@ -99,6 +99,12 @@ class StationHolder {
     return this.suite.name;
   }
 
+  /** The open station; only between ready() and the end of the test. */
+  get current(): OpenedStation {
+    if (!this.station) throw new InfrastructureError('the suite has no open station (its beforeEach hook did not run or failed)', { station: this.name });
+    return this.station;
+  }
+
   async ready(signal: AbortSignal, recorder: AllureRecorder): Promise<OpenedStation> {
     if (this.station && (this.reopen || !(await this.healthy(this.station, signal)))) {
       await recorder.step(`${this.name}: reopen the station after an infrastructure failure`, () => this.close());
@@ -200,32 +206,21 @@ export async function sotaSuite(opts: SuiteOptions) {
       return holder;
     })
     .extend('recorder', async (): Promise<AllureRecorder> => new AllureRecorder())
-    .extend('station', async ({ stationHolder, recorder, task, signal }, { onCleanup }) => {
-      const holder = stationHolder;
-      await allure.feature(opts.feature);
-      await allure.story(task.name);
-      await allure.label(STATION_LABEL, holder.name);
-      await allure.parameter('station', holder.name);
-      await allure.parameter('baud rate', String(baudRate));
-      holder.ledger.check();
-      const station = await holder.ready(signal, recorder);
-
+    .extend('station', async ({ stationHolder, recorder }, { onCleanup }) => {
+      // Opened (or found broken) by the beforeEach hook below, once per attempt.
+      const station = stationHolder.current;
       const transcript: TranscriptEntry[] = [];
-      const offTranscript = station.module.at.on('transcript', (e) => transcript.push(e));
       const openocd: string[] = [];
-      const offLog = station.probe.log.onLine((l) => openocd.push(l));
-
+      const off = [station.module.at.on('transcript', (e) => transcript.push(e)), station.probe.log.onLine((l) => openocd.push(l))];
       onCleanup(async () => {
-        offTranscript();
-        offLog();
+        for (const f of off) f();
         const problems = await safeBetweenTests(station);
         if (problems.length > 0) {
-          holder.reopen = true;
+          stationHolder.reopen = true;
           recorder.attach('teardown problems', `${problems.join('\n')}\n`, 'text/plain');
         }
         recorder.attach('AT transcript (whole test)', formatTranscript(transcript) || '(nothing sent or received)\n', 'text/plain');
         recorder.attach('OpenOCD log', openocd.length > 0 ? `${openocd.join('\n')}\n` : '(OpenOCD logged nothing during this test)\n', 'text/plain');
-        recordHealth(holder, task.name, task.result?.state === 'fail' ? task.result.errors?.at(-1) : undefined);
       });
       return station;
     })
@@ -262,6 +257,23 @@ export async function sotaSuite(opts: SuiteOptions) {
       };
       return sota;
     });
+
+  // The station is opened in a hook, not in the `station` fixture: vitest 4.1.12 marks a test fixture as
+  // resolved before its setup runs, so a fixture whose setup threw is not set up again on retry (the
+  // retry then sees `undefined`). Hooks run again for every attempt.
+  test.beforeEach(async ({ stationHolder, recorder, task, signal }) => {
+    await allure.feature(opts.feature);
+    await allure.story(task.name);
+    await allure.label(STATION_LABEL, stationHolder.name);
+    await allure.parameter('station', stationHolder.name);
+    await allure.parameter('baud rate', String(baudRate));
+    stationHolder.ledger.check();
+    await stationHolder.ready(signal, recorder);
+  });
+  // Every attempt, also one whose station did not open: the health ledger counts infrastructure failures.
+  test.afterEach(({ stationHolder, task }) => {
+    recordHealth(stationHolder, task.name, task.result?.state === 'fail' ? task.result.errors?.at(-1) : undefined);
+  });
 
   return { test, budget, retry, suite };
 }

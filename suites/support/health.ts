@@ -34,6 +34,11 @@ export class StationBrokenError extends InfrastructureError {
     // The report's categories match the class name on the first line of the trace.
     this.name = 'InfrastructureError';
   }
+
+  // vitest hands errors to the retry condition as their toJSON().
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), stationBroken: true };
+  }
 }
 
 export class HealthLedger {

@@ -21,8 +21,9 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-/** An error as vitest hands it to retry.condition: its own enumerable fields, name and message. */
-const serialized = (e: Error): TestError => ({ ...e, name: e.name, message: e.message }) as TestError;
+/** An error as vitest hands it to retry.condition: its toJSON() when it has one (RigError does). */
+const serialized = (e: Error): TestError =>
+  ('toJSON' in e && typeof e.toJSON === 'function' ? (e.toJSON as () => object)() : { name: e.name, message: e.message }) as TestError;
 
 describe('read-phase chart', () => {
   const input = {
