@@ -199,7 +199,10 @@ describe('rig command on the virtual station', () => {
     expect(r.stdout).not.toContain('TopSecretValue');
     expect(r.stdout).toContain('EC200U');
     expect(r.status).toBe(0);
-    expect(readFileSync(path.join(tmp, '.rig_at_history'), 'utf8')).toContain('ATI\n');
+    const history = readFileSync(path.join(tmp, '.rig_at_history'), 'utf8');
+    expect(history).toContain('ATI\n');
+    expect(history).toContain('AT+QIOTCFG="productinfo","pk1","********"\n');
+    expect(history).not.toContain('TopSecretValue');
   });
 
   test('rig power virtual module-vbat cycle: the line is cycled and reads on', async () => {
@@ -247,6 +250,13 @@ describe('rig command on the virtual station', () => {
     const out = JSON.parse(re.stdout) as { same: boolean; comparison: string; station: string };
     expect(out).toMatchObject({ same: true, comparison: 'upgraded → upgraded', station: 'virtual' });
     expect(parseRunRecord(readFileSync(again, 'utf8')).verdict.outcome).toBe('upgraded');
+  });
+
+  test('rig upgrade --plan on a station whose plans come from an API is a usage error pointing at --package', async () => {
+    const r = await rig(['upgrade', 'virtual', '--plan', 'bench-1 full 2.0.0']);
+    expect(r.status).toBe(64);
+    expect(r.stderr).toContain('virtual: --plan: virtual creates its plans through an API');
+    expect(r.stderr).toContain('--package <name>');
   });
 
   test('rig repro says so (exit 1) when the verdict differs from the record', { timeout: 120_000 }, async () => {

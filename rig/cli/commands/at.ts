@@ -85,12 +85,14 @@ async function consoleLoop(
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: tty, history, historySize: HISTORY_SIZE, prompt: p.bold(`${station}> `) });
   let showEvents = true;
   const print = (text: string): void => {
-    if (tty) process.stdout.write('\r\x1b[K');
     process.stdout.write(`${text}\n`);
-    if (tty) rl.prompt(true);
   };
+  // An event arrives whenever it does: clear the prompt line, print it, and put the prompt back.
   const off = onEvent((e) => {
-    if (showEvents) print(p.cyan(describeEvent(e)));
+    if (!showEvents) return;
+    if (tty) process.stdout.write('\r\x1b[K');
+    print(p.cyan(describeEvent(e)));
+    if (tty) rl.prompt(true);
   });
   process.stdout.write(p.dim(`AT console on ${port} (${station}). .help for console commands, .quit or Ctrl-D to leave.\n`));
   const help = ['.events on|off   show or hide URCs and decoded +QIOTEVT events', '.history         the commands of earlier sessions', '.quit            leave (the station goes back to its safe state)'];
@@ -116,8 +118,9 @@ async function consoleLoop(
         continue;
       }
       try {
-        appendFileSync(HISTORY_FILE, `${line}\n`, { mode: 0o600 });
-        history.unshift(line);
+        // A ProductSecret typed into the console is not written to disk.
+        appendFileSync(HISTORY_FILE, `${maskSecrets(line)}\n`, { mode: 0o600 });
+        history.unshift(maskSecrets(line));
       } catch {
         // A read-only home: history stays in memory.
       }
