@@ -41,6 +41,7 @@ import { silentRecorder } from './recorder.ts';
 import type { Recorder } from './recorder.ts';
 import { RUN_RECORD_FORMAT, RUN_RECORD_VERSION, serializeRunRecord, thin } from './record.ts';
 import type { CloudFault, FiredFault, RecordedError, RecordedEvent, RecordedLine, RecordedPhase, RunRecord } from './record.ts';
+import { DownloadAssembly } from './pieces.ts';
 import { FaultSchedule, checkFaults } from './schedule.ts';
 import type { ScheduledFault } from './schedule.ts';
 import { judge } from './verdict.ts';
@@ -147,10 +148,7 @@ class ProxyFlow {
 
   // Download state: the whole file, assembled at absolute offsets.
   private announced: OtaDownloadStartEvent | undefined;
-  private file: Buffer | undefined;
-  private piece: { start: number; length: number } | undefined;
-  private readOffset = 0;
-  private nextPieceStart = 0;
+  private download: DownloadAssembly | undefined;
 
   // Evidence.
   private decision: Evidence['decision'];
@@ -392,21 +390,15 @@ class ProxyFlow {
   // ---- download ---------------------------------------------------------------------------------------
 
   private async downloadPhase(): Promise<void> {
-    const size = this.plan!.expected.size;
-    this.file = Buffer.alloc(size);
+    const dl = new DownloadAssembly(this.station.name, this.station.component, this.plan!.expected.size);
+    this.download = dl;
     let attempt = 0;
     for (;;) {
       try {
-        if (!this.piece) {
-          const e = await this.step(this.numbered('download', attempt), () => this.awaitPiece());
-          this.piece = { start: e.start, length: e.length };
-          this.readOffset = e.start;
-        }
-        await this.step(this.numbered('read blocks', attempt), () => this.readPiece());
-        const end = this.piece.start + this.piece.length;
-        if (end >= size) return;
-        this.nextPieceStart = end;
-        this.piece = undefined;
+        if (!dl.piece) await this.step(this.numbered('download', attempt), () => this.awaitPiece(dl));
+        await this.step(this.numbered('read blocks', attempt), () => this.readPiece(dl));
+        if (dl.complete) return;
+        dl.next();
         await this.qt.otaUpdate(UpdateAction.nextPiece, this.cmd());
       } catch (err) {
         if (!(err instanceof Disturbance)) throw err;
@@ -421,7 +413,7 @@ class ProxyFlow {
    * Each event re-arms the wait (the module's URL wait or a few 10702 periods); the whole piece is bounded
    * too, so a module that reports 10702 forever cannot hold the run.
    */
-  private async awaitPiece(): Promise<{ start: number; length: number }> {
+  private async awaitPiece(dl: DownloadAssembly): Promise<void> {
     const size = this.plan!.expected.size;
     const quiet = Math.max(this.T.urlWaitMs, 2 * this.T.downloadNotifyMs) + this.T.marginMs;
     const limitMs = this.opts.downloadLimitMs ?? this.T.urlWaitMs + DOWNLOAD_NOTIFY_LIMIT * this.T.downloadNotifyMs + this.T.marginMs;
@@ -461,34 +453,22 @@ class ProxyFlow {
         }
         case 'ota-downloading':
           break;
-        case 'ota-piece-ready': {
-          const ok = e.component === this.station.component && e.size === size && e.length > 0 && e.start + e.length <= size && (e.start === 0 || e.start === this.nextPieceStart);
-          if (!ok) {
-            throw new ProtocolError('10703 announces a piece the flow cannot use', {
-              station: this.station.name,
-              expected: `"${this.station.component}",${size},${this.nextPieceStart === 0 ? 0 : `0 or ${this.nextPieceStart}`},<length>`,
-              seen: e.raw,
-            });
-          }
-          if (e.start === 0) this.nextPieceStart = 0;
-          return { start: e.start, length: e.length };
-        }
+        case 'ota-piece-ready':
+          dl.accept(e);
+          return;
       }
     }
   }
 
-  private async readPiece(): Promise<void> {
-    const piece = this.piece!;
-    const size = this.plan!.expected.size;
-    const end = piece.start + piece.length;
+  private async readPiece(dl: DownloadAssembly): Promise<void> {
+    const size = dl.size;
     const bitsPerByte = 10;
     const blockMs = Math.ceil(((this.blockSize + 64) * bitsPerByte * 1000) / Math.max(1, this.station.info.baudRate));
     const timeoutMs = this.T.commandMs + blockMs + this.T.marginMs;
     const reboots = this.reboots;
     const fails = this.failures10706;
-    while (this.readOffset < end) {
-      const offset = this.readOffset;
-      const len = Math.min(this.blockSize, end - offset);
+    for (let len = dl.nextBlock(this.blockSize); len > 0; len = dl.nextBlock(this.blockSize)) {
+      const offset = dl.readOffset;
       this.schedule.atOffset(offset, len);
       await this.checkpoint();
       const t = performance.now();
@@ -508,17 +488,18 @@ class ProxyFlow {
       this.readMs += performance.now() - t;
       this.readBytes += block.data.length;
       this.readBlocks++;
-      this.file!.set(block.data, offset);
-      this.readOffset = offset + block.data.length;
-      this.progress.push({ t: this.now(), offset: this.readOffset });
-      this.recorder.progress?.('read blocks', this.readOffset, size);
+      dl.store(block.start, block.data);
+      this.progress.push({ t: this.now(), offset: dl.readOffset });
+      this.recorder.progress?.('read blocks', dl.readOffset, size);
     }
   }
 
   private verifyDownload(): boolean {
-    const file = this.file!;
+    const dl = this.download!;
+    const file = dl.file;
     const ex = this.plan!.expected;
     const problems = this.downloadProblems;
+    if (!dl.complete) problems.push('the pieces read do not cover the whole file');
     const a = this.announced;
     if (a) {
       const v = verifyPackage(file, { size: a.size, md5: a.md5, crc: a.crc, ...(a.sha256 !== undefined ? { sha256: a.sha256 } : {}) }, { crcAlgorithm: this.crcAlgorithm });
@@ -528,7 +509,7 @@ class ProxyFlow {
     }
     const vp = verifyPackage(file, { size: ex.size, md5: ex.md5, crc: ex.crc, sha256: ex.sha256 }, { crcAlgorithm: this.crcAlgorithm });
     if (!vp.ok) problems.push(`download against the prepared plan: ${describeVerification(vp)}`);
-    const hashesOk = !problems.some((p) => p.startsWith('download against') || p.startsWith('10701:'));
+    const hashesOk = !problems.some((p) => p.startsWith('download against') || p.startsWith('10701:') || p.startsWith('the pieces'));
     this.downloadVerified = hashesOk;
     let image: Image | undefined;
     try {
@@ -829,9 +810,7 @@ class ProxyFlow {
         case 'download':
           if (d.what.rebooted) {
             // §4.4: the module erased the download; it restarts from byte 0 when the cloud re-issues it.
-            this.piece = undefined;
-            this.readOffset = 0;
-            this.nextPieceStart = 0;
+            this.download?.restart();
             await this.qt.setMcuVersion(station.component, this.opts.current.version, this.cmd());
             await this.qt.otaRequest({ sha256: true, ...this.cmd() });
           }
