@@ -45,7 +45,7 @@ function packageByName(firmware: FirmwareSet, name: string): Package {
 }
 
 /** --plan: a plan an operator created in Developer Center and declared in the station's config. */
-function specFromPlan(station: OpenedStation, firmware: FirmwareSet, planName: string): UpgradeSpec {
+export function specFromPlan(station: Pick<OpenedStation, 'name' | 'component'> & { config: Pick<OpenedStation['config'], 'plans'> }, firmware: FirmwareSet, planName: string): UpgradeSpec {
   const plans = station.config.plans;
   if (plans.kind !== 'declared') {
     throw new UsageError(`--plan: ${station.name} creates its plans through an API`, { station: station.name, expected: '--package <name> (the plan is made for it)', seen: `--plan ${planName}` });
