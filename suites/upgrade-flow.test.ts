@@ -15,8 +15,9 @@ import { afterAll, describe, expect } from 'vitest';
 import { loadManifest } from '../rig/images/index.ts';
 import type { FirmwareSet, Image, Package } from '../rig/images/index.ts';
 import { formatFault, parseFault, parseRunRecord, replay, runProxyUpgrade, serializeRunRecord } from '../rig/sota/index.ts';
-import type { ProxyRun } from '../rig/sota/index.ts';
+import type { ProxyRun, Recorder } from '../rig/sota/index.ts';
 import type { Station } from '../rig/station/index.ts';
+import { ConfigError } from '../rig/errors.ts';
 import { expectOutcome } from './support/evidence.ts';
 import { sotaSuite } from './fixtures.ts';
 import { makeFixtures } from '../scripts/make-fixtures.ts';
@@ -139,11 +140,43 @@ describe('proxy upgrade flow', () => {
     const power = { ...station.power, can: (action: 'cycle' | 'reset', part: 'module' | 'target') => !(action === 'cycle' && part === 'module') && station.power.can(action, part) };
     const limited = Object.create(station, { power: { value: power } }) as Station;
     const v1 = images.image('1_0_0');
-    const run = await runProxyUpgrade(limited, { plan: sota.spec(images.package('full_2_0_0')), current: v1, faults: [parseFault('offset=4096:power-cycle-module')], signal: sota.signal, recorder: sota.recorder });
-    expect(run.verdict.failure).toMatchObject({ type: 'config', kind: 'config' });
-    expect(run.verdict.failure?.message).toMatch(/cannot execute this fault.*offset=4096:power-cycle-module=500 \(no module supply line\)/s);
-    expect(run.transcript.filter((l) => l.dir === 'TX')).toEqual([]);
-    expect(run.events).toEqual([]);
+    const sent: string[] = [];
+    const off = station.module.at.on('transcript', (e) => {
+      if (e.dir === 'TX') sent.push(e.text);
+    });
+    try {
+      const run = runProxyUpgrade(limited, { plan: sota.spec(images.package('full_2_0_0')), current: v1, faults: [parseFault('offset=4096:power-cycle-module')], signal: sota.signal, recorder: sota.recorder });
+      await expect(run).rejects.toBeInstanceOf(ConfigError);
+      await expect(run).rejects.toThrow(/cannot execute this fault.*offset=4096:power-cycle-module=500 \(no module supply line\)/s);
+    } finally {
+      off();
+    }
+    expect(sent).toEqual([]);
+  });
+
+  test('an aborted run stops at once, as an infrastructure failure, and the next baseline recovers', { timeout: budget.disturbed, retry }, async ({ sota, station }) => {
+    const v1 = small.image('1_0_0');
+    await sota.baseline(v1);
+    inFlash = '1_0_0';
+    // Ctrl-C in the middle of the block reads.
+    const ctrlC = new AbortController();
+    const r = sota.recorder;
+    const recorder: Recorder = {
+      step: (name, body) => r.step(name, body),
+      attach: (name, content, type) => r.attach(name, content, type),
+      measure: (name, value, unit) => r.measure(name, value, unit),
+      progress: (_phase, done) => {
+        if (done >= 2048) ctrlC.abort(new Error('Ctrl-C'));
+      },
+    };
+    const run = await runProxyUpgrade(station, { plan: sota.spec(small.package('full_2_0_0')), current: v1, signal: AbortSignal.any([sota.signal, ctrlC.signal]), recorder });
+    expect(run.verdict.failure).toMatchObject({ type: 'infrastructure', kind: 'infrastructure' });
+    expect(run.errors.at(-1)).toMatchObject({ name: 'AbortedError', phase: 'download', recovered: false });
+    expect(run.readback, 'an aborted run does not touch the probe').toBeNull();
+    expect(run.read.bytes).toBeLessThan(small.package('full_2_0_0').size);
+    // The module still holds the aborted download: the baseline settles it and the station is usable.
+    await sota.baseline(v1);
+    await sota.readback(v1);
   });
 
   test('a run record replays to the same verdict', { timeout: 2 * budget.disturbed, retry }, async ({ sota, station }) => {

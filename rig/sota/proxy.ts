@@ -116,6 +116,12 @@ function errorInfo(err: unknown): { kind: FailureKind; name: string; message: st
   return { kind: 'infrastructure', name: e.name, message: e.message, timeout: false };
 }
 
+/**
+ * Runs one upgrade and returns its record, whatever the outcome (see `verdict`). Throws only a ConfigError,
+ * before anything is sent, when the run cannot be made as asked: a fault the station has no line for, a
+ * cloud fault its plan source cannot inject, a prepared plan without its package, an image larger than the
+ * slot, a bad block size or CRC name.
+ */
 export async function runProxyUpgrade(station: Station, options: ProxyUpgradeOptions): Promise<ProxyRun> {
   return new ProxyFlow(station, options).run();
 }
@@ -203,10 +209,11 @@ class ProxyFlow {
   // ---- the run --------------------------------------------------------------------------------------
 
   async run(): Promise<ProxyRun> {
+    // Not a run at all: nothing is sent, the caller gets the ConfigError (the CLI's exit code 2).
+    this.checkBeforeStart();
     let error: unknown;
     this.attach();
     try {
-      this.checkBeforeStart();
       await this.main();
     } catch (err) {
       error = err;
