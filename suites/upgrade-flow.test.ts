@@ -204,7 +204,8 @@ const MATRIX: [action: string, triggers: string[]][] = [
   ['reset-module=100', ['event=10703', 'programming', 'before-version-report']],
   ['power-cycle-target=300', ['offset=2048', 'programming', 'before-version-report']],
   ['reset-target=100', ['event=10703', 'programming', 'after-update3']],
-  ['network-cut=300', ['event=10701', 'offset=2048', 'after-update3']],
+  // delay=300 lands in the download or the block reads (programming alone takes longer than that).
+  ['network-cut=300', ['event=10701', 'offset=2048', 'delay=300']],
   ['close-port', ['event=10703', 'offset=5120', 'before-version-report']],
 ];
 
