@@ -13,7 +13,9 @@
 // Each figure is measured 3 times (alternating who goes first) and the median reported. Prints a table and
 // writes reports/bench/latest.json. Exit 0 whether or not targets are met; 1 when a measurement failed.
 // Runs under tsx (package.json) because it shares its arithmetic with the unit tests (scripts/bench/wire.ts).
+import { createRequire } from 'node:module';
 import os from 'node:os';
+import { pathToFileURL } from 'node:url';
 import { $, fs, minimist, path, which } from 'zx';
 import { makeBenchFixtures } from './bench/fixtures.ts';
 import { formatTarget, meets, summarize } from './bench/wire.ts';
@@ -57,8 +59,14 @@ const benchDir = path.join(root, 'reports', 'bench');
 for (const tool of ['openocd', 'socat']) {
   if (!(await which(tool, { nothrow: true }))) fail(`${tool} is not on PATH (run npm run setup)`);
 }
-const tsxCli = path.join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs');
-if (!(await fs.pathExists(tsxCli))) fail('tsx is not installed (run npm run setup)');
+// Sections run as `node --import tsx …`: one process (tsx's CLI would run the script in a child of its own,
+// out of reach of --cpu-prof and of the parent's accounting).
+let tsxLoader;
+try {
+  tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+} catch {
+  fail('tsx is not installed (run npm run setup)');
+}
 
 await fs.mkdirp(benchDir);
 const work = await fs.mkdtemp(path.join(os.tmpdir(), 'sota-rig-bench-'));
@@ -77,7 +85,7 @@ async function section(name, extra, label) {
   const out = path.join(work, `${label}.json`);
   const nodeArgs = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `${label}.cpuprofile`] : [];
   console.error(`bench: ${label}`);
-  const p = await $({ stdio: ['ignore', 'inherit', 'inherit'], nothrow: true })`${process.execPath} ${nodeArgs} ${tsxCli} ${path.join(root, 'scripts', 'bench', 'section.ts')} ${name} --manifest ${manifest} --out ${out} --reps ${reps} ${extra}`;
+  const p = await $({ stdio: ['ignore', 'inherit', 'inherit'], nothrow: true })`${process.execPath} ${nodeArgs} --import ${tsxLoader} ${path.join(root, 'scripts', 'bench', 'section.ts')} ${name} --manifest ${manifest} --out ${out} ${extra.includes('--reps') ? [] : ['--reps', reps]} ${extra}`;
   if (p.exitCode !== 0) {
     failures.push(`${label}: exit ${p.exitCode}`);
     return undefined;
@@ -87,15 +95,21 @@ async function section(name, extra, label) {
 const failures = [];
 const results = {};
 if (only.includes('read')) {
-  for (const baud of args.quick ? [921600, 0] : [115200, 921600, 0]) results[`read-${baud}`] = await section('read', ['--baud', baud], `read-${baud || 'unpaced'}`);
+  // An unpaced read phase lasts ~0.15 s, where scheduling noise is of the same order: three times the reps.
+  for (const baud of args.quick ? [921600, 0] : [115200, 921600, 0]) {
+    results[`read-${baud}`] = await section('read', ['--baud', baud, ...(baud === 0 ? ['--reps', reps * 3] : [])], `read-${baud || 'unpaced'}`);
+  }
 }
 if (only.includes('probe')) results.probe = await section('probe', [], 'probe');
 if (only.includes('parallel')) results.parallel = await section('parallel', ['--baud', parallelBaud, '--counts', '1,2,4'], `parallel-${parallelBaud}`);
 
-// What tsx's loader costs a process (its hooks thread is a second V8 isolate), to read item 5 against.
+// What tsx's loader costs a process (its hooks thread is a second V8 isolate), to read item 5 against: the
+// rig's modules imported from dist/ by plain node (as bin/rig.js runs) and from the sources under tsx.
 const idle = path.join(root, 'scripts', 'bench', 'idle-rss.mjs');
-const rssNode = Number((await $`${process.execPath} ${idle}`).stdout.trim());
-const rssTsx = Number((await $`${process.execPath} ${tsxCli} ${idle}`).stdout.trim());
+const rigModules = (base, ext) => ['station', 'sota', 'probe'].map((m) => path.join(root, base, 'rig', m, `index.${ext}`));
+const rss = async (loader, modules) => Number((await $`${process.execPath} ${loader ? ['--import', tsxLoader] : []} ${idle} ${modules}`).stdout.trim());
+const idleRss = { node: await rss(false, []), tsx: await rss(true, []), rigTsx: await rss(true, rigModules('', 'ts')), rigDist: null };
+if (await fs.pathExists(path.join(root, 'dist', 'rig', 'sota', 'index.js'))) idleRss.rigDist = await rss(false, rigModules('dist', 'js'));
 
 // 3. Figures: medians over the repetitions, against the targets.
 const figures = [];
@@ -113,6 +127,7 @@ for (const baud of [115200, 921600]) {
   figure(`read-${baud}-vs-wire`, 1, `read phase ÷ protocol minimum @${baud}`, '×', runs?.map((r) => r.rigVsWire), { op: '<=', value: baud === 115200 ? 1.03 : 1.15 });
   figure(`peer-${baud}-vs-wire`, 2, `  peer's read phase ÷ protocol minimum @${baud}`, '×', runs?.map((r) => r.peerVsWire));
   figure(`rig-vs-peer-${baud}`, 2, `rig ÷ peer @${baud}`, '×', runs?.map((r) => r.rigVsPeer), { op: '<=', value: 1 });
+  figure(`cpu-per-mib-${baud}`, 1, `  rig CPU per MiB read @${baud}`, 'ms/MiB', runs?.map((r) => r.rig.cpuMsPerMiB));
 }
 {
   const runs = runsOf('read-0');
@@ -134,8 +149,15 @@ for (const baud of [115200, 921600]) {
     figure(`parallel-${count}`, 4, `${count} stations at once: worst station ÷ lone efficiency @${parallelBaud}`, '×', runs?.filter((r) => r.count === count).map((r) => r.minRelative), count === 4 ? { op: '>=', value: 0.9 } : undefined);
   }
   figure('lone-efficiency', 4, `  lone station: protocol minimum ÷ read phase @${parallelBaud}`, '×', runs?.filter((r) => r.count === 1).map((r) => r.lone));
-  const rss = results.parallel?.result.rss;
-  figure('peak-rss', 5, 'rig process peak RSS, 4 stations (tsx)', 'MB', rss ? [rss.peak / 1e6] : undefined, { op: '<=', value: 150 }, rss ? `one process; ${(rss.start / 1e6).toFixed(1)} MB before any station; tsx's loader adds ${((rssTsx - rssNode) / 1e6).toFixed(1)} MB to an idle process` : undefined);
+  const four = runs?.filter((r) => r.count === 4);
+  figure('parallel-4-rig-cpu', 4, '  4 stations: rig process CPU while reading', '% core', four?.map((r) => r.cpu.rigPercent));
+  figure('parallel-4-sims-cpu', 4, '  4 stations: the 4 sims CPU while reading', '% core', four?.map((r) => r.cpu.simsPercent.reduce((a, b) => a + b, 0)));
+  const mem = results.parallel?.result.rss;
+  figure('peak-rss', 5, 'rig process peak RSS, 4 stations (run under tsx)', 'MB', mem ? [mem.peak / 1e6] : undefined, { op: '<=', value: 150 }, mem ? `one process, ${(mem.start / 1e6).toFixed(1)} MB before any station` : undefined);
+  if (mem && idleRss.rigDist !== null) {
+    figure('peak-rss-compiled', 5, '  same less what tsx adds to the rig modules (≈ bin/rig.js)', 'MB', [(mem.peak - (idleRss.rigTsx - idleRss.rigDist)) / 1e6], undefined, 'estimate: peak − (rig modules under tsx − the same from dist/)');
+  }
+  if (mem) figure('peak-rss-heap', 5, '  V8 heap used at the sampled peak', 'MB', [mem.atPeak.heapUsed / 1e6]);
 }
 
 // 4. The table and latest.json.
@@ -177,7 +199,7 @@ const report = {
   },
   figures,
   sections: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v ?? null])),
-  idleRss: { node: rssNode, tsx: rssTsx },
+  idleRss,
   failures,
 };
 await fs.mkdirp(path.dirname(outFile));

@@ -7,6 +7,7 @@ import { InfrastructureError } from '../../rig/errors.ts';
 import type { OpenedStation } from '../../rig/station/index.ts';
 import { rigReadPhase } from './rig-read.ts';
 import type { BenchFirmware } from './stations.ts';
+import { childPids, processCpuMs } from './proc.ts';
 import { openBenchStation } from './stations.ts';
 import { protocolMinimumMs, ratio, readPhaseBlocks, wireTotals } from './wire.ts';
 
@@ -16,6 +17,8 @@ const RSS_SAMPLE_MS = 50;
 export interface ParallelRun {
   rep: number;
   count: number;
+  /** CPU spent while the read phases ran (from their common start to the last one's end), in % of one core. */
+  cpu: { windowMs: number; rigPercent: number; simsPercent: number[] };
   stations: { name: string; wallMs: number; efficiency: number; relative: number }[];
   /** The lone station's efficiency in this repetition. */
   lone: number;
@@ -28,12 +31,15 @@ export interface ParallelSectionResult {
   bytes: number;
   counts: number[];
   runs: ParallelRun[];
-  /** Bytes: after the imports (before any station), the kernel's peak (getrusage maxrss), and the sampled peak. */
-  rss: { start: number; peak: number; sampledPeak: number };
+  /**
+   * Bytes: after the imports (before any station), the kernel's peak (getrusage maxrss), the sampled peak
+   * and process.memoryUsage() at that sample (where the memory is: V8 heap, buffers).
+   */
+  rss: { start: number; peak: number; sampledPeak: number; atPeak: NodeJS.MemoryUsage };
 }
 
 /** Resolves for everyone once `n` parties arrived; bounded, so a station stuck before its read fails the run. */
-function barrier(n: number, what: string): () => Promise<void> {
+function barrier(n: number, what: string, onRelease: () => void): () => Promise<void> {
   let arrived = 0;
   let release!: () => void;
   const all = new Promise<void>((resolve) => (release = resolve));
@@ -48,7 +54,10 @@ function barrier(n: number, what: string): () => Promise<void> {
   void all.then(() => clearTimeout(timer));
   return async () => {
     arrived++;
-    if (arrived === n) release();
+    if (arrived === n) {
+      onRelease();
+      release();
+    }
     await Promise.race([all, timedOut]);
   };
 }
@@ -56,8 +65,11 @@ function barrier(n: number, what: string): () => Promise<void> {
 export async function parallelSection(fw: BenchFirmware, baud: number, counts: readonly number[], reps: number, log: (s: string) => void): Promise<ParallelSectionResult> {
   if (baud <= 0) throw new RangeError('the parallel stations need a paced UART (baud > 0) to have an efficiency');
   const rssStart = process.memoryUsage.rss();
-  let sampledPeak = rssStart;
-  const sampler = setInterval(() => (sampledPeak = Math.max(sampledPeak, process.memoryUsage.rss())), RSS_SAMPLE_MS);
+  let atPeak = process.memoryUsage();
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    if (m.rss > atPeak.rss) atPeak = m;
+  }, RSS_SAMPLE_MS);
   sampler.unref();
   const max = Math.max(...counts);
   const stations: OpenedStation[] = [];
@@ -72,8 +84,19 @@ export async function parallelSection(fw: BenchFirmware, baud: number, counts: r
       let lone: number | undefined;
       for (const count of counts) {
         const group = stations.slice(0, count);
-        const gate = barrier(count, `${count} stations at once`);
-        const phases = await Promise.all(group.map((s) => rigReadPhase(s, fw, { beforeRead: gate })));
+        // CPU of this process and of each sim over the window in which the read phases run together.
+        const sims = childPids('sim/main');
+        let start: { t: number; rig: NodeJS.CpuUsage; sims: number[] } | undefined;
+        let end: { t: number; rig: NodeJS.CpuUsage; sims: number[] } | undefined;
+        const snapshot = () => ({ t: performance.now(), rig: process.cpuUsage(), sims: sims.map(processCpuMs) });
+        let done = 0;
+        const gate = barrier(count, `${count} stations at once`, () => (start = snapshot()));
+        const afterRead = () => {
+          if (++done === count) end = snapshot();
+        };
+        const phases = await Promise.all(group.map((s) => rigReadPhase(s, fw, { beforeRead: gate, afterRead })));
+        const windowMs = end!.t - start!.t;
+        const rigMs = (end!.rig.user + end!.rig.system - start!.rig.user - start!.rig.system) / 1000;
         const eff = phases.map((p, i) => ratio(minimumMs.get(group[i]!.name)!, p.wallMs));
         if (count === 1) lone = eff[0];
         if (lone === undefined) throw new RangeError('the counts must start with 1 (the lone station)');
@@ -81,13 +104,15 @@ export async function parallelSection(fw: BenchFirmware, baud: number, counts: r
           rep,
           count,
           lone,
+          cpu: { windowMs, rigPercent: (100 * rigMs) / windowMs, simsPercent: sims.map((_, i) => (100 * (end!.sims[i]! - start!.sims[i]!)) / windowMs) },
           stations: group.map((s, i) => ({ name: s.name, wallMs: phases[i]!.wallMs, efficiency: eff[i]!, relative: eff[i]! / lone! })),
           minRelative: Math.min(...eff.map((e) => e / lone!)),
         };
         runs.push(run);
         log(
           `  ${count} station(s) #${rep + 1}: ` +
-            run.stations.map((s) => `${s.name} ${s.wallMs.toFixed(0)} ms, efficiency ${s.efficiency.toFixed(3)} (${s.relative.toFixed(3)} of lone)`).join('; '),
+            run.stations.map((s) => `${s.name} ${s.wallMs.toFixed(0)} ms, efficiency ${s.efficiency.toFixed(3)} (${s.relative.toFixed(3)} of lone)`).join('; ') +
+            `; CPU rig ${run.cpu.rigPercent.toFixed(0)}%, sims ${run.cpu.simsPercent.map((p) => p.toFixed(0)).join('/')}% of a core`,
         );
       }
     }
@@ -97,7 +122,7 @@ export async function parallelSection(fw: BenchFirmware, baud: number, counts: r
       bytes: fw.pkg.size,
       counts: [...counts],
       runs,
-      rss: { start: rssStart, peak: process.resourceUsage().maxRSS * 1024, sampledPeak },
+      rss: { start: rssStart, peak: process.resourceUsage().maxRSS * 1024, sampledPeak: atPeak.rss, atPeak },
     };
   } finally {
     clearInterval(sampler);

@@ -1,7 +1,7 @@
 // CPU time of other processes, from /proc (Linux): the benchmark judges OpenOCD and the sims by the CPU they
 // burn as well as by wall time, because on a loaded 2-core machine wall time is mostly waiting for a core.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 let ticksPerSecond: number | undefined;
 
@@ -32,4 +32,19 @@ export function processCpuMs(pid: number): number {
 export function reapedChildrenCpuMs(): number {
   const f = statFields('self');
   return ((Number(f[13]) + Number(f[14])) * 1000) / clockTicks();
+}
+
+/** Live child processes of this process whose command line contains `marker` (e.g. the sims). */
+export function childPids(marker: string): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (Number(statFields(Number(entry))[1]) !== process.pid) continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(marker)) out.push(Number(entry));
+    } catch {
+      // Gone between the listing and the read.
+    }
+  }
+  return out;
 }

@@ -28,6 +28,8 @@ export interface ReadPhaseOptions {
   signal?: AbortSignal;
   /** Awaited when the flow reaches its read phase, before the timing starts (parallel stations start together). */
   beforeRead?: () => Promise<void>;
+  /** Called when the read phase ends (or fails). */
+  afterRead?: () => void;
 }
 
 /** One upgrade through the proxy flow, stopped after its read phase; the station is left settled. */
@@ -53,6 +55,7 @@ export async function rigReadPhase(station: OpenedStation, fw: BenchFirmware, op
       } finally {
         const cpu = process.cpuUsage(c0);
         measured = { wallMs: performance.now() - t0, cpuMicros: cpu.user + cpu.system };
+        opts.afterRead?.();
       }
     },
     attach: () => undefined,
