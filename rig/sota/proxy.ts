@@ -748,7 +748,7 @@ class ProxyFlow {
             let reopened = false;
             if (!station.module.at.isOpen) {
               // A USB module's port vanishes with its supply.
-              await station.module.reopen({ signal: this.signal });
+              await this.reopenWhenBack();
               this.reattach();
               reopened = true;
             }
@@ -787,6 +787,24 @@ class ProxyFlow {
       }
     });
     if (d) throw d;
+  }
+
+  /**
+   * Reopens a serial port that vanished with the module's supply. A USB module re-enumerates some time after
+   * power-on and nothing tells the rig when, so it tries again with a growing pause, within the boot time.
+   */
+  private async reopenWhenBack(): Promise<void> {
+    const until = performance.now() + this.T.bootMs + this.T.marginMs;
+    for (let pause = 100; ; pause = Math.min(pause * 2, 2000)) {
+      try {
+        await this.station.module.reopen({ signal: this.signal });
+        return;
+      } catch (err) {
+        if (this.signal?.aborted || !(err instanceof RigError) || err.kind !== 'infrastructure' || performance.now() + pause > until) throw err;
+        this.noteError(err, true);
+        await sleep(pause, this.signal);
+      }
+    }
   }
 
   /** Brings the module back to where the current phase can go on (see the header). */
