@@ -128,6 +128,11 @@ for (const baud of [115200, 921600]) {
   figure(`peer-${baud}-vs-wire`, 2, `  peer's read phase ÷ protocol minimum @${baud}`, '×', runs?.map((r) => r.peerVsWire));
   figure(`rig-vs-peer-${baud}`, 2, `rig ÷ peer @${baud}`, '×', runs?.map((r) => r.rigVsPeer), { op: '<=', value: 1 });
   figure(`cpu-per-mib-${baud}`, 1, `  rig CPU per MiB read @${baud}`, 'ms/MiB', runs?.map((r) => r.rig.cpuMsPerMiB));
+  figure(`turnaround-${baud}`, 1, `  rig turnaround per block (OK → next command) @${baud}`, 'ms', runs?.map((r) => r.rig.turnaroundMs));
+  figure(`turnaround-share-${baud}`, 1, `  rig turnarounds ÷ read phase @${baud}`, '%', runs?.map((r) => 100 * r.rig.turnaroundShare));
+  figure(`peer-turnaround-${baud}`, 2, `  peer turnaround per block @${baud}`, 'ms', runs?.map((r) => r.peer.turnaroundMs));
+  figure(`answer-${baud}`, 1, `  rig command → OK per block @${baud}`, 'ms', runs?.map((r) => r.rig.answerMs));
+  figure(`peer-answer-${baud}`, 2, `  peer command → OK per block @${baud}`, 'ms', runs?.map((r) => r.peer.answerMs));
 }
 {
   const runs = runsOf('read-0');
@@ -161,7 +166,7 @@ for (const baud of [115200, 921600]) {
 }
 
 // 4. The table and latest.json.
-const fmt = (x, unit) => (unit === '×' ? x.toFixed(3) : x.toFixed(unit === 'MB' ? 1 : 0));
+const fmt = (x, unit) => x.toFixed({ '×': 3, ms: 2, '%': 1, MB: 1 }[unit] ?? 0);
 const rows = figures.map((f) => [
   String(f.item),
   f.title,

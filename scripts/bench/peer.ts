@@ -10,6 +10,10 @@ import { ReadlineParser, SerialPort } from 'serialport';
 export interface PeerResult {
   wallMs: number;
   cpuMicros: number;
+  /** From each block's OK line to the next command written, ms. */
+  turnarounds: number[];
+  /** From each command written to its OK line, ms. */
+  answers: number[];
   data: Buffer;
   blocks: number;
 }
@@ -85,6 +89,9 @@ export async function peerReadPhase(o: PeerOptions): Promise<PeerResult> {
 
   const data = Buffer.alloc(o.length);
   let blocks = 0;
+  const turnarounds: number[] = [];
+  const answers: number[] = [];
+  let okAt: number | undefined;
   try {
     const c0 = process.cpuUsage();
     const t0 = performance.now();
@@ -94,6 +101,8 @@ export async function peerReadPhase(o: PeerOptions): Promise<PeerResult> {
       const deadline = performance.now() + o.blockTimeoutMs;
       const line = () =>
         queue.next(Math.max(1, deadline - performance.now()), () => new PeerError(o.station, `no complete answer to ${command} within ${o.blockTimeoutMs} ms`, '+QIOTOTARD: header, data, OK', 'silence'));
+      const sentAt = performance.now();
+      if (okAt !== undefined) turnarounds.push(sentAt - okAt);
       port.write(`${command}\r`);
       // The echo (if the module echoes) and blank lines come first; ERROR ends the read.
       let header: RegExpExecArray | null = null;
@@ -112,7 +121,11 @@ export async function peerReadPhase(o: PeerOptions): Promise<PeerResult> {
       data.write(text, offset - o.start, 'latin1');
       for (;;) {
         const l = await line();
-        if (l === 'OK') break;
+        if (l === 'OK') {
+          okAt = performance.now();
+          answers.push(okAt - sentAt);
+          break;
+        }
         if (l !== '') throw new PeerError(o.station, `no OK after the block at ${offset}`, 'OK', JSON.stringify(l.slice(0, 40)));
       }
       offset += n;
@@ -120,7 +133,7 @@ export async function peerReadPhase(o: PeerOptions): Promise<PeerResult> {
     }
     const wallMs = performance.now() - t0;
     const cpu = process.cpuUsage(c0);
-    return { wallMs, cpuMicros: cpu.user + cpu.system, data, blocks };
+    return { wallMs, cpuMicros: cpu.user + cpu.system, turnarounds, answers, data, blocks };
   } finally {
     port.removeAllListeners('close');
     await new Promise<void>((resolve) => port.close(() => resolve()));

@@ -7,15 +7,16 @@ import { peerReadPhase } from './peer.ts';
 import { rigReadPhase } from './rig-read.ts';
 import type { BenchFirmware } from './stations.ts';
 import { awaitPiece, baseline, openBenchStation, settleOta } from './stations.ts';
-import { cpuMsPerMiB, protocolMinimumMs, ratio, readPhaseBlocks, wireTotals } from './wire.ts';
+import { cpuMsPerMiB, median, protocolMinimumMs, ratio, readPhaseBlocks, wireTotals } from './wire.ts';
 
 const BLOCK_SIZE = 1024;
 
 export interface ReadRun {
   rep: number;
   order: 'rig-first' | 'peer-first';
-  rig: { wallMs: number; cpuMsPerMiB: number; recordPhaseMs: number; recordBytesPerSecond: number };
-  peer: { wallMs: number; cpuMsPerMiB: number };
+  /** turnaroundMs: median from a block's OK to the next command (the reader's own share of each block). */
+  rig: { wallMs: number; cpuMsPerMiB: number; recordPhaseMs: number; recordBytesPerSecond: number; turnaroundMs: number; turnaroundP90Ms: number; turnaroundShare: number; answerMs: number };
+  peer: { wallMs: number; cpuMsPerMiB: number; turnaroundMs: number; answerMs: number };
   /** Measured ÷ protocol minimum (undefined on an unpaced pty). */
   rigVsWire?: number;
   peerVsWire?: number;
@@ -31,7 +32,7 @@ export interface ReadSectionResult {
 }
 
 /** The peer's turn: the rig prepares the download up to 10703, hands the port over, and takes it back. */
-export async function peerTurn(station: OpenedStation, fw: BenchFirmware, baud: number, signal?: AbortSignal): Promise<{ wallMs: number; cpuMicros: number }> {
+export async function peerTurn(station: OpenedStation, fw: BenchFirmware, baud: number, signal?: AbortSignal): Promise<{ wallMs: number; cpuMicros: number; turnaroundMs: number; answerMs: number }> {
   await baseline(station, fw, signal);
   const piece = await awaitPiece(station, fw, signal);
   await station.module.at.close();
@@ -54,7 +55,7 @@ export async function peerTurn(station: OpenedStation, fw: BenchFirmware, baud: 
     throw new InfrastructureError('the peer read other bytes than the package', { station: station.name, expected: `package ${fw.pkg.name} (sha256 ${fw.pkg.sha256})`, seen: 'different bytes' });
   }
   await settleOta(station, fw, signal);
-  return { wallMs: r.wallMs, cpuMicros: r.cpuMicros };
+  return { wallMs: r.wallMs, cpuMicros: r.cpuMicros, turnaroundMs: median(r.turnarounds), answerMs: median(r.answers) };
 }
 
 export async function readSection(fw: BenchFirmware, baud: number, reps: number, log: (s: string) => void, signal?: AbortSignal): Promise<ReadSectionResult> {
@@ -67,7 +68,7 @@ export async function readSection(fw: BenchFirmware, baud: number, reps: number,
     for (let rep = 0; rep < reps; rep++) {
       const order = rep % 2 === 0 ? 'rig-first' : 'peer-first';
       let rig: Awaited<ReturnType<typeof rigReadPhase>> | undefined;
-      let peer: { wallMs: number; cpuMicros: number } | undefined;
+      let peer: { wallMs: number; cpuMicros: number; turnaroundMs: number; answerMs: number } | undefined;
       for (const who of order === 'rig-first' ? ['rig', 'peer'] : ['peer', 'rig']) {
         if (who === 'rig') {
           rig = await rigReadPhase(station, fw, signal ? { signal } : {});
@@ -81,15 +82,25 @@ export async function readSection(fw: BenchFirmware, baud: number, reps: number,
       const run: ReadRun = {
         rep,
         order,
-        rig: { wallMs: rig!.wallMs, cpuMsPerMiB: cpuMsPerMiB(rig!.cpuMicros, rig!.bytes), recordPhaseMs: rig!.record.phaseMs, recordBytesPerSecond: rig!.record.bytesPerSecond },
-        peer: { wallMs: peer!.wallMs, cpuMsPerMiB: cpuMsPerMiB(peer!.cpuMicros, fw.pkg.size) },
+        rig: {
+          wallMs: rig!.wallMs,
+          cpuMsPerMiB: cpuMsPerMiB(rig!.cpuMicros, rig!.bytes),
+          recordPhaseMs: rig!.record.phaseMs,
+          recordBytesPerSecond: rig!.record.bytesPerSecond,
+          turnaroundMs: rig!.turnaround.medianMs,
+          turnaroundP90Ms: rig!.turnaround.p90Ms,
+          turnaroundShare: rig!.turnaround.totalMs / rig!.wallMs,
+          answerMs: rig!.answerMs,
+        },
+        peer: { wallMs: peer!.wallMs, cpuMsPerMiB: cpuMsPerMiB(peer!.cpuMicros, fw.pkg.size), turnaroundMs: peer!.turnaroundMs, answerMs: peer!.answerMs },
         rigVsPeer: ratio(rig!.wallMs, peer!.wallMs),
         ...(minimumMs !== null ? { rigVsWire: ratio(rig!.wallMs, minimumMs), peerVsWire: ratio(peer!.wallMs, minimumMs) } : {}),
       };
       runs.push(run);
       log(
         `  baud ${baud || 'unpaced'} #${rep + 1} (${order}): rig ${run.rig.wallMs.toFixed(0)} ms, ${run.rig.cpuMsPerMiB.toFixed(0)} CPU ms/MiB; ` +
-          `peer ${run.peer.wallMs.toFixed(0)} ms, ${run.peer.cpuMsPerMiB.toFixed(0)} CPU ms/MiB` +
+          `turnaround ${run.rig.turnaroundMs.toFixed(2)} ms (p90 ${run.rig.turnaroundP90Ms.toFixed(2)}, ${(100 * run.rig.turnaroundShare).toFixed(1)} % of the phase), command → OK ${run.rig.answerMs.toFixed(2)} ms; ` +
+          `peer ${run.peer.wallMs.toFixed(0)} ms, ${run.peer.cpuMsPerMiB.toFixed(0)} CPU ms/MiB, turnaround ${run.peer.turnaroundMs.toFixed(2)} ms, command → OK ${run.peer.answerMs.toFixed(2)} ms` +
           (minimumMs !== null ? `; minimum ${minimumMs.toFixed(0)} ms → rig ${run.rigVsWire!.toFixed(3)}×, peer ${run.peerVsWire!.toFixed(3)}×` : '') +
           `; rig ÷ peer ${run.rigVsPeer.toFixed(3)}`,
       );

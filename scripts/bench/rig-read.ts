@@ -9,6 +9,7 @@ import type { ProxyRun, Recorder } from '../../rig/sota/index.ts';
 import type { OpenedStation } from '../../rig/station/index.ts';
 import type { BenchFirmware } from './stations.ts';
 import { baseline, settleOta } from './stations.ts';
+import { median, quantile } from './wire.ts';
 
 export interface ReadPhase {
   /** Wall time of the flow's 'read blocks' step. */
@@ -19,6 +20,13 @@ export interface ReadPhase {
   blocks: number;
   /** The run record's own figures, for the report: the step's duration and the sum of the block reads. */
   record: { phaseMs: number; readMs: number; bytesPerSecond: number };
+  /**
+   * The rig's own share of each block, from its AT transcript: from the `OK` that ends a block's answer to
+   * the next AT+QIOTOTARD leaving (ms; median, 90th percentile, sum over the phase).
+   */
+  turnaround: { medianMs: number; p90Ms: number; totalMs: number };
+  /** From AT+QIOTOTARD leaving to its OK parsed, median ms: the line time plus the module's and the receive path's. */
+  answerMs: number;
 }
 
 const READ_STEP = 'read blocks';
@@ -61,12 +69,36 @@ export async function rigReadPhase(station: OpenedStation, fw: BenchFirmware, op
     attach: () => undefined,
     measure: () => undefined,
   };
-  const run = await runProxyUpgrade(station, {
-    plan: { component: station.component, package: fw.pkg },
-    current: fw.current,
-    recorder,
-    signal: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal,
+  const gaps: number[] = [];
+  const answers: number[] = [];
+  let inBlock = false;
+  let okAt: number | undefined;
+  let sentAt: number | undefined;
+  const off = station.module.at.on('transcript', (e) => {
+    const now = performance.now();
+    if (e.dir === 'RX' && e.text.startsWith('+QIOTOTARD:')) inBlock = true;
+    else if (e.dir === 'RX' && e.text === 'OK' && inBlock) {
+      okAt = now;
+      inBlock = false;
+      if (sentAt !== undefined) answers.push(now - sentAt);
+      sentAt = undefined;
+    } else if (e.dir === 'TX' && e.text.startsWith('AT+QIOTOTARD=')) {
+      sentAt = now;
+      if (okAt !== undefined) gaps.push(now - okAt);
+      okAt = undefined;
+    }
   });
+  let run: ProxyRun;
+  try {
+    run = await runProxyUpgrade(station, {
+      plan: { component: station.component, package: fw.pkg },
+      current: fw.current,
+      recorder,
+      signal: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal,
+    });
+  } finally {
+    off();
+  }
   signal?.throwIfAborted();
   check(station, run, fw, readSteps, stop.signal.aborted);
   await settleOta(station, fw, signal);
@@ -77,6 +109,8 @@ export async function rigReadPhase(station: OpenedStation, fw: BenchFirmware, op
     bytes: run.read.bytes,
     blocks: run.read.blocks,
     record: { phaseMs: phase.durationMs, readMs: run.read.ms, bytesPerSecond: run.read.bytesPerSecond },
+    turnaround: { medianMs: median(gaps), p90Ms: quantile(gaps, 0.9), totalMs: gaps.reduce((a, b) => a + b, 0) },
+    answerMs: median(answers),
   };
 }
 

@@ -7,6 +7,7 @@ import {
   median,
   otaReadCommand,
   payloadShare,
+  quantile,
   protocolMinimumMs,
   ratio,
   readPhaseBlocks,
@@ -94,6 +95,16 @@ describe('statistics', () => {
     expect(median([7])).toBe(7);
     expect(() => median([])).toThrow(RangeError);
     expect(() => median([1, Number.NaN])).toThrow(RangeError);
+  });
+
+  it('takes quantiles by nearest rank', () => {
+    const xs = [5, 1, 4, 2, 3, 6, 7, 8, 9, 10];
+    expect(quantile(xs, 0.5)).toBe(5);
+    expect(quantile(xs, 0.9)).toBe(9);
+    expect(quantile(xs, 1)).toBe(10);
+    expect(quantile(xs, 0)).toBe(1);
+    expect(() => quantile([], 0.5)).toThrow(RangeError);
+    expect(() => quantile([1], 1.5)).toThrow(RangeError);
   });
 
   it('divides only by a positive measurement', () => {

@@ -107,6 +107,14 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
+/** The p-quantile (0..1) by nearest rank, for latency distributions. */
+export function quantile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) throw new RangeError('quantile of no values');
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`quantile p must be in [0, 1], got ${p}`);
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
+}
+
 /** a ÷ b for two measurements; a zero or negative denominator is a broken measurement, not Infinity. */
 export function ratio(a: number, b: number): number {
   if (!Number.isFinite(a) || !Number.isFinite(b) || b <= 0 || a < 0) throw new RangeError(`cannot divide ${a} by ${b}`);
