@@ -10,10 +10,11 @@
 //
 // Lifetimes: the station (RIG_STATION, default `virtual`) is opened once per file and closed when the file
 // ends — always, also after a failed or timed-out test: station.close() is the safe state (power lines at
-// their safe levels, OpenOCD gone, ports closed, sim stopped, lock released). Around each test the
-// `station` fixture checks the run's health ledger (a broken station fails at once), reopens a station an
-// infrastructure failure left unusable, records the AT transcript and the OpenOCD log, and afterwards
-// drives every power line to its safe level, restores the radio (AT+CFUN=1) and ends the test's plans.
+// their safe levels, OpenOCD gone, ports closed, sim stopped, lock released). Before each attempt of a
+// test a hook checks the run's health ledger (a broken station fails at once) and reopens a station an
+// infrastructure failure left unusable; after it, another hook tells the ledger how the attempt ended.
+// The `station` fixture records the AT transcript and the OpenOCD log, and afterwards drives every power
+// line to its safe level, restores the radio (AT+CFUN=1) and ends the test's plans.
 // Every rig call gets the test's `signal`, aborted by vitest on timeout.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
