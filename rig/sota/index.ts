@@ -10,7 +10,7 @@
 //   run.readback     // { address, size, identified, matchesTarget, matchesCurrent, firstDifference, comparison }
 //   await writeFile('run.json', serializeRunRecord(run));
 //   const again = await replay(parseRunRecord(text), station);          // { same, comparison, record }
-export { runProxyUpgrade } from './proxy.ts';
+export { DOWNLOAD_NOTIFY_LIMIT, runProxyUpgrade } from './proxy.ts';
 export type { ProxyRun, ProxyUpgradeOptions } from './proxy.ts';
 export { ensureBaseline } from './baseline.ts';
 export type { BaselineOptions, BaselineResult } from './baseline.ts';
@@ -24,5 +24,7 @@ export type { Evidence, Failure, FailureType, IntactReason, Outcome, ReadbackRes
 export { defaultFaultDurations, formatAction, formatFault, formatTrigger, parseFault } from './faults.ts';
 export type { Fault, FaultAction, FaultTrigger } from './faults.ts';
 export { checkFaults, FaultSchedule } from './schedule.ts';
+export { DownloadAssembly } from './pieces.ts';
+export type { Piece, PieceAnnouncement } from './pieces.ts';
 export { silentRecorder } from './recorder.ts';
 export type { Recorder } from './recorder.ts';
