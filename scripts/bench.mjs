@@ -11,7 +11,8 @@
 //   4. 1, 2 and 4 stations at once, each station's read-phase efficiency relative to the lone one;
 //   5. the rig process's peak RSS with 4 stations.
 // Each figure is measured 3 times (alternating who goes first) and the median reported. Prints a table and
-// writes reports/bench/latest.json. Exit 0 whether or not targets are met; 1 when a measurement failed.
+// writes reports/bench/latest.json. Exit 0 whether or not targets are met; 1 when a measurement failed (or
+// openocd, socat, tsx are missing), 64 for a usage error.
 // Runs under tsx (package.json) because it shares its arithmetic with the unit tests (scripts/bench/wire.ts).
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -25,12 +26,17 @@ const args = minimist(process.argv.slice(2), {
   string: ['reps', 'only', 'parallel-baud', 'out'],
   boolean: ['quick', 'cpu-prof', 'help'],
   alias: { h: 'help' },
-  unknown: (a) => (a.startsWith('-') ? fail(`unknown option ${a} (see --help)`) : fail(`unexpected argument ${a}`)),
+  unknown: (a) => usage(a.startsWith('-') ? `unknown option ${a} (see --help)` : `unexpected argument ${a}`),
 });
 
 function fail(message) {
   console.error(`bench: ${message}`);
   process.exit(1);
+}
+// Exit codes as the rig command's: 64 for a usage error.
+function usage(message) {
+  console.error(`bench: ${message}`);
+  process.exit(64);
 }
 
 if (args.help) {
@@ -45,13 +51,13 @@ if (args.help) {
 }
 
 const reps = args.reps === undefined ? 3 : Number(args.reps);
-if (!Number.isInteger(reps) || reps < 1) fail(`--reps: expected a whole number >= 1, seen ${args.reps}`);
+if (!Number.isInteger(reps) || reps < 1) usage(`--reps: expected a whole number >= 1, seen ${args.reps}`);
 if (reps < 3) console.error(`bench: --reps ${reps}: fewer than 3 repetitions, the medians are not the figures issue 9 asks for`);
 const SECTIONS = ['read', 'probe', 'parallel'];
 const only = args.only ? String(args.only).split(',') : SECTIONS;
-for (const s of only) if (!SECTIONS.includes(s)) fail(`--only: expected some of ${SECTIONS.join(', ')}, seen ${s}`);
+for (const s of only) if (!SECTIONS.includes(s)) usage(`--only: expected some of ${SECTIONS.join(', ')}, seen ${s}`);
 const parallelBaud = args['parallel-baud'] === undefined ? 921600 : Number(args['parallel-baud']);
-if (!Number.isInteger(parallelBaud) || parallelBaud <= 0) fail(`--parallel-baud: expected a baud rate, seen ${args['parallel-baud']}`);
+if (!Number.isInteger(parallelBaud) || parallelBaud <= 0) usage(`--parallel-baud: expected a baud rate, seen ${args['parallel-baud']}`);
 const outFile = path.resolve(process.env.INIT_CWD ?? process.cwd(), args.out ?? path.join(root, 'reports', 'bench', 'latest.json'));
 const benchDir = path.join(root, 'reports', 'bench');
 
