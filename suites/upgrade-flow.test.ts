@@ -179,6 +179,33 @@ describe('proxy upgrade flow', () => {
     await sota.readback(v1);
   });
 
+  test('a module reboot the flow did not cause (a brown-out mid-read) is recovered and recorded', { timeout: budget.disturbed, retry }, async ({ sota, station }) => {
+    const { from, pkg, to } = nextUpgrade();
+    await sota.baseline(from);
+    inFlash = from.version;
+    let brownOut: Promise<void> | undefined;
+    const r = sota.recorder;
+    const recorder: Recorder = {
+      step: (name, body) => r.step(name, body),
+      attach: (name, content, type) => r.attach(name, content, type),
+      measure: (name, value, unit) => r.measure(name, value, unit),
+      progress: (_phase, done) => {
+        // Behind the flow's back: no fault in its schedule.
+        if (done >= 2048 && !brownOut) brownOut = station.power.cycle('module', 200, { signal: sota.signal });
+      },
+    };
+    const run = await runProxyUpgrade(station, { plan: sota.spec(pkg), current: from, signal: sota.signal, recorder });
+    await brownOut;
+    expectOutcome(run, 'upgraded');
+    expect(run.fired).toEqual([]);
+    // The reboot is an error the flow recovered from (a garbled block read before it may be another).
+    expect(run.errors.every((e) => e.recovered), JSON.stringify(run.errors)).toBe(true);
+    expect(run.errors.map((e) => e.message)).toContainEqual(expect.stringMatching(/recovering: (module rebooted during the block reads|module restarted during the block reads|the module rebooted \(RDY\))/));
+    expect(run.events.filter((e) => e.kind === 'reboot')).toHaveLength(1);
+    await sota.readback(to);
+    inFlash = to.version;
+  });
+
   test('a run record replays to the same verdict', { timeout: 2 * budget.disturbed, retry }, async ({ sota, station }) => {
     const v1 = small.image('1_0_0');
     await sota.baseline(v1);

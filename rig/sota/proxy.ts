@@ -17,7 +17,7 @@
 // cloud told (status 12, so its Retry Times strategy applies). The alternatives are worse: AT+QIOTUPDATE=0
 // is only accepted in RECEIVED_PLAN, silence costs the 60 s read-inactivity timer and reports nothing
 // meaningful, and AT+QIOTUPDATE=3 would claim the MCU is installing.
-import { AtCommandError, AtTimeoutError } from '../at/errors.ts';
+import { AtTimeoutError } from '../at/errors.ts';
 import type { TranscriptEntry } from '../at/transcript.ts';
 import { ConfigError, FirmwareError, ProtocolError, RigError } from '../errors.ts';
 import type { FailureKind } from '../errors.ts';
@@ -476,6 +476,7 @@ class ProxyFlow {
     const timeoutMs = this.T.commandMs + blockMs + this.T.marginMs;
     const reboots = this.reboots;
     const fails = this.failures10706;
+    let retried = false;
     for (let len = dl.nextBlock(this.blockSize); len > 0; len = dl.nextBlock(this.blockSize)) {
       const offset = dl.readOffset;
       this.schedule.atOffset(offset, len);
@@ -485,15 +486,29 @@ class ProxyFlow {
       try {
         block = await this.qt.otaRead(offset, len, { timeoutMs, signal: this.signal });
       } catch (err) {
-        if (!(err instanceof AtCommandError || err instanceof AtTimeoutError)) throw err;
-        // The piece is gone from the module: it rebooted, or it gave up (10706).
+        if (!(err instanceof RigError) || err.kind !== 'protocol') throw err;
+        // The piece may be gone from the module: it rebooted, or it gave up (10706).
         if (this.reboots !== reboots) {
           this.rebootAcks++;
           throw new Disturbance({ rebooted: true }, `module rebooted during the block reads (${err.summary})`);
         }
         if (this.failures10706 !== fails) throw new ModuleFailed('+QIOTEVT: 7,10706');
+        if (!retried) {
+          // A garbled block (noise, a URC in the wrong place) costs one more read of the same range (§2.7).
+          retried = true;
+          this.noteError(err, true);
+          continue;
+        }
+        // A module that lost power mid-answer may have printed its RDY inside the block it was sending,
+        // where no URC is looked for. QIOTREG=1 does not survive a boot (§2.2): a 0 there means it restarted.
+        const mode = await this.qt.registration(this.cmd()).catch(() => undefined);
+        if (this.reboots !== reboots || mode === 0) {
+          if (this.reboots !== reboots) this.rebootAcks++;
+          throw new Disturbance({ rebooted: true }, `module restarted during the block reads (${err.summary}; AT+QIOTREG? ${mode ?? 'unanswered'})`);
+        }
         throw err;
       }
+      retried = false;
       this.readMs += performance.now() - t;
       this.readBytes += block.data.length;
       this.readBlocks++;
