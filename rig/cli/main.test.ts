@@ -232,16 +232,16 @@ describe('rig command on the virtual station', () => {
 
   test('rig upgrade virtual --package: upgraded verdict and a run record; rig repro of it: same verdict', { timeout: 180_000 }, async () => {
     const record = path.join(tmp, 'run.json');
-    // The target starts with 1_0_0 in its slot, so the baseline has nothing to program.
-    const config = writeConfig('from-1.json', { stations: { virtual: { flashImage: path.join(root, 'fixtures/images/STM32_1_0_0.bin') } } });
-    const up = await rig(['upgrade', 'virtual', '--config', config, '--package', 'delta_1_0_0_to_2_0_0', '-o', record], { timeoutMs: 120_000 });
+    // The target holds 1_1_0: rig upgrade identifies it as the starting image, and the baseline has nothing to program.
+    const config = writeConfig('from-1-1.json', { stations: { virtual: { flashImage: path.join(root, 'fixtures/images/STM32_1_1_0.bin') } } });
+    const up = await rig(['upgrade', 'virtual', '--config', config, '--package', 'full_2_0_0', '-o', record], { timeoutMs: 120_000 });
     expect(up.stdout).toMatch(/^PASS upgraded: /);
     expect(up.status).toBe(0);
-    expect(up.stderr).toMatch(/read blocks: [\d,]+\/1,767 bytes \(100 %\)/);
+    expect(up.stderr).toMatch(/read blocks: [\d,]+\/25,344 bytes \(100 %\)/);
     const saved = parseRunRecord(readFileSync(record, 'utf8'));
     expect(saved.verdict.outcome).toBe('upgraded');
-    expect(saved.package.name).toBe('delta_1_0_0_to_2_0_0');
-    expect(saved.current.version).toBe('1_0_0');
+    expect(saved.package.name).toBe('full_2_0_0');
+    expect(saved.current.version).toBe('1_1_0');
     expect(saved.readback?.matchesTarget).toBe(true);
 
     const again = path.join(tmp, 'run-again.json');
@@ -250,6 +250,14 @@ describe('rig command on the virtual station', () => {
     const out = JSON.parse(re.stdout) as { same: boolean; comparison: string; station: string };
     expect(out).toMatchObject({ same: true, comparison: 'upgraded → upgraded', station: 'virtual' });
     expect(parseRunRecord(readFileSync(again, 'utf8')).verdict.outcome).toBe('upgraded');
+  });
+
+  test('rig upgrade on a target that holds no known image asks for --from (64) before touching anything', async () => {
+    const r = await rig(['upgrade', 'virtual', '--package', 'full_2_0_0']);
+    expect(r.status).toBe(64);
+    expect(r.stderr).toContain('which image does the target start from?');
+    expect(r.stderr).toContain('--from <version> (1_0_0, 1_1_0, 2_0_0)');
+    expect(r.stderr).toContain('seen no-header');
   });
 
   test('rig upgrade --plan on a station whose plans come from an API is a usage error pointing at --package', async () => {
@@ -292,10 +300,14 @@ describe('rig command on the virtual station', () => {
     const same = await rig(['flash', 'virtual', '1_0_0', '--config', config, '--json']);
     expect(same.status).toBe(0);
     expect(JSON.parse(same.stdout)).toMatchObject({ written: false, verified: true, bytes: 24576, address: 0x08000000 });
-    const other = await rig(['flash', 'virtual', path.join(root, 'fixtures/images/STM32_1_1_0.bin'), '--config', config, '--json'], { timeoutMs: 110_000 });
+    // A small file of other bytes (programming the virtual STM32 goes halfword by halfword: keep it short).
+    const file = path.join(tmp, 'small.bin');
+    writeFileSync(file, Buffer.from(Array.from({ length: 2048 }, (_, i) => (i * 37 + 11) & 0xff)));
+    const other = await rig(['flash', 'virtual', file, '--config', config, '--json'], { timeoutMs: 110_000 });
     expect(other.status).toBe(0);
-    expect(JSON.parse(other.stdout)).toMatchObject({ written: true, verified: true, identity: 'STM32 1_1_0, 24576 bytes, intact' });
-    expect(other.stderr).toMatch(/programming: 24,576\/24,576 bytes \(100 %\)/);
+    expect(JSON.parse(other.stdout)).toMatchObject({ written: true, verified: true, bytes: 2048 });
+    expect(JSON.parse(other.stdout).identity).toMatch(/^no image header/);
+    expect(other.stderr).toMatch(/programming: 2,048\/2,048 bytes \(100 %\)/);
   });
 
   test('Ctrl-C during an upgrade: exit 130 once the station is safe', async () => {

@@ -69,3 +69,8 @@ export async function withStation<T>(name: string, opts: { config?: string | und
 }
 
 export { withInterrupt };
+
+/** True once Ctrl-C (or SIGTERM) stopped the command. */
+export function wasInterrupted(): boolean {
+  return interrupted;
+}

@@ -2,12 +2,13 @@
 // others, and a table of what passed, what failed and what to do about it. Unlike openStation (which stops
 // at the first failure), every check runs that can; checks that depend on a failed one are skipped.
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { AtCommandError, AtPortError } from '../../at/errors.ts';
 import { AtPort } from '../../at/port.ts';
 import { loadConfig, resolveSecret, type LoadedConfig } from '../../config/load.ts';
 import type { HardwareStationConfig, StationConfig } from '../../config/schema.ts';
-import { isRigError } from '../../errors.ts';
+import { AbortedError, isRigError } from '../../errors.ts';
 import { openPowerLines, type PowerLines } from '../../power/open.ts';
 import { buildProbeArgs } from '../../probe/args.ts';
 import { Probe } from '../../probe/probe.ts';
@@ -17,7 +18,7 @@ import { resolveTimeouts } from '../../station/timeouts.ts';
 import { startVirtualStation, type VirtualStation } from '../../station/virtual.ts';
 import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, paint, parse, table, UsageError } from '../output.ts';
-import { runCommand, withInterrupt } from '../station.ts';
+import { runCommand, wasInterrupted, withInterrupt } from '../station.ts';
 
 export type Status = 'ok' | 'fail' | 'warn' | 'skip';
 
@@ -91,7 +92,12 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
       },
       'another run holds this station (the message names it): wait for it, or stop that process; nothing else to clear, the lock dies with its holder',
     );
-    if (lock) undo.push(() => lock.release());
+    if (lock) {
+      undo.push(async () => {
+        await lock.release();
+        if (privateDir) rmSync(privateDir, { recursive: true, force: true });
+      });
+    }
 
     let hw: HardwareStationConfig | undefined;
     if (entry.kind === 'virtual') {
@@ -165,7 +171,9 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
               await port_.command('AT', { timeoutMs: timeouts.commandMs, signal, expected: 'OK' });
               return { value: true, detail: `OK in ${Math.round(performance.now() - t0)} ms` };
             } catch (err) {
-              if (signal.aborted || performance.now() >= deadline || (isRigError(err) && err.kind === 'infrastructure' && err.name !== 'AtTimeoutError')) throw err;
+              // A module still booting stays silent or answers with its RDY: ask again (as openStation does). An
+              // ERROR, a vanished port or an abort is the answer.
+              if (signal.aborted || performance.now() >= deadline || err instanceof AtCommandError || err instanceof AtPortError || err instanceof AbortedError) throw err;
             }
           }
         },
@@ -322,6 +330,7 @@ export async function run(argv: string[]): Promise<number> {
         checks.push(...(await checkStation(n, config.stations[n]!, config, signal)));
       }
     });
+    if (wasInterrupted()) throw new AbortedError('doctor interrupted');
     const failed = checks.filter((c) => c.status === 'fail');
     if (json) process.stdout.write(`${JSON.stringify({ ok: failed.length === 0, checks }, null, 2)}\n`);
     else {

@@ -1,6 +1,6 @@
 // `rig upgrade <station> --package … | --plan …`: the proxy flow of rig/sota with live progress, faults
 // from the command line, and the run record written for `rig repro`.
-import { identifyImage } from '../../images/header.ts';
+import { identifyImage, IMAGE_HEADER_OFFSET, IMAGE_HEADER_SIZE } from '../../images/header.ts';
 import type { Image } from '../../images/image.ts';
 import { loadManifest, type FirmwareSet } from '../../images/manifest.ts';
 import type { Package } from '../../images/package.ts';
@@ -9,11 +9,13 @@ import { ConfigError } from '../../errors.ts';
 import { ensureBaseline } from '../../sota/baseline.ts';
 import { parseFault, type Fault } from '../../sota/faults.ts';
 import { runProxyUpgrade } from '../../sota/proxy.ts';
+import type { Recorder } from '../../sota/recorder.ts';
 import type { Outcome } from '../../sota/verdict.ts';
 import type { OpenedStation } from '../../station/open.ts';
 import type { UpgradeSpec } from '../../station/station.ts';
 import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, intOption, paint, parse, UsageError } from '../output.ts';
+import { readWithProgress } from '../flashio.ts';
 import { CliRecorder } from '../progress.ts';
 import { describeRun, writeRecord } from '../runs.ts';
 import { requireStationName, runCommand, withStation } from '../station.ts';
@@ -63,15 +65,23 @@ export function specFromPlan(station: Pick<OpenedStation, 'name' | 'component'> 
 }
 
 /** The image the target starts from: --from, a delta's source, or what the slot holds when the manifest knows it. */
-async function startingImage(station: OpenedStation, firmware: FirmwareSet, pkg: Package, from: string | undefined, signal: AbortSignal): Promise<Image> {
+async function startingImage(station: OpenedStation, firmware: FirmwareSet, pkg: Package, from: string | undefined, recorder: Recorder, signal: AbortSignal): Promise<Image> {
   const byVersion = (v: string, why: string): Image => {
     if (!firmware.images.has(v)) throw new UsageError(`${why}: no image ${v}`, { expected: `one of ${[...firmware.images.keys()].join(', ')}`, seen: v });
     return firmware.image(v);
   };
   if (from !== undefined) return byVersion(from, '--from');
   if (pkg.sourceVersion !== undefined) return byVersion(pkg.sourceVersion, `the delta's source`);
-  const seen = await station.probe.readRegion(station.layout.slotAddress, station.layout.slotSize, { signal });
-  const id = identifyImage(seen);
+  // The header first, then only as many bytes as it says the image has.
+  const slot = station.layout;
+  const head = await station.probe.readRegion(slot.slotAddress, Math.min(slot.slotSize, IMAGE_HEADER_OFFSET + IMAGE_HEADER_SIZE), { signal });
+  const first = identifyImage(head);
+  let id = first;
+  let seen = head;
+  if ((first.state === 'truncated' || first.state === 'valid') && first.header.imageLength <= slot.slotSize) {
+    seen = await readWithProgress(station.probe, slot.slotAddress, first.header.imageLength, recorder, 'identify the slot', signal);
+    id = identifyImage(seen);
+  }
   const known = id.state === 'valid' ? firmware.imageByHash(sha256Hex(seen.subarray(0, id.header.imageLength))) : undefined;
   if (!known) {
     throw new UsageError('which image does the target start from?', {
@@ -112,7 +122,7 @@ export async function run(argv: string[]): Promise<number> {
     const recorder = new CliRecorder({ quiet: json });
     return withStation(name, { config: values.config, recorder }, async ({ station, signal }) => {
       const spec: UpgradeSpec = values.plan !== undefined ? specFromPlan(station, firmware, values.plan) : { component: station.component, package: packageByName(firmware, values.package!) };
-      const current = await startingImage(station, firmware, spec.package, values.from, signal);
+      const current = await startingImage(station, firmware, spec.package, values.from, recorder, signal);
       await ensureBaseline(station, current, { signal, recorder });
       const run = await runProxyUpgrade(station, {
         plan: spec,
