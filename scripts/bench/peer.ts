@@ -2,9 +2,11 @@
 // 13 with its stock ReadlineParser, and a per-block loop: send AT+QIOTOTARD=<offset>,<len>, wait for the
 // `+QIOTOTARD: <start>,<n>` line, take the n counted bytes, wait for OK (protocol/quecthing-at.md §2.7, the
 // porting guide's at_client_obj_recv loop). ReadlineParser hands everything over as lines, so the counted
-// bytes arrive split at every CR LF inside the data; the peer joins them back with the CR LFs the parser
-// removed, in latin1 so one character is one byte. It is what a careful engineer writes in an afternoon,
-// and the yardstick the rig must not be slower than.
+// bytes arrive split at every CR LF inside the data. The parser keeps the delimiters (includeDelimiter):
+// without them it drops empty lines, and the data's own CR LF pairs could not be told apart; with them the
+// lines after the header, concatenated, are the data followed by the trailer's first CR LF. latin1: one
+// character is one byte. It is what a careful engineer writes in an afternoon, and the yardstick the rig
+// must not be slower than.
 import { ReadlineParser, SerialPort } from 'serialport';
 
 export interface PeerResult {
@@ -81,7 +83,7 @@ class LineQueue {
 export async function peerReadPhase(o: PeerOptions): Promise<PeerResult> {
   const port = new SerialPort({ path: o.path, baudRate: o.baudRate, autoOpen: false });
   await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
-  const parser = port.pipe(new ReadlineParser({ delimiter: '\r\n', encoding: 'latin1' }));
+  const parser = port.pipe(new ReadlineParser({ delimiter: '\r\n', includeDelimiter: true, encoding: 'latin1' }));
   const queue = new LineQueue();
   parser.on('data', (line: string) => queue.push(line));
   port.on('close', () => queue.fail(new PeerError(o.station, `${o.path} closed`, 'the port to stay open', 'close')));
@@ -107,20 +109,22 @@ export async function peerReadPhase(o: PeerOptions): Promise<PeerResult> {
       // The echo (if the module echoes) and blank lines come first; ERROR ends the read.
       let header: RegExpExecArray | null = null;
       while (!header) {
-        const l = await line();
+        const l = (await line()).slice(0, -2);
         if (l === 'ERROR' || l.startsWith('+CME ERROR')) throw new PeerError(o.station, `${command} refused`, '+QIOTOTARD: …', l);
         header = /^\+QIOTOTARD: (\d+),(\d+)$/.exec(l);
       }
       const start = Number(header[1]);
       const n = Number(header[2]);
       if (start !== offset || n === 0 || n > len) throw new PeerError(o.station, `unexpected header for ${command}`, `+QIOTOTARD: ${offset},<1..${len}>`, header[0]);
-      // The counted bytes, re-joined across the CR LFs the parser split them at.
-      let text = await line();
-      while (text.length < n) text += `\r\n${await line()}`;
-      if (text.length !== n) throw new PeerError(o.station, `block at ${offset} is not ${n} bytes long`, `${n} bytes then CR LF`, `${text.length} bytes before a CR LF`);
-      data.write(text, offset - o.start, 'latin1');
+      // The counted bytes and the trailer's first CR LF, in as many lines as the data holds CR LFs.
+      let text = '';
+      while (text.length < n + 2) text += await line();
+      if (text.length !== n + 2 || !text.endsWith('\r\n')) {
+        throw new PeerError(o.station, `block at ${offset} is not ${n} bytes long`, `${n} bytes then CR LF`, `${text.length} bytes up to a CR LF`);
+      }
+      data.write(text.slice(0, n), offset - o.start, 'latin1');
       for (;;) {
-        const l = await line();
+        const l = (await line()).slice(0, -2);
         if (l === 'OK') {
           okAt = performance.now();
           answers.push(okAt - sentAt);
