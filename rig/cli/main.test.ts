@@ -144,7 +144,7 @@ describe('rig command: help, usage, config errors', () => {
   });
 });
 
-describe('rig command on the virtual station', () => {
+describe.concurrent('rig command on the virtual station', { timeout: 120_000 }, () => {
   test('rig doctor virtual: every check passes (exit 0)', async () => {
     const r = await rig(['doctor', 'virtual', '--json']);
     expect(r.stderr).toBe('');
