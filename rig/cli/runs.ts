@@ -24,7 +24,8 @@ export function formatVerdict(v: Verdict, p: Paint): string {
 /** The lines a person reads after a run: verdict, evidence, faults, where the record is. */
 export function describeRun(r: RunRecord, recordFile: string, p: Paint): string {
   const lines = [formatVerdict(r.verdict, p)];
-  lines.push(`  station   ${r.station.name} (${r.station.description || r.station.probe})`);
+  const about = r.station.description || r.station.probe;
+  lines.push(`  station   ${r.station.name} (${about.length > 70 ? `${about.slice(0, 69)}…` : about})`);
   lines.push(`  package   ${r.package.name}: ${r.package.type} ${r.package.sourceVersion ?? ''}${r.package.sourceVersion ? ' → ' : ''}${r.package.version}, ${r.package.size} bytes; from ${r.current.version}`);
   if (r.read.bytes > 0) lines.push(`  read      ${r.read.bytes} bytes in ${r.read.blocks} blocks, ${r.read.bytesPerSecond} B/s`);
   if (r.readback) lines.push(`  read-back ${r.readback.identified ? `${r.readback.identified.component} ${r.readback.identified.version}` : r.readback.identity} (${r.readback.comparison})`);
