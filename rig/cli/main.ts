@@ -107,11 +107,12 @@ export async function runCli(argv: string[]): Promise<number> {
     process.stdout.write(`${entry.usage}\n`);
     return ExitCode.ok;
   }
-  const cmd = await entry.load();
   try {
+    const cmd = await entry.load();
     return await cmd.run(rest);
   } catch (err) {
-    // Commands report their own errors; what reaches here is a bad command line (parsed before that).
+    // Commands report their own errors; what reaches here is a bad command line (parsed before that) or a
+    // module that failed to load (an internal error, 70).
     const { reportError } = await import('./output.ts');
     return reportError(err, { json: rest.includes('--json') });
   }
