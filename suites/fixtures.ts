@@ -46,6 +46,11 @@ import { STATION_LABEL } from '../scripts/report-lib/environments.ts';
 export interface SuiteOptions extends SuiteStationOptions {
   /** Allure feature of every test in the file ("Full package"). */
   feature: string;
+  /**
+   * The image a fresh virtual station starts with in its slot (default: the manifest's first, 1_0_0), so
+   * that the file's first baseline finds it there instead of programming it.
+   */
+  startImage?: string;
 }
 
 /** Retry only what is not the firmware's or the protocol's fault, and never a station marked broken. */
@@ -181,8 +186,8 @@ export interface Sota {
 
 export async function sotaSuite(opts: SuiteOptions) {
   const images = await loadManifest(MANIFEST);
-  const baselineImage = images.images.values().next().value;
-  const baselineFile = baselineImage ? path.resolve(path.dirname(MANIFEST), images.entries.images[baselineImage.version]!.file) : undefined;
+  const startImage = opts.startImage ? images.image(opts.startImage) : images.images.values().next().value;
+  const baselineFile = startImage ? path.resolve(path.dirname(MANIFEST), images.entries.images[startImage.version]!.file) : undefined;
   const suite = await suiteStation(opts, baselineFile);
   const largest = Math.max(...[...images.images.values()].map((i) => i.size), ...[...images.packages.values()].map((p) => p.size));
   const slotBytes = suite.entry.layout.slotSize;

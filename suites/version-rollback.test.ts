@@ -8,7 +8,8 @@ import { UpdateAction } from '../rig/quecthing/index.ts';
 import { expectOutcome } from './support/evidence.ts';
 import { sotaSuite } from './fixtures.ts';
 
-const { test, budget, retry } = await sotaSuite({ feature: 'Version rollback' });
+// A fresh virtual station starts at 2_0_0: the downgrade's baseline is already in flash.
+const { test, budget, retry } = await sotaSuite({ feature: 'Version rollback', startImage: '2_0_0' });
 const o = { timeout: budget.upgrade, retry };
 const is10706 = (e: ModuleEvent) => 'code' in e && e.type === 7 && e.code === 10706;
 
