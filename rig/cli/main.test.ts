@@ -238,6 +238,7 @@ describe.concurrent('rig command on the virtual station', { timeout: 120_000 }, 
     expect(up.stdout).toMatch(/^PASS upgraded: /);
     expect(up.status).toBe(0);
     expect(up.stderr).toMatch(/read blocks: [\d,]+\/25,344 bytes \(100 %\)/);
+    expect(up.stderr).toContain('download (cloud → module): 25,344/25,344 bytes (100 %)');
     const saved = parseRunRecord(readFileSync(record, 'utf8'));
     expect(saved.verdict.outcome).toBe('upgraded');
     expect(saved.package.name).toBe('full_2_0_0');

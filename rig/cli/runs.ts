@@ -3,7 +3,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { serializeRunRecord } from '../sota/record.ts';
 import type { RunRecord } from '../sota/record.ts';
+import type { Recorder } from '../sota/recorder.ts';
 import type { Verdict } from '../sota/verdict.ts';
+import type { Station } from '../station/station.ts';
 import { packageRoot } from './main.ts';
 import type { Paint } from './output.ts';
 
@@ -36,4 +38,16 @@ export function describeRun(r: RunRecord, recordFile: string, p: Paint): string 
   lines.push(`  duration  ${(r.durationMs / 1000).toFixed(1)} s`);
   lines.push(`  record    ${recordFile}  (rig repro ${recordFile})`);
   return lines.join('\n');
+}
+
+/**
+ * Download progress for the bars: the module says nothing about bytes while it downloads (10702 carries no
+ * count), only when a piece is stored (10703: start, length, total), so the bar moves once per piece.
+ */
+export function watchDownload(station: Pick<Station, 'module'>, recorder: Recorder): () => void {
+  const phase = 'download (cloud → module)';
+  return station.module.qt.on('event', (e) => {
+    if (e.kind === 'ota-download-start' && e.size > 0) recorder.progress?.(phase, 0, e.size);
+    else if (e.kind === 'ota-piece-ready' && e.size > 0) recorder.progress?.(phase, e.start + e.length, e.size);
+  });
 }

@@ -7,7 +7,7 @@ import { replay } from '../../sota/replay.ts';
 import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, paint, parse, UsageError } from '../output.ts';
 import { CliRecorder } from '../progress.ts';
-import { describeRun, writeRecord } from '../runs.ts';
+import { describeRun, watchDownload, writeRecord } from '../runs.ts';
 import { runCommand, withStation } from '../station.ts';
 
 export async function run(argv: string[]): Promise<number> {
@@ -28,7 +28,8 @@ export async function run(argv: string[]): Promise<number> {
     const recorder = new CliRecorder({ quiet: json });
     if (!json) recorder.line(`replaying ${file} (${record.station.name}, ${record.spec.package}${record.faults.length ? `, faults ${record.faults.join(' ')}` : ''}) on ${name}`);
     return withStation(name, { loaded: config, recorder }, async ({ station, signal }) => {
-      const result = await replay(record, station, { signal, recorder });
+      const unwatch = watchDownload(station, recorder);
+      const result = await replay(record, station, { signal, recorder }).finally(unwatch);
       recorder.stopBar();
       const out = writeRecord(result.record, values.record, 'repro');
       // Same verdict or not, a fault that fired then and not now means the disturbance was not reproduced.

@@ -17,7 +17,7 @@ import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, intOption, paint, parse, UsageError } from '../output.ts';
 import { readWithProgress } from '../flashio.ts';
 import { CliRecorder } from '../progress.ts';
-import { describeRun, writeRecord } from '../runs.ts';
+import { describeRun, watchDownload, writeRecord } from '../runs.ts';
 import { requireStationName, runCommand, withStation } from '../station.ts';
 
 const OUTCOMES: readonly Outcome[] = ['upgraded', 'refused', 'failed-intact'];
@@ -124,6 +124,7 @@ export async function run(argv: string[]): Promise<number> {
       const spec: UpgradeSpec = values.plan !== undefined ? specFromPlan(station, firmware, values.plan) : { component: station.component, package: packageByName(firmware, values.package!) };
       const current = await startingImage(station, firmware, spec.package, values.from, recorder, signal);
       await ensureBaseline(station, current, { signal, recorder });
+      const unwatch = watchDownload(station, recorder);
       const run = await runProxyUpgrade(station, {
         plan: spec,
         current,
@@ -135,7 +136,7 @@ export async function run(argv: string[]): Promise<number> {
         expect,
         blockSize,
         ...(values.crc !== undefined ? { crcAlgorithm: values.crc } : {}),
-      });
+      }).finally(unwatch);
       recorder.stopBar();
       const file = writeRecord(run, values.record);
       if (json) process.stdout.write(`${JSON.stringify({ station: station.name, verdict: run.verdict, readback: run.readback, fired: run.fired, record: file }, null, 2)}\n`);
