@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import type { Direction } from '../at/transcript.ts';
 import type { Outcome, ReadbackResult, Verdict } from './verdict.ts';
+import type { ExpectedPlan } from '../station/station.ts';
 
 export const RUN_RECORD_FORMAT = 'sota-rig/run-record';
 export const RUN_RECORD_VERSION = 1;
@@ -81,18 +82,7 @@ export interface RunRecord {
   durationMs: number;
   station: { name: string; description: string; baudRate: number; target: string; probe: string; component: string; slotAddress: number };
   /** The plan source's id and what the rig expected to see in 10700/10701. */
-  plan: {
-    id: string;
-    component: string;
-    sourceVersion: string;
-    targetVersion: string;
-    size: number;
-    md5: string;
-    crc: number;
-    sha256: string;
-    minBattery: number;
-    minSignal: number;
-  };
+  plan: { id: string } & ExpectedPlan;
   spec: RecordedSpec;
   package: { name: string; type: 'full' | 'delta'; version: string; sourceVersion: string | null; size: number; sha256: string; targetSha256: string };
   /** The image in the slot when the run started. */
