@@ -5,6 +5,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     pool: 'forks',
+    // Most tests wait on paced UARTs, protocol timers and OpenOCD rather than compute, so two workers on a
+    // 2-core machine halve the wall time (vitest's default is cores − 1, i.e. one).
+    maxWorkers: Number(process.env.RIG_TEST_WORKERS ?? 2),
     reporters: ['default', ['allure-vitest/reporter', { resultsDir: 'reports/allure-results' }]],
     projects: [
       {
