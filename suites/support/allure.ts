@@ -2,7 +2,7 @@
 // steps and whose attachments are Allure attachments; figures are collected and attached as one table; and
 // the Allure environment info (sota-rig, Node, OpenOCD, module revision, station) written next to the
 // results as environment.properties, merged with what other stations of the same run wrote.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as allure from 'allure-js-commons';
 import * as allureSync from 'allure-js-commons/sync';
@@ -66,5 +66,8 @@ export function writeEnvironmentInfo(dir: string, common: Record<string, string>
   props.set('stations', [...stations].sort().join(', '));
   for (const [k, v] of Object.entries(values)) props.set(`${station}.${k}`, v);
   const text = [...props].map(([k, v]) => `${k.replace(/[^A-Za-z0-9_.-]/g, '_')}=${escapeValue(v)}`).join('\n');
-  writeFileSync(file, `${text}\n`);
+  // Replaced whole: parallel test files may read it while another writes.
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${text}\n`);
+  renameSync(tmp, file);
 }

@@ -2,7 +2,7 @@
 // (DESIGN.md §4): its remaining tests fail at once with the reason, instead of each spending its time
 // budget on a dead port. Suite files run in separate worker processes, so the ledger is a small JSON file
 // per station in the run's directory (suites/global-setup.ts provides it; one `vitest run` = one run).
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { InfrastructureError } from '../../rig/errors.ts';
 
@@ -61,7 +61,11 @@ export class HealthLedger {
   }
 
   private write(r: HealthRecord): void {
-    writeFileSync(this.file, `${JSON.stringify(r, null, 2)}\n`);
+    // Test files of the virtual station run in parallel workers: a reader must never see half a record
+    // (it would read as "healthy" and forget a broken mark), so the record is replaced whole.
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    writeFileSync(tmp, `${JSON.stringify(r, null, 2)}\n`);
+    renameSync(tmp, this.file);
   }
 
   /** Throws StationBrokenError when an earlier test marked the station broken. */
