@@ -28,7 +28,9 @@ export default defineConfig({
           globalSetup: ['suites/global-setup.ts'],
           testTimeout: 180_000,
           hookTimeout: 60_000,
-          fileParallelism: false,
+          // A hardware station is one set of boards: its files run one at a time. Each file on the virtual
+          // station starts its own simulator (virtual stations lock per process), so those files can overlap.
+          fileParallelism: (process.env.RIG_STATION ?? 'virtual') === 'virtual',
         },
       },
     ],
