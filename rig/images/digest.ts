@@ -57,3 +57,34 @@ export class Hashes {
     return { size: this.#bytes.length, md5: this.md5, crc: this.crc(crcAlgorithm), sha256: this.sha256 };
   }
 }
+
+/** An immutable byte string with its size and hashes (images and packages are both this). */
+export abstract class HashedBytes {
+  readonly bytes: Uint8Array;
+  readonly #hashes: Hashes;
+
+  constructor(bytes: Uint8Array) {
+    this.bytes = bytes;
+    this.#hashes = new Hashes(bytes);
+  }
+
+  get size(): number {
+    return this.bytes.length;
+  }
+  get md5(): string {
+    return this.#hashes.md5;
+  }
+  get sha256(): string {
+    return this.#hashes.sha256;
+  }
+  /** CRC-32/IEEE. */
+  get crc32(): number {
+    return this.#hashes.crc(DEFAULT_CRC_ALGORITHM);
+  }
+  crc(algorithm: string): number {
+    return this.#hashes.crc(algorithm);
+  }
+  digest(crcAlgorithm: string = DEFAULT_CRC_ALGORITHM): Required<PackageDigest> {
+    return this.#hashes.digest(crcAlgorithm);
+  }
+}

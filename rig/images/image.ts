@@ -1,7 +1,6 @@
 import { FirmwareError } from '../errors.ts';
-import { DEFAULT_CRC_ALGORITHM } from './crc.ts';
 import type { ImageRef } from './delta.ts';
-import { Hashes, type PackageDigest } from './digest.ts';
+import { HashedBytes } from './digest.ts';
 import { describeIdentity, identifyImage, IMAGE_HEADER_OFFSET, type ImageHeader, type ImageIdentity } from './header.ts';
 
 export interface ImageMeta {
@@ -10,17 +9,14 @@ export interface ImageMeta {
 }
 
 /** An MCU application image: the exact bytes programmed at the slot address, with cached hashes. */
-export class Image {
-  readonly bytes: Uint8Array;
+export class Image extends HashedBytes {
   readonly component: string;
   readonly version: string;
-  readonly #hashes: Hashes;
 
   constructor(bytes: Uint8Array, meta: ImageMeta) {
-    this.bytes = bytes;
+    super(bytes);
     this.component = meta.component;
     this.version = meta.version;
-    this.#hashes = new Hashes(bytes);
   }
 
   /**
@@ -38,25 +34,6 @@ export class Image {
     return new Image(bytes.subarray(0, id.header.imageLength), id.header);
   }
 
-  get size(): number {
-    return this.bytes.length;
-  }
-  get md5(): string {
-    return this.#hashes.md5;
-  }
-  get sha256(): string {
-    return this.#hashes.sha256;
-  }
-  /** CRC-32/IEEE. */
-  get crc32(): number {
-    return this.#hashes.crc(DEFAULT_CRC_ALGORITHM);
-  }
-  crc(algorithm: string): number {
-    return this.#hashes.crc(algorithm);
-  }
-  digest(crcAlgorithm: string = DEFAULT_CRC_ALGORITHM): Required<PackageDigest> {
-    return this.#hashes.digest(crcAlgorithm);
-  }
 
   /** What the image's own header says about it (never throws). */
   identify(headerOffset = IMAGE_HEADER_OFFSET): ImageIdentity {
@@ -84,7 +61,7 @@ export class Image {
     return Buffer.compare(bytes, this.bytes) === 0;
   }
 
-  toString(): string {
+  override toString(): string {
     return `${this.component} ${this.version} (${this.size} bytes, sha256 ${this.sha256.slice(0, 12)}…)`;
   }
 }

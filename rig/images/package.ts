@@ -1,7 +1,6 @@
 import { FirmwareError } from '../errors.ts';
-import { DEFAULT_CRC_ALGORITHM } from './crc.ts';
 import { applyDelta, type ImageRef } from './delta.ts';
-import { Hashes, sha256Hex, type PackageDigest } from './digest.ts';
+import { HashedBytes, sha256Hex, type PackageDigest } from './digest.ts';
 import { Image } from './image.ts';
 import { verifyPackage, type PackageVerification } from './verify.ts';
 
@@ -28,7 +27,7 @@ export interface PackageInfo {
 }
 
 /** A package file as uploaded to Developer Center: a full image or a VCDIFF delta. */
-export class Package implements PackageInfo {
+export class Package extends HashedBytes implements PackageInfo {
   readonly name: string;
   readonly component: string;
   readonly version: string;
@@ -37,8 +36,6 @@ export class Package implements PackageInfo {
   readonly declared: Required<PackageDigest>;
   readonly source: ImageRef | undefined;
   readonly target: ImageRef;
-  readonly bytes: Uint8Array;
-  readonly #hashes: Hashes;
 
   constructor(bytes: Uint8Array, info: PackageInfo) {
     if ((info.type === 'delta') !== (info.source !== undefined && info.sourceVersion !== undefined)) {
@@ -47,7 +44,7 @@ export class Package implements PackageInfo {
         seen: `sourceVersion ${JSON.stringify(info.sourceVersion)}, source ${info.source ? 'present' : 'absent'}`,
       });
     }
-    this.bytes = bytes;
+    super(bytes);
     this.name = info.name;
     this.component = info.component;
     this.version = info.version;
@@ -56,25 +53,8 @@ export class Package implements PackageInfo {
     this.declared = info.declared;
     this.source = info.source;
     this.target = info.target;
-    this.#hashes = new Hashes(bytes);
   }
 
-  /** Size and hashes computed from the bytes (compare `declared` for what the cloud announces). */
-  get size(): number {
-    return this.bytes.length;
-  }
-  get md5(): string {
-    return this.#hashes.md5;
-  }
-  get sha256(): string {
-    return this.#hashes.sha256;
-  }
-  get crc32(): number {
-    return this.#hashes.crc(DEFAULT_CRC_ALGORITHM);
-  }
-  crc(algorithm: string): number {
-    return this.#hashes.crc(algorithm);
-  }
 
   /**
    * `downloaded` (the package's own bytes by default) against the declared digest, CRC-32/IEEE as the
@@ -112,7 +92,7 @@ export class Package implements PackageInfo {
     return new Image(applyDelta(downloaded, source, { source: this.source!, target: this.target }), meta);
   }
 
-  toString(): string {
+  override toString(): string {
     const from = this.type === 'delta' ? `${this.sourceVersion} → ` : '';
     return `${this.component} ${this.type} ${from}${this.version} (${this.size} bytes)`;
   }
