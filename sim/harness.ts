@@ -280,3 +280,31 @@ export async function sync(sim: SimHandle, attempts = 20): Promise<void> {
   }
   throw new Error(`sim module: never in sync after ${attempts} tries; seen: ${JSON.stringify(sim.text.slice(-300))}`);
 }
+
+/**
+ * A starter for sims that live for one test: every sim it started is stopped after each test. The runner's
+ * `afterEach` is passed in so the harness stays free of any test framework. With `expectCleanExit` (the
+ * default) a sim that does not exit 0 on stop fails the test. `afterStop` runs once they have all stopped
+ * (e.g. to remove their state directories).
+ */
+export function simsPerTest(
+  afterEach: (fn: () => Promise<void>) => void,
+  baseArgs: readonly string[],
+  { expectCleanExit = true, afterStop }: { expectCleanExit?: boolean; afterStop?: () => void } = {},
+): (args?: readonly string[]) => Promise<SimHandle> {
+  let started: SimHandle[] = [];
+  afterEach(async () => {
+    const sims = started;
+    started = [];
+    const codes = await Promise.all(sims.map((s) => s.stop()));
+    afterStop?.();
+    if (expectCleanExit && !codes.every((c) => c === 0)) {
+      throw new Error(`a sim did not stop cleanly: expected exit code 0 from each, saw ${codes.join(', ')}`);
+    }
+  });
+  return async (args = []) => {
+    const s = await startSim([...baseArgs, ...args]);
+    started.push(s);
+    return s;
+  };
+}

@@ -1,18 +1,8 @@
 // Plan delivery as the MCU sees it on the module's UART: filters, the delta source rule, refusal and re-push.
 import { afterEach, expect, test } from 'vitest';
-import { addPackage, expectOk, register, seededBytes, startSim, type SimHandle } from '../harness.ts';
+import { addPackage, expectOk, register, seededBytes, simsPerTest } from '../harness.ts';
 
-let sims: SimHandle[] = [];
-async function sim(args: string[]): Promise<SimHandle> {
-  const s = await startSim(['--baud', '0', ...args]);
-  sims.push(s);
-  return s;
-}
-afterEach(async () => {
-  const codes = await Promise.all(sims.map((s) => s.stop()));
-  sims = [];
-  expect(codes.every((c) => c === 0)).toBe(true);
-});
+const sim = simsPerTest(afterEach, ['--baud', '0']);
 
 test('blacklist beats whitelist, a delta needs its source version: only the matching plan reaches the MCU', async () => {
   const s = await sim(['--time-scale', '0.01']);

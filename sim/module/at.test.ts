@@ -4,18 +4,9 @@ import { readdirSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { awaitReady, expectOk, powerCycle, register, startSim, sync, type SimHandle } from '../harness.ts';
+import { awaitReady, expectOk, powerCycle, register, simsPerTest, sync } from '../harness.ts';
 
-let sims: SimHandle[] = [];
-async function sim(args: string[] = []): Promise<SimHandle> {
-  const s = await startSim(['--baud', '0', '--time-scale', '0.01', ...args]);
-  sims.push(s);
-  return s;
-}
-afterEach(async () => {
-  await Promise.all(sims.map((s) => s.stop()));
-  sims = [];
-});
+const sim = simsPerTest(afterEach, ['--baud', '0', '--time-scale', '0.01'], { expectCleanExit: false });
 
 /** Processes whose command line mentions `needle` (to find the sim's socat). */
 function processesMentioning(needle: string): number[] {

@@ -5,20 +5,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { addPackage, expectOk, powerCycle, register, seededBytes, startSim, type SimHandle } from '../harness.ts';
+import { addPackage, expectOk, powerCycle, register, seededBytes, simsPerTest, type SimHandle } from '../harness.ts';
 
-let sims: SimHandle[] = [];
 const dirs: string[] = [];
-async function sim(args: string[]): Promise<SimHandle> {
-  const s = await startSim(['--baud', '0', ...args]);
-  sims.push(s);
-  return s;
-}
-afterEach(async () => {
-  const codes = await Promise.all(sims.map((s) => s.stop()));
-  sims = [];
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-  expect(codes.every((c) => c === 0)).toBe(true);
+const sim = simsPerTest(afterEach, ['--baud', '0'], {
+  afterStop: () => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  },
 });
 
 async function otaState(s: SimHandle): Promise<string> {

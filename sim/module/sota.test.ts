@@ -2,20 +2,10 @@
 // with plain byte strings. Each test runs its own sim process.
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, test } from 'vitest';
-import { addPackage, awaitReady, expectOk, powerCycle, register, seededBytes, startSim, type SimHandle } from '../harness.ts';
+import { addPackage, awaitReady, expectOk, powerCycle, register, seededBytes, simsPerTest, type SimHandle } from '../harness.ts';
 import { crc32 } from '../cloud/hash.ts';
 
-let sims: SimHandle[] = [];
-async function sim(args: string[]): Promise<SimHandle> {
-  const s = await startSim(args);
-  sims.push(s);
-  return s;
-}
-afterEach(async () => {
-  const codes = await Promise.all(sims.map((s) => s.stop()));
-  sims = [];
-  expect(codes.every((c) => c === 0)).toBe(true);
-});
+const sim = simsPerTest(afterEach, []);
 
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 

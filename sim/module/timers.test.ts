@@ -1,19 +1,9 @@
 // Every OTA timer of protocol/quecthing-at.md §4.2 expires into its documented outcome, and download errors
 // follow §4.1 (silent retry announced by 10702, 10706 after more than 5). Time scales keep each test short.
 import { afterEach, describe, expect, test } from 'vitest';
-import { addPackage, expectOk, register, seededBytes, startSim, type SimHandle } from '../harness.ts';
+import { addPackage, expectOk, register, seededBytes, simsPerTest, type SimHandle } from '../harness.ts';
 
-let sims: SimHandle[] = [];
-async function sim(args: string[]): Promise<SimHandle> {
-  const s = await startSim(['--baud', '0', ...args]);
-  sims.push(s);
-  return s;
-}
-afterEach(async () => {
-  const codes = await Promise.all(sims.map((s) => s.stop()));
-  sims = [];
-  expect(codes.every((c) => c === 0)).toBe(true);
-});
+const sim = simsPerTest(afterEach, ['--baud', '0']);
 
 const count = (text: string, needle: string): number => text.split(needle).length - 1;
 
