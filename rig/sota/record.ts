@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import type { Direction } from '../at/transcript.ts';
 import type { Outcome, ReadbackResult, Verdict } from './verdict.ts';
-import type { ExpectedPlan } from '../station/station.ts';
+import type { ExpectedPlan, UpgradeSpec } from '../station/station.ts';
 
 export const RUN_RECORD_FORMAT = 'sota-rig/run-record';
 export const RUN_RECORD_VERSION = 1;
@@ -61,17 +61,10 @@ export interface CloudFault {
 }
 
 /** The plan as recorded: enough to prepare the same one again (the package is named, not embedded). */
-export interface RecordedSpec {
-  component: string;
+export type RecordedSpec = Omit<UpgradeSpec, 'package'> & {
   /** Manifest name of the package (FirmwareSet.package). */
   package: string;
-  minBattery?: number;
-  minSignal?: number;
-  whitelist?: string[];
-  blacklist?: string[];
-  pushActively?: boolean;
-  rejectionPeriodMinutes?: number;
-}
+};
 
 export interface RunRecord {
   format: typeof RUN_RECORD_FORMAT;
