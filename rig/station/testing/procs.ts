@@ -27,7 +27,12 @@ export function commandLine(pid: number): string {
   }
 }
 
-/** Every live process below `root` (children, grandchildren, …). */
+// tsx compiles TypeScript through an `esbuild --service` child of whichever node process loads uncached
+// .ts files (the holder, the sim). It is the loader's, not the station's, and it exits on its own only
+// after its parent has gone, so counting it would make "nothing left behind" depend on tsx's cache.
+const LOADER_SERVICE = /\/esbuild --service=/;
+
+/** Every live process below `root` (children, grandchildren, …), leaving out the TypeScript loader's compiler service. */
 export function descendants(root: number): number[] {
   const all = readdirSync('/proc')
     .filter((d) => /^\d+$/.test(d))
@@ -38,7 +43,7 @@ export function descendants(root: number): number[] {
   while (queue.length > 0) {
     const parent = queue.shift()!;
     for (const s of all) {
-      if (s.ppid === parent && !out.includes(s.pid)) {
+      if (s.ppid === parent && !out.includes(s.pid) && !LOADER_SERVICE.test(commandLine(s.pid))) {
         out.push(s.pid);
         queue.push(s.pid);
       }
