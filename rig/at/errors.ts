@@ -19,8 +19,9 @@ export class AtTimeoutError extends ProtocolError {
   readonly command: string;
   readonly port: string;
   readonly waitedMs: number;
-  constructor(c: AtErrorContext & { waitedMs: number; seen?: string }) {
-    super(`no answer to ${maskSecrets(c.command)} within ${c.waitedMs} ms on ${c.port}`, {
+  /** @param c.summary replaces "no answer to <command> within <n> ms", e.g. for a command never sent */
+  constructor(c: AtErrorContext & { waitedMs: number; seen?: string; summary?: string }) {
+    super(maskSecrets(c.summary ?? `no answer to ${c.command} within ${c.waitedMs} ms on ${c.port}`), {
       station: c.station,
       expected: c.expected,
       seen: c.seen,

@@ -12,7 +12,8 @@
 //
 // Failures: AtCommandError (ERROR/+CME/+CMS), AtTimeoutError, AtResponseError (protocol), AtPortError
 // (infrastructure: port vanished, closed, locked), AbortedError. After a timeout or abort the port
-// resynchronises with a probe (AT+CSQ) whose marker no stale answer can imitate.
+// resynchronises: a bare CR ends any command line a lost byte left unfinished, then a probe (AT+CSQ)
+// whose marker no stale answer can imitate; an ERROR to the probe still shows the module is alive.
 export { AtPort, openAtPort, DEFAULT_RESYNC_PROBES } from './port.ts';
 export type { AtPortOptions, AtPortEvents, AtResponse, CommandOptions, FramingIssue, ResyncProbe, SerialStream, Urc } from './port.ts';
 export { AtCommandError, AtPortError, AtResponseError, AtTimeoutError } from './errors.ts';

@@ -194,13 +194,69 @@ describe('AtPort over binding-mock, reads fragmented into 1..7 bytes', () => {
     }, { resyncTimeoutMs: 100 });
     const first = port.command('AT', { timeoutMs: 100 }).catch((e: unknown) => e);
     const second = port.command('AT+QIOTREG=1').catch((e: unknown) => e);
+    const third = port.command('AT+QIOTSTATE?', { prefix: '+QIOTSTATE:' }).catch((e: unknown) => e);
     expect(await first).toBeInstanceOf(AtTimeoutError);
-    const e2 = (await second) as AtTimeoutError;
-    expect(e2).toBeInstanceOf(AtTimeoutError);
-    expect(e2.message).toContain('resynchronisation probe AT+CSQ');
+    // Each queued command's error is its own: it names that command, and says it was never sent and why.
+    for (const [e, command] of [
+      [await second, 'AT+QIOTREG=1'],
+      [await third, 'AT+QIOTSTATE?'],
+    ] as const) {
+      expect(e).toBeInstanceOf(AtTimeoutError);
+      expect((e as AtTimeoutError).command).toBe(command);
+      expect((e as Error).message).toContain(`bench-2: ${command} not sent: the module answered neither AT nor the resynchronisation probe AT+CSQ within 100 ms`);
+      expect((e as Error).message).toContain('seen nothing since AT+CSQ was sent');
+    }
     alive = true;
     await expect(port.command('AT')).resolves.toMatchObject({ lines: [] });
   });
+
+  for (const echo of [false, true]) {
+    it(`recovers from a lost CR: the probe's bare CR ends the unfinished line, whose answer is discarded (echo ${echo ? 'on' : 'off'})`, async () => {
+      const { port, peer } = await setup(
+        (cmd, p) => {
+          if (echo) void p.send(`${cmd}\r`);
+          if (cmd === 'AT') void p.send(answer('OK'));
+          else if (cmd === 'AT+CSQ') void p.send(answer('+CSQ: 24,99', 'OK'));
+          else if (cmd === 'AT+QIOTSTATE?') void p.send(answer('+QIOTSTATE: 8', 'OK'));
+          else void p.send(answer('ERROR'));
+        },
+        { resyncTimeoutMs: 2000 },
+      );
+      const unsolicited: string[] = [];
+      port.on('unsolicited', (l) => unsolicited.push(l));
+      peer.dropFromRig(1, 'AT+QIOTSTATE?'.length);
+      const t0 = performance.now();
+      const lost = port.command('AT+QIOTSTATE?', { prefix: '+QIOTSTATE:', timeoutMs: 100 }).catch((e: unknown) => e);
+      const next = port.command('AT');
+      const e = (await lost) as AtTimeoutError;
+      expect(e).toBeInstanceOf(AtTimeoutError);
+      expect(e.message).toContain('bench-2: no answer to AT+QIOTSTATE? within 100 ms');
+      expect(e.message).toContain('seen nothing');
+      await expect(next).resolves.toEqual({ command: 'AT', lines: [] });
+      // Not a probe timeout: the probe got its own clean answer.
+      expect(performance.now() - t0).toBeLessThan(1500);
+      expect(peer.received).toEqual(['AT+QIOTSTATE?', 'AT+CSQ', 'AT']);
+      expect(unsolicited).toContain('+QIOTSTATE: 8');
+      await expect(port.command('AT+QIOTSTATE?', { prefix: '+QIOTSTATE:' })).resolves.toMatchObject({ lines: ['+QIOTSTATE: 8'] });
+    });
+
+    it(`takes ERROR to the probe as proof that the module is alive (echo ${echo ? 'on' : 'off'})`, async () => {
+      const { port, peer } = await setup(
+        (cmd, p) => {
+          if (echo) void p.send(`${cmd}\r`);
+          if (cmd === 'AT') void p.send(answer('OK'));
+          else if (cmd !== 'AT+QIOTREG?') void p.send(answer('ERROR')); // AT+QIOTREG? is never answered
+        },
+        { resyncTimeoutMs: 150 },
+      );
+      const first = port.command('AT+QIOTREG?', { timeoutMs: 100 }).catch((e: unknown) => e);
+      const next = port.command('AT');
+      expect(await first).toBeInstanceOf(AtTimeoutError);
+      await expect(next).resolves.toEqual({ command: 'AT', lines: [] });
+      expect(peer.received).toEqual(['AT+QIOTREG?', 'AT+CSQ', 'AT']);
+      expect(port.transcript().map((t) => t.text)).toContain('resynchronised after AT+QIOTREG?: the module answered ERROR to AT+CSQ');
+    });
+  }
 
   it('aborts a queued command and an in-flight one through their AbortSignals', async () => {
     const { port, peer } = await setup((cmd, p) => {

@@ -1,7 +1,8 @@
 // AtPort: one module's AT interface on a serialport stream. It sends one command at a time, gives each
 // the lines that belong to it (information lines by prefix, counted binary, the final result), hands URCs
 // to subscribers whenever they arrive, and keeps a transcript. After a timeout or an abort it
-// resynchronises before the next command, so a late answer can never be taken for the next command's.
+// resynchronises before the next command (a bare CR, then a probe), so a late answer, or one to a command
+// line left unfinished by a lost byte, can never be taken for the next command's.
 import { AbortedError } from '../errors.ts';
 import { Emitter } from './emitter.ts';
 import { AtCommandError, AtPortError, AtResponseError, AtTimeoutError } from './errors.ts';
@@ -117,7 +118,19 @@ interface Pending {
   timer: NodeJS.Timeout | undefined;
   onAbort: (() => void) | undefined;
   /** Set for the internal resynchronisation probe. */
-  probe: { marker: string; seen: boolean; after: string } | undefined;
+  probe: ProbeState | undefined;
+}
+
+interface ProbeState {
+  marker: string;
+  /** The probe's marker line has arrived. */
+  seen: boolean;
+  /** The command whose answer may still arrive. */
+  after: string;
+  /** The last final result that could be the probe's own answer without its marker (e.g. ERROR). */
+  answered: string | undefined;
+  /** The last few other lines received while the probe waited, for the error if it gets no answer. */
+  lines: string[];
 }
 
 export const DEFAULT_RESYNC_PROBES: readonly ResyncProbe[] = [
@@ -375,7 +388,7 @@ export class AtPort extends Emitter<AtPortEvents> {
       failure: undefined,
       timer: undefined,
       onAbort: undefined,
-      probe: { marker: probe.marker, seen: false, after },
+      probe: { marker: probe.marker, seen: false, after, answered: undefined, lines: [] },
     };
   }
 
@@ -385,12 +398,21 @@ export class AtPort extends Emitter<AtPortEvents> {
     p.sent = true;
     this.transcriptLog.tx(p.command);
     p.timer = setTimeout(() => this.onTimeout(p), p.timeoutMs);
-    serial.write(Buffer.from(`${p.command}\r`, 'latin1'), (err) => {
+    // A probe starts with a bare CR. When a byte of the abandoned command was lost (its CR above all), the
+    // module still holds the rest as an unfinished line: the CR ends that line on its own, so its answer
+    // comes first and is discarded as stale, and the probe reaches the module as a command of its own.
+    // With nothing pending the CR is an empty line, which a module ignores. The abandoned command may
+    // thereby run late; its timeout already told the caller that its outcome is unknown.
+    serial.write(Buffer.from(`${p.probe ? '\r' : ''}${p.command}\r`, 'latin1'), (err) => {
       if (!err || this.inflight !== p) return;
       this.inflight = undefined;
       this.settle(p, this.portError(`could not write ${p.command} to ${this.path}: ${err.message}`, p.command, err));
       this.pump();
     });
+  }
+
+  private mask(text: string): string {
+    return maskSecrets(text);
   }
 
   private expectedOf(p: Pending): string {
@@ -417,18 +439,7 @@ export class AtPort extends Emitter<AtPortEvents> {
       .filter(Boolean)
       .join(', ');
     if (p.probe) {
-      this.transcriptLog.note(`resynchronisation after ${p.probe.after} failed: no answer to ${p.command}`);
-      const error = new AtTimeoutError({
-        station: this.station,
-        port: this.path,
-        command: p.probe.after,
-        expected: `an answer to the resynchronisation probe ${p.command} (${p.probe.marker} … then OK)`,
-        waitedMs: p.timeoutMs,
-        seen: 'the module stopped answering',
-        lastLines: this.transcriptLog.lastReceived(),
-      });
-      // The module answers nothing: every queued command would time out the same way.
-      for (const q of this.queue.splice(0)) this.settle(q, error);
+      this.onProbeTimeout(p, p.probe);
       return;
     }
     this.staleAfter = p.command;
@@ -445,6 +456,43 @@ export class AtPort extends Emitter<AtPortEvents> {
         lastLines: this.transcriptLog.lastReceived(),
       }),
     );
+    this.pump();
+  }
+
+  private onProbeTimeout(p: Pending, probe: ProbeState): void {
+    if (probe.answered !== undefined) {
+      // The module answered, and nothing followed for a whole probe timeout: that answer was the probe's.
+      this.resynchronised(p, `the module answered ${probe.answered} to ${p.command}`);
+      return;
+    }
+    this.transcriptLog.note(`resynchronisation after ${probe.after} failed: no answer to ${p.command}`);
+    const seen = probe.lines.length
+      ? `only ${probe.lines.map((l) => JSON.stringify(l)).join(', ')} since ${p.command} was sent, no final result`
+      : `nothing since ${p.command} was sent`;
+    // The module answers nothing: every queued command would time out the same way. Each is failed with
+    // an error of its own, so a flow's failure names the step it was at.
+    for (const q of this.queue.splice(0)) {
+      this.settle(
+        q,
+        new AtTimeoutError({
+          station: this.station,
+          port: this.path,
+          command: this.mask(q.command),
+          summary: `${this.mask(q.command)} not sent: the module answered neither ${this.mask(probe.after)} nor the resynchronisation probe ${p.command} within ${p.timeoutMs} ms on ${this.path}`,
+          expected: `${probe.marker} … then OK to ${p.command}, then ${this.expectedOf(q)} to ${this.mask(q.command)}`,
+          waitedMs: p.timeoutMs,
+          seen,
+          lastLines: this.transcriptLog.lastReceived(),
+        }),
+      );
+    }
+  }
+
+  private resynchronised(p: Pending, how?: string): void {
+    this.inflight = undefined;
+    this.staleAfter = undefined;
+    this.settle(p, { command: p.command, lines: [] });
+    this.transcriptLog.note(`resynchronised after ${p.probe!.after}${how ? `: ${how}` : ''}`);
     this.pump();
   }
 
@@ -548,22 +596,30 @@ export class AtPort extends Emitter<AtPortEvents> {
     this.routeUnowned(line);
   }
 
-  private onProbeLine(p: Pending, probe: NonNullable<Pending['probe']>, line: string): void {
+  private onProbeLine(p: Pending, probe: ProbeState, line: string): void {
     if (line.startsWith(probe.marker)) {
       probe.seen = true;
       return;
     }
-    if (probe.seen && parseFinalResult(line)) {
-      this.inflight = undefined;
-      this.staleAfter = undefined;
-      this.settle(p, { command: p.command, lines: [] });
-      this.transcriptLog.note(`resynchronised after ${probe.after}`);
-      this.pump();
+    const final = parseFinalResult(line);
+    if (final && (probe.seen || p.echoSeen)) {
+      // After the probe's own marker or echo, a final result can only be the probe's: ERROR included,
+      // which still proves the module is alive and has worked through everything sent before.
+      this.resynchronised(p, probe.seen ? undefined : `the module answered ${line} to ${p.command}`);
       return;
     }
-    if (matchesPrefix(line, this.urcPrefixes)) {
+    if (final) {
+      // The answer to the line the bare CR ended, or the probe's own answer without its marker (a module
+      // that answers ERROR to it). Without echo they look alike: the probe's answer gets a whole probe
+      // timeout more to arrive; if nothing follows, this one was it.
+      probe.answered = line;
+      clearTimeout(p.timer);
+      p.timer = setTimeout(() => this.onTimeout(p), p.timeoutMs);
+    } else if (matchesPrefix(line, this.urcPrefixes)) {
       this.emit('urc', { line });
       return;
+    } else if (probe.lines.push(this.mask(line)) > 5) {
+      probe.lines.shift();
     }
     // A late answer to the abandoned command: it belongs to nobody.
     this.emit('unsolicited', line);

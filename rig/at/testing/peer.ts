@@ -1,5 +1,6 @@
 // A scripted module for tests: it receives what the rig writes, splits it into command lines at `\r`,
-// and answers through a script. Answers go out in pieces of 1..7 bytes (seeded, so a failure can be
+// and answers through a script. An empty line is no command (V.250: no "AT" prefix), so a real module
+// ignores it and so does the peer. Answers go out in pieces of 1..7 bytes (seeded, so a failure can be
 // replayed) and in order, whatever transport carries them (binding-mock or a real pty).
 
 /** A small seeded PRNG (mulberry32): the same seed gives the same fragmentation on every run. */
@@ -31,6 +32,8 @@ export class ScriptedPeer {
   /** Every command line received, in order (terminator stripped). */
   readonly received: string[] = [];
   private partial = '';
+  private dropSkip = 0;
+  private dropCount = 0;
   private sending: Promise<void> = Promise.resolve();
   private waiters: { n: number; resolve: () => void }[] = [];
 
@@ -48,13 +51,28 @@ export class ScriptedPeer {
     this.script = script;
   }
 
+  /** Loses `count` of the next bytes from the rig after letting `skip` through, as a noisy line does. */
+  dropFromRig(count: number, skip = 0): void {
+    this.dropCount = count;
+    this.dropSkip = skip;
+  }
+
   /** Feeds the bytes the rig wrote. */
   fromRig(bytes: Buffer): void {
-    this.partial += bytes.toString('latin1');
+    let text = bytes.toString('latin1');
+    if (this.dropCount > 0) {
+      const pass = Math.min(this.dropSkip, text.length);
+      const dropped = Math.min(this.dropCount, text.length - pass);
+      this.dropSkip -= pass;
+      this.dropCount -= dropped;
+      text = text.slice(0, pass) + text.slice(pass + dropped);
+    }
+    this.partial += text;
     let i: number;
     while ((i = this.partial.indexOf('\r')) >= 0) {
       const line = this.partial.slice(0, i);
       this.partial = this.partial.slice(i + 1);
+      if (line === '') continue;
       this.received.push(line);
       for (const w of this.waiters.filter((w) => this.received.length >= w.n)) {
         this.waiters.splice(this.waiters.indexOf(w), 1);
