@@ -8,6 +8,7 @@
 //   port.on('urc', ({ line, data }) => …)   // +QIOTEVT, +QIND, RDY… even mid-answer; returns unsubscribe
 //   port.on('reboot' | 'transcript' | 'framing' | 'unsolicited' | 'disconnected', …)
 //   port.transcript()              // [TX]/[RX] entries, monotonic ms, binary as length + SHA-256, secrets masked
+//   port.addSecret(ps)             // masked wherever it appears, even in a garbled line; also AtPortOptions.secrets
 //   await port.close(); await port.open();   // reopen after a disconnect
 //
 // Failures: AtCommandError (ERROR/+CME/+CMS), AtTimeoutError, AtResponseError (protocol), AtPortError
@@ -21,7 +22,7 @@ export { AtFramer, quecthingBinaryLength, DEFAULT_MAX_BINARY_LENGTH, DEFAULT_MAX
 export type { Frame, FramerOptions } from './framer.ts';
 export { DEFAULT_URC_PREFIXES, REBOOT_URC, parseFinalResult } from './lines.ts';
 export type { FinalResult } from './lines.ts';
-export { Transcript, formatEntry, formatTranscript, maskSecrets } from './transcript.ts';
+export { Secrets, Transcript, formatEntry, formatTranscript, maskSecrets } from './transcript.ts';
 export type { Direction, TranscriptEntry } from './transcript.ts';
 export { guardHangup } from './hangup.ts';
 export { Emitter } from './emitter.ts';

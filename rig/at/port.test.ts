@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AbortedError, InfrastructureError, ProtocolError } from '../errors.ts';
 import { AtCommandError, AtPortError, AtResponseError, AtTimeoutError } from './errors.ts';
 import { AtPort } from './port.ts';
+import { formatTranscript } from './transcript.ts';
 import type { AtPortOptions, FramingIssue, Urc } from './port.ts';
 import { createMockModule } from './testing/mock.ts';
 import type { Script } from './testing/peer.ts';
@@ -351,6 +352,35 @@ describe('AtPort over binding-mock, reads fragmented into 1..7 bytes', () => {
     await port.command('AT+QIOTCFG="productinfo","p1234","VerySecret42"');
     expect(emitted).toEqual(['AT+QIOTCFG="productinfo","p1234","********"', 'AT+QIOTCFG="productinfo","p1234","********"', 'OK']);
     expect(JSON.stringify(port.transcript())).not.toContain('VerySecret42');
+  });
+
+  it('masks secrets in garbled echoes and answers: productinfo and dk_ds learned as sent, the station\'s given as an option', async () => {
+    const { port } = await setup(
+      (cmd, p) => {
+        // Each echo loses the quote after the key, as after a dropped byte.
+        void p.send(`${cmd.replace(/"(productinfo|dk_ds)"/, '"$1')}\r`);
+        if (cmd === 'AT+QIOTCFG="dk_ds"') void p.send(answer('+QIOTCFG: "dk_ds,"dk1","DEVSECRET"', 'OK'));
+        else if (cmd === 'AT+QIOTCFG="server"') void p.send(answer('+QIOTCFG: "server",1,"mqtt://u:StationSecret42@host"', 'ERROR'));
+        else void p.send(answer('OK'));
+      },
+      { secrets: ['StationSecret42'] },
+    );
+    const emitted: string[] = [];
+    port.on('transcript', (e) => emitted.push(e.text));
+    await port.command('AT+QIOTCFG="productinfo","p1234","VerySecret42"');
+    await port.command('AT+QIOTCFG="dk_ds","dk1","DEVSECRET"');
+    await port.command('AT+QIOTCFG="dk_ds"', { prefix: '+QIOTCFG:' });
+    const e = (await port.command('AT+QIOTCFG="server"', { prefix: '+QIOTCFG:' }).catch((err: unknown) => err)) as AtCommandError;
+    expect(e).toBeInstanceOf(AtCommandError);
+    expect(emitted).toContain('AT+QIOTCFG="productinfo,"p1234","********"');
+    expect(emitted).toContain('AT+QIOTCFG="dk_ds,"dk1","********"');
+    expect(emitted).toContain('+QIOTCFG: "dk_ds,"dk1","********"');
+    expect(e.message).toContain('"+QIOTCFG: \\"server\\",1,\\"mqtt://u:********@host\\""');
+    const everything = JSON.stringify({ emitted, transcript: port.transcript(), text: formatTranscript(port.transcript()), e, m: e.message });
+    for (const secret of ['VerySecret42', 'DEVSECRET', 'StationSecret42']) expect(everything).not.toContain(secret);
+    port.addSecret('LaterSecret7');
+    port.note('a note quoting LaterSecret7');
+    expect(port.transcript().at(-1)!.text).toBe('a note quoting ********');
   });
 
   it('keeps the ProductSecret out of every error: ERROR, timeout, abort, closed port', async () => {

@@ -10,7 +10,7 @@ import { AtFramer, quecthingBinaryLength } from './framer.ts';
 import { guardHangup } from './hangup.ts';
 import type { Frame } from './framer.ts';
 import { DEFAULT_URC_PREFIXES, REBOOT_URC, matchesPrefix, parseFinalResult } from './lines.ts';
-import { Transcript, maskSecrets } from './transcript.ts';
+import { Secrets, Transcript } from './transcript.ts';
 import type { TranscriptEntry } from './transcript.ts';
 
 /**
@@ -62,6 +62,11 @@ export interface AtPortOptions {
   resyncProbes?: readonly ResyncProbe[];
   /** Transcript entries kept in memory; every entry is also emitted as a `transcript` event. */
   transcriptLimit?: number;
+  /**
+   * Values masked in the transcript and in every error wherever they appear (the station's ProductSecret,
+   * a DeviceSecret); more with `addSecret`. Secrets in productinfo and dk_ds commands are added as sent.
+   */
+  secrets?: Iterable<string>;
 }
 
 export interface CommandOptions {
@@ -145,6 +150,7 @@ export class AtPort extends Emitter<AtPortEvents> {
   private readonly baudRate: number;
   private readonly framer: AtFramer;
   private readonly transcriptLog: Transcript;
+  private readonly secrets: Secrets;
   private readonly urcPrefixes: readonly string[];
   private readonly probes: readonly ResyncProbe[];
   private readonly commandTimeoutMs: number;
@@ -166,7 +172,8 @@ export class AtPort extends Emitter<AtPortEvents> {
     this.resyncTimeoutMs = opts.resyncTimeoutMs ?? this.commandTimeoutMs;
     this.urcPrefixes = opts.urcPrefixes ?? DEFAULT_URC_PREFIXES;
     this.probes = opts.resyncProbes ?? DEFAULT_RESYNC_PROBES;
-    this.transcriptLog = new Transcript((e) => this.emit('transcript', e), opts.transcriptLimit);
+    this.secrets = new Secrets(opts.secrets);
+    this.transcriptLog = new Transcript((e) => this.emit('transcript', e), opts.transcriptLimit, this.secrets);
     this.framer = new AtFramer((f) => this.onFrame(f), {
       maxLineLength: opts.maxLineLength,
       maxBinaryLength: opts.maxBinaryLength,
@@ -235,6 +242,8 @@ export class AtPort extends Emitter<AtPortEvents> {
    * AbortedError.
    */
   command(command: string, opts: CommandOptions = {}): Promise<AtResponse> {
+    // Before anything can log the command: from here on a garbled echo of it cannot show its secret.
+    this.secrets.learn(command);
     return new Promise<AtResponse>((resolve, reject) => {
       const p: Pending = {
         command,
@@ -279,6 +288,16 @@ export class AtPort extends Emitter<AtPortEvents> {
     return this.transcriptLog.all();
   }
 
+  /** Masks `value` from now on wherever it appears: in the transcript, its events and every error. */
+  addSecret(value: string): void {
+    this.secrets.add(value);
+  }
+
+  /** `text` as the transcript would show it, secrets masked; for errors built from module answers. */
+  mask(text: string): string {
+    return this.secrets.mask(text);
+  }
+
   /** Adds a note to the transcript (a flow's step, a fault injected), so the log reads as one story. */
   note(text: string): void {
     this.transcriptLog.note(text);
@@ -321,10 +340,10 @@ export class AtPort extends Emitter<AtPortEvents> {
   }
 
   private portError(summary: string, command?: string, cause?: unknown): AtPortError {
-    return new AtPortError(summary, {
+    return new AtPortError(this.mask(summary), {
       station: this.station,
       port: this.path,
-      command,
+      command: command === undefined ? undefined : this.mask(command),
       lastLines: this.transcriptLog.lastReceived(),
       cause,
     });
@@ -332,7 +351,7 @@ export class AtPort extends Emitter<AtPortEvents> {
 
   private abortedError(p: Pending, signal: AbortSignal): AbortedError {
     const reason = signal.reason instanceof Error ? signal.reason.message : String(signal.reason ?? 'aborted');
-    return new AbortedError(`${maskSecrets(p.command)} on ${this.path} aborted: ${reason}`, {
+    return new AbortedError(`${this.mask(p.command)} on ${this.path} aborted: ${reason}`, {
       station: this.station,
       lastLines: this.transcriptLog.lastReceived(),
       cause: signal.reason,
@@ -411,10 +430,6 @@ export class AtPort extends Emitter<AtPortEvents> {
     });
   }
 
-  private mask(text: string): string {
-    return maskSecrets(text);
-  }
-
   private expectedOf(p: Pending): string {
     if (p.opts.expected) return p.opts.expected;
     const prefix = p.opts.prefix;
@@ -449,7 +464,7 @@ export class AtPort extends Emitter<AtPortEvents> {
       new AtTimeoutError({
         station: this.station,
         port: this.path,
-        command: p.command,
+        command: this.mask(p.command),
         expected: this.expectedOf(p),
         waitedMs: p.timeoutMs,
         seen: seen ? `only ${seen}` : 'nothing',
@@ -519,7 +534,7 @@ export class AtPort extends Emitter<AtPortEvents> {
           p.failure = new AtResponseError({
             station: this.station,
             port: this.path,
-            command: p.command,
+            command: this.mask(p.command),
             expected: `${this.expectedOf(p)}, with <n> ≤ ${f.limit}`,
             seen: f.header,
             lastLines: this.transcriptLog.lastReceived(),
@@ -556,7 +571,7 @@ export class AtPort extends Emitter<AtPortEvents> {
           new AtCommandError({
             station: this.station,
             port: this.path,
-            command: p.command,
+            command: this.mask(p.command),
             expected: this.expectedOf(p),
             final,
             finalLine: line,
@@ -571,9 +586,9 @@ export class AtPort extends Emitter<AtPortEvents> {
           new AtResponseError({
             station: this.station,
             port: this.path,
-            command: p.command,
+            command: this.mask(p.command),
             expected: this.expectedOf(p),
-            seen: p.lines.length ? `OK after ${JSON.stringify(p.lines)} without binary data` : 'OK without binary data',
+            seen: p.lines.length ? `OK after ${this.mask(JSON.stringify(p.lines))} without binary data` : 'OK without binary data',
             lastLines: this.transcriptLog.lastReceived(),
           }),
         );
@@ -659,7 +674,7 @@ export class AtPort extends Emitter<AtPortEvents> {
           new AtResponseError({
             station: this.station,
             port: this.path,
-            command: p.command,
+            command: this.mask(p.command),
             expected: this.expectedOf(p),
             seen: 'RDY: the module rebooted before answering',
             lastLines: this.transcriptLog.lastReceived(),

@@ -1,6 +1,7 @@
 // The AT transcript: every line sent and received, in the `[TX]`/`[RX]` form of Quectel's examples, with
 // a monotonic timestamp. Binary data is summarised (length and SHA-256) so a transcript stays readable and
-// small, and the ProductSecret never leaves the process: it is masked before an entry exists at all.
+// small, and the ProductSecret and DeviceSecret never leave the process: they are masked before an entry
+// exists at all.
 import { createHash } from 'node:crypto';
 
 export type Direction = 'TX' | 'RX' | '--';
@@ -20,14 +21,53 @@ export interface TranscriptEntry {
 
 const MASK = '********';
 
+// The secret is the third field of both keys (protocol §2.1); the first field after the key names the
+// product or the device and stays visible, as a report needs it.
+const SECRET_FIELD = /("(?:productinfo|dk_ds)"\s*,\s*"[^"]*"\s*,\s*)("[^"]*"|[^,]*)/gi;
+
 /**
- * Masks the ProductSecret in `AT+QIOTCFG="productinfo","<pk>","<ps>"` (set command, and its echo) and in
- * the query answer `+QIOTCFG: "productinfo","<pk>","<ps>","<ver>"`. The product key stays visible: it
- * identifies the product and is needed to read a report.
+ * Masks the ProductSecret in `AT+QIOTCFG="productinfo","<pk>","<ps>"` and the DeviceSecret in
+ * `AT+QIOTCFG="dk_ds","<dk>","<ds>"` (set commands, their echoes) and in the query answers
+ * `+QIOTCFG: "productinfo","<pk>","<ps>","<ver>"` and `+QIOTCFG: "dk_ds","<dk>","<ds>"`. This only
+ * recognises well-formed lines: a line garbled on the wire is masked by `Secrets`, which knows the values.
  */
 export function maskSecrets(line: string): string {
-  if (!/productinfo/i.test(line)) return line;
-  return line.replace(/("productinfo"\s*,\s*"[^"]*"\s*,\s*)("[^"]*"|[^,]*)/gi, (_m, head: string) => `${head}"${MASK}"`);
+  if (!/productinfo|dk_ds/i.test(line)) return line;
+  return line.replace(SECRET_FIELD, (_m, head: string) => `${head}"${MASK}"`);
+}
+
+/**
+ * Secret values masked wherever they appear, whatever the line around them looks like: a quote lost from
+ * an echo, a garbled answer or a note cannot show them. `maskSecrets` still applies on top.
+ */
+export class Secrets {
+  private values: string[] = [];
+
+  constructor(values: Iterable<string> = []) {
+    for (const v of values) this.add(v);
+  }
+
+  add(value: string): void {
+    if (value === '' || this.values.includes(value)) return;
+    this.values.push(value);
+    // Longest first, so a secret that contains another is masked whole.
+    this.values.sort((a, b) => b.length - a.length);
+  }
+
+  /** Registers the secret of a well-formed productinfo or dk_ds line (a command the rig sends, an answer). */
+  learn(line: string): void {
+    if (!/productinfo|dk_ds/i.test(line)) return;
+    for (const m of line.matchAll(SECRET_FIELD)) {
+      const raw = m[2]!.trim();
+      this.add(raw.startsWith('"') ? raw.slice(1, -1) : raw);
+    }
+  }
+
+  mask(text: string): string {
+    let out = text;
+    for (const v of this.values) if (out.includes(v)) out = out.split(v).join(MASK);
+    return maskSecrets(out);
+  }
 }
 
 export function binarySummary(data: Buffer): { text: string; length: number; sha256: string } {
@@ -49,18 +89,22 @@ export class Transcript {
   private readonly origin = performance.now();
   private readonly entries: TranscriptEntry[] = [];
 
-  /** @param limit entries kept in memory (oldest dropped first); listeners still see every entry. */
+  /**
+   * @param limit entries kept in memory (oldest dropped first); listeners still see every entry.
+   * @param secrets values masked in every entry, shared with the port so its errors mask the same
+   */
   constructor(
     private readonly onEntry: (e: TranscriptEntry) => void,
     private readonly limit = 10_000,
+    readonly secrets = new Secrets(),
   ) {}
 
   tx(line: string): void {
-    this.add('TX', maskSecrets(line));
+    this.add('TX', this.secrets.mask(line));
   }
 
   rx(line: string): void {
-    this.add('RX', maskSecrets(line));
+    this.add('RX', this.secrets.mask(line));
   }
 
   rxBinary(data: Buffer): void {
@@ -69,7 +113,7 @@ export class Transcript {
   }
 
   note(text: string): void {
-    this.add('--', maskSecrets(text));
+    this.add('--', this.secrets.mask(text));
   }
 
   /** Entries still held (at least the last `limit`), oldest first. */

@@ -10,10 +10,11 @@
 //   const { start, data } = await qt.otaRead(0, 1024);
 //   qt.on('event', (e: ModuleEvent) => …)            // every URC decoded; unknown ones kept as such
 // Also: at, setEcho, identify (ATI), firmwareRevision (AT+QGMR), imei (AT+GSN), setFunctionality /
-// functionality (AT+CFUN), signalQuality (AT+CSQ), productInfo, setServer/server, registration, info.
+// functionality (AT+CFUN), signalQuality (AT+CSQ), productInfo, setDeviceKey/deviceKey (dk_ds),
+// setServer/server, registration, info. ProductSecret and DeviceSecret are masked on the port once seen.
 // `parseQiotEvent(line)` decodes one +QIOTEVT line into the QiotEvent union (discriminant `kind`).
 export { QuecThing, UpdateAction, QIOT_STATES } from './quecthing.ts';
-export type { McuVersion, OtaBlock, ProductInfo, QiotState, QuecThingEvents, QuecThingOptions, RegistrationMode } from './quecthing.ts';
+export type { DeviceKey, McuVersion, OtaBlock, ProductInfo, QiotState, QuecThingEvents, QuecThingOptions, RegistrationMode } from './quecthing.ts';
 export { EventCursor, EventFailedError, EventTimeoutError } from './cursor.ts';
 export type { CursorSource, WaitOptions } from './cursor.ts';
 export { isEvent, parseModuleEvent, parseQiotEvent } from './events.ts';

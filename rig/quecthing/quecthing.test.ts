@@ -1,6 +1,6 @@
 import { SerialPortMock } from 'serialport';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AtCommandError, AtPort, AtResponseError } from '../at/index.ts';
+import { AtCommandError, AtPort, AtResponseError, formatTranscript } from '../at/index.ts';
 import { createMockModule } from '../at/testing/mock.ts';
 import { answer } from '../at/testing/peer.ts';
 import { openPtyPeer, startPtyPair } from '../at/testing/pty.ts';
@@ -144,6 +144,32 @@ describe('QuecThing commands', () => {
     const bad = (await qt.setProductInfo('p11abc', 'hun"ter2').catch((err: unknown) => err)) as ConfigError;
     expect(bad).toBeInstanceOf(ConfigError);
     expect(bad.message).toBe('bench-1: cannot send the ProductSecret as an AT string parameter (contains a quote or a control character)');
+  });
+});
+
+describe('QuecThing secrets', () => {
+  it('masks the ProductSecret and the DeviceSecret everywhere once set or read, even in garbled lines', async () => {
+    const { qt, port } = await setup({
+      'AT+QIOTCFG="productinfo","p11abc","c2VjcmV0"': `AT+QIOTCFG="productinfo,"p11abc","c2VjcmV0"\r${answer('OK')}`,
+      'AT+QIOTCFG="dk_ds","dk1","DEVSECRET1"': `AT+QIOTCFG="dk_ds","dk1,"DEVSECRET1"\r${answer('OK')}`,
+      'AT+QIOTCFG="dk_ds"': answer('+QIOTCFG: "dk_ds","dk1","DEVSECRET1"', 'OK'),
+      'AT+QIOTCFG="productinfo"': answer('+QIOTCFG: "productinfo","p11abc","ModuleHeldPS","1"', 'OK'),
+      'AT+QIOTSTATE?': answer('+QIOTSTATE: "p11abc,ModuleHeldPS"', 'OK'),
+    });
+    await qt.setProductInfo('p11abc', 'c2VjcmV0');
+    await qt.setDeviceKey('dk1', 'DEVSECRET1');
+    expect(await qt.deviceKey()).toEqual({ deviceKey: 'dk1', deviceSecret: 'DEVSECRET1' });
+    expect(await qt.productInfo()).toEqual({ productKey: 'p11abc', productSecret: 'ModuleHeldPS', authVersion: '1' });
+    const e = (await qt.state().catch((err: unknown) => err)) as AtResponseError;
+    expect(e).toBeInstanceOf(AtResponseError);
+    const lines = port.transcript().map((x) => `[${x.dir}]${x.text}`);
+    expect(lines).toContain('[RX]AT+QIOTCFG="productinfo,"p11abc","********"');
+    expect(lines).toContain('[TX]AT+QIOTCFG="dk_ds","dk1","********"');
+    expect(lines).toContain('[RX]AT+QIOTCFG="dk_ds","dk1,"********"');
+    expect(lines).toContain('[RX]+QIOTCFG: "dk_ds","dk1","********"');
+    const everything = JSON.stringify({ t: port.transcript(), f: formatTranscript(port.transcript()), e, m: e.message });
+    for (const secret of ['c2VjcmV0', 'DEVSECRET1', 'ModuleHeldPS']) expect(everything).not.toContain(secret);
+    await expect(qt.setDeviceKey('dk1', 'bad"secret')).rejects.toThrow('cannot send the DeviceSecret as an AT string parameter');
   });
 });
 

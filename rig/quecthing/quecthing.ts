@@ -1,7 +1,7 @@
 // Typed QuecThing commands (protocol §2) and decoded events (§3) on top of an AtPort. Each method sends
 // exactly the command text of Quectel's documentation, so the TX side of a transcript reads like the
 // SOTA example, and checks the answer's shape: a malformed answer is a ProtocolError naming the station.
-import { AtResponseError, Emitter, maskSecrets } from '../at/index.ts';
+import { AtResponseError, Emitter } from '../at/index.ts';
 import type { AtPort, AtResponse, CommandOptions } from '../at/index.ts';
 import { ConfigError } from '../errors.ts';
 import { EventCursor } from './cursor.ts';
@@ -49,6 +49,12 @@ export interface ProductInfo {
   productSecret: string;
   /** Authentication protocol version, when the module reports it. */
   authVersion: string | undefined;
+}
+
+export interface DeviceKey {
+  deviceKey: string;
+  /** Empty when the module holds no DeviceSecret for the custom DeviceKey. */
+  deviceSecret: string;
 }
 
 export interface McuVersion {
@@ -167,9 +173,11 @@ export class QuecThing extends Emitter<QuecThingEvents> {
 
   // --- QuecThing configuration -----------------------------------------------------------------------
 
-  /** Only while disconnected (QIOTREG=0); the secret is masked in the transcript. */
+  /** Only while disconnected (QIOTREG=0); the secret is masked in the transcript and in errors. */
   async setProductInfo(productKey: string, productSecret: string, o: CallOptions = {}): Promise<void> {
-    await this.port.command(`AT+QIOTCFG="productinfo",${this.str(productKey)},${this.str(productSecret, 'the ProductSecret')}`, o);
+    const command = `AT+QIOTCFG="productinfo",${this.str(productKey)},${this.str(productSecret, 'the ProductSecret')}`;
+    this.port.addSecret(productSecret);
+    await this.port.command(command, o);
   }
 
   async productInfo(o: CallOptions = {}): Promise<ProductInfo> {
@@ -179,7 +187,30 @@ export class QuecThing extends Emitter<QuecThingEvents> {
       // A malformed answer may still hold the secret where the mask cannot recognise it.
       throw this.shapeError({ ...r, lines: [`${r.lines.length} line(s), withheld: they may contain the ProductSecret`] }, '+QIOTCFG: "productinfo","<pk>","<ps>"[,"<ver>"]');
     }
+    this.port.addSecret(f[2]!.text);
     return { productKey: f[1]!.text, productSecret: f[2]!.text, authVersion: f[3]?.text };
+  }
+
+  /**
+   * AT+QIOTCFG="dk_ds","<dk>"[,"<ds>"]: a custom DeviceKey (≤ 16 alphanumerics in SDK 2.9.0) and its
+   * DeviceSecret (≤ 32); only while disconnected. The secret is masked in the transcript and in errors.
+   */
+  async setDeviceKey(deviceKey: string, deviceSecret?: string, o: CallOptions = {}): Promise<void> {
+    const ds = deviceSecret === undefined ? '' : `,${this.str(deviceSecret, 'the DeviceSecret')}`;
+    if (deviceSecret) this.port.addSecret(deviceSecret);
+    await this.port.command(`AT+QIOTCFG="dk_ds",${this.str(deviceKey)}${ds}`, o);
+  }
+
+  /** AT+QIOTCFG="dk_ds": the module answers ERROR unless the DeviceKey was customised (§2.1). */
+  async deviceKey(o: CallOptions = {}): Promise<DeviceKey> {
+    const r = await this.port.command('AT+QIOTCFG="dk_ds"', { ...o, prefix: '+QIOTCFG:' });
+    const f = r.lines.length === 1 ? splitFields(afterPrefix(r.lines[0]!, '+QIOTCFG:')!) : [];
+    if (f.length < 2 || f.length > 3 || f[0]!.text !== 'dk_ds') {
+      throw this.shapeError({ ...r, lines: [`${r.lines.length} line(s), withheld: they may contain the DeviceSecret`] }, '+QIOTCFG: "dk_ds","<dk>","<ds>"');
+    }
+    const deviceSecret = f[2]?.text ?? '';
+    if (deviceSecret) this.port.addSecret(deviceSecret);
+    return { deviceKey: f[1]!.text, deviceSecret };
   }
 
   /** `type` 1 = MQTT (cellular). */
@@ -330,10 +361,10 @@ export class QuecThing extends Emitter<QuecThingEvents> {
     return new AtResponseError({
       station: this.station,
       port: this.port.path,
-      command: r.command,
+      command: this.port.mask(r.command),
       expected,
-      seen: r.lines.length > 0 ? r.lines.map((l) => JSON.stringify(maskSecrets(l))).join(', ') : 'no information line',
-      lastLines: r.lines.map(maskSecrets),
+      seen: r.lines.length > 0 ? r.lines.map((l) => JSON.stringify(this.port.mask(l))).join(', ') : 'no information line',
+      lastLines: r.lines.map((l) => this.port.mask(l)),
     });
   }
 }

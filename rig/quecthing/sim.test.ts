@@ -44,3 +44,18 @@ test('a command whose CR is lost times out alone; the next command gets its answ
   expect(t).toContain('[--]resynchronised after AT+QIOTSTATE?');
   expect(await qt.state()).toMatchObject({ state: 1 });
 });
+
+test('secrets stay masked when a byte of the echo is lost; dk_ds set and query included', async () => {
+  const { s, qt, port } = await start();
+  const emitted: string[] = [];
+  port.on('transcript', (e) => emitted.push(e.text));
+  // The module's echo loses the quote that closes "productinfo": the line no longer has the documented shape.
+  await s.api('POST', '/faults', { kind: 'drop-uart-bytes', count: 1, direction: 'to-rig', skip: 'AT+QIOTCFG="productinfo'.length });
+  await qt.setProductInfo('p1sim', 'SimProductSecret9');
+  await qt.setDeviceKey('dk1sim', 'SimDeviceSecret9');
+  expect(await qt.deviceKey()).toEqual({ deviceKey: 'dk1sim', deviceSecret: 'SimDeviceSecret9' });
+  expect(emitted).toContain('AT+QIOTCFG="productinfo,"p1sim","********"');
+  expect(emitted).toContain('+QIOTCFG: "dk_ds","dk1sim","********"');
+  const everything = JSON.stringify({ emitted, transcript: port.transcript() });
+  for (const secret of ['SimProductSecret9', 'SimDeviceSecret9']) expect(everything).not.toContain(secret);
+});
