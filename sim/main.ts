@@ -97,8 +97,17 @@ function imeiFromSeed(seed: number): string {
   return digits + String((10 - (sum % 10)) % 10);
 }
 
+// stdout and stderr are pipes to whoever started the sim, and they break (EPIPE) when it dies. A failed write
+// must never reach the uncaught-exception handler: its report is one more write to the same broken stderr,
+// and that loop once kept the sim at 100 % CPU with its signals, its stdin close and its close-down starved.
+let stderrBroken = false;
 const log = (msg: string): void => {
-  process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+  if (stderrBroken || process.stderr.destroyed) return;
+  try {
+    process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+  } catch {
+    stderrBroken = true;
+  }
 };
 
 const baud = num('baud', 0, 4_000_000);
@@ -143,6 +152,13 @@ function fatal(msg: string): void {
   void stop(1);
 }
 
+const onStdioError = (stream: 'stdout' | 'stderr'): void => {
+  if (stream === 'stderr') stderrBroken = true;
+  // Started with --exit-on-stdin-close, the sim belongs to its parent: a pipe to it breaking means it is gone.
+  if (argv['exit-on-stdin-close']) void stop(0);
+};
+process.stdout.on('error', () => onStdioError('stdout'));
+process.stderr.on('error', () => onStdioError('stderr'));
 process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
 process.on('SIGHUP', () => void stop(0));
