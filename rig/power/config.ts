@@ -32,6 +32,15 @@ export const gpioLineSchema = z
     gpio: z.number().int().min(0).optional(),
     /** The line is "on" when the pin is low (e.g. an active-low relay driver or a RESET_N pin). */
     activeLow: z.boolean().default(false),
+    /**
+     * Give the line back to the kernel (sysfs unexport) on close. Default false: the line stays exported,
+     * driven at its safe level. What an unexported output does is the pinctrl driver's choice, not sysfs's:
+     * upstream drivers, and Raspberry Pi kernels with `dtparam=strict_gpiod` (persist_gpio_outputs=n),
+     * return it to an input (raspberrypi/linux#6117; fivdi/onoff#89, #175), so a relay driver would float
+     * and the board lose power after a clean close. Staying exported is safe on every kernel, and it is
+     * the state a crash leaves anyway. Set true only for a line another program must take over.
+     */
+    unexportOnClose: z.boolean().default(false),
     ...common,
   })
   .strict()

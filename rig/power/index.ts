@@ -5,3 +5,4 @@ export { openPowerLines, type PowerLines, type OpenPowerOptions } from './open.t
 export { FirmataBoard, FirmataLine } from './firmata.ts';
 export { OnoffLine, resolveGpio, listGpioChips, GPIO_SYSFS, type GpioChip, type ResolvedGpio } from './onoff.ts';
 export { registerSafeState, protectedLines } from './safe-state.ts';
+export { gpioReleaseBehaviour, type GpioReleaseBehaviour } from './gpio-release.ts';

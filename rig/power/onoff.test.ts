@@ -115,14 +115,14 @@ describe('onoff lines on an emulated sysfs GPIO tree', () => {
   }, 30_000);
   afterAll(() => host?.close());
 
-  test('label + offset resolve on both bases; active-low, initial levels and unexport on close', async () => {
+  test('label + offset resolve on both bases; active-low, initial levels; close keeps lines exported unless told', async () => {
     const opened = await host.holder({
       lines: {
         vbat: { kind: 'gpio', chip: 'pinctrl-rp1', line: 17 }, // 571 + 17
         pwrkey: { kind: 'gpio', chip: 'pinctrl-bcm2711', line: 4, activeLow: true, initial: 'off' }, // 512 + 4
-        vdd: { kind: 'gpio', gpio: 590, safe: 'off', initial: 'on' },
+        vdd: { kind: 'gpio', gpio: 590, safe: 'off', initial: 'on', unexportOnClose: true },
         nrst: { kind: 'gpio', chip: '/dev/gpiochip1', line: 6, activeLow: true }, // the bcm2711 chip by its cdev
-        aux: { kind: 'gpio', chip: '/sys/class/gpio/gpiochip571', line: 20, safe: 'off' },
+        aux: { kind: 'gpio', chip: '/sys/class/gpio/gpiochip571', line: 20, safe: 'off', unexportOnClose: true },
       },
     });
     expect(opened).toEqual({ opened: ['vbat', 'pwrkey', 'vdd', 'nrst', 'aux'] });
@@ -148,15 +148,19 @@ describe('onoff lines on an emulated sysfs GPIO tree', () => {
 
     expect(await host.ask({ close: true })).toEqual({ closed: true });
     s = await host.state();
-    expect(s.exported).toEqual({});
-    expect(s.released).toMatchObject({
-      '588': { raw: 1 }, // safe "on"
-      '516': { raw: 0 }, // safe "on", active-low
-      '590': { raw: 0 }, // safe "off"
-      '518': { raw: 0 },
-      '591': { raw: 0 },
+    // The default: still exported, driven at the safe level.
+    expect(s.exported).toEqual({
+      '588': { direction: 'out', activeLow: false, raw: 1 }, // safe "on"
+      '516': { direction: 'out', activeLow: true, raw: 0 }, // safe "on", active-low
+      '518': { direction: 'out', activeLow: true, raw: 0 },
     });
-    expect(s.log).toEqual(expect.arrayContaining(['unexport 588', 'unexport 516', 'unexport 590', 'unexport 518', 'unexport 591']));
+    // unexportOnClose: given back at the safe level (this kernel keeps released outputs driven).
+    expect(s.released).toMatchObject({ '590': { direction: 'out', raw: 0 }, '591': { direction: 'out', raw: 0 } });
+    expect(s.log.filter((l) => l.startsWith('unexport'))).toEqual(['unexport 590', 'unexport 591']);
+    // A closed line refuses to switch, as a firmata one does.
+    expect(await host.ask({ set: 'vbat', on: false })).toMatchObject({ error: { message: expect.stringContaining('pi: vbat: cannot switch off: the line is closed') } });
+    host.send({ kill: 'SIGTERM' });
+    await host.holderExit();
   });
 
   test('names that match no chip, numbers on no chip and offsets past the chip are ConfigErrors that list the chips', async () => {
@@ -177,7 +181,7 @@ describe('onoff lines on an emulated sysfs GPIO tree', () => {
     expect((await host.state()).log.filter((l) => l.startsWith('export'))).not.toContain('export 625');
   });
 
-  test('SIGTERM: the holder drives every line to its safe level, unexports, and still dies of SIGTERM', async () => {
+  test('SIGTERM: the holder drives every line to its safe level and still dies of SIGTERM', async () => {
     const opened = await host.holder({
       lines: {
         vbat: { kind: 'gpio', chip: 'pinctrl-rp1', line: 2, safe: 'on' },
@@ -195,8 +199,8 @@ describe('onoff lines on an emulated sysfs GPIO tree', () => {
     const exit = await host.holderExit();
     expect(exit).toMatchObject({ code: null, signal: 'SIGTERM' });
     const after = await host.state();
-    expect(after.exported).toEqual({});
-    expect(after.released).toMatchObject({ '573': { raw: 1 }, '574': { raw: 0 }, '522': { raw: 0 } });
+    expect(after.exported).toMatchObject({ '573': { direction: 'out', raw: 1 }, '574': { direction: 'out', raw: 0 }, '522': { direction: 'out', raw: 0 } });
+    expect(after.released).not.toHaveProperty('573');
   });
 
   test('an uncaught exception: the lines are at their safe level before the process dies with the error', async () => {
@@ -225,6 +229,54 @@ describe('onoff lines on an emulated sysfs GPIO tree', () => {
     expect(exit.code).toBe(1);
     expect(exit.stderr).toContain('lost promise');
     expect((await host.state()).exported).toMatchObject({ '532': { raw: 1 } });
+  });
+});
+
+describe('a kernel that returns released outputs to inputs (upstream pinctrl, Pi with strict_gpiod)', () => {
+  let host: GpioHost;
+  beforeAll(async () => {
+    host = await GpioHost.start({ sysfs: 'present', chips, export: 'fifo', release: 'input' });
+  }, 30_000);
+  afterAll(() => host?.close());
+
+  const lines: PowerConfigInput = {
+    lines: {
+      vbat: { kind: 'gpio', chip: 'pinctrl-rp1', line: 30, initial: 'off' }, // relay driver, safe "on"
+      nrst: { kind: 'gpio', chip: 'pinctrl-rp1', line: 31, activeLow: true, initial: 'off' },
+      vdd: { kind: 'gpio', chip: 'pinctrl-rp1', line: 32, safe: 'off', initial: 'on' },
+    },
+  };
+
+  test('a clean close leaves every line exported and driven at its safe level, and the next run takes them back', async () => {
+    expect(await host.holder(lines)).toEqual({ opened: ['vbat', 'nrst', 'vdd'] });
+    expect(await host.ask({ close: true })).toEqual({ closed: true });
+    let s = await host.state();
+    expect(s.exported).toEqual({
+      '601': { direction: 'out', activeLow: false, raw: 1 },
+      '602': { direction: 'out', activeLow: true, raw: 0 },
+      '603': { direction: 'out', activeLow: false, raw: 0 },
+    });
+    expect(s.released).toEqual({});
+    host.send({ kill: 'SIGTERM' });
+    await host.holderExit();
+
+    // Lines left exported are no obstacle: the next run re-drives them to its initial levels.
+    expect(await host.holder(lines)).toEqual({ opened: ['vbat', 'nrst', 'vdd'] });
+    s = await host.state();
+    expect(s.exported).toMatchObject({ '601': { raw: 0 }, '602': { raw: 1 }, '603': { raw: 1 } });
+    expect(s.log.filter((l) => l === 'export busy 601')).toHaveLength(0); // re-used, not exported twice
+    host.send({ kill: 'SIGTERM' });
+    await host.holderExit();
+  });
+
+  test('unexportOnClose on such a kernel leaves the relay driver floating: the hazard the default avoids', async () => {
+    expect(await host.holder({ lines: { vbat: { kind: 'gpio', chip: 'pinctrl-rp1', line: 40, unexportOnClose: true } } })).toEqual({ opened: ['vbat'] });
+    expect(await host.ask({ close: true })).toEqual({ closed: true });
+    const s = await host.state();
+    expect(s.exported).not.toHaveProperty('611');
+    expect(s.released['611']).toMatchObject({ direction: 'in' });
+    host.send({ kill: 'SIGTERM' });
+    await host.holderExit();
   });
 });
 

@@ -2,7 +2,7 @@
 // kernel's global number at open time: since kernel 6.6 the bases are dynamic (512 on a Pi 4, 571 on a
 // Pi 5, and the header chip moved from gpiochip4 to gpiochip0 across Bookworm builds), so a number that
 // worked on one Pi fails with EINVAL on the next (LIBRARIES.md §3.3).
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Gpio } from 'onoff';
 import { ConfigError, InfrastructureError } from '../errors.ts';
@@ -168,6 +168,7 @@ export class OnoffLine implements SafeStateLine {
     private readonly gpio: Gpio,
     safe: boolean,
     private readonly station: string | undefined,
+    private readonly unexportOnClose: boolean,
   ) {
     this.safe = safe;
   }
@@ -194,7 +195,7 @@ export class OnoffLine implements SafeStateLine {
       }
       throw exportError(err, resolved, ctx);
     }
-    const line = new OnoffLine(ctx.name, resolved, config.activeLow, gpio, config.safe === 'on', ctx.station);
+    const line = new OnoffLine(ctx.name, resolved, config.activeLow, gpio, config.safe === 'on', ctx.station, config.unexportOnClose);
     line.unregister = registerSafeState(line);
     return line;
   }
@@ -236,7 +237,11 @@ export class OnoffLine implements SafeStateLine {
     if (!this.closed) this.gpio.writeSync(this.safe ? 1 : 0);
   }
 
-  /** Drives the safe level, then unexports: sysfs keeps the last level driven after unexport. */
+  /**
+   * Drives the safe level and lets go of the line. By default it stays exported, so the kernel keeps
+   * driving that level: whether an *unexported* output keeps it depends on the pinctrl driver (see
+   * `unexportOnClose` in config.ts and `gpioReleaseBehaviour()`).
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     try {
@@ -246,7 +251,19 @@ export class OnoffLine implements SafeStateLine {
     } finally {
       this.closed = true;
       this.unregister?.();
-      this.gpio.unexport();
+      if (this.unexportOnClose) this.gpio.unexport();
+      else releaseKeepingExport(this.gpio);
     }
   }
+}
+
+/**
+ * onoff 6 has no "close but stay exported": its only release is unexport(). This is unexport() without the
+ * write to /sys/class/gpio/unexport. `_valueFd` is private, but onoff is unmaintained and pinned at 6.0.3
+ * (LIBRARIES.md §3.3), so it will not move under us; without it every close would leak a descriptor.
+ */
+function releaseKeepingExport(gpio: Gpio): void {
+  gpio.unwatchAll();
+  const fd = (gpio as unknown as { _valueFd?: unknown })._valueFd;
+  if (typeof fd === 'number') closeSync(fd);
 }

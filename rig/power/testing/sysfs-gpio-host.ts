@@ -10,7 +10,9 @@
 //   numbers currently exported (unexport) or into a chip's range (export).
 // - `direction`: "high"/"low" set the *raw* level with the direction, "out" is "low", "in" releases;
 //   `active_low` inverts `value`, which holds the logical level; the raw level is what a relay sees.
-// - unexport leaves the raw level as it was (the line keeps being driven), and removes gpioN/.
+// - unexport removes gpioN/. What the line does then is the pinctrl driver's choice, so it is the
+//   scenario's `release`: "keep" (Raspberry Pi kernels by default: still an output at its raw level) or
+//   "input" (upstream drivers, and Pi kernels with strict_gpiod: back to an input, nothing driven).
 // Errors a kernel returns from write() cannot come from a FIFO: EACCES comes from a root-only `export`
 // opened by an unprivileged holder, EINVAL from an `export` that is /proc/self/oom_score_adj (which
 // refuses numbers above 1000 with EINVAL) — both real errno values from real kernel paths.
@@ -39,6 +41,8 @@ export interface Scenario {
   sysfs: 'present' | 'missing';
   chips: EmulatedChip[];
   export: 'fifo' | 'root-only' | 'einval';
+  /** What an unexported output does (default "keep"). */
+  release?: 'keep' | 'input';
 }
 
 export interface GpioState {
@@ -50,7 +54,7 @@ export interface GpioState {
 
 export interface TreeState {
   exported: Record<string, GpioState>;
-  /** Raw level and settings of each line at the moment it was unexported (the line keeps that level). */
+  /** Each unexported line as the driver left it: the last raw level still driven, or direction "in". */
   released: Record<string, GpioState>;
   log: string[];
 }
@@ -166,7 +170,7 @@ class Emulator {
       // The last value written may not have been seen yet: read the files as they are now.
       for (const file of ['direction', 'active_low', 'value']) this.onAttribute(n, state, file);
       this.exported.delete(n);
-      this.released.set(n, { ...state });
+      this.released.set(n, this.scenario.release === 'input' ? { ...state, direction: 'in' } : { ...state });
       fs.rmSync(path.join(GPIO, `gpio${n}`), { recursive: true, force: true });
       this.log.push(`unexport ${n}`);
     }
