@@ -17,9 +17,12 @@ export interface ReadRun {
   /** turnaroundMs: median from a block's OK to the next command (the reader's own share of each block). */
   rig: { wallMs: number; cpuMsPerMiB: number; recordPhaseMs: number; recordBytesPerSecond: number; turnaroundMs: number; turnaroundP90Ms: number; turnaroundShare: number; answerMs: number };
   peer: { wallMs: number; cpuMsPerMiB: number; turnaroundMs: number; answerMs: number };
-  /** Measured ÷ protocol minimum (undefined on an unpaced pty). */
+  /** Measured ÷ protocol minimum with the echo the module sent (undefined on an unpaced pty). */
   rigVsWire?: number;
   peerVsWire?: number;
+  /** Measured ÷ the echo-free minimum: issue 9's own arithmetic (24 bytes out, 1056 back), the one its targets use. */
+  rigVsWireNoEcho?: number;
+  peerVsWireNoEcho?: number;
   rigVsPeer: number;
 }
 
@@ -28,6 +31,8 @@ export interface ReadSectionResult {
   bytes: number;
   echo: boolean;
   wire: { blocks: number; out: number; back: number; total: number; minimumMs: number | null };
+  /** The same without the command echo (equal to `wire` when the module does not echo). */
+  wireNoEcho: { back: number; total: number; minimumMs: number | null };
   runs: ReadRun[];
 }
 
@@ -62,8 +67,11 @@ export async function readSection(fw: BenchFirmware, baud: number, reps: number,
   const name = `bench-read-${baud}`;
   const station = await openBenchStation(name, { baud, firmware: fw });
   try {
-    const totals = wireTotals(readPhaseBlocks(0, fw.pkg.size, BLOCK_SIZE), { echo: station.module.echo });
+    const blocks = readPhaseBlocks(0, fw.pkg.size, BLOCK_SIZE);
+    const totals = wireTotals(blocks, { echo: station.module.echo });
     const minimumMs = baud > 0 ? protocolMinimumMs(totals.total, baud) : null;
+    const noEcho = wireTotals(blocks, { echo: false });
+    const minimumNoEchoMs = baud > 0 ? protocolMinimumMs(noEcho.total, baud) : null;
     const runs: ReadRun[] = [];
     for (let rep = 0; rep < reps; rep++) {
       const order = rep % 2 === 0 ? 'rig-first' : 'peer-first';
@@ -95,6 +103,7 @@ export async function readSection(fw: BenchFirmware, baud: number, reps: number,
         peer: { wallMs: peer!.wallMs, cpuMsPerMiB: cpuMsPerMiB(peer!.cpuMicros, fw.pkg.size), turnaroundMs: peer!.turnaroundMs, answerMs: peer!.answerMs },
         rigVsPeer: ratio(rig!.wallMs, peer!.wallMs),
         ...(minimumMs !== null ? { rigVsWire: ratio(rig!.wallMs, minimumMs), peerVsWire: ratio(peer!.wallMs, minimumMs) } : {}),
+        ...(minimumNoEchoMs !== null ? { rigVsWireNoEcho: ratio(rig!.wallMs, minimumNoEchoMs), peerVsWireNoEcho: ratio(peer!.wallMs, minimumNoEchoMs) } : {}),
       };
       runs.push(run);
       log(
@@ -102,10 +111,18 @@ export async function readSection(fw: BenchFirmware, baud: number, reps: number,
           `turnaround ${run.rig.turnaroundMs.toFixed(2)} ms (p90 ${run.rig.turnaroundP90Ms.toFixed(2)}, ${(100 * run.rig.turnaroundShare).toFixed(1)} % of the phase), command → OK ${run.rig.answerMs.toFixed(2)} ms; ` +
           `peer ${run.peer.wallMs.toFixed(0)} ms, ${run.peer.cpuMsPerMiB.toFixed(0)} CPU ms/MiB, turnaround ${run.peer.turnaroundMs.toFixed(2)} ms, command → OK ${run.peer.answerMs.toFixed(2)} ms` +
           (minimumMs !== null ? `; minimum ${minimumMs.toFixed(0)} ms → rig ${run.rigVsWire!.toFixed(3)}×, peer ${run.peerVsWire!.toFixed(3)}×` : '') +
+          (minimumNoEchoMs !== null ? ` (echo-free ${minimumNoEchoMs.toFixed(0)} ms → rig ${run.rigVsWireNoEcho!.toFixed(3)}×, peer ${run.peerVsWireNoEcho!.toFixed(3)}×)` : '') +
           `; rig ÷ peer ${run.rigVsPeer.toFixed(3)}`,
       );
     }
-    return { baud, bytes: fw.pkg.size, echo: station.module.echo, wire: { blocks: totals.blocks, out: totals.out, back: totals.back, total: totals.total, minimumMs }, runs };
+    return {
+      baud,
+      bytes: fw.pkg.size,
+      echo: station.module.echo,
+      wire: { blocks: totals.blocks, out: totals.out, back: totals.back, total: totals.total, minimumMs },
+      wireNoEcho: { back: noEcho.back, total: noEcho.total, minimumMs: minimumNoEchoMs },
+      runs,
+    };
   } finally {
     await station.close();
   }
