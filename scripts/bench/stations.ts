@@ -1,6 +1,7 @@
 // Stations and firmware for the benchmark: virtual stations opened through the rig's own openStation (so the
 // rig drives them through its hardware code paths), a 256 KiB package made by the fixture tools, and the
 // chores between measured runs (start from the baseline, settle an OTA the bench left in flight).
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../../rig/config/index.ts';
@@ -13,7 +14,13 @@ import { ensureBaseline } from '../../rig/sota/index.ts';
 import { openStation } from '../../rig/station/index.ts';
 import type { OpenedStation } from '../../rig/station/index.ts';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The checkout: two levels up from the sources, three from their build in dist/ (item 5 runs compiled). */
+export const ROOT = checkoutRoot(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..'));
+
+function checkoutRoot(up: string): string {
+  return existsSync(path.join(up, 'fixtures', 'manifest.json')) ? up : path.dirname(up);
+}
+
 export const PACKAGE_SIZE = 256 * 1024;
 export const SLOT_ADDRESS = 0x0800_0000;
 /** The 256 KiB package: the full package of 1_1_0 in a fixture set made with --size 262144 (fixtures.ts). */
