@@ -2,6 +2,9 @@
 // package, the MCU's refusal, a fault schedule the station cannot run, every fault action at three
 // triggers, and a run record replayed to the same verdict. Every test ends with an SWD read-back.
 //
+// The virtual cloud computes 10701's CRC as CRC-32/MPEG-2 here (protocol §9.6 leaves the algorithm open), so
+// every upgrade of this file checks the download with the algorithm the plan source says its cloud uses.
+//
 // The module keeps 4 KiB free for a download, so every full package arrives in pieces (the 25 KiB fixture
 // in seven, the small images below in two) and the 1.7 KiB delta in one. Programming dominates the time of
 // a virtual upgrade (the STM32 behind remote_bitbang writes a few KiB/s), so the fault matrix and the replay
@@ -16,14 +19,16 @@ import { loadManifest } from '../rig/images/index.ts';
 import type { FirmwareSet, Image, Package } from '../rig/images/index.ts';
 import { formatFault, parseFault, parseRunRecord, replay, runProxyUpgrade, serializeRunRecord } from '../rig/sota/index.ts';
 import type { ProxyRun, Recorder } from '../rig/sota/index.ts';
-import type { Station } from '../rig/station/index.ts';
+import type { PreparedPlan, Station } from '../rig/station/index.ts';
 import { ConfigError } from '../rig/errors.ts';
+import { crc32 } from '../rig/images/index.ts';
+import { DeclaredPlanSource } from '../rig/station/plans.ts';
 import { expectOutcome } from './support/evidence.ts';
 import { sotaSuite } from './fixtures.ts';
 import { makeFixtures } from '../scripts/make-fixtures.ts';
 
 const FREE_SPACE = 4 * 1024;
-const { test, budget, retry, suite } = await sotaSuite({ feature: 'Proxy upgrade flow', sim: { moduleFreeSpace: FREE_SPACE }, speed: { baud: 460_800 } });
+const { test, budget, retry, suite } = await sotaSuite({ feature: 'Proxy upgrade flow', sim: { moduleFreeSpace: FREE_SPACE, crc: 'crc32-mpeg2' }, speed: { baud: 460_800 } });
 const virtual = suite.entry.kind === 'virtual';
 
 const smallDir = await mkdtemp(path.join(tmpdir(), 'sota-rig-small-fixtures-'));
@@ -81,6 +86,30 @@ describe('proxy upgrade flow', () => {
     // Only the delta travels; the rebuilt image is the whole 2_0_0.
     expect(run.read.bytes).toBe(pkg.size);
     expect(run.readback?.size).toBeGreaterThanOrEqual(images.image('2_0_0').size);
+    await sota.readback(images.image('2_0_0'));
+  });
+
+  test('a declared plan on a bench configured with crc-32/mpeg-2: the download passes its CRC check', { timeout: budget.upgrade, retry }, async ({ sota, images, station }) => {
+    const v1 = images.image('1_0_0');
+    const pkg = images.package('full_2_0_0');
+    const spec = sota.spec(pkg);
+    await sota.baseline(v1);
+    // A bench's expectation comes from the plan its config declares; the virtual cloud must still be told to
+    // deliver that plan, through its API.
+    let plan: PreparedPlan;
+    if (station.plans.kind === 'api') {
+      await station.plans.prepare(spec, { signal: sota.signal });
+      const declared = new DeclaredPlanSource([{ name: 'full 2_0_0', package: pkg.name, sourceVersion: '', targetVersion: pkg.version, minBattery: 0, minSignal: 0 }], 'crc-32/mpeg-2', { station: station.name });
+      plan = await declared.prepare(spec);
+    } else {
+      plan = await station.plans.prepare(spec, { signal: sota.signal });
+    }
+    if (virtual) expect(plan.expected.crcAlgorithm).toBe('crc-32/mpeg-2');
+    const run = await sota.upgrade({ plan, package: pkg, current: v1 });
+    expectOutcome(run, 'upgraded');
+    expect(run.options.crcAlgorithm).toBe(plan.expected.crcAlgorithm);
+    if (virtual) expect(run.download?.announced?.crc).toBe(crc32(pkg.bytes, 'crc-32/mpeg-2'));
+    expect(run.download).toMatchObject({ verified: true, problems: [] });
     await sota.readback(images.image('2_0_0'));
   });
 

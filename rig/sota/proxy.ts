@@ -66,7 +66,10 @@ export interface ProxyUpgradeOptions {
   expect?: Outcome | readonly Outcome[];
   /** AT+QIOTOTARD length; default 1024 (the SDK's buffer). */
   blockSize?: number;
-  /** CRC algorithm for 10701's CRC (protocol §9.6 leaves it open); default CRC-32/IEEE. */
+  /**
+   * CRC algorithm for 10701's CRC (protocol §9.6 leaves it open); default the prepared plan's (the one the
+   * station's plan source says its cloud uses), else CRC-32/IEEE.
+   */
   crcAlgorithm?: string;
   /** Recoveries (module reboots, restarted downloads, re-programming) before the flow gives up; default 5. */
   maxRecoveries?: number;
@@ -132,7 +135,7 @@ class ProxyFlow {
   private readonly recorder: Recorder;
   private readonly signal: AbortSignal | undefined;
   private readonly blockSize: number;
-  private readonly crcAlgorithm: string;
+  private crcAlgorithm: string;
   private readonly battery: number;
   private readonly expect: Outcome[];
   private readonly maxRecoveries: number;
@@ -273,6 +276,8 @@ class ProxyFlow {
       for (const cf of opts.cloudFaults ?? []) await station.plans.injectCloudFault(cf.kind, cf.params);
       return p;
     });
+    // The download is checked with the algorithm the cloud computes 10701's CRC with.
+    if (opts.crcAlgorithm === undefined && this.plan.expected.crcAlgorithm !== undefined) this.crcAlgorithm = crcParams(this.plan.expected.crcAlgorithm).name;
     this.schedule.start(() => this.wake?.abort(new Error('a fault is due')));
 
     this.phase = 'register';

@@ -45,6 +45,7 @@ describe('declared plans', () => {
         size: pkg.bytes.length,
         md5: pkg.md5,
         crc: crc32(pkg.bytes),
+        crcAlgorithm: 'crc-32',
         sha256: pkg.sha256,
         minBattery: 30,
         minSignal: 0,
@@ -62,6 +63,8 @@ describe('declared plans', () => {
     const plan = await source.prepare({ component: 'STM32', package: pkg });
     expect(plan.expected.crc).toBe(crc32(pkg.bytes, 'crc-32/mpeg-2'));
     expect(plan.expected.crc).not.toBe(crc32(pkg.bytes));
+    // The flow checks 10701's CRC with the algorithm the prepared plan names.
+    expect(plan.expected.crcAlgorithm).toBe('crc-32/mpeg-2');
   });
 
   test('an upgrade no declared plan delivers is a ConfigError listing what is declared', async () => {

@@ -3,6 +3,7 @@
 // API for plans), an operator creates the plan by hand, the config declares it, and the rig only checks
 // that the upgrade it is about to test is one of the declared plans and what 10700/10701 must then say.
 import { ConfigError, InfrastructureError } from '../errors.ts';
+import { DEFAULT_CRC_ALGORITHM, crc32, crcAlgorithmsMatching } from '../images/crc.ts';
 import type { DeclaredPlan, PlansConfig } from '../config/schema.ts';
 import type { ExpectedPlan, PlanSource, PreparedPlan, UpgradeSpec } from './station.ts';
 
@@ -116,6 +117,8 @@ export class ApiPlanSource implements PlanSource {
       `creating a plan for ${pkg.name}`,
     );
     this.created.push(plan.id);
+    // The API answers with the CRC its cloud computed; the algorithm behind it is what 10701 will use too.
+    const crcAlgorithm = crc32(pkg.bytes) >>> 0 === uploaded.crc >>> 0 ? DEFAULT_CRC_ALGORITHM : crcAlgorithmsMatching(pkg.bytes, uploaded.crc)[0];
     return {
       id: plan.id,
       expected: {
@@ -125,6 +128,7 @@ export class ApiPlanSource implements PlanSource {
         size: uploaded.size,
         md5: uploaded.md5,
         crc: uploaded.crc,
+        ...(crcAlgorithm ? { crcAlgorithm } : {}),
         sha256: uploaded.sha256,
         minBattery,
         minSignal,
@@ -204,6 +208,7 @@ export class DeclaredPlanSource implements PlanSource {
       size: pkg.size,
       md5: pkg.md5,
       crc: pkg.crc(this.crcAlgorithm),
+      crcAlgorithm: this.crcAlgorithm,
       sha256: pkg.sha256,
       minBattery: plan.minBattery,
       minSignal: plan.minSignal,

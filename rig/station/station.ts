@@ -93,6 +93,11 @@ export interface ExpectedPlan {
   md5: string;
   /** The CRC as the cloud announces it (unsigned decimal in 10701). */
   crc: number;
+  /**
+   * How the cloud computes that CRC (protocol §9.6 leaves it open): the flow checks the download with it.
+   * Absent when the plan source cannot tell; the flow then uses CRC-32/IEEE.
+   */
+  crcAlgorithm?: string;
   sha256: string;
   minBattery: number;
   minSignal: number;
