@@ -147,6 +147,34 @@ describe('QuecThing commands', () => {
   });
 });
 
+describe('QuecThing MCU version of one component', () => {
+  it('is undefined for an unknown component whether the module answers a bare OK or ERROR', async () => {
+    const { qt, peer } = await setup({
+      'AT+QIOTMCUVER="STM32"': answer('+QIOTMCUVER: "STM32","1_0_0"', 'OK'),
+      'AT+QIOTMCUVER="OKNONE"': answer('OK'),
+      'AT+QIOTMCUVER="NONE"': answer('ERROR'),
+      'AT+QIOTMCUVER?': answer('+QIOTMCUVER: "STM32","1_0_0"', 'OK'),
+    });
+    expect(await qt.mcuVersion('STM32')).toBe('1_0_0');
+    expect(await qt.mcuVersion('OKNONE')).toBeUndefined();
+    expect(await qt.mcuVersion('NONE')).toBeUndefined();
+    // The ERROR was checked against the whole list before it was taken to mean "unknown".
+    expect(peer.received.slice(-2)).toEqual(['AT+QIOTMCUVER="NONE"', 'AT+QIOTMCUVER?']);
+  });
+
+  it('keeps an ERROR for a component the module lists, or when the list cannot be read', async () => {
+    const { qt } = await setup({
+      'AT+QIOTMCUVER="STM32"': answer('ERROR'),
+      'AT+QIOTMCUVER?': answer('+QIOTMCUVER: "STM32","1_0_0"', 'OK'),
+    });
+    const e = (await qt.mcuVersion('STM32').catch((err: unknown) => err)) as AtCommandError;
+    expect(e).toBeInstanceOf(AtCommandError);
+    expect(e.message).toContain('AT+QIOTMCUVER="STM32" answered ERROR');
+    const { qt: qt2 } = await setup({ 'AT+QIOTMCUVER="NONE"': answer('ERROR'), 'AT+QIOTMCUVER?': answer('ERROR') });
+    await expect(qt2.mcuVersion('NONE')).rejects.toThrow('AT+QIOTMCUVER="NONE" answered ERROR');
+  });
+});
+
 describe('QuecThing secrets', () => {
   it('masks the ProductSecret and the DeviceSecret everywhere once set or read, even in garbled lines', async () => {
     const { qt, port } = await setup({

@@ -1,7 +1,7 @@
 // Typed QuecThing commands (protocol §2) and decoded events (§3) on top of an AtPort. Each method sends
 // exactly the command text of Quectel's documentation, so the TX side of a transcript reads like the
 // SOTA example, and checks the answer's shape: a malformed answer is a ProtocolError naming the station.
-import { AtResponseError, Emitter } from '../at/index.ts';
+import { AtCommandError, AtResponseError, Emitter } from '../at/index.ts';
 import type { AtPort, AtResponse, CommandOptions } from '../at/index.ts';
 import { ConfigError } from '../errors.ts';
 import { EventCursor } from './cursor.ts';
@@ -267,9 +267,25 @@ export class QuecThing extends Emitter<QuecThingEvents> {
     return r.lines.map((l) => this.mcuVersionLine(r, l));
   }
 
-  /** AT+QIOTMCUVER="<component>": its version, or undefined when the module answers without one. */
+  /**
+   * AT+QIOTMCUVER="<component>": its version, or undefined for a component the module does not know.
+   * What a module answers then is undocumented: protocol §2.4 shows only the found case, the SDK's lookup
+   * (Ql_iotConfigGetMcuVersion) just returns nothing, and the AT glue that turns that into an answer is not
+   * public (§9). A bare OK and ERROR (the simulator's answer) are both plausible, so both are accepted; an
+   * ERROR means "unknown" only once the whole list (AT+QIOTMCUVER?) confirms the component is absent, since
+   * ERROR is also how a module refuses a command for any other reason.
+   */
   async mcuVersion(component: string, o: CallOptions = {}): Promise<string | undefined> {
-    const r = await this.port.command(`AT+QIOTMCUVER=${this.str(component)}`, { ...o, prefix: '+QIOTMCUVER:' });
+    const command = `AT+QIOTMCUVER=${this.str(component)}`;
+    let r: AtResponse;
+    try {
+      r = await this.port.command(command, { ...o, prefix: '+QIOTMCUVER:' });
+    } catch (err) {
+      if (!(err instanceof AtCommandError) || err.final.result !== 'ERROR') throw err;
+      const all = await this.mcuVersions(o).catch(() => undefined);
+      if (all && !all.some((v) => v.component === component)) return undefined;
+      throw err;
+    }
     if (r.lines.length === 0) return undefined;
     const v = this.mcuVersionLine(r, r.lines[0]!);
     if (v.component !== component) throw this.shapeError(r, `+QIOTMCUVER: "${component}","<version>"`);

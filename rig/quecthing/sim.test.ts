@@ -59,3 +59,12 @@ test('secrets stay masked when a byte of the echo is lost; dk_ds set and query i
   const everything = JSON.stringify({ emitted, transcript: port.transcript() });
   for (const secret of ['SimProductSecret9', 'SimDeviceSecret9']) expect(everything).not.toContain(secret);
 });
+
+test('the MCU version of one component: the version when set, undefined for a component the module does not know', async () => {
+  const { qt } = await start();
+  await qt.setMcuVersion('STM32', '1_0_0');
+  expect(await qt.mcuVersion('STM32')).toBe('1_0_0');
+  // The simulator answers ERROR here (a bare OK is the other form a module may use; see mcuVersion).
+  expect(await qt.mcuVersion('NONE')).toBeUndefined();
+  expect(await qt.mcuVersions()).toEqual([{ component: 'STM32', version: '1_0_0' }]);
+});
