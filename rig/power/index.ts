@@ -1,5 +1,5 @@
 export type { PowerLine, SafeStateLine, TimedOptions } from './line.ts';
-export { cycle, pulse } from './line.ts';
+export { cycle, pulse, LineLeftOffError } from './line.ts';
 export * from './config.ts';
 export { openPowerLines, type PowerLines, type OpenPowerOptions } from './open.ts';
 export { FirmataBoard, FirmataLine } from './firmata.ts';

@@ -1,6 +1,6 @@
 // The whole contract a flow may rely on (STYLE.md), plus the two timed actions every fault schedule uses.
 // "on" is a line's running level: supply on, reset released. A reset line is therefore pulsed *off*.
-import { AbortedError, ConfigError } from '../errors.ts';
+import { AbortedError, ConfigError, InfrastructureError, isRigError } from '../errors.ts';
 
 export interface PowerLine {
   readonly name: string; // "bench-2/module-vbat", used in logs and errors
@@ -74,26 +74,54 @@ export async function pulse(resetLine: PowerLine, ms: number, options: TimedOpti
   await timedOff(resetLine, ms, 'reset pulse', options);
 }
 
+/**
+ * A timed action failed or was aborted, and switching the line back on failed too: the line may be left
+ * off. `cause` is the first failure (the one that explains the run), `restoreError` the second; the
+ * message names both and the line.
+ */
+export class LineLeftOffError extends InfrastructureError {
+  constructor(
+    readonly line: string,
+    what: string,
+    first: unknown,
+    readonly restoreError: unknown,
+  ) {
+    const station = isRigError(first) ? first.station : isRigError(restoreError) ? restoreError.station : undefined;
+    super(`${lineLabel(line, station)}: ${what} failed, and switching the line back on failed too: it may be left off`, {
+      station,
+      expected: `the line switched off, held, then switched back on`,
+      seen: `${reasonText(first)}; then, switching back on: ${reasonText(restoreError)}`,
+      cause: first,
+    });
+  }
+}
+
 async function timedOff(line: PowerLine, ms: number, what: string, { signal }: TimedOptions): Promise<void> {
   checkDuration(line, what, ms);
   if (signal?.aborted) {
     throw new AbortedError(`${line.name}: ${what} not started, already aborted`, { seen: reasonText(signal.reason) });
   }
   const started = performance.now();
-  let aborted: unknown;
+  let failure: { error: unknown } | undefined;
+  let aborted: { reason: unknown } | undefined;
   try {
     await line.set(false);
     await hold(ms, signal);
   } catch (err) {
-    if (!signal?.aborted) throw err;
-    aborted = signal.reason;
-  } finally {
+    if (signal?.aborted) aborted = { reason: signal.reason };
+    else failure = { error: err };
+  }
+  const offFor = Math.round(performance.now() - started);
+  const abortedError = (tail: string): AbortedError =>
+    new AbortedError(`${line.name}: ${what} aborted after ${offFor} ms of ${ms} ms${tail}`, { seen: reasonText(aborted!.reason) });
+  try {
     await line.set(true);
+  } catch (restoreError) {
+    // Both failures matter: the first explains the run, the second says the line may still be off.
+    if (failure) throw new LineLeftOffError(line.name, what, failure.error, restoreError);
+    if (aborted) throw new LineLeftOffError(line.name, what, abortedError(''), restoreError);
+    throw restoreError;
   }
-  if (aborted !== undefined) {
-    const offFor = Math.round(performance.now() - started);
-    throw new AbortedError(`${line.name}: ${what} aborted after ${offFor} ms of ${ms} ms; the line is back on`, {
-      seen: reasonText(aborted),
-    });
-  }
+  if (failure) throw failure.error;
+  if (aborted) throw abortedError('; the line is back on');
 }
