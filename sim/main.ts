@@ -52,6 +52,9 @@ const { values: argv } = parseArgs({
     'honour-urcport': { type: 'string', default: 'off' },
     'trace-at': { type: 'boolean', default: false },
     'exit-on-stdin-close': { type: 'boolean', default: false },
+    // The --run-dir was made for this sim alone: it removes it when it stops, so a parent that died without
+    // cleaning up (SIGKILL) leaves no directory behind.
+    'remove-run-dir': { type: 'boolean', default: false },
     // Parts added by other issues pass their options through here.
     target: { type: 'string', default: 'stm32f1x' },
     'flash-image': { type: 'string' },
@@ -116,7 +119,7 @@ const seed = num('seed', 0, 2 ** 32 - 1);
 const imei = argv.imei ?? imeiFromSeed(seed);
 if (!/^\d{15}$/.test(imei)) usage(`--imei must be 15 digits, got ${JSON.stringify(imei)}`);
 const stateDir = argv['state-dir'] ? path.resolve(argv['state-dir']) : undefined;
-const ownRunDir = argv['run-dir'] === undefined && stateDir === undefined;
+const ownRunDir = (argv['run-dir'] === undefined || argv['remove-run-dir'] === true) && stateDir === undefined;
 const runDir = argv['run-dir'] ? path.resolve(argv['run-dir']) : (stateDir ?? mkdtempSync(path.join(tmpdir(), 'sota-sim-')));
 
 const clock = new SimClock(timeScale);

@@ -103,7 +103,8 @@ export function liveOpenOcdPids(): number[] {
 }
 
 let setprivPath: string | null | undefined;
-function findSetpriv(): string | null {
+/** util-linux's setpriv on PATH, which gives a child a parent-death signal; null where there is none. */
+export function findSetpriv(): string | null {
   if (setprivPath !== undefined) return setprivPath;
   setprivPath = null;
   for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(path.delimiter)) {

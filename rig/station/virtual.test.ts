@@ -1,6 +1,11 @@
-// The virtual station described as a bench: the pure part of virtual.ts (the process part runs in open.test.ts).
+// The virtual station described as a bench: the pure part of virtual.ts (the process part runs in open.test.ts),
+// and what becomes of the sim when the rig dies without closing it.
+import { spawn } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { expect, test } from 'vitest';
 import { parseConfig } from '../config/load.ts';
+import { commandLine, descendants, isGone } from './testing/procs.ts';
 import { resolveTimeouts } from './timeouts.ts';
 import { stationFromSim } from './virtual.ts';
 
@@ -35,4 +40,74 @@ test('a virtual entry takes its time scale from `timeScale`, not from `timeouts`
   expect(() => parseConfig({ stations: { virtual: { timeScale: 0.1, timeouts: { timeScale: 0.5 } } } })).toThrow(
     /stations\.virtual\.timeouts\.timeScale: expected one of the keys commandMs, bootMs/,
   );
+});
+
+// The rig SIGKILLed while it holds a virtual station, its descriptors leaked to a process that outlives it
+// (the sim's stdin, stdout and stderr pipes among them, so none of them closes or breaks): only the kernel's
+// parent-death signal can then tell the sim that the rig is gone.
+const HOLDER = `
+import { spawn } from 'node:child_process';
+import { readdirSync, readlinkSync } from 'node:fs';
+import path from 'node:path';
+import { parseConfig } from './rig/config/load.ts';
+import { startVirtualStation } from './rig/station/virtual.ts';
+const v = parseConfig({ stations: { virtual: { timeScale: 0.05 } } }).stations.virtual;
+const station = await startVirtualStation(v);
+const sockets = readdirSync('/proc/self/fd').map(Number).filter((fd) => { try { return readlinkSync('/proc/self/fd/' + fd).startsWith('socket:'); } catch { return false; } });
+const keeper = spawn('sleep', ['60'], { stdio: ['ignore', 'ignore', 'ignore', ...sockets] });
+process.stdout.write(JSON.stringify({ sim: station.pid, keeper: keeper.pid, runDir: path.dirname(station.config.module.port) }) + '\\n');
+setInterval(() => {}, 60_000);
+`;
+
+/** Re-reads /proc until none of `pids` runs, bounded; returns those still running. */
+async function stillRunningAfter(pids: number[], withinMs: number): Promise<number[]> {
+  const end = performance.now() + withinMs;
+  let left = pids.filter((p) => !isGone(p));
+  while (left.length > 0 && performance.now() < end) {
+    await new Promise((r) => setTimeout(r, 20));
+    left = left.filter((p) => !isGone(p));
+  }
+  return left;
+}
+
+test('the rig SIGKILLed: its sim and the sim’s socats go, and so does the run directory, even with its pipes to the sim held open by a leaked descriptor', async () => {
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const holder = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', HOLDER], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  holder.stderr!.on('data', (c: Buffer) => void (stderr += c.toString()));
+  const holderExit = new Promise((r) => holder.once('exit', r));
+  let held: { sim: number; keeper: number; runDir: string } | undefined;
+  let simTree: number[] = [];
+  try {
+    const first = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`the holder printed nothing within 30 s; stderr: ${stderr.slice(-1500)}`)), 30_000);
+      holder.stdout!.on('data', (c: Buffer) => {
+        out += c.toString();
+        if (out.includes('\n')) {
+          clearTimeout(timer);
+          resolve(out.slice(0, out.indexOf('\n')));
+        }
+      });
+      holder.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`the holder exited with ${code} before its station was up; stderr: ${stderr.slice(-1500)}`));
+      });
+    });
+    held = JSON.parse(first) as { sim: number; keeper: number; runDir: string };
+    simTree = [held.sim, ...descendants(held.sim)];
+    expect(simTree.map((p) => commandLine(p).split(' ')[0]).filter((c) => c === 'socat')).toHaveLength(2);
+    expect(existsSync(held.runDir)).toBe(true);
+    holder.kill('SIGKILL');
+    await holderExit;
+    expect(await stillRunningAfter(simTree, 10_000)).toEqual([]);
+    expect(existsSync(held.runDir)).toBe(false);
+  } finally {
+    if (holder.exitCode === null && holder.signalCode === null) holder.kill('SIGKILL');
+    if (held) {
+      process.kill(held.keeper, 'SIGKILL');
+      rmSync(held.runDir, { recursive: true, force: true });
+    }
+    for (const p of simTree) if (!isGone(p)) process.kill(p, 'SIGKILL');
+  }
 });

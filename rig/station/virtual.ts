@@ -3,7 +3,9 @@
 // into an ordinary hardware station entry: the module on a pty path, a Firmata relay board with the sim's
 // pins as power lines, an OpenOCD remote_bitbang probe, the admin API as the plan source. From there on the
 // rig drives it through its hardware code paths. No sim outlives the rig: the sim exits when its stdin (a
-// pipe from this process) closes, which the kernel does even when the rig is killed outright.
+// pipe from this process) closes, which the kernel does even when the rig is killed outright, or when its
+// stdout/stderr pipes break; and where util-linux's setpriv exists it also gets SIGTERM from the kernel when
+// the rig dies (a parent-death signal), which reaches it even if something else still holds its stdin open.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -13,6 +15,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { hardwareStationSchema, type HardwareStationConfig, type VirtualStationConfig } from '../config/schema.ts';
 import { AbortedError, InfrastructureError } from '../errors.ts';
+import { findSetpriv } from '../probe/openocd.ts';
 
 /** What `sim/main.ts` prints once everything is up. */
 interface SimLine {
@@ -57,7 +60,7 @@ function simCommand(): { file: string; execArgv: string[] } {
 }
 
 function simArgs(v: VirtualStationConfig, runDir: string): string[] {
-  const args = ['--baud', String(v.baud), '--time-scale', String(v.timeScale), '--target', v.target, '--run-dir', runDir, '--exit-on-stdin-close'];
+  const args = ['--baud', String(v.baud), '--time-scale', String(v.timeScale), '--target', v.target, '--run-dir', runDir, '--remove-run-dir', '--exit-on-stdin-close'];
   const opt = (flag: string, value: string | number | undefined): void => {
     if (value !== undefined) args.push(flag, String(value));
   };
@@ -71,6 +74,15 @@ function simArgs(v: VirtualStationConfig, runDir: string): string[] {
   opt('--flash-size-kib', v.flashSizeKiB);
   args.push(...v.simArgs);
   return args;
+}
+
+/**
+ * The command that runs `node …args`: through `setpriv --pdeathsig TERM` when `setpriv` is given. TERM, not
+ * KILL: the sim's handler then removes its ptys and stops its socat children before it exits. The signal is
+ * tied to the spawning thread: a station opened in a worker thread stops its sim when that thread ends.
+ */
+export function simSpawnCommand(node: string, args: readonly string[], setpriv: string | null): { command: string; args: string[] } {
+  return setpriv ? { command: setpriv, args: ['--pdeathsig', 'TERM', '--', node, ...args] } : { command: node, args: [...args] };
 }
 
 /** The sim's answer as the hardware entry a bench with the same wiring would have. */
@@ -112,7 +124,8 @@ export async function startVirtualStation(v: VirtualStationConfig, opts: { stati
   if (opts.signal?.aborted) throw new AbortedError('virtual station not started: aborted', { station, cause: opts.signal.reason });
   const { file, execArgv } = simCommand();
   const runDir = mkdtempSync(path.join(os.tmpdir(), 'sota-rig-virtual-'));
-  const child = spawn(process.execPath, [...execArgv, file, ...simArgs(v, runDir)], {
+  const run = simSpawnCommand(process.execPath, [...execArgv, file, ...simArgs(v, runDir)], findSetpriv());
+  const child = spawn(run.command, run.args, {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1' },
   });
