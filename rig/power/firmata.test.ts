@@ -5,9 +5,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Rails, type RailName } from '../../sim/rails.ts';
-import { startFirmataBoard, type RailWiring, type VirtualFirmataBoard } from '../../sim/firmata/board.ts';
+import { startFirmataBoard, type FirmataBoardOptions, type RailWiring, type VirtualFirmataBoard } from '../../sim/firmata/board.ts';
 import { openPtyPair, type PtyPair } from '../../sim/pty.ts';
 import { AbortedError, ConfigError, InfrastructureError } from '../errors.ts';
+import { FirmataLine } from './firmata.ts';
 import { cycle, pulse } from './line.ts';
 import { openPowerLines, type PowerLines } from './open.ts';
 import type { PowerConfigInput } from './config.ts';
@@ -20,9 +21,9 @@ afterEach(async () => {
 const dir = mkdtempSync(path.join(os.tmpdir(), 'rig-power-'));
 cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
 
-async function bench(pins: Partial<Record<RailName, RailWiring>>): Promise<{ rails: Rails; board: VirtualFirmataBoard }> {
+async function bench(pins: Partial<Record<RailName, RailWiring>>, extra: Pick<FirmataBoardOptions, 'version'> = {}): Promise<{ rails: Rails; board: VirtualFirmataBoard }> {
   const rails = new Rails();
-  const board = await startFirmataBoard({ rails, pins, dir, name: `b${cleanups.length}-${Date.now().toString(36)}` });
+  const board = await startFirmataBoard({ rails, pins, dir, name: `b${cleanups.length}-${Date.now().toString(36)}`, ...extra });
   cleanups.push(() => board.close());
   return { rails, board };
 }
@@ -134,6 +135,25 @@ describe('firmata relay lines', () => {
     await pulse(power.line('nrst'), 20);
     expect(vbat).toEqual([false, true]);
     expect(nrst).toEqual([false, true]);
+  });
+
+  test('the crash-path write reaches a StandardFirmata older than 2.5 (no SET_DIGITAL_PIN_VALUE) as a port write', async () => {
+    const { rails, board } = await bench({ moduleVbat: 2, targetNrst: 5 }, { version: [2, 4] });
+    const power = await open({
+      boards: { relays: { port: board.info.port } },
+      lines: {
+        vbat: { kind: 'firmata', board: 'relays', pin: 2, relay: 'NC', initial: 'off', safe: 'on' },
+        nrst: { kind: 'firmata', board: 'relays', pin: 5, relay: 'NC', initial: 'off', safe: 'on' },
+      },
+    });
+    const vbat = power.line('vbat');
+    expect(vbat).toBeInstanceOf(FirmataLine);
+    expect(rails.snapshot()).toMatchObject({ moduleVbat: false, targetNrst: false });
+    (vbat as FirmataLine).applySafeStateSync();
+    // The board handles commands in order: its answer to this query comes after it handled the write.
+    expect(await vbat.get()).toBe(true);
+    expect(rails.get('moduleVbat')).toBe(true);
+    expect(rails.get('targetNrst')).toBe(false); // pin 5 shares the port; the port write kept its latch
   });
 
   test('an aborted cycle still switches the line back on, and says so', async () => {

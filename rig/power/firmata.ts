@@ -15,6 +15,9 @@ const { Firmata } = firmataIo;
 type FirmataIo = InstanceType<typeof Firmata>;
 
 const SET_DIGITAL_PIN_VALUE = 0xf5;
+const DIGITAL_MESSAGE = 0x90;
+/** SET_DIGITAL_PIN_VALUE came with protocol 2.5; StandardFirmata before it drops the message silently. */
+const SET_PIN_VALUE_SINCE = [2, 5] as const;
 /** Bound on a PIN_STATE_QUERY round trip; a StandardFirmata board answers within a few byte times. */
 const QUERY_TIMEOUT_MS = 1000;
 
@@ -199,12 +202,34 @@ export class FirmataBoard {
     return this.io.MODES.OUTPUT;
   }
 
-  /** @internal Synchronous write of one pin (SET_DIGITAL_PIN_VALUE) straight to the port's descriptor. */
+  /** The Firmata protocol version the board reported at the handshake, "2.5". */
+  get protocolVersion(): string {
+    return `${this.io.version.major ?? '?'}.${this.io.version.minor ?? '?'}`;
+  }
+
+  private get hasSetPinValue(): boolean {
+    const { major, minor } = this.io.version;
+    if (major === undefined || minor === undefined) return false;
+    return major > SET_PIN_VALUE_SINCE[0] || (major === SET_PIN_VALUE_SINCE[0] && minor >= SET_PIN_VALUE_SINCE[1]);
+  }
+
+  /**
+   * @internal Synchronous write of one pin straight to the port's descriptor. SET_DIGITAL_PIN_VALUE where
+   * the board has it (one pin, whatever our copy of the latches says); before protocol 2.5, a
+   * DIGITAL_MESSAGE for the pin's 8-pin port, which every version handles, built from the latches learnt
+   * when the lines opened (learnPort), so the neighbours keep their levels.
+   */
   writePinSync(pin: number, level: number): void {
     const fd = (this.serial.port as { fd?: number | null } | undefined)?.fd;
     if (typeof fd !== 'number' || !this.serial.isOpen) throw new Error(`${this.port} is not open`);
-    writeSync(fd, Uint8Array.from([SET_DIGITAL_PIN_VALUE, pin & 0x7f, level ? 1 : 0]));
-    this.io.updateDigitalPort(pin, level);
+    if (this.hasSetPinValue) {
+      writeSync(fd, Uint8Array.from([SET_DIGITAL_PIN_VALUE, pin & 0x7f, level ? 1 : 0]));
+      this.io.updateDigitalPort(pin, level);
+      return;
+    }
+    const portNo = this.io.updateDigitalPort(pin, level);
+    const mask = this.io.ports[portNo]!;
+    writeSync(fd, Uint8Array.from([DIGITAL_MESSAGE | portNo, mask & 0x7f, (mask >> 7) & 0x7f]));
   }
 
   private async learnPort(portNo: number): Promise<void> {

@@ -70,6 +70,21 @@ describe('virtual StandardFirmata board', () => {
     expect(rails.get('targetNrst')).toBe(false);
   });
 
+  test('a board configured older than 2.5 reports that version and drops SET_DIGITAL_PIN_VALUE, as StandardFirmata 2.4 does', async () => {
+    const rails = new Rails();
+    const board = await startFirmataBoard({ rails, pins: { moduleVbat: 2 }, dir, name: 'old', version: [2, 4] });
+    cleanups.push(() => board.close());
+    const { io, port } = await connect(board.info.port);
+    expect(io.version).toEqual({ major: 2, minor: 4 });
+    expect(io.firmware.version).toEqual({ major: 2, minor: 4 });
+    port.write(Buffer.from([0xf5, 2, 1]));
+    expect(await pinState(io, 2)).toMatchObject({ state: 0 });
+    expect(rails.get('moduleVbat')).toBe(true);
+    io.digitalWrite(2, 1); // DIGITAL_MESSAGE works on every version
+    expect(await pinState(io, 2)).toMatchObject({ state: 1 });
+    expect(rails.get('moduleVbat')).toBe(false);
+  });
+
   test('reports digital inputs when asked, and again when they change', async () => {
     const rails = new Rails();
     const board = await startFirmataBoard({ rails, pins: {}, dir, name: 'dr' });

@@ -1,6 +1,7 @@
-// A StandardFirmata 2.5 board (an Arduino Uno's pin map) on a pty, driving a relay bank whose contacts
-// switch the virtual station's rails. The rig's johnny-five sees it exactly as it would see a real Arduino
-// behind /dev/serial/by-id/…: the same handshake, the same pin modes, the same digital messages.
+// A StandardFirmata board (2.5 unless told otherwise; an Arduino Uno's pin map) on a pty, driving a relay
+// bank whose contacts switch the virtual station's rails. The rig's johnny-five sees it exactly as it would
+// see a real Arduino behind /dev/serial/by-id/…: the same handshake, the same pin modes, the same digital
+// messages.
 //
 // Wiring model (say it once, it matters): each rail runs through one relay; a pin written HIGH in OUTPUT
 // mode energises that relay's coil. A rail wired through the NC contact (the default) is at its running
@@ -43,6 +44,11 @@ export interface FirmataBoardOptions {
   name?: string;
   /** Pace the board's replies at this baud rate (StandardFirmata runs at 57600); 0 = unpaced. */
   baud?: number;
+  /**
+   * Firmata protocol (and firmware) version the board reports, default 2.5. Before 2.5 there is no
+   * SET_DIGITAL_PIN_VALUE: such a board drops it without a word, as StandardFirmata 2.4 does.
+   */
+  version?: readonly [major: number, minor: number];
 }
 
 export interface FirmataBoardInfo {
@@ -67,7 +73,6 @@ export interface VirtualFirmataBoard {
 }
 
 const FIRMWARE_NAME = 'StandardFirmata.ino';
-const FIRMWARE_VERSION = [2, 5] as const;
 // Uno: D0/D1 are the serial link itself, D2–D13 digital (PWM on 3, 5, 6, 9, 10, 11), D14–D19 = A0–A5.
 const TOTAL_PINS = 20;
 const PWM_PINS = new Set([3, 5, 6, 9, 10, 11]);
@@ -95,6 +100,8 @@ interface PinState {
 
 export async function startFirmataBoard(options: FirmataBoardOptions): Promise<VirtualFirmataBoard> {
   const { rails } = options;
+  const version = options.version ?? ([2, 5] as const);
+  const hasSetPinValue = version[0] > 2 || (version[0] === 2 && version[1] >= 5);
   const wiring = new Map<number, { rail: RailName; contact: RelayContact }>();
   for (const rail of railNames) {
     const w = options.pins[rail];
@@ -176,7 +183,7 @@ export async function startFirmataBoard(options: FirmataBoardOptions): Promise<V
   const onSysex = (command: number, data: number[]): void => {
     switch (command) {
       case QUERY_FIRMWARE:
-        send(sysex(QUERY_FIRMWARE, [...FIRMWARE_VERSION, ...twoSevenBit(Buffer.from(FIRMWARE_NAME, 'ascii'))]));
+        send(sysex(QUERY_FIRMWARE, [...version, ...twoSevenBit(Buffer.from(FIRMWARE_NAME, 'ascii'))]));
         return;
       case CAPABILITY_QUERY: {
         const payload: number[] = [];
@@ -209,7 +216,7 @@ export async function startFirmataBoard(options: FirmataBoardOptions): Promise<V
   const onCommand = (c: FirmataCommand): void => {
     switch (c.type) {
       case 'reportVersion':
-        send(Buffer.from([REPORT_VERSION, ...FIRMWARE_VERSION]));
+        send(Buffer.from([REPORT_VERSION, ...version]));
         return;
       case 'systemReset':
         reset();
@@ -239,7 +246,7 @@ export async function startFirmataBoard(options: FirmataBoardOptions): Promise<V
         return;
       }
       case 'setDigitalPinValue': {
-        if (c.pin >= TOTAL_PINS) return;
+        if (!hasSetPinValue || c.pin >= TOTAL_PINS) return;
         const p = pins[c.pin]!;
         if (p.mode !== MODE.OUTPUT) return;
         p.latch = c.value ? 1 : 0;
