@@ -253,12 +253,50 @@ describe.concurrent('rig command on the virtual station', { timeout: 120_000 }, 
     expect(parseRunRecord(readFileSync(again, 'utf8')).verdict.outcome).toBe('upgraded');
   });
 
-  test('rig upgrade on a target that holds no known image asks for --from (64) before touching anything', async () => {
+  test('rig upgrade on a target that holds no known image asks for --from (64) after opening only: no baseline, no programming, no plan', async () => {
     const r = await rig(['upgrade', 'virtual', '--package', 'full_2_0_0']);
     expect(r.status).toBe(64);
     expect(r.stderr).toContain('which image does the target start from?');
     expect(r.stderr).toContain('--from <version> (1_0_0, 1_1_0, 2_0_0)');
     expect(r.stderr).toContain('seen no-header');
+    // Reading the slot needs the station open; nothing after that may have run.
+    const steps = r.stderr.split('\n').filter((l) => l.startsWith('▸ ')).map((l) => l.replace(/^▸ virtual: /, ''));
+    expect(steps).toEqual(['lock', 'start the virtual station', 'power lines', 'module AT port', 'module answers AT', 'probe (OpenOCD)']);
+  });
+
+  test.each([
+    ['an unknown package', ['--package', 'nope'], '--package: no package nope'],
+    ['an unknown --from', ['--package', 'full_2_0_0', '--from', '9_9_9'], '--from: no image 9_9_9'],
+    ['--plan on the virtual station', ['--plan', 'bench-1 full 2.0.0'], 'virtual creates its plans through an API'],
+  ])('rig upgrade with %s is a usage error (64) before the station opens', async (_what, args, message) => {
+    const r = await rig(['upgrade', 'virtual', ...args]);
+    expect(r.status).toBe(64);
+    expect(r.stderr).toContain(message);
+    // No step at all: no lock, no sim, no power line, no OpenOCD.
+    expect(r.stderr).not.toMatch(/^[▸✔✖] /m);
+  });
+
+  test('a --fault that never fires fails the upgrade (3); a record whose fault fired and does not fire again is not reproduced (3), replayed with its virtual settings', { timeout: 240_000 }, async () => {
+    const record = path.join(tmp, 'unfired.json');
+    const config = writeConfig('unfired.json', { stations: { virtual: { flashImage: path.join(root, 'fixtures/images/STM32_1_1_0.bin'), downloadRate: 200_000 } } });
+    // 10706 is a failed upgrade: a run that upgrades never sees it.
+    const up = await rig(['upgrade', 'virtual', '--config', config, '--package', 'full_2_0_0', '--fault', 'event=10706:power-cycle-module', '-o', record], { timeoutMs: 120_000 });
+    expect(up.stdout).toMatch(/^FAULT NEVER FIRED upgraded: /);
+    expect(up.stdout).toContain('event=10706:power-cycle-module=500: never fired');
+    expect(up.status).toBe(3);
+    const saved = parseRunRecord(readFileSync(record, 'utf8'));
+    expect(saved.station.config).toMatchObject({ kind: 'virtual', downloadRate: 200_000 });
+    expect(JSON.stringify(saved)).not.toContain('VirtualStationProductSecret');
+
+    // The same record as if the fault had fired: replaying it cannot fire it, whatever the verdict.
+    saved.fired = [{ fault: saved.faults[0]!, t: 1000, phase: 'download', effect: 'module power-cycled' }];
+    writeFileSync(record, JSON.stringify(saved));
+    const plain = writeConfig('plain-1-1.json', { stations: { virtual: { flashImage: path.join(root, 'fixtures/images/STM32_1_1_0.bin') } } });
+    const re = await rig(['repro', record, '--config', plain, '-o', path.join(tmp, 'unfired-again.json')], { timeoutMs: 120_000 });
+    expect(re.stderr).toContain("with the record's virtual settings:");
+    expect(re.stderr).toContain('downloadRate=200000');
+    expect(re.stdout).toContain('NOT REPRODUCED (same verdict, recorded fault did not fire): upgraded → upgraded');
+    expect(re.status).toBe(3);
   });
 
   test('rig upgrade --plan on a station whose plans come from an API is a usage error pointing at --package', async () => {

@@ -18,6 +18,8 @@ export const ExitCode = {
   /** An upgrade verdict that is not the expected one, a doctor check that failed, a different repro. */
   failure: 1,
   configError: 2,
+  /** A fault did not fire: one asked for with `rig upgrade --fault`, or one that fired in the record `rig repro` replayed. */
+  faultNotFired: 3,
   usage: 64,
   infrastructure: 69,
   software: 70,
@@ -78,8 +80,9 @@ export function help(): string {
     '  -V, --version    the version',
     '',
     'Environment: NO_COLOR (no colours), RIG_CONFIG, RIG_LOCK_DIR; progress bars only when stderr is a terminal.',
-    'Exit codes: 0 ok, 1 failure (verdict, failed check, different repro), 2 config error, 64 usage error,',
-    '            69 infrastructure error, 70 internal error, 130 interrupted (Ctrl-C).',
+    'Exit codes: 0 ok, 1 failure (verdict, failed check, different repro), 2 config error, 3 a fault that',
+    '            did not fire (upgrade --fault, or a recorded fault in repro), 64 usage error, 69 infrastructure',
+    '            error, 70 internal error, 130 interrupted (Ctrl-C).',
   ].join('\n');
 }
 

@@ -18,14 +18,20 @@ export function writeRecord(record: RunRecord, file: string | undefined, what = 
   return out;
 }
 
-export function formatVerdict(v: Verdict, p: Paint): string {
-  const head = v.ok ? p.green('PASS') : p.red('FAIL');
+/** Faults of the run's schedule whose trigger never came. */
+export function unfiredFaults(r: Pick<RunRecord, 'faults' | 'fired'>): string[] {
+  return r.faults.filter((f) => !r.fired.some((x) => x.fault === f));
+}
+
+/** PASS only when the verdict is expected and every fault asked for fired: otherwise the run did not test what was asked. */
+export function formatVerdict(v: Verdict, p: Paint, unfired: readonly string[] = []): string {
+  const head = !v.ok ? p.red('FAIL') : unfired.length > 0 ? p.red('FAULT NEVER FIRED') : p.green('PASS');
   return `${head} ${v.summary}`;
 }
 
 /** The lines a person reads after a run: verdict, evidence, faults, where the record is. */
 export function describeRun(r: RunRecord, recordFile: string, p: Paint): string {
-  const lines = [formatVerdict(r.verdict, p)];
+  const lines = [formatVerdict(r.verdict, p, unfiredFaults(r))];
   const about = r.station.description || r.station.probe;
   lines.push(`  station   ${r.station.name} (${about.length > 70 ? `${about.slice(0, 69)}…` : about})`);
   lines.push(`  package   ${r.package.name}: ${r.package.type} ${r.package.sourceVersion ?? ''}${r.package.sourceVersion ? ' → ' : ''}${r.package.version}, ${r.package.size} bytes; from ${r.current.version}`);

@@ -78,16 +78,22 @@ and the version report. Prints live progress and the verdict; writes the run rec
   --crc <algorithm>     how 10701's CRC is computed (default crc-32)
   -o, --record <file>   where to write the run record (default reports/runs/<station>-<time>.json)
 
-Exit code 0 when the verdict is one of the expected outcomes, 1 when not.
+Exit code 0 when the verdict is one of the expected outcomes, 1 when not, 3 when the verdict passed but a
+--fault never fired (its trigger did not come: the run did not test what was asked).
 ${common}`,
 
-  repro: `Usage: rig repro <run-record.json> [--station <name>] [-o <file>] [--config <file>] [--json]
+  repro: `Usage: rig repro <run-record.json> [--station <name>] [--own-settings] [-o <file>] [--config <file>] [--json]
 
 Replays a recorded run — same package, same starting image, same MCU readings, same fault schedule — on a
 station (default: the record's own station when the config has it, else virtual) and compares verdicts.
+On a virtual station the record's virtual settings (timeScale, downloadRate, moduleFreeSpace, baud …) are
+applied over the station's own, so fault triggers come at the same moments; the package and starting image
+come from the record when it carries them (a suite's temporary build), else from fixtures/manifest.json.
+  --own-settings        replay with the virtual station's own settings, not the record's
   -o, --record <file>   where to write the new run record (default reports/runs/<station>-repro-<time>.json)
 
-Exit code 0 when the verdict is the same, 1 when it differs.
+Exit code 0 when the verdict is the same and every recorded fault fired again, 1 when the verdict differs,
+3 when the verdict is the same but a fault that fired in the record did not fire (not reproduced).
 ${common}`,
 
   sim: `Usage: rig sim [--target stm32f1x|stm32f4x] [--time-scale <x>] [--flash-image <file>] [--json] [-- <sim options>]

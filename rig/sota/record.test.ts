@@ -1,6 +1,10 @@
 import { describe, expect, test } from 'vitest';
 import { ConfigError } from '../errors.ts';
-import { parseRunRecord, serializeRunRecord, thin } from './record.ts';
+import { parseConfig } from '../config/load.ts';
+import { loadManifest } from '../images/manifest.ts';
+import { Image } from '../images/image.ts';
+import { Package } from '../images/package.ts';
+import { completeRecord, parseRunRecord, recordedFirmware, recordedStationConfig, recordedVirtualSettings, serializeRunRecord, thin } from './record.ts';
 import type { RunRecord } from './record.ts';
 import { judge } from './verdict.ts';
 
@@ -94,5 +98,48 @@ describe('run record', () => {
     expect(out[100]).toEqual({ t: 10_000, offset: 100_000 });
     expect(out[50]).toEqual({ t: 5000, offset: 50_000 });
     expect(thin(pts.slice(0, 5), 101)).toEqual(pts.slice(0, 5));
+  });
+
+  test("keeps a virtual station's settings and no secret, and a replay reads them back", () => {
+    const config = parseConfig({
+      stations: {
+        virtual: { timeScale: 0.05, downloadRate: 4096, moduleFreeSpace: 12_000, baud: 921_600, productSecret: 'NotForRecords', flashImage: '/tmp/x.bin' },
+        'bench-2': {
+          module: { port: '/dev/serial/by-id/usb-Quectel', productKey: 'pk', productSecret: { env: 'BENCH2_SECRET' } },
+          probe: { interface: { kind: 'stlink' }, target: 'stm32f4x' },
+          layout: { slotAddress: 0x0800_0000, slotSize: 65536 },
+        },
+      },
+    });
+    const virtual = recordedStationConfig(config.stations.virtual!);
+    expect(virtual).toMatchObject({ kind: 'virtual', timeScale: 0.05, downloadRate: 4096, moduleFreeSpace: 12_000, baud: 921_600 });
+    expect(JSON.stringify(virtual)).not.toContain('NotForRecords');
+    expect(virtual).not.toHaveProperty('flashImage');
+    const bench = recordedStationConfig(config.stations['bench-2']!);
+    expect(bench).toMatchObject({ kind: 'hardware', module: { port: '/dev/serial/by-id/usb-Quectel', productKey: 'pk' } });
+    expect(JSON.stringify(bench)).not.toContain('BENCH2_SECRET');
+
+    const r = completeRecord(record(), { entry: config.stations.virtual });
+    const back = parseRunRecord(serializeRunRecord(r));
+    expect(recordedVirtualSettings(back)).toMatchObject({ timeScale: 0.05, downloadRate: 4096, moduleFreeSpace: 12_000, baud: 921_600 });
+    expect(recordedVirtualSettings(completeRecord(record(), { entry: config.stations['bench-2'] }))).toEqual({});
+  });
+
+  test('embeds the package and starting image only when the manifest does not hold them, and stays small', async () => {
+    const manifest = await loadManifest();
+    const pkg = manifest.package('full_2_0_0');
+    const from = manifest.image('1_0_0');
+    expect(recordedFirmware(pkg, from, manifest)).toBeUndefined();
+    // The same bytes under other names, as a suite's temporary build has them: not the manifest's files.
+    const tmpPkg = new Package(new Uint8Array([...pkg.bytes, 0]), { ...pkg, name: 'full_tmp' });
+    const tmpFrom = new Image(new Uint8Array([...from.bytes, 0]), from);
+    const firmware = recordedFirmware(tmpPkg, tmpFrom, manifest);
+    expect(firmware?.package?.info.name).toBe('full_tmp');
+    expect(Buffer.from(firmware!.package!.base64, 'base64').equals(Buffer.from(tmpPkg.bytes))).toBe(true);
+    expect(Buffer.from(firmware!.current!.base64, 'base64').equals(Buffer.from(tmpFrom.bytes))).toBe(true);
+    const text = serializeRunRecord(completeRecord(record(), { firmware }));
+    expect(parseRunRecord(text).firmware?.package?.info.name).toBe('full_tmp');
+    // base64 is 4/3 of the bytes; the rest of the record is unchanged.
+    expect(text.length - serializeRunRecord(record()).length).toBeLessThan(1.4 * (tmpPkg.size + tmpFrom.size) + 2000);
   });
 });

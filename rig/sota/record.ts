@@ -7,6 +7,10 @@ import { ConfigError } from '../errors.ts';
 import type { Direction } from '../at/transcript.ts';
 import type { Outcome, ReadbackResult, Verdict } from './verdict.ts';
 import type { ExpectedPlan, UpgradeSpec } from '../station/station.ts';
+import type { StationConfig } from '../config/schema.ts';
+import type { FirmwareSet } from '../images/manifest.ts';
+import type { Image } from '../images/image.ts';
+import type { Package, PackageInfo } from '../images/package.ts';
 
 export const RUN_RECORD_FORMAT = 'sota-rig/run-record';
 export const RUN_RECORD_VERSION = 1;
@@ -73,7 +77,17 @@ export interface RunRecord {
   /** Wall-clock start, ISO 8601; every other time is RunTime. */
   startedAt: string;
   durationMs: number;
-  station: { name: string; description: string; baudRate: number; target: string; probe: string; component: string; slotAddress: number };
+  station: {
+    name: string;
+    description: string;
+    baudRate: number;
+    target: string;
+    probe: string;
+    component: string;
+    slotAddress: number;
+    /** The station's config entry without secrets (recordedStationConfig); a replay on a virtual station applies its settings. */
+    config?: RecordedStationConfig;
+  };
   /** The plan source's id and what the rig expected to see in 10700/10701. */
   plan: { id: string } & ExpectedPlan;
   spec: RecordedSpec;
@@ -98,6 +112,68 @@ export interface RunRecord {
   readback: ReadbackResult | null;
   verdict: Verdict;
   errors: RecordedError[];
+  /**
+   * The package and the starting image themselves, when they do not come from the project's manifest (a
+   * suite's temporary build): `rig repro` needs the bytes once the directory is gone.
+   */
+  firmware?: RecordedFirmware;
+}
+
+/** A station's config entry as a record keeps it: JSON, no secrets. */
+export type RecordedStationConfig = { kind: 'virtual' | 'hardware' } & Record<string, unknown>;
+
+export interface RecordedFirmware {
+  package?: { info: PackageInfo; base64: string };
+  current?: { component: string; version: string; base64: string };
+}
+
+/**
+ * The virtual station's options that change what a run sees (timing, pieces, CRC). Paths (flashImage,
+ * openocd) name files on the recording machine, and the product secret is a secret even when it is a default.
+ */
+const VIRTUAL_SETTINGS = ['target', 'baud', 'timeScale', 'timeouts', 'seed', 'moduleFreeSpace', 'downloadRate', 'bootMs', 'crc', 'flashSizeKiB', 'simArgs', 'layout', 'component'] as const;
+
+/** The part of a station's config entry a record keeps: a virtual station's settings, a bench's entry minus secrets. */
+export function recordedStationConfig(entry: StationConfig): RecordedStationConfig {
+  if (entry.kind === 'virtual') {
+    const out: RecordedStationConfig = { kind: 'virtual' };
+    for (const k of VIRTUAL_SETTINGS) if (entry[k] !== undefined) out[k] = entry[k];
+    return out;
+  }
+  const { productSecret: _secret, ...module } = entry.module;
+  return JSON.parse(JSON.stringify({ ...entry, module })) as RecordedStationConfig;
+}
+
+/** The recorded virtual settings, to apply over a virtual station's own entry when replaying. */
+export function recordedVirtualSettings(record: Pick<RunRecord, 'station'>): Record<string, unknown> {
+  const c = record.station.config;
+  if (c?.kind !== 'virtual') return {};
+  const { kind: _kind, ...settings } = c;
+  return settings;
+}
+
+/**
+ * The bytes a replay cannot find elsewhere: the package and the starting image unless the manifest holds
+ * the very same files (by sha256).
+ */
+export function recordedFirmware(pkg: Package, current: Image, manifest: FirmwareSet | undefined): RecordedFirmware | undefined {
+  const known = (sha: string): boolean => manifest !== undefined && ([...manifest.packages.values()].some((p) => p.sha256 === sha) || [...manifest.images.values()].some((i) => i.sha256 === sha));
+  const out: RecordedFirmware = {};
+  if (!known(pkg.sha256)) {
+    const info: PackageInfo = { name: pkg.name, component: pkg.component, version: pkg.version, type: pkg.type, sourceVersion: pkg.sourceVersion, declared: pkg.declared, source: pkg.source, target: pkg.target };
+    out.package = { info: JSON.parse(JSON.stringify(info)) as PackageInfo, base64: Buffer.from(pkg.bytes).toString('base64') };
+  }
+  if (!known(current.sha256)) out.current = { component: current.component, version: current.version, base64: Buffer.from(current.bytes).toString('base64') };
+  return out.package || out.current ? out : undefined;
+}
+
+/** What a writer adds to a record the flow returned: the station's config entry and the bytes a replay needs. */
+export function completeRecord(record: RunRecord, extra: { entry?: StationConfig | undefined; firmware?: RecordedFirmware | undefined }): RunRecord {
+  return {
+    ...record,
+    station: { ...record.station, ...(extra.entry ? { config: recordedStationConfig(extra.entry) } : {}) },
+    ...(extra.firmware ? { firmware: extra.firmware } : {}),
+  };
 }
 
 export const PROGRESS_POINTS = 2000;
@@ -122,7 +198,7 @@ const recordSchema = z.looseObject({
   version: z.literal(RUN_RECORD_VERSION),
   flow: z.literal('proxy'),
   startedAt: z.string(),
-  station: z.looseObject({ name: z.string() }),
+  station: z.looseObject({ name: z.string(), config: z.looseObject({ kind: z.enum(['virtual', 'hardware']) }).optional() }),
   plan: z.looseObject({ id: z.string(), component: z.string(), targetVersion: z.string() }),
   spec: z.looseObject({
     component: z.string(),
@@ -146,6 +222,12 @@ const recordSchema = z.looseObject({
   faults: z.array(z.string()),
   cloudFaults: z.array(z.looseObject({ kind: z.string(), params: z.record(z.string(), z.unknown()).optional() })),
   verdict: z.looseObject({ outcome: outcome.optional().nullable(), ok: z.boolean() }),
+  firmware: z
+    .object({
+      package: z.looseObject({ info: z.looseObject({ name: z.string(), type: z.enum(['full', 'delta']), version: z.string() }), base64: z.base64() }).optional(),
+      current: z.looseObject({ component: z.string(), version: z.string(), base64: z.base64() }).optional(),
+    })
+    .optional(),
 });
 
 /** Parses a run record written by serializeRunRecord; a ConfigError names the first field that is wrong. */

@@ -2,8 +2,11 @@
 // schedule — on any station, virtual or real, and whether it ends the same way. Only the station differs, so
 // a verdict that changes points at the station (or at flakiness), not at the recipe.
 import { ConfigError } from '../errors.ts';
+import { sha256Hex } from '../images/digest.ts';
+import { Image } from '../images/image.ts';
 import { loadManifest } from '../images/manifest.ts';
 import type { FirmwareSet } from '../images/manifest.ts';
+import { Package } from '../images/package.ts';
 import type { Station, UpgradeSpec } from '../station/station.ts';
 import { ensureBaseline } from './baseline.ts';
 import { parseFault } from './faults.ts';
@@ -20,7 +23,10 @@ export interface ReplayOptions {
 }
 
 export interface ReplayResult {
+  /** Same verdict, and every fault that fired in the record fired again. */
   same: boolean;
+  /** Faults that fired in the recorded run and not in this one: the disturbance was not reproduced. */
+  notReproduced: string[];
   /** "upgraded → upgraded", "failed-intact (module-failed) → failure (timeout)". */
   comparison: string;
   original: Verdict;
@@ -38,24 +44,54 @@ export function verdictLabel(v: Verdict): string {
   return v.reason && v.reason !== 'refused' ? `${v.outcome} (${v.reason})` : String(v.outcome);
 }
 
+/** Faults that fired in `recorded` and not in `replayed`. */
+export function faultsNotReproduced(recorded: Pick<RunRecord, 'fired'>, replayed: Pick<RunRecord, 'fired'>): string[] {
+  return [...new Set((recorded.fired ?? []).map((f) => f.fault))].filter((f) => !replayed.fired.some((x) => x.fault === f));
+}
+
+function embedded(base64: string, what: string, sha256: string, station: string): Uint8Array {
+  const bytes = new Uint8Array(Buffer.from(base64, 'base64'));
+  const seen = sha256Hex(bytes);
+  if (seen !== sha256) throw new ConfigError(`the record's embedded ${what} is damaged`, { station, expected: `sha256 ${sha256} (from the record)`, seen: `sha256 ${seen}` });
+  return bytes;
+}
+
+/**
+ * The record's package and starting image: its embedded bytes when it has them (a suite's temporary build),
+ * else the manifest's files; either way they must hash to what the record says.
+ */
+export async function recordFirmware(record: RunRecord, stationName: string, firmware?: FirmwareSet): Promise<{ pkg: Package; current: Image }> {
+  const emb = record.firmware;
+  const set = emb?.package && emb.current ? undefined : (firmware ?? (await loadManifest()));
+  let pkg: Package;
+  if (emb?.package) pkg = new Package(embedded(emb.package.base64, `package ${record.package.name}`, record.package.sha256, stationName), emb.package.info);
+  else {
+    pkg = set!.package(record.spec.package);
+    if (pkg.sha256 !== record.package.sha256) {
+      throw new ConfigError(`package ${pkg.name} is not the one the record used`, {
+        station: stationName,
+        expected: `sha256 ${record.package.sha256} (from the record)`,
+        seen: `sha256 ${pkg.sha256} in ${set!.manifestPath}`,
+      });
+    }
+  }
+  let current: Image;
+  if (emb?.current) current = new Image(embedded(emb.current.base64, `image ${record.current.version}`, record.current.sha256, stationName), emb.current);
+  else {
+    current = set!.image(record.current.version);
+    if (current.sha256 !== record.current.sha256) {
+      throw new ConfigError(`image ${current.version} is not the one the record started from`, {
+        station: stationName,
+        expected: `sha256 ${record.current.sha256} (from the record)`,
+        seen: `sha256 ${current.sha256} in ${set!.manifestPath}`,
+      });
+    }
+  }
+  return { pkg, current };
+}
+
 export async function replay(record: RunRecord, station: Station, opts: ReplayOptions = {}): Promise<ReplayResult> {
-  const firmware = opts.firmware ?? (await loadManifest());
-  const pkg = firmware.package(record.spec.package);
-  if (pkg.sha256 !== record.package.sha256) {
-    throw new ConfigError(`package ${pkg.name} is not the one the record used`, {
-      station: station.name,
-      expected: `sha256 ${record.package.sha256} (from the record)`,
-      seen: `sha256 ${pkg.sha256} in ${firmware.manifestPath}`,
-    });
-  }
-  const current = firmware.image(record.current.version);
-  if (current.sha256 !== record.current.sha256) {
-    throw new ConfigError(`image ${current.version} is not the one the record started from`, {
-      station: station.name,
-      expected: `sha256 ${record.current.sha256} (from the record)`,
-      seen: `sha256 ${current.sha256} in ${firmware.manifestPath}`,
-    });
-  }
+  const { pkg, current } = await recordFirmware(record, station.name, opts.firmware);
   const { package: _name, ...rest } = record.spec;
   const spec: UpgradeSpec = { ...rest, package: pkg };
   const faults = record.faults.map(parseFault);
@@ -73,6 +109,7 @@ export async function replay(record: RunRecord, station: Station, opts: ReplayOp
     maxRecoveries: record.options.maxRecoveries,
     ...common,
   });
-  const same = sameVerdict(record.verdict, run.verdict);
-  return { same, comparison: `${verdictLabel(record.verdict)} → ${verdictLabel(run.verdict)}`, original: record.verdict, replayed: run.verdict, record: run };
+  const notReproduced = faultsNotReproduced(record, run);
+  const same = sameVerdict(record.verdict, run.verdict) && notReproduced.length === 0;
+  return { same, notReproduced, comparison: `${verdictLabel(record.verdict)} → ${verdictLabel(run.verdict)}`, original: record.verdict, replayed: run.verdict, record: run };
 }

@@ -6,6 +6,9 @@ import { loadManifest, type FirmwareSet } from '../../images/manifest.ts';
 import type { Package } from '../../images/package.ts';
 import { sha256Hex } from '../../images/digest.ts';
 import { ConfigError } from '../../errors.ts';
+import { loadConfig } from '../../config/load.ts';
+import type { PlansConfig, StationConfig } from '../../config/schema.ts';
+import { completeRecord, recordedFirmware } from '../../sota/record.ts';
 import { ensureBaseline } from '../../sota/baseline.ts';
 import { parseFault, type Fault } from '../../sota/faults.ts';
 import { runProxyUpgrade } from '../../sota/proxy.ts';
@@ -17,7 +20,7 @@ import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, intOption, paint, parse, UsageError } from '../output.ts';
 import { readWithProgress } from '../flashio.ts';
 import { CliRecorder } from '../progress.ts';
-import { describeRun, watchDownload, writeRecord } from '../runs.ts';
+import { describeRun, unfiredFaults, watchDownload, writeRecord } from '../runs.ts';
 import { requireStationName, runCommand, withStation } from '../station.ts';
 
 const OUTCOMES: readonly Outcome[] = ['upgraded', 'refused', 'failed-intact'];
@@ -64,14 +67,19 @@ export function specFromPlan(station: Pick<OpenedStation, 'name' | 'component'> 
   return { component: plan.component ?? station.component, package: pkg, minBattery: plan.minBattery, minSignal: plan.minSignal };
 }
 
-/** The image the target starts from: --from, a delta's source, or what the slot holds when the manifest knows it. */
-async function startingImage(station: OpenedStation, firmware: FirmwareSet, pkg: Package, from: string | undefined, recorder: Recorder, signal: AbortSignal): Promise<Image> {
+/** The image the target starts from when the command line or the package says it: --from, else a delta's source. */
+function declaredStartingImage(firmware: FirmwareSet, pkg: Package, from: string | undefined): Image | undefined {
   const byVersion = (v: string, why: string): Image => {
     if (!firmware.images.has(v)) throw new UsageError(`${why}: no image ${v}`, { expected: `one of ${[...firmware.images.keys()].join(', ')}`, seen: v });
     return firmware.image(v);
   };
   if (from !== undefined) return byVersion(from, '--from');
   if (pkg.sourceVersion !== undefined) return byVersion(pkg.sourceVersion, `the delta's source`);
+  return undefined;
+}
+
+/** Otherwise what the slot holds, when the manifest knows it: read over SWD, the one thing that needs the station. */
+async function imageInSlot(station: OpenedStation, firmware: FirmwareSet, recorder: Recorder, signal: AbortSignal): Promise<Image> {
   // The header first, then only as many bytes as it says the image has.
   const slot = station.layout;
   const head = await station.probe.readRegion(slot.slotAddress, Math.min(slot.slotSize, IMAGE_HEADER_OFFSET + IMAGE_HEADER_SIZE), { signal });
@@ -91,6 +99,12 @@ async function startingImage(station: OpenedStation, firmware: FirmwareSet, pkg:
     });
   }
   return known;
+}
+
+/** --plan before the station opens: a virtual station's plans always come from its API. */
+function stationForPlan(name: string, entry: StationConfig): Parameters<typeof specFromPlan>[0] {
+  const plans: PlansConfig = entry.kind === 'virtual' ? { kind: 'api', url: 'http://127.0.0.1/' } : entry.plans;
+  return { name, component: entry.component, config: { plans } };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -119,10 +133,17 @@ export async function run(argv: string[]): Promise<number> {
     const battery = intOption('battery', values.battery, 100, 0, 100);
     const blockSize = intOption('block-size', values['block-size'], 1024, 1, 1_000_000);
     const firmware = await loadManifest();
+    // Everything the command line names is resolved before the station opens: a typo must not start a sim,
+    // switch power lines or start OpenOCD.
+    const config = await loadConfig(values.config === undefined ? {} : { path: values.config });
+    const entry = Object.hasOwn(config.stations, name) ? config.stations[name] : undefined;
+    const declared = entry && values.plan !== undefined ? specFromPlan(stationForPlan(name, entry), firmware, values.plan) : undefined;
+    const pkg = declared?.package ?? packageByName(firmware, values.package!);
+    const declaredFrom = declaredStartingImage(firmware, pkg, values.from);
     const recorder = new CliRecorder({ quiet: json });
-    return withStation(name, { config: values.config, recorder }, async ({ station, signal }) => {
-      const spec: UpgradeSpec = values.plan !== undefined ? specFromPlan(station, firmware, values.plan) : { component: station.component, package: packageByName(firmware, values.package!) };
-      const current = await startingImage(station, firmware, spec.package, values.from, recorder, signal);
+    return withStation(name, { loaded: config, recorder }, async ({ station, signal }) => {
+      const spec: UpgradeSpec = declared ?? { component: station.component, package: pkg };
+      const current = declaredFrom ?? (await imageInSlot(station, firmware, recorder, signal));
       await ensureBaseline(station, current, { signal, recorder });
       const unwatch = watchDownload(station, recorder);
       const run = await runProxyUpgrade(station, {
@@ -138,10 +159,12 @@ export async function run(argv: string[]): Promise<number> {
         ...(values.crc !== undefined ? { crcAlgorithm: values.crc } : {}),
       }).finally(unwatch);
       recorder.stopBar();
-      const file = writeRecord(run, values.record);
-      if (json) process.stdout.write(`${JSON.stringify({ station: station.name, verdict: run.verdict, readback: run.readback, fired: run.fired, record: file }, null, 2)}\n`);
+      const file = writeRecord(completeRecord(run, { entry, firmware: recordedFirmware(spec.package, current, firmware) }), values.record);
+      const unfired = unfiredFaults(run);
+      if (json) process.stdout.write(`${JSON.stringify({ station: station.name, verdict: run.verdict, readback: run.readback, fired: run.fired, unfired, record: file }, null, 2)}\n`);
       else process.stdout.write(`${describeRun(run, file, paint(process.stdout))}\n`);
-      return run.verdict.ok ? ExitCode.ok : ExitCode.failure;
+      if (!run.verdict.ok) return ExitCode.failure;
+      return unfired.length > 0 ? ExitCode.faultNotFired : ExitCode.ok;
     });
   });
 }
