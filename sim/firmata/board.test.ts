@@ -85,6 +85,31 @@ describe('virtual StandardFirmata board', () => {
     expect(rails.get('moduleVbat')).toBe(false);
   });
 
+  test('a relay that switches drives only its own rail: an operator switching another rail off stays in force', async () => {
+    const rails = new Rails();
+    const board = await startFirmataBoard({ rails, pins: { moduleVbat: 2, targetVdd: 4, targetNrst: 5 }, dir, name: 'ov' });
+    cleanups.push(() => board.close());
+    const { io, port } = await connect(board.info.port);
+    rails.set('targetVdd', false); // what POST /target/power {on:false} does
+    io.digitalWrite(2, 1); // a DIGITAL_MESSAGE for port 0, which carries pins 4 and 5 too
+    expect(await pinState(io, 2)).toMatchObject({ state: 1 });
+    expect(rails.get('moduleVbat')).toBe(false);
+    expect(rails.get('targetVdd')).toBe(false);
+    port.write(Buffer.from([0xf5, 2, 0])); // SET_DIGITAL_PIN_VALUE
+    io.pinMode(5, io.MODES.OUTPUT); // the mode re-asserted: no contact moves
+    expect(await pinState(io, 2)).toMatchObject({ state: 0 });
+    expect(rails.snapshot()).toEqual({ moduleVbat: true, moduleResetN: true, targetVdd: false, targetNrst: true });
+    // A reset with target-vdd's coil already off moves no contact on that relay either.
+    port.write(Buffer.from([0xff]));
+    expect(await pinState(io, 4)).toMatchObject({ state: 0 });
+    expect(rails.get('targetVdd')).toBe(false);
+    // target-vdd's own relay moving does drive its rail.
+    io.digitalWrite(4, 1);
+    io.digitalWrite(4, 0);
+    expect(await pinState(io, 4)).toMatchObject({ state: 0 });
+    expect(rails.get('targetVdd')).toBe(true);
+  });
+
   test('reports digital inputs when asked, and again when they change', async () => {
     const rails = new Rails();
     const board = await startFirmataBoard({ rails, pins: {}, dir, name: 'dr' });

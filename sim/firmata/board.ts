@@ -134,11 +134,18 @@ export async function startFirmataBoard(options: FirmataBoardOptions): Promise<V
   const send = (bytes: Buffer): void => out.push(bytes);
 
   const coilEnergised = (pin: number): boolean => pins[pin]!.mode === MODE.OUTPUT && pins[pin]!.latch === 1;
-  const driveRails = (): void => {
-    for (const [pin, { rail, contact }] of wiring) {
-      const energised = coilEnergised(pin);
-      rails.set(rail, contact === 'NO' ? energised : !energised);
-    }
+  // The level each relay last put on its rail. Only a relay whose contacts move drives its rail again: the
+  // rails have other writers (the admin API's power switch, faults), and re-driving every rail on every
+  // write would silently undo them — switching module-vbat must not switch target-vdd back on.
+  const contactLevel = new Map<number, boolean>();
+  const driveRail = (pin: number, force = false): void => {
+    const w = wiring.get(pin);
+    if (!w) return;
+    const energised = coilEnergised(pin);
+    const level = w.contact === 'NO' ? energised : !energised;
+    if (!force && contactLevel.get(pin) === level) return;
+    contactLevel.set(pin, level);
+    rails.set(w.rail, level);
   };
   const inputLevel = (pin: number): number => {
     const p = pins[pin]!;
@@ -164,21 +171,22 @@ export async function startFirmataBoard(options: FirmataBoardOptions): Promise<V
     send(digitalMessage(portNo, mask));
   };
   const pinChanged = (pin: number): void => {
-    driveRails();
+    driveRail(pin);
     reportPort(pin >> 3);
   };
 
   // StandardFirmata's systemResetCallback: digital pins OUTPUT at LOW, analog pins ANALOG, no reporting.
-  const reset = (): void => {
+  // Power-up is a reset too, and then every wired rail takes its relay's level.
+  const reset = (powerUp = false): void => {
     pins.length = 0;
     for (let pin = 0; pin < TOTAL_PINS; pin++) {
       pins.push({ mode: isAnalog(pin) ? MODE.ANALOG : isDigital(pin) ? MODE.OUTPUT : MODE.INPUT, latch: 0 });
     }
     reportedPorts.clear();
     lastReported.clear();
-    driveRails();
+    for (const pin of wiring.keys()) driveRail(pin, powerUp);
   };
-  reset();
+  reset(true);
 
   const onSysex = (command: number, data: number[]): void => {
     switch (command) {
@@ -240,8 +248,8 @@ export async function startFirmataBoard(options: FirmataBoardOptions): Promise<V
           const bit = (c.mask >> i) & 1;
           // Firmata 2.5: in INPUT mode the bit is the pull-up (Arduino's digitalWrite on an input).
           if (p.mode === MODE.OUTPUT || p.mode === MODE.INPUT) p.latch = bit;
+          driveRail(pin);
         }
-        driveRails();
         reportPort(c.port);
         return;
       }
