@@ -1,9 +1,10 @@
 // Typed errors for the whole rig. Every failure says what was expected, what was seen, and on which
 // station, so that a report read at 8 a.m. needs no rerun. The `kind` keeps infrastructure trouble
 // (a vanished port, an OpenOCD that died) apart from protocol and firmware failures: suites retry only
-// the former (DESIGN.md §4).
+// the former (DESIGN.md §4). 'internal' is the rig's own bug (a TypeError in a flow): never retried, never
+// held against a station.
 
-export type FailureKind = 'infrastructure' | 'protocol' | 'firmware' | 'config' | 'usage';
+export type FailureKind = 'infrastructure' | 'protocol' | 'firmware' | 'config' | 'usage' | 'internal';
 
 export interface RigErrorDetails {
   /** Station name ("bench-2", "virtual"); omitted only where no station is known yet. */
@@ -46,11 +47,23 @@ export abstract class RigError extends Error {
     this.lastLines = details.lastLines ?? [];
   }
 
+  /**
+   * The stack as reports get it: its first line carries the kind ("AtTimeoutError [protocol]: bench-2: …"),
+   * which reports/categories.json matches, so that a new subclass lands in its kind's category unlisted.
+   */
+  get kindedStack(): string {
+    const stack = this.stack ?? `${this.name}: ${this.message}`;
+    const tag = `${this.name} [${this.kind}]`;
+    return stack.startsWith(this.name) ? `${tag}${stack.slice(this.name.length)}` : `${tag}: ${this.message}\n${stack}`;
+  }
+
+  // vitest hands errors to reporters (allure-vitest's trace) and to retry conditions as their toJSON().
   toJSON(): Record<string, unknown> {
     return {
       name: this.name,
       kind: this.kind,
       message: this.message,
+      stack: this.kindedStack,
       station: this.station,
       expected: this.expected,
       seen: this.seen,
@@ -82,6 +95,14 @@ export class ConfigError extends RigError {
 /** An operation was cancelled through its AbortSignal (test timeout, Ctrl-C). */
 export class AbortedError extends RigError {
   readonly kind = 'infrastructure' as const;
+}
+
+/**
+ * The rig itself is wrong: a bug, not the station, the module or the firmware. A flow reports any error that
+ * is not a RigError (a TypeError, a RangeError) with this kind.
+ */
+export class InternalError extends RigError {
+  readonly kind = 'internal' as const;
 }
 
 export function isRigError(e: unknown): e is RigError {

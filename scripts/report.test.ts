@@ -351,3 +351,71 @@ describe('the report in Chromium', () => {
     expect(offMachine(), 'requests that left 127.0.0.1').toEqual([]);
   });
 });
+
+// Every RigError subclass exported under rig/ must land in its kind's category, as vitest hands it to
+// allure-vitest (processError → toJSON, its stack as the trace) and as Allure 3 matches categories.json.
+describe('categories of the rig errors', () => {
+  const KIND_CATEGORY: Record<string, string> = {
+    infrastructure: 'infrastructure', protocol: 'protocol', firmware: 'firmware', config: 'config', usage: 'config', internal: 'internal',
+  };
+  // Argument shapes of the rig's error constructors; a class none of them builds fails the test by name.
+  const details = { station: 'bench-x', port: '/dev/ttyX', command: 'AT', expected: 'OK', seen: 'nothing', waitedMs: 1, final: 'ERROR', finalLine: 'ERROR' };
+  const SHAPES: unknown[][] = [
+    ['a summary', details],
+    [details],
+    ['AT', 1, 'text', details],
+    ['read back', { address: 0, length: 1, differingBytes: 1, differences: [] }, details],
+    ['rig.config.ts', [], 'bench-x'],
+  ];
+
+  async function rigErrorClasses(): Promise<Map<string, new (...a: unknown[]) => Error>> {
+    const { RigError } = await import('../rig/errors.ts');
+    const files = (await readdir(path.join(root, 'rig'), { recursive: true }))
+      .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && !f.endsWith('.d.ts') && !f.split(path.sep).includes('testing'));
+    const out = new Map<string, new (...a: unknown[]) => Error>();
+    for (const f of files) {
+      const text = await readFile(path.join(root, 'rig', f), 'utf8');
+      if (!/export (abstract )?class \w+ extends \w*Error\b/.test(text)) continue;
+      const mod = (await import(pathToFileURL(path.join(root, 'rig', f)).href)) as Record<string, unknown>;
+      for (const [name, v] of Object.entries(mod)) {
+        if (typeof v === 'function' && v.prototype instanceof RigError) out.set(`${f}:${name}`, v as new (...a: unknown[]) => Error);
+      }
+    }
+    return out;
+  }
+
+  test('every RigError subclass exported under rig/ lands in the category of its kind', async () => {
+    const { matchCategory, normalizeCategoriesConfig } = await import('@allurereport/core-api');
+    const { processError } = await import('@vitest/utils/error');
+    const rules = normalizeCategoriesConfig(JSON.parse(await readFile(path.join(root, 'reports', 'categories.json'), 'utf8')) as never);
+    const classes = await rigErrorClasses();
+    // The hierarchy as it is today, so that a broken enumeration cannot pass on an empty list.
+    expect([...classes.keys()]).toEqual(expect.arrayContaining(['at/errors.ts:AtTimeoutError', 'at/errors.ts:AtPortError', 'quecthing/cursor.ts:EventTimeoutError', 'errors.ts:InternalError']));
+    const landed: Record<string, string> = {};
+    const wanted: Record<string, string> = {};
+    for (const [where, C] of classes) {
+      let err: (Error & { kind?: string }) | undefined;
+      for (const args of SHAPES) {
+        try {
+          err = new C(...args);
+          break;
+        } catch {
+          // The next shape.
+        }
+      }
+      if (!err) throw new Error(`${where}: none of the argument shapes builds it; add its shape to SHAPES`);
+      const serialized = processError(err) as { message?: string; stack?: string };
+      const category = matchCategory(rules, { status: 'failed', labels: [], message: serialized.message, trace: serialized.stack } as never);
+      landed[where] = category?.id ?? '(none)';
+      wanted[where] = err.name === 'AbortedError' ? 'aborted' : (KIND_CATEGORY[err.kind ?? ''] ?? `(no category for kind ${err.kind})`);
+    }
+    expect(landed).toEqual(wanted);
+  });
+
+  test('a programming error that is not a RigError is a rig bug', async () => {
+    const { matchCategory, normalizeCategoriesConfig } = await import('@allurereport/core-api');
+    const rules = normalizeCategoriesConfig(JSON.parse(await readFile(path.join(root, 'reports', 'categories.json'), 'utf8')) as never);
+    const err = new TypeError("Cannot read properties of undefined (reading 'size')");
+    expect(matchCategory(rules, { status: 'broken', labels: [], message: err.message, trace: err.stack } as never)?.id).toBe('internal');
+  });
+});
