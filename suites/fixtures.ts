@@ -324,7 +324,8 @@ function recordHealth(holder: StationHolder, test: string, error: TestError | un
     return;
   }
   const e = error as TestError & { kind?: string; stationBroken?: boolean };
-  if (e.stationBroken) return;
+  // A rig bug says nothing about the station, either way.
+  if (e.stationBroken || e.kind === 'internal') return;
   if (isRetryable(error) || e.name === 'AbortedError') {
     holder.reopen = true;
     holder.ledger.infrastructureFailure(test, e.message ?? String(e));

@@ -208,6 +208,29 @@ describe('proxy upgrade flow', () => {
     await sota.readback(v1);
   });
 
+  test('a bug in the rig (a TypeError mid-read) ends the run as a rig bug, not as an infrastructure failure', { timeout: budget.disturbed, retry }, async ({ sota, station }) => {
+    const v1 = small.image('1_0_0');
+    await sota.baseline(v1);
+    inFlash = '1_0_0';
+    const r = sota.recorder;
+    const recorder: Recorder = {
+      step: (name, body) => r.step(name, body),
+      attach: (name, content, type) => r.attach(name, content, type),
+      measure: (name, value, unit) => r.measure(name, value, unit),
+      progress: (_phase, done) => {
+        if (done >= 2048) (undefined as unknown as { size: number }).size.toFixed();
+      },
+    };
+    const run = await runProxyUpgrade(station, { plan: sota.spec(small.package('full_2_0_0')), current: v1, signal: sota.signal, recorder });
+    expect(run.verdict.failure).toMatchObject({ type: 'internal', kind: 'internal' });
+    expect(run.errors.at(-1)).toMatchObject({ name: 'TypeError', kind: 'internal', phase: 'download', recovered: false });
+    // The suites' verdict is a rig bug too: not retried, not held against the station.
+    expect(() => expectOutcome(run, 'upgraded')).toThrow(expect.objectContaining({ name: 'InternalError', kind: 'internal' }));
+    // The module still holds the unfinished download: the baseline settles it.
+    await sota.baseline(v1);
+    await sota.readback(v1);
+  });
+
   test('a module reboot the flow did not cause (a brown-out mid-read) is recovered and recorded', { timeout: budget.disturbed, retry }, async ({ sota, station }) => {
     const { from, pkg, to } = nextUpgrade();
     await sota.baseline(from);

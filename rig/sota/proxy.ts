@@ -115,8 +115,9 @@ function errorInfo(err: unknown): { kind: FailureKind; name: string; message: st
     return { kind: err.kind, name: err.name, message: err.message, timeout: err instanceof EventTimeoutError || err instanceof AtTimeoutError };
   }
   const e = err instanceof Error ? err : new Error(String(err));
-  // Anything else is a bug or the runtime failing under the rig: never blame the firmware for it.
-  return { kind: 'infrastructure', name: e.name, message: e.message, timeout: false };
+  // Anything else is the rig's own bug: not the firmware's, and not the station's either (retrying it or
+  // counting it towards a broken station would hide it).
+  return { kind: 'internal', name: e.name, message: e.message, timeout: false };
 }
 
 /**

@@ -94,6 +94,11 @@ describe('verdicts', () => {
     expect(config.failure).toMatchObject({ type: 'config', kind: 'config' });
   });
 
+  test('a rig bug is its own failure, not an infrastructure one (which would be retried)', () => {
+    const bug = judge({ ...base, readback: flash('current'), programmed: false, error: { kind: 'internal', name: 'TypeError', message: "Cannot read properties of undefined (reading 'size')" } });
+    expect(bug.failure).toMatchObject({ type: 'internal', kind: 'internal' });
+  });
+
   test('a wrong image outranks the error that ended the run', () => {
     const v = judge({ ...base, readback: flash('other'), error: { kind: 'infrastructure', name: 'X', message: 'probe died' } });
     expect(v.failure?.type).toBe('wrong-image');

@@ -20,7 +20,9 @@ export type FailureType =
   /** The rig's own equipment failed: a port vanished, OpenOCD died, the run was aborted. */
   | 'infrastructure'
   /** The run could not start: a fault the station cannot execute, a plan without a package … */
-  | 'config';
+  | 'config'
+  /** The rig's own code failed (a TypeError in the flow): a rig bug, never retried, never the station's. */
+  | 'internal';
 
 /** Why an upgrade that did not happen did not happen. */
 export type IntactReason =
@@ -109,6 +111,7 @@ export function judge(e: Evidence): Verdict {
     return fail(e, 'hash-mismatch-accepted', 'firmware', 'a download that did not match its digest was installed');
   }
   if (e.error) {
+    if (e.error.kind === 'internal') return fail(e, 'internal', 'internal', e.error.message);
     if (e.error.kind === 'infrastructure') return fail(e, 'infrastructure', 'infrastructure', e.error.message);
     if (e.error.kind === 'config' || e.error.kind === 'usage') return fail(e, 'config', e.error.kind, e.error.message);
     if (e.error.timeout) return fail(e, 'timeout', 'protocol', e.error.message);

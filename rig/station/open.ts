@@ -9,7 +9,7 @@ import { AtPort } from '../at/port.ts';
 import { AtCommandError, AtPortError } from '../at/errors.ts';
 import { loadConfig, resolveSecret, type LoadedConfig } from '../config/load.ts';
 import type { HardwareStationConfig, PowerRole, RigConfig, StationConfig } from '../config/schema.ts';
-import { AbortedError, ConfigError, FirmwareError, InfrastructureError, isRigError, ProtocolError } from '../errors.ts';
+import { AbortedError, ConfigError, FirmwareError, InfrastructureError, InternalError, isRigError, ProtocolError } from '../errors.ts';
 import { openPowerLines, type PowerLines } from '../power/open.ts';
 import { cycle, pulse, type TimedOptions } from '../power/line.ts';
 import { buildProbeArgs } from '../probe/args.ts';
@@ -258,6 +258,7 @@ const ERROR_BY_KIND = {
   infrastructure: InfrastructureError,
   protocol: ProtocolError,
   firmware: FirmwareError,
+  internal: InternalError,
   config: ConfigError,
   usage: ConfigError,
 } as const;

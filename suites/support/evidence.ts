@@ -3,7 +3,7 @@
 // Outcome other than the expected one is an assertion; and every test ends by reading the slot back over
 // SWD and comparing it with the image it must hold.
 import { expect } from 'vitest';
-import { ConfigError, FirmwareError, InfrastructureError, ProtocolError } from '../../rig/errors.ts';
+import { ConfigError, FirmwareError, InfrastructureError, InternalError, ProtocolError } from '../../rig/errors.ts';
 import type { FailureKind, RigError } from '../../rig/errors.ts';
 import { compareImages, describeComparison, describeIdentity, identifyImage } from '../../rig/images/index.ts';
 import type { Image } from '../../rig/images/index.ts';
@@ -16,6 +16,7 @@ const ERRORS: Record<FailureKind, new (summary: string, details: ConstructorPara
   firmware: FirmwareError,
   config: ConfigError,
   usage: ConfigError,
+  internal: InternalError,
 };
 
 /** The run's verdict as the test's verdict: a typed error for a failure, an assertion for another outcome. */

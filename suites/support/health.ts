@@ -31,7 +31,7 @@ export class StationBrokenError extends InfrastructureError {
       expected: 'a working station',
       seen: `${record.broken?.reason ?? 'repeated infrastructure failures'} (marked by "${record.broken?.test ?? '?'}" at ${record.broken?.at ?? '?'})`,
     });
-    // The report's categories match the class name on the first line of the trace.
+    // What the run's messages and retry condition have always called it.
     this.name = 'InfrastructureError';
   }
 

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { TestError } from 'vitest';
-import { AbortedError, FirmwareError, InfrastructureError, ProtocolError } from '../../rig/errors.ts';
+import { AbortedError, FirmwareError, InfrastructureError, InternalError, ProtocolError } from '../../rig/errors.ts';
 import { isRetryable, retry } from '../fixtures.ts';
 import { writeEnvironmentInfo } from './allure.ts';
 import { escapeXml, niceStep, readPhaseChart } from './chart.ts';
@@ -109,6 +109,7 @@ describe('retries', () => {
     expect(isRetryable(serialized(new FirmwareError('wrong image', { station: 'virtual' })))).toBe(false);
     expect(isRetryable(serialized(new AbortedError('test timed out', { station: 'virtual' })))).toBe(false);
     expect(isRetryable(serialized(new Error('expected 1 to be 2')))).toBe(false);
+    expect(isRetryable(serialized(new InternalError("a rig bug: Cannot read properties of undefined (reading 'size')", { station: 'virtual' })))).toBe(false);
     const ledger = new HealthLedger(tmp(), 'virtual');
     for (let i = 0; i < BROKEN_AFTER; i++) ledger.infrastructureFailure('t', 'gone');
     expect(() => ledger.check()).toThrow(StationBrokenError);
