@@ -3,8 +3,14 @@
 // tcl connections" line, every call wrapped in `catch` so success and failure come back as a code, and a
 // deadline on everything because OpenOCD never times out against a silent target. (The rig has its own,
 // complete driver in rig/probe; this one exists so that sim/ can be tested without importing rig/.)
+// No OpenOCD outlives the test process that started it, even one that crashes: a synchronous 'exit' hook
+// kills what is left, and where util-linux's setpriv exists the kernel SIGKILLs it when that process dies
+// outright. Without both, a crashed worker's OpenOCD — in its own process group, out of reach of a Ctrl-C —
+// would poll a dead simulator for ever.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants as fsConstants } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 
 export interface OpenocdSessionOptions {
   args: string[];
@@ -20,6 +26,50 @@ export interface TclResult {
 
 const SUB = '\x1a';
 
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function killGroup(child: ChildProcess): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+function track(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // 'exit' handlers run synchronously: signalling is, and SIGKILL needs no waiting for.
+  process.on('exit', () => {
+    for (const c of live) killGroup(c);
+  });
+}
+
+let setprivPath: string | null | undefined;
+function findSetpriv(): string | null {
+  if (setprivPath !== undefined) return setprivPath;
+  setprivPath = null;
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(path.delimiter)) {
+    const candidate = path.join(dir || '.', 'setpriv');
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      setprivPath = candidate;
+      break;
+    } catch {
+      /* not here */
+    }
+  }
+  return setprivPath;
+}
+
 export class OpenocdSession {
   private readonly child: ChildProcess;
   private readonly logLines: string[] = [];
@@ -28,7 +78,11 @@ export class OpenocdSession {
   private readonly exitWaiters: (() => void)[] = [];
 
   private constructor(args: string[]) {
-    this.child = spawn('openocd', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    // setpriv execs openocd in place: the pid, and the process group it leads, stay the same.
+    const setpriv = findSetpriv();
+    const [cmd, argv] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', 'openocd', ...args]] : ['openocd', args];
+    this.child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    if (this.child.pid !== undefined) track(this.child);
     let partial = '';
     const onText = (chunk: Buffer): void => {
       const lines = (partial + chunk.toString('utf8')).split('\n');

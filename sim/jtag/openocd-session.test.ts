@@ -1,0 +1,86 @@
+// The test helper's OpenOCD does not outlive the test process that started it: not when that process exits
+// without closing it, not when it is SIGKILLed. The test process is played by a child Node process; the real
+// openocd runs with its `dummy` adapter (no simulator needed), and its death is read from /proc.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, expect, test } from 'vitest';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+const HOLDER = `
+import { OpenocdSession } from './sim/jtag/openocd-session.ts';
+const s = await OpenocdSession.start({ args: ['-c', 'adapter driver dummy', '-c', 'gdb_port disabled; telnet_port disabled; tcl_port 0', '-c', 'init'] });
+process.stdout.write(JSON.stringify({ openocd: s.pid }) + '\\n');
+process.stdin.once('data', () => process.exit(3));
+`;
+
+const left: number[] = [];
+afterEach(() => {
+  // A failed test must not leave its OpenOCD behind (it leads its own process group).
+  for (const pid of left.splice(0)) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+});
+
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/** OpenOCD is not our child, so no exit event reaches us: re-read /proc, bounded. */
+async function runningAfter(pid: number, withinMs: number): Promise<boolean> {
+  const end = performance.now() + withinMs;
+  while (running(pid) && performance.now() < end) await new Promise((r) => setTimeout(r, 20));
+  return running(pid);
+}
+
+async function hold(): Promise<{ holder: ReturnType<typeof spawn>; openocd: number; exit: Promise<number | null> }> {
+  const holder = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', HOLDER], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+  const exit = new Promise<number | null>((r) => holder.once('exit', (code) => r(code)));
+  let stderr = '';
+  holder.stderr!.on('data', (c: Buffer) => void (stderr += c.toString()));
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`the holder printed nothing within 20 s; stderr: ${stderr.slice(-1500)}`)), 20_000);
+    holder.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.includes('\n')) {
+        clearTimeout(timer);
+        resolve(out.slice(0, out.indexOf('\n')));
+      }
+    });
+    holder.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the holder exited with ${code} before OpenOCD was up; stderr: ${stderr.slice(-1500)}`));
+    });
+  });
+  const { openocd } = JSON.parse(line) as { openocd: number };
+  left.push(openocd);
+  expect(readFileSync(`/proc/${openocd}/comm`, 'utf8').trim()).toBe('openocd');
+  return { holder, openocd, exit };
+}
+
+test('the test process exits without closing the session: its exit hook kills OpenOCD', async () => {
+  const h = await hold();
+  h.holder.stdin!.write('exit\n');
+  expect(await h.exit).toBe(3);
+  expect(await runningAfter(h.openocd, 5_000)).toBe(false);
+});
+
+test('the test process is SIGKILLed (no hook runs): the kernel kills OpenOCD (parent-death signal)', async () => {
+  const h = await hold();
+  h.holder.kill('SIGKILL');
+  await h.exit;
+  expect(await runningAfter(h.openocd, 5_000)).toBe(false);
+});
