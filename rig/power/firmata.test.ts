@@ -34,6 +34,15 @@ async function open(config: PowerConfigInput): Promise<PowerLines> {
   return lines;
 }
 
+/** Every level a rail takes, in order, with the performance.now() at which it took it. */
+function recordRailTimed(rails: Rails, rail: RailName): Array<{ level: boolean; at: number }> {
+  const seen: Array<{ level: boolean; at: number }> = [];
+  rails.on('change', (name, level) => {
+    if (name === rail) seen.push({ level, at: performance.now() });
+  });
+  return seen;
+}
+
 /** Every level a rail takes, in order. */
 function recordRail(rails: Rails, rail: RailName): boolean[] {
   const seen: boolean[] = [];
@@ -129,12 +138,16 @@ describe('firmata relay lines', () => {
         nrst: { kind: 'firmata', board: 'relays', pin: 5, relay: 'NC' },
       },
     });
-    const vbat = recordRail(rails, 'moduleVbat');
-    const nrst = recordRail(rails, 'targetNrst');
+    const vbat = recordRailTimed(rails, 'moduleVbat');
+    const nrst = recordRailTimed(rails, 'targetNrst');
     await cycle(power.line('vbat'), 50);
     await pulse(power.line('nrst'), 20);
-    expect(vbat).toEqual([false, true]);
-    expect(nrst).toEqual([false, true]);
+    expect(vbat.map((e) => e.level)).toEqual([false, true]);
+    expect(nrst.map((e) => e.level)).toEqual([false, true]);
+    // From the board handling the off write to it handling the on write: never shorter than asked,
+    // whatever the pty adds (a lower bound the protocol promises, not a speed).
+    expect(vbat[1]!.at - vbat[0]!.at).toBeGreaterThanOrEqual(50);
+    expect(nrst[1]!.at - nrst[0]!.at).toBeGreaterThanOrEqual(20);
   });
 
   test('the crash-path write reaches a StandardFirmata older than 2.5 (no SET_DIGITAL_PIN_VALUE) as a port write', async () => {

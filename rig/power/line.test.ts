@@ -5,13 +5,16 @@ import { AbortedError, InfrastructureError } from '../errors.ts';
 import { cycle, LineLeftOffError, pulse, type PowerLine } from './line.ts';
 
 /** A line whose n-th set() fails with `failures[n]` when one is given. */
-function scriptedLine(failures: Array<Error | undefined>): PowerLine & { calls: boolean[] } {
+function scriptedLine(failures: Array<Error | undefined>): PowerLine & { calls: boolean[]; at: number[] } {
   const calls: boolean[] = [];
+  const at: number[] = [];
   return {
     name: 'bench-9/module-vbat',
     calls,
+    at,
     async set(on) {
       calls.push(on);
+      at.push(performance.now());
       const err = failures[calls.length - 1];
       if (err) throw err;
     },
@@ -26,6 +29,15 @@ const offFailed = (): InfrastructureError =>
   new InfrastructureError('module-vbat: could not switch off pinctrl-rp1 line 17 = GPIO 588', { station: 'bench-9', seen: 'EIO: i/o error' });
 const onFailed = (): InfrastructureError =>
   new InfrastructureError('module-vbat: could not switch on pinctrl-rp1 line 17 = GPIO 588', { station: 'bench-9', seen: 'ENODEV: no such device' });
+
+test('the line is off for at least the time asked, by performance.now()', async () => {
+  const line = scriptedLine([]);
+  await cycle(line, 25);
+  await pulse(line, 7);
+  expect(line.calls).toEqual([false, true, false, true]);
+  expect(line.at[1]! - line.at[0]!).toBeGreaterThanOrEqual(25);
+  expect(line.at[3]! - line.at[2]!).toBeGreaterThanOrEqual(7);
+});
 
 describe('cycle and pulse when a write fails', () => {
   test('switching off and back on both fail: the first failure is the error, the restore failure is attached and named', async () => {

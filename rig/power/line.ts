@@ -41,18 +41,27 @@ function checkDuration(line: PowerLine, what: string, ms: number): void {
   }
 }
 
-/** Waits `ms`, or rejects with the abort reason's message as soon as `signal` fires. */
+/** Waits `ms` by performance.now(), or rejects with the abort reason as soon as `signal` fires. */
 function hold(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
+    const until = performance.now() + ms;
+    let timer: NodeJS.Timeout | undefined;
     const onAbort = (): void => {
       clearTimeout(timer);
       reject(signal!.reason);
     };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
+    // Node's timers run on the loop's millisecond clock and can fire up to 1 ms before `ms` have passed;
+    // an off time is a promise to the hardware (a supply that must drain), so wait out the remainder.
+    const arm = (left: number): void => {
+      timer = setTimeout(() => {
+        const rest = until - performance.now();
+        if (rest > 0) return arm(rest);
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, left);
+    };
+    arm(ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
