@@ -202,6 +202,70 @@ describe('delivery rules', () => {
     expect(dev.plans.map((x) => x.planId)).toEqual([later.id, manual.id]);
   });
 
+  test('a terminated plan is never active: a new plan after it is confirmed and downloaded, not the old one', () => {
+    setup({ urlDelayMs: 1000 });
+    online([['STM32', '1_0_0']]);
+    const a = pkg('2_0_0', { size: 700 });
+    const b = pkg('3_0_0', { size: 900 });
+    const planA = plan([a.id], { pushActively: false });
+    cloud.request(DK, [['STM32', '1_0_0']]);
+    minutes(1);
+    cloud.terminatePlan(planA.id);
+    const planB = plan([b.id], { pushActively: false });
+    cloud.request(DK, [['STM32', '1_0_0']]);
+    minutes(1);
+    expect(dev.plans.map((x) => x.planId)).toEqual([planA.id, planB.id]);
+    // The module's reports name no plan here: they belong to the plan delivered last.
+    cloud.status(DK, 'STM32', 1);
+    cloud.status(DK, 'STM32', 2);
+    vi.advanceTimersByTime(1000);
+    expect(dev.urls.map((u) => [u.planId, u.packageId, u.size])).toEqual([[planB.id, b.id, 900]]);
+    expect(cloud.snapshot()).toMatchObject([{ plans: { [planA.id]: { phase: 'delivered' }, [planB.id]: { phase: 'confirmed' } } }]);
+  });
+
+  test('a confirmed plan, once terminated, neither blocks the next plan nor gets its URL re-issued', () => {
+    setup({ urlDelayMs: 1000, retryDelayMs: 5000 });
+    online([['STM32', '1_0_0']]);
+    const planA = plan([pkg('2_0_0', { size: 700 }).id], { pushActively: false });
+    cloud.request(DK, [['STM32', '1_0_0']]);
+    minutes(1);
+    cloud.status(DK, 'STM32', 2, planA.id);
+    vi.advanceTimersByTime(1000);
+    expect(dev.urls).toHaveLength(1);
+    cloud.terminatePlan(planA.id);
+    // A module rebooted mid-download reports the error of the plan it was working on.
+    cloud.status(DK, 'STM32', 6, planA.id);
+    minutes(1);
+    expect(dev.urls).toHaveLength(1);
+    const b = pkg('3_0_0', { size: 900 });
+    const planB = plan([b.id], { pushActively: false });
+    cloud.request(DK, [['STM32', '1_0_0']]);
+    minutes(1);
+    expect(dev.plans.map((x) => x.planId)).toEqual([planA.id, planB.id]);
+    // A late report of the old plan does not move the new one.
+    cloud.status(DK, 'STM32', 2, planA.id);
+    minutes(1);
+    expect(dev.urls).toHaveLength(1);
+    cloud.status(DK, 'STM32', 2, planB.id);
+    vi.advanceTimersByTime(1000);
+    expect(dev.urls.map((u) => [u.planId, u.packageId])).toEqual([
+      [planA.id, dev.urls[0]!.packageId],
+      [planB.id, b.id],
+    ]);
+  });
+
+  test('a URL due when the plan is terminated is not sent', () => {
+    setup({ urlDelayMs: 1000 });
+    online([['STM32', '1_0_0']]);
+    const p = plan([pkg('2_0_0').id], { pushActively: false });
+    cloud.request(DK, [['STM32', '1_0_0']]);
+    minutes(1);
+    cloud.status(DK, 'STM32', 2, p.id);
+    cloud.terminatePlan(p.id);
+    minutes(1);
+    expect(dev.urls).toEqual([]);
+  });
+
   test('package and plan validation', () => {
     setup();
     expect(() => cloud.addPackage({ component: 'S', version: '2', type: 'delta', data: Buffer.from('x') })).toThrow(/needs sourceVersion/);

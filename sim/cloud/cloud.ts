@@ -113,6 +113,8 @@ interface Device {
   history: { at: number; component: string; code: OtaStatus; name: string }[];
   /** Every plan delivery (10700s), with the protocol time and whether the device asked for it. */
   deliveries: { at: number; planId: string; requested: boolean; components: string[] }[];
+  /** The plan whose 10700s the device received last: a report that names no plan is about this one. */
+  lastDelivered: string | undefined;
   pending: Set<SimTimer>;
   pushScheduled: boolean;
 }
@@ -230,7 +232,7 @@ export class Cloud {
   private device(dk: string, imei = dk): Device {
     let d = this.devices.get(dk);
     if (!d) {
-      d = { dk, imei, endpoint: undefined, mcuVersions: [], status: new Map(), plans: new Map(), history: [], deliveries: [], pending: new Set(), pushScheduled: false };
+      d = { dk, imei, endpoint: undefined, mcuVersions: [], status: new Map(), plans: new Map(), history: [], deliveries: [], lastDelivered: undefined, pending: new Set(), pushScheduled: false };
       this.devices.set(dk, d);
     }
     return d;
@@ -263,15 +265,22 @@ export class Cloud {
     this.later(d, this.options.latencyMs, () => this.pushDevice(d, true));
   }
 
-  status(dk: string, component: string, code: OtaStatus): void {
+  /**
+   * A status report (§3.4) about the plan the module is working on (`planId`, learnt from the plan or the
+   * URL), else about the plan delivered last; never about the oldest plan the device still holds as
+   * delivered, which after a termination or a newer delivery is not the one the module confirms.
+   */
+  status(dk: string, component: string, code: OtaStatus, planId?: string): void {
     const d = this.device(dk);
     const at = this.clock.now();
     d.status.set(component, { code, name: otaStatusNames[code], at });
     d.history.push({ at, component, code, name: otaStatusNames[code] });
     if (d.history.length > 200) d.history.splice(0, d.history.length - 200);
-    const entry = this.activePlan(d, component);
+    const entry = this.activePlan(d, component, planId ?? d.lastDelivered);
     if (!entry) return;
     const [plan, dp] = entry;
+    // Download and update outcomes only follow a confirmation; from a plan still at 10700 they are stale.
+    if ((code === 6 || code === 11 || code === 12) && dp.phase !== 'confirmed') return;
     switch (code) {
       case 2:
         if (dp.phase === 'confirmed') break;
@@ -353,6 +362,7 @@ export class Cloud {
       plans: Object.fromEntries([...d.plans].map(([id, dp]) => [id, { ...dp }])),
       history: d.history,
       deliveries: d.deliveries,
+      lastDelivered: d.lastDelivered,
     }));
   }
 
@@ -366,17 +376,16 @@ export class Cloud {
     d.pending.add(timer);
   }
 
-  private activePlan(d: Device, component: string): [Plan, DevicePlan] | undefined {
-    for (const plan of this.plans) {
-      const dp = d.plans.get(plan.id);
-      if (!dp || !['delivered', 'confirmed'].includes(dp.phase)) continue;
-      if (dp.components.includes(component)) return [plan, dp];
-    }
-    return undefined;
+  /** A terminated plan is never active: its late reports are history only, and it blocks nothing. */
+  private activePlan(d: Device, component: string, planId: string | undefined): [Plan, DevicePlan] | undefined {
+    const plan = this.plans.find((p) => p.id === planId);
+    const dp = plan && d.plans.get(plan.id);
+    if (!plan || !dp || plan.state !== 'active' || !['delivered', 'confirmed'].includes(dp.phase)) return undefined;
+    return dp.components.includes(component) ? [plan, dp] : undefined;
   }
 
   private sendUrl(d: Device, plan: Plan, dp: DevicePlan): void {
-    if (!d.endpoint || dp.phase !== 'confirmed') return;
+    if (!d.endpoint || dp.phase !== 'confirmed' || plan.state !== 'active') return;
     const component = dp.components[dp.index];
     const ref = plan.components.find((c) => c.component === component);
     const pkg = ref && this.packages.get(ref.packageId);
@@ -451,8 +460,8 @@ export class Cloud {
 
   private pushDevice(d: Device, requested: boolean): void {
     if (!d.endpoint) return;
-    // One upgrade at a time: a confirmed plan blocks every other.
-    for (const plan of this.plans) if (d.plans.get(plan.id)?.phase === 'confirmed') return;
+    // One upgrade at a time: a confirmed plan blocks every other, until it is terminated.
+    for (const plan of this.plans) if (plan.state === 'active' && d.plans.get(plan.id)?.phase === 'confirmed') return;
     for (const plan of this.plans) {
       const components = this.eligible(plan, d, requested);
       if (!components) continue;
@@ -465,6 +474,7 @@ export class Cloud {
         failures: prev?.failures ?? 0,
       });
       d.deliveries.push({ at: this.clock.now(), planId: plan.id, requested, components: components.map((c) => c.componentNo) });
+      d.lastDelivered = plan.id;
       if (d.deliveries.length > 200) d.deliveries.splice(0, d.deliveries.length - 200);
       this.log(`cloud: plan ${plan.id} to ${d.dk} (${requested ? 'requested' : 'pushed'}): ${components.map((c) => `${c.componentNo} ${c.sourceVersion || '*'}→${c.targetVersion}`).join(', ')}`);
       d.endpoint.plan(plan.id, components);

@@ -68,3 +68,31 @@ test('drop-uart-bytes loses bytes of the module output, like a noisy line', asyn
   // "\r\nQuectel…" with 3 bytes missing after the first 2.
   expect(s.since(from)).toBe('\r\nctel\r\nEC200U\r\nRevision: EC200UCNAAR03A03M08\r\n\r\nOK\r\n');
 });
+
+test('the rig terminates a plan the MCU left at 10700: the next plan delivers its own file, not the old one', async () => {
+  const s = await sim(['--time-scale', '0.01']);
+  await register(s);
+  const old = await addPackage(s, { component: 'STM32', version: '2_0_0', data: seededBytes(700, 5) });
+  const next = await addPackage(s, { component: 'STM32', version: '3_0_0', data: seededBytes(900, 6) });
+  const oldPlan = await s.api<{ id: string }>('POST', '/plans', { components: [{ component: 'STM32', packageId: old.id }], pushActively: false });
+  let from = s.mark();
+  await expectOk(s, 'AT+QIOTOTAREQ');
+  await s.waitFor('+QIOTEVT: 7,10700,"STM32","","2_0_0",0,0,700\r\n', 5000, from);
+  await s.api('POST', `/plans/${oldPlan.id}/terminate`);
+  await s.api('POST', '/plans', { components: [{ component: 'STM32', packageId: next.id }], pushActively: false });
+  from = s.mark();
+  await expectOk(s, 'AT+QIOTOTAREQ');
+  await s.waitFor('+QIOTEVT: 7,10700,"STM32","","3_0_0",0,0,900\r\n', 5000, from);
+  from = s.mark();
+  await expectOk(s, 'AT+QIOTUPDATE=1');
+  await s.waitFor(/\+QIOTEVT: 7,10703,[^\r]*\r\n/, 5000, from);
+  expect(s.since(from)).toContain(`+QIOTEVT: 7,10701,"STM32",900,"${next.md5}",${next.crc}\r\n`);
+  expect(s.since(from)).toContain('+QIOTEVT: 7,10703,"STM32",900,0,900\r\n');
+  await expectOk(s, 'AT+QIOTUPDATE=3');
+  from = s.mark();
+  await expectOk(s, 'AT+QIOTMCUVER="STM32","3_0_0"');
+  await s.waitFor('+QIOTEVT: 7,10705\r\n', 5000, from);
+  const [dev] = await s.api<{ plans: Record<string, { phase: string }> }[]>('GET', '/devices');
+  expect(dev!.plans[oldPlan.id]!.phase).not.toBe('succeeded');
+  expect(Object.values(dev!.plans).map((p) => p.phase)).toContain('succeeded');
+});

@@ -156,7 +156,7 @@ export class Module {
   private ber = 99;
   private ota: OtaRam = freshOta();
   /** Status reports made while offline, sent after the next 3,10200 (§3.4). */
-  private cachedReports: { component: string; code: OtaStatus }[] = [];
+  private cachedReports: { component: string; code: OtaStatus; planId: string | undefined }[] = [];
   /** Every RAM-lifetime timer; all cancelled at power loss. */
   private readonly timers = new Set<SimTimer>();
   /** Bumped at every power loss: a timer of an earlier power-on never fires. */
@@ -760,7 +760,7 @@ export class Module {
         this.cloud.online(this.dk, this.options.imei, this.endpoint(session), this.nv.data.mcuVersions);
         const cached = this.cachedReports;
         this.cachedReports = [];
-        for (const r of cached) this.cloud.status(this.dk, r.component, r.code);
+        for (const r of cached) this.cloud.status(this.dk, r.component, r.code, r.planId);
       });
     });
   }
@@ -808,9 +808,11 @@ export class Module {
     };
   }
 
+  /** Each report names the plan the module is working on, so the cloud never credits another plan with it. */
   private report(component: string, code: OtaStatus): void {
-    if (this.conn === 'connected') this.cloud.status(this.dk, component, code);
-    else this.cachedReports.push({ component, code });
+    const planId = this.ota.planId;
+    if (this.conn === 'connected') this.cloud.status(this.dk, component, code, planId);
+    else this.cachedReports.push({ component, code, planId });
   }
 
   // ---- OTA state machine ---------------------------------------------------------------------------
@@ -873,6 +875,7 @@ export class Module {
       this.log(`module: download URL for ${msg.componentNo} ignored in OTA state ${otaStateName[o.state]}`);
       return;
     }
+    o.planId = msg.planId;
     o.componentNo = msg.componentNo;
     o.targetVersion = msg.targetVersion;
     if (msg.md5.length !== 32 || msg.componentNo.length > 32 || msg.targetVersion.length > 64) {
