@@ -158,6 +158,7 @@ export class OpenOcdSession {
   private pending: Pending | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private closing = false;
+  private closeDone: Promise<void> | undefined;
   private killing = false;
   /** Why the session is unusable, once it is. */
   private broken: InfrastructureError | undefined;
@@ -544,11 +545,13 @@ export class OpenOcdSession {
    * Asks OpenOCD to shut down (it then releases the adapter cleanly), kills the group if it has not exited
    * within the grace period, and waits for the exit. Safe to call at any time, any number of times.
    */
-  async close(): Promise<void> {
-    if (this.closing) {
-      await this.exited;
-      return;
-    }
+  close(): Promise<void> {
+    // A second close waits for the first, which is bounded; waiting on `exited` itself would not be, should
+    // OpenOCD never die (stuck in a USB driver).
+    return (this.closeDone ??= this.closeOnce());
+  }
+
+  private async closeOnce(): Promise<void> {
     const busy = this.pending !== undefined;
     this.closing = true;
     const p = this.pending;

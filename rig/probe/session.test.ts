@@ -3,7 +3,7 @@
 // a target to answer.
 
 import net from 'node:net';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 
 import { AbortedError, InfrastructureError, isInfrastructureError } from '../errors.ts';
 import { OpenOcdCommandError } from './errors.ts';
@@ -96,6 +96,25 @@ describe('OpenOCD session (dummy adapter)', () => {
     const later = await s.call('expr 1', { timeoutMs: 5000 }).catch((e: unknown) => e);
     expect(later).toBeInstanceOf(InfrastructureError);
     expect((later as Error).message).toMatch(/not running/);
+  });
+
+  test('a second close() while the first still waits for an OpenOCD that will not die is bounded like the first', async () => {
+    const s = await start();
+    const pid = s.pid;
+    const pending = s.call('sleep 60000', { timeoutMs: 60_000 }).catch((e: unknown) => e);
+    await new Promise((r) => setImmediate(r));
+    // An OpenOCD stuck in a USB driver outlives SIGKILL: played by a kill that does nothing.
+    const kill = vi.spyOn(process, 'kill').mockImplementation(() => true);
+    try {
+      const both = Promise.all([s.close(), s.close()]).then(() => 'both settled');
+      // The first close gives up after its kill wait (5 s); the second must not wait longer than that.
+      expect(await Promise.race([both, new Promise((r) => setTimeout(() => r('a close() still waiting 8 s later'), 8_000))])).toBe('both settled');
+    } finally {
+      kill.mockRestore();
+      process.kill(-pid, 'SIGKILL');
+    }
+    await s.exited;
+    expect(await pending).toBeInstanceOf(AbortedError);
   });
 
   test('an abort in the middle of a command kills OpenOCD and throws AbortedError', async () => {
