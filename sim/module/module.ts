@@ -280,6 +280,7 @@ export class Module {
         plan: o.plan,
       },
       persistedOta: this.nv.data.ota,
+      persistedPlan: this.nv.data.otaPlan,
       signal: { rssi: this.rssi, ber: this.ber },
     };
   }
@@ -335,8 +336,22 @@ export class Module {
     if (this.nv.data.regMode === 2) this.connect();
   }
 
-  /** §4.4: the OTA file is erased at init; UPDATING comes back with 10704, a download does not resume. */
+  /**
+   * §4.4: the OTA file is erased at init; UPDATING comes back with 10704, a download does not resume.
+   *
+   * The confirmed plan's remaining components come back too, so that the next component's URL is accepted
+   * after a reboot (in UPDATING, or between components). SDK 2.9.0 persists no plan at all, only componentNo,
+   * targetVersion, componentType and status, but it takes a URL in NOPLAN or SUBMITOTA whatever its component
+   * (`Ql_iotCmdOtaFwInfo`), so a real module accepts that URL anyway. This sim takes a URL only for a component
+   * it expects (see onUrl), hence the plan in NV. Whether newer SDKs (2.10+) check the component or keep
+   * multi-component task info across a reboot is not known (protocol/quecthing-at.md §9.7).
+   */
   private recoverOta(): void {
+    const plan = this.nv.data.otaPlan;
+    if (plan) {
+      this.ota.planId = plan.planId;
+      this.ota.plan = plan.components.map((c) => ({ ...c }));
+    }
     const saved = this.nv.data.ota;
     if (!saved) return;
     this.ota.componentNo = saved.componentNo;
@@ -825,6 +840,9 @@ export class Module {
       else if (o.componentNo !== undefined && o.targetVersion !== undefined) {
         nv.ota = { componentNo: o.componentNo, targetVersion: o.targetVersion, componentType: 1, status: s };
       }
+      // A plan only announced (RECEIVED_PLAN) stays RAM only: the cloud pushes it again after a reboot.
+      const keep = s !== Ota.RECEIVED_PLAN && o.planId !== undefined && o.plan.length > 0;
+      nv.otaPlan = keep ? { planId: o.planId!, components: o.plan.map((c) => ({ ...c })) } : null;
     });
     this.notifyState();
   }

@@ -12,6 +12,16 @@ const otaSchema = z.object({
   status: z.number().int(),
 });
 
+const planComponentSchema = z.object({
+  componentNo: z.string(),
+  sourceVersion: z.string(),
+  targetVersion: z.string(),
+  batteryLimit: z.number(),
+  minSignal: z.number(),
+  useSpace: z.number(),
+  componentType: z.union([z.literal(0), z.literal(1)]),
+});
+
 export const nvSchema = z.object({
   productKey: z.string().default(''),
   productSecret: z.string().default(''),
@@ -32,6 +42,8 @@ export const nvSchema = z.object({
   mcuVersions: z.array(z.tuple([z.string(), z.string()])).default([]),
   otaReqInfo: z.number().int().min(0).max(1).default(0),
   ota: otaSchema.nullable().default(null),
+  /** The confirmed plan and the components still to come; not an SDK field (see Module.recoverOta). */
+  otaPlan: z.object({ planId: z.string(), components: z.array(planComponentSchema) }).nullable().default(null),
   urcPort: z.string().default('usbat'),
 });
 

@@ -49,6 +49,38 @@ async function expectRestartFromZero(s: SimHandle, size: number): Promise<void> 
   expect(text).not.toContain('10706');
 }
 
+/** A two-component plan, AUX first, then STM32 (1500 bytes), requested and announced. */
+async function multiComponentPlan(s: SimHandle): Promise<void> {
+  await register(s, { STM32: '1_0_0', AUX: 'a1' });
+  const aux = await addPackage(s, { component: 'AUX', version: 'a2', data: seededBytes(700, 1) });
+  const stm32 = await addPackage(s, { component: 'STM32', version: '2_0_0', data: seededBytes(1500, 2) });
+  await s.api('POST', '/plans', {
+    components: [
+      { component: 'AUX', packageId: aux.id },
+      { component: 'STM32', packageId: stm32.id },
+    ],
+    pushActively: false,
+  });
+  const from = s.mark();
+  await expectOk(s, 'AT+QIOTOTAREQ');
+  await s.waitFor('+QIOTEVT: 7,10700,"STM32","","2_0_0",0,0,1500\r\n', 5000, from);
+}
+
+/** After the first component's 10705 (at `from` or later): STM32's download, update and 10705; the plan succeeded. */
+async function finishStm32(s: SimHandle, from: number): Promise<void> {
+  const { end } = await s.waitFor('+QIOTEVT: 7,10703,"STM32",1500,0,1500\r\n', 5000, from);
+  expect(s.since(from)).toMatch(/\+QIOTEVT: 7,10701,"STM32",1500,/);
+  await s.command('AT+QIOTOTARD=0,1024');
+  await s.command('AT+QIOTOTARD=1024,1024');
+  await expectOk(s, 'AT+QIOTUPDATE=3');
+  await s.waitFor('+QIOTEVT: 7,10704\r\n', 5000, end);
+  const mark = s.mark();
+  await expectOk(s, 'AT+QIOTMCUVER="STM32","2_0_0"');
+  await s.waitFor('\r\n+QIOTEVT: 7,10705\r\n', 5000, mark);
+  const [dev] = await s.api<{ plans: Record<string, { phase: string }> }[]>('GET', '/devices');
+  expect(Object.values(dev!.plans).map((p) => p.phase)).toEqual(['succeeded']);
+}
+
 describe('power cycle in each OTA state', () => {
   test('RECEIVED_PLAN: the plan is RAM only; the cloud pushes it again after re-registration', async () => {
     const s = await sim(['--time-scale', '0.01']);
@@ -130,6 +162,44 @@ describe('power cycle in each OTA state', () => {
     await expectOk(t, 'AT+QIOTMCUVER="STM32","2_0_0"');
     await t.waitFor('\r\n+QIOTEVT: 7,10705\r\n', 5000, from);
     expect(await otaState(t)).toBe('IDLE');
+  });
+
+  test('multi-component plan, reboot in UPDATING of the first component: after its 10705 the next component follows', async () => {
+    const s = await sim(['--time-scale', '0.01']);
+    await multiComponentPlan(s);
+    let from = await confirm(s);
+    await s.waitFor('+QIOTEVT: 7,10703,"AUX",700,0,700\r\n', 5000, from);
+    expect((await s.command('AT+QIOTOTARD=0,1024')).includes('+QIOTOTARD: 0,700\r\n')).toBe(true);
+    from = s.mark();
+    await expectOk(s, 'AT+QIOTUPDATE=3');
+    await s.waitFor('+QIOTEVT: 7,10704\r\n', 5000, from);
+    const rdy = await powerCycle(s);
+    await s.waitFor('\r\n+QIOTEVT: 7,10704\r\n', 5000, rdy - 7);
+    from = s.mark();
+    await expectOk(s, 'AT+QIOTREG=1');
+    await s.waitFor('+QIOTEVT: 3,10200\r\n', 5000, from);
+    from = s.mark();
+    await expectOk(s, 'AT+QIOTMCUVER="AUX","a2"');
+    await s.waitFor('\r\n+QIOTEVT: 7,10705\r\n', 5000, from);
+    await finishStm32(s, from);
+  });
+
+  test('multi-component plan, reboot while the first component downloads: it restarts from 0, then the next component follows', async () => {
+    const s = await sim(['--time-scale', '0.01', '--download-rate', '100']);
+    await multiComponentPlan(s);
+    await confirm(s);
+    await waitState(s, 'DOWNLOADING');
+    await powerCycle(s);
+    let from = s.mark();
+    await expectOk(s, 'AT+QIOTREG=1');
+    await s.waitFor('+QIOTEVT: 7,10703,"AUX",700,0,700\r\n', 10_000, from);
+    expect(s.since(from)).toMatch(/\+QIOTEVT: 7,10701,"AUX",700,/);
+    await s.command('AT+QIOTOTARD=0,1024');
+    await expectOk(s, 'AT+QIOTUPDATE=3');
+    from = s.mark();
+    await expectOk(s, 'AT+QIOTMCUVER="AUX","a2"');
+    await s.waitFor('\r\n+QIOTEVT: 7,10705\r\n', 5000, from);
+    await finishStm32(s, from);
   });
 
   test('QIOTREG mode 2 reconnects by itself after a power cycle', async () => {
