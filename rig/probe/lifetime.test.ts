@@ -3,7 +3,9 @@
 // socket closing, then confirmed in /proc.
 
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
@@ -112,5 +114,50 @@ describe('no OpenOCD outlives the rig', () => {
     await h.rigExit;
     await h.gone;
     expect(await runningAfterExit(h.pid)).toEqual([]);
+  });
+});
+
+describe('no probe scratch directory outlives the rig', () => {
+  /** A rig holding an open Probe whose scratch directory lives in a fresh run directory, ended by `how`. */
+  async function endHeldProbe(how: 'exit' | 'throw'): Promise<{ before: string[]; after: string[]; code: number | null }> {
+    const runDir = mkdtempSync(path.join(os.tmpdir(), 'probe-lifetime-'));
+    const rig = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'testing/hold-probe.ts'), '--probe', runDir], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+    const rigExit = new Promise<number | null>((r) => rig.once('exit', (code) => r(code)));
+    let stderr = '';
+    rig.stderr!.on('data', (d) => (stderr += String(d)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`hold-probe --probe printed nothing within 20 s; stderr: ${stderr}`)), 20_000);
+        rig.stdout!.once('data', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        rig.once('exit', (code) => {
+          clearTimeout(timer);
+          reject(new Error(`hold-probe --probe exited with ${code} before its probe was open; stderr: ${stderr}`));
+        });
+      });
+      const before = readdirSync(runDir);
+      rig.stdin!.write(`${how}\n`);
+      const code = await rigExit;
+      return { before, after: readdirSync(runDir), code };
+    } finally {
+      if (rig.exitCode === null && rig.signalCode === null) rig.kill('SIGKILL');
+      rmSync(runDir, { recursive: true, force: true });
+    }
+  }
+
+  test('the rig exits without closing the probe: the exit handler removes its scratch directory', async () => {
+    const r = await endHeldProbe('exit');
+    expect(r.before).toEqual([expect.stringMatching(/^openocd-/)]);
+    expect(r.code).toBe(3);
+    expect(r.after).toEqual([]);
+  });
+
+  test('the rig crashes with an uncaught exception: its scratch directory goes too', async () => {
+    const r = await endHeldProbe('throw');
+    expect(r.before).toEqual([expect.stringMatching(/^openocd-/)]);
+    expect(r.code).not.toBe(0);
+    expect(r.after).toEqual([]);
   });
 });

@@ -2,13 +2,14 @@
 // OpenOCD session. Every operation has a deadline (size-dependent for reads and writes) and honours an
 // AbortSignal; when either fires mid-command OpenOCD is killed, and `restart()` brings up a fresh one.
 
+import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
 import { AbortedError, InfrastructureError } from '../errors.ts';
 import type { ProbeSetup } from './args.ts';
-import { RegionMismatchError, hex32 } from './errors.ts';
+import { OpenOcdCommandError, RegionMismatchError, hex32 } from './errors.ts';
 import type { ByteDifference, RegionComparison } from './errors.ts';
 import { ProbeLog } from './log.ts';
 import type { ProbeLogOptions } from './log.ts';
@@ -119,6 +120,38 @@ const MAX_LISTED_DIFFS = 16;
 /** read_memory takes at most 65536 elements per call; smaller replies keep the Tcl frames modest. */
 const WORDS_PER_CALL = 16_384;
 
+/**
+ * The IDCODE column of `scan_chain`'s table for the tap named `tap`, when it is a real one (non-zero). The
+ * hla adapter driver (Debian 0.12's interface/stlink.cfg) reads the IDCODE through the ST-Link and stores it
+ * in its tap without logging it unless it is unexpected (hl_interface_init_target); scan_chain shows it. That
+ * is read from OpenOCD 0.12's sources, not verified on an ST-Link; the table's layout is checked against the
+ * virtual station (probe.test.ts).
+ */
+export function idcodeFromScanChain(table: string, tap: string): number | undefined {
+  for (const line of table.split('\n')) {
+    // " 0 stm32f1x.cpu           Y     0x3ba00477 0x3ba00477     4 0x01  0x0f"
+    const m = /^\s*\d+\s+(\S+)\s+[YN]\s+0x([0-9a-fA-F]{1,8})\b/.exec(line);
+    if (m && m[1] === tap) {
+      const id = parseInt(m[2] as string, 16) >>> 0;
+      return id === 0 ? undefined : id;
+    }
+  }
+  return undefined;
+}
+
+// A probe's scratch directory is removed by close(); a rig that exits without closing (process.exit, an
+// uncaught exception) still runs 'exit' handlers, which must be synchronous.
+const scratchDirs = new Set<string>();
+let scratchHookInstalled = false;
+function trackScratch(dir: string): void {
+  scratchDirs.add(dir);
+  if (scratchHookInstalled) return;
+  scratchHookInstalled = true;
+  process.on('exit', () => {
+    for (const d of scratchDirs) rmSync(d, { recursive: true, force: true });
+  });
+}
+
 function checkRange(station: string, what: string, address: number, length: number): void {
   if (!Number.isSafeInteger(address) || address < 0 || address > 0xffff_ffff) throw new RangeError(`${station}: ${what} address out of range: ${address}`);
   if (!Number.isSafeInteger(length) || length < 0 || address + length > 0x1_0000_0000) throw new RangeError(`${station}: ${what} length out of range: ${length} at ${hex32(address)}`);
@@ -175,11 +208,13 @@ export class Probe {
       if (m && (m[1] === undefined || m[1] === opts.targetName)) ids.idcode = parseInt(m[2] as string, 16) >>> 0;
     });
     const scratch = await mkdtemp(path.join(opts.runDir ?? os.tmpdir(), 'openocd-'));
+    trackScratch(scratch);
     try {
       const session = await Probe.startSession(opts, log, signal);
       return new Probe(opts, session, log, ids, scratch);
     } catch (e) {
       await rm(scratch, { recursive: true, force: true });
+      scratchDirs.delete(scratch);
       throw e;
     }
   }
@@ -235,6 +270,7 @@ export class Probe {
       await this.session.close();
     } finally {
       await rm(this.scratch, { recursive: true, force: true });
+      scratchDirs.delete(this.scratch);
     }
   }
 
