@@ -3,24 +3,30 @@
 // protocol §4.4) and the upgrade still completes. After more than 5 failed downloads the module gives up
 // (10706) and the flash must be untouched.
 //
+// The faults during the download trigger on 10701, which a module always sends when the download starts
+// (§4.1), not on 10702: that comes 0..n times, about every 5 s (§5), and an LTE download of 25 KiB usually
+// ends before the first. The virtual module downloads at 10 kB/s (2.5 s of protocol time for 25 KiB, less
+// than one 10702 period), as a good LTE link would, so the virtual station tests the same moment as a bench.
+//
 // The tests go back and forth between 1_0_0 and 2_0_0 (the second one is a downgrade plan), so that each
 // baseline finds its image already in flash: programming the virtual STM32 is the slowest part of a test.
 import { describe, expect } from 'vitest';
 import { parseFault } from '../rig/sota/index.ts';
-import { expectOutcome } from './support/evidence.ts';
+import { expectFaultsFired, expectOutcome } from './support/evidence.ts';
 import { sotaSuite } from './fixtures.ts';
 
-// A download that takes a while (25 KiB at 2 kB/s of protocol time), so that 10702s come while it runs.
-const { test, budget, retry } = await sotaSuite({ feature: 'Interrupted download', sim: { downloadRate: 2000 } });
+const { test, budget, retry } = await sotaSuite({ feature: 'Interrupted download', sim: { downloadRate: 10_000 } });
 const o = { timeout: budget.disturbed, retry };
 
 describe('interrupted download', () => {
   test('module power cut while downloading (1_0_0 → 2_0_0)', o, async ({ sota, images }) => {
     const v1 = images.image('1_0_0');
     await sota.baseline(v1);
-    const run = await sota.upgrade({ plan: sota.spec(images.package('full_2_0_0')), current: v1, faults: [parseFault('event=10702:power-cycle-module=500')] });
+    const faults = [parseFault('event=10701:power-cycle-module=500')];
+    const run = await sota.upgrade({ plan: sota.spec(images.package('full_2_0_0')), current: v1, faults });
+    expectFaultsFired(run, faults);
     expectOutcome(run, 'upgraded');
-    expect(run.fired.map((f) => [f.fault, f.phase])).toEqual([['event=10702:power-cycle-module=500', 'download']]);
+    expect(run.fired.map((f) => f.phase)).toEqual(['download']);
     expect(run.events.some((e) => e.kind === 'reboot'), 'no RDY after the power cut').toBe(true);
     await sota.readback(images.image('2_0_0'));
   });
@@ -29,7 +35,9 @@ describe('interrupted download', () => {
     const v2 = images.image('2_0_0');
     const pkg = images.package('full_1_0_0');
     await sota.baseline(v2);
-    const run = await sota.upgrade({ plan: sota.spec(pkg), current: v2, faults: [parseFault('offset=8192:power-cycle-module=500')] });
+    const faults = [parseFault('offset=8192:power-cycle-module=500')];
+    const run = await sota.upgrade({ plan: sota.spec(pkg), current: v2, faults });
+    expectFaultsFired(run, faults);
     expectOutcome(run, 'upgraded');
     expect(run.fired.map((f) => f.phase)).toEqual(['download']);
     // §4.4: no resume — the file is read again from byte 0 after the reboot.
@@ -42,7 +50,9 @@ describe('interrupted download', () => {
   test('network loss (AT+CFUN=4) during the download (1_0_0 → 2_0_0)', o, async ({ sota, images }) => {
     const v1 = images.image('1_0_0');
     await sota.baseline(v1);
-    const run = await sota.upgrade({ plan: sota.spec(images.package('full_2_0_0')), current: v1, faults: [parseFault('event=10702:network-cut=1000')] });
+    const faults = [parseFault('event=10701:network-cut=1000')];
+    const run = await sota.upgrade({ plan: sota.spec(images.package('full_2_0_0')), current: v1, faults });
+    expectFaultsFired(run, faults);
     expectOutcome(run, 'upgraded');
     expect(run.transcript.some((l) => l.dir === 'TX' && l.text === 'AT+CFUN=4')).toBe(true);
     expect(run.transcript.some((l) => l.dir === 'TX' && l.text === 'AT+CFUN=1')).toBe(true);

@@ -17,13 +17,13 @@ import path from 'node:path';
 import { afterAll, describe, expect } from 'vitest';
 import { loadManifest } from '../rig/images/index.ts';
 import type { FirmwareSet, Image, Package } from '../rig/images/index.ts';
-import { formatFault, parseFault, parseRunRecord, replay, runProxyUpgrade, serializeRunRecord } from '../rig/sota/index.ts';
+import { parseFault, parseRunRecord, replay, runProxyUpgrade, serializeRunRecord } from '../rig/sota/index.ts';
 import type { ProxyRun, Recorder } from '../rig/sota/index.ts';
 import type { PreparedPlan, Station } from '../rig/station/index.ts';
 import { ConfigError } from '../rig/errors.ts';
 import { crc32 } from '../rig/images/index.ts';
 import { DeclaredPlanSource } from '../rig/station/plans.ts';
-import { expectOutcome } from './support/evidence.ts';
+import { expectFaultsFired, expectOutcome } from './support/evidence.ts';
 import { sotaSuite } from './fixtures.ts';
 import { makeFixtures } from '../scripts/make-fixtures.ts';
 
@@ -305,7 +305,7 @@ describe('fault matrix', () => {
         inFlash = from.version;
         const run = await sota.upgrade({ plan: sota.spec(pkg), current: from, faults: [fault], expect: ['upgraded', 'failed-intact'] });
         expect(run.verdict.failure, run.verdict.summary).toBeUndefined();
-        expect(run.fired.map((f) => f.fault), 'the fault never fired').toEqual([formatFault(fault)]);
+        expectFaultsFired(run, [fault]);
         if (run.verdict.outcome === 'upgraded') {
           expectOutcome(run, 'upgraded');
           await sota.readback(to);

@@ -42,7 +42,7 @@ import type { Recorder } from './recorder.ts';
 import { RUN_RECORD_FORMAT, RUN_RECORD_VERSION, serializeRunRecord, thin } from './record.ts';
 import type { CloudFault, FiredFault, RecordedError, RecordedEvent, RecordedLine, RecordedPhase, RunRecord } from './record.ts';
 import { DownloadAssembly } from './pieces.ts';
-import { FaultSchedule, checkFaults } from './schedule.ts';
+import { FaultSchedule, checkFaults, whyNotFired } from './schedule.ts';
 import type { ScheduledFault } from './schedule.ts';
 import { judge } from './verdict.ts';
 import type { Evidence, Outcome, ReadbackResult } from './verdict.ts';
@@ -1047,7 +1047,7 @@ class ProxyFlow {
       errors: this.errors,
     };
     if (this.faults.length > 0) {
-      const unfired = this.schedule.unfired().map((u) => `${u.text}: trigger never reached`);
+      const unfired = this.schedule.unfired().map((u) => `${u.text}: never fired: ${whyNotFired(u.fault, record)}`);
       this.recorder.attach('fault schedule', [...this.fired.map((f) => `${f.fault} at ${(f.t / 1000).toFixed(3)} s (${f.phase}): ${f.effect}`), ...unfired].join('\n'), 'text/plain');
     }
     this.recorder.attach('AT transcript', this.transcript.map((l) => `${(l.t / 1000).toFixed(3).padStart(9)} [${l.dir}]${l.text}`).join('\n'), 'text/plain');

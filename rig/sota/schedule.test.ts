@@ -3,7 +3,7 @@ import { ConfigError } from '../errors.ts';
 import { parseQiotEvent } from '../quecthing/events.ts';
 import type { ModuleEvent } from '../quecthing/events.ts';
 import { parseFault } from './faults.ts';
-import { checkFaults, FaultSchedule } from './schedule.ts';
+import { checkFaults, FaultSchedule, whyNotFired } from './schedule.ts';
 
 const ev = (line: string): ModuleEvent => parseQiotEvent(line)!;
 const texts = (s: FaultSchedule) => s.take().map((x) => x.text);
@@ -104,5 +104,24 @@ describe('faults a station cannot execute', () => {
   test('network cuts and port faults need no line', () => {
     expect(() => checkFaults('bench-2', ['offset=0:network-cut=5', 'delay=5:close-port'].map(parseFault), caps([]))).not.toThrow();
     expect(() => checkFaults('bench-2', ['after-update3:power-cycle-target'].map(parseFault), caps(['cycle-target']))).not.toThrow();
+  });
+});
+
+describe('why a fault never fired', () => {
+  const run = {
+    events: [{ code: 10700, raw: '+QIOTEVT: 7,10700,"STM32","","2_0_0",0,0,25344' }, { code: 10701, raw: '+QIOTEVT: 7,10701,"STM32",25344,"x",1' }, { code: 10703, raw: '+QIOTEVT: 7,10703,"STM32",25344,0,25344' }],
+    progress: [{ offset: 1024 }, { offset: 2048 }],
+    phases: [{ name: 'download' }, { name: 'read blocks' }],
+    durationMs: 1234.5,
+  };
+
+  test('names the moment that never came, in the protocol’s words', () => {
+    expect(whyNotFired(parseFault('event=10702:power-cycle-module'), run)).toBe(
+      '+QIOTEVT: 7,10702 came 0 time(s), the trigger waits for occurrence 1: the download finished before the module reported progress (10702 comes 0..n times, about every 5 s)',
+    );
+    expect(whyNotFired(parseFault('event=10703#2:reset-module'), run)).toBe('+QIOTEVT: 7,10703 came 1 time(s), the trigger waits for occurrence 2');
+    expect(whyNotFired(parseFault('offset=8192:close-port'), run)).toBe('the block reads never reached byte 8192 (the furthest read ended at byte 2048)');
+    expect(whyNotFired(parseFault('after-update3:reset-target'), run)).toBe('the run never sent AT+QIOTUPDATE=3 (no verified download to install)');
+    expect(whyNotFired(parseFault('delay=5000:close-port'), run)).toBe('the run ended after 1235 ms, before the 5000 ms delay');
   });
 });

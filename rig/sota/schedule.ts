@@ -113,3 +113,41 @@ export class FaultSchedule {
     if (notify) this.listener?.();
   }
 }
+
+/** What a finished run shows of itself, enough to say why a trigger never came (a RunRecord fits). */
+export interface RunTrace {
+  events: readonly { code?: number; raw: string }[];
+  progress: readonly { offset: number }[];
+  phases: readonly { name: string }[];
+  durationMs: number;
+}
+
+/**
+ * Why `fault` never fired in the run `run`, in the protocol's words: a test whose fault did not happen has
+ * not tested what it says, and the reader needs to know which moment never came.
+ */
+export function whyNotFired(fault: Fault, run: RunTrace): string {
+  const t = fault.trigger;
+  const ran = (phase: string) => run.phases.some((p) => p.name === phase || p.name.startsWith(`${phase} `));
+  switch (t.kind) {
+    case 'event': {
+      const seen = run.events.filter((e) => e.code === t.code && e.raw.startsWith('+QIOTEVT: 7,')).length;
+      const what = `+QIOTEVT: 7,${t.code} came ${seen} time(s), the trigger waits for occurrence ${t.occurrence}`;
+      // §5: 10702 comes 0..n times, about every 5 s; a download shorter than that shows none.
+      if (t.code === 10702) return `${what}: the download finished before the module reported progress (10702 comes 0..n times, about every 5 s)`;
+      return what;
+    }
+    case 'offset': {
+      const last = run.progress.at(-1)?.offset ?? 0;
+      return `the block reads never reached byte ${t.bytes} (the furthest read ended at byte ${last})`;
+    }
+    case 'after-update3':
+      return ran('update') ? 'the run went to UPDATING but the trigger was not taken' : 'the run never sent AT+QIOTUPDATE=3 (no verified download to install)';
+    case 'programming':
+      return 'the run never programmed the target (no verified download to install)';
+    case 'before-version-report':
+      return ran('program') ? 'the run ended before reporting the new version' : 'the run never got to report a new version (nothing was programmed)';
+    case 'delay':
+      return `the run ended after ${Math.round(run.durationMs)} ms, before the ${t.ms} ms delay`;
+  }
+}

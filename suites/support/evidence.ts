@@ -7,7 +7,9 @@ import { ConfigError, FirmwareError, InfrastructureError, InternalError, Protoco
 import type { FailureKind, RigError } from '../../rig/errors.ts';
 import { compareImages, describeComparison, describeIdentity, identifyImage } from '../../rig/images/index.ts';
 import type { Image } from '../../rig/images/index.ts';
-import type { IntactReason, Outcome, ProxyRun, Recorder } from '../../rig/sota/index.ts';
+import { formatFault } from '../../rig/sota/index.ts';
+import type { Fault, IntactReason, Outcome, ProxyRun, Recorder } from '../../rig/sota/index.ts';
+import { whyNotFired } from '../../rig/sota/schedule.ts';
 import type { Station } from '../../rig/station/index.ts';
 
 const ERRORS: Record<FailureKind, new (summary: string, details: ConstructorParameters<typeof InfrastructureError>[1]) => RigError> = {
@@ -38,6 +40,17 @@ export function expectOutcome(run: ProxyRun, outcome: Outcome, reason?: IntactRe
   expect(run.readback, `${run.station.name}: the flow did not read the slot back`).not.toBeNull();
   if (outcome === 'upgraded') expect(run.readback?.matchesTarget, run.readback?.comparison).toBe(true);
   else expect(run.readback?.matchesCurrent, run.readback?.comparison).toBe(true);
+}
+
+/**
+ * Every fault of the run fired, once each. A fault that never fired means the test did not test what it
+ * says: the failure names the station, the fault and the moment that never came.
+ */
+export function expectFaultsFired(run: ProxyRun, faults: readonly Fault[]): void {
+  const texts = faults.map(formatFault);
+  const missing = faults.filter((f) => !run.fired.some((x) => x.fault === formatFault(f)));
+  const why = missing.map((f) => `fault ${formatFault(f)} never fired: ${whyNotFired(f, run)}`).join('; ');
+  expect(run.fired.map((f) => f.fault), `${run.station.name}: ${why || 'a fault fired more than once'}`).toEqual(texts);
 }
 
 export interface ReadbackOptions {
