@@ -1,5 +1,6 @@
-// Every OTA timer of protocol/quecthing-at.md §4.2 expires into its documented outcome, and download errors
-// follow §4.1 (silent retry announced by 10702, 10706 after more than 5). Time scales keep each test short.
+// Every OTA timer of protocol/quecthing-at.md §4.2 expires into its documented outcome, none of the three
+// 10706 timers sooner than its documented length, and download errors follow §4.1 (silent retry announced by
+// 10702, 10706 after more than 5). Time scales keep each test short.
 import { afterEach, describe, expect, test } from 'vitest';
 import { addPackage, expectOk, register, seededBytes, simsPerTest, type SimHandle } from '../harness.ts';
 
@@ -23,12 +24,22 @@ async function otaState(s: SimHandle): Promise<string> {
   return (await s.api<{ ota: { state: string } }>('GET', '/module')).ota.state;
 }
 
+/**
+ * The least wall time a protocol timer may take at `scale`. Timers are timed on the wire, from the answer or
+ * URC that arms them to their 10706; the 0.9 leaves room for the jitter of two trips through the pty, while
+ * a timer cut even to half its length fails.
+ */
+const atLeast = (protocolMs: number, scale: number): number => 0.9 * protocolMs * scale;
+
 describe('timers', () => {
-  test('30 s URL wait: a cloud slower than 30 s → 10706, no 10701; the module is idle again', async () => {
-    const s = await sim(['--time-scale', '0.005', '--url-delay-ms', '45000']);
+  test('30 s URL wait: a cloud slower than 30 s → 10706 no sooner than 30 s after the OK, no 10701; the module is idle again', async () => {
+    const scale = 0.03;
+    const s = await sim(['--time-scale', String(scale), '--url-delay-ms', '45000']);
     const from = await confirmPlan(s, 1000);
+    const confirmed = performance.now();
     expect(await s.command('AT+QIOTUPDATE=1')).toMatch(/\r\nOK\r\n$/); // idempotent while CONFIRMED
     await s.waitFor('\r\n+QIOTEVT: 7,10706\r\n', 5000, from);
+    expect(performance.now() - confirmed).toBeGreaterThanOrEqual(atLeast(30_000, scale));
     expect(s.since(from)).not.toContain('10701');
     expect(await otaState(s)).toBe('IDLE');
     expect(await s.command('AT+QIOTUPDATE=1')).toMatch(/\r\nERROR\r\n$/);
@@ -44,26 +55,36 @@ describe('timers', () => {
     expect(count(between, '+QIOTEVT: 7,10702\r\n')).toBeLessThanOrEqual(5);
   });
 
-  test('60 s read inactivity after 10703 → 10706, and reads are refused afterwards', async () => {
-    const s = await sim(['--time-scale', '0.005']);
+  test('60 s read inactivity: 10703 and every read arm it, 10706 no sooner than 60 s after the last read; reads are refused afterwards', async () => {
+    const scale = 0.015;
+    const s = await sim(['--time-scale', String(scale)]);
     const from = await confirmPlan(s, 4000);
     const { end } = await s.waitFor('+QIOTEVT: 7,10703,"STM32",4000,0,4000\r\n', 5000, from);
+    // A third of the way into the timer armed by 10703, the read must still be served, and must re-arm it.
+    await new Promise((r) => setTimeout(r, 20_000 * scale));
+    expect(await s.command('AT+QIOTOTARD=0,1024')).toContain('+QIOTOTARD: 0,1024\r\n');
+    const read = performance.now();
     await s.waitFor('\r\n+QIOTEVT: 7,10706\r\n', 5000, end);
+    expect(performance.now() - read).toBeGreaterThanOrEqual(atLeast(60_000, scale));
     expect(await s.command('AT+QIOTOTARD=0,1024')).toMatch(/\r\nERROR\r\n$/);
     const dev = await s.api<{ status: Record<string, { name: string }> }[]>('GET', '/devices');
     expect(dev[0]!.status.STM32!.name).toBe('UPDATEERROR');
   });
 
-  test('20 min update wait after 10704 without MCUVER → 10706', async () => {
-    const s = await sim(['--time-scale', '0.004']);
+  test('20 min update wait without MCUVER → 10706 no sooner than 20 min after 10704', async () => {
+    // 20 min is 3 s here and the 60 s read timer 150 ms, against a round trip of 1–20 ms on a loaded machine.
+    const scale = 0.0025;
+    const s = await sim(['--time-scale', String(scale)]);
     const from = await confirmPlan(s, 900);
     await s.waitFor('+QIOTEVT: 7,10703,"STM32",900,0,900\r\n', 5000, from);
     // =3 needs the last piece downloaded, not read; one round trip keeps clear of the 60 s read timer.
     const mark = s.mark();
     await expectOk(s, 'AT+QIOTUPDATE=3');
     await s.waitFor('\r\n+QIOTEVT: 7,10704\r\n', 5000, mark);
+    const updating = performance.now();
     expect(await otaState(s)).toBe('UPDATING');
     await s.waitFor('\r\n+QIOTEVT: 7,10706\r\n', 15_000, mark);
+    expect(performance.now() - updating).toBeGreaterThanOrEqual(atLeast(20 * 60_000, scale));
     // A late version report no longer settles anything.
     const late = s.mark();
     await expectOk(s, 'AT+QIOTMCUVER="STM32","2_0_0"');
