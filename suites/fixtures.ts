@@ -200,6 +200,8 @@ export async function sotaSuite(opts: SuiteOptions) {
     upgrade: b.baseline + b.upgrade,
     /** An upgrade with recoveries (a restarted download, a reboot): twice the work. */
     disturbed: b.baseline + 2 * b.upgrade,
+    /** The flow's limit on one piece's download, held whole by `upgrade` (see testBudget). */
+    downloadLimitMs: b.downloadLimitMs,
   };
 
   const test = base
@@ -251,7 +253,8 @@ export async function sotaSuite(opts: SuiteOptions) {
         async upgrade(o) {
           const pkg = 'id' in o.plan ? o.package : o.plan.package;
           if (pkg) await sota.describeUpgrade(pkg, o.current);
-          const run = await runProxyUpgrade(station, { ...o, recorder, signal });
+          // The flow's download limit fits the test's budget: a stalled download ends in the flow's verdict.
+          const run = await runProxyUpgrade(station, { downloadLimitMs: budget.downloadLimitMs, ...o, recorder, signal });
           recorder.attach('read phase (chart)', readPhaseChart(chartFromRecord(run)), 'image/svg+xml');
           recorder.flushFigures('figures (measured)');
           return run;

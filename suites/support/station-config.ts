@@ -76,19 +76,29 @@ export interface SizeFacts {
   baudRate: number;
 }
 
+/** 10702 periods the suites allow one piece's download at least (a minute on a real module). */
+export const SUITE_DOWNLOAD_PERIODS = 12;
+
 /**
  * Upper bounds for one test, from the station's protocol timers: they bound hangs, they are not
  * performance targets. Programming is bounded at 1 KiB/s (the virtual STM32 programs 3–5 KiB/s through
  * remote_bitbang on a loaded 2-core machine; an ST-Link is far faster) and reading back at 20 KiB/s.
+ *
+ * `downloadLimitMs` is the flow's limit on one piece's download in the suites (its `downloadLimitMs`): the
+ * URL wait, then at least 1 KiB/s of the module's time, at least SUITE_DOWNLOAD_PERIODS periods of 10702.
+ * The upgrade budget holds it whole, so that a stalled download ends in the flow's own timeout verdict,
+ * not in vitest's timeout (the flow's default, 120 periods, is 10 minutes on a real module).
  */
-export function testBudget(t: ProtocolTimeouts, s: SizeFacts): { baseline: number; upgrade: number; module: number } {
+export function testBudget(t: ProtocolTimeouts, s: SizeFacts): { baseline: number; upgrade: number; module: number; downloadLimitMs: number } {
+  const periods = Math.max(SUITE_DOWNLOAD_PERIODS, Math.ceil(s.imageBytes / (5 * 1024)));
+  const downloadLimitMs = t.urlWaitMs + periods * t.downloadNotifyMs + t.marginMs;
   const programMs = (s.imageBytes / 1024) * 1000;
   const readbackMs = (s.slotBytes / (20 * 1024)) * 1000 + 2_000;
   // The UART at 10 bits per byte, plus per-block overhead, twice over for a restarted download.
   const readPhaseMs = ((s.imageBytes * 10 * 1000) / s.baudRate) * 2 * 1.5;
   const baseline = t.bootMs + t.registerMs + programMs + readbackMs + 4 * t.marginMs + 10_000;
   const upgrade =
-    t.registerMs + t.planWaitMs + 2 * t.urlWaitMs + 4 * t.downloadNotifyMs + t.readInactivityMs + readPhaseMs + programMs + readbackMs + 10 * t.marginMs + 10_000;
+    t.registerMs + t.planWaitMs + downloadLimitMs + 2 * t.urlWaitMs + 4 * t.downloadNotifyMs + t.readInactivityMs + readPhaseMs + programMs + readbackMs + 10 * t.marginMs + 10_000;
   const module = t.bootMs + t.registerMs + 10 * t.commandMs + 4 * t.marginMs + 10_000;
-  return { baseline: Math.round(baseline), upgrade: Math.round(upgrade), module: Math.round(module) };
+  return { baseline: Math.round(baseline), upgrade: Math.round(upgrade), module: Math.round(module), downloadLimitMs: Math.round(downloadLimitMs) };
 }

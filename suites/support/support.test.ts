@@ -10,6 +10,8 @@ import { isRetryable, retry } from '../fixtures.ts';
 import { writeEnvironmentInfo } from './allure.ts';
 import { escapeXml, niceStep, readPhaseChart } from './chart.ts';
 import { BROKEN_AFTER, HealthLedger, StationBrokenError } from './health.ts';
+import { testBudget } from './station-config.ts';
+import { resolveTimeouts } from '../../rig/station/timeouts.ts';
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -153,5 +155,20 @@ describe('environment info', () => {
       'bench_2.openocd=C:\\\\openocd 0.12',
       'bench_2.module-revision=EG912UGLAAR03A05M08 second line',
     ]);
+  });
+});
+
+describe('time budgets', () => {
+  test('a stalled download ends in the flow’s own timeout verdict, inside the test’s time limit', () => {
+    for (const timeScale of [1, 0.1]) {
+      const t = resolveTimeouts({ timeScale });
+      const b = testBudget(t, { imageBytes: 25 * 1024, slotBytes: 64 * 1024, baudRate: 115200 });
+      // From the test's start to the flow's verdict on a first piece that never comes: the baseline, the
+      // registration, the plan, a few commands, then the flow's whole limit on that piece.
+      const toVerdict = b.baseline + t.registerMs + t.planWaitMs + 6 * (t.commandMs + t.marginMs) + b.downloadLimitMs;
+      expect(toVerdict, `time scale ${timeScale}: ${toVerdict} ms to the flow's verdict, test limit ${b.baseline + b.upgrade} ms`).toBeLessThan(b.baseline + b.upgrade);
+      // The limit still lets a real download through: the URL wait plus a minute of 10702 periods.
+      expect(b.downloadLimitMs).toBeGreaterThanOrEqual(t.urlWaitMs + 12 * t.downloadNotifyMs);
+    }
   });
 });
