@@ -4,15 +4,18 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, test } from 'vitest';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { plansConfigSchema } from '../rig/config/schema.ts';
+import { sha256Hex } from '../rig/images/digest.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'rig-farm-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function script(name: string, args: string[], timeoutMs = 60_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function script(name: string, args: string[], timeoutMs = 60_000, env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', `scripts/${name}.mjs`, ...args], { cwd: root, env: { ...process.env, NO_COLOR: '1', RIG_CONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', `scripts/${name}.mjs`, ...args], { cwd: root, env: { ...process.env, NO_COLOR: '1', RIG_CONFIG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -69,5 +72,91 @@ describe('qualify', () => {
     } finally {
       rmSync(out.records, { recursive: true, force: true });
     }
+  });
+
+  test('interrupted: the image survives a module power cut during the cloud → module download and another during the block reads', { timeout: 240_000 }, async () => {
+    const r = await script('qualify', ['--previous', '1_1_0', '--cases', 'interrupted', '--json'], 230_000);
+    const out = JSON.parse(r.stdout) as { ok: boolean; results: { case: string; pass: boolean; record: string }[]; records: string };
+    try {
+      expect(out.results.map((x) => [x.case, x.pass])).toEqual([
+        ['interrupted download (cloud → module) 1_1_0 → 2_0_0', true],
+        ['interrupted block reads 1_1_0 → 2_0_0', true],
+      ]);
+      const fired = out.results.map((x) => (JSON.parse(readFileSync(path.join(root, x.record), 'utf8')) as { fired: { fault: string; phase: string }[] }).fired);
+      expect(fired[0]).toEqual([expect.objectContaining({ fault: 'event=10701:power-cycle-module=500', phase: 'download' })]);
+      expect(fired[1]![0]!.fault).toMatch(/^offset=\d+:power-cycle-module=500$/);
+      expect(r.status).toBe(0);
+    } finally {
+      rmSync(out.records, { recursive: true, force: true });
+    }
+  });
+
+  test('--write-packages writes every package a case delivers and a plans block that validates as a declared plans config', async () => {
+    const dir = path.join(tmp, 'packages');
+    const r = await script('qualify', ['--previous', '1_1_0', '--write-packages', dir]);
+    expect(r.status).toBe(0);
+    const text = readFileSync(path.join(dir, 'plans.rig.config.txt'), 'utf8');
+    expect(r.stdout).toContain(text.trim());
+    const list = JSON.parse(text.slice(text.indexOf('\nplans: ') + '\nplans: '.length, text.lastIndexOf(',')).trim()) as { package: { file: string; sha256: string } }[];
+    const plans = plansConfigSchema.parse({ kind: 'declared', plans: list });
+    expect(plans.kind === 'declared' && plans.plans.map((p) => [p.sourceVersion, p.targetVersion])).toEqual([
+      ['', '2_0_0'],
+      ['1_1_0', '2_0_0'],
+      ['', '2_0_0'],
+      ['', '1_1_0'],
+    ]);
+    for (const p of list) expect(sha256Hex(readFileSync(path.join(dir, p.package.file)))).toBe(p.package.sha256);
+  });
+});
+
+describe('qualify on a station without a module supply line', () => {
+  // A bench described by hand over a running virtual station: module port, probe, plan API, and no power lines.
+  let sim: ReturnType<typeof spawn> | undefined;
+  let config = '';
+  beforeAll(async () => {
+    sim = spawn(process.execPath, ['bin/rig.js', 'sim', '--json'], { cwd: root, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('rig sim printed no JSON line within 30 s')), 30_000);
+      createInterface({ input: sim!.stdout! }).once('line', (l) => (clearTimeout(timer), resolve(l)));
+    });
+    const s = JSON.parse(line) as { module: { port: string }; jtag: { host: string; port: number; target: string }; admin: { url: string } };
+    const bench = {
+      module: { port: s.module.port },
+      probe: { interface: { kind: 'remote_bitbang', host: s.jtag.host, port: s.jtag.port }, target: s.jtag.target, workAreaSize: 0 },
+      layout: { slotAddress: 0x0800_0000, slotSize: 65536 },
+    };
+    config = path.join(tmp, 'bare.json');
+    writeFileSync(config, JSON.stringify({ stations: { bare: { ...bench, plans: { kind: 'api', url: s.admin.url } }, declared: { ...bench, module: { ...bench.module, productKey: 'pVirtualSta', productSecret: { env: 'RIG_FARM_TEST_PRODUCT_SECRET' } }, plans: { kind: 'declared', plans: [] } } } }));
+  }, 40_000);
+  afterAll(async () => {
+    if (!sim || sim.exitCode !== null) return;
+    const closed = new Promise((resolve) => sim!.once('close', resolve));
+    sim.kill('SIGINT');
+    await closed;
+  });
+
+  test('a skipped case fails qualification (1) and says why; --allow-skip accepts it (0)', { timeout: 120_000 }, async () => {
+    const r = await script('qualify', ['--station', 'bare', '--config', config, '--previous', '1_1_0', '--cases', 'interrupted'], 60_000);
+    const records = /records in (\S+)/.exec(r.stdout)?.[1];
+    if (records) rmSync(path.join(root, records), { recursive: true, force: true });
+    expect(r.stdout).toMatch(/SKIP {2}interrupted download \(cloud → module\) 1_1_0 → 2_0_0 .*skipped/);
+    expect(r.stdout).toContain('bare has no module supply line for the fault');
+    expect(r.stdout).toContain('NOT QUALIFIED (2 of 2 failed)');
+    expect(r.status).toBe(1);
+    const ok = await script('qualify', ['--station', 'bare', '--config', config, '--previous', '1_1_0', '--cases', 'interrupted', '--allow-skip', '--json'], 60_000);
+    const okOut = JSON.parse(ok.stdout) as { ok: boolean; allowSkip: boolean; records: string };
+    rmSync(okOut.records, { recursive: true, force: true });
+    expect(okOut).toMatchObject({ ok: true, allowSkip: true });
+    expect(ok.status).toBe(0);
+  });
+
+  test('a declared plan that is missing is a config error (2) whose message keeps the sha256 line', { timeout: 120_000 }, async () => {
+    const r = await script('qualify', ['--station', 'declared', '--config', config, '--previous', '1_1_0', '--cases', 'full', '--json'], 110_000, { RIG_FARM_TEST_PRODUCT_SECRET: 'VirtualStationProductSecret' });
+    const out = JSON.parse(r.stdout) as { results: { outcome: string; detail: string }[]; records: string };
+    rmSync(out.records, { recursive: true, force: true });
+    expect(out.results[0], JSON.stringify(out.results[0])).toMatchObject({ outcome: 'config error' });
+    expect(out.results[0]!.detail).toContain('no declared plan delivers');
+    expect(out.results[0]!.detail).toMatch(/sha256 [0-9a-f]{64}/);
+    expect(r.status).toBe(2);
   });
 });

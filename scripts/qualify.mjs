@@ -1,14 +1,21 @@
 #!/usr/bin/env -S npx tsx
 // npm run qualify -- --image <new.bin> [--previous 1_0_0,1_1_0] [--station virtual] [--config <file>]
-//                    [--cases full,delta,interrupted,corrupt,rollback] [--json]
+//                    [--cases full,delta,interrupted,corrupt,rollback] [--allow-skip] [--json]
+//                    [--write-packages <dir>]
 //
 // Release qualification of a new MCU image: from each previously released version (images of
 // fixtures/manifest.json, or RIG_MANIFEST) the new image must install as a full package and as a delta,
-// survive a module power cut in the middle of the block reads, refuse a package whose image is broken
-// (the old version stays, verified by read-back), and the release must be revertible (a plan back to the
-// previous version). The result is a pass/fail table, the run records in reports/runs/qualify-<time>/, and
-// an exit code: 0 every case passed, 1 a case failed, 2 invalid config, 64 bad command line, 69 the station
-// could not be opened.
+// survive a module power cut during the cloud → module download and another in the middle of the block
+// reads, refuse a package whose image is broken (the old version stays, verified by read-back), and the
+// release must be revertible (a plan back to the previous version). The result is a pass/fail table, the run
+// records in reports/runs/qualify-<time>/, and an exit code: 0 every case passed, 1 a case failed or was
+// skipped (a station that cannot cut module power has not qualified the image against power cuts; pass
+// --allow-skip to accept that), 2 invalid config (also a declared plan a case needs that is missing), 64 bad
+// command line, 69 the station could not be opened.
+//
+// --write-packages <dir> writes the package files every case delivers and a `plans: [...]` block to paste
+// into a hardware station's config, then exits: on a bench the plans must be created in Developer Center's
+// console by hand (there is no public API for plans), and the rig matches them by SHA-256.
 //
 // It drives rig/sota directly on one station (the same flow as `rig upgrade` and the suites), rather than a
 // vitest selection, because its subject is an image that is not in the fixtures: its packages (full, a
@@ -26,8 +33,8 @@ const root = path.resolve(import.meta.dirname, '..');
 const here = process.env.INIT_CWD ?? process.cwd();
 const CASES = ['full', 'delta', 'interrupted', 'corrupt', 'rollback'];
 const args = minimist(process.argv.slice(2), {
-  string: ['image', 'previous', 'station', 'config', 'cases'],
-  boolean: ['help', 'json'],
+  string: ['image', 'previous', 'station', 'config', 'cases', 'write-packages'],
+  boolean: ['help', 'json', 'allow-skip'],
   default: { station: 'virtual' },
   unknown: (a) => (a.startsWith('-') ? usage(`unknown option ${a}`) : true),
 });
@@ -35,7 +42,7 @@ const args = minimist(process.argv.slice(2), {
 function usage(message) {
   if (message) console.error(`qualify: ${message}`);
   console.error(`usage: npm run qualify -- [--image <new.bin>] [--previous <v1,v2>] [--station <name>] [--config <file>]
-                         [--cases ${CASES.join(',')}] [--json]
+                         [--cases ${CASES.join(',')}] [--allow-skip] [--json] [--write-packages <dir>]
   default image: the newest image of the manifest; default previous: every other image of the manifest`);
   process.exit(message ? 64 : 0);
 }
@@ -92,10 +99,38 @@ for (const v of previous) {
   if (cases.includes('full')) plan.push({ name: `full ${v} → ${next.version}`, from, pkg: full, expect: ['upgraded'], target: next });
   if (cases.includes('delta')) plan.push({ name: `delta ${v} → ${next.version}`, from, pkg: await deltaOf(from, next), expect: ['upgraded'], target: next });
   if (cases.includes('interrupted')) {
-    plan.push({ name: `interrupted download ${v} → ${next.version}`, from, pkg: full, expect: ['upgraded'], target: next, faults: [`offset=${half}:power-cycle-module=500`], needs: ['cycle', 'module'] });
+    // Two moments a field unit loses power: while the module fetches the file (the download restarts from
+    // 0 after the reboot) and while the MCU reads it (the reads resume or restart). The first is keyed to
+    // 10701 (download started), not to a 10702: 10702 comes every 5 s, so a fast download may see none.
+    const needs = ['cycle', 'module'];
+    plan.push({ name: `interrupted download (cloud → module) ${v} → ${next.version}`, tag: 'cut-download', from, pkg: full, expect: ['upgraded'], target: next, faults: ['event=10701:power-cycle-module=500'], needs });
+    plan.push({ name: `interrupted block reads ${v} → ${next.version}`, tag: 'cut-reads', from, pkg: full, expect: ['upgraded'], target: next, faults: [`offset=${half}:power-cycle-module=500`], needs });
   }
   if (cases.includes('corrupt')) plan.push({ name: `broken image ${v} → ${next.version} refused`, from, pkg: brokenOf(next), expect: ['failed-intact'], target: from });
   if (cases.includes('rollback')) plan.push({ name: `rollback ${next.version} → ${v}`, from: next, pkg: fullOf(from), expect: ['upgraded'], target: from });
+}
+
+// 2b. For a bench: the files to upload and the plans to declare, then stop.
+if (args['write-packages'] !== undefined) {
+  const dir = path.resolve(here, String(args['write-packages']));
+  await fs.mkdirp(dir);
+  const packages = [...new Map(plan.map((c) => [c.pkg.sha256, c.pkg])).values()];
+  const entries = [];
+  for (const pkg of packages) {
+    const file = `${pkg.name}.bin`;
+    await fs.writeFile(path.join(dir, file), pkg.bytes);
+    entries.push({ name: `qualify ${pkg.name}`, package: { file, sha256: pkg.sha256, md5: pkg.md5 }, sourceVersion: pkg.sourceVersion ?? '', targetVersion: pkg.version });
+  }
+  const block = [
+    `// ${component} ${next.version}: create one upgrade plan per entry in Developer Center (the file, its source and`,
+    `// target version, no battery or signal threshold), then paste this under the station's plans:`,
+    `// plans: { kind: 'declared', plans: [ … ] }. The plan names are yours to choose; the rig matches by sha256.`,
+    `plans: ${JSON.stringify(entries, null, 2)},`,
+  ].join('\n');
+  await fs.writeFile(path.join(dir, 'plans.rig.config.txt'), `${block}\n`);
+  if (args.json) process.stdout.write(`${JSON.stringify({ dir, packages: entries }, null, 2)}\n`);
+  else console.log(`qualify: ${packages.length} package file(s) and plans.rig.config.txt in ${dir}\n\n${block}`);
+  process.exit(0);
 }
 
 // 3. The station, once for all cases; reopened after a case that broke it.
@@ -130,19 +165,21 @@ for (const [i, c] of plan.entries()) {
     } else {
       await ensureBaseline(station, c.from);
       const run = await runProxyUpgrade(station, { plan: { component, package: c.pkg }, current: c.from, faults: (c.faults ?? []).map(parseFault), expect: c.expect });
-      const file = path.join(outDir, `${String(i + 1).padStart(2, '0')}-${c.pkg.name}${c.faults ? '-interrupted' : ''}.json`);
+      const file = path.join(outDir, `${String(i + 1).padStart(2, '0')}-${c.pkg.name}${c.tag ? `-${c.tag}` : ''}.json`);
       await fs.writeFile(file, serializeRunRecord(run));
       const v = run.verdict;
       const readbackOk = run.readback !== null && (c.target === c.from ? run.readback.matchesCurrent : run.readback.matchesTarget);
       const faultsOk = (c.faults ?? []).every((f) => run.fired.some((x) => x.fault === formatFault(parseFault(f))));
-      row.outcome = v.outcome ?? `failure (${v.failure?.type})`;
+      // A run the station's config could not make (a plan not declared) is the config's fault, not the image's.
+      row.outcome = v.failure?.kind === 'config' ? 'config error' : (v.outcome ?? `failure (${v.failure?.type})`);
       row.pass = v.ok && readbackOk && faultsOk;
       row.detail = !v.ok ? v.summary : !readbackOk ? `read-back does not hold ${c.target.version}` : !faultsOk ? 'the fault never fired' : (run.readback?.comparison ?? '');
       row.record = path.relative(root, file);
     }
   } catch (err) {
-    row.outcome = 'error';
-    row.detail = String(err.message).split('\n')[0];
+    row.outcome = err.kind === 'config' ? 'config error' : 'error';
+    // The whole message: a missing declared plan names the package's sha256 on its second line.
+    row.detail = String(err.message);
     if (err.kind === 'infrastructure') {
       await station.close().catch(() => undefined);
       station = await open();
@@ -154,16 +191,21 @@ for (const [i, c] of plan.entries()) {
 }
 await station.close();
 
-// 4. The table and the exit code.
-const failed = results.filter((r) => !r.pass && r.outcome !== 'skipped');
+// 4. The table and the exit code. A skipped case has not shown the image survives what it tests.
+const failed = results.filter((r) => !r.pass && !(r.outcome === 'skipped' && args['allow-skip']));
+const configErrors = results.filter((r) => r.outcome === 'config error');
 await fs.writeJson(path.join(outDir, 'summary.json'), { image: { component, version: next.version, sha256: next.sha256 }, station: args.station, previous, results }, { spaces: 2 });
 if (args.json) {
-  process.stdout.write(`${JSON.stringify({ ok: failed.length === 0, image: next.version, station: args.station, results, records: outDir }, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify({ ok: failed.length === 0, allowSkip: args['allow-skip'] === true, image: next.version, station: args.station, results, records: outDir }, null, 2)}\n`);
 } else {
   const w = (k) => Math.max(k.length, ...results.map((r) => String(r[k]).length));
   const cols = ['case', 'expected', 'outcome', 'seconds'];
   const line = (r) => [r.pass ? chalk.green('PASS') : r.outcome === 'skipped' ? chalk.yellow('SKIP') : chalk.red('FAIL'), ...cols.map((k) => String(r[k]).padEnd(w(k)))].join('  ').trimEnd();
-  console.log(`\n${chalk.bold(['    ', ...cols.map((k) => k.padEnd(w(k)))].join('  ').trimEnd())}\n${results.map(line).join('\n')}`);
+  // Why a case was skipped or failed goes under its row, so the table alone tells what to fix.
+  const why = (r) => (r.pass || !r.detail ? '' : `\n      ${r.detail.split('\n').join('\n      ')}`);
+  console.log(`\n${chalk.bold(['    ', ...cols.map((k) => k.padEnd(w(k)))].join('  ').trimEnd())}\n${results.map((r) => line(r) + why(r)).join('\n')}`);
+  const skipped = results.filter((r) => r.outcome === 'skipped').length;
+  if (skipped > 0) console.log(`\n${skipped} case(s) skipped: ${args['allow-skip'] ? 'accepted (--allow-skip)' : 'they count as failed; --allow-skip accepts them'}`);
   console.log(`\nqualify: ${component} ${next.version}: ${failed.length === 0 ? chalk.green('QUALIFIED') : chalk.red(`NOT QUALIFIED (${failed.length} of ${results.length} failed)`)}; records in ${path.relative(root, outDir)}`);
 }
-process.exitCode = failed.length === 0 ? 0 : 1;
+process.exitCode = configErrors.length > 0 ? 2 : failed.length === 0 ? 0 : 1;
