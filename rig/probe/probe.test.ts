@@ -2,6 +2,8 @@
 // The driver itself never sees sim/: it gets a remote_bitbang host and port, as a station config would give.
 // Link faults go through a relay (testing/fault-proxy.ts) that cuts or silences the line mid-command.
 
+import { fileURLToPath } from 'node:url';
+
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 import { startJtagTarget } from '../../sim/jtag/index.ts';
@@ -9,7 +11,7 @@ import type { JtagTarget, TargetName } from '../../sim/jtag/index.ts';
 import { AbortedError, InfrastructureError, isInfrastructureError } from '../errors.ts';
 import { buildProbeArgs } from './args.ts';
 import { OpenOcdCommandError, RegionMismatchError } from './errors.ts';
-import { Probe } from './probe.ts';
+import { idcodeFromScanChain, Probe } from './probe.ts';
 import { startFaultProxy } from './testing/fault-proxy.ts';
 import type { FaultProxy } from './testing/fault-proxy.ts';
 import { groupMembers, openOcdChildrenOf } from './testing/procs.ts';
@@ -196,6 +198,43 @@ describe.each(profiles)('probe on a virtual $target', (p) => {
     // The station's own probe takes the target back (the simulator serves one debugger at a time).
     await probe.restart();
     expect(Array.from(await probe.readWords(FLASH, 1))).toEqual([0x2000_1000]);
+  });
+
+  test('examine takes the IDCODE from scan_chain when OpenOCD did not log it (hla, an ST-Link, never does)', async () => {
+    const quiet = await Probe.open({
+      ...buildProbeArgs({ interface: { kind: 'remote_bitbang', host: sim.info.host, port: sim.info.port }, target: p.target, workAreaSize: 0 }),
+      station: `quiet-${p.target}`,
+      openocd: fileURLToPath(new URL('./testing/openocd-unlogged-idcode.sh', import.meta.url)),
+    });
+    try {
+      expect((await quiet.examine()).idcode).toBe(p.idcode);
+      expect(quiet.log.text()).not.toMatch(/tap\/device found/);
+      expect(idcodeFromScanChain(await quiet.rpc('scan_chain'), `${p.target}.cpu`)).toBe(p.idcode);
+    } finally {
+      await quiet.close();
+      // The simulator serves one debugger at a time: the station's own probe takes the target back.
+      await probe.restart();
+    }
+  });
+
+  test('target unpowered: calls fail as infrastructure errors naming the station; waitExamined is bounded, then sees it back', async () => {
+    expect(await probe.waitExamined(5_000)).toMatch(/^(running|halted)$/);
+    sim.setPower(false);
+    try {
+      const err = await probe.readWords(FLASH, 1).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InfrastructureError);
+      expect((err as InfrastructureError).station).toBe(`virtual-${p.target}`);
+      expect((err as Error).message).toMatch(/"read_memory .*" failed: the target is not examined/);
+      expect((err as Error).cause).toBeInstanceOf(OpenOcdCommandError);
+      const waited = await probe.waitExamined(300).catch((e: unknown) => e);
+      expect(waited).toBeInstanceOf(InfrastructureError);
+      expect((waited as Error).message).toMatch(/^virtual-stm32f[14]x: the target was not examined within 300 ms/);
+    } finally {
+      sim.setPower(true);
+    }
+    expect(await probe.waitExamined(10_000)).toMatch(/^(running|halted|reset)$/);
+    expect(Array.from(await probe.readWords(FLASH, 2))).toEqual([0x2000_1000, 0x0800_0101]);
+    expect(probe.alive).toBe(true);
   });
 
   describe('link and process faults', () => {

@@ -68,7 +68,7 @@ export type TargetState = 'running' | 'halted' | 'reset' | 'debug-running' | 'un
 export type ResetMode = 'halt' | 'run' | 'init';
 
 export interface TargetInfo {
-  /** The CPU TAP's JTAG IDCODE or the SWD DPIDR, as OpenOCD logged it at init; undefined if it did not. */
+  /** The CPU TAP's JTAG IDCODE or the SWD DPIDR, as OpenOCD logged it at init, else from `scan_chain`; undefined if neither has it. */
   idcode: number | undefined;
   /** SCB CPUID (0xE000ED00). */
   cpuid: number;
@@ -116,6 +116,8 @@ interface LoggedIds {
 
 /** `JTAG tap: <tap> tap/device found: 0x…` (one line per TAP; the CPU TAP is named like the target) or `SWD DPIDR 0x…`. */
 const IDCODE_LINE = /(?:JTAG tap: (\S+) tap\/device found: |SWD DPIDR )0x([0-9a-fA-F]{1,8})/;
+/** What OpenOCD's background poll logs as it (re-)examines a target: "… processor detected", "Examination …". */
+const EXAMINE_LINE = /processor detected|[Ee]xamin|reset detected/;
 const MAX_LISTED_DIFFS = 16;
 /** read_memory takes at most 65536 elements per call; smaller replies keep the Tcl frames modest. */
 const WORDS_PER_CALL = 16_384;
@@ -276,7 +278,65 @@ export class Probe {
 
   /** Runs one Tcl command (catch-wrapped) and returns its result text. */
   rpc(command: string, opts: OpOptions = {}): Promise<string> {
-    return this.session.call(command, { timeoutMs: opts.timeoutMs ?? this.timeouts.commandMs, signal: opts.signal });
+    return this.command(command, { timeoutMs: opts.timeoutMs ?? this.timeouts.commandMs, signal: opts.signal });
+  }
+
+  /**
+   * One command; a refusal while the target is not examined (`curstate` unknown: unpowered, or powered back
+   * on and not yet re-examined by OpenOCD's poll) is the station's trouble, not the firmware's or the
+   * protocol's, so it becomes an InfrastructureError that suites retry.
+   */
+  private async command(command: string, opts: { timeoutMs: number; signal?: AbortSignal | undefined }): Promise<string> {
+    try {
+      return await this.session.call(command, opts);
+    } catch (e) {
+      if (!(e instanceof OpenOcdCommandError)) throw e;
+      const state = await this.session.call(`${this.targetName} curstate`, { timeoutMs: Math.min(this.timeouts.commandMs, 2_000), signal: opts.signal }).then(toState, () => undefined);
+      if (state !== 'unknown') throw e;
+      throw new InfrastructureError(`"${command}" failed: the target is not examined (no power, held in reset, or just powered back on)`, {
+        station: this.station,
+        expected: `an examined target (${this.targetName} curstate other than "unknown")`,
+        seen: `curstate "unknown"; OpenOCD: ${JSON.stringify(e.text)}`,
+        lastLines: this.log.recent(10),
+        cause: e,
+      });
+    }
+  }
+
+  /**
+   * Waits until OpenOCD has (re-)examined the target: `<target> curstate` is no longer "unknown". After the
+   * target's supply comes back OpenOCD's background poll does this within its back-off; the wait wakes on the
+   * poll's log lines and re-checks at least every 100 ms. Throws InfrastructureError after `timeoutMs`.
+   */
+  async waitExamined(timeoutMs: number, opts: { signal?: AbortSignal } = {}): Promise<TargetState> {
+    const end = performance.now() + timeoutMs;
+    const curstate = `${this.targetName} curstate`;
+    for (;;) {
+      const left = Math.floor(end - performance.now());
+      if (left <= 0) break;
+      const state = toState(await this.session.call(curstate, { timeoutMs: left, signal: opts.signal }));
+      if (state !== 'unknown') return state;
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          off();
+          opts.signal?.removeEventListener('abort', done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.max(0, Math.min(100, end - performance.now())));
+        const off = this.log.onLine((line) => {
+          if (EXAMINE_LINE.test(line)) done();
+        });
+        opts.signal?.addEventListener('abort', done, { once: true });
+      });
+      if (opts.signal?.aborted) throw new AbortedError('waiting for the target to be examined: aborted', { station: this.station, cause: opts.signal.reason });
+    }
+    throw new InfrastructureError(`the target was not examined within ${timeoutMs} ms`, {
+      station: this.station,
+      expected: `${curstate} other than "unknown" (a powered target answering its debug port)`,
+      seen: 'unknown',
+      lastLines: this.log.recent(10),
+    });
   }
 
   /** A deadline shared by the steps of one operation. */
@@ -290,7 +350,7 @@ export class Probe {
           new InfrastructureError(`${what} ran out of time before "${command}"`, { station: this.station, expected: `completion within ${opts.timeoutMs ?? defaultMs} ms`, lastLines: this.log.recent(10) }),
         );
       }
-      return this.session.call(command, { timeoutMs: left, signal: opts.signal });
+      return this.command(command, { timeoutMs: left, signal: opts.signal });
     };
   }
 
@@ -324,8 +384,10 @@ export class Probe {
       throw new InfrastructureError(`OpenOCD has no flash bank ${this.opts.flashBank}`, { station: this.station, expected: `bank ${this.opts.flashBank} in "flash list"`, seen: `${banks.length} bank(s)` });
     }
     const state = toState(await call(`${this.targetName} curstate`));
+    // JTAG and SWD adapters log the IDCODE at init; hla (ST-Link) does not: ask for the scan chain instead.
+    const idcode = this.ids.idcode ?? idcodeFromScanChain(await call('scan_chain'), this.targetName);
     return {
-      idcode: this.ids.idcode,
+      idcode,
       cpuid,
       core: coreName(cpuid),
       deviceId,
