@@ -1,6 +1,7 @@
 // Items 1 and 2 of issue 9 at one baud rate: the rig's read phase (the proxy flow) and the peer's, on the same
 // virtual station, alternating which goes first, each against the protocol minimum of the bytes it put on
-// the wire; at baud 0 (an unpaced pty) the CPU each spends per MiB.
+// the wire; at baud 0 (an unpaced pty) the CPU each spends per MiB. On a paced UART the rig reads once more
+// with the module's echo off (ATE0), where the wire carries exactly what issue 9's arithmetic counts.
 import { InfrastructureError } from '../../rig/errors.ts';
 import type { OpenedStation } from '../../rig/station/index.ts';
 import { peerReadPhase } from './peer.ts';
@@ -23,6 +24,8 @@ export interface ReadRun {
   /** Measured ÷ the echo-free minimum: issue 9's own arithmetic (24 bytes out, 1056 back), the one its targets use. */
   rigVsWireNoEcho?: number;
   peerVsWireNoEcho?: number;
+  /** The rig's read phase with the echo off (ATE0), on a paced UART: its wall time and ÷ the echo-free minimum. */
+  rigEchoOff?: { wallMs: number; turnaroundMs: number; answerMs: number; vsWire: number };
   rigVsPeer: number;
 }
 
@@ -76,9 +79,14 @@ export async function readSection(fw: BenchFirmware, baud: number, reps: number,
     for (let rep = 0; rep < reps; rep++) {
       const order = rep % 2 === 0 ? 'rig-first' : 'peer-first';
       let rig: Awaited<ReturnType<typeof rigReadPhase>> | undefined;
+      let rigEchoOff: Awaited<ReturnType<typeof rigReadPhase>> | undefined;
       let peer: { wallMs: number; cpuMicros: number; turnaroundMs: number; answerMs: number } | undefined;
-      for (const who of order === 'rig-first' ? ['rig', 'peer'] : ['peer', 'rig']) {
-        if (who === 'rig') {
+      // On a paced UART the rig reads a third time with the echo off, between the other two.
+      const turns = baud > 0 ? ['rig', 'rig-echo-off', 'peer'] : ['rig', 'peer'];
+      for (const who of order === 'rig-first' ? turns : turns.reverse()) {
+        if (who === 'rig-echo-off') {
+          rigEchoOff = await rigReadPhase(station, fw, { echoOff: true, ...(signal ? { signal } : {}) });
+        } else if (who === 'rig') {
           rig = await rigReadPhase(station, fw, signal ? { signal } : {});
           if (rig.blocks !== totals.blocks) {
             throw new InfrastructureError('the flow read in other blocks than the bench counts', { station: name, expected: `${totals.blocks} blocks of ${BLOCK_SIZE}`, seen: `${rig.blocks} blocks` });
@@ -104,6 +112,9 @@ export async function readSection(fw: BenchFirmware, baud: number, reps: number,
         rigVsPeer: ratio(rig!.wallMs, peer!.wallMs),
         ...(minimumMs !== null ? { rigVsWire: ratio(rig!.wallMs, minimumMs), peerVsWire: ratio(peer!.wallMs, minimumMs) } : {}),
         ...(minimumNoEchoMs !== null ? { rigVsWireNoEcho: ratio(rig!.wallMs, minimumNoEchoMs), peerVsWireNoEcho: ratio(peer!.wallMs, minimumNoEchoMs) } : {}),
+        ...(rigEchoOff && minimumNoEchoMs !== null
+          ? { rigEchoOff: { wallMs: rigEchoOff.wallMs, turnaroundMs: rigEchoOff.turnaround.medianMs, answerMs: rigEchoOff.answerMs, vsWire: ratio(rigEchoOff.wallMs, minimumNoEchoMs) } }
+          : {}),
       };
       runs.push(run);
       log(
@@ -112,6 +123,7 @@ export async function readSection(fw: BenchFirmware, baud: number, reps: number,
           `peer ${run.peer.wallMs.toFixed(0)} ms, ${run.peer.cpuMsPerMiB.toFixed(0)} CPU ms/MiB, turnaround ${run.peer.turnaroundMs.toFixed(2)} ms, command → OK ${run.peer.answerMs.toFixed(2)} ms` +
           (minimumMs !== null ? `; minimum ${minimumMs.toFixed(0)} ms → rig ${run.rigVsWire!.toFixed(3)}×, peer ${run.peerVsWire!.toFixed(3)}×` : '') +
           (minimumNoEchoMs !== null ? ` (echo-free ${minimumNoEchoMs.toFixed(0)} ms → rig ${run.rigVsWireNoEcho!.toFixed(3)}×, peer ${run.peerVsWireNoEcho!.toFixed(3)}×)` : '') +
+          (run.rigEchoOff ? `; rig with ATE0 ${run.rigEchoOff.wallMs.toFixed(0)} ms → ${run.rigEchoOff.vsWire.toFixed(3)}×` : '') +
           `; rig ÷ peer ${run.rigVsPeer.toFixed(3)}`,
       );
     }

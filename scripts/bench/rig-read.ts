@@ -38,6 +38,11 @@ export interface ReadPhaseOptions {
   beforeRead?: () => Promise<void>;
   /** Called when the read phase ends (or fails). */
   afterRead?: () => void;
+  /**
+   * Reads with the module's echo off: ATE0 before the timed step, ATE1 after it (the station's default is
+   * back for what follows). The flow itself never changes the echo; the AT port copes with either.
+   */
+  echoOff?: boolean;
 }
 
 /** One upgrade through the proxy flow, stopped after its read phase; the station is left settled. */
@@ -55,6 +60,7 @@ export async function rigReadPhase(station: OpenedStation, fw: BenchFirmware, op
       }
       if (!name.startsWith(READ_STEP)) return body();
       readSteps++;
+      if (opts.echoOff) await station.module.at.command('ATE0', { expected: 'OK (echo off)', ...(signal ? { signal } : {}) });
       await opts.beforeRead?.();
       const c0 = process.cpuUsage();
       const t0 = performance.now();
@@ -64,6 +70,7 @@ export async function rigReadPhase(station: OpenedStation, fw: BenchFirmware, op
         const cpu = process.cpuUsage(c0);
         measured = { wallMs: performance.now() - t0, cpuMicros: cpu.user + cpu.system };
         opts.afterRead?.();
+        if (opts.echoOff) await station.module.at.command('ATE1', { expected: 'OK (echo on)', ...(signal ? { signal } : {}) });
       }
     },
     attach: () => undefined,
@@ -74,8 +81,10 @@ export async function rigReadPhase(station: OpenedStation, fw: BenchFirmware, op
   let inBlock = false;
   let okAt: number | undefined;
   let sentAt: number | undefined;
+  let echoes = 0;
   const off = station.module.at.on('transcript', (e) => {
     const now = performance.now();
+    if (e.dir === 'RX' && e.text.startsWith('AT+QIOTOTARD=')) echoes++;
     if (e.dir === 'RX' && e.text.startsWith('+QIOTOTARD:')) inBlock = true;
     else if (e.dir === 'RX' && e.text === 'OK' && inBlock) {
       okAt = now;
@@ -101,6 +110,9 @@ export async function rigReadPhase(station: OpenedStation, fw: BenchFirmware, op
   }
   signal?.throwIfAborted();
   check(station, run, fw, readSteps, stop.signal.aborted);
+  if (opts.echoOff && echoes > 0) {
+    throw new InfrastructureError('the module kept echoing after ATE0', { station: station.name, expected: 'no echo of AT+QIOTOTARD', seen: `${echoes} echoes` });
+  }
   await settleOta(station, fw, signal);
   const phase = run.phases.find((p) => p.name === READ_STEP)!;
   return {
