@@ -38,7 +38,7 @@ import type { OpenedStation, PlanSource, UpgradeSpec } from '../rig/station/inde
 import { AllureRecorder, allureResultsDir, writeEnvironmentInfo } from './support/allure.ts';
 import { chartFromRecord, readPhaseChart } from './support/chart.ts';
 import { readbackVerdict } from './support/evidence.ts';
-import { HealthLedger } from './support/health.ts';
+import { HealthLedger, stationScope } from './support/health.ts';
 import { MANIFEST, ROOT, suiteStation, testBudget } from './support/station-config.ts';
 import type { SuiteStation, SuiteStationOptions } from './support/station-config.ts';
 import { STATION_LABEL } from '../scripts/report-lib/environments.ts';
@@ -93,16 +93,29 @@ function openocdVersion(binary: string): Promise<string> {
 /** The station of one suite file: opened on first use, reopened after an infrastructure failure. */
 class StationHolder {
   private station: OpenedStation | undefined;
+  private scope: string | undefined;
+  private ledger_: HealthLedger | undefined;
   /** Set when a test attempt ended in an infrastructure failure: the next test starts on a fresh station. */
   reopen = false;
 
   constructor(
     readonly suite: SuiteStation,
-    readonly ledger: HealthLedger,
+    private readonly runDir: string,
   ) {}
 
   get name(): string {
     return this.suite.name;
+  }
+
+  /** Called by every test with its file: the run's records of this station are kept under stationScope(). */
+  inFile(testFile: string): this {
+    this.scope ??= stationScope(this.name, this.suite.entry.kind === 'virtual', testFile);
+    return this;
+  }
+
+  get ledger(): HealthLedger {
+    if (!this.scope) throw new InfrastructureError('the suite station is used before its beforeEach hook ran', { station: this.name });
+    return (this.ledger_ ??= new HealthLedger(this.runDir, this.name, this.scope));
   }
 
   /** The open station; only between ready() and the end of the test. */
@@ -141,7 +154,7 @@ class StationHolder {
     writeEnvironmentInfo(
       allureResultsDir(ROOT),
       { 'sota-rig': PACKAGE_VERSION, node: process.version },
-      s.name,
+      this.scope ?? s.name,
       {
         description: s.info.description,
         module: `${id.manufacturer} ${id.model}`.trim(),
@@ -153,6 +166,7 @@ class StationHolder {
         'baud-rate': String(s.info.baudRate),
         'suite-settings': this.suite.adjustments.join(', ') || 'as configured',
       },
+      this.runDir,
     );
   }
 
@@ -208,7 +222,7 @@ export async function sotaSuite(opts: SuiteOptions) {
     .extend('images', { scope: 'file' }, async (): Promise<FirmwareSet> => images)
     // eslint-disable-next-line no-empty-pattern -- vitest requires a destructuring pattern as the first argument
     .extend('stationHolder', { scope: 'file' }, async ({}, { onCleanup }) => {
-      const holder = new StationHolder(suite, new HealthLedger(inject('sotaRunDir'), suite.name));
+      const holder = new StationHolder(suite, inject('sotaRunDir'));
       // The file's station is closed whatever happened in its tests: the station's safe state.
       onCleanup(() => holder.close());
       return holder;
@@ -276,11 +290,12 @@ export async function sotaSuite(opts: SuiteOptions) {
     await allure.label(STATION_LABEL, stationHolder.name);
     await allure.parameter('station', stationHolder.name);
     await allure.parameter('baud rate', String(baudRate));
-    stationHolder.ledger.check();
+    stationHolder.inFile(task.file.filepath).ledger.check();
     await stationHolder.ready(signal, recorder);
   });
   // Every attempt, also one whose station did not open: the health ledger counts infrastructure failures.
   test.afterEach(({ stationHolder, task }) => {
+    stationHolder.inFile(task.file.filepath);
     recordHealth(stationHolder, task.name, task.result?.state === 'fail' ? task.result.errors?.at(-1) : undefined);
   });
 

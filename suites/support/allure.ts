@@ -2,7 +2,7 @@
 // steps and whose attachments are Allure attachments; figures are collected and attached as one table; and
 // the Allure environment info (sota-rig, Node, OpenOCD, module revision, station) written next to the
 // results as environment.properties, merged with what other stations of the same run wrote.
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as allure from 'allure-js-commons';
 import * as allureSync from 'allure-js-commons/sync';
@@ -50,24 +50,52 @@ function parseProperties(text: string): Map<string, string> {
 
 const escapeValue = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\r?\n/g, ' ');
 
-/**
- * Adds `values` to environment.properties in `dir`. Keys that are the same for every station (sota-rig,
- * Node) are plain; a station's own keys carry its name ("virtual.module-revision"), so a run over several
- * stations into one results directory keeps each station's facts. Keys are kept to [A-Za-z0-9_.-], which
- * a Java properties reader takes as they are.
- */
-export function writeEnvironmentInfo(dir: string, common: Record<string, string>, station: string, values: Record<string, string>): void {
+interface EnvironmentPart {
+  common: Record<string, string>;
+  station: string;
+  values: Record<string, string>;
+}
+
+function merge(dir: string, parts: readonly EnvironmentPart[]): void {
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, 'environment.properties');
   const props = existsSync(file) ? parseProperties(readFileSync(file, 'utf8')) : new Map<string, string>();
-  for (const [k, v] of Object.entries(common)) props.set(k, v);
-  const stations = new Set((props.get('stations') ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0));
-  stations.add(station);
-  props.set('stations', [...stations].sort().join(', '));
-  for (const [k, v] of Object.entries(values)) props.set(`${station}.${k}`, v);
+  for (const { common, station, values } of parts) {
+    for (const [k, v] of Object.entries(common)) props.set(k, v);
+    const stations = new Set((props.get('stations') ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0));
+    stations.add(station);
+    props.set('stations', [...stations].sort().join(', '));
+    for (const [k, v] of Object.entries(values)) props.set(`${station}.${k}`, v);
+  }
   const text = [...props].map(([k, v]) => `${k.replace(/[^A-Za-z0-9_.-]/g, '_')}=${escapeValue(v)}`).join('\n');
   // Replaced whole: parallel test files may read it while another writes.
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, `${text}\n`);
   renameSync(tmp, file);
+}
+
+/**
+ * Adds `values` to environment.properties in `dir`. Keys that are the same for every station (sota-rig,
+ * Node) are plain; a station's own keys carry its name ("virtual.module-revision"; a virtual station's carry
+ * its suite file too, see stationScope), so a run over several stations into one results directory keeps
+ * each station's facts. Keys are kept to [A-Za-z0-9_.-], which a Java properties reader takes as they are.
+ *
+ * Parallel suite files write the same file: one may read it just before another replaces it and drop what
+ * that one wrote. With `partsDir` (the run's directory) each writer also leaves its own part there, and
+ * mergeEnvironmentParts (the run's global teardown, once every file is done) puts every part back.
+ */
+export function writeEnvironmentInfo(dir: string, common: Record<string, string>, station: string, values: Record<string, string>, partsDir?: string): void {
+  const part: EnvironmentPart = { common, station, values };
+  if (partsDir !== undefined) {
+    mkdirSync(partsDir, { recursive: true });
+    writeFileSync(path.join(partsDir, `${station.replace(/[^A-Za-z0-9_.-]/g, '_')}.environment.json`), `${JSON.stringify(part)}\n`);
+  }
+  merge(dir, [part]);
+}
+
+/** Every part written under `partsDir` into `dir`'s environment.properties, in one write. */
+export function mergeEnvironmentParts(partsDir: string, dir: string): void {
+  const names = existsSync(partsDir) ? readdirSync(partsDir).filter((n) => n.endsWith('.environment.json')).sort() : [];
+  if (names.length === 0) return;
+  merge(dir, names.map((n) => JSON.parse(readFileSync(path.join(partsDir, n), 'utf8')) as EnvironmentPart));
 }

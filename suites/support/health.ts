@@ -41,15 +41,26 @@ export class StationBrokenError extends InfrastructureError {
   }
 }
 
+/**
+ * A station's name in the run's records. A virtual station is started per suite file (each file has its own
+ * sim), so its records are per file too: one file's dead sim says nothing of another's, and one worker
+ * process alone then writes each record (no read-modify-write between processes).
+ */
+export function stationScope(station: string, virtual: boolean, testFile: string): string {
+  return virtual ? `${station}.${path.basename(testFile).replace(/\.test\.[cm]?[jt]s$/, '')}` : station;
+}
+
 export class HealthLedger {
   private readonly file: string;
 
   constructor(
     runDir: string,
     readonly station: string,
+    /** The record's key: stationScope(); the station's name by default. */
+    scope: string = station,
   ) {
     mkdirSync(runDir, { recursive: true });
-    this.file = path.join(runDir, `${station.replace(/[^A-Za-z0-9_.-]/g, '_')}.health.json`);
+    this.file = path.join(runDir, `${scope.replace(/[^A-Za-z0-9_.-]/g, '_')}.health.json`);
   }
 
   read(): HealthRecord {

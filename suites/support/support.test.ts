@@ -1,15 +1,15 @@
 // The suites' own helpers, without a station: the read-phase chart, the health ledger, the environment
 // info file, and which errors the suites retry.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { TestError } from 'vitest';
 import { AbortedError, FirmwareError, InfrastructureError, InternalError, ProtocolError } from '../../rig/errors.ts';
 import { isRetryable, retry } from '../fixtures.ts';
-import { writeEnvironmentInfo } from './allure.ts';
+import { mergeEnvironmentParts, writeEnvironmentInfo } from './allure.ts';
 import { escapeXml, niceStep, readPhaseChart } from './chart.ts';
-import { BROKEN_AFTER, HealthLedger, StationBrokenError } from './health.ts';
+import { BROKEN_AFTER, HealthLedger, StationBrokenError, stationScope } from './health.ts';
 import { testBudget } from './station-config.ts';
 import { resolveTimeouts } from '../../rig/station/timeouts.ts';
 
@@ -170,5 +170,38 @@ describe('time budgets', () => {
       // The limit still lets a real download through: the URL wait plus a minute of 10702 periods.
       expect(b.downloadLimitMs).toBeGreaterThanOrEqual(t.urlWaitMs + 12 * t.downloadNotifyMs);
     }
+  });
+});
+
+// Suite files run in parallel workers; each file of the virtual station has its own sim.
+describe('records of parallel suite files', () => {
+  const files = ['/w/suites/full-package.test.ts', '/w/suites/interrupted-download.test.ts'];
+
+  test('the virtual station keeps one health ledger per file; a bench one for the whole run', () => {
+    const dir = tmp();
+    const [a, b] = files.map((f) => new HealthLedger(dir, 'virtual', stationScope('virtual', true, f)));
+    for (let i = 0; i < BROKEN_AFTER; i++) a!.infrastructureFailure('t', 'sim gone');
+    expect(() => a!.check()).toThrow(/virtual: station virtual is marked broken/);
+    expect(() => b!.check(), "another file's sim is not broken by this one's").not.toThrow();
+    const [c, d] = files.map((f) => new HealthLedger(dir, 'bench-1', stationScope('bench-1', false, f)));
+    for (let i = 0; i < BROKEN_AFTER; i++) c!.infrastructureFailure('t', 'port gone');
+    expect(() => d!.check(), 'a bench is one station whichever file uses it').toThrow(StationBrokenError);
+  });
+
+  test('the environment info keeps every file’s settings, also when one writer read the file before another wrote', () => {
+    const dir = tmp();
+    const parts = tmp();
+    const common = { 'sota-rig': '0.1.0', node: 'v20.20.2' };
+    const [a, b] = files.map((f) => stationScope('virtual', true, f));
+    writeEnvironmentInfo(dir, common, a!, { 'suite-settings': 'timeScale=0.1' }, parts);
+    const before = readFileSync(path.join(dir, 'environment.properties'), 'utf8');
+    writeEnvironmentInfo(dir, common, b!, { 'suite-settings': 'downloadRate=10000' }, parts);
+    // A third writer that had read the file before b wrote replaces it with what it saw.
+    writeFileSync(path.join(dir, 'environment.properties'), before);
+    mergeEnvironmentParts(parts, dir);
+    const text = readFileSync(path.join(dir, 'environment.properties'), 'utf8');
+    expect(text).toContain('virtual.full-package.suite-settings=timeScale=0.1');
+    expect(text).toContain('virtual.interrupted-download.suite-settings=downloadRate=10000');
+    expect(text).toContain('stations=virtual.full-package, virtual.interrupted-download');
   });
 });
