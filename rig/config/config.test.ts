@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -236,10 +236,31 @@ describe('the example hardware config', () => {
     expect(Object.keys(c.stations).sort()).toEqual(['bench-1', 'virtual', 'virtual-f4']);
     expect(c.source).toBe(path.join(root, 'fixtures', 'stations', 'example.rig.config.ts'));
   });
+
+  test('a copy in the repository root loads as it says (its import does not depend on where the file is)', async () => {
+    // "Copy it to ./rig.config.ts": a relative import of rig/config would not resolve from there.
+    const copy = path.join(root, `rig.config.copy-test-${process.pid}.ts`);
+    writeFileSync(copy, readFileSync(path.join(root, 'fixtures', 'stations', 'example.rig.config.ts')));
+    try {
+      const c = await loadConfig({ path: copy, env: {} });
+      expect(Object.keys(c.stations).sort()).toEqual(['bench-1', 'virtual', 'virtual-f4']);
+    } finally {
+      rmSync(copy, { force: true });
+    }
+  });
 });
 
 describe('finding and loading the config', () => {
   const dir = (): string => mkdtempSync(path.join(os.tmpdir(), 'rig-config-'));
+
+  test('a .ts config with a syntax error names the file, line, column and the reason', async () => {
+    const d = dir();
+    writeFileSync(path.join(d, 'rig.config.ts'), "export default {\n  stations: { a: { module: { port: '/dev/x' } } }\n  oops oops\n};\n");
+    const err = await loadConfig({ cwd: d, env: {} }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).message).toContain(`could not load config file ${path.join(d, 'rig.config.ts')}`);
+    expect((err as ConfigError).seen).toMatch(/rig\.config\.ts:3:\d+: ERROR: Expected "}" but found "oops"/);
+  });
 
   test('no file anywhere → only the virtual station', async () => {
     const c = await loadConfig({ cwd: dir(), env: {} });

@@ -1,7 +1,7 @@
 // rig/config — the rig's configuration: schemas, loading, secrets, and the built-in virtual station entry.
 //
-//   // rig.config.ts
-//   import { defineConfig } from './rig/config/index.ts';
+//   // rig.config.ts, anywhere in the repository: package.json's "exports" maps sota-rig/config here
+//   import { defineConfig } from 'sota-rig/config';
 //   export default defineConfig({ stations: { 'bench-2': { module: { port: '/dev/serial/by-id/…' }, … } } });
 //
 //   const config = await loadConfig();            // --config, RIG_CONFIG, ./rig.config.ts|.mjs|.js|.json

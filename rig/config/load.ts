@@ -81,9 +81,23 @@ async function importConfig(file: string): Promise<unknown> {
     return value;
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    throw new ConfigError(`could not load config file ${file}: ${msg}`, { expected: ext === '.json' ? 'valid JSON' : 'a module that loads without errors', cause: err });
+    const [msg, ...rest] = (err instanceof Error ? err.message : String(err)).split('\n');
+    const where = loadErrorDetail(rest);
+    throw new ConfigError(`could not load config file ${file}: ${msg}`, {
+      expected: ext === '.json' ? 'valid JSON' : 'a module that loads without errors',
+      ...(where ? { seen: where } : {}),
+      cause: err,
+    });
   }
+}
+
+/**
+ * Where and why a config failed to load: esbuild's "Transform failed with 1 error:" keeps the file:line:col
+ * and the reason on the lines after the first.
+ */
+function loadErrorDetail(rest: readonly string[]): string | undefined {
+  const lines = rest.map((l) => l.trim()).filter(Boolean);
+  return lines.length > 0 ? lines.slice(0, 8).join('; ') : undefined;
 }
 
 /** util.parseEnv where Node has it (20.12+); the same basic KEY=value syntax otherwise. */
