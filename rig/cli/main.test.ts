@@ -175,6 +175,25 @@ describe.concurrent('rig command on the virtual station', { timeout: 120_000 }, 
     expect(r.stdout).toMatch(/\d checks failed/);
   });
 
+  test('rig doctor: a Firmata board not named by /dev/serial/by-id warns; a declared plan whose package the rig cannot find fails', async () => {
+    const file = writeConfig('doctor-plans.json', {
+      stations: {
+        'bench-y': {
+          module: { port: '/dev/serial/by-id/usb-Quectel_NOSUCH-if02-port0' },
+          probe: { interface: { kind: 'remote_bitbang', host: '127.0.0.1', port: 9 }, target: 'stm32f1x' },
+          layout: { slotAddress: '0x08000000', slotSize: 65536 },
+          power: { boards: { relays: { port: '/dev/ttyACM-nosuch' } }, lines: { 'target-vdd': { kind: 'firmata', board: 'relays', pin: 7 } } },
+          plans: { kind: 'declared', plans: [{ name: 'full 2', package: 'full_2_0_0', targetVersion: '2_0_0' }, { name: 'lost', package: { file: 'gone.bin', sha256: 'a'.repeat(64) }, targetVersion: '2_0_0' }] },
+        },
+      },
+    });
+    const r = await rig(['doctor', 'bench-y', '--config', file]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/Firmata board relays port\s+! warn\s+\/dev\/ttyACM-nosuch/);
+    expect(r.stdout).toMatch(/plan full 2\s+✔ ok\s+plan "full 2": full_2_0_0/);
+    expect(r.stdout).toMatch(new RegExp(`plan lost\\s+✘ FAIL\\s+plan "lost": no package with sha256 ${'a'.repeat(64)}`));
+  });
+
   test("rig at virtual 'AT' answers OK; an unknown command answers ERROR (exit 1)", async () => {
     const ok = await rig(['at', 'virtual', 'AT']);
     expect(ok.stdout).toBe('OK\n');

@@ -2,12 +2,14 @@
 // others, and a table of what passed, what failed and what to do about it. Unlike openStation (which stops
 // at the first failure), every check runs that can; checks that depend on a failed one are skipped.
 import { execFile } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { AtCommandError, AtPortError } from '../../at/errors.ts';
 import { AtPort } from '../../at/port.ts';
 import { loadConfig, resolveSecret, type LoadedConfig } from '../../config/load.ts';
-import type { HardwareStationConfig, StationConfig } from '../../config/schema.ts';
+import type { DeclaredPlan, HardwareStationConfig, StationConfig } from '../../config/schema.ts';
+import { sha256Hex } from '../../images/digest.ts';
+import { loadManifest, type FirmwareSet } from '../../images/manifest.ts';
 import { AbortedError, isRigError } from '../../errors.ts';
 import { openPowerLines, type PowerLines } from '../../power/open.ts';
 import { buildProbeArgs } from '../../probe/args.ts';
@@ -76,6 +78,41 @@ class Checker {
   skip(check: string, why: string): void {
     this.add(check, 'skip', why);
   }
+}
+
+/**
+ * Each declared plan's package, resolved as `rig upgrade --plan` and the flow will resolve it: a manifest
+ * package by name, or by sha256 (in the manifest, or the named file next to the config, as qualify
+ * --write-packages leaves it), with the versions the plan declares. A plan that names nothing the rig can
+ * deliver would pass every other check and fail only at upgrade time.
+ */
+export function checkDeclaredPlan(plan: DeclaredPlan, firmware: FirmwareSet, configDir: string | undefined): { ok: true; detail: string } | { ok: false; detail: string; fix: string } {
+  const where = `plan "${plan.name}"`;
+  const versions = (v: { version: string; sourceVersion: string | undefined }, what: string) =>
+    v.version === plan.targetVersion && (v.sourceVersion ?? '') === plan.sourceVersion
+      ? undefined
+      : { ok: false as const, detail: `${where}: ${what} is ${v.sourceVersion ?? 'full'} → ${v.version}, the plan says ${plan.sourceVersion || 'full'} → ${plan.targetVersion}`, fix: 'make sourceVersion/targetVersion say what the package delivers (the module announces them in 10700)' };
+  if (typeof plan.package === 'string') {
+    if (!firmware.packages.has(plan.package)) {
+      return { ok: false, detail: `${where}: no package ${plan.package} in ${firmware.manifestPath}`, fix: `name one of ${[...firmware.packages.keys()].join(', ')}, or give { file, sha256 } of the file uploaded to Developer Center` };
+    }
+    const pkg = firmware.package(plan.package);
+    return versions(pkg, `package ${pkg.name}`) ?? { ok: true, detail: `${where}: ${pkg.name} (sha256 ${pkg.sha256.slice(0, 12)}…)` };
+  }
+  const sha = plan.package.sha256;
+  const known = [...firmware.packages.values()].find((p) => p.sha256 === sha);
+  if (known) return versions(known, `package ${known.name}`) ?? { ok: true, detail: `${where}: ${known.name} by sha256 ${sha.slice(0, 12)}…` };
+  const file = configDir !== undefined ? path.resolve(configDir, plan.package.file) : undefined;
+  if (file && existsSync(file)) {
+    const seen = sha256Hex(readFileSync(file));
+    if (seen === sha) return { ok: true, detail: `${where}: ${plan.package.file} (sha256 ${sha.slice(0, 12)}…, not in the manifest: built by qualify)` };
+    return { ok: false, detail: `${where}: ${file} has sha256 ${seen}, the plan says ${sha}`, fix: 'the file changed after the plan was created: upload it again and update the plan, or restore the file' };
+  }
+  return {
+    ok: false,
+    detail: `${where}: no package with sha256 ${sha} (not in ${firmware.manifestPath}${file ? `, no file ${file}` : ''})`,
+    fix: `add the package to the manifest, or keep the uploaded file ${plan.package.file} next to the config (qualify --write-packages writes it)`,
+  };
 }
 
 async function checkStation(name: string, entry: StationConfig, config: LoadedConfig, signal: AbortSignal): Promise<Check[]> {
@@ -250,6 +287,12 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
     }
 
     // Power lines and Firmata boards.
+    if (entry.kind !== 'virtual') {
+      for (const [board, b] of Object.entries(hw.power.boards)) {
+        // As for the module: an Arduino's ttyACM number moves between boots and replugs.
+        if (!b.port.startsWith('/dev/serial/by-id/')) c.add(`Firmata board ${board} port`, 'warn', b.port, `name the board's port by /dev/serial/by-id/… (ls -l /dev/serial/by-id/) in stations.${name}.power.boards.${board}.port`);
+      }
+    }
     const lineNames = Object.keys(hw.power.lines);
     if (lineNames.length === 0) {
       c.add('power lines', 'warn', 'none configured', 'faults that power-cycle or reset a part need power.lines and power.roles');
@@ -285,7 +328,22 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
     const plans = hw.plans;
     if (plans.kind === 'api') c.add('plans', 'ok', `created through the API at ${plans.url}`);
     else if (plans.plans.length === 0) c.add('plans', 'warn', 'no plans declared', 'create upgrade plans in Developer Center (OTA upgrade → upgrade plan) and declare each under plans.plans (see README: preparing Developer Center)');
-    else c.add('plans', 'ok', `${plans.plans.length} declared: ${plans.plans.map((p) => p.name).join('; ')}`);
+    else {
+      c.add('plans', 'ok', `${plans.plans.length} declared: ${plans.plans.map((p) => p.name).join('; ')}`);
+      const firmware = await c.run<FirmwareSet>('manifest', async () => {
+        const f = await loadManifest();
+        return { value: f, detail: `${f.packages.size} packages in ${f.manifestPath}` };
+      }, 'npm run fixtures rebuilds fixtures/ and its manifest');
+      for (const plan of plans.plans) {
+        if (!firmware) {
+          c.skip(`plan ${plan.name}`, 'no manifest');
+          continue;
+        }
+        const r = checkDeclaredPlan(plan, firmware, config.source ? path.dirname(config.source) : undefined);
+        if (r.ok) c.add(`plan ${plan.name}`, 'ok', r.detail);
+        else c.add(`plan ${plan.name}`, 'fail', r.detail, r.fix);
+      }
+    }
     return c.checks;
   } finally {
     for (const u of undo.reverse()) await u().catch(() => undefined);
