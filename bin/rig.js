@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `rig` command starts from the compiled dist/ (no TypeScript at start-up: a Pi is slow).
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const main = new URL('../dist/rig/cli/main.js', import.meta.url);
@@ -8,5 +8,32 @@ if (!existsSync(fileURLToPath(main))) {
   console.error('rig: dist/ is missing; run `npm run setup` (or `npm run build`) first');
   process.exit(70);
 }
+
+/**
+ * The newest source the build compiles (rig/, sim/) when it is newer than dist/: after a git pull without a
+ * build, `rig` would otherwise run yesterday's code without a word. A stat per file (about a hundred) costs
+ * a few milliseconds; the build writes every output file, so main.js's time is the build's.
+ */
+function newerSource() {
+  const built = statSync(main).mtimeMs;
+  for (const dir of ['rig', 'sim']) {
+    const root = fileURLToPath(new URL(`../${dir}/`, import.meta.url));
+    let names;
+    try {
+      names = readdirSync(root, { recursive: true });
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      if (!name.endsWith('.ts') || name.endsWith('.test.ts')) continue;
+      const file = root + name;
+      if (statSync(file, { throwIfNoEntry: false })?.mtimeMs > built) return `${dir}/${name}`;
+    }
+  }
+  return undefined;
+}
+const stale = process.env.RIG_NO_STALE_CHECK ? undefined : newerSource();
+if (stale) console.error(`rig: warning: dist/ is older than ${stale} (git pull?); run \`npm run build\` — this runs the old build`);
+
 const { runCli } = await import(main.href);
 process.exitCode = await runCli(process.argv.slice(2));

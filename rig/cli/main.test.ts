@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +22,8 @@ function rig(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['bin/rig.js', ...args], {
       cwd: root,
-      env: { ...process.env, NO_COLOR: '1', RIG_CONFIG: '', ...opts.env },
+      // Others edit rig/ while these tests run: the stale-dist warning would be noise in every stderr here (it has its own test).
+      env: { ...process.env, NO_COLOR: '1', RIG_CONFIG: '', RIG_NO_STALE_CHECK: '1', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -43,7 +44,7 @@ function rig(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv
 
 /** A rig process to talk to while it runs: its output so far, a wait for a pattern, and its end. */
 function start(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, ['bin/rig.js', ...args], { cwd: root, env: { ...process.env, NO_COLOR: '1', RIG_CONFIG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['bin/rig.js', ...args], { cwd: root, env: { ...process.env, NO_COLOR: '1', RIG_CONFIG: '', RIG_NO_STALE_CHECK: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const out = { stdout: '', stderr: '' };
   const waiters: (() => void)[] = [];
   const feed = (k: 'stdout' | 'stderr') => (d: Buffer) => {
@@ -82,6 +83,36 @@ function writeConfig(name: string, config: unknown): string {
 const SUBCOMMANDS = ['doctor', 'at', 'power', 'flash', 'readback', 'upgrade', 'repro', 'sim', 'report'];
 
 describe('rig command: help, usage, config errors', () => {
+  test('bin/rig.js warns on stderr, once, when a source is newer than dist/, and says nothing when dist/ is newer', async () => {
+    // A copy of bin/rig.js over a stub build, so the check sees files this test controls.
+    const home = mkdtempSync(path.join(tmp, 'stale-'));
+    mkdirSync(path.join(home, 'bin'));
+    mkdirSync(path.join(home, 'dist', 'rig', 'cli'), { recursive: true });
+    mkdirSync(path.join(home, 'rig', 'sota'), { recursive: true });
+    copyFileSync(path.join(root, 'bin', 'rig.js'), path.join(home, 'bin', 'rig.js'));
+    const main = path.join(home, 'dist', 'rig', 'cli', 'main.js');
+    writeFileSync(main, "export async function runCli() { process.stdout.write('ran\\n'); return 0; }\n");
+    writeFileSync(path.join(home, 'rig', 'sota', 'flow.ts'), '');
+    const run = (): Promise<Ran> =>
+      new Promise((resolve) => {
+        const child = spawn(process.execPath, [path.join(home, 'bin', 'rig.js'), '--help'], { env: { ...process.env, RIG_NO_STALE_CHECK: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.once('close', (status) => resolve({ status, stdout, stderr }));
+      });
+    const past = new Date(Date.now() - 60_000);
+    utimesSync(main, past, past);
+    const stale = await run();
+    expect(stale.stderr).toBe('rig: warning: dist/ is older than rig/sota/flow.ts (git pull?); run `npm run build` — this runs the old build\n');
+    expect(stale.stdout).toBe('ran\n');
+    utimesSync(path.join(home, 'rig', 'sota', 'flow.ts'), new Date(past.getTime() - 60_000), new Date(past.getTime() - 60_000));
+    const fresh = await run();
+    expect(fresh.stderr).toBe('');
+    expect(fresh.stdout).toBe('ran\n');
+  });
+
   test('--help lists every subcommand and the exit codes', async () => {
     const r = await rig(['--help']);
     expect(r.status).toBe(0);
@@ -205,7 +236,7 @@ describe.concurrent('rig command on the virtual station', { timeout: 120_000 }, 
 
   test('rig at: the interactive console reads commands from stdin and masks the ProductSecret', async () => {
     const r = await new Promise<Ran>((resolve, reject) => {
-      const child = spawn(process.execPath, ['bin/rig.js', 'at', 'virtual'], { cwd: root, env: { ...process.env, NO_COLOR: '1', RIG_CONFIG: '', HOME: tmp }, stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['bin/rig.js', 'at', 'virtual'], { cwd: root, env: { ...process.env, NO_COLOR: '1', RIG_CONFIG: '', RIG_NO_STALE_CHECK: '1', HOME: tmp }, stdio: ['pipe', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
