@@ -33,6 +33,21 @@ describe('nightly', () => {
     expect(r.stderr).toContain('have: virtual');
   });
 
+  test('with hardware stations configured, the virtual ones are left out unless --with-virtual', async () => {
+    const bench = { module: { port: '/dev/serial/by-id/usb-Quectel-if02-port0' }, probe: { interface: { kind: 'stlink' }, target: 'stm32f4x' }, layout: { slotAddress: 0x0800_0000, slotSize: 65536 } };
+    const config = path.join(tmp, 'nightly-bench.json');
+    writeFileSync(config, JSON.stringify({ stations: { 'bench-1': bench, 'virtual-f4': { kind: 'virtual', target: 'stm32f4x' } } }));
+    const r = await script('nightly', ['--config', config, '--dry-run']);
+    expect(r.stdout).toContain('nightly: leaving out virtual-f4, virtual (virtual; --with-virtual runs them beside the hardware)');
+    expect(r.stdout).toContain('nightly: would run bench-1\n');
+    expect(r.status).toBe(0);
+    const all = await script('nightly', ['--config', config, '--dry-run', '--with-virtual']);
+    expect(all.stdout).toContain('nightly: would run bench-1, virtual-f4, virtual\n');
+    // Only virtual stations: they are the night's run.
+    const none = await script('nightly', ['--dry-run']);
+    expect(none.stdout).toContain('nightly: would run virtual\n');
+  });
+
   test('a timeout that is not a duration is a usage error', async () => {
     const r = await script('nightly', ['--timeout', 'soon']);
     expect(r.status).toBe(64);

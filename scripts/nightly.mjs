@@ -1,5 +1,5 @@
 #!/usr/bin/env -S npx tsx
-// npm run nightly [-- --stations a,b] [--timeout 90m] [--keep-results] [--no-report]
+// npm run nightly [-- --stations a,b] [--with-virtual] [--timeout 90m] [--keep-results] [--no-report] [--dry-run]
 //
 // The nightly regression: the SOTA suites on every configured station at once, one vitest process per
 // station (RIG_STATION=<name> vitest run --project suites), then one Allure report in which each station
@@ -7,6 +7,9 @@
 // terminal prefixed with its name and to reports/runs/nightly-<time>/<station>.log. The exit code is 0 only
 // when every station passed and the report was built; 1 when tests failed; 69 when a station's run could
 // not complete (vitest crashed or hit --timeout); 64 for a bad command line; 2 for an invalid config.
+// When the config has hardware stations, the virtual ones are left out unless --with-virtual (or --stations)
+// names them: each virtual station runs a simulator per suite file, and on a Pi those compete for the CPU
+// with the hardware runs, whose timing is what the night is measuring.
 // Runs under tsx (like report.mjs) so that it reads the station list through rig/config itself.
 import { $, chalk, fs, minimist, path } from 'zx';
 import { loadConfig } from '../rig/config/index.ts';
@@ -14,15 +17,17 @@ import { loadConfig } from '../rig/config/index.ts';
 const root = path.resolve(import.meta.dirname, '..');
 const args = minimist(process.argv.slice(2), {
   string: ['stations', 'timeout', 'config'],
-  boolean: ['help', 'keep-results', 'report'],
+  boolean: ['help', 'keep-results', 'report', 'with-virtual', 'dry-run'],
   default: { report: true, timeout: '90m' },
   unknown: (a) => (a.startsWith('-') ? usage(`unknown option ${a}`) : true),
 });
 
 function usage(message) {
   if (message) console.error(`nightly: ${message}`);
-  console.error(`usage: npm run nightly -- [--stations a,b] [--timeout 90m] [--config <file>] [--keep-results] [--no-report]
-  default: every station of the config (the built-in virtual one included), results cleared first`);
+  console.error(`usage: npm run nightly -- [--stations a,b] [--with-virtual] [--timeout 90m] [--config <file>] [--keep-results]
+                         [--no-report] [--dry-run]
+  default: every station of the config, results cleared first; with hardware stations configured, the virtual
+  ones only with --with-virtual. --dry-run prints the stations that would run and stops.`);
   process.exit(message ? 64 : 0);
 }
 if (args.help) usage();
@@ -37,9 +42,17 @@ try {
   process.exit(err.kind === 'config' ? 2 : 70);
 }
 const all = Object.keys(config.stations);
-const stations = args.stations ? String(args.stations).split(',').map((s) => s.trim()).filter(Boolean) : all;
+const virtual = all.filter((s) => config.stations[s].kind === 'virtual');
+const hardware = all.filter((s) => !virtual.includes(s));
+const left = hardware.length > 0 && !args['with-virtual'] ? virtual : [];
+const stations = args.stations ? String(args.stations).split(',').map((s) => s.trim()).filter(Boolean) : all.filter((s) => !left.includes(s));
 const unknown = stations.filter((s) => !all.includes(s));
 if (unknown.length > 0) usage(`no station ${unknown.join(', ')} in ${config.source ?? 'the built-in config'} (have: ${all.join(', ')})`);
+if (!args.stations && left.length > 0) console.log(`nightly: leaving out ${left.join(', ')} (virtual; --with-virtual runs them beside the hardware)`);
+if (args['dry-run']) {
+  console.log(`nightly: would run ${stations.join(', ')}`);
+  process.exit(0);
+}
 
 // 2. A fresh results directory, so the report shows tonight's run only (history is kept apart).
 const results = path.join(root, 'reports', 'allure-results');
