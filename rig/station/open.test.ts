@@ -112,6 +112,27 @@ describe('openStation("virtual")', () => {
     expect(existsSync(first.lock.file)).toBe(false);
   });
 
+  test('the ProductSecret never reaches the transcript, even in lines that do not look like productinfo', async () => {
+    const secret = 'S3cretOfThisStation';
+    const station = await openStation('virtual', { config: fast({ productSecret: secret }), lockDir: lockDir() });
+    open.push(station);
+    const seen: string[] = [];
+    const off = station.module.at.on('transcript', (e) => seen.push(e.text));
+    // The secret where no pattern looks for it (a productinfo line garbled in its name, another command): the
+    // module echoes both and answers ERROR, so the secret is sent, echoed and quoted in the error.
+    const garbled = [`AT+QIOTINFO="${secret}"`, `AT+QIOTCFG="pr0ductinfo","${station.module.productInfo!.productKey}","${secret}"`];
+    for (const command of garbled) {
+      const err = await station.module.at.command(command).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).not.toContain(secret);
+    }
+    station.module.at.note(`a note quoting ${secret}`);
+    off();
+    const all = [...seen, ...station.module.at.transcript().map((e) => e.text)];
+    expect(all.filter((l) => l.includes('QIOTINFO=')).length, 'the commands and their echoes are in the transcript').toBeGreaterThanOrEqual(2);
+    expect(all.filter((l) => l.includes(secret))).toEqual([]);
+  });
+
   test('module.reopen() closes and reopens the AT port; the module still answers', async () => {
     const station = await openStation('virtual', { config: fast(), lockDir: lockDir() });
     open.push(station);

@@ -120,7 +120,9 @@ export async function openStation(name: string, options: OpenStationOptions = {}
     undo.push({ what: 'power lines', run: () => lines.close() });
 
     checkAbort();
-    const at = new AtPort({ station: name, path: hw.module.port, baudRate: hw.module.baudRate, commandTimeoutMs: timeouts.commandMs });
+    // Known before the first byte: a garbled echo of productinfo, or the module's own answer, cannot show it.
+    const secrets = productInfo ? [productInfo.productSecret] : [];
+    const at = new AtPort({ station: name, path: hw.module.port, baudRate: hw.module.baudRate, commandTimeoutMs: timeouts.commandMs, secrets });
     await step('module AT port', () => at.open());
     undo.push({ what: 'AT port', run: () => at.close() });
     const qt = new QuecThing(at);

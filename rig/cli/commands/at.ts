@@ -6,7 +6,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { AtCommandError, AtTimeoutError } from '../../at/errors.ts';
-import { maskSecrets } from '../../at/transcript.ts';
 import { isRigError } from '../../errors.ts';
 import type { ModuleEvent } from '../../quecthing/events.ts';
 import { ExitCode } from '../main.ts';
@@ -16,15 +15,18 @@ import { requireStationName, runCommand, withStation } from '../station.ts';
 const HISTORY_FILE = path.join(os.homedir(), '.rig_at_history');
 const HISTORY_SIZE = 500;
 
-/** "+QIOTEVT: 7,10700,… → ota-plan {…}": the decoded form of an event, beside the raw line. */
-export function describeEvent(e: ModuleEvent): string {
+/**
+ * "+QIOTEVT: 7,10700,… → ota-plan {…}": the decoded form of an event, beside the raw line, masked by the
+ * port's own `mask` (it knows the station's ProductSecret, not only the productinfo pattern).
+ */
+export function describeEvent(e: ModuleEvent, mask: (text: string) => string): string {
   if (e.kind === 'urc' || e.kind === 'reboot') return e.raw;
   const { raw, kind, ...rest } = e as unknown as { raw: string; kind: string } & Record<string, unknown>;
   delete rest.data;
   const fields = Object.entries(rest)
     .filter(([k, v]) => v !== undefined && k !== 'type' && k !== 'code')
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
-  return `${maskSecrets(raw)}  → ${kind}${fields.length > 0 ? ` ${fields.join(' ')}` : ''}`;
+  return mask(`${raw}  → ${kind}${fields.length > 0 ? ` ${fields.join(' ')}` : ''}`);
 }
 
 interface Answer {
@@ -46,9 +48,9 @@ export async function run(argv: string[]): Promise<number> {
       const send = async (command: string): Promise<Answer> => {
         try {
           const r = await at.command(command, { prefix: 'all', timeoutMs, signal });
-          return { command, ok: true, lines: r.lines.map(maskSecrets), final: 'OK' };
+          return { command, ok: true, lines: r.lines.map((l) => at.mask(l)), final: 'OK' };
         } catch (err) {
-          if (err instanceof AtCommandError) return { command, ok: false, lines: [], final: err.seen ?? 'ERROR' };
+          if (err instanceof AtCommandError) return { command, ok: false, lines: [], final: at.mask(err.seen ?? 'ERROR') };
           throw err;
         }
       };
@@ -62,7 +64,7 @@ export async function run(argv: string[]): Promise<number> {
         if (json) process.stdout.write(`${JSON.stringify({ station: station.name, answers }, null, 2)}\n`);
         return answers.every((a) => a.ok) ? ExitCode.ok : ExitCode.failure;
       }
-      return consoleLoop(station.name, station.module.path, send, (fn) => station.module.qt.on('event', fn), signal);
+      return consoleLoop(station.name, station.module.path, send, (fn) => station.module.qt.on('event', fn), (text) => station.module.at.mask(text), signal);
     });
   });
 }
@@ -72,6 +74,7 @@ async function consoleLoop(
   port: string,
   send: (c: string) => Promise<Answer>,
   onEvent: (fn: (e: ModuleEvent) => void) => () => void,
+  mask: (text: string) => string,
   signal: AbortSignal,
 ): Promise<number> {
   const p: Paint = paint(process.stdout);
@@ -91,7 +94,7 @@ async function consoleLoop(
   const off = onEvent((e) => {
     if (!showEvents) return;
     if (tty) process.stdout.write('\r\x1b[K');
-    print(p.cyan(describeEvent(e)));
+    print(p.cyan(describeEvent(e, mask)));
     if (tty) rl.prompt(true);
   });
   process.stdout.write(p.dim(`AT console on ${port} (${station}). .help for console commands, .quit or Ctrl-D to leave.\n`));
@@ -119,8 +122,8 @@ async function consoleLoop(
       }
       try {
         // A ProductSecret typed into the console is not written to disk.
-        appendFileSync(HISTORY_FILE, `${maskSecrets(line)}\n`, { mode: 0o600 });
-        history.unshift(maskSecrets(line));
+        appendFileSync(HISTORY_FILE, `${mask(line)}\n`, { mode: 0o600 });
+        history.unshift(mask(line));
       } catch {
         // A read-only home: history stays in memory.
       }
