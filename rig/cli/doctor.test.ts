@@ -1,10 +1,12 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { parseConfig } from '../config/load.ts';
 import { declaredPlanSchema } from '../config/schema.ts';
 import { loadManifest } from '../images/manifest.ts';
-import { checkDeclaredPlan } from './commands/doctor.ts';
+import { gpioReleaseBehaviour } from '../power/gpio-release.ts';
+import { checkDeclaredPlan, gpioReleaseChecks } from './commands/doctor.ts';
 
 const firmware = await loadManifest();
 const plan = (p: unknown) => declaredPlanSchema.parse(p);
@@ -37,5 +39,47 @@ describe('rig doctor: declared plans', () => {
     const r = checkDeclaredPlan(plan({ name: 'x', package: 'full_9_9_9', targetVersion: '9_9_9' }), firmware, undefined);
     expect(r).toMatchObject({ ok: false, detail: expect.stringContaining('no package full_9_9_9') });
     expect(!r.ok && r.fix).toContain('full_2_0_0');
+  });
+});
+
+describe('rig doctor: gpio lines released on close', () => {
+  const config = parseConfig({
+    stations: {
+      'bench-g': {
+        module: { port: '/dev/serial/by-id/usb-Quectel_x-if02-port0' },
+        probe: { interface: { kind: 'stlink' }, target: 'stm32f4x' },
+        layout: { slotAddress: 0x0800_0000, slotSize: 1024 },
+        power: {
+          lines: {
+            vbat: { kind: 'gpio', chip: 'pinctrl-rp1', line: 17, safe: 'on', unexportOnClose: true },
+            nrst: { kind: 'gpio', chip: 'pinctrl-rp1', line: 27, safe: 'off' },
+          },
+        },
+      },
+    },
+  });
+  const entry = config.stations['bench-g'];
+  if (entry?.kind !== 'hardware') throw new Error('bench-g is a hardware station');
+  /** A /sys/module tree whose pinctrl_rp1 has persist_gpio_outputs = `value`, and an empty kernel command line. */
+  const kernel = (value: string) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'rig-doctor-kernel-'));
+    mkdirSync(path.join(dir, 'module', 'pinctrl_rp1', 'parameters'), { recursive: true });
+    writeFileSync(path.join(dir, 'module', 'pinctrl_rp1', 'parameters', 'persist_gpio_outputs'), `${value}\n`);
+    writeFileSync(path.join(dir, 'cmdline'), 'console=tty1\n');
+    return gpioReleaseBehaviour({ sysModule: path.join(dir, 'module'), cmdline: path.join(dir, 'cmdline') });
+  };
+
+  test('on a strict-gpiod kernel the line with unexportOnClose gets a warn row quoting the evidence; the other line none', () => {
+    const strict = kernel('N');
+    const rows = gpioReleaseChecks('bench-g', entry.power.lines, strict);
+    expect(rows).toEqual([
+      expect.objectContaining({ station: 'bench-g', check: 'line vbat after close', status: 'warn', fix: expect.stringContaining('stations.bench-g.power.lines.vbat') }),
+    ]);
+    expect(rows[0]!.detail).toContain(strict.evidence[0]);
+    expect(rows[0]!.detail).toMatch(/persist_gpio_outputs = N/);
+  });
+
+  test('a kernel that keeps released outputs driven gives no row', () => {
+    expect(gpioReleaseChecks('bench-g', entry.power.lines, kernel('Y'))).toEqual([]);
   });
 });

@@ -12,6 +12,8 @@ import { sha256Hex } from '../../images/digest.ts';
 import { loadManifest, type FirmwareSet } from '../../images/manifest.ts';
 import { AbortedError, isRigError } from '../../errors.ts';
 import { openPowerLines, type PowerLines } from '../../power/open.ts';
+import type { PowerLineConfig } from '../../power/config.ts';
+import { gpioReleaseBehaviour, type GpioReleaseBehaviour } from '../../power/gpio-release.ts';
 import { buildProbeArgs } from '../../probe/args.ts';
 import { Probe } from '../../probe/probe.ts';
 import { QuecThing } from '../../quecthing/quecthing.ts';
@@ -53,6 +55,23 @@ function openocdVersion(bin: string): Promise<string> {
       else reject(err ?? new Error(`unexpected answer: ${text.trim().slice(0, 120)}`));
     });
   });
+}
+
+/**
+ * A warn row for every gpio line that is unexported on close while this kernel returns released outputs to
+ * inputs (strict gpiod): its relay driver floats after a clean close, so the part it powers may lose power.
+ */
+export function gpioReleaseChecks(station: string, lines: Readonly<Record<string, PowerLineConfig>>, kernel: GpioReleaseBehaviour): Check[] {
+  if (kernel.strictGpiod !== true) return [];
+  return Object.entries(lines)
+    .filter(([, l]) => l.kind === 'gpio' && l.unexportOnClose)
+    .map(([ln, l]) => ({
+      station,
+      check: `line ${ln} after close`,
+      status: 'warn' as const,
+      detail: `unexportOnClose on a kernel where a released output becomes an input, so the line floats after close (${kernel.evidence.join('; ')})`,
+      fix: `remove unexportOnClose from stations.${station}.power.lines.${ln} (the line then stays driven at its ${l.safe} level), unless another program must take it over`,
+    }));
 }
 
 class Checker {
@@ -322,6 +341,9 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
           );
         }
       } else for (const ln of lineNames) c.skip(`line ${ln}`, 'lines not open');
+      if (Object.values(hw.power.lines).some((l) => l.kind === 'gpio' && l.unexportOnClose)) {
+        for (const w of gpioReleaseChecks(name, hw.power.lines, gpioReleaseBehaviour())) c.add(w.check, w.status, w.detail, w.fix);
+      }
     }
 
     // Plans.
