@@ -8,16 +8,25 @@
 //   });
 //   run.verdict      // { outcome: 'upgraded' | 'refused' | 'failed-intact' | undefined, reason, failure, ok, summary }
 //   run.readback     // { address, size, identified, matchesTarget, matchesCurrent, firstDifference, comparison }
-//   await writeFile('run.json', serializeRunRecord(run));
+//   await writeFile('run.json', serializeRunRecord(run));                 // with station.config and, when needed, firmware
 //   const again = await replay(parseRunRecord(text), station);          // { same, comparison, record }
-export { DOWNLOAD_NOTIFY_LIMIT, runProxyUpgrade } from './proxy.ts';
+export { DOWNLOAD_NOTIFY_LIMIT, ProtocolTimerError, runProxyUpgrade } from './proxy.ts';
 export type { ProxyRun, ProxyUpgradeOptions } from './proxy.ts';
 export { ensureBaseline } from './baseline.ts';
 export type { BaselineOptions, BaselineResult } from './baseline.ts';
 export { ensureRegistered } from './module.ts';
 export { replay, sameVerdict, verdictLabel } from './replay.ts';
 export type { ReplayOptions, ReplayResult } from './replay.ts';
-export { parseRunRecord, serializeRunRecord, RUN_RECORD_FORMAT, RUN_RECORD_VERSION } from './record.ts';
+export {
+  completeRecord,
+  parseRunRecord,
+  recordedFirmware,
+  recordedStationConfig,
+  recordedVirtualSettings,
+  serializeRunRecord,
+  RUN_RECORD_FORMAT,
+  RUN_RECORD_VERSION,
+} from './record.ts';
 export type * from './record.ts';
 export { judge } from './verdict.ts';
 export type { Evidence, Failure, FailureType, IntactReason, Outcome, ReadbackResult, Verdict } from './verdict.ts';

@@ -19,12 +19,14 @@
 // meaningful, and AT+QIOTUPDATE=3 would claim the MCU is installing.
 import { AtTimeoutError } from '../at/errors.ts';
 import type { TranscriptEntry } from '../at/transcript.ts';
-import { ConfigError, FirmwareError, ProtocolError, RigError } from '../errors.ts';
+import { AbortedError, ConfigError, FirmwareError, InfrastructureError, ProtocolError, RigError } from '../errors.ts';
 import type { FailureKind } from '../errors.ts';
 import { compareImages, describeComparison } from '../images/compare.ts';
 import { DEFAULT_CRC_ALGORITHM, crcParams, formatCrc } from '../images/crc.ts';
 import { describeIdentity, identifyImage } from '../images/header.ts';
 import type { Image } from '../images/image.ts';
+import { loadManifest } from '../images/manifest.ts';
+import type { FirmwareSet } from '../images/manifest.ts';
 import { sha256Hex } from '../images/digest.ts';
 import type { Package } from '../images/package.ts';
 import { describeVerification, verifyPackage } from '../images/verify.ts';
@@ -39,7 +41,7 @@ import { formatFault } from './faults.ts';
 import type { Fault } from './faults.ts';
 import { silentRecorder } from './recorder.ts';
 import type { Recorder } from './recorder.ts';
-import { RUN_RECORD_FORMAT, RUN_RECORD_VERSION, serializeRunRecord, thin } from './record.ts';
+import { completeRecord, recordedFirmware, RUN_RECORD_FORMAT, RUN_RECORD_VERSION, serializeRunRecord, thin } from './record.ts';
 import type { CloudFault, FiredFault, RecordedError, RecordedEvent, RecordedLine, RecordedPhase, RunRecord } from './record.ts';
 import { DownloadAssembly } from './pieces.ts';
 import { FaultSchedule, checkFaults, whyNotFired } from './schedule.ts';
@@ -78,7 +80,30 @@ export interface ProxyUpgradeOptions {
    * DOWNLOAD_NOTIFY_LIMIT periods of 10702 plus the margin (10 minutes on a real module).
    */
   downloadLimitMs?: number;
+  /**
+   * The firmware set the package and the starting image come from; what is not in it under the same name
+   * is embedded in the record (a suite's temporary build), so `rig repro` has the bytes once it is gone.
+   * Default: the project's manifest (fixtures/manifest.json); without one, both are embedded.
+   */
+  firmware?: FirmwareSet;
 }
+
+/** A protocol timer that runs on the module and that the flow, as the MCU, let run out (or was about to). */
+export class ProtocolTimerError extends ProtocolError {
+  constructor(
+    readonly timer: 'read-inactivity' | 'update-wait',
+    summary: string,
+    details: ConstructorParameters<typeof ProtocolError>[1],
+  ) {
+    super(summary, details);
+  }
+}
+
+/**
+ * How long OpenOCD's background poll may take to re-examine a target that came back: it backs off while the
+ * target does not answer, up to about 5 s between attempts.
+ */
+const REEXAMINE_MS = 5_000;
 
 /** 10702 periods a piece's download may take by default (5 s each on a real module: 10 minutes). */
 export const DOWNLOAD_NOTIFY_LIMIT = 120;
@@ -112,7 +137,7 @@ const is10706 = isOta7(10706);
 
 function errorInfo(err: unknown): { kind: FailureKind; name: string; message: string; timeout: boolean } {
   if (err instanceof RigError) {
-    return { kind: err.kind, name: err.name, message: err.message, timeout: err instanceof EventTimeoutError || err instanceof AtTimeoutError };
+    return { kind: err.kind, name: err.name, message: err.message, timeout: err instanceof EventTimeoutError || err instanceof AtTimeoutError || err instanceof ProtocolTimerError };
   }
   const e = err instanceof Error ? err : new Error(String(err));
   // Anything else is the rig's own bug: not the firmware's, and not the station's either (retrying it or
@@ -155,6 +180,10 @@ class ProxyFlow {
   private recoveries = 0;
   private networkCutUntilEnd = false;
   private targetDisturbed = false;
+  /** When the module's update wait started (the 10704 the flow last took), performance.now(). */
+  private updatingSince: number | undefined;
+  /** When the module's read-inactivity timer last restarted (a 10703, an answered block read). */
+  private lastReadAt: number | undefined;
 
   // Download state: the whole file, assembled at absolute offsets.
   private announced: OtaDownloadStartEvent | undefined;
@@ -238,7 +267,17 @@ class ProxyFlow {
       }
     }
     this.detach();
-    return this.finish(error);
+    return this.finish(error, await this.firmwareSet());
+  }
+
+  /** The set the record's firmware is matched against; a missing or broken manifest means "embed". */
+  private async firmwareSet(): Promise<FirmwareSet | undefined> {
+    if (this.opts.firmware) return this.opts.firmware;
+    try {
+      return await loadManifest();
+    } catch {
+      return undefined;
+    }
   }
 
   private checkBeforeStart(): void {
@@ -308,11 +347,12 @@ class ProxyFlow {
         if (this.updating) return;
         await this.waitFor(isEvent('ota-updating'), this.T.commandMs + this.T.marginMs, '+QIOTEVT: 7,10704');
         this.updating = true;
+        this.updatingSince = performance.now();
       });
     });
 
     await this.programPhase();
-    const rb = await this.step('read back', () => this.readBack());
+    const rb = await this.step('read back', () => this.withinUpdateWait('reading back', () => this.readBack()));
     if (!rb.matchesTarget) {
       // The MCU does not claim a version its flash does not hold.
       throw new FirmwareError('the image read back is not the image programmed', {
@@ -470,6 +510,7 @@ class ProxyFlow {
           break;
         case 'ota-piece-ready':
           dl.accept(e);
+          this.lastReadAt = performance.now();
           return;
       }
     }
@@ -487,6 +528,7 @@ class ProxyFlow {
       const offset = dl.readOffset;
       this.schedule.atOffset(offset, len);
       await this.checkpoint();
+      this.checkReadInactivity(offset, len);
       const t = performance.now();
       let block;
       try {
@@ -515,6 +557,7 @@ class ProxyFlow {
         throw err;
       }
       retried = false;
+      this.lastReadAt = performance.now();
       this.readMs += performance.now() - t;
       this.readBytes += block.data.length;
       this.readBlocks++;
@@ -522,6 +565,22 @@ class ProxyFlow {
       this.progress.push({ t: this.now(), offset: dl.readOffset });
       this.recorder.progress?.('read blocks', dl.readOffset, size);
     }
+  }
+
+  /**
+   * A recovery between two block reads (a fault, a re-registration) can outlast the module's read-inactivity
+   * timer, after which it has dropped the piece and settles the OTA with 10706 (§4.2). Said here, with the
+   * timer's name and the gap, rather than as an unexplained 10706 or a failed read later.
+   */
+  private checkReadInactivity(offset: number, len: number): void {
+    if (this.lastReadAt === undefined) return;
+    const gap = Math.round(performance.now() - this.lastReadAt);
+    if (gap <= this.T.readInactivityMs) return;
+    throw new ProtocolTimerError('read-inactivity', `the module's read-inactivity timer ran out between two block reads`, {
+      station: this.station.name,
+      expected: `AT+QIOTOTARD=${offset},${len} within the read-inactivity time (${this.T.readInactivityMs} ms) of the last read or 10703`,
+      seen: `${gap} ms since then (${this.fired.at(-1) ? `after fault ${this.fired.at(-1)!.fault}` : 'a recovery in between'}); the module drops the piece and reports 10706`,
+    });
   }
 
   private verifyDownload(): boolean {
@@ -573,48 +632,82 @@ class ProxyFlow {
   private async programPhase(): Promise<void> {
     const { station } = this;
     const image = this.image!;
-    await this.step('program', async () => {
-      this.schedule.at('programming');
-      const during = this.schedule.take();
-      // Faults "during programming" run alongside the write, as a brown-out would.
-      // Settled at once into "error or nothing", so a fault that ends before the write is never unhandled.
-      const actions = during.map((f) => this.execute(f).then(() => undefined, (err: unknown) => err));
-      let lastErr: unknown;
-      for (let attempt = 0; attempt <= this.maxRecoveries; attempt++) {
-        try {
-          if (this.targetDisturbed || attempt > 0) await this.reviveProbe();
-          this.targetDisturbed = false;
-          await station.probe.program(station.layout.slotAddress, image.bytes, { signal: this.signal });
-          lastErr = undefined;
-          break;
-        } catch (err) {
-          if (this.signal?.aborted || actions.length === 0) throw err;
-          lastErr = err;
-          this.noteError(err, true);
-          // Let the fault finish (the supply back on) before writing again.
-          await Promise.all(actions);
-          this.recoveries++;
+    await this.step('program', () =>
+      this.withinUpdateWait('programming', async () => {
+        this.schedule.at('programming');
+        const during = this.schedule.take();
+        // Faults "during programming" run alongside the write, as a brown-out would.
+        // Settled at once into "error or nothing", so a fault that ends before the write is never unhandled.
+        const actions = during.map((f) => this.execute(f).then(() => undefined, (err: unknown) => err));
+        let lastErr: unknown;
+        for (let attempt = 0; attempt <= this.maxRecoveries; attempt++) {
+          try {
+            if (this.targetDisturbed || attempt > 0) await this.reviveProbe();
+            this.targetDisturbed = false;
+            await station.probe.program(station.layout.slotAddress, image.bytes, { signal: this.signal });
+            lastErr = undefined;
+            break;
+          } catch (err) {
+            if (this.signal?.aborted || actions.length === 0) throw err;
+            lastErr = err;
+            this.noteError(err, true);
+            // Let the fault finish (the supply back on) before writing again.
+            await Promise.all(actions);
+            this.recoveries++;
+          }
         }
-      }
-      if (lastErr) throw lastErr;
-      const outcomes = await Promise.all(actions);
-      this.programmed = true;
-      for (const o of outcomes) {
-        if (o instanceof Disturbance) await this.untilSettled(() => this.recover(o));
-        else if (o !== undefined) throw o;
-      }
-    });
+        if (lastErr) throw lastErr;
+        const outcomes = await Promise.all(actions);
+        this.programmed = true;
+        for (const o of outcomes) {
+          if (o instanceof Disturbance) await this.untilSettled(() => this.recover(o));
+          else if (o !== undefined) throw o;
+        }
+      }),
+    );
   }
 
-  /** After the target lost power or was reset, OpenOCD may have lost it: examine, restart if needed. */
+  /**
+   * Runs `body` (programming, reading back) against the module's update wait: from 10704 the module gives the
+   * MCU that long to report its version, then settles the OTA with 10706 (§4.2). Running out is a
+   * ProtocolTimerError naming the timer, before the version report it would make pointless. The flash write
+   * itself is not cut short: aborting a probe operation kills OpenOCD mid-write and leaves a torn slot and no
+   * read-back to judge by, while the probe's own timeouts already bound it.
+   */
+  private async withinUpdateWait<T>(what: string, body: () => Promise<T>): Promise<T> {
+    const since = this.updatingSince;
+    if (since === undefined) return body();
+    const ranOut = (when: string): ProtocolTimerError | undefined => {
+      const elapsed = Math.round(performance.now() - since);
+      if (elapsed <= this.T.updateWaitMs) return undefined;
+      return new ProtocolTimerError('update-wait', `the module's update wait ran out while ${what}`, {
+        station: this.station.name,
+        expected: `programming and read-back done within the update wait (${this.T.updateWaitMs} ms from 10704), then AT+QIOTMCUVER`,
+        seen: `${elapsed} ms from 10704 ${when}; the module reports 10706 once it runs out`,
+      });
+    };
+    const before = ranOut(`before ${what}`);
+    if (before) throw before;
+    const result = await body();
+    const after = ranOut(`to the end of ${what}`);
+    if (after) throw after;
+    return result;
+  }
+
+  /**
+   * After the target lost power or was reset, OpenOCD's background poll re-examines it once it answers
+   * again: wait for that. Only a target still unexamined after the poll's back-off (or an OpenOCD that went
+   * away) is worth an OpenOCD restart.
+   */
   private async reviveProbe(): Promise<void> {
+    const signal = this.signal;
     const probe = this.station.probe;
     try {
-      await probe.examine({ signal: this.signal });
+      await probe.waitExamined(REEXAMINE_MS + this.T.marginMs, { signal });
     } catch (err) {
-      if (this.signal?.aborted) throw err;
-      await probe.restart({ signal: this.signal });
-      await probe.examine({ signal: this.signal });
+      if (signal?.aborted || err instanceof AbortedError || !(err instanceof InfrastructureError)) throw err;
+      await probe.restart({ signal });
+      await probe.examine({ signal });
     }
   }
 
@@ -869,6 +962,8 @@ class ProxyFlow {
             // §4.4: UPDATING survives a reboot and 10704 comes again at boot.
             await this.waitFor(isEvent('ota-updating'), this.T.commandMs + this.T.marginMs, '+QIOTEVT: 7,10704 again after the reboot');
             this.updating = true;
+            // The module arms its update wait again with the 10704 it re-emits at boot.
+            this.updatingSince = performance.now();
           }
           return;
         default:
@@ -952,7 +1047,7 @@ class ProxyFlow {
     return { timeoutMs: this.T.commandMs + this.T.marginMs, ...(this.signal ? { signal: this.signal } : {}) };
   }
 
-  private finish(error: unknown): ProxyRun {
+  private finish(error: unknown, firmware: FirmwareSet | undefined): ProxyRun {
     const { station, opts } = this;
     let endError = error;
     if (endError instanceof ModuleFailed) {
@@ -975,7 +1070,7 @@ class ProxyFlow {
     const bytesPerSecond = this.readMs > 0 ? Math.round((this.readBytes * 1000) / this.readMs) : 0;
     if (this.readMs > 0) this.recorder.measure('read bytes/s', bytesPerSecond, 'B/s');
     for (const p of this.phases) this.recorder.measure(`${p.name} duration`, p.durationMs, 'ms');
-    const record: RunRecord = {
+    const bare: RunRecord = {
       format: RUN_RECORD_FORMAT,
       version: RUN_RECORD_VERSION,
       flow: 'proxy',
@@ -1046,6 +1141,8 @@ class ProxyFlow {
       verdict,
       errors: this.errors,
     };
+    // What `rig repro` needs beyond the run itself: the station's settings and the bytes no manifest has.
+    const record = completeRecord(bare, { entry: station.entry, firmware: pkg ? recordedFirmware(pkg, opts.current, firmware) : undefined });
     if (this.faults.length > 0) {
       const unfired = this.schedule.unfired().map((u) => `${u.text}: never fired: ${whyNotFired(u.fault, record)}`);
       this.recorder.attach('fault schedule', [...this.fired.map((f) => `${f.fault} at ${(f.t / 1000).toFixed(3)} s (${f.phase}): ${f.effect}`), ...unfired].join('\n'), 'text/plain');

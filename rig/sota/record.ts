@@ -154,16 +154,16 @@ export function recordedVirtualSettings(record: Pick<RunRecord, 'station'>): Rec
 
 /**
  * The bytes a replay cannot find elsewhere: the package and the starting image unless the manifest holds
- * the very same files (by sha256).
+ * the very same files under the names the record gives them (a replay looks them up by name, then checks
+ * the sha256).
  */
 export function recordedFirmware(pkg: Package, current: Image, manifest: FirmwareSet | undefined): RecordedFirmware | undefined {
-  const known = (sha: string): boolean => manifest !== undefined && ([...manifest.packages.values()].some((p) => p.sha256 === sha) || [...manifest.images.values()].some((i) => i.sha256 === sha));
   const out: RecordedFirmware = {};
-  if (!known(pkg.sha256)) {
+  if (manifest?.packages.get(pkg.name)?.sha256 !== pkg.sha256) {
     const info: PackageInfo = { name: pkg.name, component: pkg.component, version: pkg.version, type: pkg.type, sourceVersion: pkg.sourceVersion, declared: pkg.declared, source: pkg.source, target: pkg.target };
     out.package = { info: JSON.parse(JSON.stringify(info)) as PackageInfo, base64: Buffer.from(pkg.bytes).toString('base64') };
   }
-  if (!known(current.sha256)) out.current = { component: current.component, version: current.version, base64: Buffer.from(current.bytes).toString('base64') };
+  if (manifest?.images.get(current.version)?.sha256 !== current.sha256) out.current = { component: current.component, version: current.version, base64: Buffer.from(current.bytes).toString('base64') };
   return out.package || out.current ? out : undefined;
 }
 

@@ -60,7 +60,7 @@ function embedded(base64: string, what: string, sha256: string, station: string)
  * The record's package and starting image: its embedded bytes when it has them (a suite's temporary build),
  * else the manifest's files; either way they must hash to what the record says.
  */
-export async function recordFirmware(record: RunRecord, stationName: string, firmware?: FirmwareSet): Promise<{ pkg: Package; current: Image }> {
+export async function recordFirmware(record: RunRecord, stationName: string, firmware?: FirmwareSet): Promise<{ pkg: Package; current: Image; set: FirmwareSet | undefined }> {
   const emb = record.firmware;
   const set = emb?.package && emb.current ? undefined : (firmware ?? (await loadManifest()));
   let pkg: Package;
@@ -87,11 +87,12 @@ export async function recordFirmware(record: RunRecord, stationName: string, fir
       });
     }
   }
-  return { pkg, current };
+  return { pkg, current, set };
 }
 
 export async function replay(record: RunRecord, station: Station, opts: ReplayOptions = {}): Promise<ReplayResult> {
-  const { pkg, current } = await recordFirmware(record, station.name, opts.firmware);
+  const { pkg, current, set } = await recordFirmware(record, station.name, opts.firmware);
+  const firmware = set ?? opts.firmware;
   const { package: _name, ...rest } = record.spec;
   const spec: UpgradeSpec = { ...rest, package: pkg };
   const faults = record.faults.map(parseFault);
@@ -107,6 +108,8 @@ export async function replay(record: RunRecord, station: Station, opts: ReplayOp
     crcAlgorithm: record.options.crcAlgorithm,
     expect: record.options.expect,
     maxRecoveries: record.options.maxRecoveries,
+    // The replay's own record embeds what this set lacks, as the original did.
+    ...(firmware ? { firmware } : {}),
     ...common,
   });
   const notReproduced = faultsNotReproduced(record, run);

@@ -38,6 +38,8 @@ export interface OpenedStation extends Station {
   readonly lock: StationLock;
   /** The resolved hardware entry the station was opened from (for the virtual station: what the sim gave). */
   readonly config: HardwareStationConfig;
+  /** The entry as the config has it (for the virtual station: its settings, not the sim's ports). */
+  readonly entry: StationConfig;
   /** True once close() has been called. */
   readonly closed: boolean;
 }
@@ -190,6 +192,7 @@ export async function openStation(name: string, options: OpenStationOptions = {}
       timeouts,
       lock: held,
       config: hw,
+      entry,
       get closed() {
         return state.closed;
       },

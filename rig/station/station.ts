@@ -3,6 +3,7 @@
 // protocol timeouts. A station built for a bench and the built-in virtual station are the same type; nothing
 // here says which one it is.
 import type { AtPort } from '../at/port.ts';
+import type { StationConfig } from '../config/schema.ts';
 import type { Package } from '../images/package.ts';
 import type { PowerLines } from '../power/open.ts';
 import type { TimedOptions } from '../power/line.ts';
@@ -142,6 +143,11 @@ export interface Station {
   /** The MCU component name the module knows the target by (10700's componentNo), e.g. "STM32". */
   readonly component: string;
   readonly timeouts: ProtocolTimeouts;
+  /**
+   * The config entry the station was opened from, as written (a virtual station's settings, a bench's secret
+   * references unresolved). A run record keeps it without secrets, so `rig repro` can rebuild the station.
+   */
+  readonly entry?: StationConfig;
   /** Safe state: power lines to their defaults, OpenOCD gone, ports closed, lock released. Idempotent. */
   close(): Promise<void>;
 }

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { parseOrThrow } from '../../config/issues.ts';
 import { loadConfig, type LoadedConfig } from '../../config/load.ts';
 import { virtualStationSchema } from '../../config/schema.ts';
-import { completeRecord, parseRunRecord, recordedVirtualSettings, type RunRecord } from '../../sota/record.ts';
+import { parseRunRecord, recordedVirtualSettings, type RunRecord } from '../../sota/record.ts';
 import { replay, sameVerdict } from '../../sota/replay.ts';
 import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, paint, parse, UsageError } from '../output.ts';
@@ -51,8 +51,7 @@ export async function run(argv: string[]): Promise<number> {
       const unwatch = watchDownload(station, recorder);
       const result = await replay(record, station, { signal, recorder }).finally(unwatch);
       recorder.stopBar();
-      const entry = config.stations[name];
-      const out = writeRecord(completeRecord(result.record, { entry, firmware: record.firmware }), values.record, 'repro');
+      const out = writeRecord(result.record, values.record, 'repro');
       const verdictSame = sameVerdict(result.original, result.replayed);
       const { notReproduced } = result;
       const note =

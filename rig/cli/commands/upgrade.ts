@@ -8,7 +8,6 @@ import { sha256Hex } from '../../images/digest.ts';
 import { ConfigError } from '../../errors.ts';
 import { loadConfig } from '../../config/load.ts';
 import type { PlansConfig, StationConfig } from '../../config/schema.ts';
-import { completeRecord, recordedFirmware } from '../../sota/record.ts';
 import { ensureBaseline } from '../../sota/baseline.ts';
 import { parseFault, type Fault } from '../../sota/faults.ts';
 import { runProxyUpgrade } from '../../sota/proxy.ts';
@@ -156,10 +155,11 @@ export async function run(argv: string[]): Promise<number> {
         battery,
         expect,
         blockSize,
+        firmware,
         ...(values.crc !== undefined ? { crcAlgorithm: values.crc } : {}),
       }).finally(unwatch);
       recorder.stopBar();
-      const file = writeRecord(completeRecord(run, { entry, firmware: recordedFirmware(spec.package, current, firmware) }), values.record);
+      const file = writeRecord(run, values.record);
       const unfired = unfiredFaults(run);
       if (json) process.stdout.write(`${JSON.stringify({ station: station.name, verdict: run.verdict, readback: run.readback, fired: run.fired, unfired, record: file }, null, 2)}\n`);
       else process.stdout.write(`${describeRun(run, file, paint(process.stdout))}\n`);

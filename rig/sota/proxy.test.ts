@@ -1,0 +1,107 @@
+// runProxyUpgrade against the virtual station (the real sim, socat ptys, openocd over remote_bitbang): what
+// its record carries for `rig repro`, how it brings the probe back after a target power cut, and how it names
+// the module's protocol timers (read inactivity, update wait) when a run outlasts them. The images are a
+// temporary 4 KiB build (scripts/make-fixtures.ts), so programming stays short and the package is not in
+// the project's manifest.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { makeFixtures } from '../../scripts/make-fixtures.ts';
+import { parseConfig } from '../config/load.ts';
+import { loadManifest, type FirmwareSet } from '../images/manifest.ts';
+import { openStation, type OpenedStation } from '../station/open.ts';
+import type { Station } from '../station/station.ts';
+import { ensureBaseline } from './baseline.ts';
+import { parseFault } from './faults.ts';
+import { runProxyUpgrade } from './proxy.ts';
+import { parseRunRecord } from './record.ts';
+import type { Recorder } from './recorder.ts';
+
+// Not the defaults: the record must carry these (timeScale 1, no free-space limit, baud 115200 by default).
+const SETTINGS = { timeScale: 0.05, moduleFreeSpace: 3072, downloadRate: 40_000, baud: 460_800 };
+const SECRET = 'ProxyTestProductSecret';
+
+let dir: string;
+let small: FirmwareSet;
+let station: OpenedStation;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'sota-rig-proxy-test-'));
+  await makeFixtures({ out: dir, size: 4096, loadAddress: 0x0800_0000, seed: 'proxy-test' });
+  small = await loadManifest(path.join(dir, 'manifest.json'));
+  const config = parseConfig({ stations: { virtual: { kind: 'virtual', productSecret: SECRET, ...SETTINGS } } });
+  station = await openStation('virtual', { config, lockDir: await mkdtemp(path.join(os.tmpdir(), 'station-lock-')) });
+}, 60_000);
+
+afterAll(async () => {
+  await station?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A recorder that keeps what the flow attaches (the suites hand these to Allure). */
+function keeping(): Recorder & { attached: Map<string, string> } {
+  const attached = new Map<string, string>();
+  return { attached, step: (_name, body) => body(), attach: (name, content) => void attached.set(name, String(content)), measure: () => undefined };
+}
+
+const spec = (name: string) => ({ component: station.component, package: small.package(name) });
+
+describe('runProxyUpgrade on the virtual station', () => {
+  test("the record carries the station's settings without its secret, and the bytes of a package no manifest has", { timeout: 90_000 }, async () => {
+    const v1 = small.image('1_0_0');
+    await ensureBaseline(station, v1);
+    const recorder = keeping();
+    const run = await runProxyUpgrade(station, { plan: spec('full_2_0_0'), current: v1, recorder });
+    expect(run.verdict.outcome, run.verdict.summary).toBe('upgraded');
+    // The record the report gets, not only the one returned.
+    const text = recorder.attached.get('run record')!;
+    const record = parseRunRecord(text, 'attached run record');
+    expect(record.station.config).toMatchObject({ kind: 'virtual', ...SETTINGS });
+    expect(text).not.toContain(SECRET);
+    expect(Buffer.from(record.firmware!.package!.base64, 'base64').equals(Buffer.from(small.package('full_2_0_0').bytes))).toBe(true);
+    expect(record.firmware!.package!.info).toMatchObject({ name: 'full_2_0_0', version: '2_0_0', type: 'full' });
+    expect(Buffer.from(record.firmware!.current!.base64, 'base64').equals(Buffer.from(v1.bytes))).toBe(true);
+    expect(run.station.config).toEqual(record.station.config);
+  });
+
+  test('the run names the read-inactivity timer when a recovery between two block reads outlasts it', { timeout: 90_000 }, async () => {
+    const v2 = small.image('2_0_0');
+    await ensureBaseline(station, v2);
+    // The network comes back only after the module's read-inactivity timer (60 s × 0.05) has run out.
+    const cut = station.timeouts.readInactivityMs + 500;
+    const run = await runProxyUpgrade(station, { plan: spec('full_1_0_0'), current: v2, faults: [parseFault(`offset=1024:network-cut=${cut}`)] });
+    expect(run.fired.map((f) => f.fault)).toEqual([`offset=1024:network-cut=${cut}`]);
+    expect(run.verdict.failure, run.verdict.summary).toMatchObject({ type: 'timeout', kind: 'protocol' });
+    const last = run.errors.at(-1)!;
+    expect(last).toMatchObject({ name: 'ProtocolTimerError', phase: 'download', recovered: false });
+    expect(last.message).toMatch(/read-inactivity timer ran out between two block reads/);
+    expect(last.message).toContain(`within the read-inactivity time (${station.timeouts.readInactivityMs} ms)`);
+    expect(run.readback).toMatchObject({ matchesCurrent: true });
+  });
+
+  test('after a target power cut during programming the probe is re-examined without restarting OpenOCD', { timeout: 90_000 }, async () => {
+    const v2 = small.image('2_0_0');
+    await ensureBaseline(station, v2);
+    const pid = station.probe.pid;
+    const run = await runProxyUpgrade(station, { plan: spec('full_1_0_0'), current: v2, faults: [parseFault('programming:power-cycle-target=300')] });
+    expect(run.verdict.outcome, run.verdict.summary).toBe('upgraded');
+    expect(run.fired.map((f) => f.fault)).toEqual(['programming:power-cycle-target=300']);
+    expect(station.probe.pid).toBe(pid);
+  });
+
+  test('programming that outlasts the update wait ends the run with an update-wait timer error before the version report', { timeout: 90_000 }, async () => {
+    const v1 = small.image('1_0_0');
+    await ensureBaseline(station, v1);
+    // A station whose module gives the MCU 50 ms from 10704: programming 4 KiB over SWD takes longer.
+    const hurried: Station = { ...station, module: station.module, timeouts: { ...station.timeouts, updateWaitMs: 50 } };
+    const run = await runProxyUpgrade(hurried, { plan: spec('full_2_0_0'), current: v1 });
+    expect(run.verdict.failure, run.verdict.summary).toMatchObject({ type: 'timeout', kind: 'protocol' });
+    expect(run.errors).toEqual([expect.objectContaining({ name: 'ProtocolTimerError', kind: 'protocol', phase: 'updating', recovered: false })]);
+    expect(run.errors[0]!.message).toMatch(/update wait ran out while programming/);
+    expect(run.errors[0]!.message).toContain('within the update wait (50 ms from 10704)');
+    expect(run.transcript.some((l) => l.dir === 'TX' && l.text.startsWith('AT+QIOTMCUVER') && l.text.includes('2_0_0'))).toBe(false);
+    // The write was not cut short: the flash holds the whole new image, read back with the same OpenOCD.
+    expect(run.readback).toMatchObject({ matchesTarget: true });
+  });
+});
