@@ -15,7 +15,10 @@ export type FailureType =
   | 'hash-mismatch-accepted'
   /** The module said something the protocol does not allow here (or the cloud announced another plan). */
   | 'unexpected-event'
-  /** The module stayed silent beyond its own timer plus the station's margin. */
+  /**
+   * The module stayed silent beyond its own timer plus the station's margin, or the flow let one of the
+   * module's timers run out (read inactivity, update wait: a ProtocolTimerError naming it).
+   */
   | 'timeout'
   /** The rig's own equipment failed: a port vanished, OpenOCD died, the run was aborted. */
   | 'infrastructure'
