@@ -2,6 +2,7 @@
 // rig's end of the module pty with serialport, and offers byte-level send/expect with bounded, event-driven
 // waits. Used by the sim's conformance tests; it deliberately knows nothing of rig/at.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SerialPort } from 'serialport';
@@ -307,4 +308,29 @@ export function simsPerTest(
     started.push(s);
     return s;
   };
+}
+
+/** True while `pid` runs: not gone, not a zombie waiting for its reaper. Read from /proc. */
+export function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Re-reads /proc until none of `pids` runs, bounded; returns those still running. For processes that are
+ * not our children (a sim's socats, a holder's OpenOCD), whose exit no event reports to us.
+ */
+export async function stillRunningAfter(pids: number[], withinMs: number): Promise<number[]> {
+  const end = performance.now() + withinMs;
+  let left = pids.filter(running);
+  while (left.length > 0 && performance.now() < end) {
+    await new Promise((r) => setTimeout(r, 20));
+    left = left.filter(running);
+  }
+  return left;
 }

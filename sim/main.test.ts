@@ -8,6 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, expect, test } from 'vitest';
+import { stillRunningAfter } from './harness.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -39,26 +40,6 @@ function childrenOf(pid: number): number[] {
   }
 }
 
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
-
-/** Re-reads /proc until none of `pids` runs, bounded; returns those still running. */
-async function stillRunningAfter(pids: number[], withinMs: number): Promise<number[]> {
-  const end = performance.now() + withinMs;
-  let left = pids.filter(running);
-  while (left.length > 0 && performance.now() < end) {
-    await new Promise((r) => setTimeout(r, 20));
-    left = left.filter(running);
-  }
-  return left;
-}
 
 async function launch(extra: string[]): Promise<Launched> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'sim/main.ts'), '--baud', '0', ...extra], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, expect, test } from 'vitest';
+import { stillRunningAfter } from '../harness.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -28,22 +29,6 @@ afterEach(() => {
   }
 });
 
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
-
-/** OpenOCD is not our child, so no exit event reaches us: re-read /proc, bounded. */
-async function runningAfter(pid: number, withinMs: number): Promise<boolean> {
-  const end = performance.now() + withinMs;
-  while (running(pid) && performance.now() < end) await new Promise((r) => setTimeout(r, 20));
-  return running(pid);
-}
 
 async function hold(): Promise<{ holder: ReturnType<typeof spawn>; openocd: number; exit: Promise<number | null> }> {
   const holder = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', HOLDER], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -75,12 +60,12 @@ test('the test process exits without closing the session: its exit hook kills Op
   const h = await hold();
   h.holder.stdin!.write('exit\n');
   expect(await h.exit).toBe(3);
-  expect(await runningAfter(h.openocd, 5_000)).toBe(false);
+  expect(await stillRunningAfter([h.openocd], 5_000)).toEqual([]);
 });
 
 test('the test process is SIGKILLed (no hook runs): the kernel kills OpenOCD (parent-death signal)', async () => {
   const h = await hold();
   h.holder.kill('SIGKILL');
   await h.exit;
-  expect(await runningAfter(h.openocd, 5_000)).toBe(false);
+  expect(await stillRunningAfter([h.openocd], 5_000)).toEqual([]);
 });
