@@ -50,6 +50,18 @@ describe.each(profiles)('$target through the real openocd', (p) => {
     return Number(await ocd.ok(`read_memory 0x${addr.toString(16)} 32 1`));
   }
 
+  /** Waits for `curstate` to read `want`: only OpenOCD's background poll (every 100 ms) changes it. */
+  async function curstateBecomes(want: string, withinMs = 2_000): Promise<void> {
+    const end = performance.now() + withinMs;
+    let seen = '';
+    while (performance.now() < end) {
+      seen = await ocd.ok(`${p.target}.cpu curstate`);
+      if (seen === want) return;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    throw new Error(`${p.target}.cpu curstate stayed "${seen}" for ${withinMs} ms, expected "${want}"`);
+  }
+
   test('init finds the two-TAP chain and examines the core', async () => {
     const log = ocd.log.join('\n');
     expect(log).toContain(`${p.target}.cpu tap/device found: ${p.cpuTap}`);
@@ -86,6 +98,31 @@ describe.each(profiles)('$target through the real openocd', (p) => {
       sim.target.off('reset', onReset);
       await ocd.ok('reset_config none');
     }
+  });
+
+  test('NRST pulse: a halt while OpenOCD sees the reset is never sent; once its poll saw the core leave reset, halt is immediate', async () => {
+    await ocd.ok('reset run');
+    sim.target.setNrst(false);
+    try {
+      await curstateBecomes('reset');
+      // OpenOCD 0.12's cortex_m_halt, in its "reset" state, assumes assert_reset armed a vector catch and
+      // writes nothing; the wait that follows can only time out (the rig's 5 s "halt" -4 after an NRST pulse).
+      const r = await ocd.tcl('halt 300');
+      expect(r.code).toBe(-4);
+      expect(ocd.log.join('\n')).toMatch(/timed out while waiting for target halted/);
+      expect(sim.target.coreState).toBe('reset');
+      expect(sim.target.read32(0xe000edf0) & 0x3).toBe(0x1); // C_DEBUGEN kept, C_HALT never requested
+    } finally {
+      sim.target.setNrst(true);
+    }
+    expect(sim.target.coreState).toBe('running');
+    await curstateBecomes('running');
+    const t0 = performance.now();
+    await ocd.ok('halt');
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    expect(sim.target.coreState).toBe('halted');
+    expect(await ocd.ok(`${p.target}.cpu curstate`)).toBe('halted');
+    await ocd.ok('resume');
   });
 
   test('flash read_bank returns the preloaded 256 KiB byte-exact', async () => {

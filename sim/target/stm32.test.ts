@@ -295,6 +295,29 @@ describe('Cortex-M reset and halt', () => {
     expect(t.coreState).toBe('running');
   });
 
+  test('NRST keeps the debug logic: a halt request once the core is out of reset halts it at once', () => {
+    const t = withVectors();
+    const b = bus(t);
+    const rails = new Rails();
+    const detach = t.attachRails(rails);
+    b.w(DHCSR, 0xa05f0001);
+    rails.set('targetNrst', false);
+    // While NRST is low the core is neither running nor halted, and a halt request cannot take effect.
+    b.w(DHCSR, 0xa05f0003);
+    expect(t.coreState).toBe('reset');
+    rails.set('targetNrst', true);
+    // C_HALT clears on a core reset (Cortex-M3/M4 TRM, DHCSR): only DEMCR.VC_CORERESET halts a core leaving
+    // reset, and none is armed here, so the core runs. C_DEBUGEN, in the debug domain, survives.
+    expect(t.coreState).toBe('running');
+    const dhcsr = b.r32(DHCSR);
+    expect(dhcsr & 0x3).toBe(0x1);
+    expect(dhcsr & S_RESET_ST).toBe(S_RESET_ST);
+    b.w(DHCSR, 0xa05f0003);
+    expect(t.coreState).toBe('halted');
+    expect(b.r32(DHCSR) & S_HALT).toBe(S_HALT);
+    detach();
+  });
+
   test('FP_CTRL.ENABLE changes only with KEY and reads back', () => {
     const b = bus(new Stm32Target({ target: 'stm32f1x' }));
     expect(b.r32(0xe0002000)).toBe(0x260);
