@@ -339,6 +339,19 @@ export class Probe {
     });
   }
 
+  /**
+   * `halt`, once OpenOCD no longer sees the target in reset. In that state (NRST still held, or released but
+   * not yet seen by OpenOCD's 100 ms poll) OpenOCD 0.12's cortex_m_halt writes nothing to the core — it takes
+   * the reset for its own `reset halt`, whose vector catch does the halting — and then waits out its 5 s halt
+   * timeout. A target held in reset past the operation's deadline fails through `call`.
+   */
+  private async haltOutOfReset(call: (command: string) => Promise<string>): Promise<void> {
+    while (toState(await call(`${this.targetName} curstate`)) === 'reset') {
+      await new Promise<void>((resolve) => setTimeout(resolve, 50));
+    }
+    await call('halt');
+  }
+
   /** A deadline shared by the steps of one operation. */
   private deadline(opts: OpOptions, defaultMs: number, what: string): (command: string) => Promise<string> {
     const end = performance.now() + (opts.timeoutMs ?? defaultMs);
@@ -499,7 +512,7 @@ export class Probe {
       const call = this.deadline({ ...step, timeoutMs: left() }, 0, `program ${image.length} bytes at ${hex32(address)}`);
       const w0 = performance.now();
       // Flash drivers refuse to erase or write a running core (openocd-sim.md §4.4).
-      await call('halt');
+      await this.haltOutOfReset(call);
       await call(`flash write_image erase ${tclWord(file)} ${hex32(address)} bin`);
       writeMs = performance.now() - w0;
     } finally {
@@ -514,7 +527,7 @@ export class Probe {
   async erase(address: number, length: number, opts: OpOptions = {}): Promise<void> {
     checkRange(this.station, 'erase', address, length);
     const call = this.deadline(opts, this.timeouts.commandMs * 2 + this.timeouts.eraseMs, `erase of ${length} bytes at ${hex32(address)}`);
-    await call('halt');
+    await this.haltOutOfReset(call);
     await call(`flash erase_address ${hex32(address)} ${length}`);
   }
 }
