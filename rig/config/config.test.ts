@@ -117,6 +117,13 @@ describe('validation names the exact key, what was expected and what was found',
       found: /nothing \(the key is missing\)/,
     },
     {
+      name: 'a module echo setting that is not one',
+      change: [['module.echo', 'false']],
+      path: 'stations.bench-2.module.echo',
+      expected: /^one of "keep", "off", "on"$/,
+      found: /^"false"$/,
+    },
+    {
       name: 'a product key without its secret',
       change: [['module.productKey', 'p11abc']],
       path: 'stations.bench-2.module.productSecret',
@@ -183,10 +190,13 @@ describe('validation names the exact key, what was expected and what was found',
     const taken = problemsOf({ stations: { virtual: { ...bench(), kind: 'hardware' } } });
     expect(taken.problems).toEqual([{ path: 'stations.virtual.kind', expected: expect.stringMatching(/^"virtual" \(the name of the built-in/), found: '"hardware"' }]);
 
-    const wrongOption = problemsOf({ stations: { virtual: { target: 'stm32f4x', module: { port: '/dev/x' } } } });
+    const wrongOption = problemsOf({ stations: { virtual: { target: 'stm32f4x', imei: '861234567890123', modem: {} } } });
     expect(wrongOption.problems).toEqual([
-      { path: 'stations.virtual.module', expected: expect.stringMatching(/one of the keys kind, .*target, baud, timeScale/), found: 'the unknown key "module"' },
+      { path: 'stations.virtual.modem', expected: expect.stringMatching(/one of the keys kind, .*target, baud, module, timeScale/), found: 'the unknown key "modem"' },
     ]);
+    // The virtual station's module has its port from the sim: of a bench's module keys only `echo` applies.
+    const port = problemsOf({ stations: { virtual: { module: { port: '/dev/x', echo: 'off' } } } });
+    expect(port.problems).toEqual([{ path: 'stations.virtual.module.port', expected: 'one of the keys echo', found: 'the unknown key "port"' }]);
   });
 
   test('the top level', () => {
@@ -213,6 +223,12 @@ describe('defaults and the built-in virtual station', () => {
     expect(b.plans).toEqual({ kind: 'declared', plans: [], crcAlgorithm: 'crc-32' });
     expect(b.timeouts.timeScale).toBe(1);
     expect(c.stations.virtual).toMatchObject({ kind: 'virtual', target: 'stm32f4x', timeScale: 0.05 });
+  });
+
+  test("the module's echo: the module's own ('keep') unless a station says 'off' or 'on', on benches and virtual stations alike", () => {
+    const c = parseConfig({ stations: { 'bench-2': bench(), 'bench-3': set(bench(), 'module.echo', 'off'), v2: { kind: 'virtual', module: { echo: 'on' } } } });
+    const echo = (name: string) => c.stations[name]!.module.echo;
+    expect([echo('bench-2'), echo('bench-3'), echo('virtual'), echo('v2')]).toEqual(['keep', 'off', 'keep', 'on']);
   });
 
   test('a hex string address (JSON) becomes a number', () => {

@@ -36,6 +36,17 @@ export type SecretRef = z.infer<typeof secretRefSchema>;
 
 // ---- the module ----------------------------------------------------------------------------------------
 
+export const ECHO_SETTINGS = ['keep', 'off', 'on'] as const;
+export type EchoSetting = (typeof ECHO_SETTINGS)[number];
+
+/**
+ * The module's command echo during SOTA runs: 'keep' leaves the module's own setting (on after boot, as in
+ * Quectel's example logs), 'off' and 'on' send ATE0 / ATE1 after the port opens and after every module
+ * reboot, because some modules (EG91xQ) do not save it (protocol §6). MCU firmware often turns it off; a
+ * farm tests the way its firmware talks.
+ */
+export const echoSettingSchema = z.enum(ECHO_SETTINGS).default('keep');
+
 export const moduleConfigSchema = z
   .object({
     /** The module's AT port. Prefer /dev/serial/by-id/…: ttyUSB numbers move between boots. */
@@ -45,6 +56,7 @@ export const moduleConfigSchema = z
     productKey: z.string().min(1).optional(),
     /** The ProductSecret's environment variable; the value is read at open and never printed. */
     productSecret: secretRefSchema.optional(),
+    echo: echoSettingSchema,
   })
   .strict()
   .refine((m) => (m.productKey === undefined) === (m.productSecret === undefined), {
@@ -257,6 +269,8 @@ export const virtualStationSchema = z
     target: z.enum(['stm32f1x', 'stm32f4x']).default('stm32f1x'),
     /** The module UART's bits per second; the sim paces its output at this rate. */
     baud: z.number().int().positive().max(4_000_000).default(115200),
+    /** What a bench has under `module` that the sim cannot supply by itself (its port and rate come from the sim). */
+    module: z.object({ echo: echoSettingSchema }).strict().default({ echo: 'keep' }),
     /** The sim's clock: 0.01 runs every protocol timer 100× faster; the station's timeouts scale with it. */
     timeScale: z.number().positive().max(1000).default(1),
     /** Overrides as for a bench; their time scale is `timeScale` above. */

@@ -25,7 +25,7 @@ test('the sim’s answer becomes an ordinary bench entry: pty, relay lines in th
   if (v.kind !== 'virtual') throw new Error('not virtual');
   const hw = stationFromSim(v, structuredClone(simLine) as Parameters<typeof stationFromSim>[1]);
   expect(hw.kind).toBe('hardware');
-  expect(hw.module).toEqual({ port: '/tmp/sota-rig-virtual-x/module-rig', baudRate: 921600 });
+  expect(hw.module).toEqual({ port: '/tmp/sota-rig-virtual-x/module-rig', baudRate: 921600, echo: 'keep' });
   expect(hw.power.boards).toEqual({ relays: { port: '/tmp/sota-rig-virtual-x/firmata-rig', connectTimeoutMs: 10_000, baudRate: 57600 } });
   expect(hw.power.lines['target-vdd']).toEqual({ kind: 'firmata', board: 'relays', pin: 4, relay: 'NO', safe: 'on' });
   expect(hw.power.lines['module-reset']).toEqual({ kind: 'firmata', board: 'relays', pin: 3, relay: 'NC', safe: 'on' });

@@ -99,7 +99,7 @@ export function stationFromSim(v: VirtualStationConfig, sim: SimLine): HardwareS
     kind: 'hardware',
     description: v.description,
     component: v.component,
-    module: { port: sim.module.port, baudRate: sim.module.baud > 0 ? sim.module.baud : 115200 },
+    module: { port: sim.module.port, baudRate: sim.module.baud > 0 ? sim.module.baud : 115200, echo: v.module.echo },
     power: {
       boards: { relays: { port: sim.firmata.port, connectTimeoutMs: 10_000 } },
       lines: {
