@@ -316,6 +316,33 @@ describe('AtPort over binding-mock, reads fragmented into 1..7 bytes', () => {
     await expect(port.command('AT')).resolves.toBeTruthy();
   });
 
+  it('knows whether the module echoes: from the first answer, from ATE0/ATE1, and forgets it at RDY', async () => {
+    let echo = true;
+    const { port, peer } = await setup((cmd, p) => {
+      // ATE0 is echoed itself: the module still echoes while it takes the line.
+      if (echo) void p.send(`${cmd}\r`);
+      if (cmd === 'ATE0') echo = false;
+      if (cmd === 'ATE1') echo = true;
+      void p.send(answer('OK'));
+    });
+    expect(port.echo).toBeUndefined();
+    await port.command('AT');
+    expect(port.echo).toBe(true);
+    await port.command('ATE0');
+    expect(port.echo).toBe(false);
+    await port.command('AT');
+    expect(port.echo).toBe(false);
+    // The module restarts with its default (echo on, protocol §6): unknown until it answers again.
+    echo = true;
+    await peer.send(answer('RDY'));
+    await expect.poll(() => port.echo).toBeUndefined();
+    await port.command('AT+CSQ');
+    expect(port.echo).toBe(true);
+    await port.command('ATE0');
+    await port.command('ATE1');
+    expect(port.echo).toBe(true);
+  });
+
   it('rejects everything pending when the port is closed, and can be reopened', async () => {
     const { port, peer } = await setup(module(false));
     const a = port.command('AT+QIOTSTATE?').catch((e: unknown) => e);

@@ -160,6 +160,7 @@ export class AtPort extends Emitter<AtPortEvents> {
   /** Set after a command was abandoned: its answer may still arrive. */
   private staleAfter: string | undefined;
   private closedByUs = false;
+  private echoState: boolean | undefined;
 
   constructor(opts: AtPortOptions) {
     super();
@@ -193,6 +194,8 @@ export class AtPort extends Emitter<AtPortEvents> {
     if (serial.isOpen) return;
     this.closedByUs = false;
     this.framer.reset();
+    // The module may have restarted while the port was closed (a USB module's port vanishes with its supply).
+    this.echoState = undefined;
     const opening = (serial as { opening?: boolean }).opening === true;
     await new Promise<void>((resolve, reject) => {
       const fail = (err: Error) =>
@@ -223,6 +226,16 @@ export class AtPort extends Emitter<AtPortEvents> {
 
   get isOpen(): boolean {
     return this.serial?.isOpen === true;
+  }
+
+  /**
+   * Whether the module echoes commands: learned from the first command it answers after the port opens or
+   * after a `RDY` (the echo is volatile, protocol §6), and from ATE0/ATE1 answered OK. Undefined until then.
+   * Only what it reports depends on this: echoed lines are recognised either way. Later answers do not
+   * change it, so a lost byte of one echo cannot make a module that echoes look as if it did not.
+   */
+  get echo(): boolean | undefined {
+    return this.echoState;
   }
 
   /** Closes the port; pending commands are rejected. Safe to call twice. */
@@ -565,6 +578,7 @@ export class AtPort extends Emitter<AtPortEvents> {
     const final = parseFinalResult(line);
     if (final) {
       this.inflight = undefined;
+      this.learnEcho(p, final.result === 'OK');
       if (final.result !== 'OK') {
         this.settle(
           p,
@@ -609,6 +623,13 @@ export class AtPort extends Emitter<AtPortEvents> {
       return;
     }
     this.routeUnowned(line);
+  }
+
+  private learnEcho(p: Pending, ok: boolean): void {
+    // ATE0 itself is echoed (the module still echoes while it takes the line): its effect is what counts.
+    const ate = /^ATE([01]?)$/i.exec(p.command);
+    if (ate && ok) this.echoState = ate[1] === '1';
+    else this.echoState ??= p.echoSeen;
   }
 
   private onProbeLine(p: Pending, probe: ProbeState, line: string): void {
@@ -666,6 +687,8 @@ export class AtPort extends Emitter<AtPortEvents> {
     // Whatever was asked before the reboot will never be answered, and no late answer can follow.
     const p = this.inflight;
     this.staleAfter = undefined;
+    // ATE is not saved on some modules (EG91xQ, protocol §6): after a boot the echo is the module's default.
+    this.echoState = undefined;
     if (p) {
       this.inflight = undefined;
       if (!p.probe) {
