@@ -326,6 +326,15 @@ describe.concurrent('rig command on the virtual station', { timeout: 120_000 }, 
     expect(r.stderr).not.toMatch(/^[▸✔✖] /m);
   });
 
+  test('rig upgrade on a station the config does not have is a config error (2) naming it, whatever else is asked', async () => {
+    for (const args of [['--plan', 'some plan'], ['--package', 'full_2_0_0']]) {
+      const r = await rig(['upgrade', 'no-such-bench', ...args]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain('no station "no-such-bench" in the config');
+      expect(r.stderr).not.toMatch(/^[▸✔✖] /m);
+    }
+  });
+
   test('a --fault that never fires fails the upgrade (3); a record whose fault fired and does not fire again is not reproduced (3), replayed with its virtual settings', { timeout: 240_000 }, async () => {
     const record = path.join(tmp, 'unfired.json');
     const config = writeConfig('unfired.json', { stations: { virtual: { flashImage: path.join(root, 'fixtures/images/STM32_1_1_0.bin'), downloadRate: 200_000 } } });

@@ -124,7 +124,7 @@ export function checkDeclaredPlan(plan: DeclaredPlan, firmware: FirmwareSet, con
   const file = configDir !== undefined ? path.resolve(configDir, plan.package.file) : undefined;
   if (file && existsSync(file)) {
     const seen = sha256Hex(readFileSync(file));
-    if (seen === sha) return { ok: true, detail: `${where}: ${plan.package.file} (sha256 ${sha.slice(0, 12)}…, not in the manifest: built by qualify)` };
+    if (seen === sha) return { ok: true, detail: `${where}: ${plan.package.file} (sha256 ${sha.slice(0, 12)}…, not in the manifest: built by qualify, so run by npm run qualify, not by rig upgrade --plan)` };
     return { ok: false, detail: `${where}: ${file} has sha256 ${seen}, the plan says ${sha}`, fix: 'the file changed after the plan was created: upload it again and update the plan, or restore the file' };
   }
   return {

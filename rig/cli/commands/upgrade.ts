@@ -61,7 +61,15 @@ export function specFromPlan(station: Pick<OpenedStation, 'name' | 'component'> 
   else {
     const sha = plan.package.sha256;
     pkg = [...firmware.packages.values()].find((p) => p.sha256 === sha);
-    if (!pkg) throw new ConfigError(`plan "${planName}": its package is not in the manifest`, { station: station.name, expected: `a manifest package with sha256 ${sha}`, seen: `none in ${firmware.manifestPath}` });
+    // A plan whose package qualify wrote (--write-packages) is run by qualify, which has the new image to
+    // judge the read-back by; here only the manifest knows a package's images.
+    if (!pkg) {
+      throw new ConfigError(`plan "${planName}": its package is not in the manifest`, {
+        station: station.name,
+        expected: `a manifest package with sha256 ${sha} (a plan for a package written by qualify --write-packages is run with npm run qualify -- --image <the new image>)`,
+        seen: `none in ${firmware.manifestPath}`,
+      });
+    }
   }
   return { component: plan.component ?? station.component, package: pkg, minBattery: plan.minBattery, minSignal: plan.minSignal };
 }
@@ -136,7 +144,10 @@ export async function run(argv: string[]): Promise<number> {
     // switch power lines or start OpenOCD.
     const config = await loadConfig(values.config === undefined ? {} : { path: values.config });
     const entry = Object.hasOwn(config.stations, name) ? config.stations[name] : undefined;
-    const declared = entry && values.plan !== undefined ? specFromPlan(stationForPlan(name, entry), firmware, values.plan) : undefined;
+    if (!entry) {
+      throw new ConfigError(`no station "${name}" in the config${config.source ? ` ${config.source}` : ''}`, { expected: `one of ${Object.keys(config.stations).join(', ')}`, seen: name });
+    }
+    const declared = values.plan !== undefined ? specFromPlan(stationForPlan(name, entry), firmware, values.plan) : undefined;
     const pkg = declared?.package ?? packageByName(firmware, values.package!);
     const declaredFrom = declaredStartingImage(firmware, pkg, values.from);
     const recorder = new CliRecorder({ quiet: json });
