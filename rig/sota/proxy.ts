@@ -321,6 +321,9 @@ class ProxyFlow {
     this.schedule.start(() => this.wake?.abort(new Error('a fault is due')));
 
     this.phase = 'register';
+    // The module may have restarted since the station set its echo (a fault of an earlier run, a power line
+    // at its safe level between tests): the run talks the way the station is configured to from its start.
+    if (station.module.echoSetting !== 'keep') await this.step(`echo ${station.module.echoSetting}`, () => this.applyEcho());
     await this.step('register', () => ensureRegistered(station, { signal: this.signal, recorder: this.recorder }));
     // No OTA of ours is in flight yet, so announcing the running version is safe (§4.3) and needed (FAQ 10).
     await this.step('set version', () => this.qt.setMcuVersion(station.component, opts.current.version, this.cmd()));
@@ -940,6 +943,9 @@ class ProxyFlow {
     }
     const { station } = this;
     await this.step('recover', async () => {
+      // First: the echo setting does not survive a boot on some modules (protocol §6), and everything the
+      // flow sends from here on is meant to go as configured. A reopened port had it applied by reopen().
+      if (d.what.rebooted) await this.applyEcho();
       if (d.what.rebooted || d.what.networkRestored) {
         await ensureRegistered(station, { signal: this.signal, recorder: this.recorder });
       }
@@ -970,6 +976,10 @@ class ProxyFlow {
           return;
       }
     });
+  }
+
+  private async applyEcho(): Promise<void> {
+    await this.station.module.applyEcho(this.signal ? { signal: this.signal } : {});
   }
 
   private async cleanUp(): Promise<void> {
@@ -1084,6 +1094,7 @@ class ProxyFlow {
         probe: station.info.probe,
         component: station.component,
         slotAddress: station.layout.slotAddress,
+        echo: station.module.echoSetting,
       },
       plan: {
         id: this.plan?.id ?? '',

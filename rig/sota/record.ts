@@ -7,7 +7,7 @@ import { ConfigError } from '../errors.ts';
 import type { Direction } from '../at/transcript.ts';
 import type { Outcome, ReadbackResult, Verdict } from './verdict.ts';
 import type { ExpectedPlan, UpgradeSpec } from '../station/station.ts';
-import type { StationConfig } from '../config/schema.ts';
+import type { EchoSetting, StationConfig } from '../config/schema.ts';
 import type { FirmwareSet } from '../images/manifest.ts';
 import type { Image } from '../images/image.ts';
 import type { Package, PackageInfo } from '../images/package.ts';
@@ -85,6 +85,11 @@ export interface RunRecord {
     probe: string;
     component: string;
     slotAddress: number;
+    /**
+     * The module's command echo the run used (config module.echo): 'keep' the module's own (on after boot),
+     * 'off' / 'on' set with ATE0 / ATE1 at the start and after every reboot. Absent in older records ('keep').
+     */
+    echo?: EchoSetting;
     /** The station's config entry without secrets (recordedStationConfig); a replay on a virtual station applies its settings. */
     config?: RecordedStationConfig;
   };
@@ -131,7 +136,7 @@ export interface RecordedFirmware {
  * The virtual station's options that change what a run sees (timing, pieces, CRC). Paths (flashImage,
  * openocd) name files on the recording machine, and the product secret is a secret even when it is a default.
  */
-const VIRTUAL_SETTINGS = ['target', 'baud', 'timeScale', 'timeouts', 'seed', 'moduleFreeSpace', 'downloadRate', 'bootMs', 'crc', 'flashSizeKiB', 'simArgs', 'layout', 'component'] as const;
+const VIRTUAL_SETTINGS = ['target', 'baud', 'timeScale', 'timeouts', 'seed', 'moduleFreeSpace', 'downloadRate', 'bootMs', 'crc', 'flashSizeKiB', 'simArgs', 'layout', 'component', 'module'] as const;
 
 /** The part of a station's config entry a record keeps: a virtual station's settings, a bench's entry minus secrets. */
 export function recordedStationConfig(entry: StationConfig): RecordedStationConfig {

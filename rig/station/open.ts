@@ -45,8 +45,11 @@ export interface OpenedStation extends Station {
 }
 
 export interface OpenedModule extends StationModule {
-  /** Whether the module echoes commands, as seen on the last check (open, reopen): learned, not assumed. */
-  readonly echo: boolean;
+  /**
+   * Whether the module echoes commands, learned, not assumed (AtPort.echo): from its answer to AT when the
+   * port opens, and from ATE0/ATE1. Undefined after a reboot until it answers a command again.
+   */
+  readonly echo: boolean | undefined;
 }
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -129,7 +132,18 @@ export async function openStation(name: string, options: OpenStationOptions = {}
     undo.push({ what: 'AT port', run: () => at.close() });
     const qt = new QuecThing(at);
     undo.push({ what: 'QuecThing', run: () => Promise.resolve(qt.dispose()) });
-    let echo = await step('module answers AT', () => awaitModule(at, name, timeouts, signal));
+    await step('module answers AT', () => awaitModule(at, name, timeouts, signal));
+    const echoSetting = hw.module.echo;
+    const applyEcho = async (s: AbortSignal | undefined): Promise<void> => {
+      if (echoSetting === 'keep') return;
+      const command = echoSetting === 'off' ? 'ATE0' : 'ATE1';
+      await at.command(command, {
+        timeoutMs: timeouts.commandMs + timeouts.marginMs,
+        ...(s ? { signal: s } : {}),
+        expected: `OK (module.echo '${echoSetting}': echo ${echoSetting} until the module restarts)`,
+      });
+    };
+    if (echoSetting !== 'keep') await step(`module echo ${echoSetting} (${echoSetting === 'off' ? 'ATE0' : 'ATE1'})`, () => applyEcho(signal));
 
     checkAbort();
     const setup = buildProbeArgs(hw.probe);
@@ -147,15 +161,19 @@ export async function openStation(name: string, options: OpenStationOptions = {}
       qt,
       productInfo,
       get echo() {
-        return echo;
+        return at.echo;
       },
+      echoSetting,
       async reopen({ signal: s }: { signal?: AbortSignal } = {}) {
         if (state.closed) throw new InfrastructureError('cannot reopen the AT port of a closed station', { station: name });
         await at.close();
         if (s?.aborted) throw new AbortedError(`reopening ${hw.module.port} aborted`, { station: name, cause: s.reason });
         await at.open();
-        echo = await awaitModule(at, name, timeouts, s);
+        await awaitModule(at, name, timeouts, s);
+        // The port may have vanished with the module's supply: a module that restarted echoes again.
+        await applyEcho(s);
       },
+      applyEcho: ({ signal: s }: { signal?: AbortSignal } = {}) => applyEcho(s),
     };
 
     const info: StationInfo = {
@@ -269,28 +287,22 @@ const ERROR_BY_KIND = {
 } as const;
 
 /**
- * Waits until the module answers `AT`, within its boot time (it may have just been powered), and reports
- * whether it echoes commands. Each attempt is bounded by the command timeout; a `RDY` ends the attempt in
- * flight at once, so a module that finishes booting is asked again immediately.
+ * Waits until the module answers `AT`, within its boot time (it may have just been powered); the answer tells
+ * the port whether the module echoes. Each attempt is bounded by the command timeout; a `RDY` ends the
+ * attempt in flight at once, so a module that finishes booting is asked again immediately.
  */
-async function awaitModule(at: AtPort, station: string, t: ProtocolTimeouts, signal: AbortSignal | undefined): Promise<boolean> {
+async function awaitModule(at: AtPort, station: string, t: ProtocolTimeouts, signal: AbortSignal | undefined): Promise<void> {
   const deadline = performance.now() + t.bootMs + t.marginMs;
   let last: unknown;
   for (;;) {
     const left = Math.floor(deadline - performance.now());
     if (left <= 0) break;
-    let echoed = false;
-    const off = at.on('transcript', (e) => {
-      if (e.dir === 'RX' && e.text === 'AT') echoed = true;
-    });
     try {
       await at.command('AT', { timeoutMs: Math.min(t.commandMs, left), signal, expected: 'OK' });
-      return echoed;
+      return;
     } catch (err) {
       if (err instanceof AtPortError || err instanceof AbortedError || err instanceof AtCommandError) throw err;
       last = err;
-    } finally {
-      off();
     }
   }
   throw new InfrastructureError(`the module on ${at.path} does not answer AT`, {

@@ -3,7 +3,7 @@
 // protocol timeouts. A station built for a bench and the built-in virtual station are the same type; nothing
 // here says which one it is.
 import type { AtPort } from '../at/port.ts';
-import type { StationConfig } from '../config/schema.ts';
+import type { EchoSetting, StationConfig } from '../config/schema.ts';
 import type { Package } from '../images/package.ts';
 import type { PowerLines } from '../power/open.ts';
 import type { TimedOptions } from '../power/line.ts';
@@ -56,8 +56,16 @@ export interface StationModule {
   readonly qt: QuecThing;
   /** ProductKey and ProductSecret for AT+QIOTCFG="productinfo" (the secret never appears in logs). */
   readonly productInfo: { productKey: string; productSecret: string } | undefined;
-  /** Closes and reopens the serial port (a close-port fault, or recovery from a vanished port). */
+  /** Closes and reopens the serial port (a close-port fault, or recovery from a vanished port), then applies the echo setting. */
   reopen(options?: { signal?: AbortSignal }): Promise<void>;
+  /** The configured command echo (config `module.echo`): 'keep' the module's own, or turn it 'off' / 'on'. */
+  readonly echoSetting: EchoSetting;
+  /**
+   * Sends ATE0 / ATE1 as `echoSetting` says (nothing for 'keep'), bounded by the command timeout. The station
+   * does it when it opens or reopens the port; a flow does it again after every module reboot, since some
+   * modules do not save the setting (protocol §6).
+   */
+  applyEcho(options?: { signal?: AbortSignal }): Promise<void>;
 }
 
 export interface StationPower {
