@@ -8,7 +8,7 @@ import type { OpenedStation } from '../../rig/station/index.ts';
 import { rigReadPhase } from './rig-read.ts';
 import type { BenchFirmware } from './stations.ts';
 import { childPids, processCpuMs } from './proc.ts';
-import { openBenchStation } from './stations.ts';
+import { moduleEcho, openBenchStation } from './stations.ts';
 import { protocolMinimumMs, ratio, readPhaseBlocks, wireTotals } from './wire.ts';
 
 const BARRIER_TIMEOUT_MS = 60_000;
@@ -78,7 +78,7 @@ export async function parallelSection(fw: BenchFirmware, baud: number, counts: r
       stations.push(await openBenchStation(`bench-par-${i}`, { baud, firmware: fw, seed: i + 1 }));
       log(`  opened ${stations.at(-1)!.name}`);
     }
-    const minimumMs = new Map(stations.map((s) => [s.name, protocolMinimumMs(wireTotals(readPhaseBlocks(0, fw.pkg.size, 1024), { echo: s.module.echo }).total, baud)]));
+    const minimumMs = new Map(stations.map((s) => [s.name, protocolMinimumMs(wireTotals(readPhaseBlocks(0, fw.pkg.size, 1024), { echo: moduleEcho(s) }).total, baud)]));
     const runs: ParallelRun[] = [];
     for (let rep = 0; rep < reps; rep++) {
       let lone: number | undefined;

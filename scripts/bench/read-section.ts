@@ -1,13 +1,14 @@
 // Items 1 and 2 of issue 9 at one baud rate: the rig's read phase (the proxy flow) and the peer's, on the same
 // virtual station, alternating which goes first, each against the protocol minimum of the bytes it put on
 // the wire; at baud 0 (an unpaced pty) the CPU each spends per MiB. On a paced UART the rig reads once more
-// with the module's echo off (ATE0), where the wire carries exactly what issue 9's arithmetic counts.
+// on a second virtual station configured with module.echo 'off' (the station sends ATE0, as MCU firmware
+// often does), where the wire carries exactly what issue 9's arithmetic counts.
 import { InfrastructureError } from '../../rig/errors.ts';
 import type { OpenedStation } from '../../rig/station/index.ts';
 import { peerReadPhase } from './peer.ts';
 import { rigReadPhase } from './rig-read.ts';
 import type { BenchFirmware } from './stations.ts';
-import { awaitPiece, baseline, openBenchStation, settleOta } from './stations.ts';
+import { awaitPiece, baseline, moduleEcho, openBenchStation, settleOta } from './stations.ts';
 import { cpuMsPerMiB, median, protocolMinimumMs, ratio, readPhaseBlocks, wireTotals } from './wire.ts';
 
 const BLOCK_SIZE = 1024;
@@ -24,7 +25,7 @@ export interface ReadRun {
   /** Measured ÷ the echo-free minimum: issue 9's own arithmetic (24 bytes out, 1056 back), the one its targets use. */
   rigVsWireNoEcho?: number;
   peerVsWireNoEcho?: number;
-  /** The rig's read phase with the echo off (ATE0), on a paced UART: its wall time and ÷ the echo-free minimum. */
+  /** The rig's read phase on a station with module.echo 'off', on a paced UART: its wall time and ÷ the echo-free minimum. */
   rigEchoOff?: { wallMs: number; turnaroundMs: number; answerMs: number; vsWire: number };
   rigVsPeer: number;
 }
@@ -69,9 +70,13 @@ export async function peerTurn(station: OpenedStation, fw: BenchFirmware, baud: 
 export async function readSection(fw: BenchFirmware, baud: number, reps: number, log: (s: string) => void, signal?: AbortSignal): Promise<ReadSectionResult> {
   const name = `bench-read-${baud}`;
   const station = await openBenchStation(name, { baud, firmware: fw });
+  let echoOff: OpenedStation | undefined;
   try {
+    // Its own sim, idle while the others read: the echo setting is the station's, as a farm configures it.
+    if (baud > 0) echoOff = await openBenchStation(`${name}-echo-off`, { baud, firmware: fw, echo: 'off' });
+    const echo = moduleEcho(station);
     const blocks = readPhaseBlocks(0, fw.pkg.size, BLOCK_SIZE);
-    const totals = wireTotals(blocks, { echo: station.module.echo });
+    const totals = wireTotals(blocks, { echo });
     const minimumMs = baud > 0 ? protocolMinimumMs(totals.total, baud) : null;
     const noEcho = wireTotals(blocks, { echo: false });
     const minimumNoEchoMs = baud > 0 ? protocolMinimumMs(noEcho.total, baud) : null;
@@ -82,10 +87,10 @@ export async function readSection(fw: BenchFirmware, baud: number, reps: number,
       let rigEchoOff: Awaited<ReturnType<typeof rigReadPhase>> | undefined;
       let peer: { wallMs: number; cpuMicros: number; turnaroundMs: number; answerMs: number } | undefined;
       // On a paced UART the rig reads a third time with the echo off, between the other two.
-      const turns = baud > 0 ? ['rig', 'rig-echo-off', 'peer'] : ['rig', 'peer'];
+      const turns = echoOff ? ['rig', 'rig-echo-off', 'peer'] : ['rig', 'peer'];
       for (const who of order === 'rig-first' ? turns : turns.reverse()) {
         if (who === 'rig-echo-off') {
-          rigEchoOff = await rigReadPhase(station, fw, { echoOff: true, ...(signal ? { signal } : {}) });
+          rigEchoOff = await rigReadPhase(echoOff!, fw, signal ? { signal } : {});
         } else if (who === 'rig') {
           rig = await rigReadPhase(station, fw, signal ? { signal } : {});
           if (rig.blocks !== totals.blocks) {
@@ -123,19 +128,23 @@ export async function readSection(fw: BenchFirmware, baud: number, reps: number,
           `peer ${run.peer.wallMs.toFixed(0)} ms, ${run.peer.cpuMsPerMiB.toFixed(0)} CPU ms/MiB, turnaround ${run.peer.turnaroundMs.toFixed(2)} ms, command → OK ${run.peer.answerMs.toFixed(2)} ms` +
           (minimumMs !== null ? `; minimum ${minimumMs.toFixed(0)} ms → rig ${run.rigVsWire!.toFixed(3)}×, peer ${run.peerVsWire!.toFixed(3)}×` : '') +
           (minimumNoEchoMs !== null ? ` (echo-free ${minimumNoEchoMs.toFixed(0)} ms → rig ${run.rigVsWireNoEcho!.toFixed(3)}×, peer ${run.peerVsWireNoEcho!.toFixed(3)}×)` : '') +
-          (run.rigEchoOff ? `; rig with ATE0 ${run.rigEchoOff.wallMs.toFixed(0)} ms → ${run.rigEchoOff.vsWire.toFixed(3)}×` : '') +
+          (run.rigEchoOff ? `; rig with module.echo 'off' ${run.rigEchoOff.wallMs.toFixed(0)} ms → ${run.rigEchoOff.vsWire.toFixed(3)}×` : '') +
           `; rig ÷ peer ${run.rigVsPeer.toFixed(3)}`,
       );
     }
     return {
       baud,
       bytes: fw.pkg.size,
-      echo: station.module.echo,
+      echo,
       wire: { blocks: totals.blocks, out: totals.out, back: totals.back, total: totals.total, minimumMs },
       wireNoEcho: { back: noEcho.back, total: noEcho.total, minimumMs: minimumNoEchoMs },
       runs,
     };
   } finally {
-    await station.close();
+    try {
+      await echoOff?.close();
+    } finally {
+      await station.close();
+    }
   }
 }

@@ -38,11 +38,6 @@ export interface ReadPhaseOptions {
   beforeRead?: () => Promise<void>;
   /** Called when the read phase ends (or fails). */
   afterRead?: () => void;
-  /**
-   * Reads with the module's echo off: ATE0 before the timed step, ATE1 after it (the station's default is
-   * back for what follows). The flow itself never changes the echo; the AT port copes with either.
-   */
-  echoOff?: boolean;
 }
 
 /** One upgrade through the proxy flow, stopped after its read phase; the station is left settled. */
@@ -60,7 +55,6 @@ export async function rigReadPhase(station: OpenedStation, fw: BenchFirmware, op
       }
       if (!name.startsWith(READ_STEP)) return body();
       readSteps++;
-      if (opts.echoOff) await station.module.at.command('ATE0', { expected: 'OK (echo off)', ...(signal ? { signal } : {}) });
       await opts.beforeRead?.();
       const c0 = process.cpuUsage();
       const t0 = performance.now();
@@ -70,7 +64,6 @@ export async function rigReadPhase(station: OpenedStation, fw: BenchFirmware, op
         const cpu = process.cpuUsage(c0);
         measured = { wallMs: performance.now() - t0, cpuMicros: cpu.user + cpu.system };
         opts.afterRead?.();
-        if (opts.echoOff) await station.module.at.command('ATE1', { expected: 'OK (echo on)', ...(signal ? { signal } : {}) });
       }
     },
     attach: () => undefined,
@@ -110,8 +103,9 @@ export async function rigReadPhase(station: OpenedStation, fw: BenchFirmware, op
   }
   signal?.throwIfAborted();
   check(station, run, fw, readSteps, stop.signal.aborted);
-  if (opts.echoOff && echoes > 0) {
-    throw new InfrastructureError('the module kept echoing after ATE0', { station: station.name, expected: 'no echo of AT+QIOTOTARD', seen: `${echoes} echoes` });
+  // The echo-free figure is only one if the station's setting held through the read phase.
+  if (station.module.echoSetting === 'off' && echoes > 0) {
+    throw new InfrastructureError("the module echoed block reads on a station with module.echo 'off'", { station: station.name, expected: 'no echo of AT+QIOTOTARD', seen: `${echoes} echoes` });
   }
   await settleOta(station, fw, signal);
   const phase = run.phases.find((p) => p.name === READ_STEP)!;

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../../rig/config/index.ts';
-import type { LoadedConfig } from '../../rig/config/index.ts';
+import type { EchoSetting, LoadedConfig } from '../../rig/config/index.ts';
 import { InfrastructureError, ProtocolError } from '../../rig/errors.ts';
 import { loadManifest } from '../../rig/images/index.ts';
 import type { Image, Package } from '../../rig/images/index.ts';
@@ -57,6 +57,8 @@ export interface BenchStationOptions {
   baud: number;
   firmware: BenchFirmware;
   seed?: number;
+  /** The station's module.echo (default 'keep': the module echoes, as in Quectel's example). */
+  echo?: EchoSetting;
 }
 
 /** The virtual station entry: room for the 256 KiB package in one piece, the current image preloaded. */
@@ -77,6 +79,7 @@ export function benchStationConfig(name: string, o: BenchStationOptions): Loaded
           flashImage: o.firmware.currentFile,
           layout: { slotAddress: SLOT_ADDRESS, slotSize: PACKAGE_SIZE },
           ...(o.seed !== undefined ? { seed: o.seed } : {}),
+          ...(o.echo !== undefined ? { module: { echo: o.echo } } : {}),
         },
       },
     },
@@ -86,6 +89,15 @@ export function benchStationConfig(name: string, o: BenchStationOptions): Loaded
 
 export function openBenchStation(name: string, o: BenchStationOptions): Promise<OpenedStation> {
   return openStation(name, { config: benchStationConfig(name, o) });
+}
+
+/** Whether the module echoes, as the station learned it when its port opened (the module answered AT). */
+export function moduleEcho(station: OpenedStation): boolean {
+  const echo = station.module.echo;
+  if (echo === undefined) {
+    throw new InfrastructureError('the station does not know whether its module echoes', { station: station.name, expected: 'an answered command since the last RDY', seen: 'none' });
+  }
+  return echo;
 }
 
 function callOptions(station: OpenedStation, signal?: AbortSignal): { timeoutMs: number; signal?: AbortSignal } {
