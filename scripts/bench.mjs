@@ -175,7 +175,7 @@ for (const baud of [115200, 921600]) {
   // sim echoes, as modules do by default, so the wire carried 6289 more bytes than that minimum counts.
   figure(`read-${baud}-vs-wire`, 1, `read phase ÷ protocol minimum, echo-free (issue's arithmetic) @${baud}`, '×', runs?.map((r) => r.rigVsWireNoEcho), { op: '<=', value: baud === 115200 ? 1.03 : 1.15 });
   figure(`read-${baud}-vs-wire-echo`, 1, `  same ÷ minimum with the echo the module sent @${baud}`, '×', runs?.map((r) => r.rigVsWire));
-  figure(`read-${baud}-echo-off-vs-wire`, 1, `  read phase with the echo off (ATE0) ÷ echo-free minimum @${baud}`, '×', runs?.map((r) => r.rigEchoOff?.vsWire).filter((x) => x !== undefined));
+  figure(`read-${baud}-echo-off-vs-wire`, 1, `  read phase with the echo off (module.echo 'off': ATE0) ÷ echo-free minimum @${baud}`, '×', runs?.map((r) => r.rigEchoOff?.vsWire).filter((x) => x !== undefined));
   figure(`peer-${baud}-vs-wire`, 2, `  peer's read phase ÷ echo-free minimum @${baud}`, '×', runs?.map((r) => r.peerVsWireNoEcho));
   figure(`rig-vs-peer-${baud}`, 2, `rig ÷ peer @${baud}`, '×', runs?.map((r) => r.rigVsPeer), { op: '<=', value: 1 });
   figure(`cpu-per-mib-${baud}`, 1, `  rig CPU per MiB read @${baud}`, 'ms/MiB', runs?.map((r) => r.rig.cpuMsPerMiB));
