@@ -678,9 +678,12 @@ class ProxyFlow {
    * read-back to judge by, while the probe's own timeouts already bound it.
    */
   private async withinUpdateWait<T>(what: string, body: () => Promise<T>): Promise<T> {
-    const since = this.updatingSince;
-    if (since === undefined) return body();
+    if (this.updatingSince === undefined) return body();
     const ranOut = (when: string): ProtocolTimerError | undefined => {
+      // Read at each check, not once: a module that reboots during the body sends 10704 again at boot and
+      // restarts its wait, and recover() moves updatingSince with it.
+      const since = this.updatingSince;
+      if (since === undefined) return undefined;
       const elapsed = Math.round(performance.now() - since);
       if (elapsed <= this.T.updateWaitMs) return undefined;
       return new ProtocolTimerError('update-wait', `the module's update wait ran out while ${what}`, {
@@ -1128,7 +1131,14 @@ class ProxyFlow {
         targetSha256: pkg?.target.sha256 ?? '',
       },
       current: { version: opts.current.version, size: opts.current.size, sha256: opts.current.sha256 },
-      options: { battery: this.battery, blockSize: this.blockSize, crcAlgorithm: this.crcAlgorithm, expect: this.expect, maxRecoveries: this.maxRecoveries },
+      options: {
+        battery: this.battery,
+        blockSize: this.blockSize,
+        crcAlgorithm: this.crcAlgorithm,
+        ...(this.opts.crcAlgorithm !== undefined ? { crcRequested: this.crcAlgorithm } : {}),
+        expect: this.expect,
+        maxRecoveries: this.maxRecoveries,
+      },
       faults: this.faults.map(formatFault),
       cloudFaults: (opts.cloudFaults ?? []).map((c) => ({ kind: c.kind, ...(c.params ? { params: c.params } : {}) })),
       fired: this.fired,

@@ -99,7 +99,11 @@ export interface RunRecord {
   package: { name: string; type: 'full' | 'delta'; version: string; sourceVersion: string | null; size: number; sha256: string; targetSha256: string };
   /** The image in the slot when the run started. */
   current: { version: string; size: number; sha256: string };
-  options: { battery: number; blockSize: number; crcAlgorithm: string; expect: Outcome[]; maxRecoveries: number };
+  /**
+   * `crcAlgorithm` is what the download was checked with (the plan's cloud, or the one asked for);
+   * `crcRequested` only the one the run asked for (`--crc`), which is all a replay on another station may impose.
+   */
+  options: { battery: number; blockSize: number; crcAlgorithm: string; crcRequested?: string; expect: Outcome[]; maxRecoveries: number };
   /** The fault schedule in text form (faults.ts), in order. */
   faults: string[];
   cloudFaults: CloudFault[];
@@ -221,6 +225,7 @@ const recordSchema = z.looseObject({
     battery: z.number(),
     blockSize: z.number().int().positive(),
     crcAlgorithm: z.string(),
+    crcRequested: z.string().optional(),
     expect: z.array(outcome).min(1),
     maxRecoveries: z.number().int().nonnegative(),
   }),

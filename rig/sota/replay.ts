@@ -105,7 +105,8 @@ export async function replay(record: RunRecord, station: Station, opts: ReplayOp
     cloudFaults: record.cloudFaults,
     battery: record.options.battery,
     blockSize: record.options.blockSize,
-    crcAlgorithm: record.options.crcAlgorithm,
+    // Only an algorithm the original run asked for: otherwise the replaying station's plan source says how its cloud computes the CRC.
+    ...(record.options.crcRequested !== undefined ? { crcAlgorithm: record.options.crcRequested } : {}),
     expect: record.options.expect,
     maxRecoveries: record.options.maxRecoveries,
     // The replay's own record embeds what this set lacks, as the original did.
