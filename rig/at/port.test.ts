@@ -259,6 +259,23 @@ describe('AtPort over binding-mock, reads fragmented into 1..7 bytes', () => {
     });
   }
 
+  it("a late answer of the abandoned command after the probe's echo is not taken for the probe's: the next command gets its own answer", async () => {
+    const { port, peer } = await setup(
+      (cmd, p) => {
+        void p.send(`${cmd}\r`);
+        // The abandoned command finishes only now, after the module has echoed the probe.
+        if (cmd === 'AT+CSQ') void p.send(`${answer('OK')}${answer('+CSQ: 24,99', 'OK')}`);
+        else if (cmd === 'AT+QIOTSTATE?') void p.send(answer('+QIOTSTATE: 8', 'OK'));
+      },
+      { resyncTimeoutMs: 500 },
+    );
+    const slow = port.command('AT+QIOTREG=1', { timeoutMs: 100 }).catch((e: unknown) => e);
+    const next = port.command('AT+QIOTSTATE?', { prefix: '+QIOTSTATE:' });
+    expect(await slow).toBeInstanceOf(AtTimeoutError);
+    await expect(next).resolves.toMatchObject({ lines: ['+QIOTSTATE: 8'] });
+    expect(peer.received).toEqual(['AT+QIOTREG=1', 'AT+CSQ', 'AT+QIOTSTATE?']);
+  });
+
   it('aborts a queued command and an in-flight one through their AbortSignals', async () => {
     const { port, peer } = await setup((cmd, p) => {
       if (cmd === 'AT+CSQ') void p.send(answer('+CSQ: 1,1', 'OK'));

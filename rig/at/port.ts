@@ -638,16 +638,16 @@ export class AtPort extends Emitter<AtPortEvents> {
       return;
     }
     const final = parseFinalResult(line);
-    if (final && (probe.seen || p.echoSeen)) {
-      // After the probe's own marker or echo, a final result can only be the probe's: ERROR included,
-      // which still proves the module is alive and has worked through everything sent before.
-      this.resynchronised(p, probe.seen ? undefined : `the module answered ${line} to ${p.command}`);
+    if (final && probe.seen) {
+      // After the probe's own marker, a final result can only be the probe's.
+      this.resynchronised(p);
       return;
     }
     if (final) {
-      // The answer to the line the bare CR ended, or the probe's own answer without its marker (a module
-      // that answers ERROR to it). Without echo they look alike: the probe's answer gets a whole probe
-      // timeout more to arrive; if nothing follows, this one was it.
+      // The answer to the line the bare CR ended, a late answer of the abandoned command (a module may echo
+      // the probe while that command still runs, so even after the probe's echo an OK can be the old one),
+      // or the probe's own ERROR, which has no marker. They look alike: the probe's answer gets a whole
+      // probe timeout more to arrive; if nothing follows, this one was it.
       probe.answered = line;
       clearTimeout(p.timer);
       p.timer = setTimeout(() => this.onTimeout(p), p.timeoutMs);
