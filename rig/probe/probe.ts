@@ -346,7 +346,25 @@ export class Probe {
    * timeout. A target held in reset past the operation's deadline fails through `call`.
    */
   private async haltOutOfReset(call: (command: string) => Promise<string>): Promise<void> {
-    while (toState(await call(`${this.targetName} curstate`)) === 'reset') {
+    const t0 = performance.now();
+    let sawReset = false;
+    for (;;) {
+      let state: TargetState;
+      try {
+        state = toState(await call(`${this.targetName} curstate`));
+      } catch (err) {
+        if (!sawReset || !(err instanceof InfrastructureError) || !/ran out of time/.test(err.message)) throw err;
+        // The operation's deadline ran out while the target sat in reset: say that, not which command was next.
+        throw new InfrastructureError(`the target stayed in reset for ${Math.round(performance.now() - t0)} ms; it cannot be halted for flash access`, {
+          station: this.station,
+          expected: 'the reset line released and the core running or halted',
+          seen: `${this.targetName} curstate "reset" until the operation ran out of time (is the reset line held, or the target unpowered?)`,
+          lastLines: this.log.recent(10),
+          cause: err,
+        });
+      }
+      if (state !== 'reset') break;
+      sawReset = true;
       await new Promise<void>((resolve) => setTimeout(resolve, 50));
     }
     await call('halt');

@@ -2,6 +2,7 @@
 // OpenOCD 0.12 cannot act on while it sees the target in reset.
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { startJtagTarget, type JtagTarget } from '../../sim/jtag/index.ts';
+import { InfrastructureError } from '../errors.ts';
 import { buildProbeArgs } from './args.ts';
 import { Probe } from './probe.ts';
 
@@ -46,4 +47,18 @@ test('program right after OpenOCD noticed a 100 ms NRST pulse: writes without a 
   expect(sim.target.readFlash(0x6000, img.length).equals(img)).toBe(true);
   // The halt went to a core out of reset: OpenOCD never waited out its 5 s halt timeout.
   expect(probe.log.since(mark).filter((l) => /Halt timed out|timed out while waiting for target halted/.test(l))).toEqual([]);
+}, 30_000);
+
+test('a target held in reset: program fails within its time, saying the target stayed in reset', async () => {
+  sim.target.setNrst(false);
+  try {
+    const err = await probe.program(FLASH + 0x7000, img, { timeoutMs: 1_500, preverify: false }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InfrastructureError);
+    expect((err as Error).message).toMatch(/^virtual-stm32f1x: the target stayed in reset for \d+ ms/);
+    expect((err as Error).message).toContain('curstate "reset"');
+  } finally {
+    sim.target.setNrst(true);
+  }
+  // Released, the same probe programs again.
+  expect((await probe.program(FLASH + 0x7000, img)).written).toBe(true);
 }, 30_000);

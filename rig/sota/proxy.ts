@@ -182,6 +182,8 @@ class ProxyFlow {
   private targetDisturbed = false;
   /** When the module's update wait started (the 10704 the flow last took), performance.now(). */
   private updatingSince: number | undefined;
+  /** When the latest 10704 arrived: the module arms its update wait then, not when the flow gets to it. */
+  private last10704At: number | undefined;
   /** When the module's read-inactivity timer last restarted (a 10703, an answered block read). */
   private lastReadAt: number | undefined;
 
@@ -350,7 +352,7 @@ class ProxyFlow {
         if (this.updating) return;
         await this.waitFor(isEvent('ota-updating'), this.T.commandMs + this.T.marginMs, '+QIOTEVT: 7,10704');
         this.updating = true;
-        this.updatingSince = performance.now();
+        this.updatingSince = this.last10704At ?? performance.now();
       });
     });
 
@@ -971,8 +973,9 @@ class ProxyFlow {
             // §4.4: UPDATING survives a reboot and 10704 comes again at boot.
             await this.waitFor(isEvent('ota-updating'), this.T.commandMs + this.T.marginMs, '+QIOTEVT: 7,10704 again after the reboot');
             this.updating = true;
-            // The module arms its update wait again with the 10704 it re-emits at boot.
-            this.updatingSince = performance.now();
+            // The module arms its update wait again with the 10704 it re-emits at boot (registering again and
+            // the echo setting came between, so its arrival is what counts).
+            this.updatingSince = this.last10704At ?? performance.now();
           }
           return;
         default:
@@ -1021,6 +1024,7 @@ class ProxyFlow {
     if ('code' in e && e.code !== undefined) rec.code = e.code;
     this.events.push(rec);
     if (e.kind === 'reboot') this.reboots++;
+    if (e.kind === 'ota-updating') this.last10704At = performance.now();
     if (is10706(e)) this.failures10706++;
     // Event triggers run at the flow's next checkpoint (right after the wait that takes the event, or before
     // the next block read); only delay triggers wake a wait.

@@ -105,8 +105,7 @@ export async function replay(record: RunRecord, station: Station, opts: ReplayOp
     cloudFaults: record.cloudFaults,
     battery: record.options.battery,
     blockSize: record.options.blockSize,
-    // Only an algorithm the original run asked for: otherwise the replaying station's plan source says how its cloud computes the CRC.
-    ...(record.options.crcRequested !== undefined ? { crcAlgorithm: record.options.crcRequested } : {}),
+    ...replayCrc(record),
     expect: record.options.expect,
     maxRecoveries: record.options.maxRecoveries,
     // The replay's own record embeds what this set lacks, as the original did.
@@ -116,4 +115,15 @@ export async function replay(record: RunRecord, station: Station, opts: ReplayOp
   const notReproduced = faultsNotReproduced(record, run);
   const same = sameVerdict(record.verdict, run.verdict) && notReproduced.length === 0;
   return { same, notReproduced, comparison: `${verdictLabel(record.verdict)} → ${verdictLabel(run.verdict)}`, original: record.verdict, replayed: run.verdict, record: run };
+}
+
+/**
+ * Only an algorithm the original run asked for: otherwise the replaying station's plan source says how its
+ * cloud computes the CRC. Records from before `crcRequested` (they have no `station.echo` either) always
+ * checked with the one they name, so that one is kept.
+ */
+function replayCrc(record: RunRecord): { crcAlgorithm?: string } {
+  if (record.options.crcRequested !== undefined) return { crcAlgorithm: record.options.crcRequested };
+  if (record.station.echo === undefined) return { crcAlgorithm: record.options.crcAlgorithm };
+  return {};
 }
