@@ -334,3 +334,25 @@ export async function stillRunningAfter(pids: number[], withinMs: number): Promi
   }
   return left;
 }
+
+/**
+ * The first line a helper process prints on stdout (its JSON report), bounded; rejects with its stderr tail
+ * when it prints nothing in time or exits first. `what` says what it should have done by then.
+ */
+export function firstLine(child: ChildProcess, withinMs: number, what: string, stderr: () => string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`the holder printed nothing within ${withinMs / 1000} s; stderr: ${stderr().slice(-1500)}`)), withinMs);
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.includes('\n')) {
+        clearTimeout(timer);
+        resolve(out.slice(0, out.indexOf('\n')));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the holder exited with ${code} before ${what}; stderr: ${stderr().slice(-1500)}`));
+    });
+  });
+}

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { expect, test } from 'vitest';
+import { firstLine } from '../../sim/harness.ts';
 import { parseConfig } from '../config/load.ts';
 import { commandLine, descendants, isGone } from './testing/procs.ts';
 import { resolveTimeouts } from './timeouts.ts';
@@ -79,21 +80,7 @@ test('the rig SIGKILLed: its sim and the sim’s socats go, and so does the run 
   let held: { sim: number; keeper: number; runDir: string } | undefined;
   let simTree: number[] = [];
   try {
-    const first = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(() => reject(new Error(`the holder printed nothing within 30 s; stderr: ${stderr.slice(-1500)}`)), 30_000);
-      holder.stdout!.on('data', (c: Buffer) => {
-        out += c.toString();
-        if (out.includes('\n')) {
-          clearTimeout(timer);
-          resolve(out.slice(0, out.indexOf('\n')));
-        }
-      });
-      holder.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`the holder exited with ${code} before its station was up; stderr: ${stderr.slice(-1500)}`));
-      });
-    });
+    const first = await firstLine(holder, 30_000, 'its station was up', () => stderr);
     held = JSON.parse(first) as { sim: number; keeper: number; runDir: string };
     simTree = [held.sim, ...descendants(held.sim)];
     expect(simTree.map((p) => commandLine(p).split(' ')[0]).filter((c) => c === 'socat')).toHaveLength(2);

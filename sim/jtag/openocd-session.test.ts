@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, expect, test } from 'vitest';
-import { stillRunningAfter } from '../harness.ts';
+import { firstLine, stillRunningAfter } from '../harness.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -35,21 +35,7 @@ async function hold(): Promise<{ holder: ReturnType<typeof spawn>; openocd: numb
   const exit = new Promise<number | null>((r) => holder.once('exit', (code) => r(code)));
   let stderr = '';
   holder.stderr!.on('data', (c: Buffer) => void (stderr += c.toString()));
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`the holder printed nothing within 20 s; stderr: ${stderr.slice(-1500)}`)), 20_000);
-    holder.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      if (out.includes('\n')) {
-        clearTimeout(timer);
-        resolve(out.slice(0, out.indexOf('\n')));
-      }
-    });
-    holder.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the holder exited with ${code} before OpenOCD was up; stderr: ${stderr.slice(-1500)}`));
-    });
-  });
+  const line = await firstLine(holder, 20_000, 'OpenOCD was up', () => stderr);
   const { openocd } = JSON.parse(line) as { openocd: number };
   left.push(openocd);
   expect(readFileSync(`/proc/${openocd}/comm`, 'utf8').trim()).toBe('openocd');
