@@ -356,3 +356,18 @@ export function firstLine(child: ChildProcess, withinMs: number, what: string, s
     });
   });
 }
+
+/** Deterministic pseudo-random bytes (xorshift32) with a vector table: SP 0x20001000, reset at 0x08000101. */
+export function firmwareImage(size: number, seed: number): Buffer {
+  const b = Buffer.alloc(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b.writeUInt32LE(x >>> 0, i);
+  }
+  b.writeUInt32LE(0x2000_1000, 0);
+  b.writeUInt32LE(0x0800_0101, 4);
+  return b;
+}

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
+import { firmwareImage as image } from '../../sim/harness.ts';
 import { startJtagTarget } from '../../sim/jtag/index.ts';
 import type { JtagTarget, TargetName } from '../../sim/jtag/index.ts';
 import { AbortedError, InfrastructureError, isInfrastructureError } from '../errors.ts';
@@ -19,20 +20,6 @@ import { groupMembers, openOcdChildrenOf } from './testing/procs.ts';
 const KiB = 1024;
 const FLASH = 0x0800_0000;
 
-/** Deterministic pseudo-random bytes (xorshift32) with a vector table: SP 0x20001000, reset at 0x08000101. */
-function image(size: number, seed: number): Buffer {
-  const b = Buffer.alloc(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b.writeUInt32LE(x >>> 0, i);
-  }
-  b.writeUInt32LE(0x2000_1000, 0);
-  b.writeUInt32LE(0x0800_0101, 4);
-  return b;
-}
 
 interface Profile {
   target: TargetName;

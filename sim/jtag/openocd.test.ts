@@ -3,25 +3,12 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { firmwareImage as image } from '../harness.ts';
 import { startJtagTarget, type JtagTarget } from './index.ts';
 import { virtualOpenocdArgs } from './openocd-args.ts';
 import { OpenocdSession } from './openocd-session.ts';
 import type { TargetName } from '../target/profiles.ts';
 
-/** Deterministic pseudo-random bytes (xorshift32), with a vector table: SP 0x20001000, reset at 0x08000101. */
-function image(size: number, seed: number): Buffer {
-  const b = Buffer.alloc(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b.writeUInt32LE(x >>> 0, i);
-  }
-  b.writeUInt32LE(0x20001000, 0);
-  b.writeUInt32LE(0x08000101, 4);
-  return b;
-}
 
 const profiles: { target: TargetName; cpuTap: string; core: string; cpuid: number; devId: number; program: { at: number; size: number } }[] = [
   // F4 pads an erase to the end of its sector and programs the padding: sector 1 (16 KiB) costs 8192 writes.
