@@ -27,6 +27,16 @@ import { expectFaultsFired, expectOutcome } from './support/evidence.ts';
 import { sotaSuite } from './fixtures.ts';
 import { makeFixtures } from '../scripts/make-fixtures.ts';
 
+/** The suite's recorder, plus a progress hook that disturbs the run from inside (what no fault schedule can). */
+function withProgress(r: Recorder, progress: NonNullable<Recorder['progress']>): Recorder {
+  return {
+    step: (name, body) => r.step(name, body),
+    attach: (name, content, type) => r.attach(name, content, type),
+    measure: (name, value, unit) => r.measure(name, value, unit),
+    progress,
+  };
+}
+
 const FREE_SPACE = 4 * 1024;
 const { test, budget, retry, suite } = await sotaSuite({ feature: 'Proxy upgrade flow', sim: { moduleFreeSpace: FREE_SPACE, crc: 'crc32-mpeg2' }, speed: { baud: 460_800 } });
 const virtual = suite.entry.kind === 'virtual';
@@ -192,14 +202,9 @@ describe('proxy upgrade flow', () => {
     // Ctrl-C in the middle of the block reads.
     const ctrlC = new AbortController();
     const r = sota.recorder;
-    const recorder: Recorder = {
-      step: (name, body) => r.step(name, body),
-      attach: (name, content, type) => r.attach(name, content, type),
-      measure: (name, value, unit) => r.measure(name, value, unit),
-      progress: (_phase, done) => {
-        if (done >= 2048) ctrlC.abort(new Error('Ctrl-C'));
-      },
-    };
+    const recorder = withProgress(r, (_phase, done) => {
+      if (done >= 2048) ctrlC.abort(new Error('Ctrl-C'));
+    });
     const run = await runProxyUpgrade(station, { plan: sota.spec(small.package('full_2_0_0')), current: v1, signal: AbortSignal.any([sota.signal, ctrlC.signal]), recorder });
     expect(run.verdict.failure).toMatchObject({ type: 'infrastructure', kind: 'infrastructure' });
     expect(run.errors.at(-1)).toMatchObject({ name: 'AbortedError', phase: 'download', recovered: false });
@@ -215,14 +220,9 @@ describe('proxy upgrade flow', () => {
     await sota.baseline(v1);
     inFlash = '1_0_0';
     const r = sota.recorder;
-    const recorder: Recorder = {
-      step: (name, body) => r.step(name, body),
-      attach: (name, content, type) => r.attach(name, content, type),
-      measure: (name, value, unit) => r.measure(name, value, unit),
-      progress: (_phase, done) => {
-        if (done >= 2048) (undefined as unknown as { size: number }).size.toFixed();
-      },
-    };
+    const recorder = withProgress(r, (_phase, done) => {
+      if (done >= 2048) (undefined as unknown as { size: number }).size.toFixed();
+    });
     const run = await runProxyUpgrade(station, { plan: sota.spec(small.package('full_2_0_0')), current: v1, signal: sota.signal, recorder });
     expect(run.verdict.failure).toMatchObject({ type: 'internal', kind: 'internal' });
     expect(run.errors.at(-1)).toMatchObject({ name: 'TypeError', kind: 'internal', phase: 'download', recovered: false });
@@ -239,15 +239,10 @@ describe('proxy upgrade flow', () => {
     inFlash = from.version;
     let brownOut: Promise<void> | undefined;
     const r = sota.recorder;
-    const recorder: Recorder = {
-      step: (name, body) => r.step(name, body),
-      attach: (name, content, type) => r.attach(name, content, type),
-      measure: (name, value, unit) => r.measure(name, value, unit),
-      progress: (_phase, done) => {
-        // Behind the flow's back: no fault in its schedule.
-        if (done >= 2048 && !brownOut) brownOut = station.power.cycle('module', 200, { signal: sota.signal });
-      },
-    };
+    const recorder = withProgress(r, (_phase, done) => {
+      // Behind the flow's back: no fault in its schedule.
+      if (done >= 2048 && !brownOut) brownOut = station.power.cycle('module', 200, { signal: sota.signal });
+    });
     const run = await runProxyUpgrade(station, { plan: sota.spec(pkg), current: from, signal: sota.signal, recorder });
     await brownOut;
     expectOutcome(run, 'upgraded');
