@@ -120,7 +120,7 @@ const imei = argv.imei ?? imeiFromSeed(seed);
 if (!/^\d{15}$/.test(imei)) usage(`--imei must be 15 digits, got ${JSON.stringify(imei)}`);
 const stateDir = argv['state-dir'] ? path.resolve(argv['state-dir']) : undefined;
 const ownRunDir = (argv['run-dir'] === undefined || argv['remove-run-dir'] === true) && stateDir === undefined;
-const runDir = argv['run-dir'] ? path.resolve(argv['run-dir']) : (stateDir ?? mkdtempSync(path.join(tmpdir(), 'sota-sim-')));
+const runDir = argv['run-dir'] ? path.resolve(argv['run-dir']) : (stateDir ?? mkdtempSync(path.join(tmpdir(), `sota-rig-${process.pid}-sim-`)));
 
 const clock = new SimClock(timeScale);
 const rails = new Rails();
