@@ -2,36 +2,9 @@
 // states a power cut, an NRST pulse or a reset request leave (docs/virtual-mcu.md §5). On a manual clock,
 // so each cut lands at an exact moment.
 import { describe, expect, test } from 'vitest';
-import { FlashOpError, FlashWriter, type FlashClock } from './flash-writer.ts';
+import { ManualClock } from '../clock.ts';
+import { FlashOpError, FlashWriter } from './flash-writer.ts';
 import { Stm32Target } from './stm32.ts';
-
-/** A clock that moves only when told: timers fire in due order as it advances. */
-class ManualClock implements FlashClock {
-  private t = 0;
-  private timers: { due: number; fn: () => void; live: boolean }[] = [];
-  now(): number {
-    return this.t;
-  }
-  after(ms: number, fn: () => void): { cancel(): void } {
-    const timer = { due: this.t + ms, fn, live: true };
-    this.timers.push(timer);
-    return { cancel: () => void (timer.live = false) };
-  }
-  /** Moves time on by `ms`, firing what falls due, then lets the promise continuations run. */
-  async advance(ms: number): Promise<void> {
-    const end = this.t + ms;
-    for (;;) {
-      const next = this.timers.filter((x) => x.live && x.due <= end).sort((a, b) => a.due - b.due)[0];
-      if (!next) break;
-      this.t = next.due;
-      next.live = false;
-      next.fn();
-      await new Promise((r) => setImmediate(r));
-    }
-    this.t = end;
-    await new Promise((r) => setImmediate(r));
-  }
-}
 
 function pattern(n: number, seed: number): Uint8Array {
   const b = new Uint8Array(n);
