@@ -58,7 +58,7 @@ describe('vmcu-1', () => {
 
   it('a torn log entry ends the log: the step it names was not done', () => {
     const b = vbr(5, 3, { units: 13, log: [[0, 1], [0, 2]] });
-    b[0x20 + 8 + 3] ^= 0x10; // the second entry's complement no longer matches
+    b[0x20 + 8 + 3] = b[0x20 + 8 + 3]! ^ 0x10; // the second entry's complement no longer matches
     expect(vmcu1Decoder.decode(layout, [b, erased()]).fields.logEntries).toBe(1);
   });
 

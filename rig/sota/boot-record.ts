@@ -93,7 +93,8 @@ export const vmcu1Decoder: BootRecordDecoder = {
     const best = valid[0];
     if (!best) {
       // §4: an erased record area means confirmed (the bootloader writes seq 1 at its first boot).
-      return { decoder: 'vmcu-1', phase: 'confirmed', summary: `no valid copy: confirmed by default${note}`, fields: { seq: null, state: null, copy: null, torn: damaged.length } };
+      const fields: BootRecord['fields'] = { seq: null, state: null, copy: null, torn: damaged.length };
+      return { decoder: 'vmcu-1', phase: 'confirmed', summary: `no valid copy: confirmed by default${note}`, fields };
     }
     const c = best.c!;
     const phase = VBR_STATES[c.state] ?? 'unknown';
