@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import type { Direction } from '../at/transcript.ts';
+import { OUTCOMES } from './verdict.ts';
 import type { Outcome, ReadbackResult, Verdict } from './verdict.ts';
 import type { ExpectedPlan, UpgradeSpec } from '../station/station.ts';
 import type { EchoSetting, StationConfig } from '../config/schema.ts';
@@ -274,7 +275,7 @@ export function serializeRunRecord(r: RunRecord): string {
   return `${JSON.stringify(r, null, 2)}\n`;
 }
 
-const outcome = z.enum(['upgraded', 'refused', 'failed-intact']);
+const outcome = z.enum(OUTCOMES);
 // What replay and readers rely on is checked; the rest (events, transcript …) is kept as it is.
 const recordSchema = z.looseObject({
   format: z.literal(RUN_RECORD_FORMAT),
