@@ -369,3 +369,42 @@ describe('secrets', () => {
     if (native) expect(basic).toEqual({ ...native(text) });
   });
 });
+
+describe('the MCU side of a station (dut mode)', () => {
+  const region = (address: number, size: number) => ({ address, size });
+  const mcu = () => ({
+    taps: { mcuToModule: '/dev/serial/by-id/usb-FTDI_FT2232H-if00-port0', moduleToMcu: '/dev/serial/by-id/usb-FTDI_FT2232H-if01-port0' },
+    console: { port: '/dev/serial/by-id/usb-CP2102-if00-port0' },
+    layout: {
+      bootloader: region(0x0800_0000, 0x4000),
+      record: [region(0x0800_4000, 0x800), region(0x0800_4800, 0x800)],
+      slotA: region(0x0802_0000, 0x20000),
+      slotB: region(0x0804_0000, 0x20000),
+      scratch: region(0x0806_0000, 0x800),
+    },
+    bootRecord: 'vmcu-1',
+  });
+
+  test('a bench declares taps, console, layout and decoder; bauds default to 115200, hex addresses are read', () => {
+    const m = { ...mcu(), layout: { ...mcu().layout, slotB: { address: '0x08040000', size: 0x20000 } } };
+    const entry = parseConfig({ stations: { 'bench-2': { ...bench(), mcu: m } } }).stations['bench-2']!;
+    if (entry.kind !== 'hardware') throw new Error('not a bench');
+    expect(entry.mcu?.taps.baudRate).toBe(115200);
+    expect(entry.mcu?.console?.baudRate).toBe(115200);
+    expect(entry.mcu?.layout.slotB).toEqual({ address: 0x0804_0000, size: 0x20000 });
+    expect(entry.mcu?.bootRecord).toBe('vmcu-1');
+  });
+
+  test.each([
+    ['overlapping slots', (m: ReturnType<typeof mcu>) => ((m.layout.slotB = region(0x0803_f000, 0x20000)), m), 'stations.bench-2.mcu.layout.slotB', /a region apart from slotA \(0x8020000\+131072 overlaps 0x803f000\+131072\)/],
+    ['one tap port for both directions', (m: ReturnType<typeof mcu>) => ((m.taps.moduleToMcu = m.taps.mcuToModule), m), 'stations.bench-2.mcu.taps.moduleToMcu', /a port of its own/],
+    ['the vmcu-1 decoder without its two record copies', (m: ReturnType<typeof mcu>) => ((m.layout.record = [region(0x0800_4000, 0x800)]), m), 'stations.bench-2.mcu.layout.record', /two copies for the 'vmcu-1' decoder \(found 1\)/],
+    ['an unknown decoder', (m: ReturnType<typeof mcu>) => ((m.bootRecord = 'tf-m'), m), 'stations.bench-2.mcu.bootRecord', /one of "vmcu-1", "mcuboot", "none"/],
+  ])('%s is named at its key', (_name, change, path, expected) => {
+    const m = mcu();
+    const { problems } = problemsOf({ stations: { 'bench-2': { ...bench(), mcu: change(m) } } });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]!.path).toBe(path);
+    expect(problems[0]!.expected).toMatch(expected);
+  });
+});

@@ -27,6 +27,49 @@ interface SimLine {
     contacts: Partial<Record<'moduleVbat' | 'moduleResetN' | 'targetVdd' | 'targetNrst', 'NO' | 'NC'>>;
   };
   jtag: { host: string; port: number; target: 'stm32f1x' | 'stm32f4x' };
+  /** The virtual MCU (docs/virtual-mcu.md §8); layout null when the flash is too small for one. */
+  mcu?: {
+    taps?: { mcuToModule: string; moduleToMcu: string; baud: number };
+    console?: { port: string; baud: number };
+    layout: SimMcuLayout | null;
+    why?: string;
+    bootRecord?: 'vmcu-1' | 'mcuboot' | 'none';
+  };
+}
+
+interface SimRegion {
+  address: number;
+  size: number;
+}
+
+interface SimMcuLayout {
+  flashBase?: number;
+  swapUnit?: number;
+  bootloader: SimRegion;
+  record: SimRegion[];
+  slotA: SimRegion;
+  slotB: SimRegion;
+  scratch?: SimRegion;
+}
+
+/** The sim's MCU as a bench's `mcu` entry: only when it has a layout and its taps (what dut mode needs). */
+function mcuFromSim(mcu: SimLine['mcu']): HardwareStationConfig['mcu'] | undefined {
+  if (!mcu?.layout || !mcu.taps) return undefined;
+  const l = mcu.layout;
+  const region = (r: SimRegion) => ({ address: r.address, size: r.size });
+  return {
+    taps: { mcuToModule: mcu.taps.mcuToModule, moduleToMcu: mcu.taps.moduleToMcu, baudRate: mcu.taps.baud > 0 ? mcu.taps.baud : 115200 },
+    ...(mcu.console ? { console: { port: mcu.console.port, baudRate: mcu.console.baud > 0 ? mcu.console.baud : 115200 } } : {}),
+    layout: {
+      bootloader: region(l.bootloader),
+      slotA: region(l.slotA),
+      slotB: region(l.slotB),
+      record: l.record.map(region),
+      ...(l.scratch ? { scratch: region(l.scratch) } : {}),
+      ...(l.swapUnit ? { swapUnit: l.swapUnit } : {}),
+    },
+    bootRecord: mcu.bootRecord ?? 'none',
+  };
 }
 
 export interface VirtualStation {
@@ -115,6 +158,7 @@ export function stationFromSim(v: VirtualStationConfig, sim: SimLine): HardwareS
     layout: v.layout,
     timeouts: { ...v.timeouts, timeScale: v.timeScale },
     plans: { kind: 'api', url: sim.admin.url },
+    mcu: mcuFromSim(sim.mcu),
   });
 }
 
