@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AbortedError, InfrastructureError, ProtocolError } from '../errors.ts';
 import { AtCommandError, AtPortError, AtResponseError, AtTimeoutError } from './errors.ts';
 import { AtPort } from './port.ts';
-import { formatTranscript } from './transcript.ts';
+import { entryBytes, formatTranscript } from './transcript.ts';
 import type { AtPortOptions, FramingIssue, Urc } from './port.ts';
 import { createMockModule } from './testing/mock.ts';
 import type { Script } from './testing/peer.ts';
@@ -372,6 +372,17 @@ describe('AtPort over binding-mock, reads fragmented into 1..7 bytes', () => {
     await expect(port.command('AT\rAT+CFUN=0')).rejects.toBeInstanceOf(RangeError);
     const pre = AbortSignal.abort(new Error('already'));
     await expect(port.command('AT', { signal: pre })).rejects.toBeInstanceOf(AbortedError);
+  });
+
+  it('holds its transcript within a byte budget under kilobyte lines of garbage, and says what it dropped', async () => {
+    const { port, peer } = await setup(module(false), { transcriptMaxBytes: 32 * 1024 });
+    await port.command('AT');
+    for (let i = 0; i < 40; i++) await peer.send(Buffer.concat([Buffer.alloc(4000, 0xfe), Buffer.from(`${i}\r\n`)]));
+    await expect(port.command('AT+CSQ', { prefix: '+CSQ:' })).resolves.toMatchObject({ lines: ['+CSQ: 24,99'] });
+    const held = port.transcript();
+    expect(held.reduce((n, e) => n + entryBytes(e), 0)).toBeLessThanOrEqual(32 * 1024);
+    expect(held.at(-1)!.text).toBe('OK');
+    expect(port.transcriptDropped?.entries).toBeGreaterThan(30);
   });
 
   it('reports an overlong line as a framing issue and keeps working', async () => {

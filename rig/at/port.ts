@@ -11,7 +11,7 @@ import { guardHangup } from './hangup.ts';
 import type { Frame } from './framer.ts';
 import { DEFAULT_URC_PREFIXES, REBOOT_URC, matchesPrefix, parseFinalResult } from './lines.ts';
 import { Secrets, Transcript } from './transcript.ts';
-import type { TranscriptEntry } from './transcript.ts';
+import type { DroppedEntries, TranscriptEntry } from './transcript.ts';
 
 /**
  * The part of a serialport 13 stream (`SerialPort`, `SerialPortMock`) that AtPort uses. A `close` event
@@ -62,6 +62,8 @@ export interface AtPortOptions {
   resyncProbes?: readonly ResyncProbe[];
   /** Transcript entries kept in memory; every entry is also emitted as a `transcript` event. */
   transcriptLimit?: number;
+  /** Estimated heap the transcript kept in memory may take (default 1 MiB), oldest entries dropped first. */
+  transcriptMaxBytes?: number;
   /**
    * Values masked in the transcript and in every error wherever they appear (the station's ProductSecret,
    * a DeviceSecret); more with `addSecret`. Secrets in productinfo and dk_ds commands are added as sent.
@@ -172,7 +174,7 @@ export class AtPort extends Emitter<AtPortEvents> {
     this.urcPrefixes = opts.urcPrefixes ?? DEFAULT_URC_PREFIXES;
     this.probes = opts.resyncProbes ?? DEFAULT_RESYNC_PROBES;
     this.secrets = new Secrets(opts.secrets);
-    this.transcriptLog = new Transcript((e) => this.emit('transcript', e), opts.transcriptLimit, this.secrets);
+    this.transcriptLog = new Transcript((e) => this.emit('transcript', e), opts.transcriptLimit, this.secrets, opts.transcriptMaxBytes);
     this.framer = new AtFramer((f) => this.onFrame(f), {
       maxLineLength: opts.maxLineLength,
       maxBinaryLength: opts.maxBinaryLength,
@@ -297,6 +299,11 @@ export class AtPort extends Emitter<AtPortEvents> {
   /** Transcript entries held in memory, oldest first. */
   transcript(): readonly TranscriptEntry[] {
     return this.transcriptLog.all();
+  }
+
+  /** What the transcript's memory budget made it drop, oldest first; undefined when nothing was. */
+  get transcriptDropped(): Readonly<DroppedEntries> | undefined {
+    return this.transcriptLog.dropped;
   }
 
   /** Masks `value` from now on wherever it appears: in the transcript, its events and every error. */
