@@ -275,7 +275,7 @@ export class AtPort extends Emitter<AtPortEvents> {
       };
       if (/[\r\n]/.test(command)) {
         // The terminator is the port's to add; a CR inside would make the module see two commands.
-        reject(new RangeError(`AT command ${JSON.stringify(command)} contains a line terminator`));
+        reject(new RangeError(`AT command ${JSON.stringify(this.mask(command))} contains a line terminator`));
         return;
       }
       if (opts.signal?.aborted) {
@@ -309,6 +309,11 @@ export class AtPort extends Emitter<AtPortEvents> {
   /** Masks `value` from now on wherever it appears: in the transcript, its events and every error. */
   addSecret(value: string): void {
     this.secrets.add(value);
+  }
+
+  /** Learns the secret a productinfo or dk_ds command carries, without sending it (a line typed, not yet sent). */
+  addSecretsOf(command: string): void {
+    this.secrets.learn(command);
   }
 
   /** `text` as the transcript would show it, secrets masked; for errors built from module answers. */
