@@ -22,6 +22,8 @@ export interface AppImage {
 export interface AppStatus {
   state: 'starting' | 'self-test' | 'unconfirmed' | 'crashed' | 'connecting' | 'idle' | 'plan' | 'downloading' | 'installing' | 'stuck';
   reportedVersion: string | undefined;
+  /** An image booted in trial confirmed itself (it is confirmed from the start otherwise). */
+  confirmed: boolean;
   plan: { source: string; target: string } | undefined;
   download: { size: number; offset: number; pieceEnd: number } | undefined;
   moduleReboots: number;
@@ -59,7 +61,7 @@ function fields(payload: string): string[] {
 }
 
 export class Client {
-  readonly status: AppStatus = { state: 'starting', reportedVersion: undefined, plan: undefined, download: undefined, moduleReboots: 0 };
+  readonly status: AppStatus = { state: 'starting', reportedVersion: undefined, confirmed: false, plan: undefined, download: undefined, moduleReboots: 0 };
   private readonly at: AtDriver;
   private readonly component: string;
   /** The version this firmware believes it is (the wrong-version defect gets it wrong). */
@@ -111,6 +113,7 @@ export class Client {
       await writeRecord(fw.flash, fw.layout, view, { state: 'confirmed', units: 0, crc: 0, length: 0 });
       fw.console('[app] confirmed');
     }
+    this.status.confirmed = true;
     this.feedWatchdog();
     for (;;) {
       this.mode = 'connecting';

@@ -135,7 +135,7 @@ export function testbed(o: TestbedOptions = {}): Testbed {
   target.reset();
   const mcu = new Mcu(target, clock, layout, { ...defaultMcuOptions, timeScale, uartBaud: baud, ...o.mcu }, {
     uartSend: (b) => fromMcu.send(b),
-    uartClear: () => fromMcu.clear(),
+    clearTx: () => fromMcu.clear(),
     console: (text) => console.feed(text),
     log: () => {},
   });
