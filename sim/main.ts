@@ -204,7 +204,7 @@ const mcuOptions = {
 };
 
 const ownRunDir = (argv['run-dir'] === undefined || argv['remove-run-dir'] === true) && stateDir === undefined;
-const runDir = argv['run-dir'] ? path.resolve(argv['run-dir']) : (stateDir ?? mkdtempSync(path.join(tmpdir(), 'sota-sim-')));
+const runDir = argv['run-dir'] ? path.resolve(argv['run-dir']) : (stateDir ?? mkdtempSync(path.join(tmpdir(), `sota-rig-${process.pid}-sim-`)));
 
 const clock = new SimClock(timeScale);
 const rails = new Rails();
