@@ -116,9 +116,10 @@ export class Client {
     this.status.confirmed = true;
     this.feedWatchdog();
     for (;;) {
-      this.mode = 'connecting';
+      const inFlight = this.mode === 'plan' || this.mode === 'downloading' || this.mode === 'stuck';
+      if (!inFlight) this.mode = 'connecting';
       if (!(await this.bringUp())) continue;
-      this.mode = 'idle';
+      if (!inFlight) this.mode = 'idle';
       await this.serve();
     }
   }
@@ -146,6 +147,9 @@ export class Client {
       if (!(await this.ok('AT+QIOTREG=1'))) return false;
     }
     if (!(await this.registered())) return false;
+    // With an OTA in flight (the module rebooted under it), the version is not announced again: the module
+    // kept it, and announcing the old one would settle the OTA as failed (protocol §4.3, §10).
+    if (this.mode !== 'connecting') return true;
     this.status.reportedVersion = this.version;
     if (!(await this.ok(`AT+QIOTMCUVER="${this.component}","${this.version}"`))) return false;
     return this.ok('AT+QIOTOTAREQ=1');

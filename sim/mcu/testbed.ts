@@ -39,6 +39,8 @@ export interface TestbedOptions {
 /** Console lines with bounded, event-driven waits on them. */
 export class ConsoleLog {
   lines: string[] = [];
+  /** Called after every complete line. */
+  onLine: (() => void) | undefined;
   private partial = '';
   private readonly waiters = new Set<() => void>();
 
@@ -50,6 +52,7 @@ export class ConsoleLog {
       this.partial = this.partial.slice(nl + 2);
     }
     for (const w of [...this.waiters]) w();
+    this.onLine?.();
   }
 
   mark(): number {
@@ -92,8 +95,15 @@ export interface Testbed {
   tap: { mcuToModule: Buffer[]; moduleToMcu: Buffer[] };
   /** What the module sent on its USB AT port. */
   usbat: Buffer[];
+  /** A tap's bytes so far, as text. */
+  tapText(direction: 'mcuToModule' | 'moduleToMcu'): string;
   /** Reads flash at an absolute address. */
   flash(address: number, length: number): Buffer;
+  /**
+   * Resolves once `cond()` holds, looked at whenever a console line, a tap byte or a module state change
+   * arrives; rejects after `timeoutMs` naming `what` and the console's last lines.
+   */
+  until(cond: () => boolean, what: string, timeoutMs?: number): Promise<void>;
   close(): void;
 }
 
@@ -113,8 +123,18 @@ export function testbed(o: TestbedOptions = {}): Testbed {
   const toMcu = new UartWire(baud);
   const tap = { mcuToModule: [] as Buffer[], moduleToMcu: [] as Buffer[] };
   const usbat: Buffer[] = [];
-  fromMcu.listen((b) => tap.mcuToModule.push(Buffer.from(b)));
-  toMcu.listen((b) => tap.moduleToMcu.push(Buffer.from(b)));
+  const waiters = new Set<() => void>();
+  const notify = (): void => {
+    for (const w of [...waiters]) w();
+  };
+  fromMcu.listen((b) => {
+    tap.mcuToModule.push(Buffer.from(b));
+    notify();
+  });
+  toMcu.listen((b) => {
+    tap.moduleToMcu.push(Buffer.from(b));
+    notify();
+  });
   const nv = new NvStore(undefined, {}, () => {});
   const module = new Module(
     { ...defaultModuleOptions, imei: '861234567890123', timers: defaultTimers, ...o.module },
@@ -129,7 +149,9 @@ export function testbed(o: TestbedOptions = {}): Testbed {
     () => {},
   );
   fromMcu.listen((b) => module.input('uart1', b));
+  const offModule = module.onChange(notify);
   const console = new ConsoleLog();
+  console.onLine = notify;
   const detachRails = target.attachRails(rails);
   // A fresh target runs from its power-on reset; a reset now makes it boot what was just loaded.
   target.reset();
@@ -151,8 +173,28 @@ export function testbed(o: TestbedOptions = {}): Testbed {
     console,
     tap,
     usbat,
+    tapText: (direction) => Buffer.concat(tap[direction]).toString('latin1'),
     flash: (address, length) => target.readFlash(address - layout.flashBase, length),
+    until: (cond, what, timeoutMs = 20_000) =>
+      new Promise<void>((resolve, reject) => {
+        const check = (): void => {
+          if (!cond()) return;
+          done();
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`testbed: ${what} did not happen within ${timeoutMs} ms; console: ${JSON.stringify(console.lines.slice(-15))}`));
+        }, timeoutMs);
+        const done = (): void => {
+          clearTimeout(timer);
+          waiters.delete(check);
+        };
+        waiters.add(check);
+        check();
+      }),
     close: () => {
+      offModule();
       mcu.close();
       module.close();
       cloud.close();
