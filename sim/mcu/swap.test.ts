@@ -123,4 +123,21 @@ describe('power cuts during the install of 2_0_0 over 1_0_0 (stm32f1x, 5 swap un
     // The restarted swap exchanged the units already done a second time: no log says where it was.
     expect(results.some((r) => r.lines.includes('[boot] resume swap at unit 1/5 step 1'))).toBe(true);
   });
+
+  test.each([
+    ['BOOT_vbl-1.0.bin', 'new', '[boot] boot slot A STM32 2_0_0 trial'],
+    ['BOOT_vbl-1.0-unsafe.bin', 'neither', '[boot] no bootable image: slot A STM32 1_0_0: body CRC'],
+  ])('fixtures/README.md: a cut 10 ms after "swap unit 3/5 step 1" with %s leaves slot A %s', async (bootloader, slotA, last) => {
+    const b = pendingInstall(bootloader);
+    expect(await b.clock.until(() => b.console.lines.includes('[boot] swap unit 3/5 step 1'), 600_000)).toBe(true);
+    await b.clock.advance(10);
+    b.target.setPower(false);
+    b.target.setPower(true);
+    const mark = b.console.mark();
+    expect(await b.clock.until(b.booted(mark), 600_000)).toBe(true);
+    const a = b.slot(b.layout.slotA.address, NEW.length);
+    expect(a.equals(NEW) ? 'new' : a.subarray(0, OLD.length).equals(OLD) ? 'old' : 'neither').toBe(slotA);
+    expect(b.console.lines.findLast((l) => l.startsWith('[boot] boot slot A') || l.startsWith('[boot] no bootable'))).toContain(last);
+    b.mcu.close();
+  });
 });
