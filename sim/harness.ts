@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SerialPort } from 'serialport';
+import { waitOn } from './wait.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -58,39 +59,22 @@ export class ByteLog {
    * match. Bounded by `timeoutMs`; the error shows what was expected and the tail of what was seen.
    */
   waitFor(pattern: string | RegExp, timeoutMs = 5000, from = 0): Promise<{ end: number; match: RegExpExecArray | string }> {
-    return new Promise((resolve, reject) => {
-      const check = (): boolean => {
+    const re = typeof pattern === 'string' ? undefined : new RegExp(pattern.source, pattern.flags.replace('g', ''));
+    return waitOn(
+      this.waiters,
+      () => {
         const text = this.rx.subarray(from).toString('latin1');
         if (typeof pattern === 'string') {
           const i = text.indexOf(pattern);
-          if (i < 0) return false;
-          done();
-          resolve({ end: from + i + pattern.length, match: pattern });
-          return true;
+          return i < 0 ? undefined : { end: from + i + pattern.length, match: pattern };
         }
-        const re = new RegExp(pattern.source, pattern.flags.replace('g', ''));
-        const m = re.exec(text);
-        if (!m) return false;
-        done();
-        resolve({ end: from + m.index + m[0].length, match: m });
-        return true;
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(
-          new Error(
-            `${this.name}: expected ${JSON.stringify(String(pattern))} within ${timeoutMs} ms; seen since offset ${from}: ${JSON.stringify(this.rx.subarray(from).toString('latin1').slice(-600))}${this.detail()}`,
-          ),
-        );
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(waiter);
-      };
-      const waiter = (): void => void check();
-      this.waiters.add(waiter);
-      check();
-    });
+        const m = re!.exec(text);
+        return m ? { end: from + m.index + m[0].length, match: m } : undefined;
+      },
+      timeoutMs,
+      () =>
+        `${this.name}: expected ${JSON.stringify(String(pattern))} within ${timeoutMs} ms; seen since offset ${from}: ${JSON.stringify(this.rx.subarray(from).toString('latin1').slice(-600))}${this.detail()}`,
+    );
   }
 }
 

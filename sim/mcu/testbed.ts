@@ -16,6 +16,7 @@ import { UartWire } from '../uart.ts';
 import { Mcu } from './core.ts';
 import { defaultMcuOptions, type McuOptions } from './firmware.ts';
 import { layoutFor, type McuLayout } from './layout.ts';
+import { waitOn } from '../wait.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -61,24 +62,15 @@ export class ConsoleLog {
 
   /** Waits for a line matching `re` at or after index `from`; resolves with its index. */
   waitFor(re: RegExp, timeoutMs = 10_000, from = 0): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
+    return waitOn(
+      this.waiters,
+      () => {
         const i = this.lines.findIndex((l, k) => k >= from && re.test(l));
-        if (i < 0) return;
-        done();
-        resolve(i);
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`mcu console: expected a line matching ${re} within ${timeoutMs} ms; last lines: ${JSON.stringify(this.lines.slice(-12))}`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-      check();
-    });
+        return i < 0 ? undefined : i;
+      },
+      timeoutMs,
+      () => `mcu console: expected a line matching ${re} within ${timeoutMs} ms; last lines: ${JSON.stringify(this.lines.slice(-12))}`,
+    );
   }
 }
 
@@ -175,24 +167,9 @@ export function testbed(o: TestbedOptions = {}): Testbed {
     usbat,
     tapText: (direction) => Buffer.concat(tap[direction]).toString('latin1'),
     flash: (address, length) => target.readFlash(address - layout.flashBase, length),
-    until: (cond, what, timeoutMs = 20_000) =>
-      new Promise<void>((resolve, reject) => {
-        const check = (): void => {
-          if (!cond()) return;
-          done();
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error(`testbed: ${what} did not happen within ${timeoutMs} ms; console: ${JSON.stringify(console.lines.slice(-15))}`));
-        }, timeoutMs);
-        const done = (): void => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      }),
+    until: async (cond, what, timeoutMs = 20_000) => {
+      await waitOn(waiters, () => (cond() ? true : undefined), timeoutMs, () => `testbed: ${what} did not happen within ${timeoutMs} ms; console: ${JSON.stringify(console.lines.slice(-15))}`);
+    },
     close: () => {
       offModule();
       mcu.close();
