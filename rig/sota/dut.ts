@@ -16,8 +16,6 @@ import { compareImages, describeComparison } from '../images/compare.ts';
 import { sha256Hex } from '../images/digest.ts';
 import { describeIdentity, identifyImage } from '../images/header.ts';
 import type { Image } from '../images/image.ts';
-import { loadManifest } from '../images/manifest.ts';
-import type { FirmwareSet } from '../images/manifest.ts';
 import type { Package } from '../images/package.ts';
 import type { ModuleEvent } from '../quecthing/events.ts';
 import type { PreparedPlan, Station, StationMcu, UpgradeSpec } from '../station/station.ts';
@@ -64,8 +62,6 @@ export interface DutUpgradeOptions {
   settleMs?: number;
   /** A console line meaning the MCU just started; default the virtual MCU's `[boot] BOOT`. */
   consoleStart?: RegExp;
-  /** Where the package and images come from, for the record (embedded when not in it). Default: the manifest. */
-  firmware?: FirmwareSet;
 }
 
 /** A dut run is its record (mode 'dut'): the same shape as a proxy run's, plus `dut`. */
@@ -162,16 +158,7 @@ class DutFlow {
         error ??= err;
       }
     }
-    return this.finish(error, await this.firmwareSet());
-  }
-
-  private async firmwareSet(): Promise<FirmwareSet | undefined> {
-    if (this.opts.firmware) return this.opts.firmware;
-    try {
-      return await loadManifest();
-    } catch {
-      return undefined;
-    }
+    return this.finish(error);
   }
 
   private checkBeforeStart(): void {
@@ -461,7 +448,7 @@ class DutFlow {
 
   // ---- the record -----------------------------------------------------------------------------------
 
-  private finish(error: unknown, firmware: FirmwareSet | undefined): DutRun {
+  private finish(error: unknown): DutRun {
     const { station, opts, log } = this;
     const obs = this.observer as DutObserver | undefined;
     const info = error === undefined ? undefined : errorInfo(error);
@@ -542,9 +529,11 @@ class DutFlow {
       errors: log.errors,
       dut,
     };
-    const fw = recordedFirmware(this.pkg, opts.from, firmware);
-    const bootloaderBytes = opts.bootloader && firmware?.images.get(opts.bootloader.version)?.sha256 !== opts.bootloader.sha256 ? { component: opts.bootloader.component, version: opts.bootloader.version, base64: Buffer.from(opts.bootloader.bytes).toString('base64') } : undefined;
-    const record = completeRecord(bare, { entry: station.entry, firmware: fw || bootloaderBytes ? { ...fw, ...(bootloaderBytes ? { bootloader: bootloaderBytes } : {}) } : undefined }) as DutRun;
+    // A dut record carries its images whatever the manifests hold (a defect image shares its version with the
+    // good one, and dut images are a few KB): `rig repro` needs no manifest to run it again.
+    const fw = recordedFirmware(this.pkg, opts.from, undefined);
+    const bootloaderBytes = opts.bootloader ? { component: opts.bootloader.component, version: opts.bootloader.version, base64: Buffer.from(opts.bootloader.bytes).toString('base64') } : undefined;
+    const record = completeRecord(bare, { entry: station.entry, firmware: { ...fw, ...(bootloaderBytes ? { bootloader: bootloaderBytes } : {}) } }) as DutRun;
     this.recorder.attach('tap transcript (both directions and the console)', dut.tap.map(formatTapLine).join('\n'), 'text/plain');
     if (dut.console.length > 0) this.recorder.attach('MCU console', dut.console.map((l) => `${(l.t / 1000).toFixed(3).padStart(9)} ${l.text}`).join('\n'), 'text/plain');
     this.recorder.attach('boot record before/after', `before: ${dut.bootRecord.before?.summary ?? 'not decoded'}\nafter:  ${dut.bootRecord.after?.summary ?? 'not decoded'}\n`, 'text/plain');
