@@ -1,6 +1,5 @@
-import { describe, expect, test } from 'vitest';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { afterAll, describe, expect, test } from 'vitest';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.ts';
@@ -8,6 +7,10 @@ import { openStation } from '../station/open.ts';
 import { ConfigValidationError, loadConfig, parseConfig, resolveSecret, type HardwareStationInput } from './index.ts';
 import { parseDotenvBasic } from './load.ts';
 import * as util from 'node:util';
+import { tempDirs } from '../testing/temp-dir.ts';
+
+const tmp = tempDirs();
+afterAll(tmp.remove);
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const configModule = path.join(root, 'rig', 'config', 'index.ts');
@@ -267,7 +270,7 @@ describe('the example hardware config', () => {
 });
 
 describe('finding and loading the config', () => {
-  const dir = (): string => mkdtempSync(path.join(os.tmpdir(), 'rig-config-'));
+  const dir = (): string => tmp.make('rig-config-');
 
   test('a .ts config with a syntax error names the file, line, column and the reason', async () => {
     const d = dir();
@@ -332,7 +335,7 @@ describe('secrets', () => {
 
   test('a missing secret variable is a ConfigError naming the variable and the key that wants it', async () => {
     const config = parseConfig({ stations: { 'bench-2': withSecret() } });
-    const err = await openStation('bench-2', { config, lockDir: mkdtempSync(path.join(os.tmpdir(), 'lock-')) }).catch((e: unknown) => e);
+    const err = await openStation('bench-2', { config, lockDir: tmp.make('lock-') }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).station).toBe('bench-2');
     expect((err as Error).message).toContain('secret RIG_TEST_PRODUCT_SECRET is not set');
@@ -341,7 +344,7 @@ describe('secrets', () => {
 
   test('the value comes from the environment or an untracked .env, and is never in an error', async () => {
     expect(resolveSecret({ env: 'S1' }, { station: 'b', key: 'k', env: { S1: 'from-env' }, dotenv: { S1: 'from-dotenv' } })).toBe('from-env');
-    const cwd = mkdtempSync(path.join(os.tmpdir(), 'rig-config-'));
+    const cwd = tmp.make('rig-config-');
     mkdirSync(path.join(cwd, 'cfg'));
     writeFileSync(path.join(cwd, 'cfg', 'rig.config.json'), JSON.stringify({ stations: { 'bench-2': withSecret() } }));
     writeFileSync(path.join(cwd, 'cfg', '.env'), '# bench secrets\nRIG_TEST_PRODUCT_SECRET="s3cr3t value"\n');

@@ -20,6 +20,8 @@ import { Probe } from '../probe/probe.ts';
 import { QuecThing } from '../quecthing/quecthing.ts';
 import type { Recorder } from '../sota/recorder.ts';
 import { defaultLockDir, lockStation, type StationLock } from './lock.ts';
+import { watchParent } from './parent.ts';
+import { sweepScratch } from '../scratch.ts';
 import { openPlanSource } from './plans.ts';
 import type { PlanSource, ProtocolTimeouts, Station, StationInfo, StationMcu, StationModule, StationPart, StationPower } from './station.ts';
 import { resolveTimeouts } from './timeouts.ts';
@@ -56,6 +58,8 @@ export interface OpenedModule extends StationModule {
 }
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+/** A virtual station's lock directory, private to the process that opened it (`<lock dir>/process-<pid>`). */
+const PRIVATE_LOCK_DIR = /^process-(\d+)$/;
 /** How long a signal may wait for the station to reach its safe state before the process goes on dying. */
 const SIGNAL_CLOSE_BOUND_MS = 8_000;
 
@@ -90,8 +94,15 @@ export async function openStation(name: string, options: OpenStationOptions = {}
     };
   }
 
+  // What rigs killed outright left in the temp dir (their pid is gone): OpenOCD scratch files, lock dirs.
+  sweepScratch();
+  sweepScratch(defaultLockDir(), PRIVATE_LOCK_DIR);
+
   const undo: { what: string; run: () => Promise<void> }[] = [];
   let lock: StationLock | undefined;
+  // From here on a rig left without its parent stops as on SIGTERM; let go of last, once all is safe.
+  const unwatchParent = watchParent();
+  undo.push({ what: 'parent watch', run: () => Promise.resolve(unwatchParent()) });
   try {
     checkAbort();
     // A virtual station is this process's own sim, not a shared bench: its lock keeps two opens in one

@@ -9,13 +9,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { hardwareStationSchema, type HardwareStationConfig, type VirtualStationConfig } from '../config/schema.ts';
 import { AbortedError, InfrastructureError } from '../errors.ts';
 import { findSetpriv } from '../probe/openocd.ts';
+import { scratchPrefix } from '../scratch.ts';
 
 /** What `sim/main.ts` prints once everything is up. */
 interface SimLine {
@@ -167,11 +167,14 @@ export async function startVirtualStation(v: VirtualStationConfig, opts: { stati
   const station = opts.station ?? 'virtual';
   if (opts.signal?.aborted) throw new AbortedError('virtual station not started: aborted', { station, cause: opts.signal.reason });
   const { file, execArgv } = simCommand();
-  const runDir = mkdtempSync(path.join(os.tmpdir(), 'sota-rig-virtual-'));
+  const runDir = mkdtempSync(scratchPrefix('virtual'));
   const run = simSpawnCommand(process.execPath, [...execArgv, file, ...simArgs(v, runDir)], findSetpriv());
+  // A session of its own: a terminal's Ctrl-C or hang-up reaches the rig alone, which then closes the
+  // station through the sim's parts (relays, ports) before it stops the sim.
   const child = spawn(run.command, run.args, {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1' },
+    detached: true,
   });
   const log: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (l) => {
