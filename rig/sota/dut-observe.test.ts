@@ -1,5 +1,6 @@
 // DutObserver on a scripted dialogue: the bytes the two taps would carry and the console lines of
 // docs/virtual-mcu.md §9, framed by the real passive framer, with times chosen by the test.
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { PassiveFramer } from '../at/passive.ts';
 import type { TapFrame } from '../at/passive.ts';
@@ -60,6 +61,8 @@ describe('DutObserver', () => {
     r.mcu('AT+QIOTUPDATE=3');
     r.mod(answer('OK'));
     expect(r.obs.installAt).toBe(1200);
+    // 10701 announced an MD5 the 2048 bytes the MCU read do not have: it asked to install them all the same.
+    expect(r.obs.installedBadDownload).toMatch(/^md5 [0-9a-f]{32} of the 2048 bytes it read, 10701 says 0123456789abcdef0123456789abcdef$/);
     r.mod(answer('+QIOTEVT: 7,10704'));
     r.at(1300);
     r.con('[boot] BOOT vbl-1.0');
@@ -153,6 +156,26 @@ describe('DutObserver', () => {
     r.mod(answer('OK', '+QIOTEVT: 7,10706'));
     expect(r.obs).toMatchObject({ trialSeen: true, moduleResult: 10706, lastReport: '1_0_0' });
     expect(r.obs.settled(2300)).toMatch(/^the module said 10706 and the MCU reported 1_0_0 after console: \[boot\] BOOT/);
+  });
+
+  it('a download whose tapped bytes match 10701 is not held against the install; a hole in the tap leaves it untold', () => {
+    const md5 = createHash('md5').update(Buffer.alloc(512, 7)).digest('hex');
+    // A match; and a hole (the second block never tapped) with an MD5 that would not match: untold, not accused.
+    for (const [blocks, announced] of [
+      [[0, 256], md5],
+      [[0], 'f'.repeat(32)],
+    ] as const) {
+      const r = rig();
+      r.mod(answer(`+QIOTEVT: 7,10701,"STM32",512,"${announced}",1`, '+QIOTEVT: 7,10703,"STM32",512,0,512'));
+      for (const off of blocks) {
+        r.mcu(`AT+QIOTOTARD=${off},256`);
+        r.mod(Buffer.concat([Buffer.from(`\r\n+QIOTOTARD: ${off},256\r\n`), Buffer.alloc(256, 7), Buffer.from('\r\n\r\nOK\r\n')]));
+      }
+      r.mcu('AT+QIOTUPDATE=3');
+      r.mod(answer('OK'));
+      expect(r.obs.installAt).toBeDefined();
+      expect(r.obs.installedBadDownload).toBeUndefined();
+    }
   });
 
   it('the MCU’s own account of a rejected download, and the moment the new image starts', () => {

@@ -5,6 +5,7 @@
 // new version report, 10705/10706), tells the fault schedule about tapped events, offsets, named moments and
 // console lines, and says when the upgrade has settled. It never sends anything: no port, no clock of its own
 // (times come with the frames), so it is tested on byte strings and lines alone.
+import { createHash } from 'node:crypto';
 import type { TapFrame, TapFrameKind } from '../at/passive.ts';
 import { binarySummary } from '../at/transcript.ts';
 import type { ConsoleLine } from '../at/tap.ts';
@@ -108,6 +109,11 @@ export class DutObserver {
   /** Bytes the module handed over in blocks. */
   blockBytes = 0;
   fileSize = 0;
+  /** The download as tapped, at file offsets, and which bytes of it came (a lost byte leaves a hole). */
+  private file: Buffer | undefined;
+  private covered: Uint8Array | undefined;
+  /** Set at the install when the tapped download's MD5 is not 10701's. */
+  installedBadDownload: string | undefined;
 
   private readonly phases: ObservedPhases;
   private lastMcuCommand: string | undefined;
@@ -156,6 +162,7 @@ export class DutObserver {
       case 'final':
         if (f.text === 'OK' && this.lastMcuCommand === 'AT+QIOTUPDATE=3' && this.installAt === undefined) {
           this.installAt = t;
+          this.checkDownload();
           this.phases.end('block reads', t);
           this.phases.begin('install (reset, swap)', t);
           this.schedule.at('after-update3');
@@ -166,6 +173,7 @@ export class DutObserver {
       case 'block':
         if (f.block && f.block.start >= 0) {
           this.blocks.push({ start: f.block.start, length: f.block.length, line });
+          this.store(f.block.start, f.data!);
           this.blockBytes += f.block.length;
           this.log.recorder.progress?.('block reads', f.block.start + f.block.length, this.fileSize || f.block.start + f.block.length);
         }
@@ -248,6 +256,7 @@ export class DutObserver {
       case 'ota-download-start':
         this.announced = e;
         this.fileSize = e.size;
+        this.file = undefined;
         return;
       case 'ota-piece-ready':
         this.fileSize = e.size;
@@ -304,6 +313,25 @@ export class DutObserver {
     if (/\bself-test failed\b|\bcrash\b/.test(s)) this.phases.end('trial boot', t, false);
     const rejected = /download rejected: (.*)$/.exec(s);
     if (rejected) this.downloadRejected = rejected[1];
+  }
+
+  private store(start: number, data: Buffer): void {
+    const size = this.fileSize;
+    if (size <= 0 || start + data.length > size) return;
+    if (!this.file || this.file.length !== size) {
+      this.file = Buffer.alloc(size);
+      this.covered = new Uint8Array(size);
+    }
+    data.copy(this.file, start);
+    this.covered!.fill(1, start, start + data.length);
+  }
+
+  /** The MCU asks to install: does what it was handed match what 10701 announced? */
+  private checkDownload(): void {
+    const a = this.announced;
+    if (!a || !this.file || this.file.length !== a.size || this.covered!.includes(0)) return;
+    const md5 = createHash('md5').update(this.file).digest('hex');
+    if (md5 !== a.md5.toLowerCase()) this.installedBadDownload = `md5 ${md5} of the ${a.size} bytes it read, 10701 says ${a.md5}`;
   }
 
   /** The start that has gone longer than the bound without a version report, if any. */

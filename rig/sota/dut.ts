@@ -462,6 +462,8 @@ class DutFlow {
       silentAfterStart: obs?.silentStart(log.now()) !== undefined,
       trialSeen: obs?.trialSeen ?? false,
       downloadRejected: obs?.downloadRejected,
+      installRequested: obs?.installAt !== undefined,
+      installedBadDownload: obs?.installedBadDownload,
       slotA: this.slotA,
       slotB: this.slotB,
       bootRecord: this.bootAfter,
