@@ -55,10 +55,14 @@ export interface StationContext {
 }
 
 /** Opens the station, runs `body`, closes the station (also on failure and Ctrl-C). */
-export async function withStation<T>(name: string, opts: { config?: string | undefined; loaded?: LoadedConfig; recorder?: Recorder }, body: (ctx: StationContext) => Promise<T>): Promise<T> {
+export async function withStation<T>(
+  name: string,
+  opts: { config?: string | undefined; loaded?: LoadedConfig; recorder?: Recorder; probe?: boolean },
+  body: (ctx: StationContext) => Promise<T>,
+): Promise<T> {
   const config = opts.loaded ?? (await loadConfig(opts.config === undefined ? {} : { path: opts.config }));
   return withInterrupt(async (signal) => {
-    const station = await openStation(name, { config, signal, ...(opts.recorder ? { recorder: opts.recorder } : {}) });
+    const station = await openStation(name, { config, signal, ...(opts.recorder ? { recorder: opts.recorder } : {}), ...(opts.probe !== undefined ? { probe: opts.probe } : {}) });
     let result: T;
     try {
       result = await body({ station, config, signal });

@@ -18,7 +18,8 @@ export async function run(argv: string[]): Promise<number> {
       throw new UsageError('rig power: expected a line and an action', { expected: 'rig power <station> <line> on|off|cycle', seen: `rig power ${positionals.join(' ')}` });
     }
     const offMs = intOption('off-ms', values['off-ms'], 2000, 0, 600_000);
-    return withStation(name, { config: values.config }, async ({ station, signal }) => {
+    // Lines only: no OpenOCD (a target held in reset or unpowered is what this command is for).
+    return withStation(name, { config: values.config, probe: false }, async ({ station, signal }) => {
       const have = [...station.power.lines.lines.keys()];
       if (!have.includes(lineName)) {
         throw new UsageError(`no power line "${lineName}"`, { station: station.name, expected: `one of ${have.join(', ') || '(no lines configured)'}`, seen: lineName });

@@ -13,6 +13,10 @@ import { loadConfig } from '../../config/load.ts';
 import type { PlansConfig, StationConfig } from '../../config/schema.ts';
 import { ensureBaseline } from '../../sota/baseline.ts';
 import { parseFault, type Fault } from '../../sota/faults.ts';
+import { checkFaults } from '../../sota/schedule.ts';
+import { CRC_ALGORITHMS, crcParams } from '../../images/crc.ts';
+import { API_CLOUD_FAULTS } from '../../station/plans.ts';
+import { stationCapabilities } from '../../station/preflight.ts';
 import { runDutUpgrade } from '../../sota/dut.ts';
 import { runProxyUpgrade } from '../../sota/proxy.ts';
 import type { Recorder } from '../../sota/recorder.ts';
@@ -20,7 +24,7 @@ import { OUTCOMES as ALL_OUTCOMES } from '../../sota/verdict.ts';
 import type { Outcome } from '../../sota/verdict.ts';
 import type { OpenedStation } from '../../station/open.ts';
 import type { UpgradeSpec } from '../../station/station.ts';
-import type { RunRecord } from '../../sota/record.ts';
+import type { CloudFault, RunRecord } from '../../sota/record.ts';
 import { ExitCode, packageRoot } from '../main.ts';
 import { COMMON_OPTIONS, intOption, paint, parse, UsageError } from '../output.ts';
 import { readWithProgress } from '../flashio.ts';
@@ -40,6 +44,62 @@ export function parseFaults(texts: readonly string[]): Fault[] {
       throw err;
     }
   });
+}
+
+/** Cloud faults whose admin API kind takes a count (`kind=<count>`); the one that must have it. */
+const COUNTED_CLOUD_FAULTS = ['corrupt-next-download', 'download-error', 'drop-uart-bytes'];
+const COUNT_REQUIRED = ['drop-uart-bytes'];
+
+/** `--cloud-fault <kind>[=<count>]`: a kind the plan API knows, with the count it needs. */
+export function parseCloudFaults(texts: readonly string[]): CloudFault[] {
+  return texts.map((text) => {
+    const [kind = '', count] = text.split('=', 2);
+    if (!(API_CLOUD_FAULTS as readonly string[]).includes(kind)) {
+      throw new UsageError(`--cloud-fault: no cloud fault "${kind}"`, { expected: `one of ${API_CLOUD_FAULTS.join(', ')}`, seen: text });
+    }
+    if (count === undefined) {
+      if (COUNT_REQUIRED.includes(kind)) throw new UsageError(`--cloud-fault: ${kind} needs a count`, { expected: `${kind}=<count> (bytes to drop)`, seen: text });
+      return { kind };
+    }
+    if (!COUNTED_CLOUD_FAULTS.includes(kind) || !/^[1-9]\d{0,6}$/.test(count)) {
+      throw new UsageError(`--cloud-fault: ${text} is not a kind with a count`, { expected: `a count only for ${COUNTED_CLOUD_FAULTS.join(', ')}: a whole number from 1`, seen: text });
+    }
+    return { kind, params: { count: Number(count) } };
+  });
+}
+
+/**
+ * Everything the config alone can tell about the run, before the station opens: the faults it has lines
+ * for, the cloud faults its plan source can inject, a declared plan that delivers the package, the image
+ * fitting the slot, a CRC algorithm that exists. The flows check again on the opened station.
+ */
+function checkBeforeOpening(name: string, entry: StationConfig, run: { pkg: Package; declared: UpgradeSpec | undefined; faults: readonly Fault[]; cloudFaults: readonly CloudFault[]; crc: string | undefined; mode: string }): void {
+  if (run.crc !== undefined) {
+    try {
+      crcParams(run.crc);
+    } catch (err) {
+      throw new UsageError('--crc: unknown CRC algorithm', { expected: `one of ${CRC_ALGORITHMS.join(', ')}`, seen: run.crc, cause: err });
+    }
+  }
+  const caps = stationCapabilities(name, entry);
+  // Console triggers need an MCU console, which only dut mode reads: that one the dut flow checks.
+  checkFaults(name, run.faults, caps.power, { available: run.mode === 'dut', why: 'only dut mode reads the MCU console' });
+  for (const cf of run.cloudFaults) {
+    if (!caps.cloudFaults.includes(cf.kind)) {
+      throw new ConfigError(`the plan source cannot inject cloud fault '${cf.kind}'`, {
+        station: name,
+        expected: caps.cloudFaults.length > 0 ? `one of ${caps.cloudFaults.join(', ')}` : 'a station whose plans come from an API (declared plans have no faults)',
+        seen: cf.kind,
+      });
+    }
+  }
+  // A package whose plan an operator must have created: one of the declared plans delivers it.
+  if (caps.declared && !run.declared && !caps.declared.find({ component: caps.component, package: run.pkg })) {
+    throw caps.declared.notDeclared({ component: caps.component, package: run.pkg });
+  }
+  if (run.pkg.target.size > caps.slotSize) {
+    throw new ConfigError(`image ${run.pkg.version} does not fit the slot`, { station: name, expected: `at most ${caps.slotSize} bytes (layout.slotSize)`, seen: `${run.pkg.target.size} bytes` });
+  }
 }
 
 function parseExpect(text: string | undefined, mode: 'proxy' | 'dut'): Outcome[] {
@@ -208,6 +268,8 @@ export async function run(argv: string[]): Promise<number> {
       throw new UsageError('rig upgrade --mode dut: which release does the MCU start from?', { expected: `--from <version> (${[...firmware.images.keys()].join(', ')})`, seen: 'no --from and a full package' });
     }
     const bootloader = mode === 'dut' ? chooseBootloader(firmware, values.bootloader) : undefined;
+    const cloudFaults = parseCloudFaults(values['cloud-fault'] ?? []);
+    checkBeforeOpening(name, entry, { pkg, declared, faults, cloudFaults, crc: values.crc, mode });
     const recorder = new CliRecorder({ quiet: json });
     return withStation(name, { loaded: config, recorder }, async ({ station, signal }) => {
       const spec: UpgradeSpec = declared ?? { component: station.component, package: pkg };
@@ -217,7 +279,7 @@ export async function run(argv: string[]): Promise<number> {
           from: declaredFrom!,
           ...(bootloader ? { bootloader } : {}),
           faults,
-          cloudFaults: (values['cloud-fault'] ?? []).map((kind) => ({ kind })),
+          cloudFaults,
           recorder,
           signal,
           expect,
@@ -234,7 +296,7 @@ export async function run(argv: string[]): Promise<number> {
         plan: spec,
         current,
         faults,
-        cloudFaults: (values['cloud-fault'] ?? []).map((kind) => ({ kind })),
+        cloudFaults,
         recorder,
         signal,
         battery,
