@@ -13,10 +13,9 @@ import { loadConfig } from '../../config/load.ts';
 import type { PlansConfig, StationConfig } from '../../config/schema.ts';
 import { ensureBaseline } from '../../sota/baseline.ts';
 import { parseFault, type Fault } from '../../sota/faults.ts';
-import { checkFaults } from '../../sota/schedule.ts';
 import { CRC_ALGORITHMS, crcParams } from '../../images/crc.ts';
 import { API_CLOUD_FAULTS } from '../../station/plans.ts';
-import { stationCapabilities } from '../../station/preflight.ts';
+import { checkRunBeforeOpening } from '../../station/preflight.ts';
 import { runDutUpgrade } from '../../sota/dut.ts';
 import { runProxyUpgrade } from '../../sota/proxy.ts';
 import type { Recorder } from '../../sota/recorder.ts';
@@ -68,37 +67,13 @@ export function parseCloudFaults(texts: readonly string[]): CloudFault[] {
   });
 }
 
-/**
- * Everything the config alone can tell about the run, before the station opens: the faults it has lines
- * for, the cloud faults its plan source can inject, a declared plan that delivers the package, the image
- * fitting the slot, a CRC algorithm that exists. The flows check again on the opened station.
- */
-function checkBeforeOpening(name: string, entry: StationConfig, run: { pkg: Package; declared: UpgradeSpec | undefined; faults: readonly Fault[]; cloudFaults: readonly CloudFault[]; crc: string | undefined; mode: string }): void {
-  if (run.crc !== undefined) {
-    try {
-      crcParams(run.crc);
-    } catch (err) {
-      throw new UsageError('--crc: unknown CRC algorithm', { expected: `one of ${CRC_ALGORITHMS.join(', ')}`, seen: run.crc, cause: err });
-    }
-  }
-  const caps = stationCapabilities(name, entry);
-  // Console triggers need an MCU console, which only dut mode reads: that one the dut flow checks.
-  checkFaults(name, run.faults, caps.power, { available: run.mode === 'dut', why: 'only dut mode reads the MCU console' });
-  for (const cf of run.cloudFaults) {
-    if (!caps.cloudFaults.includes(cf.kind)) {
-      throw new ConfigError(`the plan source cannot inject cloud fault '${cf.kind}'`, {
-        station: name,
-        expected: caps.cloudFaults.length > 0 ? `one of ${caps.cloudFaults.join(', ')}` : 'a station whose plans come from an API (declared plans have no faults)',
-        seen: cf.kind,
-      });
-    }
-  }
-  // A package whose plan an operator must have created: one of the declared plans delivers it.
-  if (caps.declared && !run.declared && !caps.declared.find({ component: caps.component, package: run.pkg })) {
-    throw caps.declared.notDeclared({ component: caps.component, package: run.pkg });
-  }
-  if (run.pkg.target.size > caps.slotSize) {
-    throw new ConfigError(`image ${run.pkg.version} does not fit the slot`, { station: name, expected: `at most ${caps.slotSize} bytes (layout.slotSize)`, seen: `${run.pkg.target.size} bytes` });
+/** `--crc` names an algorithm the rig knows. */
+function checkCrc(crc: string | undefined): void {
+  if (crc === undefined) return;
+  try {
+    crcParams(crc);
+  } catch (err) {
+    throw new UsageError('--crc: unknown CRC algorithm', { expected: `one of ${CRC_ALGORITHMS.join(', ')}`, seen: crc, cause: err });
   }
 }
 
@@ -269,7 +244,8 @@ export async function run(argv: string[]): Promise<number> {
     }
     const bootloader = mode === 'dut' ? chooseBootloader(firmware, values.bootloader) : undefined;
     const cloudFaults = parseCloudFaults(values['cloud-fault'] ?? []);
-    checkBeforeOpening(name, entry, { pkg, declared, faults, cloudFaults, crc: values.crc, mode });
+    checkCrc(values.crc);
+    checkRunBeforeOpening(name, entry, { pkg, byDeclaredPlan: declared !== undefined, faults, cloudFaults, console: mode === 'dut' });
     const recorder = new CliRecorder({ quiet: json });
     return withStation(name, { loaded: config, recorder }, async ({ station, signal }) => {
       const spec: UpgradeSpec = declared ?? { component: station.component, package: pkg };
