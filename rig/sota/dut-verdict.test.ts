@@ -28,6 +28,8 @@ const upgraded: DutEvidence = {
   silentAfterStart: false,
   trialSeen: true,
   downloadRejected: undefined,
+  installRequested: true,
+  installedBadDownload: undefined,
   slotA: slot('target'),
   slotB: slot('from'),
   bootRecord: record('confirmed'),
@@ -35,7 +37,7 @@ const upgraded: DutEvidence = {
 };
 
 const rolledBack: DutEvidence = { ...upgraded, moduleResult: 10706, lastReport: '1_0_0', slotA: slot('from'), slotB: slot('target') };
-const intact: DutEvidence = { ...rolledBack, trialSeen: false, slotB: slot('other') };
+const intact: DutEvidence = { ...rolledBack, trialSeen: false, installRequested: false, slotB: slot('other') };
 
 describe('judgeDut', () => {
   it.each<[string, DutEvidence, string, RegExp]>([
@@ -54,6 +56,12 @@ describe('judgeDut', () => {
     ['the new image left in trial', { ...upgraded, bootRecord: record('trial') }, 'inconsistent', /boot record is not confirmed \(seq 9 trial\): the next reset reverts it/],
     ['a third image in slot A', { ...upgraded, lastReport: '1_1_0', slotA: slot('other') }, 'inconsistent', /^inconsistent: slot A holds STM32 1_1_0, neither the old nor the new image; first difference at 0x8020200/],
     ['a revert the module never heard of', { ...rolledBack, moduleResult: undefined }, 'inconsistent', /never said 10706/],
+    [
+      'an install asked for with slot B written wrongly (the bootloader refused it)',
+      { ...intact, installRequested: true, slotB: slot('other', { identified: undefined, identity: 'no image header', address: 0x0804_0000, firstDifference: 0x0804_0000, tapLine: 'tap line 40 (4.231 [mod→mcu] +QIOTOTARD: 0,1024 …)' }) },
+      'inconsistent',
+      /^inconsistent: the MCU asked to install 2_0_0 but slot B holds no image header; first difference at 0x8040000 against 2_0_0 \(target\), from tap line 40/,
+    ],
   ])('%s', (_name, e, outcome, summary) => {
     const v = judgeDut(e);
     expect(v.failure).toBeUndefined();
@@ -65,6 +73,12 @@ describe('judgeDut', () => {
   it('an expected finding passes: a planted defect whose verdict is bricked', () => {
     const v = judgeDut({ ...upgraded, expected: ['bricked'], slotA: slot('erased') });
     expect(v).toMatchObject({ outcome: 'bricked', ok: true });
+  });
+
+  it('an install of a download that does not match 10701 is the image’s failure, even when the bootloader saved the day', () => {
+    const v = judgeDut({ ...intact, installRequested: true, installedBadDownload: 'md5 aaaa of the tapped blocks, 10701 says bbbb' });
+    expect(v.failure).toMatchObject({ type: 'hash-mismatch-accepted', kind: 'firmware' });
+    expect(v.summary).toMatch(/AT\+QIOTUPDATE=3\) a download that does not match 10701: md5 aaaa/);
   });
 
   it('the rig’s own trouble is a failure, not a finding about the image', () => {

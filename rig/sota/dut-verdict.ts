@@ -50,6 +50,13 @@ export interface DutEvidence {
   trialSeen: boolean;
   /** The MCU's own account of giving up the download (console `download rejected: …`), when it gave one. */
   downloadRejected: string | undefined;
+  /** The MCU asked to install (AT+QIOTUPDATE=3 answered OK). */
+  installRequested: boolean;
+  /**
+   * Why the download the MCU asked to install was not the one announced (the tapped blocks' MD5 against
+   * 10701's), when it was not; undefined when it matched or could not be told (bytes lost on the tap).
+   */
+  installedBadDownload: string | undefined;
   slotA: SlotEvidence | undefined;
   slotB: SlotEvidence | undefined;
   /** The boot record at the end (undefined without a decoder, or when it could not be read). */
@@ -88,6 +95,10 @@ export function judgeDut(e: DutEvidence): Verdict {
   if (e.silentAfterStart) {
     return end(e, 'bricked', undefined, `the MCU reported no version after its last start; slot A holds ${holdsText(a, e)}${rec}`);
   }
+  // The MCU's own check failed it, whatever the bootloader then made of the image.
+  if (e.installRequested && e.installedBadDownload !== undefined) {
+    return fail(e, 'hash-mismatch-accepted', 'firmware', `the MCU asked to install (AT+QIOTUPDATE=3) a download that does not match 10701: ${e.installedBadDownload}; slot A holds ${holdsText(a, e)}`);
+  }
 
   // What the MCU says against what its flash holds.
   const holdsVersion = a.holds === 'from' ? e.fromVersion : a.holds === 'target' ? e.targetVersion : a.identified.version;
@@ -112,6 +123,11 @@ export function judgeDut(e: DutEvidence): Verdict {
     return end(e, 'inconsistent', undefined, `slot A holds the old image ${e.fromVersion} but the boot record is not settled (${e.bootRecord.summary})`);
   }
   if (e.decision === 'refused') return end(e, 'refused', 'refused', `the MCU refused the plan, slot A = ${e.fromVersion} by read-back`);
+  const b = e.slotB;
+  if (e.installRequested && !e.trialSeen && b && b.holds !== 'target' && b.holds !== 'from') {
+    // The MCU said it held the new image (=3), yet slot B holds neither: it wrote what it downloaded wrongly.
+    return end(e, 'inconsistent', undefined, `the MCU asked to install ${e.targetVersion} but slot B holds ${holdsText(b, e)}${where(b)}`);
+  }
   if (e.trialSeen) {
     if (e.moduleResult !== 10706) return end(e, 'inconsistent', undefined, `the new image ran in trial and slot A holds ${e.fromVersion} again, but the module never said 10706`);
     return end(e, 'rolled-back', undefined, `the new image ran in trial and was reverted: slot A = ${e.fromVersion} by read-back, the MCU reports ${e.lastReport ?? e.fromVersion}, module said 10706${rec}`);
