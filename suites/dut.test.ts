@@ -45,7 +45,8 @@ describe('dut mode on the virtual MCU', () => {
 
   const faulted = (name: string, fault: string, expected: Parameters<typeof expectDut>[1], check?: (run: DutRun) => void) => ({ name, fault, expected, check });
   const cases = [
-    faulted('module power cut during the download: the MCU reads it again from 0', 'offset=4096:power-cycle-module=300', 'upgraded', (run) => {
+    // At 10701 the module starts downloading from the cloud; after its reboot the cloud issues the download again.
+    faulted('module power cut during the download (cloud → module): downloaded again, upgraded', 'event=10701:power-cycle-module=300', 'upgraded', (run) => {
       expect(run.dut.moduleEvents.filter((e) => e.raw === 'RDY').length).toBeGreaterThanOrEqual(1);
     }),
     // The MCU restarts, reports the version it runs while the module holds the download: §4.3 settles it as 10706.

@@ -271,9 +271,10 @@ class DutFlow {
     });
     this.schedule.start(() => this.poke());
     await this.log.step('reset the MCU (reset run over SWD)', async () => {
-      await station.probe.reset('run', signal ? { signal } : {});
+      // Noted before the reset: the MCU may boot and talk before OpenOCD's command returns.
       this.observer.mcuStarted('the rig reset the MCU (reset run over SWD)');
       this.observer.note('reset run over SWD');
+      await station.probe.reset('run', signal ? { signal } : {});
     });
     await this.log.step('observe the upgrade', () => this.observe());
   }
@@ -319,7 +320,7 @@ class DutFlow {
     for (; this.firedSeen < fired.length; this.firedSeen++) {
       const f = fired[this.firedSeen]!;
       this.observer.note(`fault ${f.fault}: ${f.effect}`, f.t);
-      if (/^target (reset|power-cycled)/.test(f.effect)) this.observer.mcuStarted(`fault ${f.fault}`, this.log.now());
+      if (/^target (reset|power-cycled)/.test(f.effect)) this.observer.mcuStarted(`fault ${f.fault}`, f.t);
     }
   }
 
