@@ -184,6 +184,41 @@ describe('DutObserver', () => {
     }
   });
 
+  it('after the module rebooted mid-download, a first read away from the announced piece start is held against the MCU', () => {
+    for (const [readAt, verdict] of [
+      [0, undefined],
+      [3072, /^after the module restarted \(RDY at 0\.500 s\) the piece starts at 0, but the MCU read at 3072 \(tap line \d+\)$/],
+    ] as const) {
+      const r = rig();
+      r.mod(answer('+QIOTEVT: 7,10700,"STM32","","2_0_0",0,0,8192'));
+      r.mcu('AT+QIOTUPDATE=1');
+      r.mod(answer('OK', '+QIOTEVT: 7,10703,"STM32",8192,0,8192'));
+      r.mcu('AT+QIOTOTARD=2048,1024');
+      r.at(500);
+      r.mod(answer('RDY'));
+      r.at(900);
+      r.mod(answer('+QIOTEVT: 7,10702', '+QIOTEVT: 7,10703,"STM32",8192,0,8192'));
+      r.mcu(`AT+QIOTOTARD=${readAt},1024`);
+      if (verdict) expect(r.obs.downloadNotRestarted).toMatch(verdict);
+      else expect(r.obs.downloadNotRestarted).toBeUndefined();
+    }
+  });
+
+  it('a 10700 the MCU leaves unanswered past the bound settles the run as such; an answered one does not', () => {
+    const r = rig([], 2000);
+    r.at(100);
+    r.mod(answer('+QIOTEVT: 7,10700,"STM32","","2_0_0",0,0,8192'));
+    expect(r.obs.nextDeadline()).toBe(2100);
+    expect(r.obs.settled(2000)).toBeUndefined();
+    expect(r.obs.settled(2101)).toBe('the MCU did not answer the 10700 of 0.100 s (no AT+QIOTUPDATE=1 or =0 within 2000 ms)');
+    expect(r.obs.planNotAnswered).toBeDefined();
+    const ok = rig([], 2000);
+    ok.mod(answer('+QIOTEVT: 7,10700,"STM32","","2_0_0",0,0,8192'));
+    ok.mcu('AT+QIOTUPDATE=1');
+    expect(ok.obs.nextDeadline()).toBeUndefined();
+    expect(ok.obs.settled(5000)).toBeUndefined();
+  });
+
   it('the MCU’s own account of a rejected download, and the moment the new image starts', () => {
     const r = rig(['before-version-report:reset-target', 'programming:power-cycle-target']);
     r.mod(answer('+QIOTEVT: 7,10700,"STM32","","2_0_0",0,0,256'));

@@ -123,6 +123,16 @@ export class DutObserver {
   private covered: Uint8Array | undefined;
   /** Set at the install when the tapped download's MD5 is not 10701's. */
   installedBadDownload: string | undefined;
+  /** Set when, after the module rebooted, the MCU's first read of the announced piece was not where it starts. */
+  downloadNotRestarted: string | undefined;
+  /** Set when this run's 10700 went unanswered past the bound. */
+  planNotAnswered: string | undefined;
+  /** Run time of the latest 10700 of this run's plan that the MCU has not answered yet. */
+  private planAt: number | undefined;
+  /** The module rebooted during the download: the next piece's start is where the MCU must read again. */
+  private rebootAt: number | undefined;
+  private restartAt: number | undefined;
+  private restartRdyAt = 0;
 
   private readonly phases: ObservedPhases;
   private lastMcuCommand: string | undefined;
@@ -225,12 +235,14 @@ export class DutObserver {
     }
     if (/^AT\+QIOTUPDATE=1$/i.test(text)) {
       this.decision = 'confirmed';
+      this.planAt = undefined;
       this.phases.end('plan', t);
       this.phases.begin('download (cloud → module)', t);
       return;
     }
     if (/^AT\+QIOTUPDATE=0$/i.test(text)) {
       this.decision = 'refused';
+      this.planAt = undefined;
       this.phases.end('plan', t);
       return;
     }
@@ -241,6 +253,15 @@ export class DutObserver {
     }
     const rd = /^AT\+QIOTOTARD=(\d+),(\d+)$/i.exec(text);
     if (rd) {
+      if (this.restartAt !== undefined) {
+        const off = Number(rd[1]);
+        // §4.4: the module lost the download with its reboot and serves the piece anew; reading on from an old
+        // offset takes bytes the MCU never checked in order.
+        if (off !== this.restartAt && this.downloadNotRestarted === undefined) {
+          this.downloadNotRestarted = `after the module restarted (RDY at ${(this.restartRdyAt / 1000).toFixed(3)} s) the piece starts at ${this.restartAt}, but the MCU read at ${off} (tap line ${line + 1})`;
+        }
+        this.restartAt = undefined;
+      }
       if (!this.phases.isOpen('block reads')) this.phases.begin('block reads', t);
       if (!this.programmingTaken) {
         // The MCU writes slot B block by block from its first read: dut mode's "programming" moment.
@@ -261,6 +282,7 @@ export class DutObserver {
     const e: ModuleEvent = parseModuleEvent(text);
     if (e.kind === 'reboot') {
       this.moduleEvents.push({ t, raw: e.raw });
+      if (this.decision === 'confirmed' && this.installAt === undefined) this.rebootAt = t;
       this.phases.instant('module restart (RDY)', t);
       this.schedule.onEvent(e);
       return;
@@ -275,6 +297,7 @@ export class DutObserver {
       case 'ota-plan':
         if (e.component === this.opts.component && e.target === this.opts.targetVersion) {
           this.planSeen = true;
+          if (this.decision === undefined || this.rebootAt !== undefined) this.planAt ??= t;
           this.fileSize = e.size;
           this.phases.begin('plan', t);
         }
@@ -286,6 +309,11 @@ export class DutObserver {
         return;
       case 'ota-piece-ready':
         this.fileSize = e.size;
+        if (this.rebootAt !== undefined) {
+          this.restartAt = e.start;
+          this.restartRdyAt = this.rebootAt;
+          this.rebootAt = undefined;
+        }
         this.phases.end('download (cloud → module)', t);
         return;
       case 'ota-updating':
@@ -376,10 +404,12 @@ export class DutObserver {
     return last && !last.reported && now - last.t > this.opts.reportWithinMs ? last : undefined;
   }
 
-  /** When the latest unreported start runs out of time, run time; undefined when nothing is pending. */
+  /** When the next bound runs out (an unreported start, an unanswered plan), run time; undefined when none is pending. */
   nextDeadline(): number | undefined {
     const last = this.starts.at(-1);
-    return last && !last.reported ? last.t + this.opts.reportWithinMs : undefined;
+    const start = last && !last.reported ? last.t + this.opts.reportWithinMs : undefined;
+    const plan = this.planAt !== undefined ? this.planAt + this.opts.reportWithinMs : undefined;
+    return start === undefined ? plan : plan === undefined ? start : Math.min(start, plan);
   }
 
   /** The version reported after the last start (what the MCU runs now, by its own word). */
@@ -394,6 +424,10 @@ export class DutObserver {
   settled(now: number): string | undefined {
     const silent = this.silentStart(now);
     if (silent) return `no version report within ${this.opts.reportWithinMs} ms of ${silent.why}`;
+    if (this.planAt !== undefined && now - this.planAt > this.opts.reportWithinMs) {
+      this.planNotAnswered = `the MCU did not answer the 10700 of ${(this.planAt / 1000).toFixed(3)} s (no AT+QIOTUPDATE=1 or =0 within ${this.opts.reportWithinMs} ms)`;
+      return this.planNotAnswered;
+    }
     const last = this.starts.at(-1);
     const reportedSinceStart = !last || last.reported;
     if (this.decision === 'refused' && reportedSinceStart && this.lastMcuCommand === undefined) return 'the MCU refused the plan';
