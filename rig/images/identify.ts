@@ -2,7 +2,7 @@
 // equals byte for byte, or part of one, or erased flash, or unknown. The version locator of the component
 // (locator.ts) only helps to NAME bytes that match no known image ("the MCUboot header names 1.4.0, but the
 // bytes are no release"), and to name a release when it is added.
-import { ConfigError, FirmwareError } from '../errors.ts';
+import { ConfigError, FirmwareError, RigError } from '../errors.ts';
 import { sha256Hex } from './digest.ts';
 import { Image } from './image.ts';
 import { DEFAULT_LOCATOR, formatLocator, locateVersion, VERSION_RE, type Located, type VersionLocator } from './locator.ts';
@@ -79,6 +79,11 @@ export function identifyContent(bytes: Uint8Array, opts: IdentifyOptions = {}): 
   return { ...base, image: undefined, text: `${unknown}; ${located.where}: ${located.reason}` };
 }
 
+/** A release whose version nobody gave and its locator did not find: the command line must say it (usage). */
+export class UnnamedImageError extends RigError {
+  readonly kind = 'usage' as const;
+}
+
 export interface ReleaseIdentity {
   image: Image;
   /** Where the version came from. */
@@ -90,7 +95,7 @@ export interface ReleaseIdentity {
  * A release file as an Image: its bytes, its component, and its version as given, or found by the
  * locator. A locator that finds a different version, a different component, or a header whose own check
  * fails is a FirmwareError: a release named wrongly would make every verdict about it wrong.
- * Undefined version and nothing found: a FirmwareError saying to give one.
+ * Undefined version and nothing found: an UnnamedImageError saying to give one.
  */
 export function identifyRelease(bytes: Uint8Array, opts: { component: string; version?: string | undefined; locator?: VersionLocator; label?: string }): ReleaseIdentity {
   const locator = opts.locator ?? DEFAULT_LOCATOR;
@@ -115,9 +120,11 @@ export function identifyRelease(bytes: Uint8Array, opts: { component: string; ve
   }
   const version = opts.version ?? (located.found ? located.version : undefined);
   if (version === undefined) {
-    throw new FirmwareError(`which version is ${label}?`, {
-      expected: `a version given (--version) or one the locator ${formatLocator(locator)} finds`,
-      seen: located.found ? 'none' : `${located.where}: ${located.reason}`,
+    throw new UnnamedImageError(`which version is ${label}?`, {
+      expected: locator.kind === 'none'
+        ? 'a version given (--version): this component\'s images carry none the rig reads (locator none)'
+        : `a version given (--version), or one the locator ${formatLocator(locator)} finds in the image`,
+      seen: located.found ? located.version : locator.kind === 'none' ? 'no --version' : `${located.where}: ${located.reason}`,
     });
   }
   const versionFrom = opts.version === undefined ? 'image' : located.found ? 'given and image' : 'given';

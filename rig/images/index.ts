@@ -21,12 +21,12 @@ export {
   locatorJson, locatorSchema, MCUBOOT_DEFAULT_FORMAT, MCUBOOT_MAGIC, parseLocator, VERSION_RE,
   type Located, type LocatorKind, type VersionLocator,
 } from './locator.ts';
-export { identifyContent, identifyRelease, type ContentIdentity, type IdentifyOptions, type ReleaseIdentity } from './identify.ts';
+export { identifyContent, identifyRelease, UnnamedImageError, type ContentIdentity, type IdentifyOptions, type ReleaseIdentity } from './identify.ts';
 export {
   addRelease, compareVersions, deltaPackage, deltaPackageEntry, fullPackage, fullPackageEntry, imageEntry, imageRef, loadReleases,
   type AddedRelease, type AddReleaseOptions,
 } from './release.ts';
 export {
-  defaultManifestPath, FirmwareSet, loadManifest, MANIFEST_FORMAT, manifestSchema,
+  currentManifestPath, defaultManifestPath, FirmwareSet, loadManifest, MANIFEST_FORMAT, manifestSchema,
   type ImageEntry, type ManifestJson, type PackageEntry,
 } from './manifest.ts';

@@ -146,8 +146,17 @@ function checkDigest(file: string, bytes: Uint8Array, e: { size: number; md5: st
   if (h.crc() !== e.crc32) throw mismatch(file, 'crc32', e.crc32, h.crc());
 }
 
+/**
+ * The manifest the rig works with when none is named: $RIG_MANIFEST (a user's releases, `rig image add`),
+ * else the project's fixtures/manifest.json.
+ */
+export function currentManifestPath(): string {
+  const env = process.env.RIG_MANIFEST;
+  return env ? path.resolve(env) : defaultManifestPath();
+}
+
 /** Reads a manifest and every file it names; ConfigError for a malformed manifest, FirmwareError for a file that disagrees. */
-export async function loadManifest(manifestPath: string = defaultManifestPath()): Promise<FirmwareSet> {
+export async function loadManifest(manifestPath: string = currentManifestPath()): Promise<FirmwareSet> {
   let raw: unknown;
   try {
     raw = JSON.parse(await readFile(manifestPath, 'utf8'));
