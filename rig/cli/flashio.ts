@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { FirmwareError } from '../errors.ts';
+import { identifyContent } from '../images/identify.ts';
 import { loadManifest } from '../images/manifest.ts';
 import type { Probe } from '../probe/probe.ts';
 import type { Recorder } from '../sota/recorder.ts';
@@ -70,4 +71,20 @@ export function hex(n: number): string {
 
 export function imageTooLarge(station: string, bytes: number, slot: number): FirmwareError {
   return new FirmwareError(`the image does not fit the application slot`, { station, expected: `at most ${slot} bytes (layout.slotSize)`, seen: `${bytes} bytes` });
+}
+
+/**
+ * What the bytes read are, by the bytes: a release of the manifest, part of one (a read shorter than an
+ * image, or starting inside the slot), erased, or unknown (then what the component's locator makes of it).
+ * A read that starts before the slot and covers its start is named from the slot on.
+ */
+export async function nameContent(bytes: Uint8Array, address: number, slotAddress: number, slotSize: number): Promise<string> {
+  const firmware = await loadManifest().catch(() => undefined);
+  const opts = { known: firmware?.images.values() ?? [], ...(firmware ? { locator: firmware.locator } : {}) };
+  if (address < slotAddress && address + bytes.length > slotAddress) {
+    const from = slotAddress - address;
+    return `from the slot at ${hex(slotAddress)}: ${identifyContent(bytes.subarray(from), opts).text}`;
+  }
+  const inSlot = address >= slotAddress && address < slotAddress + slotSize;
+  return identifyContent(bytes, { ...opts, offset: inSlot ? address - slotAddress : 0 }).text;
 }

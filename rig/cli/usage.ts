@@ -52,7 +52,9 @@ ${common}`,
 
   readback: `Usage: rig readback <station> [region] -o <file> [--config <file>] [--json]
 
-Reads target memory over SWD into a file and says which image it holds (header, version, body CRC).
+Reads target memory over SWD into a file and says what it holds, by its bytes: a release of the manifest
+($RIG_MANIFEST or fixtures/manifest.json) or a part of one, erased flash, or unknown bytes and what the
+component's version locator (the rig header, an MCUboot header …) makes of them.
   region     slot (default: the application slot, layout.slotAddress/slotSize), flash (the whole flash,
              size as the target reports it), or <address>:<length> (e.g. 0x08000000:0x6000)
   -o <file>  where to write the bytes (required)

@@ -1,10 +1,9 @@
 // `rig flash <station> <image>`: program the application slot (or --address) and verify by read-back.
 import { compareRegion } from '../../probe/probe.ts';
-import { describeIdentity, identifyImage } from '../../images/header.ts';
 import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, intOption, paint, parse, UsageError } from '../output.ts';
 import { CliRecorder } from '../progress.ts';
-import { hex, imageTooLarge, readWithProgress, resolveImage } from '../flashio.ts';
+import { hex, imageTooLarge, nameContent, readWithProgress, resolveImage } from '../flashio.ts';
 import { requireStationName, runCommand, withStation } from '../station.ts';
 
 export async function run(argv: string[]): Promise<number> {
@@ -38,7 +37,7 @@ export async function run(argv: string[]): Promise<number> {
       });
       if (!values['no-reset']) await recorder.step('reset and run', () => probe.reset('run', { signal }));
       const ms = Math.round(performance.now() - t0);
-      const identity = describeIdentity(identifyImage(image.bytes));
+      const identity = await nameContent(image.bytes, address, station.layout.slotAddress, station.layout.slotSize);
       if (json) {
         process.stdout.write(`${JSON.stringify({ station: station.name, image: image.label, address, bytes: image.bytes.length, written, verified: true, identity, ms }, null, 2)}\n`);
       } else {

@@ -1,10 +1,9 @@
 // `rig upgrade <station> --package … | --plan …`: the proxy flow of rig/sota with live progress, faults
 // from the command line, and the run record written for `rig repro`.
-import { identifyImage, IMAGE_HEADER_OFFSET, IMAGE_HEADER_SIZE } from '../../images/header.ts';
+import { identifyContent } from '../../images/identify.ts';
 import type { Image } from '../../images/image.ts';
 import { loadManifest, type FirmwareSet } from '../../images/manifest.ts';
 import type { Package } from '../../images/package.ts';
-import { sha256Hex } from '../../images/digest.ts';
 import { ConfigError } from '../../errors.ts';
 import { loadConfig } from '../../config/load.ts';
 import type { PlansConfig, StationConfig } from '../../config/schema.ts';
@@ -87,25 +86,19 @@ function declaredStartingImage(firmware: FirmwareSet, pkg: Package, from: string
 
 /** Otherwise what the slot holds, when the manifest knows it: read over SWD, the one thing that needs the station. */
 async function imageInSlot(station: OpenedStation, firmware: FirmwareSet, recorder: Recorder, signal: AbortSignal): Promise<Image> {
-  // The header first, then only as many bytes as it says the image has.
+  // As many bytes as the longest release has: an image is known by its bytes, not by a header.
   const slot = station.layout;
-  const head = await station.probe.readRegion(slot.slotAddress, Math.min(slot.slotSize, IMAGE_HEADER_OFFSET + IMAGE_HEADER_SIZE), { signal });
-  const first = identifyImage(head);
-  let id = first;
-  let seen = head;
-  if ((first.state === 'truncated' || first.state === 'valid') && first.header.imageLength <= slot.slotSize) {
-    seen = await readWithProgress(station.probe, slot.slotAddress, first.header.imageLength, recorder, 'identify the slot', signal);
-    id = identifyImage(seen);
-  }
-  const known = id.state === 'valid' ? firmware.imageByHash(sha256Hex(seen.subarray(0, id.header.imageLength))) : undefined;
-  if (!known) {
+  const longest = Math.max(0, ...[...firmware.images.values()].map((i) => i.size));
+  const seen = await readWithProgress(station.probe, slot.slotAddress, Math.min(slot.slotSize, longest), recorder, 'identify the slot', signal);
+  const id = identifyContent(seen, { known: firmware.images.values(), locator: firmware.locator });
+  if (!id.image) {
     throw new UsageError('which image does the target start from?', {
       station: station.name,
       expected: `--from <version> (${[...firmware.images.keys()].join(', ')}): the slot holds no image the manifest knows`,
-      seen: id.state === 'valid' ? `${id.header.component} ${id.header.version} with other bytes` : id.state,
+      seen: id.text,
     });
   }
-  return known;
+  return id.image;
 }
 
 /** --plan before the station opens: a virtual station's plans always come from its API. */
