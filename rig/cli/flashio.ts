@@ -8,6 +8,7 @@ import { loadManifest } from '../images/manifest.ts';
 import type { Probe } from '../probe/probe.ts';
 import type { Recorder } from '../sota/recorder.ts';
 import { UsageError } from './output.ts';
+import { didYouMean } from './suggest.ts';
 
 /** Bytes per read call: small enough for a bar that moves (≈ 0.15 s each at 110 KiB/s), large enough to cost little. */
 export const READ_CHUNK = 16 * 1024;
@@ -36,7 +37,7 @@ export async function resolveImage(arg: string): Promise<NamedImage> {
   if (/^[A-Za-z0-9_.-]+$/.test(arg) && !existsSync(arg)) {
     const firmware = await loadManifest();
     if (!firmware.images.has(arg)) {
-      throw new UsageError(`no image ${arg} in ${firmware.manifestPath}`, { expected: `a version (${[...firmware.images.keys()].join(', ')}) or a .bin file`, seen: arg });
+      throw new UsageError(`no image ${arg} in ${firmware.manifestPath}${didYouMean(arg, firmware.images.keys())}`, { expected: `a version (${[...firmware.images.keys()].join(', ')}) or a .bin file`, seen: arg });
     }
     const img = firmware.image(arg);
     return { label: `${img.component} ${img.version} (manifest)`, bytes: img.bytes, version: img.version };
@@ -55,7 +56,7 @@ export function parseRegion(text: string | undefined): Region {
   if (text === undefined || text === 'slot') return { kind: 'slot' };
   if (text === 'flash') return { kind: 'flash' };
   const m = /^(0x[0-9a-f]+|\d+):(0x[0-9a-f]+|\d+)$/i.exec(text);
-  if (!m) throw new UsageError(`not a region: ${text}`, { expected: 'slot, flash, or <address>:<length> (e.g. 0x08000000:0x6000)', seen: text });
+  if (!m) throw new UsageError(`not a region: ${text}${/^[a-z]+$/i.test(text) ? didYouMean(text, ['slot', 'flash']) : ''}`, { expected: 'slot, flash, or <address>:<length> (e.g. 0x08000000:0x6000)', seen: text });
   const num = (s: string): number => (s.toLowerCase().startsWith('0x') ? Number.parseInt(s, 16) : Number(s));
   const address = num(m[1]!);
   const length = num(m[2]!);

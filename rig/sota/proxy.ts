@@ -44,6 +44,7 @@ import { DownloadAssembly } from './pieces.ts';
 import { ProtocolTimerError, RunLog, errorInfo } from './run-log.ts';
 import { FaultSchedule, checkFaults } from './schedule.ts';
 import { describeReadback, judgeReadback } from './readback.ts';
+import { programProgress } from './recorder.ts';
 import { reviveProbe } from './slots.ts';
 import { judge } from './verdict.ts';
 import type { Evidence, Outcome, ReadbackResult } from './verdict.ts';
@@ -91,6 +92,13 @@ export interface ProxyUpgradeOptions {
 
 /** 10702 periods a piece's download may take by default (5 s each on a real module: 10 minutes). */
 export const DOWNLOAD_NOTIFY_LIMIT = 120;
+
+/** The MCU refused the download (digests, rebuilt image): the reasons, one per line, as the step's failure. */
+class PackageRejected extends FirmwareError {
+  constructor(readonly problems: readonly string[]) {
+    super(`package rejected: ${problems.join('; ') || 'the download check failed'}`, { expected: 'the downloaded file to match 10701 and the plan, and to rebuild the target image' });
+  }
+}
 
 /** A proxy run is its record: save it with serializeRunRecord for `rig repro`. */
 export type ProxyRun = RunRecord;
@@ -309,8 +317,16 @@ class ProxyFlow {
     this.phase = 'download';
     await this.downloadPhase();
 
-    const ok = await this.log.step('verify package', async () => this.verifyDownload());
-    if (!ok) {
+    // A rejected download is a failed check (✘ with its reasons in the step), not an error of the run: the
+    // MCU's answer to it is to report the version it runs (giveUp).
+    const rejected = await this.log.step('verify package', async () => {
+      if (this.verifyDownload()) return undefined;
+      throw new PackageRejected(this.downloadProblems.filter((p) => !p.startsWith('note:')));
+    }).catch((err: unknown) => {
+      if (err instanceof PackageRejected) return err;
+      throw err;
+    });
+    if (rejected) {
       await this.giveUp();
       return;
     }
@@ -621,7 +637,7 @@ class ProxyFlow {
           try {
             if (this.executor.targetDisturbed || attempt > 0) await reviveProbe(this.station, this.signal);
             this.executor.targetDisturbed = false;
-            await station.probe.program(station.layout.slotAddress, image.bytes, { signal: this.signal });
+            await station.probe.program(station.layout.slotAddress, image.bytes, { signal: this.signal, ...programProgress(this.recorder) });
             lastErr = undefined;
             break;
           } catch (err) {

@@ -85,6 +85,9 @@ export function simSpawnCommand(node: string, args: readonly string[], setpriv: 
   return setpriv ? { command: setpriv, args: ['--pdeathsig', 'TERM', '--', node, ...args] } : { command: node, args: [...args] };
 }
 
+/** The power and reset lines of every virtual station, by the names a bench would give them. */
+export const VIRTUAL_LINES = ['module-vbat', 'module-reset', 'target-vdd', 'target-nrst'] as const;
+
 /** The sim's answer as the hardware entry a bench with the same wiring would have. */
 export function stationFromSim(v: VirtualStationConfig, sim: SimLine): HardwareStationConfig {
   const { pins, contacts } = sim.firmata;

@@ -23,6 +23,7 @@ import { startVirtualStation, type VirtualStation } from '../../station/virtual.
 import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, paint, parse, table, UsageError } from '../output.ts';
 import { runCommand, wasInterrupted, withInterrupt } from '../station.ts';
+import { didYouMean } from '../suggest.ts';
 
 export type Status = 'ok' | 'fail' | 'warn' | 'skip';
 
@@ -401,7 +402,7 @@ export async function run(argv: string[]): Promise<number> {
     const config = await loadConfig(values.config === undefined ? {} : { path: values.config });
     const names = positionals.length === 1 ? positionals : Object.keys(config.stations);
     for (const n of names) {
-      if (!Object.hasOwn(config.stations, n)) throw new UsageError(`no station "${n}" in the config`, { expected: `one of ${Object.keys(config.stations).join(', ')}`, seen: n });
+      if (!Object.hasOwn(config.stations, n)) throw new UsageError(`no station "${n}" in the config${didYouMean(n, Object.keys(config.stations))}`, { expected: `one of ${Object.keys(config.stations).join(', ')}`, seen: n });
     }
     const checks: Check[] = [];
     await withInterrupt(async (signal) => {

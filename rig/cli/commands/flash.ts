@@ -29,10 +29,8 @@ export async function run(argv: string[]): Promise<number> {
             return;
           }
         }
-        // One OpenOCD call erases, writes and reads back; the bar moves when it is done.
-        recorder.progress('programming', 0, image.bytes.length);
-        await probe.program(address, image.bytes, { preverify: false, signal });
-        recorder.progress('programming', image.bytes.length, image.bytes.length);
+        // Written in chunks after one erase, so the bar moves while OpenOCD writes (it says nothing itself).
+        await probe.program(address, image.bytes, { preverify: false, signal, progress: (done, total) => recorder.progress('programming', done, total) });
         written = true;
       });
       if (!values['no-reset']) await recorder.step('reset and run', () => probe.reset('run', { signal }));
@@ -42,7 +40,8 @@ export async function run(argv: string[]): Promise<number> {
         process.stdout.write(`${JSON.stringify({ station: station.name, image: image.label, address, bytes: image.bytes.length, written, verified: true, identity, ms }, null, 2)}\n`);
       } else {
         const p = paint(process.stdout);
-        process.stdout.write(`${p.green('flashed')} ${image.label} (${identity}) at ${hex(address)}: ${written ? 'written and verified by read-back' : 'already there, verified'} in ${(ms / 1000).toFixed(1)} s\n`);
+        // A manifest version names itself; a file is named by what its bytes are.
+        process.stdout.write(`${p.green('flashed')} ${image.version !== undefined ? image.label : `${image.label} (${identity})`} at ${hex(address)}: ${written ? 'written and verified by read-back' : 'already there, verified'} in ${(ms / 1000).toFixed(1)} s\n`);
       }
       return ExitCode.ok;
     });

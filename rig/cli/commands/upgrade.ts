@@ -19,7 +19,8 @@ import { COMMON_OPTIONS, intOption, paint, parse, UsageError } from '../output.t
 import { readWithProgress } from '../flashio.ts';
 import { CliRecorder } from '../progress.ts';
 import { describeRun, unfiredFaults, watchDownload, writeRecord } from '../runs.ts';
-import { requireStationName, runCommand, withStation } from '../station.ts';
+import { checkStationName, requireStationName, runCommand, withStation } from '../station.ts';
+import { didYouMean } from '../suggest.ts';
 
 const OUTCOMES: readonly Outcome[] = ['upgraded', 'refused', 'failed-intact'];
 
@@ -38,12 +39,12 @@ function parseExpect(text: string | undefined): Outcome[] {
   if (text === undefined) return ['upgraded'];
   const list = text.split(',').map((s) => s.trim());
   const bad = list.filter((o) => !OUTCOMES.includes(o as Outcome));
-  if (bad.length > 0 || list.length === 0) throw new UsageError('--expect: unknown outcome', { expected: `comma-separated ${OUTCOMES.join(', ')}`, seen: text });
+  if (bad.length > 0 || list.length === 0) throw new UsageError(`--expect: unknown outcome${bad[0] !== undefined ? ` '${bad[0]}'${didYouMean(bad[0], OUTCOMES)}` : ''}`, { expected: `comma-separated ${OUTCOMES.join(', ')}`, seen: text });
   return list as Outcome[];
 }
 
 function packageByName(firmware: FirmwareSet, name: string): Package {
-  if (!firmware.packages.has(name)) throw new UsageError(`--package: no package ${name}`, { expected: `one of ${[...firmware.packages.keys()].join(', ')} (${firmware.manifestPath})`, seen: name });
+  if (!firmware.packages.has(name)) throw new UsageError(`--package: no package ${name}${didYouMean(name, firmware.packages.keys())}`, { expected: `one of ${[...firmware.packages.keys()].join(', ')} (${firmware.manifestPath})`, seen: name });
   return firmware.package(name);
 }
 
@@ -76,7 +77,7 @@ export function specFromPlan(station: Pick<OpenedStation, 'name' | 'component'> 
 /** The image the target starts from when the command line or the package says it: --from, else a delta's source. */
 function declaredStartingImage(firmware: FirmwareSet, pkg: Package, from: string | undefined): Image | undefined {
   const byVersion = (v: string, why: string): Image => {
-    if (!firmware.images.has(v)) throw new UsageError(`${why}: no image ${v}`, { expected: `one of ${[...firmware.images.keys()].join(', ')}`, seen: v });
+    if (!firmware.images.has(v)) throw new UsageError(`${why}: no image ${v}${didYouMean(v, firmware.images.keys())}`, { expected: `one of ${[...firmware.images.keys()].join(', ')}`, seen: v });
     return firmware.image(v);
   };
   if (from !== undefined) return byVersion(from, '--from');
@@ -136,10 +137,8 @@ export async function run(argv: string[]): Promise<number> {
     // Everything the command line names is resolved before the station opens: a typo must not start a sim,
     // switch power lines or start OpenOCD.
     const config = await loadConfig(values.config === undefined ? {} : { path: values.config });
-    const entry = Object.hasOwn(config.stations, name) ? config.stations[name] : undefined;
-    if (!entry) {
-      throw new ConfigError(`no station "${name}" in the config${config.source ? ` ${config.source}` : ''}`, { expected: `one of ${Object.keys(config.stations).join(', ')}`, seen: name });
-    }
+    checkStationName(name, config);
+    const entry = config.stations[name]!;
     const declared = values.plan !== undefined ? specFromPlan(stationForPlan(name, entry), firmware, values.plan) : undefined;
     const pkg = declared?.package ?? packageByName(firmware, values.package!);
     const declaredFrom = declaredStartingImage(firmware, pkg, values.from);
@@ -165,7 +164,7 @@ export async function run(argv: string[]): Promise<number> {
       recorder.stopBar();
       const file = writeRecord(run, values.record);
       const unfired = unfiredFaults(run);
-      if (json) process.stdout.write(`${JSON.stringify({ station: station.name, verdict: run.verdict, readback: run.readback, fired: run.fired, unfired, record: file }, null, 2)}\n`);
+      if (json) process.stdout.write(`${JSON.stringify({ station: station.name, verdict: run.verdict, download: run.download, readback: run.readback, fired: run.fired, unfired, record: file }, null, 2)}\n`);
       else process.stdout.write(`${describeRun(run, file, paint(process.stdout))}\n`);
       if (!run.verdict.ok) return ExitCode.failure;
       return unfired.length > 0 ? ExitCode.faultNotFired : ExitCode.ok;
