@@ -1,5 +1,4 @@
-// `rig image` as a user runs it (node bin/rig.js from dist/, built by npm test's pretest), and the
-// did-you-mean answers of the command line.
+// `rig image` as a user runs it (node bin/rig.js from dist/, built by npm test's pretest).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -83,18 +82,5 @@ describe('rig image', () => {
     const badLocator = await rig(['image', 'add', signed, '--locator', 'mcuboo', '--manifest', manifest]);
     expect(badLocator.status).toBe(64);
     expect(badLocator.stderr).toContain('unknown kind "mcuboo"');
-  });
-});
-
-describe('did you mean', () => {
-  test.each([
-    [['doctr'], "rig: unknown command 'doctr' (did you mean 'doctor'?)"],
-    [['--versio'], "rig: unknown option '--versio' (did you mean '--version'?)"],
-    [['upgrade', 'virtual', '--pakage', 'full_2_0_0'], "unknown option '--pakage' (did you mean '--package'?)"],
-    [['image', 'lst'], "unknown action 'lst' (did you mean 'list'?)"],
-  ])('rig %j', async (args, line) => {
-    const r = await rig(args);
-    expect(r.status).toBe(64);
-    expect(r.stderr).toContain(line);
   });
 });

@@ -97,8 +97,8 @@ export function reportError(err: unknown, opts: { json?: boolean } = {}): number
   return code;
 }
 
-/** --config and --json, which every station command takes. */
-export const COMMON_OPTIONS = { config: { type: 'string' }, json: { type: 'boolean' } } as const;
+/** --config, --json and --attach (a running virtual station, see rig sim), which every station command takes. */
+export const COMMON_OPTIONS = { config: { type: 'string' }, json: { type: 'boolean' }, attach: { type: 'string' } } as const;
 
 /**
  * node:util parseArgs (strict, positionals allowed), with unknown options and missing values as a UsageError;

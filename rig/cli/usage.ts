@@ -1,7 +1,7 @@
 // Usage text of every subcommand, kept apart from the code that runs it so that `rig <command> --help`
 // loads nothing else. Common options (--config, --json) are listed once in `rig --help`.
 
-const common = `Common options: --config <file>, --json, -h/--help.`;
+const common = `Common options: --config <file>, --json, --attach <file> (a running rig sim; default $RIG_SIM), -h/--help.`;
 
 export const USAGE = {
   doctor: `Usage: rig doctor [station] [--config <file>] [--json]
@@ -103,7 +103,13 @@ ${common}`,
 Runs the virtual station (sim/main) in the foreground and prints where its parts are: the module's AT
 port, the Firmata relay board and its pins, the STM32's remote_bitbang endpoint, the admin API URL.
 Options after -- go to sim/main unchanged (e.g. -- --baud 921600 --url-delay-ms 500).
---json prints the sim's own JSON line instead. Ctrl-C stops it (ptys and sockets removed).`,
+--json prints the sim's own JSON line instead. Ctrl-C stops it (ptys and sockets removed).
+
+It also writes station.json in its run directory and prints \`export RIG_SIM=<that file>\`: with RIG_SIM set
+(or --attach <file>), every other station command on a virtual station uses this running one instead of
+starting its own, so flash contents, module state and plans carry from one command to the next (rig flash,
+then rig readback; rig power … cycle, then rig at). Commands still take the station's lock one at a time and
+leave its power lines at their safe levels; the station itself stops only with rig sim.`,
 
   image: `Usage: rig image add <file> [--component <name>] [--version <v>] [--locator <spec>] [--manifest <file>]
        rig image identify <file> [--locator <spec>] [--manifest <file>]

@@ -56,7 +56,7 @@ export async function run(argv: string[]): Promise<number> {
   return runCommand(json, async () => {
     const name = requireStationName(positionals[0], 'at');
     const commands = positionals.slice(1);
-    return withStation(name, { config: values.config }, async ({ station, signal }) => {
+    return withStation(name, { config: values.config, attach: values.attach }, async ({ station, signal }) => {
       const at = station.module.at;
       const timeoutMs = intOption('timeout', values.timeout, station.timeouts.commandMs + station.timeouts.marginMs, 1);
       const send = async (command: string): Promise<Answer> => {

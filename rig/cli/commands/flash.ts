@@ -15,7 +15,7 @@ export async function run(argv: string[]): Promise<number> {
     if (imageArg === undefined || positionals.length > 2) throw new UsageError('rig flash: which image?', { expected: 'rig flash <station> <version|file.bin>', seen: `rig flash ${positionals.join(' ')}` });
     const image = await resolveImage(imageArg);
     const recorder = new CliRecorder({ quiet: json });
-    return withStation(name, { config: values.config, recorder }, async ({ station, signal }) => {
+    return withStation(name, { config: values.config, attach: values.attach, recorder }, async ({ station, signal }) => {
       const address = intOption('address', values.address, station.layout.slotAddress, 0, 0xffff_ffff);
       if (values.address === undefined && image.bytes.length > station.layout.slotSize) throw imageTooLarge(station.name, image.bytes.length, station.layout.slotSize);
       const probe = station.probe;

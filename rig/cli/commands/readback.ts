@@ -17,7 +17,7 @@ export async function run(argv: string[]): Promise<number> {
     const out = values.output;
     if (out === undefined || out === '') throw new UsageError('rig readback: where to?', { expected: '-o <file>', seen: 'no -o' });
     const recorder = new CliRecorder({ quiet: json });
-    return withStation(name, { config: values.config, recorder }, async ({ station, signal }) => {
+    return withStation(name, { config: values.config, attach: values.attach, recorder }, async ({ station, signal }) => {
       let address: number;
       let length: number;
       if (region.kind === 'slot') {

@@ -143,7 +143,7 @@ export async function run(argv: string[]): Promise<number> {
     const pkg = declared?.package ?? packageByName(firmware, values.package!);
     const declaredFrom = declaredStartingImage(firmware, pkg, values.from);
     const recorder = new CliRecorder({ quiet: json });
-    return withStation(name, { loaded: config, recorder }, async ({ station, signal }) => {
+    return withStation(name, { loaded: config, recorder, attach: values.attach }, async ({ station, signal }) => {
       const spec: UpgradeSpec = declared ?? { component: station.component, package: pkg };
       const current = declaredFrom ?? (await imageInSlot(station, firmware, recorder, signal));
       await ensureBaseline(station, current, { signal, recorder });
