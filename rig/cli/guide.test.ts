@@ -112,7 +112,9 @@ describe('a virtual station that rig sim keeps running', () => {
       const timer = setTimeout(() => reject(new Error('rig sim printed no RIG_SIM line within 40 s')), 40_000);
       createInterface({ input: sim.stdout! }).on('line', (l) => {
         const m = /export RIG_SIM=(\S+)/.exec(l);
-        if (m) (clearTimeout(timer), resolve(m[1]!));
+        if (!m) return;
+        clearTimeout(timer);
+        resolve(m[1]!);
       });
     });
   }, 45_000);
