@@ -61,11 +61,16 @@ component's version locator (the rig header, an MCUboot header …) makes of the
 
 ${common}`,
 
-  upgrade: `Usage: rig upgrade <station> (--package <name> | --plan <declared plan>) [options]
+  upgrade: `Usage: rig upgrade <station> (--package <name> | --plan <declared plan>) [--mode proxy|dut] [options]
 
 Runs a SOTA upgrade with the proxy flow (the rig plays the MCU's part): a baseline (known image in the
 slot, module registered), the plan, the download, the block reads, the image check, programming, read-back
 and the version report. Prints live progress and the verdict; writes the run record for rig repro.
+With --mode dut the MCU image under test drives the upgrade itself (the station needs its mcu entry: taps,
+layout, boot-record decoder): the rig arranges the flash (bootloader and --from in slot A, written only when
+the read-back differs; slot B erased; boot record confirmed), resets the MCU, listens on the taps and the
+console, injects the faults at the moments it sees, and judges by reading slot A, slot B and the boot record
+over SWD: upgraded, rolled-back, failed-intact, refused, bricked or inconsistent.
   --package <name>      a package from fixtures/manifest.json (full_2_0_0, delta_1_0_0_to_2_0_0 …)
   --plan <name>         a plan declared in the station's config (plans.kind 'declared': a plan created in
                         Developer Center's console)
@@ -74,10 +79,19 @@ and the version report. Prints live progress and the verdict; writes the run rec
   --fault '<trigger>:<action>'   a fault, repeatable, e.g. 'offset=8192:power-cycle-module',
                         'event=10702#2:network-cut=3000', 'programming:reset-target'
   --cloud-fault <kind>  a cloud-side fault (virtual station: corrupt-next-download, download-error …)
-  --expect <outcomes>   outcomes that pass, comma-separated: upgraded, refused, failed-intact (default upgraded)
-  --battery <percent>   the MCU's battery reading (default 100)
-  --block-size <bytes>  AT+QIOTOTARD length (default 1024)
-  --crc <algorithm>     how 10701's CRC is computed (default crc-32)
+  --expect <outcomes>   outcomes that pass, comma-separated: upgraded, refused, failed-intact; in dut mode
+                        also rolled-back, bricked, inconsistent (default upgraded)
+  --battery <percent>   the MCU's battery reading (default 100; proxy mode)
+  --block-size <bytes>  AT+QIOTOTARD length (default 1024; proxy mode)
+  --crc <algorithm>     how 10701's CRC is computed (default crc-32; proxy mode)
+  --mode proxy|dut      who plays the MCU: the rig (proxy, default) or the image under test (dut)
+  --manifest <file>     the firmware set (default fixtures/manifest.json; dut: fixtures/mcu/manifest.json)
+  --bootloader <key>    dut: the bootloader image to arrange at the flash base (default the set's one
+                        bootloader without planted defects; none: a bench keeps its own)
+  --report-within <ms>  dut: longest from any MCU start to its version report before it counts as bricked
+  --settle-within <ms>  dut: longest the whole upgrade may take from the MCU's reset
+  Faults in dut mode also take console=<regex> triggers and a time offset after any trigger
+  ('after-update3+350ms:power-cycle-target', 'console=swap unit 3/:power-cycle-target').
   -o, --record <file>   where to write the run record (default reports/runs/<station>-<time>.json)
 
 Exit code 0 when the verdict is one of the expected outcomes, 1 when not, 3 when the verdict passed but a

@@ -42,6 +42,12 @@ const imageEntry = z.object({
   resetHandler: hex32.optional(),
   /** Where the image came from (`rig image add`), for the person reading the manifest. */
   origin: z.string().optional(),
+  /** Where this image is linked, when not at the manifest's loadAddress (a bootloader in a dut-mode set). */
+  loadAddress: hex32.optional(),
+  /** What the image is in an A/B set: the bootloader at the flash base, or an application for slot A. */
+  role: z.enum(['bootloader', 'application']).optional(),
+  /** Planted defects its descriptor selects (docs/virtual-mcu.md §6); [] or absent: the reference behaviour. */
+  defects: z.array(z.string().regex(/^[a-z0-9-]+$/)).optional(),
 });
 
 const packageEntry = z.object({
@@ -184,8 +190,9 @@ export async function loadManifest(manifestPath: string = currentManifestPath())
   for (const [key, e] of Object.entries(m.images)) {
     const bytes = await read(e.file);
     checkDigest(e.file, bytes, e);
-    if (key !== e.version) throw mismatch(e.file, 'version', key, e.version);
-    if (e.component !== m.component) throw mismatch(e.file, 'component', m.component, e.component);
+    // The key is the version, or the version and a variant name (`2_0_0-never-confirms`): several images of one
+    // version can then sit in one set, told apart by their bytes.
+    if (key !== e.version && !key.startsWith(`${e.version}-`)) throw mismatch(e.file, 'version', key, e.version);
     // The bytes are the image (their digest was just checked); what the image says of itself, if anything,
     // must agree (a release added with its version given may carry no version the locator finds).
     const found = locateVersion(bytes, locator);

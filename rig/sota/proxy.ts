@@ -897,6 +897,7 @@ class ProxyFlow {
       format: RUN_RECORD_FORMAT,
       version: RUN_RECORD_VERSION,
       flow: 'proxy',
+      mode: 'proxy',
       startedAt: log.startedAt,
       durationMs: log.now(),
       station: recordedStation(station),

@@ -42,7 +42,8 @@ export function errorInfo(err: unknown): ErrorInfo {
 }
 
 export class RunLog {
-  private readonly t0 = performance.now();
+  /** performance.now() when the run started: run time 0. */
+  readonly origin = performance.now();
   readonly startedAt = new Date().toISOString();
   /** The flow's phase, as errors and fired faults are labelled with it. */
   phase = 'prepare';
@@ -57,12 +58,12 @@ export class RunLog {
 
   /** Milliseconds since the run started, to a tenth. */
   now(): number {
-    return Math.round((performance.now() - this.t0) * 10) / 10;
+    return Math.round((performance.now() - this.origin) * 10) / 10;
   }
 
   /** Milliseconds since the run started for a performance.now() instant, to a tenth. */
   at(instant: number): number {
-    return Math.round((instant - this.t0) * 10) / 10;
+    return Math.round((instant - this.origin) * 10) / 10;
   }
 
   /** A named step: the Recorder's, and a phase of the record with its duration. Repeats are numbered. */

@@ -83,3 +83,30 @@ export async function readbackVerdict(station: Station, image: Image, o: Readbac
     }
   });
 }
+
+/** What a dut test expects: an outcome, or a failure type of the image (a download accepted against its MD5). */
+export type DutExpectation = Outcome | { failure: 'hash-mismatch-accepted' };
+
+/**
+ * A dut run's verdict as the test's verdict. The rig's own trouble (infrastructure, a rig bug) becomes its
+ * typed error, so it is retried or reported as such; a finding about the image is asserted against the
+ * expectation. Either way the verdict must rest on slot A and slot B read back over SWD by the flow.
+ */
+export function expectDut(run: ProxyRun, expected: DutExpectation): void {
+  const v = run.verdict;
+  const want = typeof expected === 'string' ? expected : `failure (${expected.failure})`;
+  const imageFailure = typeof expected !== 'string' && v.failure?.type === expected.failure;
+  if (v.failure && !imageFailure && (v.failure.kind === 'infrastructure' || v.failure.kind === 'internal' || v.failure.kind === 'config')) {
+    const Err = ERRORS[v.failure.kind];
+    throw new Err(`the dut run ended in a ${v.failure.type} failure: ${v.failure.message.split('\n')[0]}`, {
+      station: run.station.name,
+      expected: want,
+      seen: v.summary,
+      lastLines: [...run.errors.filter((e) => !e.recovered).map((e) => `${e.name} in ${e.phase}: ${e.message.split('\n')[0]}`), ...(run.dut?.tap.slice(-6).map((l) => `[${l.dir}] ${l.text}`) ?? [])],
+    });
+  }
+  expect(run.dut?.slots.a, `${run.station.name}: the flow did not read slot A back`).toBeTruthy();
+  expect(run.dut?.slots.b, `${run.station.name}: the flow did not read slot B back`).toBeTruthy();
+  if (typeof expected === 'string') expect(v.outcome ?? `failure (${v.failure?.type})`, `${run.station.name}: ${v.summary}`).toBe(expected);
+  else expect(v.failure?.type, `${run.station.name}: ${v.summary}`).toBe(expected.failure);
+}
