@@ -192,7 +192,7 @@ export async function loadManifest(manifestPath: string = currentManifestPath())
     checkDigest(e.file, bytes, e);
     // The key is the version, or the version and a variant name (`2_0_0-never-confirms`): several images of one
     // version can then sit in one set, told apart by their bytes.
-    if (key !== e.version && !key.startsWith(`${e.version}-`)) throw mismatch(e.file, 'version', key, e.version);
+    if (key !== e.version && !key.startsWith(`${e.version}-`)) throw mismatch(e.file, 'version', `${key}/${e.version}`, e.version);
     // The bytes are the image (their digest was just checked); what the image says of itself, if anything,
     // must agree (a release added with its version given may carry no version the locator finds).
     const found = locateVersion(bytes, locator);
