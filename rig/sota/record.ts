@@ -103,7 +103,7 @@ export interface DutRecordPart {
   module: { state: number | null; urcPort: string | null };
   /** Why the observation ended (settled), or null when it did not. */
   settled: string | null;
-  options: { reportWithinMs: number; settleMs: number; consoleStart: string };
+  options: { reportWithinMs: number; settleMs: number; consoleStart: string; fresh: boolean };
 }
 
 export interface RunRecord {

@@ -1,7 +1,7 @@
 // `rig at <station> [command...]`: the module's AT port, through the station's own AtPort (so framing, URC
 // routing and secret masking are the rig's). One-shot commands print their answer and exit; without one,
 // an interactive console with history and decoded +QIOTEVT events.
-import { appendFileSync, readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -29,6 +29,20 @@ export function describeEvent(e: ModuleEvent, mask: (text: string) => string): s
   return mask(`${raw}  → ${kind}${fields.length > 0 ? ` ${fields.join(' ')}` : ''}`);
 }
 
+/** The history file (oldest first) as readline wants it: newest first, each command once, at most HISTORY_SIZE. */
+export function historyFromFile(text: string): string[] {
+  return text.split('\n').filter(Boolean).reduce<string[]>((h, line) => remember(h, line), []);
+}
+
+/** `line` as the newest entry, its earlier occurrences dropped. */
+export function remember(history: readonly string[], line: string): string[] {
+  return [line, ...history.filter((l) => l !== line)].slice(0, HISTORY_SIZE);
+}
+
+export function historyToFile(history: readonly string[]): string {
+  return history.length === 0 ? '' : `${[...history].reverse().join('\n')}\n`;
+}
+
 interface Answer {
   command: string;
   ok: boolean;
@@ -43,7 +57,7 @@ export async function run(argv: string[]): Promise<number> {
     const name = requireStationName(positionals[0], 'at');
     const commands = positionals.slice(1);
     // The AT port is all it uses: no OpenOCD, so it works with the probe unplugged.
-    return withStation(name, { config: values.config, probe: false }, async ({ station, signal }) => {
+    return withStation(name, { config: values.config, attach: values.attach, probe: false }, async ({ station, signal }) => {
       const at = station.module.at;
       const timeoutMs = intOption('timeout', values.timeout, station.timeouts.commandMs + station.timeouts.marginMs, 1);
       // Every answer leaves through the port's mask: it knows the station's ProductSecret, and learns any
@@ -64,10 +78,12 @@ export async function run(argv: string[]): Promise<number> {
       };
       if (commands.length > 0) {
         const answers: Answer[] = [];
+        // With several commands each answer is headed by its command ("> AT+CSQ"), so they cannot be mixed up.
+        const label = commands.length > 1;
         for (const c of commands) {
           const a = await send(c);
           answers.push(a);
-          if (!json) process.stdout.write([...a.lines, a.final].map((l) => `${l}\n`).join(''));
+          if (!json) process.stdout.write([...(label ? [`> ${at.mask(c)}`] : []), ...a.lines, a.final].map((l) => `${l}\n`).join(''));
         }
         if (json) process.stdout.write(`${JSON.stringify({ station: station.name, answers }, null, 2)}\n`);
         return answers.every((a) => a.ok) ? ExitCode.ok : ExitCode.failure;
@@ -89,11 +105,11 @@ async function consoleLoop(
   const tty = process.stdin.isTTY === true;
   let history: string[] = [];
   try {
-    history = readFileSync(HISTORY_FILE, 'utf8').split('\n').filter(Boolean).reverse().slice(0, HISTORY_SIZE);
+    history = historyFromFile(readFileSync(HISTORY_FILE, 'utf8'));
   } catch {
     // No history yet.
   }
-  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: tty, history, historySize: HISTORY_SIZE, prompt: p.bold(`${station}> `) });
+  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: tty, history, historySize: HISTORY_SIZE, removeHistoryDuplicates: true, prompt: p.bold(`${station}> `) });
   let showEvents = true;
   const print = (text: string): void => {
     process.stdout.write(`${text}\n`);
@@ -128,13 +144,17 @@ async function consoleLoop(
         rl.prompt();
         continue;
       }
+      // A ProductSecret typed into the console is not written to disk, nor kept for the up arrow: the mask
+      // learns it from the line first.
+      learn(line);
+      history = remember(history, mask(line));
+      const recalled = (rl as unknown as { history?: string[] }).history;
+      if (recalled?.[0] === line) recalled[0] = mask(line);
       try {
-        // A ProductSecret typed into the console is not written to disk (nor kept for the up arrow).
-        learn(line);
-        appendFileSync(HISTORY_FILE, `${mask(line)}\n`, { mode: 0o600 });
-        history.unshift(mask(line));
-        const recalled = (rl as unknown as { history?: string[] }).history;
-        if (recalled?.[0] === line) recalled[0] = mask(line);
+        // Rewritten whole (at most HISTORY_SIZE short lines): a command used again moves to the end, once.
+        const tmp = `${HISTORY_FILE}.${process.pid}.tmp`;
+        writeFileSync(tmp, historyToFile(history), { mode: 0o600 });
+        renameSync(tmp, HISTORY_FILE);
       } catch {
         // A read-only home: history stays in memory.
       }
