@@ -183,6 +183,17 @@ describe('what the protocol allows and the rig must not assume away', () => {
     expect(run.events.map((e) => e.code)).toContain(10705);
   });
 
+  test('a delta whose download differs from the package (a byte changed on the way): the image is rebuilt from the bytes downloaded, so that fails too, and nothing is programmed', { timeout: 90_000 }, async () => {
+    const v1 = small.image('1_0_0');
+    await ensureBaseline(station, v1);
+    const run = await runProxyUpgrade(station, { plan: spec('delta_1_0_0_to_2_0_0'), current: v1, cloudFaults: [{ kind: 'corrupt-next-download' }], expect: ['refused', 'failed-intact'] });
+    expect(run.download?.verified).toBe(false);
+    // The package's own bytes would rebuild 2_0_0 without a complaint: the rebuild must see the download.
+    expect(run.download?.problems.some((p) => p.startsWith('rebuilt image:'))).toBe(true);
+    expect(run.phases.map((p) => p.name)).not.toContain('program');
+    expect(await slotHolds(v1)).toBe(true);
+  });
+
   test("10700's last field (disk space required) other than the package size: a warning in the record, and the upgrade goes on", { timeout: 90_000 }, async () => {
     const v1 = small.image('1_0_0');
     await ensureBaseline(station, v1);
