@@ -113,7 +113,8 @@ export const DEFAULT_TRANSCRIPT_MAX_BYTES = 1024 * 1024;
  * the log learns what is missing.
  */
 export class BoundedLog<T extends { t: number; text: string; binary?: unknown }> {
-  private items: T[] = [];
+  /** Entries from `start` on are held; the slots before it are emptied as they are dropped. */
+  private items: (T | undefined)[] = [];
   private start = 0;
   private held = 0;
   private droppedSoFar: DroppedEntries | undefined;
@@ -127,7 +128,9 @@ export class BoundedLog<T extends { t: number; text: string; binary?: unknown }>
     this.items.push(e);
     this.held += entryBytes(e);
     while (this.held > this.maxBytes || this.items.length - this.start > this.maxEntries) {
-      const old = this.items[this.start++]!;
+      const old = this.items[this.start]!;
+      // Emptied at once, not at the next compaction: a dropped entry must not stay in memory.
+      this.items[this.start++] = undefined;
       const n = entryBytes(old);
       this.held -= n;
       const d = (this.droppedSoFar ??= { entries: 0, bytes: 0, from: old.t, to: old.t });
@@ -142,7 +145,7 @@ export class BoundedLog<T extends { t: number; text: string; binary?: unknown }>
   /** Entries held, oldest first. */
   all(): readonly T[] {
     this.compact();
-    return this.items;
+    return this.items as T[];
   }
 
   /** Entries held, newest first, without copying. */
