@@ -6,7 +6,8 @@ export default defineConfig({
   test: {
     include: [
       'rig/at/{framer,hangup,lines,passive,port,transcript}.test.ts',
-      'rig/quecthing/{cursor,events,quecthing,sota-example}.test.ts',
+      // quecthing.test.ts has a case on a real pty, which serialport cannot open from Stryker's worker threads.
+      'rig/quecthing/{cursor,events,sota-example}.test.ts',
       'rig/images/*.test.ts',
       'rig/sota/{boot-record,dut-observe,dut-verdict,faults,pieces,readback,record,replay,schedule,verdict}.test.ts',
       'rig/probe/{args,log,tcl}.test.ts',

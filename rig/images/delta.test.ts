@@ -70,6 +70,7 @@ describe('VCDIFF delta codec', () => {
     expect(caught(() => delta.apply(v1, damaged))).toBeInstanceOf(FirmwareError);
     expect(caught(() => delta.apply(v1, delta.bytes.subarray(0, delta.size - 1)))).toBeInstanceOf(FirmwareError);
     const full = fx.package('full_2_0_0');
+    // eslint-disable-next-line prefer-spread -- Package.apply(current, downloaded), not Function.prototype.apply
     expect(caught(() => full.apply(undefined, fx.package('corrupt_full_2_0_0').bytes))).toBeInstanceOf(FirmwareError);
   });
 
