@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { allureResultsDir, mergeEnvironmentParts } from './support/allure.ts';
-import { ROOT } from './support/station-config.ts';
+import { secretLeaks, stationSecrets } from './support/secrets.ts';
+import { ROOT, STATION } from './support/station-config.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -15,14 +16,22 @@ declare module 'vitest' {
   }
 }
 
-export default function setup(project: TestProject): () => void {
+export default async function setup(project: TestProject): Promise<() => void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sota-suites-'));
   project.provide('sotaRunDir', dir);
+  const started = Date.now();
+  const secrets = await stationSecrets(ROOT, STATION);
   return () => {
     try {
       mergeEnvironmentParts(dir, allureResultsDir(ROOT));
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+    // Every result and attachment the run wrote, read back: a ProductSecret there fails the run.
+    const leaks = secretLeaks(allureResultsDir(ROOT), started, secrets);
+    if (leaks.length > 0) {
+      process.stderr.write(`\nthe station's ProductSecret is in ${leaks.length} file(s) the suites wrote:\n${leaks.map((l) => `  ${l}`).join('\n')}\n`);
+      process.exitCode = 1;
     }
   };
 }

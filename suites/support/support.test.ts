@@ -1,6 +1,6 @@
 // The suites' own helpers, without a station: the read-phase chart, the health ledger, the environment
 // info file, and which errors the suites retry.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -10,6 +10,7 @@ import { isRetryable, retry } from '../fixtures.ts';
 import { mergeEnvironmentParts, writeEnvironmentInfo } from './allure.ts';
 import { escapeXml, niceStep, readPhaseChart } from './chart.ts';
 import { BROKEN_AFTER, HealthLedger, StationBrokenError, stationScope } from './health.ts';
+import { secretLeaks, stationSecrets } from './secrets.ts';
 import { testBudget } from './station-config.ts';
 import { resolveTimeouts } from '../../rig/station/timeouts.ts';
 
@@ -203,5 +204,21 @@ describe('records of parallel suite files', () => {
     expect(text).toContain('virtual.full-package.suite-settings=timeScale=0.1');
     expect(text).toContain('virtual.interrupted-download.suite-settings=downloadRate=10000');
     expect(text).toContain('stations=virtual.full-package, virtual.interrupted-download');
+  });
+});
+
+describe('the ProductSecret check over what a suite run wrote', () => {
+  test('names each file written during the run that holds a secret; older files and clean ones are not its business', async () => {
+    const dir = tmp();
+    const started = Date.now() - 1000;
+    writeFileSync(path.join(dir, 'a-attachment.txt'), '   1.000 [TX]AT+QIOTCFG="productinfo","pk","S3cr3t-planted"\nS3cr3t-planted\n');
+    writeFileSync(path.join(dir, 'b-result.json'), '{"name":"upgrade","steps":[]}');
+    writeFileSync(path.join(dir, 'c-old.txt'), 'S3cr3t-planted');
+    utimesSync(path.join(dir, 'c-old.txt'), new Date(started - 60_000), new Date(started - 60_000));
+    expect(secretLeaks(dir, started, ['S3cr3t-planted'])).toEqual([`${path.join(dir, 'a-attachment.txt')}: 2 occurrence(s)`]);
+    expect(secretLeaks(dir, started, [])).toEqual([]);
+    expect(secretLeaks(path.join(dir, 'missing'), started, ['S3cr3t-planted'])).toEqual([]);
+    // The suites' virtual station hands the module its configured secret: that is the one looked for.
+    expect(await stationSecrets(tmp(), 'virtual')).toEqual(['VirtualStationProductSecret']);
   });
 });
