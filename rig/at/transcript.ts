@@ -142,10 +142,9 @@ export class BoundedLog<T extends { t: number; text: string; binary?: unknown }>
     if (this.start > 1024 && this.start * 2 > this.items.length) this.compact();
   }
 
-  /** Entries held, oldest first. */
+  /** Entries held, oldest first: a copy, which later entries (and what they make it drop) leave alone. */
   all(): readonly T[] {
-    this.compact();
-    return this.items as T[];
+    return this.items.slice(this.start) as T[];
   }
 
   /** Entries held, newest first, without copying. */
