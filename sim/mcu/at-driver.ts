@@ -55,6 +55,13 @@ export class AtDriver {
     if (this.pending === p) this.pending = undefined;
     if (!done) {
       this.stats.timeouts++;
+      // An answer cut short (the module lost power in the middle of its data) left the driver counting raw
+      // bytes: what it counted may hold the module's next lines (its RDY), so they are parsed as lines again.
+      if (this.binary) {
+        this.rx = Buffer.concat([...this.binary.parts, this.rx]);
+        this.binary = undefined;
+        this.parse();
+      }
       return undefined;
     }
     return { final: p.final!, lines: p.lines, ...(p.data ? { data: p.data } : {}) };
