@@ -916,6 +916,7 @@ class ProxyFlow {
       fired: log.fired,
       events: log.events,
       transcript: log.transcript,
+      ...(log.transcriptDropped ? { transcriptDropped: log.transcriptDropped } : {}),
       phases: log.phases,
       read: { bytes: this.readBytes, blocks: this.readBlocks, ms: Math.round(this.readMs), bytesPerSecond },
       progress: thin(this.progress),

@@ -9,7 +9,7 @@ import { AtCommandError, AtTimeoutError } from '../../at/errors.ts';
 import { isRigError } from '../../errors.ts';
 import type { ModuleEvent } from '../../quecthing/events.ts';
 import { ExitCode } from '../main.ts';
-import { COMMON_OPTIONS, intOption, paint, parse, type Paint } from '../output.ts';
+import { COMMON_OPTIONS, intOption, paint, parse, UsageError, type Paint } from '../output.ts';
 import { requireStationName, runCommand, withStation } from '../station.ts';
 
 const HISTORY_FILE = path.join(os.homedir(), '.rig_at_history');
@@ -59,12 +59,19 @@ export async function run(argv: string[]): Promise<number> {
     return withStation(name, { config: values.config, attach: values.attach }, async ({ station, signal }) => {
       const at = station.module.at;
       const timeoutMs = intOption('timeout', values.timeout, station.timeouts.commandMs + station.timeouts.marginMs, 1);
+      // Every answer leaves through the port's mask: it knows the station's ProductSecret, and learns any
+      // secret a productinfo or dk_ds command carries before it is sent, so the command as echoed back in
+      // text, JSON or history never shows it either.
       const send = async (command: string): Promise<Answer> => {
+        if (/[\r\n]/.test(command)) {
+          at.addSecretsOf(command);
+          throw new UsageError('rig at: a command is one line', { station: name, expected: 'a command without CR or LF (the port ends each with CR)', seen: JSON.stringify(at.mask(command)) });
+        }
         try {
           const r = await at.command(command, { prefix: 'all', timeoutMs, signal });
-          return { command, ok: true, lines: r.lines.map((l) => at.mask(l)), final: 'OK' };
+          return { command: at.mask(command), ok: true, lines: r.lines.map((l) => at.mask(l)), final: 'OK' };
         } catch (err) {
-          if (err instanceof AtCommandError) return { command, ok: false, lines: [], final: at.mask(err.seen ?? 'ERROR') };
+          if (err instanceof AtCommandError) return { command: at.mask(command), ok: false, lines: [], final: at.mask(err.seen ?? 'ERROR') };
           throw err;
         }
       };
@@ -80,7 +87,7 @@ export async function run(argv: string[]): Promise<number> {
         if (json) process.stdout.write(`${JSON.stringify({ station: station.name, answers }, null, 2)}\n`);
         return answers.every((a) => a.ok) ? ExitCode.ok : ExitCode.failure;
       }
-      return consoleLoop(station.name, station.module.path, send, (fn) => station.module.qt.on('event', fn), (text) => station.module.at.mask(text), signal);
+      return consoleLoop(station.name, station.module.path, send, (fn) => station.module.qt.on('event', fn), { mask: (text) => at.mask(text), learn: (text) => at.addSecretsOf(text) }, signal);
     });
   });
 }
@@ -90,7 +97,7 @@ async function consoleLoop(
   port: string,
   send: (c: string) => Promise<Answer>,
   onEvent: (fn: (e: ModuleEvent) => void) => () => void,
-  mask: (text: string) => string,
+  { mask, learn }: { mask: (text: string) => string; learn: (text: string) => void },
   signal: AbortSignal,
 ): Promise<number> {
   const p: Paint = paint(process.stdout);
@@ -136,8 +143,12 @@ async function consoleLoop(
         rl.prompt();
         continue;
       }
-      // A ProductSecret typed into the console is not written to disk.
+      // A ProductSecret typed into the console is not written to disk, nor kept for the up arrow: the mask
+      // learns it from the line first.
+      learn(line);
       history = remember(history, mask(line));
+      const recalled = (rl as unknown as { history?: string[] }).history;
+      if (recalled?.[0] === line) recalled[0] = mask(line);
       try {
         // Rewritten whole (at most HISTORY_SIZE short lines): a command used again moves to the end, once.
         const tmp = `${HISTORY_FILE}.${process.pid}.tmp`;
