@@ -24,7 +24,8 @@ interface Row {
   finding?: FailureType;
 }
 
-const SWAP_CUT = 'console=swap unit 3/5 step 1+10ms:power-cycle-target=200';
+// fixtures/README.md: early in the swap, so that the cut's latency (wall time) still lands inside it.
+const SWAP_CUT = 'console=swap unit 2/5 step 1:power-cycle-target=200';
 const rows: Row[] = [
   { defect: 'never-confirms', from: '1_0_0', pkg: 'full_2_0_0-never-confirms', outcome: 'rolled-back' },
   { defect: 'crash-at-boot', from: '1_0_0', pkg: 'full_2_0_0-crash-at-boot', outcome: 'rolled-back' },
