@@ -3,7 +3,7 @@
 // its run record under `records/`, so `rig repro` replays exactly that point and `--resume` carries on from
 // the first point without a result. When the planned points are done, `--refine` adds bisection rounds
 // between neighbours that differ. Station-agnostic: the caller hands in how to run one point.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, isRigError } from '../../errors.ts';
 import type { RunRecord } from '../record.ts';
@@ -20,9 +20,15 @@ export class SweepDir {
 
   /** `<parent>/sweep-<station>-<UTC time>`, created. */
   static create(parent: string, station: string, now = new Date()): SweepDir {
-    const dir = path.join(parent, `sweep-${station}-${now.toISOString().replace(/[:.]/g, '-')}`);
+    return SweepDir.make(path.join(parent, `sweep-${station}-${now.toISOString().replace(/[:.]/g, '-')}`));
+  }
+
+  /** A new sweep's directory at `dir` (created); one that holds a sweep already is refused, not overwritten. */
+  static make(dir: string): SweepDir {
+    const d = new SweepDir(dir);
+    if (existsSync(d.stateFile)) throw new ConfigError(`${dir} holds a sweep already`, { expected: 'a new directory, or --resume to carry on with that sweep', seen: d.stateFile });
     mkdirSync(path.join(dir, 'records'), { recursive: true });
-    return new SweepDir(dir);
+    return d;
   }
 
   get stateFile(): string {
