@@ -4,7 +4,7 @@
 // back over SWD. Images come from fixtures/mcu (linked for slot A, the virtual bootloader at the flash base).
 import { describe, expect } from 'vitest';
 import { parseFault } from '../rig/sota/index.ts';
-import type { DutRun, Fault } from '../rig/sota/index.ts';
+import type { DutRun, Fault, Outcome } from '../rig/sota/index.ts';
 import { sotaSuite } from './fixtures.ts';
 import { expectDut, expectFaultsFired } from './support/evidence.ts';
 
@@ -43,9 +43,10 @@ describe('dut mode on the virtual MCU', () => {
     expectDut(next, 'upgraded');
   });
 
-  const faulted = (name: string, fault: string, expected: Parameters<typeof expectDut>[1], check?: (run: DutRun) => void) => ({ name, fault, expected, check });
+  const faulted = (name: string, fault: string, expected: Outcome, check?: (run: DutRun) => void) => ({ name, fault, expected, check });
   const cases = [
-    faulted('module power cut during the download: the MCU reads it again from 0', 'offset=4096:power-cycle-module=300', 'upgraded', (run) => {
+    // The MCU is reading blocks: after RDY it registers again and reads the piece the module serves anew from 0.
+    faulted('module power cut during the download: the MCU reads it again from 0', 'offset=2048:power-cycle-module=300', 'upgraded', (run) => {
       expect(run.dut.moduleEvents.filter((e) => e.raw === 'RDY').length).toBeGreaterThanOrEqual(1);
     }),
     // The MCU restarts, reports the version it runs while the module holds the download: §4.3 settles it as 10706.
@@ -75,18 +76,20 @@ describe('dut mode on the virtual MCU', () => {
     expect(run.dut.moduleEvents.at(-1)?.code).toBe(10706);
   });
 
-  test('10706 and recovery: a download the module gives up on, then the same upgrade again', { ...o, timeout: 2 * budget.disturbed }, async ({ sota, images }) => {
-    // The cloud fails the next downloads beyond the module's error budget (> 5): 10706, the old image stays.
+  test('10706 and recovery: a download the MCU rejects (10706), then the next plan taken without a reset', { ...o, timeout: 2 * budget.disturbed }, async ({ sota, images }) => {
+    // The cloud corrupts the download: the MCU's MD5 check rejects it and reports 1_0_0, the module says 10706.
     const failed = await sota.dut({
       plan: sota.spec(images.package('full_2_0_0')),
       from: images.image('1_0_0'),
       bootloader: images.image('vbl-1.0'),
-      cloudFaults: [{ kind: 'download-error', params: { count: 6 } }],
+      cloudFaults: [{ kind: 'corrupt-next-download' }],
       ...bounds,
     });
     expectDut(failed, 'failed-intact');
-    expect(failed.verdict.reason).toBe('module-failed');
-    const again = await sota.dut({ plan: sota.spec(images.package('full_2_0_0')), from: images.image('1_0_0'), bootloader: images.image('vbl-1.0'), ...bounds });
+    expect(failed.verdict.reason).toBe('download-rejected');
+    // The same MCU session, not reset: an idle client answers the next (pushed) plan and upgrades.
+    const again = await sota.dut({ plan: sota.spec(images.package('full_1_1_0'), { pushActively: true }), from: images.image('1_0_0'), fresh: false, ...bounds });
     expectDut(again, 'upgraded');
+    expect(again.dut.arrange.bootRecord).toMatch(/not arranged/);
   });
 });

@@ -58,12 +58,13 @@ describe('DutObserver', () => {
     }
     r.con('[app] download complete: md5 ok');
     r.at(1200);
+    // The module's 10704 may come through its tap before the command shows on the MCU's: either order installs.
+    r.mod(answer('OK', '+QIOTEVT: 7,10704'));
+    expect(r.obs.installAt).toBeUndefined();
     r.mcu('AT+QIOTUPDATE=3');
-    r.mod(answer('OK'));
     expect(r.obs.installAt).toBe(1200);
     // 10701 announced an MD5 the 2048 bytes the MCU read do not have: it asked to install them all the same.
     expect(r.obs.installedBadDownload).toMatch(/^md5 [0-9a-f]{32} of the 2048 bytes it read, 10701 says 0123456789abcdef0123456789abcdef$/);
-    r.mod(answer('+QIOTEVT: 7,10704'));
     r.at(1300);
     r.con('[boot] BOOT vbl-1.0');
     r.con('[boot] swap unit 1/2 step 1');
@@ -84,9 +85,14 @@ describe('DutObserver', () => {
     r.mod(answer('OK', '+QIOTEVT: 7,10705'));
 
     expect(r.obs.decision).toBe('confirmed');
+    // The boot lines confirm the starts the rig expected (its reset, the reset to install): two starts, not four.
+    expect(r.obs.starts.map((x) => [x.t, x.confirmed, x.reported])).toEqual([
+      [0, true, true],
+      [1200, true, true],
+    ]);
     expect(r.obs.moduleResult).toBe(10705);
     expect(r.obs.lastReport).toBe('2_0_0');
-    expect(r.obs.settled(1700)).toBe('the module said 10705 and the MCU reported 2_0_0 after console: [boot] BOOT vbl-1.0');
+    expect(r.obs.settled(1700)).toBe('the module said 10705 and the MCU reported 2_0_0 after the MCU resets to install after AT+QIOTUPDATE=3');
     r.obs.finish(1800);
     expect(r.log.phases.map((p) => [p.name, p.start, p.end, p.ok])).toEqual([
       ['version report 1_0_0', 100, 100, true],
@@ -166,27 +172,63 @@ describe('DutObserver', () => {
       [[0], 'f'.repeat(32)],
     ] as const) {
       const r = rig();
-      r.mod(answer(`+QIOTEVT: 7,10701,"STM32",512,"${announced}",1`, '+QIOTEVT: 7,10703,"STM32",512,0,512'));
+      r.mod(answer('+QIOTEVT: 7,10700,"STM32","","2_0_0",0,0,512', `+QIOTEVT: 7,10701,"STM32",512,"${announced}",1`, '+QIOTEVT: 7,10703,"STM32",512,0,512'));
       for (const off of blocks) {
         r.mcu(`AT+QIOTOTARD=${off},256`);
         r.mod(Buffer.concat([Buffer.from(`\r\n+QIOTOTARD: ${off},256\r\n`), Buffer.alloc(256, 7), Buffer.from('\r\n\r\nOK\r\n')]));
       }
       r.mcu('AT+QIOTUPDATE=3');
-      r.mod(answer('OK'));
+      r.mod(answer('OK', '+QIOTEVT: 7,10704'));
       expect(r.obs.installAt).toBeDefined();
       expect(r.obs.installedBadDownload).toBeUndefined();
     }
   });
 
+  it('after the module rebooted mid-download, a first read away from the announced piece start is held against the MCU', () => {
+    for (const [readAt, verdict] of [
+      [0, undefined],
+      [3072, /^after the module restarted \(RDY at 0\.500 s\) the piece starts at 0, but the MCU read at 3072 \(tap line \d+\)$/],
+    ] as const) {
+      const r = rig();
+      r.mod(answer('+QIOTEVT: 7,10700,"STM32","","2_0_0",0,0,8192'));
+      r.mcu('AT+QIOTUPDATE=1');
+      r.mod(answer('OK', '+QIOTEVT: 7,10703,"STM32",8192,0,8192'));
+      r.mcu('AT+QIOTOTARD=2048,1024');
+      r.at(500);
+      r.mod(answer('RDY'));
+      r.at(900);
+      r.mod(answer('+QIOTEVT: 7,10702', '+QIOTEVT: 7,10703,"STM32",8192,0,8192'));
+      r.mcu(`AT+QIOTOTARD=${readAt},1024`);
+      if (verdict) expect(r.obs.downloadNotRestarted).toMatch(verdict);
+      else expect(r.obs.downloadNotRestarted).toBeUndefined();
+    }
+  });
+
+  it('a 10700 the MCU leaves unanswered past the bound settles the run as such; an answered one does not', () => {
+    const r = rig([], 2000);
+    r.at(100);
+    r.mod(answer('+QIOTEVT: 7,10700,"STM32","","2_0_0",0,0,8192'));
+    expect(r.obs.nextDeadline()).toBe(2100);
+    expect(r.obs.settled(2000)).toBeUndefined();
+    expect(r.obs.settled(2101)).toBe('the MCU did not answer the 10700 of 0.100 s (no AT+QIOTUPDATE=1 or =0 within 2000 ms)');
+    expect(r.obs.planNotAnswered).toBeDefined();
+    const ok = rig([], 2000);
+    ok.mod(answer('+QIOTEVT: 7,10700,"STM32","","2_0_0",0,0,8192'));
+    ok.mcu('AT+QIOTUPDATE=1');
+    expect(ok.obs.nextDeadline()).toBeUndefined();
+    expect(ok.obs.settled(5000)).toBeUndefined();
+  });
+
   it('the MCU’s own account of a rejected download, and the moment the new image starts', () => {
     const r = rig(['before-version-report:reset-target', 'programming:power-cycle-target']);
+    r.mod(answer('+QIOTEVT: 7,10700,"STM32","","2_0_0",0,0,256'));
     r.con('[app] download rejected: image in slot B has a bad body CRC');
     expect(r.obs.downloadRejected).toBe('image in slot B has a bad body CRC');
     r.mcu('AT+QIOTOTARD=0,256');
     expect(r.schedule.take().map((f) => f.text)).toEqual(['programming:power-cycle-target=500']);
     r.at(50);
     r.mcu('AT+QIOTUPDATE=3');
-    r.mod(answer('OK'));
+    r.mod(answer('OK', '+QIOTEVT: 7,10704'));
     r.at(60);
     r.mcu('AT');
     expect(r.schedule.take().map((f) => f.text)).toEqual(['before-version-report:reset-target=100']);

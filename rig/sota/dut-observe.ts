@@ -50,6 +50,11 @@ interface Start {
   t: number;
   why: string;
   reported: boolean;
+  /**
+   * The console showed this start (its boot line). A start the rig caused or expects (its reset, the reset
+   * after =3) waits for the next boot line to confirm it instead of counting it as another start.
+   */
+  confirmed: boolean;
 }
 
 /** Phases opened and closed by what is seen; one still open at the end was cut short. */
@@ -104,8 +109,12 @@ export class DutObserver {
   trialSeen = false;
   downloadRejected: string | undefined;
   announced: OtaDownloadStartEvent | undefined;
-  /** Run time of the OK to AT+QIOTUPDATE=3, when it came. */
+  /** Run time the install began: AT+QIOTUPDATE=3 tapped and the module's 10704 seen, whichever came last. */
   installAt: number | undefined;
+  private update3At: number | undefined;
+  private updatingAt: number | undefined;
+  /** Run time of the MCU's `download rejected` console line. */
+  private rejectedAt: number | undefined;
   /** Bytes the module handed over in blocks. */
   blockBytes = 0;
   fileSize = 0;
@@ -114,6 +123,16 @@ export class DutObserver {
   private covered: Uint8Array | undefined;
   /** Set at the install when the tapped download's MD5 is not 10701's. */
   installedBadDownload: string | undefined;
+  /** Set when, after the module rebooted, the MCU's first read of the announced piece was not where it starts. */
+  downloadNotRestarted: string | undefined;
+  /** Set when this run's 10700 went unanswered past the bound. */
+  planNotAnswered: string | undefined;
+  /** Run time of the latest 10700 of this run's plan that the MCU has not answered yet. */
+  private planAt: number | undefined;
+  /** The module rebooted during the download: the next piece's start is where the MCU must read again. */
+  private rebootAt: number | undefined;
+  private restartAt: number | undefined;
+  private restartRdyAt = 0;
 
   private readonly phases: ObservedPhases;
   private lastMcuCommand: string | undefined;
@@ -140,12 +159,18 @@ export class DutObserver {
     this.add({ t, dir: 'rig', kind: 'note', text });
   }
 
-  /** The MCU started: the rig reset or powered it, its console said so, or it reset itself to install. */
-  mcuStarted(why: string, t = this.log.now()): void {
+  /**
+   * The MCU started: the rig reset or powered it (noted when the rig acts, before the console can say so),
+   * it reset itself to install, or its console printed a boot line — which confirms an expected start
+   * rather than counting as another one.
+   */
+  mcuStarted(why: string, t = this.log.now(), fromConsole = false): void {
     const last = this.starts.at(-1);
-    // One start seen twice (the rig's reset, then the console's boot line) counts once.
-    if (last && !last.reported && t - last.t < 50 && why.startsWith('console')) return;
-    this.starts.push({ t, why, reported: false });
+    if (fromConsole && last && !last.confirmed && !last.reported) {
+      last.confirmed = true;
+      return;
+    }
+    this.starts.push({ t, why, reported: false, confirmed: fromConsole });
   }
 
   frame(f: TapFrame): void {
@@ -160,14 +185,6 @@ export class DutObserver {
         this.urc(f.text, t);
         return;
       case 'final':
-        if (f.text === 'OK' && this.lastMcuCommand === 'AT+QIOTUPDATE=3' && this.installAt === undefined) {
-          this.installAt = t;
-          this.checkDownload();
-          this.phases.end('block reads', t);
-          this.phases.begin('install (reset, swap)', t);
-          this.schedule.at('after-update3');
-          this.mcuStarted('the MCU resets to install after AT+QIOTUPDATE=3', t);
-        }
         this.lastMcuCommand = undefined;
         return;
       case 'block':
@@ -183,8 +200,27 @@ export class DutObserver {
     }
   }
 
+  /**
+   * AT+QIOTUPDATE=3 accepted: the command tapped on the MCU's line and the 10704 the module sends once it
+   * took it (§5), in whichever order the two taps delivered them (each port has its own latency).
+   */
+  private maybeInstall(t: number): void {
+    if (this.installAt !== undefined || this.update3At === undefined || this.updatingAt === undefined) return;
+    this.installAt = t;
+    this.checkDownload();
+    this.phases.end('block reads', t);
+    this.phases.begin('install (reset, swap)', t);
+    this.schedule.at('after-update3');
+    this.mcuStarted('the MCU resets to install after AT+QIOTUPDATE=3', t);
+  }
+
   private command(text: string, t: number, line: number): void {
     this.lastMcuCommand = text;
+    if (/^AT\+QIOTUPDATE=3$/i.test(text) && this.planSeen) {
+      this.update3At ??= t;
+      this.maybeInstall(t);
+      return;
+    }
     const ver = /^AT\+QIOTMCUVER="([^"]*)","([^"]*)"$/i.exec(text);
     if (ver && ver[1] === this.opts.component) {
       this.reports.push({ t, version: ver[2]!, line });
@@ -199,12 +235,14 @@ export class DutObserver {
     }
     if (/^AT\+QIOTUPDATE=1$/i.test(text)) {
       this.decision = 'confirmed';
+      this.planAt = undefined;
       this.phases.end('plan', t);
       this.phases.begin('download (cloud → module)', t);
       return;
     }
     if (/^AT\+QIOTUPDATE=0$/i.test(text)) {
       this.decision = 'refused';
+      this.planAt = undefined;
       this.phases.end('plan', t);
       return;
     }
@@ -215,6 +253,15 @@ export class DutObserver {
     }
     const rd = /^AT\+QIOTOTARD=(\d+),(\d+)$/i.exec(text);
     if (rd) {
+      if (this.restartAt !== undefined) {
+        const off = Number(rd[1]);
+        // §4.4: the module lost the download with its reboot and serves the piece anew; reading on from an old
+        // offset takes bytes the MCU never checked in order.
+        if (off !== this.restartAt && this.downloadNotRestarted === undefined) {
+          this.downloadNotRestarted = `after the module restarted (RDY at ${(this.restartRdyAt / 1000).toFixed(3)} s) the piece starts at ${this.restartAt}, but the MCU read at ${off} (tap line ${line + 1})`;
+        }
+        this.restartAt = undefined;
+      }
       if (!this.phases.isOpen('block reads')) this.phases.begin('block reads', t);
       if (!this.programmingTaken) {
         // The MCU writes slot B block by block from its first read: dut mode's "programming" moment.
@@ -235,6 +282,7 @@ export class DutObserver {
     const e: ModuleEvent = parseModuleEvent(text);
     if (e.kind === 'reboot') {
       this.moduleEvents.push({ t, raw: e.raw });
+      if (this.decision === 'confirmed' && this.installAt === undefined) this.rebootAt = t;
       this.phases.instant('module restart (RDY)', t);
       this.schedule.onEvent(e);
       return;
@@ -249,6 +297,7 @@ export class DutObserver {
       case 'ota-plan':
         if (e.component === this.opts.component && e.target === this.opts.targetVersion) {
           this.planSeen = true;
+          if (this.decision === undefined || this.rebootAt !== undefined) this.planAt ??= t;
           this.fileSize = e.size;
           this.phases.begin('plan', t);
         }
@@ -260,9 +309,18 @@ export class DutObserver {
         return;
       case 'ota-piece-ready':
         this.fileSize = e.size;
+        if (this.rebootAt !== undefined) {
+          this.restartAt = e.start;
+          this.restartRdyAt = this.rebootAt;
+          this.rebootAt = undefined;
+        }
         this.phases.end('download (cloud → module)', t);
         return;
       case 'ota-updating':
+        if (this.planSeen && this.updatingAt === undefined) {
+          this.updatingAt = t;
+          this.maybeInstall(t);
+        }
         return;
       case 'ota-success':
       case 'ota-failed':
@@ -277,10 +335,13 @@ export class DutObserver {
   }
 
   /** An event the module printed on the rig's USB AT port (urcport usbat/all): the module's word too. */
-  usbEvent(e: ModuleEvent): void {
-    if (e.kind !== 'ota-success' && e.kind !== 'ota-failed') return;
-    if (!this.planSeen && !(this.decision === 'confirmed')) return;
-    this.moduleResult ??= e.code;
+  usbEvent(e: ModuleEvent, t = this.log.now()): void {
+    if (!this.planSeen && this.decision !== 'confirmed') return;
+    if (e.kind === 'ota-updating' && this.updatingAt === undefined) {
+      this.updatingAt = t;
+      this.maybeInstall(t);
+    }
+    if (e.kind === 'ota-success' || e.kind === 'ota-failed') this.moduleResult ??= e.code;
   }
 
   consoleLine(l: ConsoleLine): void {
@@ -290,7 +351,7 @@ export class DutObserver {
     this.schedule.onConsole(l.text);
     const s = l.text;
     if (this.consoleStart.test(s)) {
-      this.mcuStarted(`console: ${s}`, t);
+      this.mcuStarted(`console: ${s}`, t, true);
       this.phases.end('install (reset, swap)', t);
     }
     if (/\bwatchdog reset\b/.test(s)) this.phases.instant('watchdog reset', t);
@@ -312,7 +373,10 @@ export class DutObserver {
     if (/\bconfirmed$/.test(s) && /^\[app\]/.test(s)) this.phases.end('trial boot', t);
     if (/\bself-test failed\b|\bcrash\b/.test(s)) this.phases.end('trial boot', t, false);
     const rejected = /download rejected: (.*)$/.exec(s);
-    if (rejected) this.downloadRejected = rejected[1];
+    if (rejected) {
+      this.downloadRejected = rejected[1];
+      this.rejectedAt = t;
+    }
   }
 
   private store(start: number, data: Buffer): void {
@@ -340,10 +404,12 @@ export class DutObserver {
     return last && !last.reported && now - last.t > this.opts.reportWithinMs ? last : undefined;
   }
 
-  /** When the latest unreported start runs out of time, run time; undefined when nothing is pending. */
+  /** When the next bound runs out (an unreported start, an unanswered plan), run time; undefined when none is pending. */
   nextDeadline(): number | undefined {
     const last = this.starts.at(-1);
-    return last && !last.reported ? last.t + this.opts.reportWithinMs : undefined;
+    const start = last && !last.reported ? last.t + this.opts.reportWithinMs : undefined;
+    const plan = this.planAt !== undefined ? this.planAt + this.opts.reportWithinMs : undefined;
+    return start === undefined ? plan : plan === undefined ? start : Math.min(start, plan);
   }
 
   /** The version reported after the last start (what the MCU runs now, by its own word). */
@@ -358,9 +424,16 @@ export class DutObserver {
   settled(now: number): string | undefined {
     const silent = this.silentStart(now);
     if (silent) return `no version report within ${this.opts.reportWithinMs} ms of ${silent.why}`;
+    if (this.planAt !== undefined && now - this.planAt > this.opts.reportWithinMs) {
+      this.planNotAnswered = `the MCU did not answer the 10700 of ${(this.planAt / 1000).toFixed(3)} s (no AT+QIOTUPDATE=1 or =0 within ${this.opts.reportWithinMs} ms)`;
+      return this.planNotAnswered;
+    }
     const last = this.starts.at(-1);
     const reportedSinceStart = !last || last.reported;
     if (this.decision === 'refused' && reportedSinceStart && this.lastMcuCommand === undefined) return 'the MCU refused the plan';
+    // The MCU gave up the download and told the module its version: the module settles with 10706 if it still
+    // held the OTA (§4.3), or had dropped it already (a reboot): either way nothing more comes of this plan.
+    if (this.rejectedAt !== undefined && this.reports.some((r) => r.t >= this.rejectedAt!)) return `the MCU rejected the download (${this.downloadRejected}) and reported ${this.reports.at(-1)!.version}`;
     if (this.moduleResult !== undefined && reportedSinceStart && last !== undefined && (this.installAt === undefined || last.t >= this.installAt)) {
       return `the module said ${this.moduleResult} and the MCU reported ${this.lastReport ?? '?'} after ${last.why}`;
     }

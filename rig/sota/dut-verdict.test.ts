@@ -30,6 +30,8 @@ const upgraded: DutEvidence = {
   downloadRejected: undefined,
   installRequested: true,
   installedBadDownload: undefined,
+  downloadNotRestarted: undefined,
+  planNotAnswered: undefined,
   slotA: slot('target'),
   slotB: slot('from'),
   bootRecord: record('confirmed'),
@@ -56,12 +58,6 @@ describe('judgeDut', () => {
     ['the new image left in trial', { ...upgraded, bootRecord: record('trial') }, 'inconsistent', /boot record is not confirmed \(seq 9 trial\): the next reset reverts it/],
     ['a third image in slot A', { ...upgraded, lastReport: '1_1_0', slotA: slot('other') }, 'inconsistent', /^inconsistent: slot A holds STM32 1_1_0, neither the old nor the new image; first difference at 0x8020200/],
     ['a revert the module never heard of', { ...rolledBack, moduleResult: undefined }, 'inconsistent', /never said 10706/],
-    [
-      'an install asked for with slot B written wrongly (the bootloader refused it)',
-      { ...intact, installRequested: true, slotB: slot('other', { identified: undefined, identity: 'no image header', address: 0x0804_0000, firstDifference: 0x0804_0000, tapLine: 'tap line 40 (4.231 [mod→mcu] +QIOTOTARD: 0,1024 …)' }) },
-      'inconsistent',
-      /^inconsistent: the MCU asked to install 2_0_0 but slot B holds no image header; first difference at 0x8040000 against 2_0_0 \(target\), from tap line 40/,
-    ],
   ])('%s', (_name, e, outcome, summary) => {
     const v = judgeDut(e);
     expect(v.failure).toBeUndefined();
@@ -75,10 +71,22 @@ describe('judgeDut', () => {
     expect(v).toMatchObject({ outcome: 'bricked', ok: true });
   });
 
-  it('an install of a download that does not match 10701 is the image’s failure, even when the bootloader saved the day', () => {
-    const v = judgeDut({ ...intact, installRequested: true, installedBadDownload: 'md5 aaaa of the tapped blocks, 10701 says bbbb' });
-    expect(v.failure).toMatchObject({ type: 'hash-mismatch-accepted', kind: 'firmware' });
-    expect(v.summary).toMatch(/AT\+QIOTUPDATE=3\) a download that does not match 10701: md5 aaaa/);
+  it.each<[string, Partial<DutEvidence>, string, RegExp]>([
+    ['an install of a download that does not match 10701 (skip-md5)', { installRequested: true, installedBadDownload: 'md5 aaaa of the 8960 bytes it read, 10701 says bbbb' }, 'hash-mismatch-accepted', /^failed-intact, failure \(hash-mismatch-accepted\): the MCU asked to install \(AT\+QIOTUPDATE=3\) a download that does not match 10701: md5 aaaa/],
+    [
+      'an install with slot B written otherwise than downloaded (wrong-offset)',
+      { installRequested: true, slotB: slot('other', { identified: undefined, identity: 'no image header', address: 0x0804_0000, firstDifference: 0x0804_0000, tapLine: 'tap line 40 (4.231 [mod→mcu] +QIOTOTARD: 0,1024 …)' }) },
+      'slot-b-mismatch',
+      /failure \(slot-b-mismatch\): the MCU asked to install 2_0_0 but slot B holds no image header; first difference at 0x8040000 against 2_0_0 \(target\), from tap line 40/,
+    ],
+    ['a download not restarted after the module rebooted (no-restart)', { downloadNotRestarted: 'after RDY the piece starts at 0, the MCU read at 3072' }, 'download-not-restarted', /failure \(download-not-restarted\): after RDY/],
+    ['a plan never answered (ignores-10706)', { moduleResult: undefined, planNotAnswered: '10700 at 1.2 s: no AT+QIOTUPDATE within 16000 ms' }, 'plan-not-answered', /failure \(plan-not-answered\): 10700 at 1\.2 s.*no result from the module/],
+  ])('%s: the old image stayed, and the finding fails the run', (_name, more, type, summary) => {
+    const v = judgeDut({ ...intact, ...more });
+    expect(v.outcome).toBe('failed-intact');
+    expect(v.failure).toMatchObject({ type, kind: 'firmware' });
+    expect(v.ok).toBe(false);
+    expect(v.summary).toMatch(summary);
   });
 
   it('the rig’s own trouble is a failure, not a finding about the image', () => {

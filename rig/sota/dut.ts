@@ -62,6 +62,13 @@ export interface DutUpgradeOptions {
   settleMs?: number;
   /** A console line meaning the MCU just started; default the virtual MCU's `[boot] BOOT`. */
   consoleStart?: RegExp;
+  /**
+   * true (default): arrange the flash and reset the MCU first. false: take the MCU as it runs now (no halt,
+   * no programming, no reset) and only offer the plan — the next upgrade of the image a run just installed,
+   * or of an MCU whose state after a failed upgrade is the point (it must still answer a plan). The plan
+   * must then be pushed (`pushActively`): an idle MCU does not ask.
+   */
+  fresh?: boolean;
 }
 
 /** A dut run is its record (mode 'dut'): the same shape as a proxy run's, plus `dut`. */
@@ -84,6 +91,7 @@ class DutFlow {
   private readonly reportWithinMs: number;
   private readonly settleMs: number;
   private readonly consoleStart: RegExp;
+  private readonly fresh: boolean;
 
   private mcu!: StationMcu;
   private pkg!: Package;
@@ -129,6 +137,7 @@ class DutFlow {
     this.reportWithinMs = opts.reportWithinMs ?? T.bootMs + Math.round(T.updateWaitMs / 10) + T.marginMs;
     this.settleMs = opts.settleMs ?? T.planWaitMs + T.urlWaitMs + DOWNLOAD_NOTIFY_LIMIT * T.downloadNotifyMs + T.readInactivityMs + T.updateWaitMs + 3 * this.reportWithinMs + T.marginMs;
     this.consoleStart = opts.consoleStart ?? /^\[boot\] BOOT\b/;
+    this.fresh = opts.fresh ?? true;
   }
 
   // ---- the run --------------------------------------------------------------------------------------
@@ -137,7 +146,9 @@ class DutFlow {
     this.checkBeforeStart();
     let error: unknown;
     try {
-      await this.arrangeFlash();
+      if (this.fresh) await this.arrangeFlash();
+      else this.arrange = { bootloader: 'not given', slotA: 'kept', slotB: 'erased', bootRecord: 'not arranged: the MCU taken as it runs' };
+      // Listening before the plan exists: a pushed plan's 10700 comes at once.
       this.attach();
       await this.main();
     } catch (err) {
@@ -248,12 +259,6 @@ class DutFlow {
       } else this.arrange.bootRecord = rec.summary;
       this.bootBefore = rec;
     });
-    this.plan = await this.log.step('prepare plan', async () => {
-      await station.plans.clear(o);
-      const p = 'id' in this.opts.plan ? this.opts.plan : await station.plans.prepare(this.opts.plan, o);
-      for (const cf of this.opts.cloudFaults ?? []) await station.plans.injectCloudFault(cf.kind, cf.params);
-      return p;
-    });
   }
 
   private async main(): Promise<void> {
@@ -269,11 +274,19 @@ class DutFlow {
         return null;
       });
     });
+    this.plan = await this.log.step('prepare plan', async () => {
+      const o = signal ? { signal } : {};
+      await station.plans.clear(o);
+      const p = 'id' in this.opts.plan ? this.opts.plan : await station.plans.prepare(this.opts.plan, o);
+      for (const cf of this.opts.cloudFaults ?? []) await station.plans.injectCloudFault(cf.kind, cf.params);
+      return p;
+    });
     this.schedule.start(() => this.poke());
-    await this.log.step('reset the MCU (reset run over SWD)', async () => {
-      await station.probe.reset('run', signal ? { signal } : {});
+    if (this.fresh) await this.log.step('reset the MCU (reset run over SWD)', async () => {
+      // Noted before the reset: the MCU may boot and talk before OpenOCD's command returns.
       this.observer.mcuStarted('the rig reset the MCU (reset run over SWD)');
       this.observer.note('reset run over SWD');
+      await station.probe.reset('run', signal ? { signal } : {});
     });
     await this.log.step('observe the upgrade', () => this.observe());
   }
@@ -319,7 +332,7 @@ class DutFlow {
     for (; this.firedSeen < fired.length; this.firedSeen++) {
       const f = fired[this.firedSeen]!;
       this.observer.note(`fault ${f.fault}: ${f.effect}`, f.t);
-      if (/^target (reset|power-cycled)/.test(f.effect)) this.observer.mcuStarted(`fault ${f.fault}`, this.log.now());
+      if (/^target (reset|power-cycled)/.test(f.effect)) this.observer.mcuStarted(`fault ${f.fault}`, f.t);
     }
   }
 
@@ -464,6 +477,8 @@ class DutFlow {
       downloadRejected: obs?.downloadRejected,
       installRequested: obs?.installAt !== undefined,
       installedBadDownload: obs?.installedBadDownload,
+      downloadNotRestarted: obs?.downloadNotRestarted,
+      planNotAnswered: obs?.planNotAnswered,
       slotA: this.slotA,
       slotB: this.slotB,
       bootRecord: this.bootAfter,
@@ -496,7 +511,7 @@ class DutFlow {
       moduleEvents: obs?.moduleEvents ?? [],
       module: { state: this.moduleState, urcPort: this.urcPort },
       settled: this.settledWhy ?? null,
-      options: { reportWithinMs: this.reportWithinMs, settleMs: this.settleMs, consoleStart: this.consoleStart.source },
+      options: { reportWithinMs: this.reportWithinMs, settleMs: this.settleMs, consoleStart: this.consoleStart.source, fresh: this.fresh },
     };
     const bare: RunRecord = {
       format: RUN_RECORD_FORMAT,

@@ -141,6 +141,7 @@ async function replayDut(record: RunRecord, station: Station, opts: ReplayOption
     reportWithinMs: dut.options.reportWithinMs,
     settleMs: dut.options.settleMs,
     consoleStart: new RegExp(dut.options.consoleStart),
+    fresh: dut.options.fresh,
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.recorder ? { recorder: opts.recorder } : {}),
   });

@@ -136,7 +136,8 @@ export class Client {
   /** Module up, echo off, URCs to this UART, registered, version reported, plan requested. */
   private async bringUp(): Promise<boolean> {
     const { fw, at } = this;
-    while ((await at.command('AT'))?.final !== 'OK') await fw.rt.sleep(RETRY_MS);
+    // A module that is off or still booting does not answer: probe every second, and at once after its RDY.
+    while ((await at.command('AT', 64, RETRY_MS))?.final !== 'OK') await fw.rt.until(() => at.urcs.includes('RDY'), RETRY_MS);
     at.takeUrc((u) => u === 'RDY');
     if (!(await this.ok('ATE0')) || !(await this.ok('AT+QURCCFG="urcport","uart1"'))) return false;
     const reg = await at.command('AT+QIOTREG?');
