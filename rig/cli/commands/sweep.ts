@@ -89,6 +89,13 @@ async function subjectOf(s: SweepSettings): Promise<SweepSubject> {
   return { mode: s.mode, package: pkg, from, bootloader, firmware, allow: s.allow, nextCheck: s.nextCheck, reportWithinMs: s.reportWithinMs ?? undefined, settleMs: s.settleMs ?? undefined };
 }
 
+/** A point's result in a few words: the verdict, the next upgrade's when it failed, where the record is. */
+function brief(r: PointResult): string {
+  if (r.status === 'pass' || r.status === 'not-fired' || r.status === 'error') return r.why.length > 160 ? `${r.why.slice(0, 159)}…` : r.why;
+  const next = r.next && !r.next.ok ? `, but the next upgrade (${r.next.package}) ended ${r.next.verdict}` : '';
+  return `${r.verdict}${next}${r.record ? `; record ${r.record}` : ''}`;
+}
+
 /** The sweep's line on the terminal: a bar with the estimated time left (terminal), a line per point (logs). */
 class SweepView implements Recorder {
   private bar: cliProgress.SingleBar | undefined;
@@ -134,7 +141,7 @@ class SweepView implements Recorder {
   finished(r: PointResult, pr: SweepProgress): void {
     const head = r.status === 'pass' ? this.p.green('pass') : r.status === 'fail' ? this.p.red('FAIL') : this.p.yellow(r.status);
     const where = r.landed !== null ? `${r.landedWindow} @${Math.round(r.landed)} ms` : `${r.window} (aimed @${Math.round(r.at)} ms)`;
-    const text = `[${String(pr.done).padStart(String(pr.total).length)}/${pr.total}] ${head} ${where} ${r.fault} → ${r.why} (${formatDuration(r.durationMs)}; ETA ${formatDuration(pr.etaMs)})`;
+    const text = `[${String(pr.done).padStart(String(pr.total).length)}/${pr.total}] ${head} ${where} ${r.fault} → ${brief(r)} (${formatDuration(r.durationMs)}; ETA ${formatDuration(pr.etaMs)})`;
     if (this.tty) {
       // A failing point stays on screen above the bar; the others only move it.
       if (r.status !== 'pass') this.line(text);

@@ -177,7 +177,9 @@ export async function runPoint(station: Station, subject: SweepSubject, tl: Time
     } else {
       next = await recorder.step(`point ${point.id}: the next upgrade (${n.pkg.name} from ${n.current.version})`, async () => {
         if (subject.mode === 'dut') {
-          return flows.dut({ plan: spec(station, n.pkg, { pushActively: true }), from: n.current, ...(subject.bootloader ? { bootloader: subject.bootloader } : {}), expect: ['upgraded'], ...dutBounds(subject) });
+          // The MCU as the point left it (no halt, no flash arranged, no reset): a client stuck after the
+          // fault must show here. An idle MCU asks for no plan, so the cloud pushes it.
+          return flows.dut({ plan: spec(station, n.pkg, { pushActively: true }), from: n.current, ...(subject.bootloader ? { bootloader: subject.bootloader } : {}), expect: ['upgraded'], fresh: false, ...dutBounds(subject) });
         }
         return flows.proxy({ plan: spec(station, n.pkg), current: n.current, expect: ['upgraded'] });
       });

@@ -78,10 +78,11 @@ const COLOURS: Record<string, string> = {
   inconsistent: '#8e44ad',
 };
 
+/** Bricked and inconsistent in their own colours; any other failing point (a failure type, a next upgrade that failed) orange. */
 function colourOf(r: PointResult): string {
   if (r.status === 'not-fired') return '#ffffff';
   if (r.status === 'error') return '#999999';
-  if (r.status === 'fail') return COLOURS[r.verdict] && r.verdict !== 'upgraded' && r.verdict !== 'rolled-back' && r.verdict !== 'failed-intact' ? COLOURS[r.verdict]! : '#e67e22';
+  if (r.status === 'fail') return r.verdict === 'bricked' || r.verdict === 'inconsistent' ? COLOURS[r.verdict]! : '#e67e22';
   return COLOURS[r.verdict] ?? '#2e9e4f';
 }
 
@@ -90,14 +91,15 @@ function escapeXml(s: string): string {
 }
 
 const W = 960;
-const PAD = { left: 170, right: 20, top: 58, bottom: 70 };
-const ROW = 26;
+const PAD = { left: 170, right: 20, top: 62, bottom: 92 };
+const ROW = 28;
 
 /**
  * The heat strip: the chosen windows side by side (each at least a tenth of the width, so a 1 ms window
- * stays visible; inside a window time is linear), one row per action, a bar per point where its fault
- * landed, the failing stretches shaded. `link(result)` gives a failing point's record URL (relative to where
- * the SVG is written, or absolute), or undefined for none.
+ * stays visible; inside a window time is linear), one row per action where each point colours the stretch
+ * nearer to it than to its neighbours by its verdict, with a tick where its fault landed; under the rows the
+ * marks the triggers name (console lines, block offsets, events). `link(result)` gives a failing point's
+ * record URL (relative to where the SVG is written, or absolute), or undefined for none.
  */
 export function heatStrip(state: Pick<SweepState, 'results' | 'calibration' | 'settings'>, link: (r: PointResult) => string | undefined = () => undefined): string {
   const tl: Timeline | undefined = state.calibration?.timeline;
@@ -123,55 +125,65 @@ export function heatStrip(state: Pick<SweepState, 'results' | 'calibration' | 's
     const last = bands.at(-1)!;
     return last.x0 + last.w;
   };
-  const height = PAD.top + actions.length * ROW + PAD.bottom;
+  const left = PAD.left;
+  const right = PAD.left + plotW;
+  const rowsBottom = PAD.top + actions.length * ROW;
+  const height = rowsBottom + PAD.bottom;
   const out: string[] = [];
   const fails = state.results.filter((r) => r.status === 'fail').length;
   const s = state.settings;
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="${W}" height="${height}" viewBox="0 0 ${W} ${height}" font-family="sans-serif" font-size="11">`);
-  out.push(`<text x="${PAD.left}" y="16" font-size="13">${escapeXml(`sweep on ${s.station} (${s.mode}): ${s.package.name} from ${s.from.key} — ${state.results.length} points, ${fails} failing`)}</text>`);
+  out.push(`<text x="${left}" y="16" font-size="13">${escapeXml(`sweep on ${s.station} (${s.mode}): ${s.package.name} from ${s.from.key} — ${state.results.length} points, ${fails} failing`)}</text>`);
   bands.forEach((b, i) => {
-    out.push(`<rect x="${b.x0.toFixed(1)}" y="${PAD.top - 4}" width="${b.w.toFixed(1)}" height="${actions.length * ROW + 8}" fill="${i % 2 === 0 ? '#f2f5fa' : '#fafafa'}"/>`);
-    out.push(`<text x="${(b.x0 + b.w / 2).toFixed(1)}" y="${PAD.top - 12}" text-anchor="middle">${escapeXml(b.name)}</text>`);
-    out.push(`<text x="${(b.x0 + b.w / 2).toFixed(1)}" y="${PAD.top - 26}" text-anchor="middle" fill="#666">${escapeXml(`${Math.round(b.end - b.start)} ms`)}</text>`);
+    out.push(`<rect x="${b.x0.toFixed(1)}" y="${PAD.top - 4}" width="${b.w.toFixed(1)}" height="${actions.length * ROW + 8}" fill="${i % 2 === 0 ? '#eef2f8' : '#f8f8f8'}"/>`);
+    out.push(`<text x="${(b.x0 + b.w / 2).toFixed(1)}" y="${PAD.top - 24}" text-anchor="middle" font-weight="bold">${escapeXml(b.name)}</text>`);
+    out.push(`<text x="${(b.x0 + b.w / 2).toFixed(1)}" y="${PAD.top - 10}" text-anchor="middle" fill="#666">${escapeXml(`${Math.round(b.end - b.start)} ms`)}</text>`);
+    out.push(`<line x1="${b.x0.toFixed(1)}" x2="${b.x0.toFixed(1)}" y1="${PAD.top - 4}" y2="${rowsBottom + 26}" stroke="#bbb"/>`);
   });
   const stretches: FailingStretch[] = tl ? failingStretches(tl, state.results, actions) : [];
   actions.forEach((action, i) => {
     const y = PAD.top + i * ROW;
-    out.push(`<text x="${PAD.left - 6}" y="${y + ROW / 2 + 4}" text-anchor="end">${escapeXml(action)}</text>`);
+    out.push(`<text x="${left - 6}" y="${y + ROW / 2 + 4}" text-anchor="end">${escapeXml(action)}</text>`);
+    const pts = state.results.filter((p) => p.action === action).map((r) => ({ r, at: x(r.landed ?? r.at) })).sort((a, b) => a.at - b.at);
+    pts.forEach(({ r, at }, k) => {
+      // The stretch nearer to this point than to its neighbours: the strip is all colour where points are dense.
+      const from = k === 0 ? Math.max(left, at - 6) : (pts[k - 1]!.at + at) / 2;
+      const to = k === pts.length - 1 ? Math.min(right, at + 6) : (at + pts[k + 1]!.at) / 2;
+      const title = `point ${r.id}: ${r.fault} → ${cellOf(r)}${r.landed === null ? ' (aimed here, never fired)' : ''}: ${r.why}${r.record ? `; record ${r.record}` : ''}`;
+      const cell = `<g><title>${escapeXml(title)}</title><rect x="${from.toFixed(1)}" y="${y + 3}" width="${Math.max(1, to - from).toFixed(1)}" height="${ROW - 6}" fill="${colourOf(r)}" fill-opacity="${r.status === 'not-fired' ? 1 : 0.85}" stroke="${r.status === 'not-fired' ? '#999' : 'none'}"/><line x1="${at.toFixed(1)}" x2="${at.toFixed(1)}" y1="${y + 3}" y2="${y + ROW - 3}" stroke="#222" stroke-width="1"/></g>`;
+      const href = r.status === 'fail' ? link(r) : undefined;
+      out.push(href ? `<a xlink:href="${escapeXml(href)}" href="${escapeXml(href)}">${cell}</a>` : cell);
+    });
     for (const st of stretches.filter((f) => f.action === action)) {
-      const a = x(st.first.landed);
-      const b = x(st.last.landed);
-      out.push(`<rect x="${Math.min(a, b).toFixed(1)}" y="${y + 2}" width="${Math.max(2, Math.abs(b - a)).toFixed(1)}" height="${ROW - 4}" fill="#c0392b" fill-opacity="0.18"><title>${escapeXml(st.text)}</title></rect>`);
       for (const edge of [st.before, st.after]) {
-        if (edge) out.push(`<line x1="${x(edge.landed).toFixed(1)}" x2="${x(edge.landed).toFixed(1)}" y1="${y}" y2="${y + ROW}" stroke="#c0392b" stroke-dasharray="2,2"/>`);
+        if (edge) out.push(`<line x1="${x(edge.landed).toFixed(1)}" x2="${x(edge.landed).toFixed(1)}" y1="${y}" y2="${y + ROW}" stroke="#c0392b" stroke-width="2" stroke-dasharray="3,2"><title>${escapeXml(st.text)}</title></line>`);
       }
     }
-    for (const r of state.results.filter((p) => p.action === action)) {
-      const at = r.landed ?? r.at;
-      const colour = colourOf(r);
-      const title = `point ${r.id}: ${r.fault} → ${cellOf(r)}${r.landed === null ? ' (aimed here, never fired)' : ''}: ${r.why}${r.record ? `; record ${r.record}` : ''}`;
-      const bar = `<rect x="${(x(at) - 1.5).toFixed(1)}" y="${y + 4}" width="3" height="${ROW - 8}" fill="${colour}" stroke="${r.status === 'not-fired' ? '#999' : 'none'}"><title>${escapeXml(title)}</title></rect>`;
-      const href = r.status === 'fail' ? link(r) : undefined;
-      out.push(href ? `<a xlink:href="${escapeXml(href)}" href="${escapeXml(href)}">${bar}</a>` : bar);
-    }
   });
-  const bottom = PAD.top + actions.length * ROW;
+  // The marks inside the chosen windows: where the triggers are, so a reader sees what the points aimed from.
+  for (const m of tl?.marks ?? []) {
+    if (!bands.some((b) => m.t >= b.start && m.t <= b.end)) continue;
+    const mx = x(m.t).toFixed(1);
+    out.push(`<line x1="${mx}" x2="${mx}" y1="${rowsBottom + 8}" y2="${rowsBottom + 18}" stroke="#555"><title>${escapeXml(`${m.trigger} at ${Math.round(m.t)} ms`)}</title></line>`);
+  }
+  out.push(`<text x="${left - 6}" y="${rowsBottom + 17}" text-anchor="end" fill="#555">triggers</text>`);
   const legend: [string, string][] = [
     ['upgraded', COLOURS.upgraded!],
     ['rolled-back', COLOURS['rolled-back']!],
     ['failed-intact', COLOURS['failed-intact']!],
     ['bricked', COLOURS.bricked!],
     ['inconsistent', COLOURS.inconsistent!],
-    ['other failure / next upgrade failed', '#e67e22'],
+    ['other failure, next upgrade failed', '#e67e22'],
     ['not fired', '#ffffff'],
-    ['error (rig)', '#999999'],
+    ['rig error', '#999999'],
   ];
-  let lx = PAD.left;
+  let lx = left;
   for (const [name, colour] of legend) {
-    out.push(`<rect x="${lx}" y="${bottom + 18}" width="10" height="10" fill="${colour}" stroke="#999"/><text x="${lx + 14}" y="${bottom + 27}">${escapeXml(name)}</text>`);
-    lx += 22 + name.length * 6;
+    out.push(`<rect x="${lx}" y="${rowsBottom + 36}" width="10" height="10" fill="${colour}" stroke="#999"/><text x="${lx + 14}" y="${rowsBottom + 45}">${escapeXml(name)}</text>`);
+    lx += 22 + name.length * 5.6;
   }
-  out.push(`<text x="${PAD.left}" y="${bottom + 50}" fill="#666">${escapeXml('calibrated run time; each window at least a tenth of the width; shaded: a failing stretch, dashed: the passing points around it; failing marks link to their run records')}</text>`);
+  out.push(`<text x="${left}" y="${rowsBottom + 66}" fill="#666">${escapeXml('Calibrated run time; each window at least a tenth of the width. A tick is where a fault landed; red dashes: the passing')}</text>`);
+  out.push(`<text x="${left}" y="${rowsBottom + 80}" fill="#666">${escapeXml('points around a failing stretch. Hover for the point; a failing point links to its run record (rig repro replays it).')}</text>`);
   out.push('</svg>');
   return out.join('\n');
 }
