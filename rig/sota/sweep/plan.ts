@@ -108,7 +108,7 @@ export function boundaries(results: readonly PointResult[], actions: readonly st
 export function refinePoints(tl: Timeline, results: readonly PointResult[], planned: readonly PlannedPoint[], actions: readonly string[], round: number): PlannedPoint[] {
   const lags = results.filter((r) => r.landed !== null).map((r) => r.landed! - r.at).sort((a, b) => a - b);
   const lag = lags.length > 0 ? lags[Math.floor(lags.length / 2)]! : 0;
-  const firstId = planned.reduce((m, p) => Math.max(m, p.id), 0) + 1;
+  const firstId = [...planned, ...results].reduce((m, p) => Math.max(m, p.id), 0) + 1;
   const out: PlannedPoint[] = [];
   for (const b of boundaries(results, actions)) {
     const mid = (b.left.landed + b.right.landed) / 2 - Math.max(lag, 0);
