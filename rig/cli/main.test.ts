@@ -93,7 +93,7 @@ function writeConfig(name: string, config: unknown): string {
   return file;
 }
 
-const SUBCOMMANDS = ['doctor', 'at', 'power', 'flash', 'readback', 'upgrade', 'repro', 'sim', 'image', 'report'];
+const SUBCOMMANDS = ['doctor', 'at', 'power', 'flash', 'readback', 'upgrade', 'repro', 'sweep', 'sim', 'image', 'report'];
 
 describe('rig command: help, usage, config errors', () => {
   test('bin/rig.js warns on stderr, once, when a source is newer than dist/, and says nothing when dist/ is newer', async () => {

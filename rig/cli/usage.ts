@@ -112,6 +112,46 @@ Exit code 0 when the verdict is the same and every recorded fault fired again, 1
 3 when the verdict is the same but a fault that fired in the record did not fire (not reproduced).
 ${common}`,
 
+  sweep: `Usage: rig sweep <station> --package <name> --from <version> [--mode dut|proxy] [options]
+       rig sweep --resume <sweep dir> [--budget <min>] [--refine <k>]
+
+A power-fail (or any fault) sweep over an upgrade. A clean run first measures the upgrade's windows from
+what the rig sees (tapped lines, console, module events); then the same upgrade runs once per point with one
+fault aimed at a moment of the chosen windows (the latest trigger before it — an event, a block offset, a
+console line, =3 … — plus a time offset), each ending in its verdict read over SWD. A point passes when its
+verdict is allowed (--allow) and the device then takes the next upgrade (back to --from, or the package
+again); bricked, inconsistent and other failures fail it, and its run record is kept for rig repro.
+  --mode dut|proxy      who plays the MCU (default dut: the image under test; proxy: the rig)
+  --package <name>      the package the sweep delivers (manifest name)
+  --from <version>      the image the MCU starts from (manifest key)
+  --action <a>[,<b>]    fault actions, each tried at every point (default power-cycle-target in dut mode,
+                        power-cycle-module in proxy mode), e.g. power-cycle-target=200,reset-target
+  --window <w>[,…]      the windows to sweep (default all). dut: plan, download, reads, install, swap,
+                        trial; proxy: plan, download, reads, install, program, report
+  --points <N>          moments spread over the windows by their length, at least one each (default 20)
+  --every <ms>          or one moment every <ms> of each window
+  --refine <k>          k rounds of bisection between neighbouring points where one passes and one fails:
+                        the failing window's edges to within a millisecond, or as close as k rounds get
+  --budget <min>        start no point that would end after this many minutes (decimals allowed); the
+                        sweep stops cleanly and says how to resume
+  --allow <outcomes>    verdicts the station's design allows (default upgraded,rolled-back,failed-intact)
+  --no-next             do not offer the next upgrade after each passing point
+  --manifest <file>     the firmware set (default fixtures/mcu/manifest.json in dut mode)
+  --bootloader <key>    dut: the bootloader arranged at the flash base (default the set's correct one)
+  --report-within <ms>, --settle-within <ms>
+                        dut: bounds of every point run (default from the calibration: 3× its longest start
+                        → version report plus twice the margin; 6× its observation plus 3 such bounds)
+  -o, --out <dir>       the sweep directory (default reports/runs/sweep-<station>-<time>)
+  --resume <dir>        carry on with a stopped sweep: its points without a result (and those that ended in
+                        the rig's own trouble), then its bisection rounds (--refine raises them)
+
+The directory holds sweep.json (settings, calibration, points, results), calibration.json, the records of
+every point that did not pass (records/), and heat-strip.svg. Prints the matrix (window × action → verdict
+counts), the failing points with their rig repro line, the failing windows' edges and the time per point.
+Exit code 0 every point passed, 1 a point failed, 3 a point's fault never fired, 69 the station broke (3
+points in a row ended in the rig's own trouble), 75 stopped by --budget, 130 Ctrl-C (resumable).
+${common}`,
+
   sim: `Usage: rig sim [--target stm32f1x|stm32f4x] [--time-scale <x>] [--flash-image <file>] [--json] [-- <sim options>]
 
 Runs the virtual station (sim/main) in the foreground and prints where its parts are: the module's AT
