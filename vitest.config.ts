@@ -13,7 +13,8 @@ export default defineConfig({
     // RIG_PROGRESS=1 (npm run nightly sets it) adds a line per test start and end for nightly's heartbeat.
     reporters: [
       'default',
-      ['allure-vitest/reporter', { resultsDir: 'reports/allure-results', reportMatchers: false }],
+      // RIG_ALLURE_RESULTS: where a farm job keeps its station's results (npm run nightly -- --results).
+      ['allure-vitest/reporter', { resultsDir: process.env.RIG_ALLURE_RESULTS ?? 'reports/allure-results', reportMatchers: false }],
       ...(process.env.RIG_PROGRESS === '1' ? ['./scripts/nightly-progress.ts'] : []),
     ],
     projects: [
@@ -33,7 +34,7 @@ export default defineConfig({
         test: {
           name: 'suites',
           include: ['suites/**/*.test.ts'],
-          exclude: [...configDefaults.exclude, 'suites/support/**'],
+          exclude: [...configDefaults.exclude, 'suites/support/**', 'suites/health/**'],
           // One run directory for the station health ledger that the suite files share (suites/support/health.ts).
           globalSetup: ['suites/global-setup.ts'],
           testTimeout: 180_000,
@@ -41,6 +42,16 @@ export default defineConfig({
           // A hardware station is one set of boards: its files run one at a time. Each file on the virtual
           // station starts its own simulator (virtual stations lock per process), so those files can overlap.
           fileParallelism: (process.env.RIG_STATION ?? 'virtual') === 'virtual',
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // The station's health check (suites/health): what npm run nightly runs first on each station.
+          name: 'health',
+          include: ['suites/health/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 60_000,
         },
       },
     ],

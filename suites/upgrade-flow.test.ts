@@ -22,7 +22,7 @@ import type { FirmwareSet, Image, Package } from '../rig/images/index.ts';
 import { parseFault, parseRunRecord, replay, runProxyUpgrade, serializeRunRecord } from '../rig/sota/index.ts';
 import type { ProxyRun, Recorder } from '../rig/sota/index.ts';
 import type { PreparedPlan, Station } from '../rig/station/index.ts';
-import { ConfigError } from '../rig/errors.ts';
+import { ConfigError, InternalError } from '../rig/errors.ts';
 import { crc32 } from '../rig/images/index.ts';
 import { DeclaredPlanSource } from '../rig/station/plans.ts';
 import { expectFaultsFired, expectOutcome } from './support/evidence.ts';
@@ -231,8 +231,9 @@ describe('proxy upgrade flow', () => {
     const run = await runProxyUpgrade(station, { plan: sota.spec(small.package('full_2_0_0')), current: v1, signal: sota.signal, recorder });
     expect(run.verdict.failure).toMatchObject({ type: 'internal', kind: 'internal' });
     expect(run.errors.at(-1)).toMatchObject({ name: 'TypeError', kind: 'internal', phase: 'download', recovered: false });
-    // The suites' verdict is a rig bug too: not retried, not held against the station.
-    expect(() => expectOutcome(run, 'upgraded')).toThrow(expect.objectContaining({ name: 'InternalError', kind: 'internal' }));
+    // The suites' verdict is a rig bug too, named as its root cause: not retried, not held against the station.
+    expect(() => expectOutcome(run, 'upgraded')).toThrow(expect.objectContaining({ name: 'TypeError', kind: 'internal' }));
+    expect(() => expectOutcome(run, 'upgraded')).toThrow(InternalError);
     // The module still holds the unfinished download: the baseline settles it.
     await sota.baseline(v1);
     await sota.readback(v1);

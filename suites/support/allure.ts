@@ -88,7 +88,7 @@ export class AllureRecorder implements Recorder {
   }
 }
 
-/** Where allure-vitest writes: its `resultsDir` in vitest.config.ts. */
+/** Where allure-vitest writes: its `resultsDir` in vitest.config.ts (RIG_ALLURE_RESULTS, as nightly sets it). */
 export function allureResultsDir(root: string): string {
-  return path.join(root, 'reports', 'allure-results');
+  return path.resolve(root, process.env.RIG_ALLURE_RESULTS ?? path.join('reports', 'allure-results'));
 }

@@ -1,8 +1,13 @@
 // `rig power <station> <line> on|off|cycle`: one power or reset line, by its config name, read back after.
+// `rig power <station> safe`: every line to its safe level and no OpenOCD left for the probe, without
+// opening the module or the probe (a CI job's clean-up step, rig/station/safe.ts).
+import { loadConfig } from '../../config/load.ts';
+import { ConfigError } from '../../errors.ts';
 import { cycle } from '../../power/line.ts';
+import { makeSafe } from '../../station/safe.ts';
 import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, intOption, paint, parse, UsageError } from '../output.ts';
-import { requireStationName, runCommand, withStation } from '../station.ts';
+import { requireStationName, runCommand, withInterrupt, withStation } from '../station.ts';
 
 const ACTIONS = ['on', 'off', 'cycle'] as const;
 type Action = (typeof ACTIONS)[number];
@@ -12,10 +17,11 @@ export async function run(argv: string[]): Promise<number> {
   const json = values.json === true;
   return runCommand(json, async () => {
     const name = requireStationName(positionals[0], 'power');
+    if (positionals[1] === 'safe' && positionals.length === 2) return safe(name, values.config, json);
     const lineName = positionals[1];
     const action = positionals[2] as Action | undefined;
     if (lineName === undefined || action === undefined || !ACTIONS.includes(action) || positionals.length > 3) {
-      throw new UsageError('rig power: expected a line and an action', { expected: 'rig power <station> <line> on|off|cycle', seen: `rig power ${positionals.join(' ')}` });
+      throw new UsageError('rig power: expected a line and an action', { expected: 'rig power <station> <line> on|off|cycle, or rig power <station> safe', seen: `rig power ${positionals.join(' ')}` });
     }
     const offMs = intOption('off-ms', values['off-ms'], 2000, 0, 600_000);
     return withStation(name, { config: values.config }, async ({ station, signal }) => {
@@ -43,4 +49,21 @@ export async function run(argv: string[]): Promise<number> {
       return ExitCode.ok;
     });
   });
+}
+
+async function safe(name: string, configFile: string | undefined, json: boolean): Promise<number> {
+  const config = await loadConfig(configFile === undefined ? {} : { path: configFile });
+  const entry = Object.hasOwn(config.stations, name) ? config.stations[name] : undefined;
+  if (!entry) throw new ConfigError(`no station "${name}" in the config${config.source ? ` ${config.source}` : ''}`, { expected: `one of ${Object.keys(config.stations).join(', ')}`, seen: name });
+  const report = await withInterrupt((signal) => makeSafe(name, entry, { signal }));
+  if (json) {
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    return ExitCode.ok;
+  }
+  const p = paint(process.stdout);
+  if (report.note) process.stdout.write(`${name}: safe — ${report.note}\n`);
+  for (const l of report.lines) process.stdout.write(`${name}/${l.name}: ${p.bold(l.level)} (its safe level)\n`);
+  for (const o of report.openocd) process.stdout.write(`${name}: OpenOCD pid ${o.pid} left for this probe: ${o.how}\n`);
+  if (report.kind === 'hardware') process.stdout.write(`${name}: safe — ${report.lines.length} line(s) at their safe level, ${report.openocd.length === 0 ? 'no OpenOCD running for its probe' : 'no OpenOCD left for its probe'}\n`);
+  return ExitCode.ok;
 }
