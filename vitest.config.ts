@@ -25,6 +25,8 @@ export default defineConfig({
           // suites/support holds the suites' own helpers; their tests need no station, so they run once here
           // rather than once per station in every nightly process.
           include: ['rig/**/*.test.ts', 'sim/**/*.test.ts', 'scripts/**/*.test.ts', 'suites/support/**/*.test.ts'],
+          // A temp dir of the run's own; what a test leaves in it fails the run, naming it.
+          globalSetup: ['scripts/testing/unit-temp-dir.ts'],
           testTimeout: 30_000,
           hookTimeout: 30_000,
         },

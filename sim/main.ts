@@ -12,7 +12,7 @@ import { startCloud } from './cloud/index.ts';
 import { startFirmataBoard } from './firmata/board.ts';
 import { startJtagPart } from './jtag/part.ts';
 import { startModule } from './module/index.ts';
-import { defaultModuleOptions, defaultTimers } from './module/module.ts';
+import { defaultModuleOptions, defaultTimers, urcPorts } from './module/module.ts';
 import { Rails } from './rails.ts';
 import { targetNames } from './target/profiles.ts';
 
@@ -49,7 +49,9 @@ const { values: argv } = parseArgs({
     crc: { type: 'string', default: 'crc32' },
     'bootstrap-auth': { type: 'string', default: 'on' },
     'request-needs-connection': { type: 'string', default: 'on' },
-    'honour-urcport': { type: 'string', default: 'off' },
+    'honour-urcport': { type: 'string', default: 'on' },
+    'urcport-default': { type: 'string', default: 'usbat' },
+    'uart1-baud': { type: 'string', default: '115200' },
     'trace-at': { type: 'boolean', default: false },
     'exit-on-stdin-close': { type: 'boolean', default: false },
     // The --run-dir was made for this sim alone: it removes it when it stops, so a parent that died without
@@ -120,7 +122,7 @@ const imei = argv.imei ?? imeiFromSeed(seed);
 if (!/^\d{15}$/.test(imei)) usage(`--imei must be 15 digits, got ${JSON.stringify(imei)}`);
 const stateDir = argv['state-dir'] ? path.resolve(argv['state-dir']) : undefined;
 const ownRunDir = (argv['run-dir'] === undefined || argv['remove-run-dir'] === true) && stateDir === undefined;
-const runDir = argv['run-dir'] ? path.resolve(argv['run-dir']) : (stateDir ?? mkdtempSync(path.join(tmpdir(), 'sota-sim-')));
+const runDir = argv['run-dir'] ? path.resolve(argv['run-dir']) : (stateDir ?? mkdtempSync(path.join(tmpdir(), `sota-rig-${process.pid}-sim-`)));
 
 const clock = new SimClock(timeScale);
 const rails = new Rails();
@@ -193,6 +195,8 @@ try {
     await startModule(
       {
         baud,
+        uart1Baud: num('uart1-baud', 0, 4_000_000),
+        urcPortDefault: choice('urcport-default', urcPorts),
         runDir,
         stateDir,
         module: {

@@ -78,6 +78,22 @@ export class AtFramer {
     return this.block !== undefined;
   }
 
+  /** Bytes the incomplete counted block still waits for; 0 when none is open. */
+  get blockRemaining(): number {
+    return this.block ? this.block.data.length - this.block.filled : 0;
+  }
+
+  /**
+   * Ends the incomplete counted block without reporting it and returns its header and the bytes that came;
+   * framing goes on with the next byte as the start of a line (a passive tap gives the bytes back as lines).
+   */
+  takeBlock(): { header: string; data: Buffer } | undefined {
+    const b = this.block;
+    if (!b) return undefined;
+    this.block = undefined;
+    return { header: b.header, data: b.data.subarray(0, b.filled) };
+  }
+
   /** Forgets any partial line or block (after a timeout, or when the port is reopened). */
   reset(): void {
     this.pending = [];

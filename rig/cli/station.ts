@@ -10,20 +10,23 @@ import { paint, reportError, UsageError } from './output.ts';
 
 let interrupted = false;
 
-/** Aborts `controller` on Ctrl-C/SIGTERM while `body` runs; the station's own handlers bring it to safe state. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * Aborts `controller` on Ctrl-C, SIGTERM (also what a rig whose parent died sends itself) or a terminal's
+ * hang-up while `body` runs; the station's own handlers bring it to its safe state.
+ */
 async function withInterrupt<T>(body: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   const onSignal = (sig: NodeJS.Signals): void => {
     interrupted = true;
     controller.abort(new AbortedError(`interrupted (${sig})`));
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
   try {
     return await body(controller.signal);
   } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    for (const sig of STOP_SIGNALS) process.removeListener(sig, onSignal);
   }
 }
 

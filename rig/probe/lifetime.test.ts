@@ -149,14 +149,14 @@ describe('no probe scratch directory outlives the rig', () => {
 
   test('the rig exits without closing the probe: the exit handler removes its scratch directory', async () => {
     const r = await endHeldProbe('exit');
-    expect(r.before).toEqual([expect.stringMatching(/^openocd-/)]);
+    expect(r.before).toEqual([expect.stringMatching(/^sota-rig-\d+-openocd-/)]);
     expect(r.code).toBe(3);
     expect(r.after).toEqual([]);
   });
 
   test('the rig crashes with an uncaught exception: its scratch directory goes too', async () => {
     const r = await endHeldProbe('throw');
-    expect(r.before).toEqual([expect.stringMatching(/^openocd-/)]);
+    expect(r.before).toEqual([expect.stringMatching(/^sota-rig-\d+-openocd-/)]);
     expect(r.code).not.toBe(0);
     expect(r.after).toEqual([]);
   });

@@ -4,7 +4,7 @@
 
 import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { scratchPrefix } from '../scratch.ts';
 import path from 'node:path';
 
 import { AbortedError, InfrastructureError } from '../errors.ts';
@@ -209,7 +209,7 @@ export class Probe {
       const m = IDCODE_LINE.exec(line);
       if (m && (m[1] === undefined || m[1] === opts.targetName)) ids.idcode = parseInt(m[2] as string, 16) >>> 0;
     });
-    const scratch = await mkdtemp(path.join(opts.runDir ?? os.tmpdir(), 'openocd-'));
+    const scratch = await mkdtemp(scratchPrefix('openocd', opts.runDir));
     trackScratch(scratch);
     try {
       const session = await Probe.startSession(opts, log, signal);

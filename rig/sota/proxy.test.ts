@@ -17,6 +17,10 @@ import { parseFault } from './faults.ts';
 import { runProxyUpgrade } from './proxy.ts';
 import { parseRunRecord } from './record.ts';
 import type { Recorder } from './recorder.ts';
+import { tempDirs } from '../testing/temp-dir.ts';
+
+const tmp = tempDirs();
+afterAll(tmp.remove);
 
 // Not the defaults: the record must carry these (timeScale 1, no free-space limit, baud 115200 by default).
 const SETTINGS = { timeScale: 0.05, moduleFreeSpace: 3072, downloadRate: 40_000, baud: 460_800 };
@@ -31,7 +35,7 @@ beforeAll(async () => {
   await makeFixtures({ out: dir, size: 4096, loadAddress: 0x0800_0000, seed: 'proxy-test' });
   small = await loadManifest(path.join(dir, 'manifest.json'));
   const config = parseConfig({ stations: { virtual: { kind: 'virtual', productSecret: SECRET, ...SETTINGS } } });
-  station = await openStation('virtual', { config, lockDir: await mkdtemp(path.join(os.tmpdir(), 'station-lock-')) });
+  station = await openStation('virtual', { config, lockDir: tmp.make('station-lock-') });
 }, 60_000);
 
 afterAll(async () => {

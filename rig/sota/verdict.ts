@@ -4,8 +4,14 @@
 // without a station.
 import type { FailureKind } from '../errors.ts';
 
-/** How an upgrade ended, when it ended in one of the ways the protocol foresees. */
-export type Outcome = 'upgraded' | 'refused' | 'failed-intact';
+/**
+ * How an upgrade ended, when it ended in one of the ways the protocol foresees. A proxy run ends in the first
+ * three; a dut run (dut-verdict.ts) may also find the image under test rolled back by its bootloader, the
+ * device bricked, or its parts disagreeing (inconsistent): findings about the image, judged like the others.
+ */
+export type Outcome = 'upgraded' | 'refused' | 'failed-intact' | 'rolled-back' | 'bricked' | 'inconsistent';
+
+export const OUTCOMES: readonly Outcome[] = ['upgraded', 'refused', 'failed-intact', 'rolled-back', 'bricked', 'inconsistent'];
 
 /** What went wrong when the run did not end in an Outcome. */
 export type FailureType =
@@ -91,11 +97,11 @@ export interface Verdict {
   summary: string;
 }
 
-function fail(e: Evidence, type: FailureType, kind: FailureKind, message: string): Verdict {
+export function fail(e: Pick<Evidence, 'expected'>, type: FailureType, kind: FailureKind, message: string): Verdict {
   return { outcome: undefined, reason: undefined, failure: { type, kind, message }, expected: [...e.expected], ok: false, summary: `failure (${type}): ${message}` };
 }
 
-function end(e: Evidence, outcome: Outcome, reason: IntactReason | undefined, detail: string): Verdict {
+export function end(e: Pick<Evidence, 'expected'>, outcome: Outcome, reason: IntactReason | undefined, detail: string): Verdict {
   const ok = e.expected.includes(outcome);
   const summary = `${outcome}${reason && reason !== 'refused' ? ` (${reason})` : ''}: ${detail}${ok ? '' : ` — expected ${e.expected.join(' or ')}`}`;
   return { outcome, reason, failure: undefined, expected: [...e.expected], ok, summary };

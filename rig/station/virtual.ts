@@ -9,13 +9,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { hardwareStationSchema, type HardwareStationConfig, type VirtualStationConfig } from '../config/schema.ts';
 import { AbortedError, InfrastructureError } from '../errors.ts';
 import { findSetpriv } from '../probe/openocd.ts';
+import { scratchPrefix } from '../scratch.ts';
 
 /** What `sim/main.ts` prints once everything is up. */
 interface SimLine {
@@ -27,6 +27,49 @@ interface SimLine {
     contacts: Partial<Record<'moduleVbat' | 'moduleResetN' | 'targetVdd' | 'targetNrst', 'NO' | 'NC'>>;
   };
   jtag: { host: string; port: number; target: 'stm32f1x' | 'stm32f4x' };
+  /** The virtual MCU (docs/virtual-mcu.md §8); layout null when the flash is too small for one. */
+  mcu?: {
+    taps?: { mcuToModule: string; moduleToMcu: string; baud: number };
+    console?: { port: string; baud: number };
+    layout: SimMcuLayout | null;
+    why?: string;
+    bootRecord?: 'vmcu-1' | 'mcuboot' | 'none';
+  };
+}
+
+interface SimRegion {
+  address: number;
+  size: number;
+}
+
+interface SimMcuLayout {
+  flashBase?: number;
+  swapUnit?: number;
+  bootloader: SimRegion;
+  record: SimRegion[];
+  slotA: SimRegion;
+  slotB: SimRegion;
+  scratch?: SimRegion;
+}
+
+/** The sim's MCU as a bench's `mcu` entry: only when it has a layout and its taps (what dut mode needs). */
+function mcuFromSim(mcu: SimLine['mcu']): HardwareStationConfig['mcu'] | undefined {
+  if (!mcu?.layout || !mcu.taps) return undefined;
+  const l = mcu.layout;
+  const region = (r: SimRegion) => ({ address: r.address, size: r.size });
+  return {
+    taps: { mcuToModule: mcu.taps.mcuToModule, moduleToMcu: mcu.taps.moduleToMcu, baudRate: mcu.taps.baud > 0 ? mcu.taps.baud : 115200 },
+    ...(mcu.console ? { console: { port: mcu.console.port, baudRate: mcu.console.baud > 0 ? mcu.console.baud : 115200 } } : {}),
+    layout: {
+      bootloader: region(l.bootloader),
+      slotA: region(l.slotA),
+      slotB: region(l.slotB),
+      record: l.record.map(region),
+      ...(l.scratch ? { scratch: region(l.scratch) } : {}),
+      ...(l.swapUnit ? { swapUnit: l.swapUnit } : {}),
+    },
+    bootRecord: mcu.bootRecord ?? 'none',
+  };
 }
 
 export interface VirtualStation {
@@ -120,6 +163,7 @@ export function stationFromSim(v: VirtualStationConfig, sim: SimLine): HardwareS
     layout: v.layout,
     timeouts: { ...v.timeouts, timeScale: v.timeScale },
     plans: { kind: 'api', url: sim.admin.url },
+    mcu: mcuFromSim(sim.mcu),
   });
 }
 
@@ -128,11 +172,14 @@ export async function startVirtualStation(v: VirtualStationConfig, opts: { stati
   const station = opts.station ?? 'virtual';
   if (opts.signal?.aborted) throw new AbortedError('virtual station not started: aborted', { station, cause: opts.signal.reason });
   const { file, execArgv } = simCommand();
-  const runDir = mkdtempSync(path.join(os.tmpdir(), 'sota-rig-virtual-'));
+  const runDir = mkdtempSync(scratchPrefix('virtual'));
   const run = simSpawnCommand(process.execPath, [...execArgv, file, ...simArgs(v, runDir)], findSetpriv());
+  // A session of its own: a terminal's Ctrl-C or hang-up reaches the rig alone, which then closes the
+  // station through the sim's parts (relays, ports) before it stops the sim.
   const child = spawn(run.command, run.args, {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1' },
+    detached: true,
   });
   const log: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (l) => {

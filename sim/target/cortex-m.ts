@@ -44,7 +44,9 @@ export const REG_PSP = 18;
 export const REG_CONTROL = 20;
 
 export class CortexMDebug {
-  state: CoreState = CoreState.Running;
+  private coreState: CoreState = CoreState.Running;
+  /** Called after every change of `state` (halt, resume, reset hold and release): the chip tells the MCU model. */
+  stateListener: (() => void) | undefined;
   /** DHCSR control bits C_DEBUGEN, C_HALT, C_STEP, C_MASKINTS, C_SNAPSTALL as last written. */
   private control = 0;
   private resetSeen = false;
@@ -95,6 +97,16 @@ export class CortexMDebug {
     } else {
       this.state = CoreState.Running;
     }
+  }
+
+  get state(): CoreState {
+    return this.coreState;
+  }
+
+  set state(s: CoreState) {
+    if (s === this.coreState) return;
+    this.coreState = s;
+    this.stateListener?.();
   }
 
   get halted(): boolean {

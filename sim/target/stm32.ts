@@ -17,11 +17,16 @@ export type CoreStateName = 'running' | 'halted' | 'reset' | 'off';
 export interface TargetEvents {
   /** Supply switched: the debug port forgets its state on both edges. */
   power: [on: boolean];
-  /** A system reset happened (power-on, NRST/SRST release, SYSRESETREQ). */
+  /** A system reset happened (power-on, NRST/SRST release, SYSRESETREQ, the watchdog). */
   reset: [cause: ResetCause];
+  /**
+   * What the core does changed: halted or resumed by the debugger, held in reset, released, powered off.
+   * After a system reset it follows the `reset` event.
+   */
+  core: [state: CoreStateName];
 }
 
-export type ResetCause = 'power-on' | 'nrst' | 'srst' | 'sysresetreq';
+export type ResetCause = 'power-on' | 'nrst' | 'srst' | 'sysresetreq' | 'watchdog';
 
 export interface Stm32TargetOptions {
   target: TargetName;
@@ -48,6 +53,9 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
   private readonly sramBase: number;
   private readonly sramEnd: number;
   private readonly flashRegBase: number;
+  private lastCoreState: CoreStateName | undefined;
+  /** Inside a system reset: the core's state settles before anyone is told. */
+  private resetting = false;
 
   constructor(options: Stm32TargetOptions) {
     super();
@@ -56,6 +64,7 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
     this.flash = new FlashArray(p.flashSizeKiB * 1024);
     this.flashInterface = createFlashInterface(this.flash, p);
     this.core = new CortexMDebug(p.cpuid, () => this.systemReset('sysresetreq'));
+    this.core.stateListener = () => this.notifyCore();
     this.sram = new Uint8Array(p.sramSize);
     this.sramWords = new Uint32Array(this.sram.buffer);
     this.flashBase = p.flashBase;
@@ -71,6 +80,14 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
     this.system.set(p.uidAddr + 4, 0x33345111);
     this.system.set(p.uidAddr + 8, 0x37383932);
     this.systemReset('power-on');
+  }
+
+  private notifyCore(): void {
+    if (this.resetting) return;
+    const state = this.coreState;
+    if (state === this.lastCoreState) return;
+    this.lastCoreState = state;
+    this.emit('core', state);
   }
 
   get powered(): boolean {
@@ -161,6 +178,17 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
     this.poweredOn = on;
     if (on) this.systemReset('power-on');
     this.emit('power', on);
+    this.notifyCore();
+  }
+
+  /**
+   * A reset the running firmware causes: its own SYSRESETREQ, or the watchdog it stopped feeding. Like the
+   * debugger's SYSRESETREQ it keeps the debug logic (a vector catch still halts). Ignored while unpowered or
+   * held in reset.
+   */
+  requestSystemReset(cause: 'sysresetreq' | 'watchdog'): void {
+    if (!this.poweredOn || this.nrstLow || this.srstAsserted) return;
+    this.systemReset(cause);
   }
 
   /** NRST level: false holds the core in reset, the rising edge is a system reset. */
@@ -193,15 +221,21 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
   }
 
   private systemReset(cause: ResetCause): void {
-    if (cause === 'power-on') {
-      this.core.powerOnReset();
-      this.ppb.clear();
-      this.sram.fill(0);
+    this.resetting = true;
+    try {
+      if (cause === 'power-on') {
+        this.core.powerOnReset();
+        this.ppb.clear();
+        this.sram.fill(0);
+      }
+      this.peripherals.clear();
+      this.flashInterface.reset();
+      this.core.coreReset(this.flash.words[0]!, this.flash.words[1]!, this.nrstLow || this.srstAsserted);
+    } finally {
+      this.resetting = false;
     }
-    this.peripherals.clear();
-    this.flashInterface.reset();
-    this.core.coreReset(this.flash.words[0]!, this.flash.words[1]!, this.nrstLow || this.srstAsserted);
     this.emit('reset', cause);
+    this.notifyCore();
   }
 
   /** Follows the virtual power rails targetVdd and targetNrst; returns the unsubscribe function. */

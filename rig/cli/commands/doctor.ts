@@ -15,7 +15,7 @@ import { openPowerLines, type PowerLines } from '../../power/open.ts';
 import type { PowerLineConfig } from '../../power/config.ts';
 import { gpioReleaseBehaviour, type GpioReleaseBehaviour } from '../../power/gpio-release.ts';
 import { buildProbeArgs } from '../../probe/args.ts';
-import { Probe } from '../../probe/probe.ts';
+import { Probe, type TargetInfo } from '../../probe/probe.ts';
 import { QuecThing } from '../../quecthing/quecthing.ts';
 import { defaultLockDir, lockStation } from '../../station/lock.ts';
 import { resolveTimeouts } from '../../station/timeouts.ts';
@@ -23,6 +23,7 @@ import { startVirtualStation, type VirtualStation } from '../../station/virtual.
 import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, paint, parse, table, UsageError } from '../output.ts';
 import { runCommand, wasInterrupted, withInterrupt } from '../station.ts';
+import { checkMcuSide, mcuReset } from './doctor-mcu.ts';
 
 export type Status = 'ok' | 'fail' | 'warn' | 'skip';
 
@@ -269,6 +270,9 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
     }
 
     // OpenOCD and the probe.
+    let probeRef: Probe | undefined;
+    let targetRef: TargetInfo | undefined;
+    let linesRef: PowerLines | undefined;
     const bin = hw.probe.openocd;
     const version = await c.run(
       'openocd installed',
@@ -291,7 +295,8 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
       );
       if (probe) {
         undo.push(() => probe.close());
-        await c.run(
+        probeRef = probe;
+        targetRef = await c.run(
           'probe examines the target',
           async () => {
             const t = await probe.examine({ signal });
@@ -327,6 +332,7 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
       );
       if (lines) {
         undo.push(() => lines.close());
+        linesRef = lines;
         for (const ln of lineNames) {
           await c.run(
             `line ${ln}`,
@@ -345,6 +351,9 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
         for (const w of gpioReleaseChecks(name, hw.power.lines, gpioReleaseBehaviour())) c.add(w.check, w.status, w.detail, w.fix);
       }
     }
+
+    // The MCU side (dut mode): layout, taps, console.
+    if (hw.mcu) await checkMcuSide(c, { station: name, hw, timeouts, signal, target: targetRef, reset: mcuReset(probeRef, linesRef, hw.power.roles.targetReset, signal), undo });
 
     // Plans.
     const plans = hw.plans;
