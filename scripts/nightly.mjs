@@ -127,9 +127,12 @@ if (args['dry-run']) {
 }
 
 // 3. The results directory: emptied, so the report shows tonight's run only (history is kept apart), except
-// on a rerun into the directory it reads, where the reruns are to show up as retries of what failed.
-const results = args.results ? fromUser(args.results) : path.join(root, 'reports', 'allure-results');
-const rerunInPlace = rerun && path.resolve(fromUser(args['rerun-failed'])) === results;
+// on a rerun of a results directory, whose reruns go next to what failed (unless --results says otherwise)
+// and show up in the report as retries of it.
+const rerunSource = rerun ? fromUser(args['rerun-failed']) : undefined;
+const rerunOfResults = rerunSource !== undefined && !(await fs.pathExists(path.join(rerunSource, 'index.html'))) && !rerunSource.endsWith('.html');
+const results = args.results ? fromUser(args.results) : rerunOfResults ? rerunSource : path.join(root, 'reports', 'allure-results');
+const rerunInPlace = rerunOfResults && rerunSource === results;
 if (!args['keep-results'] && !rerunInPlace) await fs.emptyDir(results);
 await fs.mkdirp(results);
 const logDir = args['log-dir'] ? fromUser(args['log-dir']) : path.join(root, 'reports', 'runs', `nightly-${new Date().toISOString().replace(/[:.]/g, '-')}`);
