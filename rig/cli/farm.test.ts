@@ -73,7 +73,10 @@ describe('rig power <station> safe', () => {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('the stray OpenOCD did not get to init within 20 s')), 20_000);
         createInterface({ input: stray.stderr! }).on('line', (l) => {
-          if (/Examination succeed|tap\/device found|Listening on|halted/i.test(l)) (clearTimeout(timer), resolve());
+          if (/Examination succeed|tap\/device found|Listening on|halted/i.test(l)) {
+            clearTimeout(timer);
+            resolve();
+          }
         });
         stray.once('close', (code) => (clearTimeout(timer), reject(new Error(`the stray OpenOCD exited (${code}) before init`))));
       });
