@@ -1,6 +1,7 @@
 #!/usr/bin/env -S npx tsx
 // npm run farm:station -- [--station <name>] [--expect <name>] [--out <dir>] [--shard i/n]
-//                          [--rerun-failed <report or results dir>] [--timeout 100m] [--config <file>]
+//                          [--rerun-failed <report or results dir>] [--file <suite file>]... [--test <pattern>]
+//                          [--timeout 100m] [--config <file>]
 //
 // What one CI job of a farm does on its Pi (ci/github/farm.yml, ci/gitlab/farm.gitlab-ci.yml): the night of
 // ONE station, whose name comes from the runner's environment (RIG_STATION, set where the runner is
@@ -17,7 +18,7 @@ import { $, chalk, fs, minimist, path } from 'zx';
 
 const root = path.resolve(import.meta.dirname, '..');
 const args = minimist(process.argv.slice(2), {
-  string: ['station', 'expect', 'out', 'shard', 'rerun-failed', 'timeout', 'config'],
+  string: ['station', 'expect', 'out', 'shard', 'rerun-failed', 'timeout', 'config', 'file', 'test'],
   boolean: ['help'],
   default: { out: 'farm-out', timeout: '100m' },
   unknown: (a) => (a.startsWith('-') ? usage(`unknown option ${a}`) : true),
@@ -26,8 +27,10 @@ const args = minimist(process.argv.slice(2), {
 function usage(message) {
   if (message) console.error(`farm:station: ${message}`);
   console.error(`usage: npm run farm:station -- [--station <name>] [--expect <name>] [--out <dir>] [--shard i/n]
-                              [--rerun-failed <report or results dir>] [--timeout 100m] [--config <file>]
-  the station: --station, else $RIG_STATION (the runner's environment)`);
+                              [--rerun-failed <report or results dir>] [--file <suite file>]... [--test <pattern>]
+                              [--timeout 100m] [--config <file>]
+  the station: --station, else $RIG_STATION (the runner's environment); --shard, --rerun-failed, --file and
+  --test go to npm run nightly`);
   process.exit(message ? 64 : 0);
 }
 if (args.help) usage();
@@ -53,6 +56,8 @@ const passThrough = [
   ...(args.shard ? ['--shard', args.shard] : []),
   ...(args['rerun-failed'] ? ['--rerun-failed', fromUser(args['rerun-failed'])] : []),
   ...(args.config ? ['--config', fromUser(args.config)] : []),
+  ...[].concat(args.file ?? []).flatMap((f) => ['--file', fromUser(f)]),
+  ...(args.test !== undefined ? ['--test', args.test] : []),
 ];
 const night = await $({ cwd: root, nothrow: true, stdio: 'inherit' })`npx tsx scripts/nightly.mjs --stations ${station} --results ${results} --log-dir ${logs} --no-report --timeout ${args.timeout} ${passThrough}`;
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env -S npx tsx
 // npm run nightly [-- --stations a,b] [--with-virtual] [--shard i/n] [--rerun-failed <report or results dir>]
-//                    [--no-health] [--results <dir>] [--log-dir <dir>] [--timeout 90m] [--heartbeat 60s]
-//                    [--config <file>] [--keep-results] [--no-report] [--dry-run]
+//                    [--file <suite file>]... [--test <name pattern>] [--no-health] [--results <dir>]
+//                    [--log-dir <dir>] [--timeout 90m] [--heartbeat 60s] [--config <file>] [--keep-results]
+//                    [--no-report] [--dry-run]
 //
 // The nightly regression: every configured station at once, one process per station. Each station first
 // runs the short health suite (suites/health: AT, registration, probe examine, power cycle); a station
@@ -13,7 +14,8 @@
 //
 // --shard i/n runs the i-th of n parts of the suite files (vitest's --shard) on each station, for a farm
 // that splits the suites over several identical stations; --rerun-failed runs only the tests that failed in
-// a report or results directory, on the stations they failed on (those this host has).
+// a report or results directory, on the stations they failed on (those this host has); --file and --test
+// narrow the suites to some files and to the tests whose full name matches a pattern (vitest's -t).
 //
 // Exit code: 0 every station healthy and passed and the report built; 1 tests failed; 69 a station failed
 // its health check, a station's run did not complete (vitest crashed or hit --timeout), or no report;
@@ -30,7 +32,7 @@ import { PROGRESS_MARK } from './nightly-progress.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const args = minimist(process.argv.slice(2), {
-  string: ['stations', 'timeout', 'config', 'heartbeat', 'shard', 'rerun-failed', 'results', 'log-dir'],
+  string: ['stations', 'timeout', 'config', 'heartbeat', 'shard', 'rerun-failed', 'results', 'log-dir', 'file', 'test'],
   boolean: ['help', 'keep-results', 'report', 'with-virtual', 'dry-run', 'health'],
   default: { report: true, health: true, timeout: '90m', heartbeat: '60s' },
   unknown: (a) => (a.startsWith('-') ? usage(`unknown option ${a}`) : true),
@@ -39,8 +41,9 @@ const args = minimist(process.argv.slice(2), {
 function usage(message) {
   if (message) console.error(`nightly: ${message}`);
   console.error(`usage: npm run nightly -- [--stations a,b] [--with-virtual] [--shard i/n] [--rerun-failed <report or results dir>]
-                         [--no-health] [--results <dir>] [--log-dir <dir>] [--timeout 90m] [--heartbeat 60s]
-                         [--config <file>] [--keep-results] [--no-report] [--dry-run]
+                         [--file <suite file>]... [--test <name pattern>] [--no-health] [--results <dir>]
+                         [--log-dir <dir>] [--timeout 90m] [--heartbeat 60s] [--config <file>] [--keep-results]
+                         [--no-report] [--dry-run]
   default: every station of the config, results cleared first; with hardware stations configured, the virtual
   ones only with --with-virtual. Each station runs the health suite first and, if it passes, the SOTA suites.
   --dry-run prints what would run and stops. --heartbeat: a line saying what each station is doing whenever
@@ -111,10 +114,16 @@ if (args['rerun-failed'] !== undefined) {
   }
 }
 
+const files = [].concat(args.file ?? []).map((f) => path.relative(root, fromUser(f)));
+if (args.test !== undefined && rerun) usage('--test and --rerun-failed both choose tests: give one of them');
 function suiteArgs(station) {
   const r = rerun?.get(station);
   // A shard may hold no file of a station's selection: that is not a failure.
-  return [...(shard ? ['--shard', shard, '--passWithNoTests'] : []), ...(r ? [...[...r.files].sort(), '-t', namePattern(r.names)] : [])];
+  return [
+    ...(shard ? ['--shard', shard, '--passWithNoTests'] : []),
+    ...(r ? [...[...r.files].sort(), '-t', namePattern(r.names)] : files),
+    ...(args.test !== undefined ? ['-t', args.test] : []),
+  ];
 }
 
 if (args['dry-run']) {

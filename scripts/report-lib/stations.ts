@@ -126,7 +126,9 @@ export function stationRows(records: readonly StationRecord[]): Record<string, s
   const errors = records.map((r) => r.error?.message.split('\n')[0]);
   if (ids.length === 0) put('not read', distinct(errors));
   put('sota-rig', distinct(records.map((r) => (r.rig ? `${r.rig}${r.node ? ` (node ${r.node})` : ''}` : undefined))));
-  const sims = records.filter((r) => r.sim !== undefined);
+  // The sims the night's tests ran with (records of suite files), not how `rig inventory` would start one.
+  const ran = records.filter((r) => r.sim !== undefined && r.scope !== undefined);
+  const sims = ran.length > 0 ? ran : records.filter((r) => r.sim !== undefined);
   if (sims.length > 0) {
     const pairs = sims.map((r) => simPairs(r.sim!));
     const common = pairs[0]!.filter((p) => pairs.every((ps) => ps.includes(p)));

@@ -44,7 +44,8 @@ describe("a station's table", () => {
     const rows = stationRows([
       { station: 'virtual', kind: 'virtual', host: 'pi-1', scope: 'virtual.full-package', identity, sim: sim(), rig: '0.1.0', node: 'v20.20.2' },
       { station: 'virtual', kind: 'virtual', host: 'pi-1', scope: 'virtual.multi-piece', identity, sim: sim('--module-free-space', '10240'), rig: '0.1.0', node: 'v20.20.2' },
-      { station: 'virtual', kind: 'virtual', host: 'pi-1', health: { station: 'virtual', host: 'pi-1', at: '2026-12-07T01:00:00.000Z', ok: true, summary: 'passed', steps: [] } },
+      // The host's inventory: how rig would start this sim by itself, not how the night's tests ran it.
+      { station: 'virtual', kind: 'virtual', host: 'pi-1', sim: ['--time-scale', '1'], health: { station: 'virtual', host: 'pi-1', at: '2026-12-07T01:00:00.000Z', ok: true, summary: 'passed', steps: [] } },
     ]);
     expect(rows).toEqual({
       station: 'virtual',
