@@ -1,27 +1,21 @@
 // The farm's CI templates and the merge job's script, as CI runs them: the templates through their
 // ecosystems' own checkers (npm run lint:ci), and `npm run farm:merge` on the artifacts two Pis' station
 // jobs would upload (real allure-vitest results of the report fixture project, and inventories).
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { runProcess, type Ran } from './testing/run.ts';
 import type { Inventory } from '../rig/station/inventory.ts';
 import { embeddedJson, readEmbeddedReportData } from './report-lib/report-data.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bin = (name: string): string => path.join(root, 'node_modules', '.bin', name);
 
-interface Run { code: number; stdout: string; stderr: string }
-function run(cmd: string, args: readonly string[], env: Record<string, string> = {}, cwd = root): Promise<Run> {
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VITEST')));
-  return new Promise((resolve) => {
-    execFile(cmd, args, { cwd, env: { ...inherited, NO_COLOR: '1', ...env }, timeout: 120_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-  });
+function run(cmd: string, args: readonly string[], env: Record<string, string> = {}): Promise<Ran> {
+  return runProcess(cmd, args, { cwd: root, env, timeoutMs: 120_000 });
 }
 
 let scratch: string;
@@ -35,7 +29,7 @@ afterAll(async () => {
 describe('npm run lint:ci', () => {
   test('the GitHub workflow and the GitLab pipeline pass actionlint and GitLab’s CI schema', async () => {
     const r = await run(process.execPath, ['scripts/ci-lint.mjs']);
-    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain('ci/gitlab/farm.gitlab-ci.yml: GitLab CI schema and pipeline clean');
     expect(r.stdout).toMatch(/ci\/github\/farm\.yml: actionlint/);
   });
@@ -47,7 +41,7 @@ describe('npm run lint:ci', () => {
     const file = path.join(scratch, 'broken.yml');
     await writeFile(file, workflow);
     const r = await run(process.execPath, ['scripts/ci-lint.mjs', file]);
-    expect(r.code).toBe(1);
+    expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/broken\.yml:\d+:\d+: property "staton" is not defined/);
     expect(r.stderr).toMatch(/broken\.yml:\d+:\d+: label "sota-rigs" is unknown/);
   });
@@ -59,7 +53,7 @@ describe('npm run lint:ci', () => {
     const badNeed = path.join(scratch, 'bad-need.yml');
     await writeFile(badNeed, pipeline.replace('needs: [station]', 'needs: [stations]'));
     const r = await run(process.execPath, ['scripts/ci-lint.mjs', '--gitlab', unknownKey, badNeed]);
-    expect(r.code).toBe(1);
+    expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/unknown-key\.yml: gitlab-ci-local \(GitLab's CI schema\) rejects it:[\s\S]*resource_groups/);
     expect(r.stderr).toMatch(/bad-need\.yml: gitlab-ci-local \(GitLab's CI schema\) rejects it:[\s\S]*stations/);
   });
@@ -75,7 +69,7 @@ describe('npm run farm:merge', () => {
     { host: 'pi-2', station: 'virtual' },
   ];
   let artifacts: string;
-  let merged: Run;
+  let merged: Ran;
 
   beforeAll(async () => {
     artifacts = path.join(scratch, 'farm-artifacts');
@@ -83,7 +77,7 @@ describe('npm run farm:merge', () => {
       const out = path.join(artifacts, `farm-${host}-${station}`, station);
       const results = path.join(out, 'allure-results');
       const fixture = await run(bin('vitest'), ['run', '--root', 'scripts/report-lib/fixture'], { SOTA_FIXTURE_RESULTS: results, SOTA_FIXTURE_STATION: station, ALLURE_HOST_NAME: host });
-      if (!existsSync(results)) throw new Error(`fixture project for ${station}@${host} left no results (exit ${fixture.code}): ${fixture.stderr.slice(-400)}`);
+      if (!existsSync(results)) throw new Error(`fixture project for ${station}@${host} left no results (exit ${fixture.status}): ${fixture.stderr.slice(-400)}`);
       const inventory: Inventory = {
         host,
         generatedAt: '2026-12-07T02:00:00.000Z',
@@ -98,7 +92,7 @@ describe('npm run farm:merge', () => {
   }, 150_000);
 
   test('one report: an environment per station, "virtual" split per Pi, nothing counted as a retry', async () => {
-    expect(merged.code, merged.stderr + merged.stdout).toBe(0);
+    expect(merged.status, merged.stderr + merged.stdout).toBe(0);
     expect(merged.stdout).toContain('farm:merge: 4 results directories, 4 inventories');
     const summary = JSON.parse(await readFile(path.join(scratch, 'farm-report', 'summary.json'), 'utf8')) as { stats: Record<string, number> };
     expect(summary.stats.retries ?? 0).toBe(0);
@@ -123,12 +117,12 @@ describe('npm run farm:merge', () => {
 
   test('a second night appends to the history the CI keeps; no artifacts is a one-line failure', async () => {
     const again = await run(bin('tsx'), ['scripts/farm-merge.mjs', artifacts, '--history', path.join(scratch, 'history', 'history.jsonl'), '--output', path.join(scratch, 'farm-report')]);
-    expect(again.code, again.stderr).toBe(0);
+    expect(again.status, again.stderr).toBe(0);
     expect(again.stdout).toContain('history holds 2 run(s)');
     const empty = path.join(scratch, 'no-artifacts');
     await mkdir(empty);
     const none = await run(bin('tsx'), ['scripts/farm-merge.mjs', empty]);
-    expect(none.code).toBe(1);
+    expect(none.status).toBe(1);
     expect(none.stderr.trim()).toBe(`farm:merge: no allure-results under ${empty} (expected the station jobs' artifacts: <station>/allure-results/*-result.json)`);
     expect(await readdir(empty)).toEqual([]);
   });

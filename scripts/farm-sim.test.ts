@@ -9,7 +9,6 @@
 //
 // Kept small: each station runs its health check and one smoke test; pi-3's second station is a bench
 // whose module is unplugged, which fails its health check at once.
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -17,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { runProcess, type Ran } from './testing/run.ts';
 import { embeddedJson, readEmbeddedReportData } from './report-lib/report-data.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
@@ -43,19 +43,9 @@ const HOSTS: Record<string, Record<string, unknown>> = {
 };
 const SELECTION = ['--file', path.join(root, 'suites', 'smoke.test.ts'), '--test', 'the probe examines the target'];
 
-interface Ran { status: number | null; stdout: string; stderr: string }
 function run(cwd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<Ran> {
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VITEST')));
-  return new Promise((resolve, reject) => {
-    // INIT_CWD as `npm run` sets it in that directory: where the scripts resolve the user's paths.
-    const child = spawn(process.execPath, args, { cwd, env: { ...inherited, NO_COLOR: '1', INIT_CWD: cwd, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`${args.join(' ')} in ${cwd} did not finish within ${timeoutMs} ms: ${stdout.slice(-1500)} ${stderr.slice(-500)}`))), timeoutMs);
-    child.once('close', (status) => (clearTimeout(timer), resolve({ status, stdout, stderr })));
-  });
+  // INIT_CWD as `npm run` sets it in that directory: where the scripts resolve the user's paths.
+  return runProcess(process.execPath, args, { cwd, env: { INIT_CWD: cwd, ...env }, timeoutMs });
 }
 
 /** One Pi: its own working directory, config (RIG_CONFIG), state, locks, and host name on its results. */

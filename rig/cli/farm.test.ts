@@ -8,6 +8,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { runProcess, type Ran } from '../../scripts/testing/run.ts';
 import { buildProbeArgs } from '../probe/args.ts';
 import type { HardwareStationConfig } from '../config/schema.ts';
 import type { Inventory } from '../station/inventory.ts';
@@ -17,16 +18,8 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'rig-farm-cli-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function rig(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/rig.js', ...args], { cwd: root, env: { ...process.env, NO_COLOR: '1', RIG_CONFIG: '', RIG_NO_STALE_CHECK: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`rig ${args.join(' ')} did not finish: ${stdout} ${stderr}`))), timeoutMs);
-    child.once('close', (status) => (clearTimeout(timer), resolve({ status, stdout, stderr })));
-  });
+function rig(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<Ran> {
+  return runProcess(process.execPath, ['bin/rig.js', ...args], { cwd: root, env: { RIG_CONFIG: '', RIG_NO_STALE_CHECK: '1', ...env }, timeoutMs });
 }
 
 const exited = (c: ChildProcess): Promise<void> => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise((resolve) => c.once('close', () => resolve())));

@@ -27,6 +27,7 @@ const name = suite.name;
 const PACKAGE_VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const steps: HealthResult['steps'] = [];
 let station: OpenedStation | undefined;
+let openError: unknown;
 
 /** One check: its time and verdict for the health record; any failure becomes a HealthCheckError. */
 function check(title: string, timeout: number, body: (s: OpenedStation, recorder: AllureRecorder, signal: AbortSignal) => Promise<string>): void {
@@ -37,12 +38,15 @@ function check(title: string, timeout: number, body: (s: OpenedStation, recorder
     await allure.parameter('station', name);
     const recorder = new AllureRecorder();
     const t0 = performance.now();
+    // A station that did not open fails every later check for that one reason: one cause, one group.
+    const failedFirst = title !== OPEN && !station;
     try {
-      if (title !== OPEN && !station) throw new Error('the station did not open (see the first check)');
+      if (failedFirst) throw openError ?? new Error('the station did not open');
       const detail = await body(station!, recorder, signal);
       steps.push({ name: title, ok: true, ms: Math.round(performance.now() - t0), detail });
     } catch (err) {
-      const e = new HealthCheckError(name, title, err);
+      if (title === OPEN) openError = err;
+      const e = new HealthCheckError(name, failedFirst ? OPEN : title, err);
       steps.push({ name: title, ok: false, ms: Math.round(performance.now() - t0), detail: e.seen ?? e.message });
       throw e;
     }
