@@ -134,7 +134,13 @@ export class PassiveFramer {
         this.onFrame({ t, dir, kind: 'noise', text: `${f.head}… (a line longer than ${f.limit} bytes)` });
         return;
       case 'oversize-block':
-        // The header line follows as an ordinary line.
+        this.onFrame({ t, dir, kind: 'noise', text: `${f.header} (announces ${f.length} bytes, more than ${f.limit}: skipped)` });
+        return;
+      case 'misframed-block':
+        this.onFrame({ t, dir, kind: 'noise', text: `${f.header} (its ${f.length} bytes not followed by CR LF but "${f.next}")` });
+        return;
+      case 'discarded':
+        // The oversize header was reported already; the count is what the framer skipped.
         return;
       case 'block': {
         this.synced = true;

@@ -28,6 +28,10 @@ const upgraded: DutEvidence = {
   silentAfterStart: false,
   trialSeen: true,
   downloadRejected: undefined,
+  installRequested: true,
+  installedBadDownload: undefined,
+  downloadNotRestarted: undefined,
+  planNotAnswered: undefined,
   slotA: slot('target'),
   slotB: slot('from'),
   bootRecord: record('confirmed'),
@@ -35,7 +39,7 @@ const upgraded: DutEvidence = {
 };
 
 const rolledBack: DutEvidence = { ...upgraded, moduleResult: 10706, lastReport: '1_0_0', slotA: slot('from'), slotB: slot('target') };
-const intact: DutEvidence = { ...rolledBack, trialSeen: false, slotB: slot('other') };
+const intact: DutEvidence = { ...rolledBack, trialSeen: false, installRequested: false, slotB: slot('other') };
 
 describe('judgeDut', () => {
   it.each<[string, DutEvidence, string, RegExp]>([
@@ -65,6 +69,24 @@ describe('judgeDut', () => {
   it('an expected finding passes: a planted defect whose verdict is bricked', () => {
     const v = judgeDut({ ...upgraded, expected: ['bricked'], slotA: slot('erased') });
     expect(v).toMatchObject({ outcome: 'bricked', ok: true });
+  });
+
+  it.each<[string, Partial<DutEvidence>, string, RegExp]>([
+    ['an install of a download that does not match 10701 (skip-md5)', { installRequested: true, installedBadDownload: 'md5 aaaa of the 8960 bytes it read, 10701 says bbbb' }, 'hash-mismatch-accepted', /^failed-intact, failure \(hash-mismatch-accepted\): the MCU asked to install \(AT\+QIOTUPDATE=3\) a download that does not match 10701: md5 aaaa/],
+    [
+      'an install with slot B written otherwise than downloaded (wrong-offset)',
+      { installRequested: true, slotB: slot('other', { identified: undefined, identity: 'no image header', address: 0x0804_0000, firstDifference: 0x0804_0000, tapLine: 'tap line 40 (4.231 [mod→mcu] +QIOTOTARD: 0,1024 …)' }) },
+      'slot-b-mismatch',
+      /failure \(slot-b-mismatch\): the MCU asked to install 2_0_0 but slot B holds no image header; first difference at 0x8040000 against 2_0_0 \(target\), from tap line 40/,
+    ],
+    ['a download not restarted after the module rebooted (no-restart)', { downloadNotRestarted: 'after RDY the piece starts at 0, the MCU read at 3072' }, 'download-not-restarted', /failure \(download-not-restarted\): after RDY/],
+    ['a plan never answered (ignores-10706)', { moduleResult: undefined, planNotAnswered: '10700 at 1.2 s: no AT+QIOTUPDATE within 16000 ms' }, 'plan-not-answered', /failure \(plan-not-answered\): 10700 at 1\.2 s.*no result from the module/],
+  ])('%s: the old image stayed, and the finding fails the run', (_name, more, type, summary) => {
+    const v = judgeDut({ ...intact, ...more });
+    expect(v.outcome).toBe('failed-intact');
+    expect(v.failure).toMatchObject({ type, kind: 'firmware' });
+    expect(v.ok).toBe(false);
+    expect(v.summary).toMatch(summary);
   });
 
   it('the rig’s own trouble is a failure, not a finding about the image', () => {

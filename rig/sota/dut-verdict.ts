@@ -11,7 +11,7 @@
 //   bricked        no valid image in slot A, or no version report within the bound after the last start
 //   inconsistent   the MCU reports a version slot A does not hold, or the module and the flash disagree
 import type { BootRecord } from './boot-record.ts';
-import { end, fail } from './verdict.ts';
+import { end, endWithFinding, fail } from './verdict.ts';
 import type { Evidence, Outcome, Verdict } from './verdict.ts';
 
 /** One slot read back over SWD and compared with the image it should hold. */
@@ -50,6 +50,17 @@ export interface DutEvidence {
   trialSeen: boolean;
   /** The MCU's own account of giving up the download (console `download rejected: …`), when it gave one. */
   downloadRejected: string | undefined;
+  /** The MCU asked to install (AT+QIOTUPDATE=3 answered OK). */
+  installRequested: boolean;
+  /**
+   * Why the download the MCU asked to install was not the one announced (the tapped blocks' MD5 against
+   * 10701's), when it was not; undefined when it matched or could not be told (bytes lost on the tap).
+   */
+  installedBadDownload: string | undefined;
+  /** After the module rebooted, the MCU did not restart the download where the module announced the piece. */
+  downloadNotRestarted: string | undefined;
+  /** A 10700 of this run's plan that the MCU never answered within its bound. */
+  planNotAnswered: string | undefined;
   slotA: SlotEvidence | undefined;
   slotB: SlotEvidence | undefined;
   /** The boot record at the end (undefined without a decoder, or when it could not be read). */
@@ -117,5 +128,18 @@ export function judgeDut(e: DutEvidence): Verdict {
     return end(e, 'rolled-back', undefined, `the new image ran in trial and was reverted: slot A = ${e.fromVersion} by read-back, the MCU reports ${e.lastReport ?? e.fromVersion}, module said 10706${rec}`);
   }
   const why = e.downloadRejected ? `the MCU rejected the download (${e.downloadRejected})` : e.moduleResult === 10706 ? 'module said 10706' : 'no result from the module';
-  return end(e, 'failed-intact', e.downloadRejected ? 'download-rejected' : e.moduleResult === 10706 ? 'module-failed' : undefined, `the old image never left: slot A = ${e.fromVersion} by read-back, ${why}`);
+  const reason = e.downloadRejected ? 'download-rejected' : e.moduleResult === 10706 ? 'module-failed' : undefined;
+  const intact = `the old image never left (slot A = ${e.fromVersion} by read-back, ${why})`;
+  // The old image stayed, but the image that drove the upgrade misbehaved on the way: findings, in the order
+  // a reader needs them (the bootloader saving the day does not excuse the client).
+  const b = e.slotB;
+  if (e.installRequested && e.installedBadDownload !== undefined) {
+    return endWithFinding(e, 'failed-intact', reason, 'hash-mismatch-accepted', `the MCU asked to install (AT+QIOTUPDATE=3) a download that does not match 10701: ${e.installedBadDownload}; ${intact}`);
+  }
+  if (e.installRequested && b && b.holds !== 'target' && b.holds !== 'from') {
+    return endWithFinding(e, 'failed-intact', reason, 'slot-b-mismatch', `the MCU asked to install ${e.targetVersion} but slot B holds ${holdsText(b, e)}${where(b)}; ${intact}`);
+  }
+  if (e.downloadNotRestarted !== undefined) return endWithFinding(e, 'failed-intact', reason, 'download-not-restarted', `${e.downloadNotRestarted}; ${intact}`);
+  if (e.planNotAnswered !== undefined) return endWithFinding(e, 'failed-intact', reason, 'plan-not-answered', `${e.planNotAnswered}; ${intact}`);
+  return end(e, 'failed-intact', reason, `the old image never left: slot A = ${e.fromVersion} by read-back, ${why}`);
 }

@@ -1,13 +1,14 @@
 // `rig power <station> <line> on|off|cycle`: one power or reset line, by its config name, read back after.
 // `rig power <station> safe`: every line to its safe level and no OpenOCD left for the probe, without
 // opening the module or the probe (a CI job's clean-up step, rig/station/safe.ts).
-import { loadConfig } from '../../config/load.ts';
-import { ConfigError } from '../../errors.ts';
 import { cycle } from '../../power/line.ts';
 import { makeSafe } from '../../station/safe.ts';
 import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, intOption, paint, parse, UsageError } from '../output.ts';
-import { requireStationName, runCommand, withInterrupt, withStation } from '../station.ts';
+import { loadConfig } from '../../config/load.ts';
+import { VIRTUAL_LINES } from '../../station/virtual.ts';
+import { checkStationName, requireStationName, runCommand, withInterrupt, withStation } from '../station.ts';
+import { didYouMean } from '../suggest.ts';
 
 const ACTIONS = ['on', 'off', 'cycle'] as const;
 type Action = (typeof ACTIONS)[number];
@@ -20,14 +21,26 @@ export async function run(argv: string[]): Promise<number> {
     if (positionals[1] === 'safe' && positionals.length === 2) return safe(name, values.config, json);
     const lineName = positionals[1];
     const action = positionals[2] as Action | undefined;
-    if (lineName === undefined || action === undefined || !ACTIONS.includes(action) || positionals.length > 3) {
+    if (lineName === undefined || action === undefined || positionals.length > 3) {
       throw new UsageError('rig power: expected a line and an action', { expected: 'rig power <station> <line> on|off|cycle, or rig power <station> safe', seen: `rig power ${positionals.join(' ')}` });
     }
+    // The word that is wrong, named, with what was probably meant.
+    if (!ACTIONS.includes(action)) {
+      throw new UsageError(`rig power: unknown action '${action}'${didYouMean(action, ACTIONS)}`, { expected: ACTIONS.join(', '), seen: action });
+    }
     const offMs = intOption('off-ms', values['off-ms'], 2000, 0, 600_000);
-    return withStation(name, { config: values.config }, async ({ station, signal }) => {
+    // A mistyped line must not start a simulator or switch anything: the config names every line.
+    const config = await loadConfig(values.config === undefined ? {} : { path: values.config });
+    checkStationName(name, config);
+    const entry = config.stations[name]!;
+    const lines: readonly string[] = entry.kind === 'virtual' ? VIRTUAL_LINES : Object.keys(entry.power.lines);
+    if (!lines.includes(lineName)) {
+      throw new UsageError(`no power line "${lineName}"${didYouMean(lineName, lines)}`, { station: name, expected: `one of ${lines.join(', ') || '(no lines configured)'}`, seen: lineName });
+    }
+    return withStation(name, { loaded: config, attach: values.attach }, async ({ station, signal }) => {
       const have = [...station.power.lines.lines.keys()];
       if (!have.includes(lineName)) {
-        throw new UsageError(`no power line "${lineName}"`, { station: station.name, expected: `one of ${have.join(', ') || '(no lines configured)'}`, seen: lineName });
+        throw new UsageError(`no power line "${lineName}"${didYouMean(lineName, have)}`, { station: station.name, expected: `one of ${have.join(', ') || '(no lines configured)'}`, seen: lineName });
       }
       const line = station.power.lines.line(lineName);
       const t0 = performance.now();
@@ -53,9 +66,8 @@ export async function run(argv: string[]): Promise<number> {
 
 async function safe(name: string, configFile: string | undefined, json: boolean): Promise<number> {
   const config = await loadConfig(configFile === undefined ? {} : { path: configFile });
-  const entry = Object.hasOwn(config.stations, name) ? config.stations[name] : undefined;
-  if (!entry) throw new ConfigError(`no station "${name}" in the config${config.source ? ` ${config.source}` : ''}`, { expected: `one of ${Object.keys(config.stations).join(', ')}`, seen: name });
-  const report = await withInterrupt((signal) => makeSafe(name, entry, { signal }));
+  checkStationName(name, config);
+  const report = await withInterrupt((signal) => makeSafe(name, config.stations[name]!, { signal }));
   if (json) {
     process.stdout.write(`${JSON.stringify(report)}\n`);
     return ExitCode.ok;
