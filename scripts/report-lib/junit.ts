@@ -4,6 +4,7 @@
 // with its last attempt's verdict, and the earlier attempts of a retried test counted, not listed.
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { escapeXml as xmlEscape } from '../qualify-lib/junit.ts';
 import { belongsTo, originOf, planEnvironments } from './environments.ts';
 
 interface Result {
@@ -15,14 +16,6 @@ interface Result {
   stop?: number;
   statusDetails?: { message?: string; trace?: string };
   labels?: { name: string; value?: string }[];
-}
-
-// XML 1.0 allows no control characters but tab, CR and LF, not even as references.
-// eslint-disable-next-line no-control-regex
-const INVALID_XML = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g;
-
-export function xmlEscape(s: string): string {
-  return s.replace(INVALID_XML, '').replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
 }
 
 async function readResults(dirs: readonly string[]): Promise<Result[]> {
