@@ -166,6 +166,7 @@ describe('a failed run as the test failure', () => {
       { t: 2, phase: 'download', kind: 'protocol', name: 'AtCommandError', message: 'bench-2: AT+QIOTOTARD=27648,1024: ERROR\n  (expected +QIOTOTARD: 27648,<n>)', recovered: false },
     ],
     events: [{ t: 0, raw: '+QIOTEVT: 7,10703,"STM32",25344,0,25344', kind: 'ota-piece-ready', code: 10703 }],
+    fired: [],
   } as unknown as ProxyRun;
 
   test('the status message is the error that ended the run, under its own name, in its kind’s class', () => {
