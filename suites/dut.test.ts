@@ -86,7 +86,8 @@ describe('dut mode on the virtual MCU', () => {
       ...bounds,
     });
     expectDut(failed, 'failed-intact');
-    expect(failed.verdict.reason).toBe('download-rejected');
+    // The MCU never asked to install what it rejected.
+    expect(failed.dut.tap.some((l) => l.text === 'AT+QIOTUPDATE=3')).toBe(false);
     // The same MCU session, not reset: an idle client answers the next (pushed) plan and upgrades.
     const again = await sota.dut({ plan: sota.spec(images.package('full_1_1_0'), { pushActively: true }), from: images.image('1_0_0'), fresh: false, ...bounds });
     expectDut(again, 'upgraded');

@@ -14,7 +14,12 @@ export type Frame =
   /** A line exceeded the limit; its bytes up to the next terminator were dropped. */
   | { kind: 'overflow'; head: string; limit: number }
   /** A header announced more binary data than allowed; it was passed on as an ordinary line. */
-  | { kind: 'oversize-block'; header: string; length: number; limit: number };
+  | { kind: 'oversize-block'; header: string; length: number; limit: number }
+  /**
+   * (checkTrailer only) The counted bytes were not followed by CR or LF: the header was not what it seemed
+   * (cut short by a power loss: `+QIOTOTARD: 2048,10` of `…,1024`). The bytes are framed again as lines.
+   */
+  | { kind: 'unterminated-block'; header: string; data: Buffer };
 
 export interface FramerOptions {
   /** Bytes per line, terminator excluded. */
@@ -26,6 +31,12 @@ export interface FramerOptions {
    * ordinary lines. Called synchronously for each line, so binary mode starts at the very next byte.
    */
   binaryLength?: (line: string) => number | undefined;
+  /**
+   * Hold each block until the next byte and require it to be CR or LF, as every block of the protocol is
+   * (§2.7: data, then CR LF, then OK). For a passive tap, which cannot ask again; an AtPort knows the length
+   * it asked for and does not need it.
+   */
+  checkTrailer?: boolean;
 }
 
 export const DEFAULT_MAX_LINE_LENGTH = 4096;
@@ -63,6 +74,9 @@ export class AtFramer {
   private afterCr = false;
   /** Binary block being filled. */
   private block: { header: string; data: Buffer; filled: number } | undefined;
+  private readonly checkTrailer: boolean;
+  /** A complete block waiting for the byte after it (checkTrailer). */
+  private held: { header: string; data: Buffer } | undefined;
 
   constructor(
     private readonly onFrame: (frame: Frame) => void,
@@ -71,11 +85,21 @@ export class AtFramer {
     this.maxLine = options.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH;
     this.maxBinary = options.maxBinaryLength ?? DEFAULT_MAX_BINARY_LENGTH;
     this.binaryLength = options.binaryLength ?? quecthingBinaryLength;
+    this.checkTrailer = options.checkTrailer ?? false;
   }
 
-  /** True while a counted binary block is incomplete. */
+  /** True while a counted binary block is incomplete (or, with checkTrailer, waits for the byte after it). */
   get inBlock(): boolean {
-    return this.block !== undefined;
+    return this.block !== undefined || this.held !== undefined;
+  }
+
+  /** With checkTrailer: a block complete but for its trailer, when the line went quiet: reported as it is. */
+  flushHeld(): boolean {
+    const h = this.held;
+    if (!h) return false;
+    this.held = undefined;
+    this.onFrame({ kind: 'block', header: h.header, data: h.data });
+    return true;
   }
 
   /** Bytes the incomplete counted block still waits for; 0 when none is open. */
@@ -101,6 +125,7 @@ export class AtFramer {
     this.discarding = false;
     this.afterCr = false;
     this.block = undefined;
+    this.held = undefined;
   }
 
   push(chunk: Buffer): void {
@@ -111,6 +136,17 @@ export class AtFramer {
     let nextCr = -2;
     let nextLf = -2;
     while (pos < end) {
+      if (this.held) {
+        const h = this.held;
+        this.held = undefined;
+        if (chunk[pos] === CR || chunk[pos] === LF) this.onFrame({ kind: 'block', header: h.header, data: h.data });
+        else {
+          this.onFrame({ kind: 'unterminated-block', header: h.header, data: h.data });
+          // Its bytes start where the header's terminator left off: a fresh line.
+          this.push(h.data);
+        }
+        nextCr = nextLf = -2;
+      }
       if (this.afterCr) {
         this.afterCr = false;
         if (chunk[pos] === LF) {
@@ -126,7 +162,8 @@ export class AtFramer {
         pos += n;
         if (b.filled === b.data.length) {
           this.block = undefined;
-          this.onFrame({ kind: 'block', header: b.header, data: b.data });
+          if (this.checkTrailer) this.held = { header: b.header, data: b.data };
+          else this.onFrame({ kind: 'block', header: b.header, data: b.data });
         }
         nextCr = nextLf = -2;
         continue;

@@ -89,6 +89,7 @@ export class PassiveFramer {
       // Only the module sends counted data. A header cannot be the tail of another line (nothing a module
       // sends has `+QIOTOTARD:` inside it), so even the tap's first line may open a block.
       binaryLength: dir === 'module' ? quecthingBinaryLength : () => undefined,
+      checkTrailer: true,
     });
   }
 
@@ -117,6 +118,9 @@ export class PassiveFramer {
    * since what it announced never came). Called when the line went quiet before the block was complete.
    */
   abandonBlock(t = performance.now()): void {
+    this.now = t;
+    // A block whose bytes all came and only its trailer did not: it stands.
+    if (this.framer.flushHeld()) return;
     const partial = this.framer.takeBlock();
     if (!partial) return;
     this.now = t;
@@ -135,6 +139,11 @@ export class PassiveFramer {
         return;
       case 'oversize-block':
         // The header line follows as an ordinary line.
+        return;
+      case 'unterminated-block':
+        // The bytes follow, framed again as lines; the first may have begun inside the block.
+        this.synced = false;
+        this.onFrame({ t, dir, kind: 'noise', text: `${f.header} (not followed by CR LF after its ${f.data.length} bytes: not a block)` });
         return;
       case 'block': {
         this.synced = true;

@@ -113,8 +113,6 @@ export class DutObserver {
   installAt: number | undefined;
   private update3At: number | undefined;
   private updatingAt: number | undefined;
-  /** Run time of the MCU's `download rejected` console line. */
-  private rejectedAt: number | undefined;
   /** Bytes the module handed over in blocks. */
   blockBytes = 0;
   fileSize = 0;
@@ -133,6 +131,9 @@ export class DutObserver {
   private rebootAt: number | undefined;
   private restartAt: number | undefined;
   private restartRdyAt = 0;
+  /** Run time of the MCU's AT+QIOTUPDATE=1 and of its latest block read command. */
+  private confirmedAt: number | undefined;
+  private lastReadAt: number | undefined;
 
   private readonly phases: ObservedPhases;
   private lastMcuCommand: string | undefined;
@@ -235,6 +236,7 @@ export class DutObserver {
     }
     if (/^AT\+QIOTUPDATE=1$/i.test(text)) {
       this.decision = 'confirmed';
+      this.confirmedAt ??= t;
       this.planAt = undefined;
       this.phases.end('plan', t);
       this.phases.begin('download (cloud → module)', t);
@@ -253,6 +255,7 @@ export class DutObserver {
     }
     const rd = /^AT\+QIOTOTARD=(\d+),(\d+)$/i.exec(text);
     if (rd) {
+      this.lastReadAt = t;
       if (this.restartAt !== undefined) {
         const off = Number(rd[1]);
         // §4.4: the module lost the download with its reboot and serves the piece anew; reading on from an old
@@ -373,10 +376,7 @@ export class DutObserver {
     if (/\bconfirmed$/.test(s) && /^\[app\]/.test(s)) this.phases.end('trial boot', t);
     if (/\bself-test failed\b|\bcrash\b/.test(s)) this.phases.end('trial boot', t, false);
     const rejected = /download rejected: (.*)$/.exec(s);
-    if (rejected) {
-      this.downloadRejected = rejected[1];
-      this.rejectedAt = t;
-    }
+    if (rejected) this.downloadRejected = rejected[1];
   }
 
   private store(start: number, data: Buffer): void {
@@ -431,9 +431,12 @@ export class DutObserver {
     const last = this.starts.at(-1);
     const reportedSinceStart = !last || last.reported;
     if (this.decision === 'refused' && reportedSinceStart && this.lastMcuCommand === undefined) return 'the MCU refused the plan';
-    // The MCU gave up the download and told the module its version: the module settles with 10706 if it still
-    // held the OTA (§4.3), or had dropped it already (a reboot): either way nothing more comes of this plan.
-    if (this.rejectedAt !== undefined && this.reports.some((r) => r.t >= this.rejectedAt!)) return `the MCU rejected the download (${this.downloadRejected}) and reported ${this.reports.at(-1)!.version}`;
+    // A version report after the MCU confirmed the plan and before any install ends this OTA (§4.3): the
+    // module settles it with 10706 if it still held it, or had dropped it already (its reboot), and nothing
+    // more comes of this plan. (The console's `download rejected` line may arrive after the report: the two
+    // ports have their own latencies.)
+    const gaveUp = this.confirmedAt !== undefined && this.installAt === undefined ? this.reports.find((r) => r.t > Math.max(this.confirmedAt!, this.lastReadAt ?? 0)) : undefined;
+    if (gaveUp && reportedSinceStart) return `the MCU reported ${gaveUp.version} during the download${this.downloadRejected ? ` (download rejected: ${this.downloadRejected})` : ''}: this OTA is over`;
     if (this.moduleResult !== undefined && reportedSinceStart && last !== undefined && (this.installAt === undefined || last.t >= this.installAt)) {
       return `the module said ${this.moduleResult} and the MCU reported ${this.lastReport ?? '?'} after ${last.why}`;
     }
