@@ -24,7 +24,8 @@ import { getCurrentTest } from '@vitest/runner';
 import { inject, test as base } from 'vitest';
 import type { TestError } from 'vitest';
 import type { TranscriptEntry } from '../rig/at/transcript.ts';
-import { formatTranscript } from '../rig/at/transcript.ts';
+import { BoundedLog, formatTranscript } from '../rig/at/transcript.ts';
+import { RUN_TRANSCRIPT_MAX_BYTES } from '../rig/sota/run-log.ts';
 import { ConfigError, InfrastructureError } from '../rig/errors.ts';
 import { loadManifest } from '../rig/images/index.ts';
 import type { FirmwareSet, Image, Package } from '../rig/images/index.ts';
@@ -239,7 +240,8 @@ export async function sotaSuite(opts: SuiteOptions) {
     .extend('station', async ({ stationHolder, recorder }, { onCleanup }) => {
       // Opened (or found broken) by the beforeEach hook below, once per attempt.
       const station = stationHolder.current;
-      const transcript: TranscriptEntry[] = [];
+      // A whole test's transcript, bounded as the port's own is: a module spewing garbage costs a fixed amount.
+      const transcript = new BoundedLog<TranscriptEntry>(RUN_TRANSCRIPT_MAX_BYTES);
       const openocd: string[] = [];
       const off = [station.module.at.on('transcript', (e) => transcript.push(e)), station.probe.log.onLine((l) => openocd.push(l))];
       onCleanup(async () => {
@@ -249,7 +251,7 @@ export async function sotaSuite(opts: SuiteOptions) {
           stationHolder.reopen = true;
           recorder.attach('teardown problems', `${problems.join('\n')}\n`, 'text/plain');
         }
-        recorder.attach('AT transcript (whole test)', formatTranscript(transcript) || '(nothing sent or received)\n', 'text/plain');
+        recorder.attach('AT transcript (whole test)', formatTranscript(transcript.all(), transcript.dropped) || '(nothing sent or received)\n', 'text/plain');
         recorder.attach('OpenOCD log', openocd.length > 0 ? `${openocd.join('\n')}\n` : '(OpenOCD logged nothing during this test)\n', 'text/plain');
       });
       return station;

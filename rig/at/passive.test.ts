@@ -109,18 +109,6 @@ describe('PassiveFramer, module → MCU', () => {
     ]);
   });
 
-  it('a block whose trailer is late (the line went quiet right after its bytes) stands when abandoned', () => {
-    const out: TapFrame[] = [];
-    const f = new PassiveFramer('module', (x) => out.push(x));
-    f.push(Buffer.from('\r\nOK\r\n\r\n+QIOTOTARD: 0,4\r\nabcd', 'latin1'), 1);
-    expect(f.inBlock).toBe(true);
-    f.abandonBlock(2);
-    expect(kinds(out)).toEqual([
-      ['final', 'OK'],
-      ['block', '+QIOTOTARD: 0,4'],
-    ]);
-  });
-
   it('+CPIN: READY answers AT+CPIN? while it is in flight, and is a URC otherwise', () => {
     expect(kinds(frames('module', ['\r\nRDY\r\n\r\n+CPIN: READY\r\n'])).at(-1)).toEqual(['urc', '+CPIN: READY']);
     const echoOff = frames('module', ['\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\nOK\r\n'], (f) => f.commandSent('AT+CPIN?'));

@@ -89,7 +89,6 @@ export class PassiveFramer {
       // Only the module sends counted data. A header cannot be the tail of another line (nothing a module
       // sends has `+QIOTOTARD:` inside it), so even the tap's first line may open a block.
       binaryLength: dir === 'module' ? quecthingBinaryLength : () => undefined,
-      checkTrailer: true,
     });
   }
 
@@ -119,8 +118,6 @@ export class PassiveFramer {
    */
   abandonBlock(t = performance.now()): void {
     this.now = t;
-    // A block whose bytes all came and only its trailer did not: it stands.
-    if (this.framer.flushHeld()) return;
     const partial = this.framer.takeBlock();
     if (!partial) return;
     this.now = t;
@@ -138,12 +135,18 @@ export class PassiveFramer {
         this.onFrame({ t, dir, kind: 'noise', text: `${f.head}… (a line longer than ${f.limit} bytes)` });
         return;
       case 'oversize-block':
-        // The header line follows as an ordinary line.
+        this.onFrame({ t, dir, kind: 'noise', text: `${f.header} (announces ${f.length} bytes, more than ${f.limit}: skipped)` });
         return;
-      case 'unterminated-block':
-        // The bytes follow, framed again as lines; the first may have begun inside the block.
+      case 'misframed-block':
+        // Not followed by CR LF: the header was not what it seemed (cut short by a power loss: `…,10` of
+        // `…,1024`). Its bytes are framed again as lines, the first judged as a tap's first line is; the
+        // framer goes on with the byte after them.
+        this.onFrame({ t, dir, kind: 'noise', text: `${f.header} (not followed by CR LF after its ${f.length} bytes: not a block)` });
         this.synced = false;
-        this.onFrame({ t, dir, kind: 'noise', text: `${f.header} (not followed by CR LF after its ${f.data.length} bytes: not a block)` });
+        this.framer.push(f.data);
+        return;
+      case 'discarded':
+        // The oversize header was reported already; the count is what the framer skipped.
         return;
       case 'block': {
         this.synced = true;

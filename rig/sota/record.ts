@@ -4,7 +4,7 @@
 // same upgrade again on any station (replay.ts).
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
-import type { Direction } from '../at/transcript.ts';
+import { droppedNote, type Direction, type DroppedEntries } from '../at/transcript.ts';
 import { OUTCOMES } from './verdict.ts';
 import type { Outcome, ReadbackResult, Verdict } from './verdict.ts';
 import type { ExpectedPlan, UpgradeSpec } from '../station/station.ts';
@@ -149,6 +149,8 @@ export interface RunRecord {
   fired: FiredFault[];
   events: RecordedEvent[];
   transcript: RecordedLine[];
+  /** What the transcript's memory budget dropped (its oldest entries), when it had to. */
+  transcriptDropped?: DroppedEntries;
   phases: RecordedPhase[];
   read: { bytes: number; blocks: number; ms: number; bytesPerSecond: number };
   /** (time, file offset) after each block read, for a chart; downsampled beyond `PROGRESS_POINTS`. */
@@ -305,7 +307,9 @@ export function publishRecord(recorder: Recorder, record: RunRecord, schedule: F
     const unfired = schedule.unfired().map((u) => `${u.text}: never fired: ${whyNotFired(u.fault, record)}`);
     recorder.attach('fault schedule', [...record.fired.map((f) => `${f.fault} at ${(f.t / 1000).toFixed(3)} s (${f.phase}): ${f.effect}`), ...unfired].join('\n'), 'text/plain');
   }
-  recorder.attach('AT transcript', record.transcript.map((l) => `${(l.t / 1000).toFixed(3).padStart(9)} [${l.dir}]${l.text}`).join('\n'), 'text/plain');
+  const lines = record.transcript.map((l) => `${(l.t / 1000).toFixed(3).padStart(9)} [${l.dir}]${l.text}`);
+  if (record.transcriptDropped) lines.unshift(droppedNote(record.transcriptDropped));
+  recorder.attach('AT transcript', lines.join('\n'), 'text/plain');
   recorder.attach('run record', serializeRunRecord(record), 'application/json');
 }
 

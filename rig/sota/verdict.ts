@@ -52,9 +52,9 @@ export interface ReadbackResult {
   address: number;
   /** Bytes read from the slot. */
   size: number;
-  /** Version the image header in flash names, when the header and body CRC are valid. */
+  /** The known image (current, target, a release of the manifest) the flash holds byte for byte. */
   identified: { component: string; version: string } | undefined;
-  /** Why the flash did not identify as a whole image, when it did not. */
+  /** What the flash holds, in words: the image, or erased, or unknown bytes and what their header names. */
   identity: string;
   /** The flash holds the target image byte for byte. */
   matchesTarget: boolean;

@@ -15,6 +15,7 @@ import { protectedLines } from '../power/safe-state.ts';
 import type { Recorder } from '../sota/recorder.ts';
 import { lockStation } from './lock.ts';
 import { openStation, stationPowerFor, type OpenedStation } from './open.ts';
+import { listeningSockets } from '../probe/testing/procs.ts';
 import { commandLine, descendants, isGone, sessionOf } from './testing/procs.ts';
 import { tempDirs } from '../testing/temp-dir.ts';
 
@@ -59,6 +60,11 @@ describe('openStation("virtual")', () => {
     expect(cmds.some((c) => /sim\/main\.(ts|js)/.test(c))).toBe(true);
     expect(cmds.some((c) => /^socat /.test(c))).toBe(true);
     expect(started).toContain(station.probe.pid);
+    // What another local user could connect to: the sim's admin API and target only on loopback, OpenOCD nothing.
+    expect(listeningSockets(station.probe.pid)).toEqual([]);
+    const sim = started.find((p) => /sim\/main\.(ts|js)/.test(commandLine(p)))!;
+    expect(listeningSockets(sim).length).toBeGreaterThan(0);
+    for (const l of listeningSockets(sim)) expect(l).toMatch(/^tcp 0100007F:|^unix /);
 
     expect(station.name).toBe('virtual');
     expect(station.info).toMatchObject({ name: 'virtual', baudRate: 115200, target: 'stm32f1x', probe: expect.stringMatching(/^remote_bitbang 127\.0\.0\.1:\d+, stm32f1x$/) });
@@ -326,7 +332,7 @@ describe('openStation("virtual")', () => {
     const err = await openStation('virtual', { config: fast(), lockDir: dir, signal: ctl.signal, recorder }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AbortedError);
     expect((err as AbortedError).station).toBe('virtual');
-    expect(steps).toEqual(['virtual: lock', 'virtual: start the virtual station', 'virtual: power lines', 'virtual: module AT port', 'virtual: module answers AT', 'virtual: probe (OpenOCD)']);
+    expect(steps).toEqual(['virtual: lock', 'virtual: start the virtual station', 'virtual: power lines', 'virtual: module AT port', 'virtual: module answers AT', 'virtual: MCU taps and console', 'virtual: probe (OpenOCD)']);
     for (const pid of descendants(process.pid).filter((p) => !before.has(p))) expect({ pid, cmd: commandLine(pid), gone: isGone(pid) }).toMatchObject({ gone: true });
     expect(protectedLines().filter((l) => l.startsWith('virtual/'))).toEqual([]);
     const lock = await lockStation('virtual', { dir });

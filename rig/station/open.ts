@@ -25,7 +25,7 @@ import { sweepScratch } from '../scratch.ts';
 import { openPlanSource } from './plans.ts';
 import type { PlanSource, ProtocolTimeouts, Station, StationInfo, StationMcu, StationModule, StationPart, StationPower } from './station.ts';
 import { resolveTimeouts } from './timeouts.ts';
-import { startVirtualStation, type VirtualStation } from './virtual.ts';
+import { attachVirtualStation, startVirtualStation, type VirtualStation } from './virtual.ts';
 
 export interface OpenStationOptions {
   /** A loaded config (loadConfig/parseConfig); default: loadConfig() from the working directory. */
@@ -35,6 +35,11 @@ export interface OpenStationOptions {
   recorder?: Recorder;
   /** Where station locks live (default: $RIG_LOCK_DIR or the system temp dir). */
   lockDir?: string;
+  /**
+   * A virtual station entry attaches to the running station this file describes (`rig sim` writes it and
+   * prints RIG_SIM=<file>) instead of starting a sim of its own. Ignored for a hardware entry.
+   */
+  attach?: string | undefined;
 }
 
 /** A station as opened: the Station contract plus what only diagnostics need. */
@@ -107,8 +112,10 @@ export async function openStation(name: string, options: OpenStationOptions = {}
     checkAbort();
     // A virtual station is this process's own sim, not a shared bench: its lock keeps two opens in one
     // process apart without making parallel test processes queue for a resource they do not share.
-    const privateDir = options.lockDir === undefined && entry.kind === 'virtual' ? path.join(defaultLockDir(), `process-${process.pid}`) : undefined;
-    lock = await step('lock', () => lockStation(name, { dir: options.lockDir ?? privateDir }));
+    // An attached one is shared by the processes that attach to it: its lock lives next to its attach file.
+    const attached = entry.kind === 'virtual' && options.attach !== undefined ? attachVirtualStation(entry, options.attach, { station: name }) : undefined;
+    const privateDir = options.lockDir === undefined && entry.kind === 'virtual' && !attached ? path.join(defaultLockDir(), `process-${process.pid}`) : undefined;
+    lock = await step('lock', () => lockStation(name, { dir: options.lockDir ?? attached?.lockDir ?? privateDir }));
     const held = lock;
     undo.push({
       what: 'lock',
@@ -125,7 +132,7 @@ export async function openStation(name: string, options: OpenStationOptions = {}
     let virtual: VirtualStation | undefined;
     if (entry.kind === 'virtual') {
       checkAbort();
-      virtual = await step('start the virtual station', () => startVirtualStation(entry, { station: name, signal }));
+      virtual = attached ? await step(`attach to the running virtual station (pid ${attached.pid})`, () => Promise.resolve(attached)) : await step('start the virtual station', () => startVirtualStation(entry, { station: name, signal }));
       const v = virtual;
       undo.push({ what: 'virtual station', run: () => v.close() });
       hw = v.config;

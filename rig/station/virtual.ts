@@ -7,7 +7,7 @@
 // stdout/stderr pipes break; and where util-linux's setpriv exists it also gets SIGTERM from the kernel when
 // the rig dies (a parent-death signal), which reaches it even if something else still holds its stdin open.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -127,6 +127,9 @@ function simArgs(v: VirtualStationConfig, runDir: string): string[] {
 export function simSpawnCommand(node: string, args: readonly string[], setpriv: string | null): { command: string; args: string[] } {
   return setpriv ? { command: setpriv, args: ['--pdeathsig', 'TERM', '--', node, ...args] } : { command: node, args: [...args] };
 }
+
+/** The power and reset lines of every virtual station, by the names a bench would give them. */
+export const VIRTUAL_LINES = ['module-vbat', 'module-reset', 'target-vdd', 'target-nrst'] as const;
 
 /** The sim's answer as the hardware entry a bench with the same wiring would have. */
 export function stationFromSim(v: VirtualStationConfig, sim: SimLine): HardwareStationConfig {
@@ -276,4 +279,65 @@ function readSimLine(child: ChildProcess, timeoutMs: number, station: string, ta
     child.once('error', onError);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+// ---- a virtual station that is already running (`rig sim`) -------------------------------------------
+
+/** What `rig sim` writes next to its sim, for other commands to attach to (RIG_SIM=<file>, --attach <file>). */
+export const ATTACH_FORMAT = 'sota-rig/running-virtual-station';
+
+export interface AttachFile {
+  format: typeof ATTACH_FORMAT;
+  /** The sim's process id: attaching checks it is alive. */
+  pid: number;
+  startedAt: string;
+  /** The settings it runs with that the station's timeouts depend on. */
+  settings: { timeScale: number };
+  sim: SimLine;
+}
+
+export function attachFileContent(pid: number, timeScale: number, sim: unknown): AttachFile {
+  return { format: ATTACH_FORMAT, pid, startedAt: new Date().toISOString(), settings: { timeScale }, sim: sim as SimLine };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * The running virtual station that `file` (written by `rig sim`) describes, as a station entry. Closing it
+ * leaves the sim running: it belongs to `rig sim`, so flash contents, module state and plans carry from one
+ * command to the next, as on a bench. Its lock lives next to the file, so two commands never drive it at once.
+ */
+export function attachVirtualStation(v: VirtualStationConfig, file: string, opts: { station?: string } = {}): VirtualStation & { lockDir: string } {
+  const station = opts.station ?? 'virtual';
+  const fix = 'start it with `rig sim` (it prints the RIG_SIM=… to use), or unset RIG_SIM / leave out --attach to start a station of your own';
+  let parsed: AttachFile;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8')) as AttachFile;
+  } catch (err) {
+    throw new InfrastructureError(`no running virtual station at ${file}`, { station, expected: `the file rig sim writes (${fix})`, seen: (err as Error).message });
+  }
+  if (parsed?.format !== ATTACH_FORMAT || !parsed.sim?.module?.port || !parsed.sim?.jtag?.port || !Number.isInteger(parsed.pid)) {
+    throw new InfrastructureError(`${file} does not describe a running virtual station`, { station, expected: `a ${ATTACH_FORMAT} file written by rig sim`, seen: JSON.stringify(parsed).slice(0, 120) });
+  }
+  if (!alive(parsed.pid) || !existsSync(parsed.sim.module.port)) {
+    throw new InfrastructureError('the virtual station to attach to is not running', { station, expected: `rig sim's simulator (pid ${parsed.pid}) and its module port ${parsed.sim.module.port}: ${fix}`, seen: alive(parsed.pid) ? 'the module port is gone' : `no process ${parsed.pid}` });
+  }
+  const settings = { ...v, timeScale: parsed.settings?.timeScale ?? v.timeScale, target: parsed.sim.jtag.target };
+  return {
+    config: stationFromSim(settings, parsed.sim),
+    pid: parsed.pid,
+    imei: parsed.sim.module.imei,
+    adminUrl: parsed.sim.admin.url,
+    logTail: () => [`attached to the running virtual station of ${file}: its log is in rig sim's terminal`],
+    exited: new Promise<void>(() => undefined),
+    close: () => Promise.resolve(),
+    lockDir: path.dirname(file),
+  };
 }

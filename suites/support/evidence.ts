@@ -5,7 +5,7 @@
 import { expect } from 'vitest';
 import { ConfigError, FirmwareError, InfrastructureError, InternalError, ProtocolError } from '../../rig/errors.ts';
 import type { FailureKind, RigError } from '../../rig/errors.ts';
-import { compareImages, describeComparison, describeIdentity, identifyImage } from '../../rig/images/index.ts';
+import { compareImages, describeComparison, identifyContent } from '../../rig/images/index.ts';
 import type { Image } from '../../rig/images/index.ts';
 import { formatFault } from '../../rig/sota/index.ts';
 import type { FailureType, Fault, IntactReason, Outcome, ProxyRun, Recorder } from '../../rig/sota/index.ts';
@@ -67,10 +67,10 @@ export async function readbackVerdict(station: Station, image: Image, o: Readbac
     const address = station.layout.slotAddress;
     const flash = await station.probe.readRegion(address, image.size, { ...(o.signal ? { signal: o.signal } : {}) });
     const c = compareImages(image.bytes, flash, { baseAddress: address });
-    const identity = describeIdentity(identifyImage(flash));
+    const identity = identifyContent(flash, { known: [image] }).text;
     const text = [
       `slot 0x${address.toString(16)}, ${flash.length} bytes read over SWD`,
-      `identified: ${identity}`,
+      `holds: ${identity}`,
       `expected ${image.component} ${image.version} (sha256 ${image.sha256}): ${describeComparison(c)}`,
     ].join('\n');
     o.recorder.attach('read-back comparison', `${text}\n`, 'text/plain');
@@ -78,7 +78,7 @@ export async function readbackVerdict(station: Station, image: Image, o: Readbac
       throw new FirmwareError(`the slot does not hold ${image.component} ${image.version}`, {
         station: station.name,
         expected: `${image.size} bytes equal to ${image.version} at 0x${address.toString(16)}`,
-        seen: `${describeComparison(c)}; the flash identifies as ${identity}`,
+        seen: `${describeComparison(c)}; the flash holds ${identity}`,
       });
     }
   });

@@ -9,14 +9,14 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig, parseOrThrow, virtualStationSchema } from '../../rig/config/index.ts';
 import type { LoadedConfig, StationConfig, VirtualStationInput } from '../../rig/config/index.ts';
 import { ConfigError } from '../../rig/errors.ts';
-import { defaultManifestPath } from '../../rig/images/index.ts';
+import { currentManifestPath } from '../../rig/images/index.ts';
 import { resolveTimeouts } from '../../rig/station/index.ts';
 import type { ProtocolTimeouts } from '../../rig/station/index.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const STATION = process.env.RIG_STATION?.trim() || 'virtual';
 /** The firmware set the suites upgrade between (RIG_MANIFEST, default fixtures/manifest.json). */
-export const MANIFEST = process.env.RIG_MANIFEST ? path.resolve(process.env.RIG_MANIFEST) : defaultManifestPath();
+export const MANIFEST = currentManifestPath();
 
 /**
  * The built-in virtual station's speed for the suites (measured: see suites/README.md). Time scale 0.1 runs

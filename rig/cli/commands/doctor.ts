@@ -19,10 +19,11 @@ import { Probe, type TargetInfo } from '../../probe/probe.ts';
 import { QuecThing } from '../../quecthing/quecthing.ts';
 import { defaultLockDir, lockStation } from '../../station/lock.ts';
 import { resolveTimeouts } from '../../station/timeouts.ts';
-import { startVirtualStation, type VirtualStation } from '../../station/virtual.ts';
+import { attachVirtualStation, startVirtualStation, type VirtualStation } from '../../station/virtual.ts';
 import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, paint, parse, table, UsageError } from '../output.ts';
-import { runCommand, wasInterrupted, withInterrupt } from '../station.ts';
+import { attachFile, runCommand, wasInterrupted, withInterrupt } from '../station.ts';
+import { didYouMean } from '../suggest.ts';
 import { checkMcuSide, mcuReset } from './doctor-mcu.ts';
 
 export type Status = 'ok' | 'fail' | 'warn' | 'skip';
@@ -135,17 +136,26 @@ export function checkDeclaredPlan(plan: DeclaredPlan, firmware: FirmwareSet, con
   };
 }
 
-async function checkStation(name: string, entry: StationConfig, config: LoadedConfig, signal: AbortSignal): Promise<Check[]> {
+async function checkStation(name: string, entry: StationConfig, config: LoadedConfig, signal: AbortSignal, attach?: string): Promise<Check[]> {
   const c = new Checker(name);
   const undo: (() => Promise<void>)[] = [];
   try {
     // The lock: a bench is shared between processes; the virtual station is private to each process.
-    const privateDir = entry.kind === 'virtual' ? path.join(defaultLockDir(), `doctor-${process.pid}`) : undefined;
+    // One attached to (rig sim) is shared: its lock lives next to its attach file.
+    let attached: (VirtualStation & { lockDir: string }) | undefined;
+    if (entry.kind === 'virtual' && attach !== undefined) {
+      attached = await c.run('virtual station attached', () => {
+        const a = attachVirtualStation(entry, attach, { station: name });
+        return Promise.resolve({ value: a, detail: `rig sim's station (pid ${a.pid}), module ${a.config.module.port}, admin ${a.adminUrl}` });
+      }, 'start it with rig sim (it prints the RIG_SIM=… to use), or unset RIG_SIM to check a station of doctor\'s own');
+      if (!attached) return c.checks;
+    }
+    const privateDir = entry.kind === 'virtual' && !attached ? path.join(defaultLockDir(), `doctor-${process.pid}`) : undefined;
     const lock = await c.run(
       'station lock',
       async () => {
-        const l = await lockStation(name, privateDir ? { dir: privateDir } : {});
-        return { value: l, detail: entry.kind === 'virtual' ? 'free (each process has its own virtual station)' : `free (${l.file})` };
+        const l = await lockStation(name, privateDir ? { dir: privateDir } : attached ? { dir: attached.lockDir } : {});
+        return { value: l, detail: entry.kind === 'virtual' && !attached ? 'free (each process has its own virtual station)' : `free (${l.file})` };
       },
       'another run holds this station (the message names it): wait for it, or stop that process; nothing else to clear, the lock dies with its holder',
     );
@@ -157,7 +167,9 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
     }
 
     let hw: HardwareStationConfig | undefined;
-    if (entry.kind === 'virtual') {
+    if (attached) {
+      hw = attached.config;
+    } else if (entry.kind === 'virtual') {
       const sim = await c.run<VirtualStation>(
         'virtual station starts',
         async () => {
@@ -410,13 +422,13 @@ export async function run(argv: string[]): Promise<number> {
     const config = await loadConfig(values.config === undefined ? {} : { path: values.config });
     const names = positionals.length === 1 ? positionals : Object.keys(config.stations);
     for (const n of names) {
-      if (!Object.hasOwn(config.stations, n)) throw new UsageError(`no station "${n}" in the config`, { expected: `one of ${Object.keys(config.stations).join(', ')}`, seen: n });
+      if (!Object.hasOwn(config.stations, n)) throw new UsageError(`no station "${n}" in the config${didYouMean(n, Object.keys(config.stations))}`, { expected: `one of ${Object.keys(config.stations).join(', ')}`, seen: n });
     }
     const checks: Check[] = [];
     await withInterrupt(async (signal) => {
       for (const n of names) {
         checks.push({ station: n, check: 'config', status: 'ok', detail: config.source ? path.relative(process.cwd(), config.source) || config.source : 'built-in (no config file)' });
-        checks.push(...(await checkStation(n, config.stations[n]!, config, signal)));
+        checks.push(...(await checkStation(n, config.stations[n]!, config, signal, attachFile(n, config, values.attach))));
       }
     });
     if (wasInterrupted()) throw new AbortedError('doctor interrupted');

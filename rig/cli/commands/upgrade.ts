@@ -3,11 +3,10 @@
 // command line, and the run record written for `rig repro`.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { identifyImage, IMAGE_HEADER_OFFSET, IMAGE_HEADER_SIZE } from '../../images/header.ts';
+import { identifyContent } from '../../images/identify.ts';
 import type { Image } from '../../images/image.ts';
 import { loadManifest, type FirmwareSet } from '../../images/manifest.ts';
 import type { Package } from '../../images/package.ts';
-import { sha256Hex } from '../../images/digest.ts';
 import { ConfigError } from '../../errors.ts';
 import { loadConfig } from '../../config/load.ts';
 import type { PlansConfig, StationConfig } from '../../config/schema.ts';
@@ -26,7 +25,8 @@ import { COMMON_OPTIONS, intOption, paint, parse, UsageError } from '../output.t
 import { readWithProgress } from '../flashio.ts';
 import { CliRecorder } from '../progress.ts';
 import { describeRun, unfiredFaults, watchDownload, writeRecord } from '../runs.ts';
-import { requireStationName, runCommand, withStation } from '../station.ts';
+import { checkStationName, requireStationName, runCommand, withStation } from '../station.ts';
+import { didYouMean } from '../suggest.ts';
 
 /** What a proxy run can end in; a dut run may also find the image rolled back, the device bricked or inconsistent. */
 const PROXY_OUTCOMES: readonly Outcome[] = ['upgraded', 'refused', 'failed-intact'];
@@ -47,7 +47,9 @@ function parseExpect(text: string | undefined, mode: 'proxy' | 'dut'): Outcome[]
   const allowed = mode === 'dut' ? ALL_OUTCOMES : PROXY_OUTCOMES;
   const list = text.split(',').map((s) => s.trim());
   const bad = list.filter((o) => !allowed.includes(o as Outcome));
-  if (bad.length > 0 || list.length === 0) throw new UsageError(`--expect: unknown outcome${mode === 'proxy' ? ' for a proxy run' : ''}`, { expected: `comma-separated ${allowed.join(', ')}`, seen: text });
+  if (bad.length > 0 || list.length === 0) {
+    throw new UsageError(`--expect: unknown outcome${bad[0] !== undefined ? ` '${bad[0]}'${didYouMean(bad[0], allowed)}` : ''}${mode === 'proxy' ? ' for a proxy run' : ''}`, { expected: `comma-separated ${allowed.join(', ')}`, seen: text });
+  }
   return list as Outcome[];
 }
 
@@ -78,7 +80,7 @@ export function chooseBootloader(firmware: FirmwareSet, key: string | undefined)
 }
 
 function packageByName(firmware: FirmwareSet, name: string): Package {
-  if (!firmware.packages.has(name)) throw new UsageError(`--package: no package ${name}`, { expected: `one of ${[...firmware.packages.keys()].join(', ')} (${firmware.manifestPath})`, seen: name });
+  if (!firmware.packages.has(name)) throw new UsageError(`--package: no package ${name}${didYouMean(name, firmware.packages.keys())}`, { expected: `one of ${[...firmware.packages.keys()].join(', ')} (${firmware.manifestPath})`, seen: name });
   return firmware.package(name);
 }
 
@@ -111,7 +113,7 @@ export function specFromPlan(station: Pick<OpenedStation, 'name' | 'component'> 
 /** The image the target starts from when the command line or the package says it: --from, else a delta's source. */
 function declaredStartingImage(firmware: FirmwareSet, pkg: Package, from: string | undefined): Image | undefined {
   const byVersion = (v: string, why: string): Image => {
-    if (!firmware.images.has(v)) throw new UsageError(`${why}: no image ${v}`, { expected: `one of ${[...firmware.images.keys()].join(', ')}`, seen: v });
+    if (!firmware.images.has(v)) throw new UsageError(`${why}: no image ${v}${didYouMean(v, firmware.images.keys())}`, { expected: `one of ${[...firmware.images.keys()].join(', ')}`, seen: v });
     return firmware.image(v);
   };
   if (from !== undefined) return byVersion(from, '--from');
@@ -121,25 +123,19 @@ function declaredStartingImage(firmware: FirmwareSet, pkg: Package, from: string
 
 /** Otherwise what the slot holds, when the manifest knows it: read over SWD, the one thing that needs the station. */
 async function imageInSlot(station: OpenedStation, firmware: FirmwareSet, recorder: Recorder, signal: AbortSignal): Promise<Image> {
-  // The header first, then only as many bytes as it says the image has.
+  // As many bytes as the longest release has: an image is known by its bytes, not by a header.
   const slot = station.layout;
-  const head = await station.probe.readRegion(slot.slotAddress, Math.min(slot.slotSize, IMAGE_HEADER_OFFSET + IMAGE_HEADER_SIZE), { signal });
-  const first = identifyImage(head);
-  let id = first;
-  let seen = head;
-  if ((first.state === 'truncated' || first.state === 'valid') && first.header.imageLength <= slot.slotSize) {
-    seen = await readWithProgress(station.probe, slot.slotAddress, first.header.imageLength, recorder, 'identify the slot', signal);
-    id = identifyImage(seen);
-  }
-  const known = id.state === 'valid' ? firmware.imageByHash(sha256Hex(seen.subarray(0, id.header.imageLength))) : undefined;
-  if (!known) {
+  const longest = Math.max(0, ...[...firmware.images.values()].map((i) => i.size));
+  const seen = await readWithProgress(station.probe, slot.slotAddress, Math.min(slot.slotSize, longest), recorder, 'identify the slot', signal);
+  const id = identifyContent(seen, { known: firmware.images.values(), locator: firmware.locator });
+  if (!id.image) {
     throw new UsageError('which image does the target start from?', {
       station: station.name,
       expected: `--from <version> (${[...firmware.images.keys()].join(', ')}): the slot holds no image the manifest knows`,
-      seen: id.state === 'valid' ? `${id.header.component} ${id.header.version} with other bytes` : id.state,
+      seen: id.text,
     });
   }
-  return known;
+  return id.image;
 }
 
 /** --plan before the station opens: a virtual station's plans always come from its API. */
@@ -197,10 +193,8 @@ export async function run(argv: string[]): Promise<number> {
     // Everything the command line names is resolved before the station opens: a typo must not start a sim,
     // switch power lines or start OpenOCD.
     const config = await loadConfig(values.config === undefined ? {} : { path: values.config });
-    const entry = Object.hasOwn(config.stations, name) ? config.stations[name] : undefined;
-    if (!entry) {
-      throw new ConfigError(`no station "${name}" in the config${config.source ? ` ${config.source}` : ''}`, { expected: `one of ${Object.keys(config.stations).join(', ')}`, seen: name });
-    }
+    checkStationName(name, config);
+    const entry = config.stations[name]!;
     const declared = values.plan !== undefined ? specFromPlan(stationForPlan(name, entry), firmware, values.plan) : undefined;
     const pkg = declared?.package ?? packageByName(firmware, values.package!);
     const declaredFrom = declaredStartingImage(firmware, pkg, values.from);
@@ -209,7 +203,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     const bootloader = mode === 'dut' ? chooseBootloader(firmware, values.bootloader) : undefined;
     const recorder = new CliRecorder({ quiet: json });
-    return withStation(name, { loaded: config, recorder }, async ({ station, signal }) => {
+    return withStation(name, { loaded: config, recorder, attach: values.attach }, async ({ station, signal }) => {
       const spec: UpgradeSpec = declared ?? { component: station.component, package: pkg };
       if (mode === 'dut') {
         const run = await runDutUpgrade(station, {
@@ -255,7 +249,7 @@ function report(run: RunRecord, recordFile: string | undefined, json: boolean): 
   const unfired = unfiredFaults(run);
   if (json) {
     const dut = run.dut ? { slots: run.dut.slots, bootRecord: run.dut.bootRecord, settled: run.dut.settled } : undefined;
-    process.stdout.write(`${JSON.stringify({ station: run.station.name, mode: run.mode ?? run.flow, verdict: run.verdict, readback: run.readback, ...(dut ? { dut } : {}), fired: run.fired, unfired, record: file }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ station: run.station.name, mode: run.mode ?? run.flow, verdict: run.verdict, download: run.download, readback: run.readback, ...(dut ? { dut } : {}), fired: run.fired, unfired, record: file }, null, 2)}\n`);
   } else process.stdout.write(`${describeRun(run, file, paint(process.stdout))}\n`);
   if (!run.verdict.ok) return ExitCode.failure;
   return unfired.length > 0 ? ExitCode.faultNotFired : ExitCode.ok;
