@@ -78,18 +78,18 @@ const MODES = {
     plan: proxyCases,
     releases: (set) => [...set.images.values()],
     /** Runs one case on an open station; returns the run record. */
-    async run(station, c, recorder, firmware) {
+    async run(station, c, recorder, firmware, faults) {
       await ensureBaseline(station, c.from, { recorder });
-      return runProxyUpgrade(station, { plan: { component: c.pkg.component, package: c.pkg }, current: c.from, faults: c.faults.map(parseFault), expect: c.expect, recorder, firmware });
+      return runProxyUpgrade(station, { plan: { component: c.pkg.component, package: c.pkg }, current: c.from, faults: faults.map(parseFault), expect: c.expect, recorder, firmware });
     },
   },
   dut: {
     cases: DUT_CASES,
     plan: dutCases,
     releases: dutReleases,
-    async run(station, c, recorder, firmware) {
+    async run(station, c, recorder, firmware, faults) {
       const bootloader = dutBootloader(firmware);
-      const upgrade = { plan: { component: c.pkg.component, package: c.pkg }, from: c.from, ...(bootloader ? { bootloader } : {}), faults: c.faults.map(parseFault), expect: c.expect, recorder };
+      const upgrade = { plan: { component: c.pkg.component, package: c.pkg }, from: c.from, ...(bootloader ? { bootloader } : {}), faults: faults.map(parseFault), expect: c.expect, recorder };
       const run = await runDutUpgrade(station, upgrade);
       if (!c.then || !run.verdict.ok) return run;
       // The image just installed, as it runs (no reset), is offered the next plan: it must take it itself.
@@ -248,12 +248,14 @@ for (const [i, c] of plan.entries()) {
       judged = { status: 'skipped', outcome: 'skipped', detail: `${args.station} has no ${c.needs[1]} supply line for the fault`, retry: false };
       break;
     }
+    // A station with an MCU console gets the case's console-timed faults, when it has some.
+    const faults = station.mcu?.console && c.consoleFaults ? c.consoleFaults : c.faults;
     try {
-      const run = await report.step(attempt === 0 ? 'run' : `run again (attempt ${attempt + 1}) on a reopened station`, () => mode.run(station, c, report, releases));
+      const run = await report.step(attempt === 0 ? 'run' : `run again (attempt ${attempt + 1}) on a reopened station`, () => mode.run(station, c, report, releases, faults));
       const file = path.join(outDir, `${String(i + 1).padStart(2, '0')}-${c.pkg.name}${c.tag ? `-${c.tag}` : ''}.json`);
       await fs.writeFile(file, serializeRunRecord(run));
       row.record = path.relative(root, file);
-      judged = judgeRun(run, { holds: c.holds === c.from ? 'current' : 'target', holdsVersion: c.holds.version, faults: c.faults.map((f) => formatFault(parseFault(f))) }, args.mode);
+      judged = judgeRun(run, { holds: c.holds === c.from ? 'current' : 'target', holdsVersion: c.holds.version, faults: faults.map((f) => formatFault(parseFault(f))) }, args.mode);
     } catch (err) {
       judged = judgeError(err, args.station);
     }

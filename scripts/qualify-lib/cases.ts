@@ -38,6 +38,11 @@ export interface QualifyCase {
   faults: string[];
   /** A power or reset line the case needs: [action, part]. */
   needs?: ['cycle' | 'reset', 'module' | 'target'];
+  /**
+   * dut: the faults to use instead on a station with an MCU console, which shows the moment more exactly
+   * (`start trial` where the taps only show the image's first command, after it may have confirmed).
+   */
+  consoleFaults?: string[];
   /** dut `next`: the upgrade the newly installed image must take itself, after this case's own. */
   then?: { pkg: Package; from: Image };
 }
@@ -89,7 +94,19 @@ export async function dutCases(next: Image, previous: readonly Image[], kinds: r
       cases.push({ kind: 'interrupted', name: `MCU power cut during the install ${v} → ${to}`, tag: 'cut-install', from, pkg: full, expect: SAFE_OUTCOMES, holds: next, faults: ['after-update3+50ms:power-cycle-target=200'], needs: ['cycle', 'target'] });
     }
     if (kinds.includes('rollback')) {
-      cases.push({ kind: 'rollback', name: `reset in the trial boot of ${to}: reverted to ${v}`, from, pkg: full, expect: ['rolled-back', 'upgraded'], holds: from, faults: ['before-version-report:reset-target=50'], needs: ['reset', 'target'] });
+      cases.push({
+        kind: 'rollback',
+        name: `reset in the trial boot of ${to}: reverted to ${v}`,
+        from,
+        pkg: full,
+        // Reset before it confirmed: reverted. Without a console the earliest sign of the new image is its first
+        // command, which may come after it confirmed: then it stays (upgraded), which the design allows too.
+        expect: ['rolled-back', 'upgraded'],
+        holds: from,
+        faults: ['before-version-report:reset-target=50'],
+        consoleFaults: ['console=start trial:reset-target=50'],
+        needs: ['reset', 'target'],
+      });
     }
     if (kinds.includes('next')) {
       cases.push({ kind: 'next', name: `${to} takes the next upgrade itself (${v} → ${to} → ${v})`, from, pkg: full, expect: ['upgraded'], holds: from, faults: [], then: { pkg: fullPackage(from), from: next } });
