@@ -67,6 +67,14 @@ class ObservedPhases {
   begin(name: string, t: number): void {
     if (this.open.has(name)) this.end(name, t, false);
     this.open.set(name, t);
+    this.latest = name;
+  }
+
+  /** The phase opened last and still open (what a fault firing now is labelled with). */
+  latest: string | undefined;
+
+  get current(): string | undefined {
+    return this.latest !== undefined && this.open.has(this.latest) ? this.latest : [...this.open.keys()].at(-1);
   }
 
   end(name: string, t: number, ok = true): void {
@@ -134,6 +142,7 @@ export class DutObserver {
   /** Run time of the MCU's AT+QIOTUPDATE=1 and of its latest block read command. */
   private confirmedAt: number | undefined;
   private lastReadAt: number | undefined;
+  private firstReadAt: number | undefined;
 
   private readonly phases: ObservedPhases;
   private lastMcuCommand: string | undefined;
@@ -256,6 +265,7 @@ export class DutObserver {
     const rd = /^AT\+QIOTOTARD=(\d+),(\d+)$/i.exec(text);
     if (rd) {
       this.lastReadAt = t;
+      this.firstReadAt ??= t;
       if (this.restartAt !== undefined) {
         const off = Number(rd[1]);
         // §4.4: the module lost the download with its reboot and serves the piece anew; reading on from an old
@@ -441,6 +451,17 @@ export class DutObserver {
       return `the module said ${this.moduleResult} and the MCU reported ${this.lastReport ?? '?'} after ${last.why}`;
     }
     return undefined;
+  }
+
+  /** The observed phase the upgrade is in now, if one is open. */
+  get phase(): string | undefined {
+    return this.phases.current;
+  }
+
+  /** The block reads' span: from the MCU's first read command to the last block the module answered, ms. */
+  get readSpanMs(): number {
+    const last = this.blocks.at(-1);
+    return this.firstReadAt === undefined || !last ? 0 : Math.max(0, this.tap[last.line]!.t - this.firstReadAt);
   }
 
   /** Ends the phases still open (the run ended during them). */

@@ -296,6 +296,8 @@ class DutFlow {
     const until = performance.now() + this.settleMs;
     for (;;) {
       this.dirty = false;
+      // Faults and errors are labelled with the phase the rig sees the upgrade in.
+      this.log.phase = this.observer.phase ?? 'observe';
       try {
         await this.executor.checkpoint();
       } catch (err) {
@@ -537,7 +539,7 @@ class DutFlow {
       events: log.events,
       transcript: log.transcript,
       phases: [...log.phases].sort((x, y) => x.start - y.start),
-      read: { bytes: obs?.blockBytes ?? 0, blocks: blocks.length, ms: 0, bytesPerSecond: 0 },
+      read: { bytes: obs?.blockBytes ?? 0, blocks: blocks.length, ms: Math.round(obs?.readSpanMs ?? 0), bytesPerSecond: obs && obs.readSpanMs > 0 ? Math.round((obs.blockBytes * 1000) / obs.readSpanMs) : 0 },
       progress: thin(blocks.map((b) => ({ t: obs!.tap[b.line]!.t, offset: b.start + b.length }))),
       download: announced ? { verified: obs?.downloadRejected === undefined, problems: obs?.downloadRejected ? [`the MCU: ${obs.downloadRejected}`] : [], announced: { size: announced.size, md5: announced.md5, crc: announced.crc, ...(announced.sha256 ? { sha256: announced.sha256 } : {}) } } : null,
       refusal: obs?.decision === 'refused' ? 'the MCU refused the plan (AT+QIOTUPDATE=0)' : null,
