@@ -99,7 +99,7 @@ describe('checkMcuSide on ptys', () => {
     expect(c.rows[5]!.detail).toBe('1 lines, first "[boot] BOOT 1_0_0"');
   });
 
-  it('a silent MCU fails the tap check within the bound; a layout too big for the flash fails', async () => {
+  it('a silent MCU is a warning within the bound (proxy mode needs no taps); a layout too big for the flash fails', async () => {
     const b = await bench(false);
     const c = sink();
     const undo: (() => Promise<void>)[] = [];
@@ -110,7 +110,7 @@ describe('checkMcuSide on ptys', () => {
     expect(c.rows.map((r) => [r.check, r.status])).toEqual([
       ['MCU layout fits the flash', 'fail'],
       ['MCU taps open', 'ok'],
-      ["MCU tap carries the MCU's commands", 'fail'],
+      ["MCU tap carries the MCU's commands", 'warn'],
       ["module tap carries the module's answers", 'warn'],
     ]);
     expect(c.rows[2]!.detail).toMatch(/^nothing on .* within 1700 ms of a test reset$/);

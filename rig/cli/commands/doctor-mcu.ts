@@ -149,7 +149,9 @@ export async function checkMcuSide(c: CheckSink, ctx: McuCheckContext): Promise<
     const fromMcu = frames.filter((f) => f.dir === 'mcu' && f.t >= t0);
     const fromModule = frames.filter((f) => f.dir === 'module' && f.t >= t0);
     if (fromMcu.length === 0) {
-      c.add('MCU tap carries the MCU\'s commands', 'fail', `nothing on ${m.taps.mcuToModule} within ${boundMs} ms of ${how}`, `the tap's RX must sit on the MCU's TX line (swap the two taps if the module's answers show up here), common ground, baud ${m.taps.baudRate}; an MCU that does not talk to its module at start cannot be observed`);
+      // A warning, not a failure: proxy mode does not need the taps, and an MCU whose flash holds no firmware
+      // that talks (an erased chip; the virtual MCU before its bootloader is in flash) is silent too.
+      c.add('MCU tap carries the MCU\'s commands', 'warn', `nothing on ${m.taps.mcuToModule} within ${boundMs} ms of ${how}`, `dut mode needs it: the tap's RX on the MCU's TX line (swap the two taps if the module's answers show up here), common ground, baud ${m.taps.baudRate}, and firmware in flash that talks to its module at start (rig upgrade --mode dut arranges the bootloader and the image)`);
     } else {
       const noise = fromMcu.filter((f) => f.kind === 'noise').length;
       c.add('MCU tap carries the MCU\'s commands', noise > fromMcu.length / 2 ? 'warn' : 'ok', `${fromMcu.length} lines after ${how}, first ${JSON.stringify(fromMcu[0]!.text)}`, noise > fromMcu.length / 2 ? `mostly noise: check mcu.taps.baudRate (${m.taps.baudRate}) against the MCU's UART` : undefined);
