@@ -54,15 +54,36 @@ export function brokenPackage(image: Image): Package {
   return new Package(bytes, { name: `broken_${image.version}`, component: image.component, version: image.version, type: 'full', sourceVersion: undefined, declared: digestOf(bytes), source: undefined, target: imageRef(image) });
 }
 
-export async function proxyCases(next: Image, previous: readonly Image[], kinds: readonly ProxyCaseKind[]): Promise<QualifyCase[]> {
+/** What the mode-specific cases of one release are built from. */
+interface FromRelease {
+  from: Image;
+  /** `<from> → <next>` versions, for names. */
+  v: string;
+  to: string;
+  full: Package;
+  /** A block-aligned offset in the middle of the full package: where a power cut hits the block reads. */
+  half: number;
+}
+
+/**
+ * From each previous release: the new image as a full package and as a delta (every mode), then what the
+ * mode adds (`more`).
+ */
+async function casesFrom(next: Image, previous: readonly Image[], kinds: readonly string[], more: (r: FromRelease) => QualifyCase[]): Promise<QualifyCase[]> {
   const cases: QualifyCase[] = [];
   const full = fullPackage(next);
   for (const from of previous) {
-    const v = from.version;
-    const to = next.version;
-    const half = Math.floor(full.size / 2048) * 1024;
-    if (kinds.includes('full')) cases.push({ kind: 'full', name: `full ${v} → ${to}`, from, pkg: full, expect: ['upgraded'], holds: next, faults: [] });
-    if (kinds.includes('delta')) cases.push({ kind: 'delta', name: `delta ${v} → ${to}`, from, pkg: await deltaPackage(from, next), expect: ['upgraded'], holds: next, faults: [] });
+    const name = `${from.version} → ${next.version}`;
+    if (kinds.includes('full')) cases.push({ kind: 'full', name: `full ${name}`, from, pkg: full, expect: ['upgraded'], holds: next, faults: [] });
+    if (kinds.includes('delta')) cases.push({ kind: 'delta', name: `delta ${name}`, from, pkg: await deltaPackage(from, next), expect: ['upgraded'], holds: next, faults: [] });
+    cases.push(...more({ from, v: from.version, to: next.version, full, half: Math.floor(full.size / 2048) * 1024 }));
+  }
+  return cases;
+}
+
+export function proxyCases(next: Image, previous: readonly Image[], kinds: readonly ProxyCaseKind[]): Promise<QualifyCase[]> {
+  return casesFrom(next, previous, kinds, ({ from, v, to, full, half }) => {
+    const cases: QualifyCase[] = [];
     if (kinds.includes('interrupted')) {
       // Two moments a field unit loses power: while the module fetches the file (the download restarts from
       // 0 after the reboot) and while the MCU reads it (the reads resume or restart). The first is keyed to
@@ -72,19 +93,13 @@ export async function proxyCases(next: Image, previous: readonly Image[], kinds:
     }
     if (kinds.includes('corrupt')) cases.push({ kind: 'corrupt', name: `broken image ${v} → ${to} refused`, from, pkg: brokenPackage(next), expect: ['failed-intact'], holds: from, faults: [] });
     if (kinds.includes('rollback')) cases.push({ kind: 'rollback', name: `rollback ${to} → ${v}`, from: next, pkg: fullPackage(from), expect: ['upgraded'], holds: from, faults: [] });
-  }
-  return cases;
+    return cases;
+  });
 }
 
-export async function dutCases(next: Image, previous: readonly Image[], kinds: readonly DutCaseKind[]): Promise<QualifyCase[]> {
-  const cases: QualifyCase[] = [];
-  const full = fullPackage(next);
-  for (const from of previous) {
-    const v = from.version;
-    const to = next.version;
-    const half = Math.floor(full.size / 2048) * 1024;
-    if (kinds.includes('full')) cases.push({ kind: 'full', name: `full ${v} → ${to}`, from, pkg: full, expect: ['upgraded'], holds: next, faults: [] });
-    if (kinds.includes('delta')) cases.push({ kind: 'delta', name: `delta ${v} → ${to}`, from, pkg: await deltaPackage(from, next), expect: ['upgraded'], holds: next, faults: [] });
+export function dutCases(next: Image, previous: readonly Image[], kinds: readonly DutCaseKind[]): Promise<QualifyCase[]> {
+  return casesFrom(next, previous, kinds, ({ from, v, to, full, half }) => {
+    const cases: QualifyCase[] = [];
     if (kinds.includes('interrupted')) {
       // The module restarts mid-read: the MCU must read the piece the module serves anew, and install it.
       cases.push({ kind: 'interrupted', name: `module power cut in the block reads ${v} → ${to}`, tag: 'cut-module', from, pkg: full, expect: ['upgraded'], holds: next, faults: [`offset=${half}:power-cycle-module=300`], needs: ['cycle', 'module'] });
@@ -111,6 +126,6 @@ export async function dutCases(next: Image, previous: readonly Image[], kinds: r
     if (kinds.includes('next')) {
       cases.push({ kind: 'next', name: `${to} takes the next upgrade itself (${v} → ${to} → ${v})`, from, pkg: full, expect: ['upgraded'], holds: from, faults: [], then: { pkg: fullPackage(from), from: next } });
     }
-  }
-  return cases;
+    return cases;
+  });
 }
