@@ -43,6 +43,8 @@ export interface McuCheckContext {
   target: TargetInfo | undefined;
   /** Resets the MCU and says how; undefined when the station has no way to. */
   reset: (() => Promise<string>) | undefined;
+  /** Whether the flash base holds anything (its vector table not erased); undefined when it cannot be read. */
+  firmwarePresent?: (() => Promise<boolean>) | undefined;
   /** Cleanup the doctor runs at the end. */
   undo: (() => Promise<void>)[];
 }
@@ -132,6 +134,12 @@ export async function checkMcuSide(c: CheckSink, ctx: McuCheckContext): Promise<
 
   if (!ctx.reset) {
     c.skip('MCU talks after reset', 'no probe and no target reset line to reset the MCU with');
+    return;
+  }
+  // An erased chip has nothing to say: nothing is wrong with the bench, and nothing to check until dut mode
+  // (or the bench's owner) puts firmware there. Said as it is, without a reset and a wait.
+  if (ctx.firmwarePresent && !(await ctx.firmwarePresent().catch(() => true))) {
+    c.add('MCU talks after reset', 'ok', `not checked: the flash base 0x${m.layout.bootloader.address.toString(16)} is erased, no firmware to talk yet (rig upgrade --mode dut arranges the bootloader and the image)`);
     return;
   }
   let how: string;
