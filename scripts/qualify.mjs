@@ -44,6 +44,7 @@ import { currentManifestPath, identifyRelease, loadManifest, loadReleases, parse
 import { ensureBaseline, formatFault, parseFault, runDutUpgrade, runProxyUpgrade, serializeRunRecord } from '../rig/sota/index.ts';
 import { dutBootloader, dutReleases } from '../rig/sota/dut-firmware.ts';
 import { openStation } from '../rig/station/index.ts';
+import { withVirtualMcu } from '../rig/station/virtual.ts';
 import { closest } from '../rig/cli/suggest.ts';
 import { QualifyAllure } from './qualify-lib/allure.ts';
 import { DUT_CASES, PROXY_CASES, dutCases, proxyCases } from './qualify-lib/cases.ts';
@@ -216,7 +217,8 @@ function label(status, width = 0) {
 /** The station, or the error that kept it closed. */
 async function open() {
   try {
-    return { station: await openStation(args.station, { config }) };
+    // A virtual station qualifies in dut mode with its virtual MCU (taps, console, bootloader model).
+    return { station: await openStation(args.station, { config: args.mode === 'dut' ? withVirtualMcu(config, args.station) : config }) };
   } catch (err) {
     if (err.kind === 'config') fail(QUALIFY_EXIT.config, err.message);
     return { error: err };

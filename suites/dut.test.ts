@@ -9,7 +9,7 @@ import { sotaSuite } from './fixtures.ts';
 import { expectDut, expectFaultsFired } from './support/evidence.ts';
 
 // A fresh virtual station starts with the bootloader at the flash base: the first arrange only writes slot A.
-const { test, budget, retry, suite } = await sotaSuite({ feature: 'dut mode', manifest: 'fixtures/mcu/manifest.json', startImage: 'vbl-1.0' });
+const { test, budget, retry, suite } = await sotaSuite({ feature: 'dut mode', manifest: 'fixtures/mcu/manifest.json', startImage: 'vbl-1.0', sim: { mcu: true } });
 const o = { timeout: budget.disturbed, retry };
 const T = suite.timeouts;
 // From any start to the version report: a boot, the 5-unit swap (~1.1 s of protocol time), a watchdog window

@@ -13,6 +13,7 @@ import type { PlansConfig, StationConfig } from '../../config/schema.ts';
 import { ensureBaseline } from '../../sota/baseline.ts';
 import { parseFault, type Fault } from '../../sota/faults.ts';
 import { runDutUpgrade } from '../../sota/dut.ts';
+import { withVirtualMcu } from '../../station/virtual.ts';
 import { dutBootloader } from '../../sota/dut-firmware.ts';
 import { runProxyUpgrade } from '../../sota/proxy.ts';
 import type { Recorder } from '../../sota/recorder.ts';
@@ -191,7 +192,9 @@ export async function run(argv: string[]): Promise<number> {
       throw err;
     }
     const recorder = new CliRecorder({ quiet: json });
-    return withStation(name, { loaded: config, recorder, attach: values.attach }, async ({ station, signal }) => {
+    // A virtual station runs dut mode with its virtual MCU (taps, console, bootloader model).
+    const loaded = mode === 'dut' ? withVirtualMcu(config, name) : config;
+    return withStation(name, { loaded, recorder, attach: values.attach }, async ({ station, signal }) => {
       const spec: UpgradeSpec = declared ?? { component: station.component, package: pkg };
       if (mode === 'dut') {
         const run = await runDutUpgrade(station, {
