@@ -491,7 +491,7 @@ class DutFlow {
     if (info && !verdict.failure) verdict.summary += ` (the run ended early: ${info.message.split('\n')[0]})`;
     // Nothing observed: the run never got to the image (arranging the flash or the plan failed), whatever the
     // flash shows now says nothing about it.
-    const verdictOf = !obs && info ? fail({ expected: this.expect }, info.kind === 'internal' ? 'internal' : info.kind === 'config' || info.kind === 'usage' ? 'config' : 'infrastructure', info.kind === 'internal' || info.kind === 'config' || info.kind === 'usage' ? info.kind : 'infrastructure', `the run never reached the MCU's upgrade: ${info.message.split('\n')[0]}`) : verdict;
+    const verdictOf = this.plan === undefined && info ? fail({ expected: this.expect }, info.kind === 'internal' ? 'internal' : info.kind === 'config' || info.kind === 'usage' ? 'config' : 'infrastructure', info.kind === 'internal' || info.kind === 'config' || info.kind === 'usage' ? info.kind : 'infrastructure', `the run never reached the MCU's upgrade: ${info.message.split('\n')[0]}`) : verdict;
     log.measurePhases();
     const spec = 'id' in opts.plan ? undefined : opts.plan;
     const a = this.slotA;
