@@ -55,6 +55,19 @@ function parseExpect(text: string | undefined, mode: 'proxy' | 'dut'): Outcome[]
   return list as Outcome[];
 }
 
+/**
+ * --bootloader, else the set's one bootloader without planted defects, else none (a bench keeps its own);
+ * an unknown key is a usage error.
+ */
+export function chooseBootloader(firmware: FirmwareSet, key: string | undefined): Image | undefined {
+  try {
+    return dutBootloader(firmware, key);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(`--bootloader: ${err.summary}`, { expected: err.expected, seen: err.seen });
+    throw err;
+  }
+}
+
 /** The firmware set dut runs take their images from by default: the virtual MCU's fixtures, when present. */
 export function dutManifestPath(root: string): string | undefined {
   const p = path.join(root, 'fixtures', 'mcu', 'manifest.json');
@@ -62,7 +75,7 @@ export function dutManifestPath(root: string): string | undefined {
 }
 
 
-function packageByName(firmware: FirmwareSet, name: string): Package {
+export function packageByName(firmware: FirmwareSet, name: string): Package {
   if (!firmware.packages.has(name)) throw new UsageError(`--package: no package ${name}${didYouMean(name, firmware.packages.keys())}`, { expected: `one of ${[...firmware.packages.keys()].join(', ')} (${firmware.manifestPath})`, seen: name });
   return firmware.package(name);
 }
@@ -184,13 +197,7 @@ export async function run(argv: string[]): Promise<number> {
     if (mode === 'dut' && !declaredFrom) {
       throw new UsageError('rig upgrade --mode dut: which release does the MCU start from?', { expected: `--from <version> (${[...firmware.images.keys()].join(', ')})`, seen: 'no --from and a full package' });
     }
-    let bootloader: Image | undefined;
-    try {
-      bootloader = mode === 'dut' ? dutBootloader(firmware, values.bootloader) : undefined;
-    } catch (err) {
-      if (err instanceof ConfigError) throw new UsageError(`--bootloader: ${err.summary}`, { expected: err.expected, seen: err.seen });
-      throw err;
-    }
+    const bootloader = mode === 'dut' ? chooseBootloader(firmware, values.bootloader) : undefined;
     const recorder = new CliRecorder({ quiet: json });
     // A virtual station runs dut mode with its virtual MCU (taps, console, bootloader model).
     const loaded = mode === 'dut' ? withVirtualMcu(config, name) : config;
