@@ -39,14 +39,34 @@ function removeLink(p: string): void {
  * both ptys and the links exist (bounded by `timeoutMs`).
  */
 export async function openPtyPair(dir: string, name: string, timeoutMs = 5000): Promise<PtyPair> {
-  mkdirSync(dir, { recursive: true });
   const rigPath = path.join(dir, `${name}-rig`);
   const simPath = path.join(dir, `${name}-sim`);
+  const close = await startSocat(dir, [rigPath, simPath], [`pty,raw,echo=0,link=${rigPath}`, `pty,raw,echo=0,link=${simPath}`], timeoutMs);
+  return { rigPath, simPath, close };
+}
+
+/**
+ * A pty whose other side is a connection to the UNIX socket `socketPath` (which must be listening): for a
+ * device that is a serial port to its user (a USB debug adapter's CDC-ACM port) but a byte stream to the
+ * sim, without a second pty and a serial port library on the sim's side. The pty outlives the openings
+ * and closings of its user, as a USB-serial device does; the connection stays up until `close()`.
+ */
+export async function openPtyToSocket(dir: string, name: string, socketPath: string, timeoutMs = 5000): Promise<{ rigPath: string; close(): Promise<void> }> {
+  const rigPath = path.join(dir, name);
+  const close = await startSocat(dir, [rigPath], [`pty,raw,echo=0,link=${rigPath}`, `UNIX-CONNECT:${socketPath}`], timeoutMs);
+  return { rigPath, close };
+}
+
+/**
+ * Spawns socat with these two addresses and resolves, once it announced a pty per link and its data loop
+ * and the links exist, with the function that stops it and removes the links.
+ */
+async function startSocat(dir: string, links: readonly string[], addresses: readonly string[], timeoutMs: number): Promise<() => Promise<void>> {
+  mkdirSync(dir, { recursive: true });
   // A stale link from a killed run would make socat fail to create its own.
-  removeLink(rigPath);
-  removeLink(simPath);
+  for (const l of links) removeLink(l);
   installExitHook();
-  const socatArgs = ['-d', '-d', `pty,raw,echo=0,link=${rigPath}`, `pty,raw,echo=0,link=${simPath}`];
+  const socatArgs = ['-d', '-d', ...addresses];
   // Its own process group, so a Ctrl-C meant for the sim does not kill socat under the sim's feet (the sim
   // then closes it in order); and a parent-death signal (util-linux setpriv, Essential on Debian) so that
   // even a SIGKILLed sim leaves no socat behind.
@@ -70,14 +90,13 @@ export async function openPtyPair(dir: string, name: string, timeoutMs = 5000): 
       await exitPromise;
       clearTimeout(killTimer);
     }
-    removeLink(rigPath);
-    removeLink(simPath);
+    for (const l of links) removeLink(l);
   };
 
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new Error(`socat did not announce two ptys within ${timeoutMs} ms (expected 2 "PTY is /dev/pts/N" lines; stderr: ${JSON.stringify(stderr.slice(-400))})`)),
+        () => reject(new Error(`socat did not announce ${links.length} pty(s) within ${timeoutMs} ms (expected ${links.length} "PTY is /dev/pts/N" line(s) and its data loop; stderr: ${JSON.stringify(stderr.slice(-400))})`)),
         timeoutMs,
       );
       child.once('error', (err) => {
@@ -93,10 +112,10 @@ export async function openPtyPair(dir: string, name: string, timeoutMs = 5000): 
         stderr += chunk;
         if (stderr.length > 8192) stderr = stderr.slice(-4096);
         // socat creates the links right after announcing each pty; the data loop line comes after both.
-        if ((stderr.match(/PTY is \/dev\//g) ?? []).length >= 2 && /starting data transfer loop/.test(stderr)) {
+        if ((stderr.match(/PTY is \/dev\//g) ?? []).length >= links.length && /starting data transfer loop/.test(stderr)) {
           // The links may appear a moment after the log lines; the overall timer bounds this check.
           const check = (): void => {
-            if (existsSync(rigPath) && existsSync(simPath)) {
+            if (links.every((l) => existsSync(l))) {
               clearTimeout(timer);
               resolve();
             } else if (!exited) setTimeout(check, 5);
@@ -114,5 +133,5 @@ export async function openPtyPair(dir: string, name: string, timeoutMs = 5000): 
   child.stderr!.resume();
   child.removeAllListeners('error');
   child.on('error', () => {});
-  return { rigPath, simPath, close };
+  return close;
 }
