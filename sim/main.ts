@@ -224,14 +224,14 @@ try {
   const firmata = await startFirmataBoard({ rails, pins: { moduleVbat: 2, moduleResetN: 3, targetVdd: 4, targetNrst: 5 }, dir: runDir, name: 'firmata' });
   parts.push({ info: { firmata: { port: firmata.info.port, pins: firmata.info.pins, contacts: firmata.info.contacts } }, close: () => firmata.close() });
 
-  // The STM32 behind its remote_bitbang JTAG server, on the targetVdd/targetNrst rails.
+  // The STM32 behind its remote_bitbang JTAG server and a Bus Pirate on a pty, on the targetVdd/targetNrst rails.
   const jtag = await startJtagPart(
     {
       target: choice('target', targetNames),
       flashImage: argv['flash-image'],
       flashSizeKiB: argv['flash-size-kib'] === undefined ? undefined : num('flash-size-kib', 2, 1024),
     },
-    { rails, admin, log },
+    { rails, admin, log, runDir },
   );
   parts.push(jtag);
 

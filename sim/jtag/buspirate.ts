@@ -20,7 +20,8 @@
 // waited longer than `staleMs` when the next bytes come is dropped as the remains of a killed host (a new
 // OpenOCD starts with 20 zeros, which must not be taken as shift data).
 import net from 'node:net';
-import { unlink } from 'node:fs/promises';
+import { mkdtemp, rm, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openPtyToSocket } from '../pty.ts';
 import type { DebugPort } from './debug-port.ts';
@@ -200,7 +201,10 @@ export interface BusPirateTty {
 export async function startBusPirateTty(options: { debugPort: DebugPort; dir: string; name?: string; log?: (line: string) => void }): Promise<BusPirateTty> {
   const log = options.log ?? (() => {});
   const name = options.name ?? 'probe-buspirate';
-  const socketPath = path.join(options.dir, `${name}.sock`);
+  // sun_path holds 108 bytes: a deep run directory gets its socket in a private temp directory instead.
+  let socketDir = options.dir;
+  if (Buffer.byteLength(path.join(options.dir, `${name}.sock`)) > 100) socketDir = await mkdtemp(path.join(tmpdir(), 'sim-bp-'));
+  const socketPath = path.join(socketDir, `${name}.sock`);
   const adapter = new BusPirate(options.debugPort, log);
   let closing = false;
   const sockets = new Set<net.Socket>();
@@ -226,7 +230,7 @@ export async function startBusPirateTty(options: { debugPort: DebugPort; dir: st
     new Promise<void>((resolve) => {
       for (const s of sockets) s.destroy();
       server.close(() => resolve());
-    }).then(() => unlink(socketPath).catch(() => {}));
+    }).then(() => (socketDir === options.dir ? unlink(socketPath).catch(() => {}) : rm(socketDir, { recursive: true, force: true })));
   let pty: { rigPath: string; close(): Promise<void> };
   try {
     pty = await openPtyToSocket(options.dir, name, socketPath);

@@ -3,10 +3,12 @@
 // registers, plain storage for every other peripheral/PPB word that OpenOCD's cfg event handlers touch),
 // plus power and reset. Bus accesses report faults through `fault` instead of exceptions because they sit
 // on the read-back hot path (one call per 32-bit word).
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Rails, RailName } from '../rails.ts';
-import { CortexMDebug, CoreState } from './cortex-m.ts';
+import { CoreBusFault, nativeAlgorithms, type AlgorithmStep, type CoreBus } from './algorithms.ts';
+import { CortexMDebug, CoreState, REG_PC } from './cortex-m.ts';
 import { FlashArray, createFlashInterface, type FlashInterface } from './flash.ts';
 import { targetProfile, type TargetName, type TargetProfile } from './profiles.ts';
 
@@ -19,6 +21,12 @@ export interface TargetEvents {
   power: [on: boolean];
   /** A system reset happened (power-on, NRST/SRST release, SYSRESETREQ). */
   reset: [cause: ResetCause];
+  /**
+   * A routine the core carries out natively (algorithms.ts) started, reached its breakpoint, took a bus
+   * fault (the core is then lost in its fault handler, as a real one would be), or was interrupted by a
+   * halt, reset or power loss.
+   */
+  algorithm: [name: string, outcome: 'started' | 'halted' | 'fault' | 'interrupted'];
 }
 
 export type ResetCause = 'power-on' | 'nrst' | 'srst' | 'sysresetreq';
@@ -48,6 +56,10 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
   private readonly sramBase: number;
   private readonly sramEnd: number;
   private readonly flashRegBase: number;
+  /** The natively carried-out routine the core is running, if any. */
+  private algorithm: { name: string; step: AlgorithmStep; breakpoint: number } | undefined;
+  private stepping = false;
+  private readonly coreBus: CoreBus;
 
   constructor(options: Stm32TargetOptions) {
     super();
@@ -56,6 +68,8 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
     this.flash = new FlashArray(p.flashSizeKiB * 1024);
     this.flashInterface = createFlashInterface(this.flash, p);
     this.core = new CortexMDebug(p.cpuid, () => this.systemReset('sysresetreq'));
+    this.core.onRun = () => this.startAlgorithm();
+    this.coreBus = this.makeCoreBus();
     this.sram = new Uint8Array(p.sramSize);
     this.sramWords = new Uint32Array(this.sram.buffer);
     this.flashBase = p.flashBase;
@@ -124,6 +138,8 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
       const off = addr - this.sramBase;
       if (size === 4 && !(off & 3)) this.sramWords[off >>> 2] = value;
       else for (let i = 0; i < size && off + i < this.sram.length; i++) this.sram[off + i] = (value >>> (8 * i)) & 0xff;
+      // A flash loader waits on its FIFO's write pointer, which the debugger writes after the data.
+      if (this.algorithm !== undefined && !this.stepping) this.stepAlgorithm();
       return;
     }
     if (addr < this.flash.size) {
@@ -159,6 +175,7 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
   setPower(on: boolean): void {
     if (on === this.poweredOn) return;
     this.poweredOn = on;
+    if (!on) this.interruptAlgorithm();
     if (on) this.systemReset('power-on');
     this.emit('power', on);
   }
@@ -186,6 +203,7 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
   private holdOrRelease(cause: ResetCause): void {
     if (!this.poweredOn) return;
     if (this.nrstLow || this.srstAsserted) {
+      this.interruptAlgorithm();
       this.core.state = CoreState.InReset;
       return;
     }
@@ -193,6 +211,7 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
   }
 
   private systemReset(cause: ResetCause): void {
+    this.interruptAlgorithm();
     if (cause === 'power-on') {
       this.core.powerOnReset();
       this.ppb.clear();
@@ -214,6 +233,83 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
     this.setNrst(rails.get('targetNrst'));
     rails.on('change', onChange);
     return () => rails.off('change', onChange);
+  }
+
+  // ---- routines the core carries out natively ----------------------------------------------------------
+
+  /**
+   * Advances the routine the core is running, if any: after a debugger write to SRAM, and for a flash model
+   * whose operations take time, when one ends (a routine polling BSY waits for that).
+   */
+  stepAlgorithm(): void {
+    const running = this.algorithm;
+    if (running === undefined) return;
+    if (this.core.state !== CoreState.Running) {
+      this.interruptAlgorithm(); // the debugger halted it midway
+      return;
+    }
+    this.stepping = true;
+    try {
+      if (!running.step()) return;
+      this.algorithm = undefined;
+      this.core.breakpointAt(running.breakpoint);
+      this.emit('algorithm', running.name, 'halted');
+    } catch (err) {
+      if (!(err instanceof CoreBusFault)) throw err;
+      this.algorithm = undefined;
+      this.emit('algorithm', running.name, 'fault');
+    } finally {
+      this.stepping = false;
+    }
+  }
+
+  /** The core was let run: if its PC is at one of the known routines, it starts carrying it out. */
+  private startAlgorithm(): void {
+    this.interruptAlgorithm();
+    const pc = this.core.regs[REG_PC]! & ~1;
+    if (pc < this.sramBase || pc >= this.sramEnd) return;
+    const off = pc - this.sramBase;
+    const hashes = new Map<number, string>();
+    for (const a of nativeAlgorithms) {
+      if (off + a.size > this.sram.length) continue;
+      let h = hashes.get(a.size);
+      if (h === undefined) {
+        h = createHash('sha256').update(this.sram.subarray(off, off + a.size)).digest('hex');
+        hashes.set(a.size, h);
+      }
+      if (h !== a.sha256) continue;
+      this.algorithm = { name: a.name, step: a.start(this.core.regs, this.coreBus), breakpoint: pc + a.breakpointOffset };
+      this.emit('algorithm', a.name, 'started');
+      this.stepAlgorithm();
+      return;
+    }
+  }
+
+  private interruptAlgorithm(): void {
+    const running = this.algorithm;
+    if (running === undefined) return;
+    this.algorithm = undefined;
+    this.emit('algorithm', running.name, 'interrupted');
+  }
+
+  /** The core's own accesses: the debug port's bus, with a fault thrown instead of flagged. */
+  private makeCoreBus(): CoreBus {
+    const access = <T>(addr: number, fn: () => T): T => {
+      const debugFault = this.fault;
+      this.fault = false;
+      const v = fn();
+      const faulted = this.fault;
+      this.fault = debugFault;
+      if (faulted) throw new CoreBusFault(addr);
+      return v;
+    };
+    return {
+      read8: (addr) => access(addr, () => (this.read32(addr) >>> (8 * (addr & 3))) & 0xff),
+      read16: (addr) => access(addr, () => (this.read32(addr) >>> (8 * (addr & 2))) & 0xffff),
+      read32: (addr) => access(addr, () => this.read32(addr)),
+      write16: (addr, value) => access(addr, () => this.write(addr, 2, value & 0xffff)),
+      write32: (addr, value) => access(addr, () => this.write(addr, 4, value >>> 0)),
+    };
   }
 
   // ---- flash contents, outside the debug path (preload and dump for tests and the admin API) ----------
