@@ -16,8 +16,8 @@
 //                                                    + ⌈n/8⌉ TDO bytes
 //                   0x07 speed, then 0xAA 0x55      the host's UART speed switch; → 0x07 speed
 //
-// The emulator keeps no timers: a command split across reads waits for its remaining bytes, and one that has
-// waited longer than `staleMs` when the next bytes come is dropped as the remains of a killed host (a new
+// The emulator keeps no timers: a command split across reads waits for its remaining bytes, and one whose
+// last byte came more than `staleMs` before the next bytes is dropped as the remains of a killed host (a new
 // OpenOCD starts with 20 zeros, which must not be taken as shift data).
 import net from 'node:net';
 import { mkdtemp, rm, unlink } from 'node:fs/promises';
@@ -81,7 +81,7 @@ export class BusPirate {
       this.mode = 'terminal';
       this.zeros = 0;
     }
-    let input = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    const input = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
     const replies: Buffer[] = [];
     let i = 0;
     while (i < input.length) {
@@ -90,9 +90,8 @@ export class BusPirate {
       i += used;
     }
     if (i < input.length) {
-      if (this.pending.length === 0 || i > 0) this.pendingSince = now;
-      input = input.subarray(i);
-      this.pending = Buffer.from(input);
+      this.pendingSince = now;
+      this.pending = Buffer.from(input.subarray(i));
     } else this.pending = Buffer.alloc(0);
     return replies.length === 1 ? replies[0]! : Buffer.concat(replies);
   }

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Rails, RailName } from '../rails.ts';
-import { CoreBusFault, nativeAlgorithms, type AlgorithmStep, type CoreBus } from './algorithms.ts';
+import { CoreBusFault, nativeAlgorithms, type AlgorithmStep, type CoreBus, type NativeAlgorithm } from './algorithms.ts';
 import { CortexMDebug, CoreState, REG_PC } from './cortex-m.ts';
 import { FlashArray, createFlashInterface, type FlashInterface } from './flash.ts';
 import { targetProfile, type TargetName, type TargetProfile } from './profiles.ts';
@@ -34,6 +34,8 @@ export type ResetCause = 'power-on' | 'nrst' | 'srst' | 'sysresetreq';
 export interface Stm32TargetOptions {
   target: TargetName;
   flashSizeKiB?: number;
+  /** The routines the core recognises and carries out; default OpenOCD 0.12's (algorithms.ts). */
+  algorithms?: readonly NativeAlgorithm[];
 }
 
 export class Stm32Target extends EventEmitter<TargetEvents> {
@@ -60,9 +62,11 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
   private algorithm: { name: string; step: AlgorithmStep; breakpoint: number } | undefined;
   private stepping = false;
   private readonly coreBus: CoreBus;
+  private readonly algorithms: readonly NativeAlgorithm[];
 
   constructor(options: Stm32TargetOptions) {
     super();
+    this.algorithms = options.algorithms ?? nativeAlgorithms;
     this.profile = targetProfile(options.target, options.flashSizeKiB);
     const p = this.profile;
     this.flash = new FlashArray(p.flashSizeKiB * 1024);
@@ -270,7 +274,7 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
     if (pc < this.sramBase || pc >= this.sramEnd) return;
     const off = pc - this.sramBase;
     const hashes = new Map<number, string>();
-    for (const a of nativeAlgorithms) {
+    for (const a of this.algorithms) {
       if (off + a.size > this.sram.length) continue;
       let h = hashes.get(a.size);
       if (h === undefined) {
