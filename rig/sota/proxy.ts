@@ -17,10 +17,8 @@
 // cloud told (status 12, so its Retry Times strategy applies). The alternatives are worse: AT+QIOTUPDATE=0
 // is only accepted in RECEIVED_PLAN, silence costs the 60 s read-inactivity timer and reports nothing
 // meaningful, and AT+QIOTUPDATE=3 would claim the MCU is installing.
-import { AtTimeoutError } from '../at/errors.ts';
 import type { TranscriptEntry } from '../at/transcript.ts';
-import { AbortedError, ConfigError, FirmwareError, InfrastructureError, ProtocolError, RigError } from '../errors.ts';
-import type { FailureKind } from '../errors.ts';
+import { ConfigError, FirmwareError, ProtocolError, RigError } from '../errors.ts';
 import { compareImages, describeComparison } from '../images/compare.ts';
 import { DEFAULT_CRC_ALGORITHM, crcParams, formatCrc } from '../images/crc.ts';
 import { describeIdentity, identifyImage } from '../images/header.ts';
@@ -37,18 +35,22 @@ import type { ModuleEvent, OtaDownloadStartEvent, OtaPlanEvent } from '../quecth
 import { UpdateAction } from '../quecthing/quecthing.ts';
 import type { QuecThing } from '../quecthing/quecthing.ts';
 import type { PreparedPlan, Station, UpgradeSpec } from '../station/station.ts';
+import { Disturbance, FaultExecutor } from './fault-exec.ts';
 import { formatFault } from './faults.ts';
 import type { Fault } from './faults.ts';
 import { silentRecorder } from './recorder.ts';
 import type { Recorder } from './recorder.ts';
-import { completeRecord, recordedFirmware, RUN_RECORD_FORMAT, RUN_RECORD_VERSION, serializeRunRecord, thin } from './record.ts';
-import type { CloudFault, FiredFault, RecordedError, RecordedEvent, RecordedLine, RecordedPhase, RunRecord } from './record.ts';
+import { completeRecord, publishRecord, recordedFirmware, recordedStation, recordedUpgrade, RUN_RECORD_FORMAT, RUN_RECORD_VERSION, thin } from './record.ts';
+import type { CloudFault, RunRecord } from './record.ts';
 import { DownloadAssembly } from './pieces.ts';
-import { FaultSchedule, checkFaults, whyNotFired } from './schedule.ts';
-import type { ScheduledFault } from './schedule.ts';
+import { ProtocolTimerError, RunLog, errorInfo } from './run-log.ts';
+import { FaultSchedule, checkFaults } from './schedule.ts';
+import { reviveProbe } from './slots.ts';
 import { judge } from './verdict.ts';
 import type { Evidence, Outcome, ReadbackResult } from './verdict.ts';
-import { ensureRegistered, sleep } from './module.ts';
+import { ensureRegistered } from './module.ts';
+
+export { ProtocolTimerError } from './run-log.ts';
 
 export interface ProxyUpgradeOptions {
   /** The plan to expect: prepared already, or a spec the flow prepares through station.plans. */
@@ -88,23 +90,6 @@ export interface ProxyUpgradeOptions {
   firmware?: FirmwareSet;
 }
 
-/** A protocol timer that runs on the module and that the flow, as the MCU, let run out (or was about to). */
-export class ProtocolTimerError extends ProtocolError {
-  constructor(
-    readonly timer: 'read-inactivity' | 'update-wait',
-    summary: string,
-    details: ConstructorParameters<typeof ProtocolError>[1],
-  ) {
-    super(summary, details);
-  }
-}
-
-/**
- * How long OpenOCD's background poll may take to re-examine a target that came back: it backs off while the
- * target does not answer, up to about 5 s between attempts.
- */
-const REEXAMINE_MS = 5_000;
-
 /** 10702 periods a piece's download may take by default (5 s each on a real module: 10 minutes). */
 export const DOWNLOAD_NOTIFY_LIMIT = 120;
 
@@ -112,18 +97,6 @@ export const DOWNLOAD_NOTIFY_LIMIT = 120;
 export type ProxyRun = RunRecord;
 
 type Phase = 'prepare' | 'register' | 'plan' | 'download' | 'updating' | 'reporting' | 'done';
-
-/** Something the flow did to the station (a fault) or saw happen to it, which changes what comes next. */
-class Disturbance extends Error {
-  constructor(
-    readonly what: { rebooted?: boolean; reopened?: boolean; networkRestored?: boolean },
-    readonly cause_: string,
-    /** Caused by one of the run's own faults (recorded in `fired`), not by the station on its own. */
-    readonly ours = false,
-  ) {
-    super(`disturbance: ${cause_}`);
-  }
-}
 
 /** The module settled the OTA with 10706 where the flow did not expect it. */
 class ModuleFailed extends Error {
@@ -134,16 +107,6 @@ class ModuleFailed extends Error {
 
 const isOta7 = (code: number) => (e: ModuleEvent) => e.kind !== 'reboot' && e.kind !== 'urc' && e.kind !== 'malformed' && e.type === 7 && e.code === code;
 const is10706 = isOta7(10706);
-
-function errorInfo(err: unknown): { kind: FailureKind; name: string; message: string; timeout: boolean } {
-  if (err instanceof RigError) {
-    return { kind: err.kind, name: err.name, message: err.message, timeout: err instanceof EventTimeoutError || err instanceof AtTimeoutError || err instanceof ProtocolTimerError };
-  }
-  const e = err instanceof Error ? err : new Error(String(err));
-  // Anything else is the rig's own bug: not the firmware's, and not the station's either (retrying it or
-  // counting it towards a broken station would hide it).
-  return { kind: 'internal', name: e.name, message: e.message, timeout: false };
-}
 
 /**
  * Runs one upgrade and returns its record, whatever the outcome (see `verdict`). Throws only a ConfigError,
@@ -156,8 +119,7 @@ export async function runProxyUpgrade(station: Station, options: ProxyUpgradeOpt
 }
 
 class ProxyFlow {
-  private readonly t0 = performance.now();
-  private readonly startedAt = new Date().toISOString();
+  private readonly log: RunLog;
   private readonly recorder: Recorder;
   private readonly signal: AbortSignal | undefined;
   private readonly blockSize: number;
@@ -167,10 +129,10 @@ class ProxyFlow {
   private readonly maxRecoveries: number;
   private readonly faults: readonly Fault[];
   private readonly schedule: FaultSchedule;
+  private readonly executor: FaultExecutor;
 
   private pkg: Package | undefined;
   private plan: PreparedPlan | undefined;
-  private phase: Phase = 'prepare';
   private ev: EventCursor | undefined;
   private unsubscribe: (() => void)[] = [];
   private wake: AbortController | undefined;
@@ -178,8 +140,6 @@ class ProxyFlow {
   private reboots = 0;
   private failures10706 = 0;
   private recoveries = 0;
-  private networkCutUntilEnd = false;
-  private targetDisturbed = false;
   /** When the module's update wait started (the 10704 the flow last took), performance.now(). */
   private updatingSince: number | undefined;
   /** When the latest 10704 arrived: the module arms its update wait then, not when the flow gets to it. */
@@ -202,14 +162,8 @@ class ProxyFlow {
   private readback: ReadbackResult | undefined;
   private image: Image | undefined;
 
-  // Record.
-  private readonly events: RecordedEvent[] = [];
-  private readonly transcript: RecordedLine[] = [];
-  private readonly phases: RecordedPhase[] = [];
-  private readonly errors: RecordedError[] = [];
-  private readonly fired: FiredFault[] = [];
+  // Record (the rest is in the log).
   private readonly progress: { t: number; offset: number }[] = [];
-  private readonly stepCount = new Map<string, number>();
   private readBytes = 0;
   private readBlocks = 0;
   private readMs = 0;
@@ -227,6 +181,25 @@ class ProxyFlow {
     this.maxRecoveries = opts.maxRecoveries ?? 5;
     this.faults = opts.faults ?? [];
     this.schedule = new FaultSchedule(this.faults);
+    this.log = new RunLog(this.recorder);
+    this.executor = new FaultExecutor(
+      {
+        station,
+        log: this.log,
+        signal: this.signal,
+        rebootAcknowledged: () => this.rebootAcks++,
+        reattach: () => this.reattach(),
+      },
+      this.schedule,
+    );
+  }
+
+  private get phase(): Phase {
+    return this.log.phase as Phase;
+  }
+
+  private set phase(p: Phase) {
+    this.log.phase = p;
   }
 
   private get qt(): QuecThing {
@@ -235,10 +208,6 @@ class ProxyFlow {
 
   private get T() {
     return this.station.timeouts;
-  }
-
-  private now(): number {
-    return Math.round((performance.now() - this.t0) * 10) / 10;
   }
 
   // ---- the run --------------------------------------------------------------------------------------
@@ -252,19 +221,19 @@ class ProxyFlow {
       await this.main();
     } catch (err) {
       error = err;
-      this.noteError(err, false);
+      this.log.noteError(err, false);
     } finally {
       this.schedule.stop();
     }
-    await this.cleanUp();
+    await this.executor.restoreNetwork();
     // The verdict rests on the flash: read it back unless the run was aborted or the probe is the problem.
     const aborted = this.signal?.aborted === true;
     // Read again when a target fault came after the read-back: the verdict rests on the last word of the flash.
-    if ((!this.readback || this.targetDisturbed) && !aborted && !(error instanceof ConfigError) && this.pkg) {
+    if ((!this.readback || this.executor.targetDisturbed) && !aborted && !(error instanceof ConfigError) && this.pkg) {
       try {
-        await this.step('read back', () => this.readBack());
+        await this.log.step('read back', () => this.readBack());
       } catch (err) {
-        this.noteError(err, false);
+        this.log.noteError(err, false);
         error ??= err;
       }
     }
@@ -313,7 +282,7 @@ class ProxyFlow {
 
   private async main(): Promise<void> {
     const { station, opts } = this;
-    this.plan = await this.step('prepare plan', async () => {
+    this.plan = await this.log.step('prepare plan', async () => {
       const p = 'id' in opts.plan ? opts.plan : await station.plans.prepare(opts.plan, { signal: this.signal });
       for (const cf of opts.cloudFaults ?? []) await station.plans.injectCloudFault(cf.kind, cf.params);
       return p;
@@ -325,10 +294,10 @@ class ProxyFlow {
     this.phase = 'register';
     // The module may have restarted since the station set its echo (a fault of an earlier run, a power line
     // at its safe level between tests): the run talks the way the station is configured to from its start.
-    if (station.module.echoSetting !== 'keep') await this.step(`echo ${station.module.echoSetting}`, () => this.applyEcho());
-    await this.step('register', () => ensureRegistered(station, { signal: this.signal, recorder: this.recorder }));
+    if (station.module.echoSetting !== 'keep') await this.log.step(`echo ${station.module.echoSetting}`, () => this.applyEcho());
+    await this.log.step('register', () => ensureRegistered(station, { signal: this.signal, recorder: this.recorder }));
     // No OTA of ours is in flight yet, so announcing the running version is safe (§4.3) and needed (FAQ 10).
-    await this.step('set version', () => this.qt.setMcuVersion(station.component, opts.current.version, this.cmd()));
+    await this.log.step('set version', () => this.qt.setMcuVersion(station.component, opts.current.version, this.cmd()));
 
     this.ev = this.qt.events();
     this.phase = 'plan';
@@ -338,13 +307,13 @@ class ProxyFlow {
     this.phase = 'download';
     await this.downloadPhase();
 
-    const ok = await this.step('verify package', async () => this.verifyDownload());
+    const ok = await this.log.step('verify package', async () => this.verifyDownload());
     if (!ok) {
       await this.giveUp();
       return;
     }
 
-    await this.step('update', async () => {
+    await this.log.step('update', async () => {
       await this.qt.otaUpdate(UpdateAction.updating, this.cmd());
       this.phase = 'updating';
       this.schedule.at('after-update3');
@@ -357,7 +326,7 @@ class ProxyFlow {
     });
 
     await this.programPhase();
-    const rb = await this.step('read back', () => this.withinUpdateWait('reading back', () => this.readBack()));
+    const rb = await this.log.step('read back', () => this.withinUpdateWait('reading back', () => this.readBack()));
     if (!rb.matchesTarget) {
       // The MCU does not claim a version its flash does not hold.
       throw new FirmwareError('the image read back is not the image programmed', {
@@ -369,10 +338,10 @@ class ProxyFlow {
 
     this.schedule.at('before-version-report');
     await this.untilSettled(async () => {
-      await this.checkpoint();
+      await this.executor.checkpoint();
     });
     this.phase = 'reporting';
-    await this.step('report version', async () => {
+    await this.log.step('report version', async () => {
       await this.untilSettled(async () => {
         await this.qt.setMcuVersion(station.component, this.pkg!.version, this.cmd());
         await this.waitFor(isEvent('ota-success'), this.T.commandMs + this.T.marginMs, '+QIOTEVT: 7,10705');
@@ -388,7 +357,7 @@ class ProxyFlow {
   private async planPhase(): Promise<OtaPlanEvent | undefined> {
     for (;;) {
       try {
-        const e = await this.step('request plan', async () => {
+        const e = await this.log.step('request plan', async () => {
           await this.qt.otaRequest({ sha256: true, ...this.cmd() });
           return this.waitFor(
             (x): x is OtaPlanEvent => x.kind === 'ota-plan' && x.component === this.station.component,
@@ -398,13 +367,13 @@ class ProxyFlow {
         });
         const refusal = await this.checkPlan(e);
         if (refusal !== undefined) {
-          await this.step('refuse', () => this.qt.otaUpdate(UpdateAction.refuse, this.cmd()));
+          await this.log.step('refuse', () => this.qt.otaUpdate(UpdateAction.refuse, this.cmd()));
           this.decision = 'refused';
           this.refusal = refusal;
           this.recorder.measure('refused', 1, 'count');
           return undefined;
         }
-        await this.step('confirm', () => this.qt.otaUpdate(UpdateAction.confirm, this.cmd()));
+        await this.log.step('confirm', () => this.qt.otaUpdate(UpdateAction.confirm, this.cmd()));
         this.decision = 'upgrade';
         return e;
       } catch (err) {
@@ -453,8 +422,8 @@ class ProxyFlow {
     let attempt = 0;
     for (;;) {
       try {
-        if (!dl.piece) await this.step(this.numbered('download', attempt), () => this.awaitPiece(dl));
-        await this.step(this.numbered('read blocks', attempt), () => this.readPiece(dl));
+        if (!dl.piece) await this.log.step(this.log.numbered('download', attempt), () => this.awaitPiece(dl));
+        await this.log.step(this.log.numbered('read blocks', attempt), () => this.readPiece(dl));
         if (dl.complete) return;
         dl.next();
         await this.qt.otaUpdate(UpdateAction.nextPiece, this.cmd());
@@ -482,7 +451,7 @@ class ProxyFlow {
         throw new EventTimeoutError(`no piece (10703) within ${limitMs} ms of download`, {
           station: this.station.name,
           expected: '+QIOTEVT: 7,10703 once the module has downloaded the piece',
-          seen: `only ${this.events.slice(-3).map((x) => JSON.stringify(x.raw)).join(', ')}`,
+          seen: `only ${this.log.events.slice(-3).map((x) => JSON.stringify(x.raw)).join(', ')}`,
         });
       }
       const e = await this.waitFor(isEvent('ota-plan', 'ota-download-start', 'ota-downloading', 'ota-piece-ready'), Math.min(quiet, left), '+QIOTEVT: 7,10701/10702/10703');
@@ -532,7 +501,7 @@ class ProxyFlow {
     for (let len = dl.nextBlock(this.blockSize); len > 0; len = dl.nextBlock(this.blockSize)) {
       const offset = dl.readOffset;
       this.schedule.atOffset(offset, len);
-      await this.checkpoint();
+      await this.executor.checkpoint();
       this.checkReadInactivity(offset, len);
       const t = performance.now();
       let block;
@@ -549,7 +518,7 @@ class ProxyFlow {
         if (!retried) {
           // A garbled block (noise, a URC in the wrong place) costs one more read of the same range (§2.7).
           retried = true;
-          this.noteError(err, true);
+          this.log.noteError(err, true);
           continue;
         }
         // A module that lost power mid-answer may have printed its RDY inside the block it was sending,
@@ -567,7 +536,7 @@ class ProxyFlow {
       this.readBytes += block.data.length;
       this.readBlocks++;
       dl.store(block.start, block.data);
-      this.progress.push({ t: this.now(), offset: dl.readOffset });
+      this.progress.push({ t: this.log.now(), offset: dl.readOffset });
       this.recorder.progress?.('read blocks', dl.readOffset, size);
     }
   }
@@ -584,7 +553,7 @@ class ProxyFlow {
     throw new ProtocolTimerError('read-inactivity', `the module's read-inactivity timer ran out between two block reads`, {
       station: this.station.name,
       expected: `AT+QIOTOTARD=${offset},${len} within the read-inactivity time (${this.T.readInactivityMs} ms) of the last read or 10703`,
-      seen: `${gap} ms since then (${this.fired.at(-1) ? `after fault ${this.fired.at(-1)!.fault}` : 'a recovery in between'}); the module drops the piece and reports 10706`,
+      seen: `${gap} ms since then (${this.log.fired.at(-1) ? `after fault ${this.log.fired.at(-1)!.fault}` : 'a recovery in between'}); the module drops the piece and reports 10706`,
     });
   }
 
@@ -625,7 +594,7 @@ class ProxyFlow {
   /** The MCU reports the version it really runs while the module holds the download: 10706 (see the header). */
   private async giveUp(): Promise<void> {
     this.decision = 'download-rejected';
-    await this.step('report version', async () => {
+    await this.log.step('report version', async () => {
       await this.qt.setMcuVersion(this.station.component, this.opts.current.version, this.cmd());
       await this.waitFor(isEvent('ota-failed'), this.T.commandMs + this.T.marginMs, '+QIOTEVT: 7,10706', false);
       this.moduleResult = 10706;
@@ -637,25 +606,25 @@ class ProxyFlow {
   private async programPhase(): Promise<void> {
     const { station } = this;
     const image = this.image!;
-    await this.step('program', () =>
+    await this.log.step('program', () =>
       this.withinUpdateWait('programming', async () => {
         this.schedule.at('programming');
         const during = this.schedule.take();
         // Faults "during programming" run alongside the write, as a brown-out would.
         // Settled at once into "error or nothing", so a fault that ends before the write is never unhandled.
-        const actions = during.map((f) => this.execute(f).then(() => undefined, (err: unknown) => err));
+        const actions = during.map((f) => this.executor.execute(f).then(() => undefined, (err: unknown) => err));
         let lastErr: unknown;
         for (let attempt = 0; attempt <= this.maxRecoveries; attempt++) {
           try {
-            if (this.targetDisturbed || attempt > 0) await this.reviveProbe();
-            this.targetDisturbed = false;
+            if (this.executor.targetDisturbed || attempt > 0) await reviveProbe(this.station, this.signal);
+            this.executor.targetDisturbed = false;
             await station.probe.program(station.layout.slotAddress, image.bytes, { signal: this.signal });
             lastErr = undefined;
             break;
           } catch (err) {
             if (this.signal?.aborted || actions.length === 0) throw err;
             lastErr = err;
-            this.noteError(err, true);
+            this.log.noteError(err, true);
             // Let the fault finish (the supply back on) before writing again.
             await Promise.all(actions);
             this.recoveries++;
@@ -702,29 +671,12 @@ class ProxyFlow {
     return result;
   }
 
-  /**
-   * After the target lost power or was reset, OpenOCD's background poll re-examines it once it answers
-   * again: wait for that. Only a target still unexamined after the poll's back-off (or an OpenOCD that went
-   * away) is worth an OpenOCD restart.
-   */
-  private async reviveProbe(): Promise<void> {
-    const signal = this.signal;
-    const probe = this.station.probe;
-    try {
-      await probe.waitExamined(REEXAMINE_MS + this.T.marginMs, { signal });
-    } catch (err) {
-      if (signal?.aborted || err instanceof AbortedError || !(err instanceof InfrastructureError)) throw err;
-      await probe.restart({ signal });
-      await probe.examine({ signal });
-    }
-  }
-
   private async readBack(): Promise<ReadbackResult> {
     const { station, opts } = this;
     const address = station.layout.slotAddress;
     const target = this.pkg!.target;
     const size = Math.min(station.layout.slotSize, Math.max(opts.current.size, target.size));
-    if (this.targetDisturbed) await this.reviveProbe();
+    if (this.executor.targetDisturbed) await reviveProbe(this.station, this.signal);
     const flash = await station.probe.readRegion(address, size, { signal: this.signal });
     const id = identifyImage(flash);
     const identified = id.state === 'valid' ? { component: id.header.component, version: id.header.version } : undefined;
@@ -772,7 +724,7 @@ class ProxyFlow {
     let deadline = performance.now() + timeoutMs;
     for (;;) {
       const c0 = performance.now();
-      await this.checkpoint();
+      await this.executor.checkpoint();
       deadline += performance.now() - c0;
       const wake = new AbortController();
       this.wake = wake;
@@ -802,7 +754,7 @@ class ProxyFlow {
       // Faults this very event triggers run now, with the event in hand: after a network cut or a reopened
       // port the flow goes on with it; after a reboot it is stale and the caller starts over.
       try {
-        await this.checkpoint();
+        await this.executor.checkpoint();
       } catch (err) {
         if (!(err instanceof Disturbance) || err.what.rebooted) throw err;
         await this.recover(err);
@@ -823,119 +775,11 @@ class ProxyFlow {
     }
   }
 
-  /** Executes the faults that are due; a Disturbance tells the caller what changed. */
-  private async checkpoint(): Promise<void> {
-    if (!this.schedule.pending) return;
-    const what: Disturbance['what'] = {};
-    const causes: string[] = [];
-    for (const f of this.schedule.take()) {
-      try {
-        await this.execute(f);
-      } catch (err) {
-        if (!(err instanceof Disturbance)) throw err;
-        Object.assign(what, err.what);
-        causes.push(err.cause_);
-      }
-    }
-    if (causes.length > 0) throw new Disturbance(what, causes.join('; '), true);
-  }
-
-  /** Executes one fault's action; resolves when the station is usable again, or throws a Disturbance. */
-  private async execute(f: ScheduledFault): Promise<void> {
-    const { station } = this;
-    const a = f.fault.action;
-    const t = this.now();
-    const phase = this.phase;
-    const note = (effect: string) => {
-      this.fired.push({ fault: f.text, t, phase, effect });
-      try {
-        station.module.at.note(`fault ${f.text}: ${effect}`);
-      } catch {
-        // A closed port takes no notes; the record has the fault.
-      }
-    };
-    const d = await this.recorder.step(`fault ${f.text}`, async (): Promise<Disturbance | undefined> => {
-      switch (a.kind) {
-        case 'power-cycle':
-        case 'reset': {
-          if (a.part === 'target') {
-            if (a.kind === 'power-cycle') await station.power.cycle('target', a.offMs, { signal: this.signal });
-            else await station.power.reset('target', a.ms, { signal: this.signal });
-            this.targetDisturbed = true;
-            note(`target ${a.kind === 'reset' ? 'reset' : 'power-cycled'}`);
-            return undefined;
-          }
-          const rdy = this.qt.events();
-          try {
-            if (a.kind === 'power-cycle') await station.power.cycle('module', a.offMs, { signal: this.signal });
-            else await station.power.reset('module', a.ms, { signal: this.signal });
-            let reopened = false;
-            if (!station.module.at.isOpen) {
-              // A USB module's port vanishes with its supply.
-              await this.reopenWhenBack();
-              this.reattach();
-              reopened = true;
-            }
-            const c = reopened ? this.qt.events() : rdy;
-            try {
-              await c.next(isEvent('reboot'), { timeoutMs: this.T.bootMs + this.T.marginMs, signal: this.signal, expected: 'RDY after the module restarted' });
-            } finally {
-              if (c !== rdy) c.close();
-            }
-            // The run's cursor saw the same RDY: it is this fault's, not a surprise.
-            if (!reopened) this.rebootAcks++;
-          } finally {
-            rdy.close();
-          }
-          note(`module ${a.kind === 'reset' ? 'reset' : 'power-cycled'}, RDY seen`);
-          return new Disturbance({ rebooted: true }, `fault ${f.text}`, true);
-        }
-        case 'network-cut': {
-          await this.qt.setFunctionality(4, false, this.cmd());
-          if (a.ms === 0) {
-            this.networkCutUntilEnd = true;
-            note('AT+CFUN=4 until the end of the run');
-            return undefined;
-          }
-          await sleep(a.ms, this.signal);
-          await this.qt.setFunctionality(1, false, this.cmd());
-          note(`AT+CFUN=4 for ${a.ms} ms, then AT+CFUN=1`);
-          return new Disturbance({ networkRestored: true }, `fault ${f.text}`, true);
-        }
-        case 'close-port': {
-          await station.module.reopen({ signal: this.signal });
-          this.reattach();
-          note('serial port closed and reopened');
-          return new Disturbance({ reopened: true }, `fault ${f.text}`, true);
-        }
-      }
-    });
-    if (d) throw d;
-  }
-
-  /**
-   * Reopens a serial port that vanished with the module's supply. A USB module re-enumerates some time after
-   * power-on and nothing tells the rig when, so it tries again with a growing pause, within the boot time.
-   */
-  private async reopenWhenBack(): Promise<void> {
-    const until = performance.now() + this.T.bootMs + this.T.marginMs;
-    for (let pause = 100; ; pause = Math.min(pause * 2, 2000)) {
-      try {
-        await this.station.module.reopen({ signal: this.signal });
-        return;
-      } catch (err) {
-        if (this.signal?.aborted || !(err instanceof RigError) || err.kind !== 'infrastructure' || performance.now() + pause > until) throw err;
-        this.noteError(err, true);
-        await sleep(pause, this.signal);
-      }
-    }
-  }
-
   /** Brings the module back to where the current phase can go on (see the header). */
   private async recover(d: Disturbance): Promise<void> {
     this.recoveries++;
     // A disturbance the flow caused itself is in `fired`; one it did not cause (a brown-out) is an error.
-    if (!d.ours) this.noteError(new ProtocolError(`recovering: ${d.cause_}`, { station: this.station.name }), true);
+    if (!d.ours) this.log.noteError(new ProtocolError(`recovering: ${d.cause_}`, { station: this.station.name }), true);
     if (d.what.rebooted && (this.phase === 'plan' || this.phase === 'download' || this.phase === 'register')) {
       // Everything the module said before it rebooted is stale (a 10703 of an erased piece): start a fresh
       // cursor. The RDY is already behind us. In UPDATING the old cursor is kept: 10704 comes right after RDY.
@@ -947,7 +791,7 @@ class ProxyFlow {
       throw new ProtocolError(`gave up after ${this.maxRecoveries} recoveries`, { station: this.station.name, expected: 'an upgrade within the recovery budget', seen: d.cause_ });
     }
     const { station } = this;
-    await this.step('recover', async () => {
+    await this.log.step('recover', async () => {
       // First: the echo setting does not survive a boot on some modules (protocol §6), and everything the
       // flow sends from here on is meant to go as configured. A reopened port had it applied by reopen().
       if (d.what.rebooted) await this.applyEcho();
@@ -988,22 +832,13 @@ class ProxyFlow {
     await this.station.module.applyEcho(this.signal ? { signal: this.signal } : {});
   }
 
-  private async cleanUp(): Promise<void> {
-    if (!this.networkCutUntilEnd) return;
-    try {
-      await this.qt.setFunctionality(1, false, { timeoutMs: this.T.commandMs + this.T.marginMs });
-    } catch (err) {
-      this.noteError(err, true);
-    }
-  }
-
   // ---- record -------------------------------------------------------------------------------------------
 
   private attach(): void {
     const { module } = this.station;
     this.unsubscribe.push(
       module.qt.on('event', (e) => this.onEvent(e)),
-      module.at.on('transcript', (x) => this.onTranscript(x)),
+      module.at.on('transcript', (x: TranscriptEntry) => this.log.addTranscript(x)),
     );
   }
 
@@ -1020,44 +855,13 @@ class ProxyFlow {
   }
 
   private onEvent(e: ModuleEvent): void {
-    const rec: RecordedEvent = { t: this.now(), raw: e.raw, kind: e.kind };
-    if ('code' in e && e.code !== undefined) rec.code = e.code;
-    this.events.push(rec);
+    this.log.addEvent(e);
     if (e.kind === 'reboot') this.reboots++;
     if (e.kind === 'ota-updating') this.last10704At = performance.now();
     if (is10706(e)) this.failures10706++;
     // Event triggers run at the flow's next checkpoint (right after the wait that takes the event, or before
     // the next block read); only delay triggers wake a wait.
     this.schedule.onEvent(e);
-  }
-
-  private onTranscript(x: TranscriptEntry): void {
-    this.transcript.push({ t: this.now(), dir: x.dir, text: x.text, ...(x.binary ? { binary: { ...x.binary } } : {}) });
-  }
-
-  private noteError(err: unknown, recovered: boolean): void {
-    const i = errorInfo(err);
-    this.errors.push({ t: this.now(), phase: this.phase, kind: i.kind, name: i.name, message: i.message, recovered });
-  }
-
-  private numbered(name: string, attempt: number): string {
-    return attempt === 0 ? name : `${name} (attempt ${attempt + 1})`;
-  }
-
-  private async step<T>(name: string, body: () => Promise<T>): Promise<T> {
-    const n = (this.stepCount.get(name) ?? 0) + 1;
-    this.stepCount.set(name, n);
-    const label = n === 1 || name.includes('(attempt') ? name : `${name} #${n}`;
-    const start = this.now();
-    let ok = false;
-    try {
-      const r = await this.recorder.step(label, body);
-      ok = true;
-      return r;
-    } finally {
-      const end = this.now();
-      this.phases.push({ name: label, start, end, durationMs: Math.round((end - start) * 10) / 10, ok });
-    }
   }
 
   private cmd(): { timeoutMs: number; signal?: AbortSignal } {
@@ -1082,58 +886,19 @@ class ProxyFlow {
       error: info,
     });
     const pkg = this.pkg;
-    const plan = this.plan?.expected;
     const spec = 'id' in opts.plan ? undefined : opts.plan;
     const bytesPerSecond = this.readMs > 0 ? Math.round((this.readBytes * 1000) / this.readMs) : 0;
     if (this.readMs > 0) this.recorder.measure('read bytes/s', bytesPerSecond, 'B/s');
-    for (const p of this.phases) this.recorder.measure(`${p.name} duration`, p.durationMs, 'ms');
+    this.log.measurePhases();
+    const { log } = this;
     const bare: RunRecord = {
       format: RUN_RECORD_FORMAT,
       version: RUN_RECORD_VERSION,
       flow: 'proxy',
-      startedAt: this.startedAt,
-      durationMs: this.now(),
-      station: {
-        name: station.name,
-        description: station.info.description,
-        baudRate: station.info.baudRate,
-        target: station.info.target,
-        probe: station.info.probe,
-        component: station.component,
-        slotAddress: station.layout.slotAddress,
-        echo: station.module.echoSetting,
-      },
-      plan: {
-        id: this.plan?.id ?? '',
-        component: plan?.component ?? station.component,
-        sourceVersion: plan?.sourceVersion ?? pkg?.sourceVersion ?? '',
-        targetVersion: plan?.targetVersion ?? pkg?.version ?? '',
-        size: plan?.size ?? pkg?.size ?? 0,
-        md5: plan?.md5 ?? pkg?.declared.md5 ?? '',
-        crc: plan?.crc ?? pkg?.declared.crc ?? 0,
-        sha256: plan?.sha256 ?? pkg?.declared.sha256 ?? '',
-        minBattery: plan?.minBattery ?? 0,
-        minSignal: plan?.minSignal ?? 0,
-      },
-      spec: {
-        component: spec?.component ?? plan?.component ?? station.component,
-        package: pkg?.name ?? '',
-        ...(spec?.minBattery !== undefined ? { minBattery: spec.minBattery } : plan?.minBattery ? { minBattery: plan.minBattery } : {}),
-        ...(spec?.minSignal !== undefined ? { minSignal: spec.minSignal } : plan?.minSignal ? { minSignal: plan.minSignal } : {}),
-        ...(spec?.whitelist ? { whitelist: spec.whitelist } : {}),
-        ...(spec?.blacklist ? { blacklist: spec.blacklist } : {}),
-        ...(spec?.pushActively !== undefined ? { pushActively: spec.pushActively } : {}),
-        ...(spec?.rejectionPeriodMinutes !== undefined ? { rejectionPeriodMinutes: spec.rejectionPeriodMinutes } : {}),
-      },
-      package: {
-        name: pkg?.name ?? '',
-        type: pkg?.type ?? 'full',
-        version: pkg?.version ?? '',
-        sourceVersion: pkg?.sourceVersion ?? null,
-        size: pkg?.size ?? 0,
-        sha256: pkg?.sha256 ?? '',
-        targetSha256: pkg?.target.sha256 ?? '',
-      },
+      startedAt: log.startedAt,
+      durationMs: log.now(),
+      station: recordedStation(station),
+      ...recordedUpgrade(station, this.plan, pkg, spec),
       current: { version: opts.current.version, size: opts.current.size, sha256: opts.current.sha256 },
       options: {
         battery: this.battery,
@@ -1145,10 +910,10 @@ class ProxyFlow {
       },
       faults: this.faults.map(formatFault),
       cloudFaults: (opts.cloudFaults ?? []).map((c) => ({ kind: c.kind, ...(c.params ? { params: c.params } : {}) })),
-      fired: this.fired,
-      events: this.events,
-      transcript: this.transcript,
-      phases: this.phases,
+      fired: log.fired,
+      events: log.events,
+      transcript: log.transcript,
+      phases: log.phases,
       read: { bytes: this.readBytes, blocks: this.readBlocks, ms: Math.round(this.readMs), bytesPerSecond },
       progress: thin(this.progress),
       download:
@@ -1164,16 +929,11 @@ class ProxyFlow {
       refusal: this.refusal ?? null,
       readback: this.readback ?? null,
       verdict,
-      errors: this.errors,
+      errors: log.errors,
     };
     // What `rig repro` needs beyond the run itself: the station's settings and the bytes no manifest has.
     const record = completeRecord(bare, { entry: station.entry, firmware: pkg ? recordedFirmware(pkg, opts.current, firmware) : undefined });
-    if (this.faults.length > 0) {
-      const unfired = this.schedule.unfired().map((u) => `${u.text}: never fired: ${whyNotFired(u.fault, record)}`);
-      this.recorder.attach('fault schedule', [...this.fired.map((f) => `${f.fault} at ${(f.t / 1000).toFixed(3)} s (${f.phase}): ${f.effect}`), ...unfired].join('\n'), 'text/plain');
-    }
-    this.recorder.attach('AT transcript', this.transcript.map((l) => `${(l.t / 1000).toFixed(3).padStart(9)} [${l.dir}]${l.text}`).join('\n'), 'text/plain');
-    this.recorder.attach('run record', serializeRunRecord(record), 'application/json');
+    publishRecord(this.recorder, record, this.schedule);
     return record;
   }
 }

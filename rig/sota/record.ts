@@ -11,6 +11,10 @@ import type { EchoSetting, StationConfig } from '../config/schema.ts';
 import type { FirmwareSet } from '../images/manifest.ts';
 import type { Image } from '../images/image.ts';
 import type { Package, PackageInfo } from '../images/package.ts';
+import type { PreparedPlan, Station } from '../station/station.ts';
+import type { Recorder } from './recorder.ts';
+import type { FaultSchedule } from './schedule.ts';
+import { whyNotFired } from './schedule.ts';
 
 export const RUN_RECORD_FORMAT = 'sota-rig/run-record';
 export const RUN_RECORD_VERSION = 1;
@@ -194,6 +198,76 @@ export function thin<T>(points: readonly T[], max = PROGRESS_POINTS): T[] {
   const step = (points.length - 1) / (max - 1);
   for (let i = 0; i < max; i++) out.push(points[Math.round(i * step)]!);
   return out;
+}
+
+/** The station as a record names it (its config entry is added by completeRecord). */
+export function recordedStation(station: Station): RunRecord['station'] {
+  return {
+    name: station.name,
+    description: station.info.description,
+    baudRate: station.info.baudRate,
+    target: station.info.target,
+    probe: station.info.probe,
+    component: station.component,
+    slotAddress: station.layout.slotAddress,
+    echo: station.module.echoSetting,
+  };
+}
+
+/** The plan, the spec that asked for it and the package, as a record keeps them (what `rig repro` prepares again). */
+export function recordedUpgrade(
+  station: Station,
+  prepared: PreparedPlan | undefined,
+  pkg: Package | undefined,
+  spec: Omit<UpgradeSpec, 'package'> | undefined,
+): Pick<RunRecord, 'plan' | 'spec' | 'package'> {
+  const plan = prepared?.expected;
+  return {
+    plan: {
+      id: prepared?.id ?? '',
+      component: plan?.component ?? station.component,
+      sourceVersion: plan?.sourceVersion ?? pkg?.sourceVersion ?? '',
+      targetVersion: plan?.targetVersion ?? pkg?.version ?? '',
+      size: plan?.size ?? pkg?.size ?? 0,
+      md5: plan?.md5 ?? pkg?.declared.md5 ?? '',
+      crc: plan?.crc ?? pkg?.declared.crc ?? 0,
+      sha256: plan?.sha256 ?? pkg?.declared.sha256 ?? '',
+      minBattery: plan?.minBattery ?? 0,
+      minSignal: plan?.minSignal ?? 0,
+    },
+    spec: {
+      component: spec?.component ?? plan?.component ?? station.component,
+      package: pkg?.name ?? '',
+      ...(spec?.minBattery !== undefined ? { minBattery: spec.minBattery } : plan?.minBattery ? { minBattery: plan.minBattery } : {}),
+      ...(spec?.minSignal !== undefined ? { minSignal: spec.minSignal } : plan?.minSignal ? { minSignal: plan.minSignal } : {}),
+      ...(spec?.whitelist ? { whitelist: spec.whitelist } : {}),
+      ...(spec?.blacklist ? { blacklist: spec.blacklist } : {}),
+      ...(spec?.pushActively !== undefined ? { pushActively: spec.pushActively } : {}),
+      ...(spec?.rejectionPeriodMinutes !== undefined ? { rejectionPeriodMinutes: spec.rejectionPeriodMinutes } : {}),
+    },
+    package: {
+      name: pkg?.name ?? '',
+      type: pkg?.type ?? 'full',
+      version: pkg?.version ?? '',
+      sourceVersion: pkg?.sourceVersion ?? null,
+      size: pkg?.size ?? 0,
+      sha256: pkg?.sha256 ?? '',
+      targetSha256: pkg?.target.sha256 ?? '',
+    },
+  };
+}
+
+/**
+ * The evidence every run hands its Recorder at the end: the fault schedule (what fired, and why the rest did
+ * not), the AT transcript and the record itself (the report's run-record attachment, what `rig repro` reads).
+ */
+export function publishRecord(recorder: Recorder, record: RunRecord, schedule: FaultSchedule): void {
+  if (record.faults.length > 0) {
+    const unfired = schedule.unfired().map((u) => `${u.text}: never fired: ${whyNotFired(u.fault, record)}`);
+    recorder.attach('fault schedule', [...record.fired.map((f) => `${f.fault} at ${(f.t / 1000).toFixed(3)} s (${f.phase}): ${f.effect}`), ...unfired].join('\n'), 'text/plain');
+  }
+  recorder.attach('AT transcript', record.transcript.map((l) => `${(l.t / 1000).toFixed(3).padStart(9)} [${l.dir}]${l.text}`).join('\n'), 'text/plain');
+  recorder.attach('run record', serializeRunRecord(record), 'application/json');
 }
 
 export function serializeRunRecord(r: RunRecord): string {
