@@ -44,6 +44,11 @@ describe('scripts/make-fixtures.ts', () => {
     const files = await listFiles(out);
     expect(files).toEqual([
       'images/STM32_1_0_0.bin', 'images/STM32_1_1_0.bin', 'images/STM32_2_0_0.bin', 'manifest.json',
+      'mcu/BOOT_vbl-1.0-unsafe.bin', 'mcu/BOOT_vbl-1.0.bin',
+      'mcu/STM32_1_0_0-ignores-10706.bin', 'mcu/STM32_1_0_0-no-restart.bin', 'mcu/STM32_1_0_0-skip-md5.bin',
+      'mcu/STM32_1_0_0-wrong-offset.bin', 'mcu/STM32_1_0_0.bin', 'mcu/STM32_1_0_0_to_2_0_0.vcdiff', 'mcu/STM32_1_1_0.bin',
+      'mcu/STM32_2_0_0-crash-at-boot.bin', 'mcu/STM32_2_0_0-never-confirms.bin', 'mcu/STM32_2_0_0-wrong-version.bin',
+      'mcu/STM32_2_0_0.bin', 'mcu/manifest.json',
       'packages/STM32_1_0_0_to_2_0_0.vcdiff', 'packages/STM32_2_0_0_corrupt.bin',
     ]);
     for (const f of files) {

@@ -1,7 +1,10 @@
 #!/usr/bin/env -S npx tsx
 // Writes the firmware fixtures: three STM32 images (1_0_0, 1_1_0, 2_0_0), a VCDIFF delta 1_0_0 → 2_0_0, a
-// deliberately corrupted full package, and fixtures/manifest.json. Deterministic: a seeded PRNG and no
-// timestamps, so running it twice gives identical bytes and the committed fixtures can be re-checked.
+// deliberately corrupted full package, and fixtures/manifest.json; and for dut mode on the virtual MCU
+// (docs/virtual-mcu.md), fixtures/mcu/: the virtual bootloader and its unsafe-swap variant, the same three
+// versions linked for slot A, a delta between them, one image per planted application defect, and
+// fixtures/mcu/manifest.json. Deterministic: a seeded PRNG and no timestamps, so running it twice gives
+// identical bytes and the committed fixtures can be re-checked.
 //
 // TypeScript run with tsx rather than a .mjs: the image header layout and the delta encoder are defined
 // once, in rig/images, and this script builds images with them instead of restating the layout.
@@ -12,6 +15,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { echo, fs, parseArgv, path } from 'zx';
 import { applyDelta, digestOf, encodeDelta, IMAGE_HEADER_OFFSET, IMAGE_HEADER_SIZE, sha256Hex, writeImageHeader } from '../rig/images/index.ts';
 import type { ManifestJson } from '../rig/images/index.ts';
+// The descriptor is the virtual MCU's format (docs/virtual-mcu.md §3): written by the model's own encoder.
+import { Defect, encodeDescriptor, namesOf } from '../sim/mcu/image.ts';
 
 export const COMPONENT = 'STM32';
 export const DEFAULT_SIZE = 24 * 1024;
@@ -66,21 +71,29 @@ interface Vectors {
   resetHandler: number;
 }
 
-/** Vector table + header + `code`, with the header filled in last because it covers the rest. */
-function buildImage(code: Uint8Array, version: string, loadAddress: number): { bytes: Uint8Array; vectors: Vectors } {
-  const bytes = new Uint8Array(CODE_START + code.length);
+interface BuildOptions {
+  component?: string;
+  /** A virtual-MCU descriptor at 0x240, right after the header; the code then starts after it. */
+  descriptor?: Uint8Array;
+}
+
+/** Vector table + header (+ descriptor) + `code`, with the header filled in last because it covers the rest. */
+function buildImage(code: Uint8Array, version: string, loadAddress: number, o: BuildOptions = {}): { bytes: Uint8Array; vectors: Vectors } {
+  const codeStart = CODE_START + (o.descriptor?.length ?? 0);
+  const bytes = new Uint8Array(codeStart + code.length);
   const dv = new DataView(bytes.buffer);
   // Thumb bit set: a Cortex-M faults on a vector with bit 0 clear.
-  const handler = (offset: number) => ((loadAddress + CODE_START + offset) | 1) >>> 0;
+  const handler = (offset: number) => ((loadAddress + codeStart + offset) | 1) >>> 0;
   const resetHandler = handler(0x00);
   const defaultHandler = handler(0x80);
   const core = [INITIAL_SP, resetHandler, handler(0x40), handler(0x44), handler(0x48), handler(0x4c), handler(0x50),
     0, 0, 0, 0, handler(0x54), handler(0x58), 0, handler(0x5c), handler(0x60)];
   for (let i = 0; i < VECTOR_COUNT; i++) dv.setUint32(i * 4, core[i] ?? defaultHandler, true);
-  bytes.set(code, CODE_START);
+  if (o.descriptor) bytes.set(o.descriptor, CODE_START);
+  bytes.set(code, codeStart);
   // Default_Handler is "b ." (0xe7fe), as in every STM32 startup file.
-  dv.setUint16(CODE_START + 0x80, 0xe7fe, true);
-  writeImageHeader(bytes, { component: COMPONENT, version, loadAddress }, IMAGE_HEADER_OFFSET);
+  dv.setUint16(codeStart + 0x80, 0xe7fe, true);
+  writeImageHeader(bytes, { component: o.component ?? COMPONENT, version, loadAddress }, IMAGE_HEADER_OFFSET);
   return { bytes, vectors: { initialSp: INITIAL_SP, resetHandler } };
 }
 
@@ -115,6 +128,95 @@ function codeFor(opts: FixtureOptions): Record<string, Uint8Array> {
 }
 
 const hex = (n: number) => `0x${n.toString(16).padStart(8, '0')}`;
+
+// fixtures/mcu: small images (a dut-mode upgrade on the virtual station downloads and swaps them in seconds).
+export const MCU_DIR = 'mcu';
+export const MCU_IMAGE_SIZE = 8 * 1024;
+export const SLOT_A = 0x0802_0000;
+export const BOOTLOADER_ADDRESS = 0x0800_0000;
+export const BOOTLOADER_VERSION = 'vbl-1.0';
+
+/**
+ * One image per planted application defect. A defect of the download (skip-md5, wrong-offset, no-restart,
+ * ignores-10706) is in the client that runs the upgrade, so it rides on 1_0_0, the image a plan upgrades
+ * from; a defect of the new image (never-confirms, crash-at-boot, wrong-version) rides on 2_0_0.
+ */
+export const APP_DEFECTS: readonly { name: string; base: '1_0_0' | '2_0_0'; bit: number; params?: number[] }[] = [
+  { name: 'skip-md5', base: '1_0_0', bit: Defect.skipMd5 },
+  { name: 'wrong-offset', base: '1_0_0', bit: Defect.wrongOffset, params: [4] },
+  { name: 'no-restart', base: '1_0_0', bit: Defect.noRestart },
+  { name: 'ignores-10706', base: '1_0_0', bit: Defect.ignores10706 },
+  { name: 'never-confirms', base: '2_0_0', bit: Defect.neverConfirms },
+  { name: 'crash-at-boot', base: '2_0_0', bit: Defect.crashAtBoot },
+  { name: 'wrong-version', base: '2_0_0', bit: Defect.wrongVersion },
+];
+
+type Entry = ManifestJson['images'][string];
+
+async function makeMcuFixtures(opts: FixtureOptions, write: (rel: string, bytes: Uint8Array | string) => Promise<void>): Promise<void> {
+  await fs.mkdirp(path.join(opts.out, MCU_DIR));
+  const manifest: ManifestJson = {
+    format: 1,
+    generator: `scripts/make-fixtures.ts --seed ${opts.seed} (fixtures/mcu: ${MCU_IMAGE_SIZE}-byte images for slot A ${hex(SLOT_A)}, the virtual bootloader at ${hex(BOOTLOADER_ADDRESS)})`,
+    component: COMPONENT,
+    loadAddress: hex(SLOT_A),
+    headerOffset: `0x${IMAGE_HEADER_OFFSET.toString(16)}`,
+    crcAlgorithm: 'crc-32',
+    images: {},
+    packages: {},
+  };
+  const add = async (key: string, built: { bytes: Uint8Array; vectors: Vectors }, e: Pick<Entry, 'component' | 'version' | 'role' | 'defects'>, loadAddress: number) => {
+    const file = `${e.component}_${key}.bin`;
+    await write(`${MCU_DIR}/${file}`, built.bytes);
+    const d = digestOf(built.bytes);
+    manifest.images[key] = {
+      file, ...e, size: d.size, md5: d.md5, crc32: d.crc, sha256: d.sha256,
+      initialSp: hex(built.vectors.initialSp), resetHandler: hex(built.vectors.resetHandler),
+      ...(loadAddress === SLOT_A ? {} : { loadAddress: hex(loadAddress) }),
+    };
+    if (e.role === 'application') {
+      manifest.packages[`full_${key}`] = {
+        file, component: e.component, version: e.version, type: 'full', size: d.size, md5: d.md5, crc32: d.crc, sha256: d.sha256,
+        sourceVersion: null, source: null, target: { version: e.version, size: d.size, sha256: d.sha256 },
+      };
+    }
+    return built.bytes;
+  };
+
+  // The bootloader: its code is never executed (the model is sim/mcu); its descriptor says what it is.
+  const bootCode = randomBytes(`${opts.seed}/vbl`, MCU_IMAGE_SIZE - CODE_START - 32);
+  for (const unsafe of [false, true]) {
+    const version = unsafe ? `${BOOTLOADER_VERSION}-unsafe` : BOOTLOADER_VERSION;
+    const descriptor = encodeDescriptor({ kind: 1, defects: unsafe ? Defect.unsafeSwap : 0 });
+    await add(version, buildImage(bootCode, version, BOOTLOADER_ADDRESS, { component: 'BOOT', descriptor }), {
+      component: 'BOOT', version, role: 'bootloader', defects: namesOf(unsafe ? Defect.unsafeSwap : 0),
+    }, BOOTLOADER_ADDRESS);
+  }
+
+  const code = codeFor({ ...opts, size: MCU_IMAGE_SIZE });
+  const apps: Record<string, Uint8Array> = {};
+  for (const [version, body] of Object.entries(code)) {
+    apps[version] = await add(version, buildImage(body, version, SLOT_A), { component: COMPONENT, version, role: 'application', defects: [] }, SLOT_A);
+  }
+  for (const d of APP_DEFECTS) {
+    const descriptor = encodeDescriptor({ kind: 2, defects: d.bit, params: d.params ?? [] });
+    await add(`${d.base}-${d.name}`, buildImage(code[d.base]!, d.base, SLOT_A, { descriptor }), {
+      component: COMPONENT, version: d.base, role: 'application', defects: [d.name],
+    }, SLOT_A);
+  }
+
+  const ref = (version: string) => ({ version, size: apps[version]!.length, sha256: sha256Hex(apps[version]!) });
+  const delta = await encodeDelta(apps['1_0_0']!, apps['2_0_0']!);
+  applyDelta(delta, apps['1_0_0']!, { source: ref('1_0_0'), target: ref('2_0_0') });
+  const deltaFile = `${COMPONENT}_1_0_0_to_2_0_0.vcdiff`;
+  await write(`${MCU_DIR}/${deltaFile}`, delta);
+  const dd = digestOf(delta);
+  manifest.packages['delta_1_0_0_to_2_0_0'] = {
+    file: deltaFile, component: COMPONENT, version: '2_0_0', type: 'delta', size: dd.size, md5: dd.md5, crc32: dd.crc,
+    sha256: dd.sha256, sourceVersion: '1_0_0', source: ref('1_0_0'), target: ref('2_0_0'),
+  };
+  await write(`${MCU_DIR}/manifest.json`, `${JSON.stringify(manifest, null, 2)}\n`);
+}
 
 /** Generates every fixture into `opts.out`; returns the files written, relative to it. */
 export async function makeFixtures(opts: FixtureOptions): Promise<string[]> {
@@ -189,6 +291,8 @@ export async function makeFixtures(opts: FixtureOptions): Promise<string[]> {
   };
 
   await write('manifest.json', `${JSON.stringify(manifest, null, 2)}\n`);
+  echo(`make-fixtures: virtual MCU images, ${APP_DEFECTS.length} defect images and a delta in ${MCU_DIR}/`);
+  await makeMcuFixtures(opts, write);
   return written;
 }
 

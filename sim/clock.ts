@@ -56,3 +56,51 @@ export class SimClock {
     this.live.clear();
   }
 }
+
+/**
+ * A clock that moves only when told, for tests that must cut power at an exact moment: its timers fire in
+ * due order as it advances, each followed by a turn of the event loop so the code they wake can run.
+ */
+export class ManualClock {
+  private t = 0;
+  private timers: { due: number; seq: number; fn: () => void; live: boolean }[] = [];
+  private seq = 0;
+
+  now(): number {
+    return this.t;
+  }
+
+  after(ms: number, fn: () => void): SimTimer {
+    const timer = { due: this.t + Math.max(0, ms), seq: this.seq++, fn, live: true };
+    this.timers.push(timer);
+    return { cancel: () => void (timer.live = false) };
+  }
+
+  /** Fires the next due timer, if one is due by `limit`; false when none is. */
+  private async step(limit: number): Promise<boolean> {
+    this.timers = this.timers.filter((x) => x.live);
+    let next: (typeof this.timers)[number] | undefined;
+    for (const x of this.timers) if (x.due <= limit && (!next || x.due < next.due || (x.due === next.due && x.seq < next.seq))) next = x;
+    if (!next) return false;
+    this.t = Math.max(this.t, next.due);
+    next.live = false;
+    next.fn();
+    await new Promise((r) => setImmediate(r));
+    return true;
+  }
+
+  /** Moves time on by `ms`, firing whatever falls due on the way. */
+  async advance(ms: number): Promise<void> {
+    const end = this.t + ms;
+    while (await this.step(end));
+    this.t = end;
+    await new Promise((r) => setImmediate(r));
+  }
+
+  /** Runs timers until `done()` holds (checked after each), at most `withinMs` from now; false if it never did. */
+  async until(done: () => boolean, withinMs: number): Promise<boolean> {
+    const end = this.t + withinMs;
+    while (!done()) if (!(await this.step(end))) return done();
+    return true;
+  }
+}

@@ -12,7 +12,7 @@ import { startCloud } from './cloud/index.ts';
 import { startFirmataBoard } from './firmata/board.ts';
 import { startJtagPart } from './jtag/part.ts';
 import { startModule } from './module/index.ts';
-import { defaultModuleOptions, defaultTimers } from './module/module.ts';
+import { defaultModuleOptions, defaultTimers, urcPorts } from './module/module.ts';
 import { Rails } from './rails.ts';
 import { targetNames } from './target/profiles.ts';
 
@@ -49,7 +49,9 @@ const { values: argv } = parseArgs({
     crc: { type: 'string', default: 'crc32' },
     'bootstrap-auth': { type: 'string', default: 'on' },
     'request-needs-connection': { type: 'string', default: 'on' },
-    'honour-urcport': { type: 'string', default: 'off' },
+    'honour-urcport': { type: 'string', default: 'on' },
+    'urcport-default': { type: 'string', default: 'usbat' },
+    'uart1-baud': { type: 'string', default: '115200' },
     'trace-at': { type: 'boolean', default: false },
     'exit-on-stdin-close': { type: 'boolean', default: false },
     // The --run-dir was made for this sim alone: it removes it when it stops, so a parent that died without
@@ -193,6 +195,8 @@ try {
     await startModule(
       {
         baud,
+        uart1Baud: num('uart1-baud', 0, 4_000_000),
+        urcPortDefault: choice('urcport-default', urcPorts),
         runDir,
         stateDir,
         module: {

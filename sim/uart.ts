@@ -127,3 +127,39 @@ export class PacedLink {
     else this.lineFreeAt = this.periodStart + this.sentInPeriod / this.bytesPerMs;
   }
 }
+
+/**
+ * One direction of a UART line between two parts of the station (the module's main UART and the MCU): paced
+ * at its baud, and every listener — the receiver, a tap — sees the bytes as they leave the line, together.
+ */
+export class UartWire {
+  private readonly link: PacedLink;
+  private readonly listeners = new Set<(chunk: Buffer) => void>();
+
+  constructor(readonly baud: number) {
+    this.link = new PacedLink(baud, (chunk) => {
+      for (const fn of [...this.listeners]) fn(chunk);
+    });
+  }
+
+  /** The transmitter puts bytes on the line. */
+  send(bytes: Buffer): void {
+    this.link.push(bytes);
+  }
+
+  /** The transmitter lost power: what it had not sent yet never reaches the line. */
+  clear(): void {
+    this.link.clear();
+  }
+
+  /** Adds a receiver (or a tap); returns the unsubscribe. */
+  listen(fn: (chunk: Buffer) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  close(): void {
+    this.link.close();
+    this.listeners.clear();
+  }
+}

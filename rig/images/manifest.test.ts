@@ -115,3 +115,35 @@ describe('loadManifest refuses', () => {
     expect(missing).toBeInstanceOf(ConfigError);
   });
 });
+
+describe('fixtures/mcu/manifest.json (the virtual MCU set: bootloaders, slot-A images, defect variants)', () => {
+  const mcuPath = path.join(fixturesDir, 'mcu', 'manifest.json');
+
+  test('loads: roles, per-image load addresses, several images of one version told apart by their keys', async () => {
+    const set = await loadManifest(mcuPath);
+    expect(set.loadAddress).toBe(0x08020000);
+    expect(set.entries.images['vbl-1.0']).toMatchObject({ component: 'BOOT', role: 'bootloader', loadAddress: '0x08000000', defects: [] });
+    expect(set.entries.images['vbl-1.0-unsafe']).toMatchObject({ role: 'bootloader', defects: ['unsafe-swap'] });
+    expect(set.entries.images['2_0_0']).toMatchObject({ role: 'application', defects: [] });
+    expect(set.entries.images['2_0_0']!.loadAddress).toBeUndefined();
+    const variant = set.image('2_0_0-never-confirms');
+    expect(variant.version).toBe('2_0_0');
+    expect(set.entries.images['2_0_0-never-confirms']!.defects).toEqual(['never-confirms']);
+    expect(variant.sha256).not.toBe(set.image('2_0_0').sha256);
+    expect(set.image('1_0_0').header().loadAddress).toBe(0x08020000);
+    expect(set.package('delta_1_0_0_to_2_0_0').apply(set.image('1_0_0')).equals(set.image('2_0_0'))).toBe(true);
+    expect(set.package('full_2_0_0-crash-at-boot').verify().ok).toBe(true);
+  });
+
+  test('a key that is neither the version nor a variant of it is refused', async () => {
+    const m = JSON.parse(await readFile(mcuPath, 'utf8')) as ManifestJson;
+    m.images['2_0_1-never-confirms'] = m.images['2_0_0-never-confirms']!;
+    delete m.images['2_0_0-never-confirms'];
+    const dir = await mkdtemp(path.join(scratch, 'mcu-'));
+    await cp(path.dirname(mcuPath), dir, { recursive: true });
+    await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(m));
+    const err = await loadManifest(path.join(dir, 'manifest.json')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FirmwareError);
+    expect((err as FirmwareError).expected).toBe('version 2_0_1-never-confirms/2_0_0');
+  });
+});

@@ -38,6 +38,12 @@ const imageEntry = z.object({
   /** Vector table entries 0 and 1, for a reader that wants to check where the image boots. */
   initialSp: hex32,
   resetHandler: hex32,
+  /** Where this image is linked, when not at the manifest's loadAddress (a bootloader in a dut-mode set). */
+  loadAddress: hex32.optional(),
+  /** What the image is in an A/B set: the bootloader at the flash base, or an application for slot A. */
+  role: z.enum(['bootloader', 'application']).optional(),
+  /** Planted defects its descriptor selects (docs/virtual-mcu.md §6); [] or absent: the reference behaviour. */
+  defects: z.array(z.string().regex(/^[a-z0-9-]+$/)).optional(),
 });
 
 const packageEntry = z.object({
@@ -167,7 +173,11 @@ export async function loadManifest(manifestPath: string = defaultManifestPath())
     checkDigest(e.file, bytes, e);
     const id = identifyImage(bytes, headerOffset);
     if (id.state !== 'valid') throw mismatch(e.file, 'image header', 'valid', describeIdentity(id));
-    if (id.header.version !== e.version || key !== e.version) throw mismatch(e.file, 'version', `${key}/${e.version}`, id.header.version);
+    // The key is the version, or the version and a variant name (`2_0_0-never-confirms`): several images of one
+    // version can then sit in one set, told apart by their bytes.
+    if (id.header.version !== e.version || (key !== e.version && !key.startsWith(`${e.version}-`))) {
+      throw mismatch(e.file, 'version', `${key}/${e.version}`, id.header.version);
+    }
     if (id.header.component !== e.component) throw mismatch(e.file, 'component', e.component, id.header.component);
     images.set(key, new Image(bytes, e));
   }

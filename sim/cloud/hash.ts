@@ -40,3 +40,21 @@ export function md5(data: Uint8Array): string {
 export function sha256(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
+
+/** The same CRCs fed in pieces, as firmware computes them over a download block by block. */
+export class CrcStream {
+  private c = 0xffffffff;
+  constructor(readonly algorithm: CrcAlgorithm) {}
+
+  update(data: Uint8Array): this {
+    let c = this.c;
+    if (this.algorithm === 'crc32') for (const b of data) c = reflectedTable[(c ^ b) & 0xff]! ^ (c >>> 8);
+    else for (const b of data) c = (normalTable[((c >>> 24) ^ b) & 0xff]! ^ (c << 8)) >>> 0;
+    this.c = c >>> 0;
+    return this;
+  }
+
+  value(): number {
+    return this.algorithm === 'crc32' ? (this.c ^ 0xffffffff) >>> 0 : this.c >>> 0;
+  }
+}

@@ -1,5 +1,6 @@
-// The module as a part of the virtual station: a pty pair, the paced UART in both directions, the module
-// model, its non-volatile store, and its admin routes (power and network faults, signal, state).
+// The module as a part of the virtual station: a pty pair for its USB AT port, its main UART (uart1, the
+// MCU's line) as two paced wires, the module model, its non-volatile store, and its admin routes (power and
+// network faults, signal, state).
 import { SerialPort } from 'serialport';
 import { z } from 'zod';
 import type { AdminServer } from '../admin.ts';
@@ -8,13 +9,17 @@ import type { SimClock } from '../clock.ts';
 import type { Cloud } from '../cloud/cloud.ts';
 import { openPtyPair } from '../pty.ts';
 import type { Rails } from '../rails.ts';
-import { PacedLink } from '../uart.ts';
-import { defaultModuleOptions, Module, Ota, type ModuleOptions } from './module.ts';
+import { PacedLink, UartWire } from '../uart.ts';
+import { defaultModuleOptions, Module, Ota, type ModuleOptions, type UrcPort } from './module.ts';
 import { NvStore } from './nv.ts';
 
 export interface ModulePartOptions {
-  /** Bits per second on the UART; 0 = unpaced. */
+  /** Bits per second on the USB AT port's pty; 0 = unpaced. */
   baud: number;
+  /** Bits per second on the main UART to the MCU; 0 = unpaced. */
+  uart1Baud: number;
+  /** The factory value of AT+QURCCFG="urcport" (a saved value in the state directory wins). */
+  urcPortDefault: UrcPort;
   /** Where the ptys live. */
   runDir: string;
   /** Non-volatile state directory; undefined keeps it in this process only. */
@@ -22,8 +27,15 @@ export interface ModulePartOptions {
   module: Partial<ModuleOptions> & { imei: string };
 }
 
+/** The module's main UART as the MCU sees it: what the MCU sends, what the module sends. */
+export interface Uart1 {
+  fromMcu: UartWire;
+  toMcu: UartWire;
+}
+
 export interface ModulePart {
   module: Module;
+  uart1: Uart1;
   info: { module: { port: string; imei: string; baud: number } };
   close(): Promise<void>;
 }
@@ -104,13 +116,26 @@ export async function startModule(
     const b = toRig.filter(chunk);
     if (b.length > 0 && port.isOpen) port.write(b);
   });
-  const nv = new NvStore(opts.stateDir, {}, ctx.log);
+  const nv = new NvStore(opts.stateDir, { urcPort: opts.urcPortDefault }, ctx.log);
   const options: ModuleOptions = { ...defaultModuleOptions, ipr: opts.baud > 0 ? opts.baud : 115200, ...opts.module };
-  const m = new Module(options, ctx.clock, ctx.rails, ctx.cloud, nv, (b) => out.push(b), () => out.clear(), ctx.log);
+  const uart1: Uart1 = { fromMcu: new UartWire(opts.uart1Baud), toMcu: new UartWire(opts.uart1Baud) };
+  const m = new Module(
+    options,
+    ctx.clock,
+    ctx.rails,
+    ctx.cloud,
+    nv,
+    {
+      usbat: { write: (b) => out.push(b), flush: () => out.clear() },
+      uart1: { write: (b) => uart1.toMcu.send(b), flush: () => uart1.toMcu.clear() },
+    },
+    ctx.log,
+  );
   const inp = new PacedLink(opts.baud, (chunk) => {
     const b = fromRig.filter(chunk);
-    if (b.length > 0) m.input(b);
+    if (b.length > 0) m.input('usbat', b);
   });
+  uart1.fromMcu.listen((chunk) => m.input('uart1', chunk));
   port.on('data', (chunk: Buffer) => inp.push(chunk));
 
   const { admin, rails } = ctx;
@@ -183,6 +208,7 @@ export async function startModule(
 
   return {
     module: m,
+    uart1,
     info: { module: { port: pty.rigPath, imei: options.imei, baud: opts.baud } },
     close: async () => {
       closing = true;
@@ -190,6 +216,8 @@ export async function startModule(
       m.close();
       out.close();
       inp.close();
+      uart1.fromMcu.close();
+      uart1.toMcu.close();
       if (port.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
       await pty.close();
     },

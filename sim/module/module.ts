@@ -1,6 +1,10 @@
 // The virtual Quectel module: the AT command set a SOTA flow uses, the QuecThing OTA state machine with its
 // timers (protocol/quecthing-at.md §2, §4), power behaviour driven by the rails, and the MQTT side that talks
-// to the Developer Center model. Everything observable leaves through `write`, already framed as on the wire.
+// to the Developer Center model. Two AT channels share the one state machine, as on a real module: the USB
+// AT port (the rig's) and the main UART `uart1` (the MCU's). Each has its own line assembly and echo (ATE is
+// per channel), a command is answered on the channel it came in on, RDY goes out on both, and URCs go where
+// AT+QURCCFG="urcport" says (§6). Everything observable leaves through the channels' ports, already framed
+// as on the wire.
 import type { SimClock, SimTimer } from '../clock.ts';
 import type { Rails } from '../rails.ts';
 import type { Cloud } from '../cloud/cloud.ts';
@@ -23,6 +27,30 @@ export const Ota = {
   FAIL: 12,
 } as const;
 export type OtaState = (typeof Ota)[keyof typeof Ota];
+
+/** The module's AT channels: the USB AT port and the main UART (to the MCU). */
+export type ChannelName = 'usbat' | 'uart1';
+export const channelNames: readonly ChannelName[] = ['usbat', 'uart1'];
+
+/** Where a channel's bytes go, before pacing. */
+export interface ChannelPort {
+  write(bytes: Buffer): void;
+  /** Drops output not yet on the wire (power loss). */
+  flush(): void;
+}
+
+/** AT+QURCCFG="urcport" values and the channels each reaches (usbmodem and uart2 have nothing attached). */
+export const urcPorts = ['usbat', 'usbmodem', 'uart1', 'uart2', 'all'] as const;
+export type UrcPort = (typeof urcPorts)[number];
+const urcPortChannels: Record<string, readonly ChannelName[]> = { usbat: ['usbat'], uart1: ['uart1'], all: ['usbat', 'uart1'] };
+
+interface Channel {
+  readonly name: ChannelName;
+  readonly port: ChannelPort;
+  echo: boolean;
+  readonly lines: LineAssembler;
+}
+
 const otaStateName = Object.fromEntries(Object.entries(Ota).map(([k, v]) => [v, k])) as Record<OtaState, string>;
 
 export interface ModuleTimers {
@@ -62,6 +90,10 @@ export interface ModuleOptions {
   qindFotaEnd: 'none' | 'before' | 'after';
   bootstrapAuth: boolean;
   requestNeedsConnection: boolean;
+  /**
+   * Whether +QIOTEVT follows AT+QURCCFG="urcport" like the module's other URCs (on), or goes out on every
+   * channel whatever urcport says (off). Which one real firmware does is not stated anywhere (§6, §9.8).
+   */
   honourUrcPort: boolean;
   /** The baud rate AT+IPR? reports. */
   ipr: number;
@@ -95,7 +127,7 @@ export const defaultModuleOptions: Omit<ModuleOptions, 'imei'> = {
   qindFotaEnd: 'none',
   bootstrapAuth: true,
   requestNeedsConnection: true,
-  honourUrcPort: false,
+  honourUrcPort: true,
   ipr: 115200,
   traceAt: false,
 };
@@ -148,7 +180,9 @@ export function maskSecrets(line: string): string {
 export class Module {
   private powered = false;
   private booted = false;
-  private echo = true;
+  private readonly channels: Record<ChannelName, Channel>;
+  /** The channel of the command being executed: its answer goes back there. */
+  private answerTo: Channel;
   private cfun = 1;
   private networkFault = false;
   private connState: Conn = 'idle';
@@ -163,7 +197,6 @@ export class Module {
   private powerEpoch = 0;
   /** Bumped at every (dis)connection: late cloud messages for an old MQTT session are dropped. */
   private session = 0;
-  private readonly lines: LineAssembler;
   private readonly stateListeners = new Set<() => void>();
 
   constructor(
@@ -172,17 +205,27 @@ export class Module {
     private readonly rails: Rails,
     private readonly cloud: Cloud,
     private readonly nv: NvStore,
-    /** Bytes toward the rig, before pacing. */
-    private readonly write: (bytes: Buffer) => void,
-    /** Drops output not yet on the wire (power loss). */
-    private readonly flushOutput: () => void,
+    ports: Record<ChannelName, ChannelPort>,
     private readonly log: (msg: string) => void,
   ) {
-    this.lines = new LineAssembler(
-      options.maxLineLength,
-      (line) => this.onLine(line),
-      () => this.respond('\r\nERROR\r\n'),
-    );
+    const channel = (name: ChannelName): Channel => {
+      const ch: Channel = {
+        name,
+        port: ports[name],
+        echo: true,
+        lines: new LineAssembler(
+          options.maxLineLength,
+          (line) => this.onLine(ch, line),
+          () => {
+            this.answerTo = ch;
+            this.respond('\r\nERROR\r\n');
+          },
+        ),
+      };
+      return ch;
+    };
+    this.channels = { usbat: channel('usbat'), uart1: channel('uart1') };
+    this.answerTo = this.channels.usbat;
     rails.on('change', () => this.applyPower());
     this.applyPower();
   }
@@ -224,8 +267,9 @@ export class Module {
     return this.nv.data.customDk ?? this.options.imei;
   }
 
-  /** Input bytes from the rig, after pacing. */
-  input(bytes: Buffer): void {
+  /** Input bytes on a channel (the rig's USB AT port or the MCU's UART), after pacing. */
+  input(channel: ChannelName, bytes: Buffer): void {
+    const ch = this.channels[channel];
     // Echo runs ahead of execution only up to the end of the current line, as on a module that echoes each
     // character as it takes it: the echo of the next command follows the answer to this one.
     let start = 0;
@@ -233,10 +277,15 @@ export class Module {
       let end = start;
       while (end < bytes.length && bytes[end] !== 0x0d && bytes[end] !== 0x0a) end++;
       const segment = bytes.subarray(start, Math.min(end + 1, bytes.length));
-      if (this.echo) this.write(Buffer.from(segment));
-      this.lines.feed(segment);
+      if (ch.echo) ch.port.write(Buffer.from(segment));
+      ch.lines.feed(segment);
       start = end + 1;
     }
+  }
+
+  /** The channels URCs other than RDY go to now (AT+QURCCFG="urcport"). */
+  urcChannels(): readonly ChannelName[] {
+    return urcPortChannels[this.nv.data.urcPort] ?? [];
   }
 
   setSignal(rssi: number, ber: number): void {
@@ -260,7 +309,9 @@ export class Module {
     return {
       powered: this.powered,
       booted: this.booted,
-      echo: this.echo,
+      echo: this.channels.usbat.echo,
+      channels: Object.fromEntries(channelNames.map((n) => [n, { echo: this.channels[n].echo }])),
+      urcPort: this.nv.data.urcPort,
       cfun: this.cfun,
       network: this.networkUp(),
       qiotState: this.qiotState(),
@@ -320,11 +371,13 @@ export class Module {
     this.ota = freshOta();
     this.notifyState();
     this.conn = 'idle';
-    this.echo = true;
     this.cfun = 1;
     this.cachedReports = [];
-    this.lines.reset();
-    this.flushOutput();
+    for (const ch of Object.values(this.channels)) {
+      ch.echo = true;
+      ch.lines.reset();
+      ch.port.flush();
+    }
   }
 
   private boot(): void {
@@ -372,15 +425,22 @@ export class Module {
 
   // ---- output --------------------------------------------------------------------------------------
 
+  /** Answers on the channel the command came in on. */
   private respond(text: string | Buffer): void {
-    if (!this.powered || !this.booted) return;
-    this.write(typeof text === 'string' ? Buffer.from(text, 'latin1') : text);
+    this.send(this.answerTo, text);
   }
 
+  private send(ch: Channel, text: string | Buffer): void {
+    if (!this.powered || !this.booted) return;
+    ch.port.write(typeof text === 'string' ? Buffer.from(text, 'latin1') : text);
+  }
+
+  /** RDY goes out on every channel; +QIOTEVT per urcport unless --honour-urcport off; the rest per urcport. */
   private urc(line: string): void {
-    if (this.options.honourUrcPort && line.startsWith('+QIOTEVT') && !['uart1', 'all'].includes(this.nv.data.urcPort)) return;
-    if (this.options.traceAt && this.powered && this.booted) this.log(`at: < ${line}`);
-    this.respond(`\r\n${line}\r\n`);
+    const everywhere = line === 'RDY' || (!this.options.honourUrcPort && line.startsWith('+QIOTEVT'));
+    const targets = everywhere ? channelNames : this.urcChannels();
+    if (this.options.traceAt && this.powered && this.booted) this.log(`at: < ${line} (${targets.join(', ') || 'no channel: urcport ' + this.nv.data.urcPort})`);
+    for (const name of targets) this.send(this.channels[name], `\r\n${line}\r\n`);
   }
 
   private ok(lines: string[] = []): void {
@@ -415,8 +475,9 @@ export class Module {
 
   // ---- commands ------------------------------------------------------------------------------------
 
-  private onLine(line: string): void {
-    if (this.options.traceAt) this.log(`at: > ${JSON.stringify(maskSecrets(line).slice(0, 200))}`);
+  private onLine(ch: Channel, line: string): void {
+    this.answerTo = ch;
+    if (this.options.traceAt) this.log(`at: > ${JSON.stringify(maskSecrets(line).slice(0, 200))}${ch.name === 'usbat' ? '' : ` (${ch.name})`}`);
     const cmd = parseCommand(line);
     if (!cmd) return this.error();
     try {
@@ -435,8 +496,8 @@ export class Module {
       case '':
         return this.ok();
       case 'E':
-        if (c.form === 'exec' || c.rawArgs === '0') this.echo = false;
-        else if (c.rawArgs === '1') this.echo = true;
+        if (c.form === 'exec' || c.rawArgs === '0') this.answerTo.echo = false;
+        else if (c.rawArgs === '1') this.answerTo.echo = true;
         else return this.error();
         return this.ok();
       case 'I':
@@ -505,7 +566,7 @@ export class Module {
     if (c.form !== 'set' || strArg(args[0])?.toLowerCase() !== 'urcport') return this.error();
     if (args.length === 1) return this.ok([`+QURCCFG: "urcport","${this.nv.data.urcPort}"`]);
     const port = strArg(args[1])?.toLowerCase();
-    if (args.length !== 2 || !port || !['usbat', 'usbmodem', 'uart1', 'uart2', 'all'].includes(port)) return this.error();
+    if (args.length !== 2 || !port || !(urcPorts as readonly string[]).includes(port)) return this.error();
     this.nv.update((nv) => (nv.urcPort = port));
     return this.ok();
   }

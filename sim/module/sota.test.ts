@@ -294,9 +294,10 @@ describe('sticky and port settings', () => {
     await s.waitFor(`+QIOTEVT: 7,10701,"STM32",400,"${pkg.md5}",${pkg.crc},"${pkg.sha256}"\r\n`, 5000, from);
   });
 
-  test('--honour-urcport on: +QIOTEVT only on uart1/all; bytes dropped from the rig are lost before the parser', async () => {
-    const s = await sim(['--baud', '0', '--time-scale', '0.05', '--honour-urcport', 'on']);
+  test('urcport "uart1" (honoured by default): no +QIOTEVT on the USB AT port; bytes dropped from the rig are lost before the parser', async () => {
+    const s = await sim(['--baud', '0', '--time-scale', '0.05']);
     await awaitReady(s);
+    await expectOk(s, 'AT+QURCCFG="urcport","uart1"');
     await expectOk(s, 'AT+QIOTCFG="productinfo","p1test","secret1"');
     let from = s.mark();
     await expectOk(s, 'AT+QIOTREG=1');
@@ -304,7 +305,7 @@ describe('sticky and port settings', () => {
     await s.api('GET', '/module/wait?qiotState=8&timeoutMs=5000');
     expect(await s.command('AT+QIOTSTATE?')).toContain('+QIOTSTATE: 8\r\n');
     expect(s.since(from)).not.toContain('+QIOTEVT');
-    await expectOk(s, 'AT+QURCCFG="urcport","uart1"');
+    await expectOk(s, 'AT+QURCCFG="urcport","all"');
     from = s.mark();
     await expectOk(s, 'AT+QIOTREG=0');
     await s.waitFor('+QIOTEVT: 6,10200\r\n', 5000, from);

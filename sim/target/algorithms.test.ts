@@ -36,6 +36,8 @@ function chip(target: TargetName, source: string) {
   const t = new Stm32Target({ target, flashSizeKiB: target === 'stm32f1x' ? 128 : 256, algorithms: [routine] });
   const events: string[] = [];
   t.on('algorithm', (_name, outcome: TargetEvents['algorithm'][1]) => events.push(outcome));
+  const coreStates: string[] = [];
+  t.on('core', (state) => coreStates.push(state));
   const w = (addr: number, value: number, size = 4): void => {
     t.write(addr, size, value);
     expect(t.fault, `bus fault writing 0x${addr.toString(16)}`).toBe(false);
@@ -60,6 +62,7 @@ function chip(target: TargetName, source: string) {
   return {
     t,
     events,
+    coreStates,
     w,
     r,
     reg,
@@ -100,9 +103,12 @@ describe('stm32f1x flash loader', () => {
     const data = halves(16, 1);
     c.w(FIFO, start);
     c.w(FIFO + 4, start);
+    c.coreStates.length = 0;
     c.run({ 0: 0x40022000, 1: 16, 2: FIFO, 3: end, 4: FLASH + 0x800 });
     expect(c.events).toEqual(['started']);
-    expect(c.t.coreState).toBe('running');
+    // Running, but not the firmware: the virtual MCU's program stays frozen where the debugger halted it.
+    expect(c.t.coreState).toBe('debug-running');
+    expect(c.coreStates).toEqual(['debug-running']);
 
     const wp = fill(c, start, data.subarray(0, 16));
     expect(c.r(FIFO + 4)).toBe(start); // nothing consumed before the write pointer moved
@@ -117,6 +123,7 @@ describe('stm32f1x flash loader', () => {
     c.w(FIFO, fill(c, start, data.subarray(24, 32)));
     expect(c.events).toEqual(['started', 'halted']);
     expect(c.halted()).toBe(true);
+    expect(c.coreStates).toEqual(['debug-running', 'halted']);
     expect(c.t.readFlash(0x800, 32).equals(data)).toBe(true);
     expect(c.t.readFlash(0x800 + 32, 8).equals(Buffer.alloc(8, 0xff))).toBe(true);
     expect(c.reg.get(15)).toBe(c.breakpoint);
@@ -192,8 +199,13 @@ describe('stm32f1x flash loader', () => {
     c.w(FIFO, fill(c, FIFO + 8, halves(2, 5)));
     expect(c.events).toEqual(['started', 'fault']);
     expect(c.halted()).toBe(false);
-    expect(c.t.coreState).toBe('running');
+    expect(c.t.coreState).toBe('debug-running'); // in a fault handler, still not the firmware
     expect(c.t.fault).toBe(false); // the core's fault is not the debug port's sticky error
+    c.w(DHCSR, 0xa05f0003);
+    expect(c.t.coreState).toBe('halted');
+    c.reg.set(15, FLASH + 0x100);
+    c.w(DHCSR, 0xa05f0001);
+    expect(c.t.coreState).toBe('running');
   });
 
   test('a halt from the debugger stops it; resuming elsewhere starts nothing', () => {

@@ -46,7 +46,9 @@ export const REG_PSP = 18;
 export const REG_CONTROL = 20;
 
 export class CortexMDebug {
-  state: CoreState = CoreState.Running;
+  private coreState: CoreState = CoreState.Running;
+  /** Called after every change of `state` (halt, resume, reset hold and release): the chip tells the MCU model. */
+  stateListener: (() => void) | undefined;
   /** DHCSR control bits C_DEBUGEN, C_HALT, C_STEP, C_MASKINTS, C_SNAPSTALL as last written. */
   private control = 0;
   private resetSeen = false;
@@ -57,8 +59,11 @@ export class CortexMDebug {
   private aircrPrigroup = 0;
   /** Core registers by REGSEL (0x00–0x5F). */
   readonly regs = new Uint32Array(0x60);
-  /** Called when the debugger lets a halted core run (`resume`, the start of a target algorithm). */
-  onRun: (() => void) | undefined;
+  /**
+   * Called when the debugger lets a halted core run (`resume`, the start of a target algorithm), with the
+   * registers it wrote and before the core's state changes: what the core will run is known by then.
+   */
+  onResume: (() => void) | undefined;
 
   /** Set by a reset request; the owner (the chip) performs the system reset. */
   constructor(
@@ -99,6 +104,16 @@ export class CortexMDebug {
     } else {
       this.state = CoreState.Running;
     }
+  }
+
+  get state(): CoreState {
+    return this.coreState;
+  }
+
+  set state(s: CoreState) {
+    if (s === this.coreState) return;
+    this.coreState = s;
+    this.stateListener?.();
   }
 
   get halted(): boolean {
@@ -198,8 +213,8 @@ export class CortexMDebug {
     if (!(bits & C_DEBUGEN)) {
       this.control = bits & ~C_HALT; // halting needs debug enabled
       if (this.state === CoreState.Halted) {
+        this.onResume?.();
         this.state = CoreState.Running;
-        this.onRun?.();
       }
       return;
     }
@@ -211,9 +226,8 @@ export class CortexMDebug {
       this.dfsr |= DFSR_HALTED; // a step without an ISA: the core halts again at once
       this.control |= C_HALT;
     } else {
-      const wasHalted = this.state === CoreState.Halted;
+      if (this.state === CoreState.Halted) this.onResume?.();
       this.state = CoreState.Running;
-      if (wasHalted) this.onRun?.();
     }
   }
 }

@@ -13,6 +13,9 @@ const OPTKEY2_F4 = 0x4c5d6e7f;
 /** Result of a bus write into the flash interface: false means the AHB access itself faulted. */
 export type BusOk = boolean;
 
+/** What programming one cell did: the silicon's rule, shared by the debugger's path and the MCU's own writes. */
+export type CellResult = 'ok' | 'not-erased' | 'protected';
+
 export class FlashArray {
   readonly bytes: Uint8Array;
   /** Little-endian word view for the read-back hot path (x86 and the Pi's ARM are both little-endian). */
@@ -41,9 +44,17 @@ export interface FlashInterface {
   /** Marks erase units write-protected (the option bytes' WRP/nWRP bits) for protection tests. */
   setWriteProtected(unitIndexes: readonly number[]): void;
   readonly locked: boolean;
+  /** Whether the option bytes write-protect an erase unit. */
+  unitProtected(unitIndex: number): boolean;
+  /**
+   * Programs one cell of `size` bytes (the F1: a half-word; the F4: its PSIZE) with the array's rules, as
+   * the programming sequence does once PG is set: only 1 → 0 bits, the F1 refuses a half-word that is not
+   * erased (PGERR, the cell keeps its value), a protected unit is refused. Sets no status bits.
+   */
+  programCell(offset: number, size: number, value: number): CellResult;
 }
 
-function unitIndexAt(units: readonly FlashUnit[], offset: number): number {
+export function unitIndexAt(units: readonly FlashUnit[], offset: number): number {
   for (let i = 0; i < units.length; i++) {
     const u = units[i]!;
     if (offset >= u.offset && offset < u.offset + u.size) return i;
@@ -103,6 +114,20 @@ export class F1FlashInterface implements FlashInterface {
 
   private pageProtected(page: number): boolean {
     return (this.wrpr & (1 << Math.min(31, page >> 1))) === 0;
+  }
+
+  unitProtected(page: number): boolean {
+    return this.pageProtected(page);
+  }
+
+  programCell(offset: number, size: number, value: number): CellResult {
+    if (this.pageProtected(unitIndexAt(this.profile.units, offset))) return 'protected';
+    const now = this.flash.bytes[offset]! | (this.flash.bytes[offset + 1]! << 8);
+    const half = value & 0xffff;
+    // The FPEC refuses to program a half-word that is not erased, except to write 0x0000.
+    if (now !== 0xffff && half !== 0) return 'not-erased';
+    andBytes(this.flash, offset, size, half);
+    return 'ok';
   }
 
   readReg(offset: number): number {
@@ -204,20 +229,10 @@ export class F1FlashInterface implements FlashInterface {
   program(offset: number, size: number, value: number): BusOk {
     if (!(this.cr & F1_CR_PG) || this.cr & F1_CR_LOCK) return true; // plain writes to flash are ignored
     if (size !== 2 || offset & 1) return false; // RM0008: only half-word programming, else bus error
-    const page = unitIndexAt(this.profile.units, offset);
-    if (this.pageProtected(page)) {
-      this.sr |= F1_SR_WRPRTERR;
-      return true;
-    }
-    const now = this.flash.bytes[offset]! | (this.flash.bytes[offset + 1]! << 8);
-    const half = value & 0xffff;
-    // The FPEC refuses to program a half-word that is not erased, except to write 0x0000.
-    if (now !== 0xffff && half !== 0) {
-      this.sr |= F1_SR_PGERR;
-      return true;
-    }
-    andBytes(this.flash, offset, 2, half);
-    this.sr = (this.sr | F1_SR_EOP) & ~F1_SR_BSY;
+    const r = this.programCell(offset, 2, value);
+    if (r === 'protected') this.sr |= F1_SR_WRPRTERR;
+    else if (r === 'not-erased') this.sr |= F1_SR_PGERR;
+    else this.sr = (this.sr | F1_SR_EOP) & ~F1_SR_BSY;
     return true;
   }
 }
@@ -276,6 +291,16 @@ export class F4FlashInterface implements FlashInterface {
 
   private sectorProtected(sector: number): boolean {
     return ((this.optcr >>> 16) & (1 << sector)) === 0;
+  }
+
+  unitProtected(sector: number): boolean {
+    return this.sectorProtected(sector);
+  }
+
+  programCell(offset: number, size: number, value: number): CellResult {
+    if (this.sectorProtected(unitIndexAt(this.profile.units, offset))) return 'protected';
+    andBytes(this.flash, offset, size, value);
+    return 'ok';
   }
 
   readReg(offset: number): number {
@@ -402,11 +427,10 @@ export class F4FlashInterface implements FlashInterface {
       this.sr |= F4_SR_PGAERR;
       return true;
     }
-    if (this.sectorProtected(unitIndexAt(this.profile.units, offset))) {
+    if (this.programCell(offset, size, value) === 'protected') {
       this.sr |= F4_SR_WRPERR;
       return true;
     }
-    andBytes(this.flash, offset, size, value);
     if (cr & F4_CR_EOPIE) this.sr |= F4_SR_EOP;
     return true;
   }

@@ -35,6 +35,20 @@ export interface TargetProfile {
   sramSize: number;
   /** Base of the flash interface registers. */
   flashRegBase: number;
+  /** How long the MCU's own flash operations take (docs/virtual-mcu.md §5). */
+  flashTiming: FlashTiming;
+}
+
+/**
+ * Datasheet typicals of the MCU's own erases and programs, in protocol ms (scaled by the sim clock). The
+ * debugger's writes through the flash interface stay instantaneous.
+ */
+export interface FlashTiming {
+  /** Bytes one program operation writes: a half-word on the F1, a word (PSIZE x32) on the F4. */
+  cellSize: 2 | 4;
+  programCellMs: number;
+  /** Erase time by erase-unit size in bytes. */
+  eraseMs: Readonly<Record<number, number>>;
 }
 
 const KiB = 1024;
@@ -87,6 +101,8 @@ export function targetProfile(name: TargetName, flashSizeKiB?: number): TargetPr
       sramBase: 0x20000000,
       sramSize: 64 * KiB,
       flashRegBase: 0x40022000,
+      // STM32F103xC/D/E datasheet: tPROG 52.5 µs (half-word), tERASE 20 ms (page).
+      flashTiming: { cellSize: 2, programCellMs: 0.052, eraseMs: { [2 * KiB]: 20 } },
     };
   }
   const size = flashSizeKiB ?? 1024;
@@ -112,5 +128,7 @@ export function targetProfile(name: TargetName, flashSizeKiB?: number): TargetPr
     sramBase: 0x20000000,
     sramSize: 128 * KiB,
     flashRegBase: 0x40023c00,
+    // STM32F405/407 datasheet, x32 parallelism: tPROG 16 µs (word), tERASE 250/550/1000 ms (16/64/128 KiB).
+    flashTiming: { cellSize: 4, programCellMs: 0.016, eraseMs: { [16 * KiB]: 250, [64 * KiB]: 550, [128 * KiB]: 1000 } },
   };
 }

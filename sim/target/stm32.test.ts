@@ -355,4 +355,30 @@ describe('Cortex-M reset and halt', () => {
     rails.set('targetVdd', false);
     expect(t.coreState).toBe('running');
   });
+
+  test('core events: every halt, resume, reset hold and release, firmware reset and power change, after the reset event', () => {
+    const t = withVectors();
+    const b = bus(t);
+    const seen: string[] = [];
+    t.on('core', (state) => seen.push(state));
+    t.on('reset', (cause) => seen.push(`reset:${cause}`));
+    b.w(DHCSR, 0xa05f0003);
+    b.w(DHCSR, 0xa05f0001);
+    t.setNrst(false);
+    t.setNrst(true);
+    // SYSRESETREQ with a vector catch armed: the reset is announced first, then the halt it ended in.
+    b.w(DEMCR, 0x01000001);
+    b.w(AIRCR, 0x05fa0004);
+    b.w(DEMCR, 0);
+    b.w(DHCSR, 0xa05f0001);
+    // The firmware's own reset (the watchdog) ends running again: a reset event and no state change.
+    t.requestSystemReset('watchdog');
+    t.setPower(false);
+    t.requestSystemReset('sysresetreq'); // unpowered: nothing happens
+    t.setPower(true);
+    expect(seen).toEqual([
+      'halted', 'running', 'reset', 'reset:nrst', 'running', 'reset:sysresetreq', 'halted', 'running',
+      'reset:watchdog', 'off', 'reset:power-on', 'running',
+    ]);
+  });
 });

@@ -14,13 +14,23 @@ import { targetProfile, type TargetName, type TargetProfile } from './profiles.t
 
 const DBGMCU_IDCODE = 0xe0042000;
 
-export type CoreStateName = 'running' | 'halted' | 'reset' | 'off';
+/**
+ * `debug-running` (OpenOCD's name for it): the core runs code the debugger started — one of the routines
+ * it carries out natively, or the fault handler such a routine ended in — not the firmware, which stays
+ * where the debugger halted it.
+ */
+export type CoreStateName = 'running' | 'debug-running' | 'halted' | 'reset' | 'off';
 
 export interface TargetEvents {
   /** Supply switched: the debug port forgets its state on both edges. */
   power: [on: boolean];
-  /** A system reset happened (power-on, NRST/SRST release, SYSRESETREQ). */
+  /** A system reset happened (power-on, NRST/SRST release, SYSRESETREQ, the watchdog). */
   reset: [cause: ResetCause];
+  /**
+   * What the core does changed: halted or resumed by the debugger, held in reset, released, powered off.
+   * After a system reset it follows the `reset` event.
+   */
+  core: [state: CoreStateName];
   /**
    * A routine the core carries out natively (algorithms.ts) started, reached its breakpoint, took a bus
    * fault (the core is then lost in its fault handler, as a real one would be), or was interrupted by a
@@ -29,7 +39,7 @@ export interface TargetEvents {
   algorithm: [name: string, outcome: 'started' | 'halted' | 'fault' | 'interrupted'];
 }
 
-export type ResetCause = 'power-on' | 'nrst' | 'srst' | 'sysresetreq';
+export type ResetCause = 'power-on' | 'nrst' | 'srst' | 'sysresetreq' | 'watchdog';
 
 export interface Stm32TargetOptions {
   target: TargetName;
@@ -58,11 +68,16 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
   private readonly sramBase: number;
   private readonly sramEnd: number;
   private readonly flashRegBase: number;
-  /** The natively carried-out routine the core is running, if any. */
-  private algorithm: { name: string; step: AlgorithmStep; breakpoint: number } | undefined;
+  /** The natively carried-out routine the core is running (or about to: `started` false), if any. */
+  private algorithm: { name: string; step: AlgorithmStep; breakpoint: number; started: boolean } | undefined;
+  /** A routine took a bus fault: the core spins in a fault handler until a halt, reset or power loss. */
+  private lostInFault = false;
   private stepping = false;
   private readonly coreBus: CoreBus;
   private readonly algorithms: readonly NativeAlgorithm[];
+  private lastCoreState: CoreStateName | undefined;
+  /** Inside a system reset: the core's state settles before anyone is told. */
+  private resetting = false;
 
   constructor(options: Stm32TargetOptions) {
     super();
@@ -72,8 +87,9 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
     this.flash = new FlashArray(p.flashSizeKiB * 1024);
     this.flashInterface = createFlashInterface(this.flash, p);
     this.core = new CortexMDebug(p.cpuid, () => this.systemReset('sysresetreq'));
-    this.core.onRun = () => this.startAlgorithm();
+    this.core.onResume = () => this.prepareAlgorithm();
     this.coreBus = this.makeCoreBus();
+    this.core.stateListener = () => this.notifyCore();
     this.sram = new Uint8Array(p.sramSize);
     this.sramWords = new Uint32Array(this.sram.buffer);
     this.flashBase = p.flashBase;
@@ -91,6 +107,14 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
     this.systemReset('power-on');
   }
 
+  private notifyCore(): void {
+    if (this.resetting) return;
+    const state = this.coreState;
+    if (state === this.lastCoreState) return;
+    this.lastCoreState = state;
+    this.emit('core', state);
+  }
+
   get powered(): boolean {
     return this.poweredOn;
   }
@@ -103,7 +127,7 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
       case CoreState.InReset:
         return 'reset';
       default:
-        return 'running';
+        return this.algorithm !== undefined || this.lostInFault ? 'debug-running' : 'running';
     }
   }
 
@@ -166,7 +190,11 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
       // Debug registers are written whole; a narrow write merges with a read that has no side effect
       // worth keeping (OpenOCD only ever writes them as words).
       const merged = size === 4 ? value >>> 0 : mergeLanes(this.core.read(word) ?? 0, addr, size, value);
-      if (this.core.write(word, merged)) return;
+      if (this.core.write(word, merged)) {
+        // A resume onto a known routine (DHCSR): the core starts carrying it out once the write is done.
+        if (this.algorithm?.started === false) this.beginAlgorithm();
+        return;
+      }
       this.ppb.set(word, mergeLanes(this.ppb.get(word) ?? 0, addr, size, value));
       return;
     }
@@ -182,6 +210,17 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
     if (!on) this.interruptAlgorithm();
     if (on) this.systemReset('power-on');
     this.emit('power', on);
+    this.notifyCore();
+  }
+
+  /**
+   * A reset the running firmware causes: its own SYSRESETREQ, or the watchdog it stopped feeding. Like the
+   * debugger's SYSRESETREQ it keeps the debug logic (a vector catch still halts). Ignored while unpowered or
+   * held in reset.
+   */
+  requestSystemReset(cause: 'sysresetreq' | 'watchdog'): void {
+    if (!this.poweredOn || this.nrstLow || this.srstAsserted) return;
+    this.systemReset(cause);
   }
 
   /** NRST level: false holds the core in reset, the rising edge is a system reset. */
@@ -216,15 +255,21 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
 
   private systemReset(cause: ResetCause): void {
     this.interruptAlgorithm();
-    if (cause === 'power-on') {
-      this.core.powerOnReset();
-      this.ppb.clear();
-      this.sram.fill(0);
+    this.resetting = true;
+    try {
+      if (cause === 'power-on') {
+        this.core.powerOnReset();
+        this.ppb.clear();
+        this.sram.fill(0);
+      }
+      this.peripherals.clear();
+      this.flashInterface.reset();
+      this.core.coreReset(this.flash.words[0]!, this.flash.words[1]!, this.nrstLow || this.srstAsserted);
+    } finally {
+      this.resetting = false;
     }
-    this.peripherals.clear();
-    this.flashInterface.reset();
-    this.core.coreReset(this.flash.words[0]!, this.flash.words[1]!, this.nrstLow || this.srstAsserted);
     this.emit('reset', cause);
+    this.notifyCore();
   }
 
   /** Follows the virtual power rails targetVdd and targetNrst; returns the unsubscribe function. */
@@ -247,7 +292,7 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
    */
   stepAlgorithm(): void {
     const running = this.algorithm;
-    if (running === undefined) return;
+    if (running === undefined || !running.started) return;
     if (this.core.state !== CoreState.Running) {
       this.interruptAlgorithm(); // the debugger halted it midway
       return;
@@ -261,15 +306,24 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
     } catch (err) {
       if (!(err instanceof CoreBusFault)) throw err;
       this.algorithm = undefined;
+      this.lostInFault = true;
       this.emit('algorithm', running.name, 'fault');
     } finally {
       this.stepping = false;
     }
   }
 
-  /** The core was let run: if its PC is at one of the known routines, it starts carrying it out. */
-  private startAlgorithm(): void {
+  private beginAlgorithm(): void {
+    const a = this.algorithm!;
+    a.started = true;
+    this.emit('algorithm', a.name, 'started');
+    this.stepAlgorithm();
+  }
+
+  /** The core is about to run: if its PC is at one of the known routines, that is what it will carry out. */
+  private prepareAlgorithm(): void {
     this.interruptAlgorithm();
+    this.lostInFault = false;
     const pc = this.core.regs[REG_PC]! & ~1;
     if (pc < this.sramBase || pc >= this.sramEnd) return;
     const off = pc - this.sramBase;
@@ -282,18 +336,17 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
         hashes.set(a.size, h);
       }
       if (h !== a.sha256) continue;
-      this.algorithm = { name: a.name, step: a.start(this.core.regs, this.coreBus), breakpoint: pc + a.breakpointOffset };
-      this.emit('algorithm', a.name, 'started');
-      this.stepAlgorithm();
+      this.algorithm = { name: a.name, step: a.start(this.core.regs, this.coreBus), breakpoint: pc + a.breakpointOffset, started: false };
       return;
     }
   }
 
   private interruptAlgorithm(): void {
+    this.lostInFault = false;
     const running = this.algorithm;
     if (running === undefined) return;
     this.algorithm = undefined;
-    this.emit('algorithm', running.name, 'interrupted');
+    if (running.started) this.emit('algorithm', running.name, 'interrupted');
   }
 
   /** The core's own accesses: the debug port's bus, with a fault thrown instead of flagged. */
