@@ -8,6 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type * as Vcdiff from '@ably/vcdiff-decoder';
 import { FirmwareError, InfrastructureError } from '../errors.ts';
 import { sha256Hex } from './digest.ts';
 
@@ -32,9 +33,9 @@ const label = (r: ImageRef) => (r.version ? `${r.version} ` : '');
 
 // The decoder (with its WebAssembly) costs a process ~15 MB of RSS: loaded by the first delta applied, not
 // by every rig process that might see one.
-let decoder: typeof import('@ably/vcdiff-decoder').decode | undefined;
+let decoder: typeof Vcdiff.decode | undefined;
 function decode(delta: Uint8Array, source: Uint8Array): Uint8Array {
-  decoder ??= (createRequire(import.meta.url)('@ably/vcdiff-decoder') as typeof import('@ably/vcdiff-decoder')).decode;
+  decoder ??= (createRequire(import.meta.url)('@ably/vcdiff-decoder') as typeof Vcdiff).decode;
   return decoder(delta, source);
 }
 
