@@ -1,7 +1,10 @@
-// A linked pseudo-terminal pair made by socat: the rig opens one end with serialport exactly as it would a
-// USB/UART adapter, the sim owns the other. socat is a child of the sim and dies with it on every exit path.
+// Serial ports for the rig, made by socat: a linked pseudo-terminal pair (the rig opens one end with
+// serialport exactly as it would a USB/UART adapter, the sim owns the other), or one pty whose other side
+// is a UNIX socket connection into the sim. socat is a child of the sim and dies with it on every exit path.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 export interface PtyPair {
@@ -45,16 +48,64 @@ export async function openPtyPair(dir: string, name: string, timeoutMs = 5000): 
   return { rigPath, simPath, close };
 }
 
+export interface PtySocket {
+  /** The serial port the rig opens (a symlink to /dev/pts/N that stays valid while the pty lives). */
+  readonly rigPath: string;
+  /** The sim's end: a byte stream, read and written on the event loop's thread. */
+  readonly socket: net.Socket;
+  /** Kills socat, closes the connection and removes the link and the socket file; safe to call twice. */
+  close(): Promise<void>;
+}
+
 /**
- * A pty whose other side is a connection to the UNIX socket `socketPath` (which must be listening): for a
- * device that is a serial port to its user (a USB debug adapter's CDC-ACM port) but a byte stream to the
- * sim, without a second pty and a serial port library on the sim's side. The pty outlives the openings
- * and closings of its user, as a USB-serial device does; the connection stays up until `close()`.
+ * A pty whose other side is a UNIX socket connection into this process: a device that is a serial port to
+ * its user (a module's USB AT port, a debug adapter's CDC-ACM port) and a plain byte stream to the sim —
+ * one pty instead of a pair, and no serial port library and thread-pool reads on the sim's side, so the
+ * virtual wire adds as little as possible to each exchange. The pty outlives the openings and closings of
+ * its user, as a USB serial device does; the connection stays up until `close()`.
  */
-export async function openPtyToSocket(dir: string, name: string, socketPath: string, timeoutMs = 5000): Promise<{ rigPath: string; close(): Promise<void> }> {
+export async function openPtySocket(dir: string, name: string, timeoutMs = 5000): Promise<PtySocket> {
+  mkdirSync(dir, { recursive: true });
+  // sun_path holds 108 bytes: a deep run directory gets its socket in a private temp directory instead.
+  const socketDir = Buffer.byteLength(path.join(dir, `${name}.sock`)) > 100 ? mkdtempSync(path.join(tmpdir(), 'sim-pty-')) : dir;
+  const socketPath = path.join(socketDir, `${name}.sock`);
+  const removeSocket = (): void => {
+    if (socketDir === dir) rmSync(socketPath, { force: true });
+    else rmSync(socketDir, { recursive: true, force: true });
+  };
+  removeSocket();
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, resolve);
+  });
+  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
   const rigPath = path.join(dir, name);
-  const close = await startSocat(dir, [rigPath], [`pty,raw,echo=0,link=${rigPath}`, `UNIX-CONNECT:${socketPath}`], timeoutMs);
-  return { rigPath, close };
+  let stopSocat: () => Promise<void>;
+  let socket: net.Socket;
+  try {
+    stopSocat = await startSocat(dir, [rigPath], [`pty,raw,echo=0,link=${rigPath}`, `UNIX-CONNECT:${socketPath}`], timeoutMs);
+    // socat announces its data loop once connected: the connection is there or arrives at once.
+    socket = await Promise.race([accepted, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`socat did not connect to ${socketPath} within ${timeoutMs} ms`)), timeoutMs).unref())]);
+  } catch (err) {
+    server.close();
+    removeSocket();
+    throw err;
+  }
+  // One connection, from the one socat: nothing else may reach the device.
+  server.close();
+  socket.setNoDelay?.(true);
+  let closed: Promise<void> | undefined;
+  return {
+    rigPath,
+    socket,
+    close: () =>
+      (closed ??= (async () => {
+        await stopSocat();
+        socket.destroy();
+        removeSocket();
+      })()),
+  };
 }
 
 /**

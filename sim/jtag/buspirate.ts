@@ -19,11 +19,7 @@
 // The emulator keeps no timers: a command split across reads waits for its remaining bytes, and one whose
 // last byte came more than `staleMs` before the next bytes is dropped as the remains of a killed host (a new
 // OpenOCD starts with 20 zeros, which must not be taken as shift data).
-import net from 'node:net';
-import { mkdtemp, rm, unlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { openPtyToSocket } from '../pty.ts';
+import { openPtySocket } from '../pty.ts';
 import type { DebugPort } from './debug-port.ts';
 
 const CMD_UNKNOWN = 0x00;
@@ -193,58 +189,26 @@ export interface BusPirateTty {
   close(): Promise<void>;
 }
 
-/**
- * The Bus Pirate on a serial port of its own: a pty (socat) whose other side is a UNIX socket connection
- * to this process. The pty stays while OpenOCDs come and go, as the adapter's USB serial port does.
- */
+/** The Bus Pirate on a serial port of its own: a pty that stays while OpenOCDs come and go, as its USB port does. */
 export async function startBusPirateTty(options: { debugPort: DebugPort; dir: string; name?: string; log?: (line: string) => void }): Promise<BusPirateTty> {
   const log = options.log ?? (() => {});
-  const name = options.name ?? 'probe-buspirate';
-  // sun_path holds 108 bytes: a deep run directory gets its socket in a private temp directory instead.
-  let socketDir = options.dir;
-  if (Buffer.byteLength(path.join(options.dir, `${name}.sock`)) > 100) socketDir = await mkdtemp(path.join(tmpdir(), 'sim-bp-'));
-  const socketPath = path.join(socketDir, `${name}.sock`);
   const adapter = new BusPirate(options.debugPort, log);
+  const pty = await openPtySocket(options.dir, options.name ?? 'probe-buspirate');
   let closing = false;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('data', (chunk: Buffer) => {
-      const reply = adapter.receive(chunk);
-      if (reply.length > 0) socket.write(reply);
-    });
-    socket.on('error', (err) => log(`buspirate: connection error: ${err.message}`));
-    socket.on('close', () => {
-      sockets.delete(socket);
-      if (!closing) log('buspirate: the pty side went away (socat gone?)');
-    });
+  pty.socket.on('data', (chunk: Buffer) => {
+    const reply = adapter.receive(chunk);
+    if (reply.length > 0) pty.socket.write(reply);
   });
-  await unlink(socketPath).catch(() => {});
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, resolve);
+  pty.socket.on('error', (err) => log(`buspirate: connection error: ${err.message}`));
+  pty.socket.on('close', () => {
+    if (!closing) log('buspirate: the pty side went away (socat gone?)');
   });
-  server.on('error', (err) => log(`buspirate: server error: ${err.message}`));
-  const stopServer = (): Promise<void> =>
-    new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }).then(() => (socketDir === options.dir ? unlink(socketPath).catch(() => {}) : rm(socketDir, { recursive: true, force: true })));
-  let pty: { rigPath: string; close(): Promise<void> };
-  try {
-    pty = await openPtyToSocket(options.dir, name, socketPath);
-  } catch (err) {
-    closing = true;
-    await stopServer();
-    throw err;
-  }
   return {
     port: pty.rigPath,
     adapter,
-    async close() {
+    close() {
       closing = true;
-      await pty.close();
-      await stopServer();
+      return pty.close();
     },
   };
 }

@@ -132,7 +132,9 @@ describe.each(profiles.flatMap((p) => adapters.map((a) => ({ ...p, ...a }))))('$
     expect((await readFile(out)).equals(preload)).toBe(true);
   });
 
-  test('flash write_image erase programs an image that reads back exactly', async () => {
+  // Without a work area the F4's 16 KiB sector is 8192 half-word writes, each a few DAP round trips: tens of
+  // seconds on a loaded machine, more than the default 30 s.
+  test('flash write_image erase programs an image that reads back exactly', { timeout: 120_000 }, async () => {
     const img = image(p.program.size, 77);
     const file = path.join(dir, 'small.bin');
     await writeFile(file, img);
