@@ -15,6 +15,8 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['rig/**/*.test.ts', 'sim/**/*.test.ts', 'scripts/**/*.test.ts'],
+          // A temp dir of the run's own; what a test leaves in it fails the run, naming it.
+          globalSetup: ['scripts/testing/unit-temp-dir.ts'],
           testTimeout: 30_000,
           hookTimeout: 30_000,
         },

@@ -1,6 +1,6 @@
 // The farm scripts as a user runs them (npm run nightly / qualify → tsx scripts/….mjs), spawned as processes.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,12 +63,47 @@ describe('qualify', () => {
     expect(r.stderr).toContain('1_0_0, 1_1_0, 2_0_0');
   });
 
-  test('an --image that is not a whole image is refused before any station is opened', async () => {
-    const file = path.join(tmp, 'not-an-image.bin');
-    writeFileSync(file, Buffer.alloc(4096, 0xff));
+  test('an --image whose version nobody gave and no locator finds is a usage error, before any station is opened', async () => {
+    const file = path.join(tmp, 'app.bin');
+    writeFileSync(file, Buffer.alloc(4096, 0x5a));
     const r = await script('qualify', ['--image', file]);
-    expect(r.status).toBe(1);
-    expect(r.stderr).toContain('is not a whole image');
+    expect(r.status).toBe(64);
+    expect(r.stderr).toContain('which version is app.bin?');
+    expect(r.stderr).toContain('--version');
+    const taken = await script('qualify', ['--image', file, '--version', '2_0_0']);
+    expect(taken.status).toBe(64);
+    expect(taken.stderr).toContain('version 2_0_0, which is already a release with other bytes');
+    const typo = await script('qualify', ['--imgae', file]);
+    expect(typo.stderr).toContain('unknown option --imgae (did you mean --image?)');
+  });
+
+  test('a real image (no rig header) from a directory of releases: a delta case passes; junit.xml and Allure results are written', { timeout: 120_000 }, async () => {
+    // Three builds as objcopy leaves them: a vector table and code, nothing else. The releases are named by their file names.
+    const build = (edit: number): Buffer => {
+      const b = Buffer.alloc(4096);
+      for (let i = 0; i < b.length; i++) b[i] = (i * 13 + (i >> 7)) & 0xff;
+      Buffer.from('00500020c1020008', 'hex').copy(b);
+      b.fill(edit, 2000, 2100);
+      return b;
+    };
+    const releases = path.join(tmp, 'releases');
+    mkdirSync(releases);
+    writeFileSync(path.join(releases, 'STM32_1_0_0.bin'), build(1));
+    writeFileSync(path.join(releases, 'STM32_1_1_0.bin'), build(2));
+    const image = path.join(tmp, 'app-2.1.0.bin');
+    writeFileSync(image, build(3));
+    const out = path.join(tmp, 'qualify-real');
+    const r = await script('qualify', ['--image', image, '--version', '2_1_0', '--releases', releases, '--previous', '1_1_0', '--cases', 'delta', '--out', out, '--json'], 110_000);
+    const res = JSON.parse(r.stdout) as { verdict: string; image: string; results: { case: string; status: string; outcome: string; record: string }[]; junit: string; allureResults: string };
+    expect(res.results, r.stderr).toEqual([expect.objectContaining({ case: 'delta 1_1_0 → 2_1_0', status: 'passed', outcome: 'upgraded' })]);
+    expect(res).toMatchObject({ verdict: 'QUALIFIED', image: '2_1_0' });
+    expect(r.status).toBe(0);
+    const record = JSON.parse(readFileSync(path.join(root, res.results[0]!.record), 'utf8')) as { readback: { matchesTarget: boolean; identified: { version: string } } };
+    expect(record.readback).toMatchObject({ matchesTarget: true, identified: { version: '2_1_0' } });
+    expect(readFileSync(res.junit, 'utf8')).toMatch(/<testsuites name="qualify STM32 2_1_0 on virtual" tests="1" failures="0" errors="0" skipped="0"/);
+    const results = readdirSync(res.allureResults).filter((f) => f.endsWith('-result.json'));
+    expect(results).toHaveLength(1);
+    expect(JSON.parse(readFileSync(path.join(res.allureResults, results[0]!), 'utf8'))).toMatchObject({ name: 'delta 1_1_0 → 2_1_0', status: 'passed', stage: 'finished' });
   });
 
   test('a broken copy of the new image is refused and the old version stays: one case, passed, with its record', { timeout: 120_000 }, async () => {
@@ -141,7 +176,7 @@ describe('qualify on a station without a module supply line', () => {
       layout: { slotAddress: 0x0800_0000, slotSize: 65536 },
     };
     config = path.join(tmp, 'bare.json');
-    writeFileSync(config, JSON.stringify({ stations: { bare: { ...bench, plans: { kind: 'api', url: s.admin.url } }, declared: { ...bench, module: { ...bench.module, productKey: 'pVirtualSta', productSecret: { env: 'RIG_FARM_TEST_PRODUCT_SECRET' } }, plans: { kind: 'declared', plans: [] } } } }));
+    writeFileSync(config, JSON.stringify({ stations: { bare: { ...bench, plans: { kind: 'api', url: s.admin.url } }, noprobe: { ...bench, probe: { ...bench.probe, interface: { kind: 'remote_bitbang', host: '127.0.0.1', port: 9 } }, plans: { kind: 'api', url: s.admin.url } }, declared: { ...bench, module: { ...bench.module, productKey: 'pVirtualSta', productSecret: { env: 'RIG_FARM_TEST_PRODUCT_SECRET' } }, plans: { kind: 'declared', plans: [] } } } }));
   }, 40_000);
   afterAll(async () => {
     if (!sim || sim.exitCode !== null) return;
@@ -154,7 +189,7 @@ describe('qualify on a station without a module supply line', () => {
     const r = await script('qualify', ['--station', 'bare', '--config', config, '--previous', '1_1_0', '--cases', 'interrupted'], 60_000);
     const records = /records in (\S+)/.exec(r.stdout)?.[1];
     if (records) rmSync(path.join(root, records), { recursive: true, force: true });
-    expect(r.stdout).toMatch(/SKIP {2}interrupted download \(cloud → module\) 1_1_0 → 2_0_0 .*skipped/);
+    expect(r.stdout).toMatch(/SKIP +interrupted download \(cloud → module\) 1_1_0 → 2_0_0 .*skipped/);
     expect(r.stdout).toContain('bare has no module supply line for the fault');
     expect(r.stdout).toContain('NOT QUALIFIED (2 of 2 failed)');
     expect(r.status).toBe(1);
@@ -163,6 +198,16 @@ describe('qualify on a station without a module supply line', () => {
     rmSync(okOut.records, { recursive: true, force: true });
     expect(okOut).toMatchObject({ ok: true, allowSkip: true });
     expect(ok.status).toBe(0);
+  });
+
+  test('a station that does not open: INCONCLUSIVE (4), every case not run, the doctor named, JUnit errors', { timeout: 60_000 }, async () => {
+    const out = path.join(tmp, 'qualify-noprobe');
+    const r = await script('qualify', ['--station', 'noprobe', '--config', config, '--previous', '1_1_0', '--cases', 'full,corrupt', '--out', out], 50_000);
+    expect(r.stdout).toMatch(/INCONCLUSIVE +full 1_1_0 → 2_0_0 +upgraded +not run/);
+    expect(r.stdout).toContain('the station failed, not the image: run rig doctor noprobe, then qualify again');
+    expect(r.stdout).toContain('qualify: STM32 2_0_0: INCONCLUSIVE (2 of 2 cases');
+    expect(r.status).toBe(4);
+    expect(readFileSync(path.join(out, 'junit.xml'), 'utf8')).toMatch(/tests="2" failures="0" errors="2"/);
   });
 
   test('a declared plan that is missing is a config error (2) whose message keeps the sha256 line', { timeout: 120_000 }, async () => {

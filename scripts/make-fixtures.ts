@@ -13,7 +13,9 @@
 
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { echo, fs, parseArgv, path } from 'zx';
-import { applyDelta, digestOf, encodeDelta, IMAGE_HEADER_OFFSET, IMAGE_HEADER_SIZE, sha256Hex, writeImageHeader } from '../rig/images/index.ts';
+import {
+  applyDelta, deltaPackage, deltaPackageEntry, digestOf, encodeDelta, fullPackageEntry, Image, IMAGE_HEADER_OFFSET, IMAGE_HEADER_SIZE, imageEntry, imageRef, sha256Hex, writeImageHeader,
+} from '../rig/images/index.ts';
 import type { ManifestJson } from '../rig/images/index.ts';
 // The descriptor is the virtual MCU's format (docs/virtual-mcu.md §3): written by the model's own encoder.
 import { Defect, encodeDescriptor, namesOf } from '../sim/mcu/image.ts';
@@ -242,39 +244,25 @@ export async function makeFixtures(opts: FixtureOptions): Promise<string[]> {
     packages: {},
   };
 
-  const images: Record<string, Uint8Array> = {};
+  const images: Record<string, Image> = {};
   for (const [version, code] of Object.entries(codeFor(opts))) {
     const { bytes, vectors } = buildImage(code, version, opts.loadAddress);
     const file = `images/${COMPONENT}_${version}.bin`;
     await write(file, bytes);
-    images[version] = bytes;
-    const d = digestOf(bytes);
-    manifest.images[version] = {
-      file, component: COMPONENT, version, size: d.size, md5: d.md5, crc32: d.crc, sha256: d.sha256,
-      initialSp: hex(vectors.initialSp), resetHandler: hex(vectors.resetHandler),
-    };
-    // A full package is the image file itself, as uploaded to Developer Center.
-    manifest.packages[`full_${version}`] = {
-      file, component: COMPONENT, version, type: 'full', size: d.size, md5: d.md5, crc32: d.crc, sha256: d.sha256,
-      sourceVersion: null, source: null, target: { version, size: d.size, sha256: d.sha256 },
-    };
+    const image = (images[version] = new Image(bytes, { component: COMPONENT, version }));
+    manifest.images[version] = imageEntry(file, image, { initialSp: hex(vectors.initialSp), resetHandler: hex(vectors.resetHandler) });
+    manifest.packages[`full_${version}`] = fullPackageEntry(file, image);
   }
-  const ref = (version: string) => ({ version, size: images[version]!.length, sha256: sha256Hex(images[version]!) });
 
   echo(`make-fixtures: encoding delta 1_0_0 → 2_0_0 with xdelta3`);
-  const delta = await encodeDelta(images['1_0_0']!, images['2_0_0']!);
-  // Refuse to write a delta the rig's own decoder cannot turn back into 2_0_0.
-  applyDelta(delta, images['1_0_0']!, { source: ref('1_0_0'), target: ref('2_0_0') });
+  // deltaPackage refuses a delta the rig's own decoder cannot turn back into 2_0_0.
+  const delta = await deltaPackage(images['1_0_0']!, images['2_0_0']!);
   const deltaFile = `packages/${COMPONENT}_1_0_0_to_2_0_0.vcdiff`;
-  await write(deltaFile, delta);
-  const dd = digestOf(delta);
-  manifest.packages['delta_1_0_0_to_2_0_0'] = {
-    file: deltaFile, component: COMPONENT, version: '2_0_0', type: 'delta', size: dd.size, md5: dd.md5, crc32: dd.crc,
-    sha256: dd.sha256, sourceVersion: '1_0_0', source: ref('1_0_0'), target: ref('2_0_0'),
-  };
+  await write(deltaFile, delta.bytes);
+  manifest.packages['delta_1_0_0_to_2_0_0'] = deltaPackageEntry(deltaFile, delta.bytes, images['1_0_0']!, images['2_0_0']!);
 
   // Three bytes flipped in the body, header intact: only the download hashes can catch it.
-  const v2 = images['2_0_0']!;
+  const v2 = images['2_0_0']!.bytes;
   const corrupt = v2.slice();
   const offsets = [0.3, 0.6, 0.97].map((f) => Math.floor(v2.length * f) | 1);
   for (const o of offsets) corrupt[o]! ^= 0xff;
@@ -283,7 +271,7 @@ export async function makeFixtures(opts: FixtureOptions): Promise<string[]> {
   const d2 = digestOf(v2);
   manifest.packages['corrupt_full_2_0_0'] = {
     file: corruptFile, component: COMPONENT, version: '2_0_0', type: 'full', size: d2.size, md5: d2.md5, crc32: d2.crc,
-    sha256: d2.sha256, sourceVersion: null, source: null, target: ref('2_0_0'),
+    sha256: d2.sha256, sourceVersion: null, source: null, target: imageRef(images['2_0_0']!),
     corrupted: {
       description: 'image 2_0_0 with the bytes at `offsets` XORed with `xor`; size/md5/crc32/sha256 are those of the intact 2_0_0',
       offsets, xor: 0xff, fileSha256: sha256Hex(corrupt),

@@ -6,49 +6,40 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SerialPort } from 'serialport';
+import { waitOn } from './wait.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export interface SimInfo {
   module: { port: string; imei: string; baud: number };
   admin: { url: string };
+  jtag?: { host: string; port: number; target: 'stm32f1x' | 'stm32f4x' };
+  mcu?: {
+    taps: { mcuToModule: string; moduleToMcu: string; baud: number };
+    console: { port: string; baud: number };
+    layout: Record<string, unknown> | null;
+    why?: string;
+    bootRecord?: string;
+  };
   [key: string]: unknown;
 }
 
-export class SimHandle {
-  /** Everything the module sent since the port was opened. */
+/** Bytes received on a port, with bounded, event-driven waits on them. */
+export class ByteLog {
+  /** Everything received since the port was opened. */
   rx = Buffer.alloc(0);
-  stderr = '';
   private waiters = new Set<() => void>();
-  private exit: Promise<number | null>;
 
-  constructor(
-    readonly child: ChildProcess,
-    readonly info: SimInfo,
-    public port: SerialPort,
-  ) {
-    this.listen(port);
-    child.stderr!.on('data', (c: Buffer) => {
-      this.stderr += c.toString('utf8');
-      if (this.stderr.length > 200_000) this.stderr = this.stderr.slice(-100_000);
-    });
-    this.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  constructor(readonly name: string) {}
+
+  protected push(chunk: Buffer): void {
+    this.rx = Buffer.concat([this.rx, chunk]);
+    for (const w of [...this.waiters]) w();
   }
 
-  private listen(port: SerialPort): void {
-    port.on('data', (chunk: Buffer) => {
-      this.rx = Buffer.concat([this.rx, chunk]);
-      for (const w of [...this.waiters]) w();
-    });
-  }
-
-  /** Closes the rig's end and opens it again, as a rig does after a USB re-enumeration. */
-  async reopen(): Promise<void> {
-    if (this.port.isOpen) await new Promise<void>((r) => this.port.close(() => r()));
-    const port = new SerialPort({ path: this.info.module.port, baudRate: this.info.module.baud || 115200, autoOpen: false });
-    await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
-    this.port = port;
-    this.listen(port);
+  /** More context for a failed wait (the sim's stderr tail). */
+  protected detail(): string {
+    return '';
   }
 
   get text(): string {
@@ -63,49 +54,77 @@ export class SimHandle {
     return this.rx.subarray(mark).toString('latin1');
   }
 
-  async send(data: string | Buffer): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.port.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data, (err) => (err ? reject(err) : resolve()));
-    });
-  }
-
   /**
    * Waits until the bytes received after `from` contain `pattern`; resolves with the offset just past the
    * match. Bounded by `timeoutMs`; the error shows what was expected and the tail of what was seen.
    */
   waitFor(pattern: string | RegExp, timeoutMs = 5000, from = 0): Promise<{ end: number; match: RegExpExecArray | string }> {
-    return new Promise((resolve, reject) => {
-      const check = (): boolean => {
+    const re = typeof pattern === 'string' ? undefined : new RegExp(pattern.source, pattern.flags.replace('g', ''));
+    return waitOn(
+      this.waiters,
+      () => {
         const text = this.rx.subarray(from).toString('latin1');
         if (typeof pattern === 'string') {
           const i = text.indexOf(pattern);
-          if (i < 0) return false;
-          done();
-          resolve({ end: from + i + pattern.length, match: pattern });
-          return true;
+          return i < 0 ? undefined : { end: from + i + pattern.length, match: pattern };
         }
-        const re = new RegExp(pattern.source, pattern.flags.replace('g', ''));
-        const m = re.exec(text);
-        if (!m) return false;
-        done();
-        resolve({ end: from + m.index + m[0].length, match: m });
-        return true;
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(
-          new Error(
-            `sim module: expected ${JSON.stringify(String(pattern))} within ${timeoutMs} ms; seen since offset ${from}: ${JSON.stringify(this.rx.subarray(from).toString('latin1').slice(-600))}\nsim stderr tail: ${this.stderr.slice(-1500)}`,
-          ),
-        );
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(waiter);
-      };
-      const waiter = (): void => void check();
-      this.waiters.add(waiter);
-      check();
+        const m = re!.exec(text);
+        return m ? { end: from + m.index + m[0].length, match: m } : undefined;
+      },
+      timeoutMs,
+      () =>
+        `${this.name}: expected ${JSON.stringify(String(pattern))} within ${timeoutMs} ms; seen since offset ${from}: ${JSON.stringify(this.rx.subarray(from).toString('latin1').slice(-600))}${this.detail()}`,
+    );
+  }
+}
+
+export class SimHandle extends ByteLog {
+  stderr = '';
+  private exit: Promise<number | null>;
+
+  constructor(
+    readonly child: ChildProcess,
+    readonly info: SimInfo,
+    public port: SerialPort,
+  ) {
+    super('sim module');
+    this.listen(port);
+    child.stderr!.on('data', (c: Buffer) => {
+      this.stderr += c.toString('utf8');
+      if (this.stderr.length > 200_000) this.stderr = this.stderr.slice(-100_000);
+    });
+    this.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  private listen(port: SerialPort): void {
+    port.on('data', (chunk: Buffer) => this.push(chunk));
+  }
+
+  protected override detail(): string {
+    return `\nsim stderr tail: ${this.stderr.slice(-1500)}`;
+  }
+
+  private readers: PortReader[] = [];
+
+  /** Opens one of the sim's other rig-side ptys (a tap, the console) to read what it carries. */
+  async openReader(portPath: string, name: string): Promise<PortReader> {
+    const reader = await PortReader.open(portPath, name, () => this.detail());
+    this.readers.push(reader);
+    return reader;
+  }
+
+  /** Closes the rig's end and opens it again, as a rig does after a USB re-enumeration. */
+  async reopen(): Promise<void> {
+    if (this.port.isOpen) await new Promise<void>((r) => this.port.close(() => r()));
+    const port = new SerialPort({ path: this.info.module.port, baudRate: this.info.module.baud || 115200, autoOpen: false });
+    await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
+    this.port = port;
+    this.listen(port);
+  }
+
+  async send(data: string | Buffer): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.port.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data, (err) => (err ? reject(err) : resolve()));
     });
   }
 
@@ -139,6 +158,7 @@ export class SimHandle {
 
   /** SIGTERM, then the exit code (bounded; SIGKILL after 5 s). */
   async stop(): Promise<number | null> {
+    for (const r of this.readers.splice(0)) await r.close();
     if (this.port.isOpen) await new Promise<void>((r) => this.port.close(() => r()));
     if (!this.alive()) return this.exit;
     this.child.kill('SIGTERM');
@@ -146,6 +166,32 @@ export class SimHandle {
     const code = await this.exit;
     clearTimeout(timer);
     return code;
+  }
+}
+
+/** A rig-side pty only read from (a UART tap, the MCU console). */
+export class PortReader extends ByteLog {
+  private constructor(
+    name: string,
+    private readonly port: SerialPort,
+    private readonly more: () => string,
+  ) {
+    super(name);
+    port.on('data', (chunk: Buffer) => this.push(chunk));
+  }
+
+  static async open(portPath: string, name: string, more: () => string = () => ''): Promise<PortReader> {
+    const port = new SerialPort({ path: portPath, baudRate: 115200, autoOpen: false });
+    await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
+    return new PortReader(name, port, more);
+  }
+
+  protected override detail(): string {
+    return this.more();
+  }
+
+  async close(): Promise<void> {
+    if (this.port.isOpen) await new Promise<void>((r) => this.port.close(() => r()));
   }
 }
 

@@ -6,6 +6,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, unlinkSync } fro
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { SerialPort } from 'serialport';
 
 export interface PtyPair {
   /** The rig's end (a symlink to /dev/pts/N that stays valid while the pair lives). */
@@ -185,4 +186,55 @@ async function startSocat(dir: string, links: readonly string[], addresses: read
   child.removeAllListeners('error');
   child.on('error', () => {});
   return close;
+}
+
+/** A pty the sim only writes to (a tap, a console): what the rig writes into it is read and dropped. */
+export interface PtyOutput {
+  /** The rig's end. */
+  readonly rigPath: string;
+  write(bytes: Buffer): void;
+  readonly stats: { written: number; dropped: number };
+  close(): Promise<void>;
+}
+
+/**
+ * Bytes waiting for a reader beyond this are dropped and counted, as a USB-UART's FIFO overflows while
+ * nobody reads it: a tap left unopened costs bounded memory.
+ */
+const OUTPUT_BACKLOG = 64 * 1024;
+
+export async function openPtyOutput(dir: string, name: string, log: (msg: string) => void): Promise<PtyOutput> {
+  const pty = await openPtyPair(dir, name);
+  // serialport on the sim's end, as the module's pty: non-blocking writes with a completion per write.
+  const port = new SerialPort({ path: pty.simPath, baudRate: 115200, lock: false, hupcl: false, autoOpen: false });
+  try {
+    await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
+  } catch (err) {
+    await pty.close();
+    throw new Error(`could not open the ${name} pty end ${pty.simPath}: ${(err as Error).message}`);
+  }
+  port.on('error', (err) => log(`${name}: pty error: ${err.message}`));
+  port.on('data', () => {}); // the rig's TX pin is not connected
+  const stats = { written: 0, dropped: 0 };
+  let backlog = 0;
+  let closing = false;
+  return {
+    rigPath: pty.rigPath,
+    stats,
+    write(bytes) {
+      if (closing || !port.isOpen || bytes.length === 0) return;
+      if (backlog + bytes.length > OUTPUT_BACKLOG) {
+        stats.dropped += bytes.length;
+        return;
+      }
+      backlog += bytes.length;
+      stats.written += bytes.length;
+      port.write(bytes, () => void (backlog -= bytes.length));
+    },
+    async close() {
+      closing = true;
+      if (port.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
+      await pty.close();
+    },
+  };
 }

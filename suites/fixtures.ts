@@ -24,19 +24,21 @@ import { getCurrentTest } from '@vitest/runner';
 import { inject, test as base } from 'vitest';
 import type { TestError } from 'vitest';
 import type { TranscriptEntry } from '../rig/at/transcript.ts';
-import { formatTranscript } from '../rig/at/transcript.ts';
+import { BoundedLog, formatTranscript } from '../rig/at/transcript.ts';
+import { RUN_TRANSCRIPT_MAX_BYTES } from '../rig/sota/run-log.ts';
 import { ConfigError, InfrastructureError } from '../rig/errors.ts';
 import { loadManifest } from '../rig/images/index.ts';
 import type { FirmwareSet, Image, Package } from '../rig/images/index.ts';
 import type { SafeStateLine } from '../rig/power/line.ts';
 import type { Probe } from '../rig/probe/index.ts';
 import type { QuecThing } from '../rig/quecthing/index.ts';
-import { ensureBaseline, runProxyUpgrade } from '../rig/sota/index.ts';
-import type { BaselineResult, ProxyRun, ProxyUpgradeOptions } from '../rig/sota/index.ts';
+import { ensureBaseline, runDutUpgrade, runProxyUpgrade } from '../rig/sota/index.ts';
+import type { BaselineResult, DutRun, DutUpgradeOptions, ProxyRun, ProxyUpgradeOptions } from '../rig/sota/index.ts';
 import { openStation } from '../rig/station/index.ts';
 import type { OpenedStation, PlanSource, UpgradeSpec } from '../rig/station/index.ts';
 import { AllureRecorder, allureResultsDir, writeEnvironmentInfo } from './support/allure.ts';
 import { chartFromRecord, readPhaseChart } from './support/chart.ts';
+import { timelineFromRecord } from './support/timeline.ts';
 import { readbackVerdict } from './support/evidence.ts';
 import { HealthLedger, stationScope } from './support/health.ts';
 import { MANIFEST, ROOT, suiteStation, testBudget } from './support/station-config.ts';
@@ -51,6 +53,8 @@ export interface SuiteOptions extends SuiteStationOptions {
    * that the file's first baseline finds it there instead of programming it.
    */
   startImage?: string;
+  /** The firmware set of the file (default RIG_MANIFEST or fixtures/manifest.json); dut suites use fixtures/mcu. */
+  manifest?: string;
 }
 
 /** Retry only what is not the firmware's or the protocol's fault, and never a station marked broken. */
@@ -194,14 +198,19 @@ export interface Sota {
   upgrade(o: Omit<ProxyUpgradeOptions, 'recorder' | 'signal'>): Promise<ProxyRun>;
   /** The SWD readback verdict every test ends with. */
   readback(image: Image): Promise<void>;
+  /**
+   * runDutUpgrade with the test's recorder and signal: the MCU image under test drives; attaches the
+   * timeline picture of phases, MCU starts and faults, and the figures.
+   */
+  dut(o: Omit<DutUpgradeOptions, 'recorder' | 'signal'>): Promise<DutRun>;
   /** A ConfigError "station X cannot …" when the station lacks what the test needs. */
   require(what: string, ok: boolean, detail: string): void;
 }
 
 export async function sotaSuite(opts: SuiteOptions) {
-  const images = await loadManifest(MANIFEST);
+  const images = await loadManifest(opts.manifest ? path.resolve(ROOT, opts.manifest) : MANIFEST);
   const startImage = opts.startImage ? images.image(opts.startImage) : images.images.values().next().value;
-  const baselineFile = startImage ? path.resolve(path.dirname(MANIFEST), images.entries.images[startImage.version]!.file) : undefined;
+  const baselineFile = startImage ? path.resolve(path.dirname(images.manifestPath), images.entries.images[opts.startImage ?? startImage.version]!.file) : undefined;
   const suite = await suiteStation(opts, baselineFile);
   const largest = Math.max(...[...images.images.values()].map((i) => i.size), ...[...images.packages.values()].map((p) => p.size));
   const slotBytes = suite.entry.layout.slotSize;
@@ -231,7 +240,8 @@ export async function sotaSuite(opts: SuiteOptions) {
     .extend('station', async ({ stationHolder, recorder }, { onCleanup }) => {
       // Opened (or found broken) by the beforeEach hook below, once per attempt.
       const station = stationHolder.current;
-      const transcript: TranscriptEntry[] = [];
+      // A whole test's transcript, bounded as the port's own is: a module spewing garbage costs a fixed amount.
+      const transcript = new BoundedLog<TranscriptEntry>(RUN_TRANSCRIPT_MAX_BYTES);
       const openocd: string[] = [];
       const off = [station.module.at.on('transcript', (e) => transcript.push(e)), station.probe.log.onLine((l) => openocd.push(l))];
       onCleanup(async () => {
@@ -241,7 +251,7 @@ export async function sotaSuite(opts: SuiteOptions) {
           stationHolder.reopen = true;
           recorder.attach('teardown problems', `${problems.join('\n')}\n`, 'text/plain');
         }
-        recorder.attach('AT transcript (whole test)', formatTranscript(transcript) || '(nothing sent or received)\n', 'text/plain');
+        recorder.attach('AT transcript (whole test)', formatTranscript(transcript.all(), transcript.dropped) || '(nothing sent or received)\n', 'text/plain');
         recorder.attach('OpenOCD log', openocd.length > 0 ? `${openocd.join('\n')}\n` : '(OpenOCD logged nothing during this test)\n', 'text/plain');
       });
       return station;
@@ -274,6 +284,15 @@ export async function sotaSuite(opts: SuiteOptions) {
           return run;
         },
         readback: (image) => readbackVerdict(station, image, { signal, recorder }),
+        async dut(o) {
+          const pkg = 'id' in o.plan ? o.package : o.plan.package;
+          if (pkg) await sota.describeUpgrade(pkg, o.from);
+          await allure.parameter('mode', 'dut');
+          const run = await runDutUpgrade(station, { ...o, recorder, signal });
+          recorder.attach('timeline (phases, MCU starts, faults)', timelineFromRecord(run), 'image/svg+xml');
+          recorder.flushFigures('figures (measured)');
+          return run;
+        },
         require(what, ok, detail) {
           if (!ok) throw new ConfigError(`station ${station.name} cannot ${what}`, { station: station.name, expected: `a station that can ${what}`, seen: detail });
         },

@@ -87,12 +87,93 @@ describe('AtFramer', () => {
     }
   });
 
-  it('does not enter binary mode for a block above the limit, and says so', () => {
-    const out = frames('+QIOTOTARD: 0,999999\r\nOK\r\n', { maxBinaryLength: 4096, whole: true });
-    expect(out).toEqual([
-      { kind: 'oversize-block', header: '+QIOTOTARD: 0,999999', length: 999999, limit: 4096 },
-      { kind: 'line', text: '+QIOTOTARD: 0,999999' },
+  it('skips the bytes a header announces above the limit, never reading them as lines (a RDY inside is no reboot)', () => {
+    const data = Buffer.concat([Buffer.from('\r\nRDY\r\n+QIOTEVT: 7,10706\r\nOK\r\n'), Buffer.alloc(5000 - 33, 0x41)]);
+    for (const seed of [1, 2, 3]) {
+      const out = frames(Buffer.concat([Buffer.from('+QIOTOTARD: 0,5000\r\n'), data, Buffer.from('\r\n\r\nOK\r\n')]), { maxBinaryLength: 4096, seed });
+      expect(out).toEqual([
+        { kind: 'oversize-block', header: '+QIOTOTARD: 0,5000', length: 5000, limit: 4096 },
+        { kind: 'discarded', header: '+QIOTOTARD: 0,5000', reason: 'oversize', length: 5000, announced: 5000, ended: 'complete' },
+        { kind: 'line', text: 'OK' },
+      ]);
+    }
+  });
+
+  it("takes a read's block only when CR or LF follows it; otherwise it is misframed and its bytes are dropped", () => {
+    const ok = frames(Buffer.concat([Buffer.from('+QIOTOTARD: 0,8\r\n'), firmware.subarray(0, 8), Buffer.from('\r\n\r\nOK\r\n')]));
+    expect(ok).toEqual([{ kind: 'block', header: '+QIOTOTARD: 0,8', data: firmware.subarray(0, 8) }, { kind: 'line', text: 'OK' }]);
+    // Eight bytes announced, ten sent: the last two are not the terminator.
+    const spliced = frames('+QIOTOTARD: 0,8\r\nABCDEFGHIJ\r\n\r\nOK\r\n', { whole: true });
+    expect(spliced).toEqual([
+      { kind: 'misframed-block', header: '+QIOTOTARD: 0,8', length: 8, next: 'IJ....OK..' },
+      { kind: 'line', text: 'IJ' },
       { kind: 'line', text: 'OK' },
+    ]);
+    // A URC payload is delivered at once: the next line may come at any time.
+    const out: Frame[] = [];
+    new AtFramer((f) => out.push(f)).push(Buffer.from('+QIOTEVT: 5,10200,6\r\n123456'));
+    expect(out).toEqual([{ kind: 'block', header: '+QIOTEVT: 5,10200,6', data: Buffer.from('123456') }]);
+  });
+
+  it('skips the late rest of a block given up on, whatever it looks like, and says how much came', () => {
+    const out: Frame[] = [];
+    const framer = new AtFramer((f) => out.push(f));
+    framer.push(Buffer.from('+QIOTOTARD: 0,300\r\n'));
+    framer.push(Buffer.alloc(100, 0x42));
+    expect(framer.discardRestOfBlock()).toBe(true);
+    expect(framer.skipping).toBe(true);
+    const rest = Buffer.concat([Buffer.from('\r\nOK\r\n+QIOTOTARD: 0,100\r\n'), Buffer.alloc(200 - 29, 0x43), Buffer.from('\r\n\r\nOK\r\n')]);
+    for (const piece of fragment(rest, seededRandom(5))) framer.push(piece);
+    expect(out).toEqual([
+      { kind: 'discarded', header: '+QIOTOTARD: 0,300', reason: 'late', length: 200, announced: 200, ended: 'complete' },
+      { kind: 'line', text: 'OK' },
+    ]);
+    expect(framer.discardRestOfBlock()).toBe(false);
+  });
+
+  it("ends a late rest at the module's boot banner (it restarted: the rest never comes), even split across reads", () => {
+    for (const split of [1, 2, 3, 4, 5, 6]) {
+      const out: Frame[] = [];
+      const framer = new AtFramer((f) => out.push(f));
+      framer.push(Buffer.from('+QIOTOTARD: 0,1024\r\nxyz'));
+      framer.discardRestOfBlock();
+      const boot = Buffer.from('\x00\xff\r\nRDY\r\n\r\n+QIOTEVT: 1,10067\r\n', 'latin1');
+      framer.push(boot.subarray(0, split));
+      framer.push(boot.subarray(split));
+      expect({ split, out }).toEqual({
+        split,
+        out: [
+          { kind: 'discarded', header: '+QIOTOTARD: 0,1024', reason: 'late', length: 4, announced: 1021, ended: 'banner' },
+          { kind: 'line', text: 'RDY' },
+          { kind: 'line', text: '+QIOTEVT: 1,10067' },
+        ],
+      });
+    }
+  });
+
+  it('a RDY further into late data is data: the skipping goes on to the last announced byte', () => {
+    const out: Frame[] = [];
+    const framer = new AtFramer((f) => out.push(f));
+    framer.push(Buffer.from('+QIOTOTARD: 0,100\r\n'));
+    framer.discardRestOfBlock();
+    framer.push(Buffer.concat([Buffer.alloc(40, 0x41), Buffer.from('\r\nRDY\r\n'), Buffer.alloc(53, 0x41), Buffer.from('\r\n\r\nOK\r\n')]));
+    expect(out).toEqual([
+      { kind: 'discarded', header: '+QIOTOTARD: 0,100', reason: 'late', length: 100, announced: 100, ended: 'complete' },
+      { kind: 'line', text: 'OK' },
+    ]);
+  });
+
+  it('stops skipping when told (the bytes are not coming), and frames lines again', () => {
+    const out: Frame[] = [];
+    const framer = new AtFramer((f) => out.push(f), { maxBinaryLength: 16 });
+    framer.push(Buffer.from('+QIOTOTARD: 0,999999\r\nabc\r\nOK\r\n'));
+    expect(framer.endDiscard()).toBe(true);
+    expect(framer.endDiscard()).toBe(false);
+    framer.push(Buffer.from('\r\n+CSQ: 20,99\r\n'));
+    expect(out).toEqual([
+      { kind: 'oversize-block', header: '+QIOTOTARD: 0,999999', length: 999999, limit: 16 },
+      { kind: 'discarded', header: '+QIOTOTARD: 0,999999', reason: 'oversize', length: 9, announced: 999999, ended: 'stopped' },
+      { kind: 'line', text: '+CSQ: 20,99' },
     ]);
   });
 

@@ -1,10 +1,14 @@
 // Turns the bytes a module sends into lines and counted binary blocks. It works on the Buffers as they
 // arrive (Buffer.indexOf finds terminators natively) and never builds strings byte by byte, so it keeps up
 // with a UART at line rate. Everything it holds is bounded: a line longer than `maxLineLength` is dropped
-// and reported, and a block is only collected when its announced length is within `maxBinaryLength`.
+// and reported, and a block is only collected when its announced length is within `maxBinaryLength` (the
+// bytes of a bigger one are skipped, not read as lines). A read's block counts only when the CR or LF that
+// ends every answer follows it; bytes of a block given up on are skipped when they come late.
 
 const CR = 0x0d;
 const LF = 0x0a;
+/** How far into a late rest the boot banner still means a restart: power-on noise plus `\nRDY\r`. */
+const BANNER_HEAD = 24;
 
 export type Frame =
   /** A text line, terminator stripped; empty lines are not reported. */
@@ -13,8 +17,20 @@ export type Frame =
   | { kind: 'block'; header: string; data: Buffer }
   /** A line exceeded the limit; its bytes up to the next terminator were dropped. */
   | { kind: 'overflow'; head: string; limit: number }
-  /** A header announced more binary data than allowed; it was passed on as an ordinary line. */
-  | { kind: 'oversize-block'; header: string; length: number; limit: number };
+  /** A header announced more binary data than allowed: the announced bytes are skipped (see `discarded`). */
+  | { kind: 'oversize-block'; header: string; length: number; limit: number }
+  /**
+   * A `+QIOTOTARD:` block whose bytes were not followed by CR or LF, as every answer's are (protocol §2.7):
+   * bytes were lost, or bytes of another answer were spliced in. Its data is dropped, never delivered.
+   */
+  | { kind: 'misframed-block'; header: string; length: number; next: string }
+  /**
+   * Bytes skipped without being read as lines: the rest of a block given up on (`late`, after
+   * `discardRestOfBlock`) or the bytes of an oversize block. `ended`: all `announced` bytes passed
+   * (`complete`), the module's boot banner ended a late rest that was never coming (`banner`), or
+   * `endDiscard()` stopped it (`stopped`).
+   */
+  | { kind: 'discarded'; header: string; reason: 'late' | 'oversize'; length: number; announced: number; ended: 'complete' | 'banner' | 'stopped' };
 
 export interface FramerOptions {
   /** Bytes per line, terminator excluded. */
@@ -26,6 +42,14 @@ export interface FramerOptions {
    * ordinary lines. Called synchronously for each line, so binary mode starts at the very next byte.
    */
   binaryLength?: (line: string) => number | undefined;
+  /**
+   * Whether the block a header announces must be followed by CR or LF before it counts: true for the
+   * answers to a command (`+QIOTOTARD:`, followed by CR LF CR LF OK), false for URC payloads, which the next
+   * line may follow at any time.
+   */
+  terminatedBlock?: (header: string) => boolean;
+  /** The module's boot banner (`RDY`): a late rest that is still being skipped ends where it appears. */
+  bootBanner?: string;
 }
 
 export const DEFAULT_MAX_LINE_LENGTH = 4096;
@@ -43,6 +67,11 @@ export function quecthingBinaryLength(line: string): number | undefined {
     return m ? Number(m[1]) : undefined;
   }
   return undefined;
+}
+
+/** Answers to a read command are followed by CR LF CR LF OK; URC payloads are not. */
+export function quecthingTerminatedBlock(header: string): boolean {
+  return header.startsWith('+QIOTOTARD:');
 }
 
 function printableHead(bytes: Buffer): string {
@@ -63,6 +92,13 @@ export class AtFramer {
   private afterCr = false;
   /** Binary block being filled. */
   private block: { header: string; data: Buffer; filled: number } | undefined;
+  /** A full block that waits for the CR or LF after it before it is delivered. */
+  private blockEnd: { header: string; data: Buffer } | undefined;
+  /** Bytes being skipped: a late rest, or an oversize block; `head`: a late rest's first bytes, searched for the banner. */
+  private skip: { header: string; reason: 'late' | 'oversize'; remaining: number; skipped: number; announced: number; head: Buffer | undefined } | undefined;
+  private readonly terminatedBlock: (header: string) => boolean;
+  /** `\n<banner>\r`, `\n<banner>\n`: the banner as a line of its own. */
+  private readonly banners: Buffer[];
 
   constructor(
     private readonly onFrame: (frame: Frame) => void,
@@ -71,11 +107,56 @@ export class AtFramer {
     this.maxLine = options.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH;
     this.maxBinary = options.maxBinaryLength ?? DEFAULT_MAX_BINARY_LENGTH;
     this.binaryLength = options.binaryLength ?? quecthingBinaryLength;
+    this.terminatedBlock = options.terminatedBlock ?? quecthingTerminatedBlock;
+    const banner = options.bootBanner ?? 'RDY';
+    this.banners = [Buffer.from(`\n${banner}\r`, 'latin1'), Buffer.from(`\n${banner}\n`, 'latin1')];
   }
 
   /** True while a counted binary block is incomplete. */
   get inBlock(): boolean {
     return this.block !== undefined;
+  }
+
+  /** Bytes the incomplete counted block still waits for; 0 when none is open. */
+  get blockRemaining(): number {
+    return this.block ? this.block.data.length - this.block.filled : 0;
+  }
+
+  /**
+   * Ends the incomplete counted block without reporting it and returns its header and the bytes that came;
+   * framing goes on with the next byte as the start of a line (a passive tap gives the bytes back as lines).
+   */
+  takeBlock(): { header: string; data: Buffer } | undefined {
+    const b = this.block;
+    if (!b) return undefined;
+    this.block = undefined;
+    return { header: b.header, data: b.data.subarray(0, b.filled) };
+  }
+
+  /** True while bytes are being skipped (a late rest, an oversize block). */
+  get skipping(): boolean {
+    return this.skip !== undefined;
+  }
+
+  /**
+   * Gives up the incomplete block: the bytes it still waits for are skipped as they come, never read as
+   * lines (a `RDY` or `OK` inside them means nothing), and reported as `discarded` when the last has passed.
+   * Should the module restart instead (the rest never comes), its boot banner on a line of its own among
+   * the first bytes that come ends the skipping. Returns false when no block was open.
+   */
+  discardRestOfBlock(): boolean {
+    const b = this.block;
+    if (!b) return false;
+    this.block = undefined;
+    this.skip = { header: b.header, reason: 'late', remaining: b.data.length - b.filled, skipped: 0, announced: b.data.length - b.filled, head: Buffer.alloc(0) };
+    return true;
+  }
+
+  /** Stops skipping (the bytes are not coming); reports what was skipped. Returns false when nothing was. */
+  endDiscard(): boolean {
+    if (!this.skip) return false;
+    this.finishSkip('stopped');
+    return true;
   }
 
   /** Forgets any partial line or block (after a timeout, or when the port is reopened). */
@@ -85,6 +166,8 @@ export class AtFramer {
     this.discarding = false;
     this.afterCr = false;
     this.block = undefined;
+    this.blockEnd = undefined;
+    this.skip = undefined;
   }
 
   push(chunk: Buffer): void {
@@ -102,6 +185,19 @@ export class AtFramer {
           continue;
         }
       }
+      if (this.skip) {
+        pos = this.skipBytes(chunk, pos, end);
+        nextCr = nextLf = -2;
+        continue;
+      }
+      if (this.blockEnd) {
+        const b = this.blockEnd;
+        this.blockEnd = undefined;
+        // The byte itself is framed as usual below: it starts the CR LF CR LF OK that follows the data.
+        if (chunk[pos] === CR || chunk[pos] === LF) this.onFrame({ kind: 'block', header: b.header, data: b.data });
+        else this.onFrame({ kind: 'misframed-block', header: b.header, length: b.data.length, next: printableHead(chunk.subarray(pos, pos + 16)) });
+        continue;
+      }
       if (this.block) {
         const b = this.block;
         const n = Math.min(end - pos, b.data.length - b.filled);
@@ -110,7 +206,8 @@ export class AtFramer {
         pos += n;
         if (b.filled === b.data.length) {
           this.block = undefined;
-          this.onFrame({ kind: 'block', header: b.header, data: b.data });
+          if (this.terminatedBlock(b.header)) this.blockEnd = { header: b.header, data: b.data };
+          else this.onFrame({ kind: 'block', header: b.header, data: b.data });
         }
         nextCr = nextLf = -2;
         continue;
@@ -127,6 +224,46 @@ export class AtFramer {
       if (chunk[stop] === CR) this.afterCr = true;
       this.endLine(piece);
     }
+  }
+
+  /**
+   * Skips bytes from `pos`; returns where framing goes on. A late rest ends early at the boot banner when
+   * the banner is among the first bytes that come after the block was given up on: a module that lost power
+   * mid-block sends nothing more of it, then (after a little power-on noise) `RDY`; a `RDY` further into
+   * late data is data.
+   */
+  private skipBytes(chunk: Buffer, pos: number, end: number): number {
+    const k = this.skip!;
+    const n = Math.min(end - pos, k.remaining);
+    if (k.head) {
+      const before = k.skipped;
+      const head = Buffer.concat([k.head, chunk.subarray(pos, pos + Math.min(n, BANNER_HEAD - before))]);
+      let at = -1;
+      for (const b of this.banners) {
+        const i = head.indexOf(b);
+        if (i >= 0 && (at < 0 || i < at)) at = i;
+      }
+      if (at >= 0) {
+        // Skipped up to and including the LF before the banner; the banner is framed as a line (its first
+        // bytes may have come in an earlier chunk: they are framed again).
+        const resume = at + 1 - before;
+        k.skipped = at + 1;
+        this.finishSkip('banner');
+        if (resume < 0) this.accumulate(head.subarray(at + 1, before));
+        return pos + Math.max(0, resume);
+      }
+      k.head = head.length >= BANNER_HEAD ? undefined : head;
+    }
+    k.remaining -= n;
+    k.skipped += n;
+    if (k.remaining === 0) this.finishSkip('complete');
+    return pos + n;
+  }
+
+  private finishSkip(ended: 'complete' | 'banner' | 'stopped'): void {
+    const k = this.skip!;
+    this.skip = undefined;
+    this.onFrame({ kind: 'discarded', header: k.header, reason: k.reason, length: k.skipped, announced: k.announced, ended });
   }
 
   private accumulate(piece: Buffer): void {
@@ -178,8 +315,9 @@ export class AtFramer {
       return;
     }
     if (length > this.maxBinary) {
+      // Read as lines, the announced bytes could say anything (a RDY, a +QIOTEVT): they are skipped.
       this.onFrame({ kind: 'oversize-block', header: text, length, limit: this.maxBinary });
-      this.onFrame({ kind: 'line', text });
+      this.skip = { header: text, reason: 'oversize', remaining: length, skipped: 0, announced: length, head: undefined };
       return;
     }
     if (length === 0) {

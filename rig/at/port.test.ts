@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AbortedError, InfrastructureError, ProtocolError } from '../errors.ts';
 import { AtCommandError, AtPortError, AtResponseError, AtTimeoutError } from './errors.ts';
 import { AtPort } from './port.ts';
-import { formatTranscript } from './transcript.ts';
+import { entryBytes, formatTranscript } from './transcript.ts';
 import type { AtPortOptions, FramingIssue, Urc } from './port.ts';
 import { createMockModule } from './testing/mock.ts';
 import type { Script } from './testing/peer.ts';
@@ -137,8 +137,8 @@ describe('AtPort over binding-mock, reads fragmented into 1..7 bytes', () => {
     expect(unsolicited).toContain('+QIOTMCUVER: "STALE","0"');
   });
 
-  it('abandons a block cut short by a timeout; its late rest never reaches the next command', async () => {
-    const rest = Buffer.concat([Buffer.alloc(300, 0x41), Buffer.from('\r\nOK\r\n+CSQ\r\n'), Buffer.alloc(200, 0x42), Buffer.from('\r\n\r\nOK\r\n')]);
+  it('skips the late rest of a block cut short by a timeout (a RDY or OK inside means nothing) and reports it; the next command gets its own answer', async () => {
+    const rest = Buffer.concat([Buffer.alloc(300, 0x41), Buffer.from('\r\nOK\r\n+CSQ\r\n\r\nRDY\r\n'), Buffer.alloc(200, 0x42), Buffer.from('\r\n\r\nOK\r\n')]);
     let lateRest: (() => void) | undefined;
     const { port, peer } = await setup((cmd, p) => {
       if (cmd === 'AT+QIOTOTARD=0,1024') {
@@ -149,24 +149,101 @@ describe('AtPort over binding-mock, reads fragmented into 1..7 bytes', () => {
         void p.send(answer('+CSQ: 20,99', 'OK'));
       } else if (cmd === 'AT+QIOTSTATE?') void p.send(answer('+QIOTSTATE: 8', 'OK'));
     });
+    const issues: FramingIssue[] = [];
+    port.on('framing', (i) => issues.push(i));
+    let reboots = 0;
+    port.on('reboot', () => reboots++);
     const e = await port.command('AT+QIOTOTARD=0,1024', { prefix: '+QIOTOTARD:', binary: true, timeoutMs: 80 }).catch((err: unknown) => err);
     expect(e).toBeInstanceOf(AtTimeoutError);
     expect((e as Error).message).toContain('expected +QIOTOTARD: <n> then <n> bytes then OK; seen only a binary header and part of its data');
     await expect(port.command('AT+QIOTSTATE?', { prefix: '+QIOTSTATE:' })).resolves.toMatchObject({ lines: ['+QIOTSTATE: 8'] });
     expect(peer.received).toEqual(['AT+QIOTOTARD=0,1024', 'AT+CSQ', 'AT+QIOTSTATE?']);
+    const header = `+QIOTOTARD: 0,${512 + rest.length - 8}`;
+    expect(issues).toEqual([{ kind: 'discarded', header, reason: 'late', length: rest.length - 8, announced: rest.length - 8, ended: 'complete' }]);
+    expect(reboots).toBe(0);
+    expect(formatTranscript(port.transcript())).toContain(`${rest.length - 8} late byte(s) of the block announced by ${header} discarded`);
   });
 
-  it('fails a read whose header announces more than the binary limit, and stays usable', async () => {
+  it("late data of a timed-out read never completes a later read, even from a module that answers the probe first and splices the old block's rest into the next answer", async () => {
+    // What a module written independently of sim/ did (issue 16): the rest of block 0 came after the
+    // header of the read at 1024. Each read must fail or return exactly its own bytes, never others.
+    const A = Buffer.alloc(1024, 0x41);
+    const B = Buffer.alloc(1024, 0x42);
+    const trailer = '\r\n\r\nOK\r\n';
+    let answered1024 = 0;
     const { port } = await setup((cmd, p) => {
-      if (cmd === 'AT+QIOTOTARD=0,1024') void p.send(`\r\n+QIOTOTARD: 0,999999\r\n${'y'.repeat(100)}\r\n\r\nOK\r\n`);
+      if (cmd === 'AT+QIOTOTARD=0,1024') void p.send(Buffer.concat([Buffer.from('\r\n+QIOTOTARD: 0,1024\r\n'), A.subarray(0, 500)]));
+      else if (cmd === 'AT+CSQ') void p.send(answer('+CSQ: 20,99', 'OK'));
+      else if (cmd === 'AT+QIOTOTARD=1024,1024') {
+        const spliced = answered1024++ === 0 ? [A.subarray(500), Buffer.from(trailer)] : [];
+        void p.send(Buffer.concat([Buffer.from('\r\n+QIOTOTARD: 1024,1024\r\n'), ...spliced, B, Buffer.from(trailer)]));
+      }
+    });
+    const issues: FramingIssue[] = [];
+    port.on('framing', (i) => issues.push(i));
+    const read = (start: number) => port.command(`AT+QIOTOTARD=${start},1024`, { prefix: '+QIOTOTARD:', binary: true, timeoutMs: 150 });
+    await expect(read(0)).rejects.toBeInstanceOf(AtTimeoutError);
+    const outcomes: string[] = [];
+    for (let attempt = 0; attempt < 5 && !outcomes.includes('B'); attempt++) {
+      const r = await read(1024).catch((err: Error) => err);
+      if (r instanceof Error) outcomes.push(r.name);
+      else outcomes.push(r.block?.data.equals(B) ? 'B' : `wrong data: ${r.block?.data.subarray(0, 8).toString('latin1')}…`);
+    }
+    expect(outcomes.filter((o) => o.startsWith('wrong'))).toEqual([]);
+    expect(outcomes.at(-1)).toBe('B');
+    expect(answered1024).toBeGreaterThanOrEqual(2);
+    expect(issues.map((i) => i.kind)).toContain('discarded');
+  });
+
+  it('fails a read whose header announces more than the binary limit at once, skipping the announced bytes (a RDY inside is no reboot); the port goes on', async () => {
+    const data = Buffer.concat([Buffer.from('\r\nRDY\r\n\r\nOK\r\n'), Buffer.alloc(5000 - 14, 0x79)]);
+    const { port } = await setup((cmd, p) => {
+      if (cmd === 'AT+QIOTOTARD=0,1024') void p.send(Buffer.concat([Buffer.from('\r\n+QIOTOTARD: 0,5000\r\n'), data, Buffer.from('\r\n\r\nOK\r\n')]));
       if (cmd === 'AT') void p.send(answer('OK'));
     }, { maxBinaryLength: 4096 });
     const issues: FramingIssue[] = [];
     port.on('framing', (i) => issues.push(i));
+    let reboots = 0;
+    port.on('reboot', () => reboots++);
+    const e = (await port.command('AT+QIOTOTARD=0,1024', { prefix: '+QIOTOTARD:', binary: true, timeoutMs: 5000 }).catch((err: unknown) => err)) as AtResponseError;
+    expect(e).toBeInstanceOf(AtResponseError);
+    expect(e.message).toContain('seen +QIOTOTARD: 0,5000');
+    expect(issues).toEqual([
+      { kind: 'oversize-block', header: '+QIOTOTARD: 0,5000', length: 5000, limit: 4096 },
+      { kind: 'discarded', header: '+QIOTOTARD: 0,5000', reason: 'oversize', length: 5000, announced: 5000, ended: 'complete' },
+    ]);
+    expect(reboots).toBe(0);
+    await expect(port.command('AT')).resolves.toBeTruthy();
+  });
+
+  it('a header that lies about its length (more than the limit, few bytes): the read fails, and the port recovers once a probe goes unanswered', async () => {
+    const { port } = await setup((cmd, p) => {
+      if (cmd === 'AT+QIOTOTARD=0,1024') void p.send(`\r\n+QIOTOTARD: 0,999999\r\n${'y'.repeat(100)}\r\n\r\nOK\r\n`);
+      if (cmd === 'AT+CSQ') void p.send(answer('+CSQ: 20,99', 'OK'));
+      if (cmd === 'AT') void p.send(answer('OK'));
+    }, { maxBinaryLength: 4096, commandTimeoutMs: 150 });
     const e = (await port.command('AT+QIOTOTARD=0,1024', { prefix: '+QIOTOTARD:', binary: true }).catch((err: unknown) => err)) as AtResponseError;
     expect(e).toBeInstanceOf(AtResponseError);
     expect(e.message).toContain('seen +QIOTOTARD: 0,999999');
-    expect(issues).toEqual([{ kind: 'oversize-block', header: '+QIOTOTARD: 0,999999', length: 999999, limit: 4096 }]);
+    // The first probe's answer is skipped with the bytes the header announced; the second is read.
+    const first = await port.command('AT').catch((err: unknown) => err);
+    expect(first).toBeInstanceOf(AtTimeoutError);
+    await expect(port.command('AT')).resolves.toBeTruthy();
+  });
+
+  it('a module that restarts in the middle of a block: its RDY ends the skipped rest, and the reboot is reported', async () => {
+    const { port } = await setup((cmd, p) => {
+      if (cmd === 'AT+QIOTOTARD=0,1024') void p.send(`\r\n+QIOTOTARD: 0,1024\r\n${'z'.repeat(300)}`);
+      // Powered off mid-block: the probe finds it booting.
+      if (cmd === 'AT+CSQ') void p.send(answer('RDY', '+QIND: PB DONE'));
+      if (cmd === 'AT') void p.send(answer('OK'));
+    });
+    const issues: FramingIssue[] = [];
+    port.on('framing', (i) => issues.push(i));
+    const rebooted = new Promise<void>((resolve) => port.on('reboot', () => resolve()));
+    await expect(port.command('AT+QIOTOTARD=0,1024', { prefix: '+QIOTOTARD:', binary: true, timeoutMs: 80 })).rejects.toBeInstanceOf(AtTimeoutError);
+    await rebooted;
+    expect(issues).toEqual([{ kind: 'discarded', header: '+QIOTOTARD: 0,1024', reason: 'late', length: 2, announced: 724, ended: 'banner' }]);
     await expect(port.command('AT')).resolves.toBeTruthy();
   });
 
@@ -295,6 +372,17 @@ describe('AtPort over binding-mock, reads fragmented into 1..7 bytes', () => {
     await expect(port.command('AT\rAT+CFUN=0')).rejects.toBeInstanceOf(RangeError);
     const pre = AbortSignal.abort(new Error('already'));
     await expect(port.command('AT', { signal: pre })).rejects.toBeInstanceOf(AbortedError);
+  });
+
+  it('holds its transcript within a byte budget under kilobyte lines of garbage, and says what it dropped', async () => {
+    const { port, peer } = await setup(module(false), { transcriptMaxBytes: 32 * 1024 });
+    await port.command('AT');
+    for (let i = 0; i < 40; i++) await peer.send(Buffer.concat([Buffer.alloc(4000, 0xfe), Buffer.from(`${i}\r\n`)]));
+    await expect(port.command('AT+CSQ', { prefix: '+CSQ:' })).resolves.toMatchObject({ lines: ['+CSQ: 24,99'] });
+    const held = port.transcript();
+    expect(held.reduce((n, e) => n + entryBytes(e), 0)).toBeLessThanOrEqual(32 * 1024);
+    expect(held.at(-1)!.text).toBe('OK');
+    expect(port.transcriptDropped?.entries).toBeGreaterThan(30);
   });
 
   it('reports an overlong line as a framing issue and keeps working', async () => {

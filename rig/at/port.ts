@@ -11,7 +11,7 @@ import { guardHangup } from './hangup.ts';
 import type { Frame } from './framer.ts';
 import { DEFAULT_URC_PREFIXES, REBOOT_URC, matchesPrefix, parseFinalResult } from './lines.ts';
 import { Secrets, Transcript } from './transcript.ts';
-import type { TranscriptEntry } from './transcript.ts';
+import type { DroppedEntries, TranscriptEntry } from './transcript.ts';
 
 /**
  * The part of a serialport 13 stream (`SerialPort`, `SerialPortMock`) that AtPort uses. A `close` event
@@ -62,6 +62,8 @@ export interface AtPortOptions {
   resyncProbes?: readonly ResyncProbe[];
   /** Transcript entries kept in memory; every entry is also emitted as a `transcript` event. */
   transcriptLimit?: number;
+  /** Estimated heap the transcript kept in memory may take (default 1 MiB), oldest entries dropped first. */
+  transcriptMaxBytes?: number;
   /**
    * Values masked in the transcript and in every error wherever they appear (the station's ProductSecret,
    * a DeviceSecret); more with `addSecret`. Secrets in productinfo and dk_ds commands are added as sent.
@@ -94,9 +96,7 @@ export interface Urc {
   data?: Buffer;
 }
 
-export type FramingIssue =
-  | { kind: 'overflow'; head: string; limit: number }
-  | { kind: 'oversize-block'; header: string; length: number; limit: number };
+export type FramingIssue = Extract<Frame, { kind: 'overflow' | 'oversize-block' | 'misframed-block' | 'discarded' }>;
 
 export type AtPortEvents = {
   urc: [Urc];
@@ -174,7 +174,7 @@ export class AtPort extends Emitter<AtPortEvents> {
     this.urcPrefixes = opts.urcPrefixes ?? DEFAULT_URC_PREFIXES;
     this.probes = opts.resyncProbes ?? DEFAULT_RESYNC_PROBES;
     this.secrets = new Secrets(opts.secrets);
-    this.transcriptLog = new Transcript((e) => this.emit('transcript', e), opts.transcriptLimit, this.secrets);
+    this.transcriptLog = new Transcript((e) => this.emit('transcript', e), opts.transcriptLimit, this.secrets, opts.transcriptMaxBytes);
     this.framer = new AtFramer((f) => this.onFrame(f), {
       maxLineLength: opts.maxLineLength,
       maxBinaryLength: opts.maxBinaryLength,
@@ -275,7 +275,7 @@ export class AtPort extends Emitter<AtPortEvents> {
       };
       if (/[\r\n]/.test(command)) {
         // The terminator is the port's to add; a CR inside would make the module see two commands.
-        reject(new RangeError(`AT command ${JSON.stringify(command)} contains a line terminator`));
+        reject(new RangeError(`AT command ${JSON.stringify(this.mask(command))} contains a line terminator`));
         return;
       }
       if (opts.signal?.aborted) {
@@ -301,9 +301,19 @@ export class AtPort extends Emitter<AtPortEvents> {
     return this.transcriptLog.all();
   }
 
+  /** What the transcript's memory budget made it drop, oldest first; undefined when nothing was. */
+  get transcriptDropped(): Readonly<DroppedEntries> | undefined {
+    return this.transcriptLog.dropped;
+  }
+
   /** Masks `value` from now on wherever it appears: in the transcript, its events and every error. */
   addSecret(value: string): void {
     this.secrets.add(value);
+  }
+
+  /** Learns the secret a productinfo or dk_ds command carries, without sending it (a line typed, not yet sent). */
+  addSecretsOf(command: string): void {
+    this.secrets.learn(command);
   }
 
   /** `text` as the transcript would show it, secrets masked; for errors built from module answers. */
@@ -455,10 +465,9 @@ export class AtPort extends Emitter<AtPortEvents> {
   private onTimeout(p: Pending): void {
     if (this.inflight !== p) return;
     this.inflight = undefined;
-    // Bytes of an unfinished block may never come; lines parsed from whatever does come are discarded by
-    // the resynchronisation below, which waits for the probe's own marker.
-    const midBlock = this.framer.inBlock;
-    if (midBlock) this.framer.reset();
+    // The rest of an unfinished block is skipped when it comes late, never read as lines nor taken for a
+    // later read's data; if it never comes, an unanswered probe ends the skipping (onProbeTimeout).
+    const midBlock = this.framer.discardRestOfBlock();
     const seen = [
       p.echoSeen ? 'the echo' : '',
       p.lines.length ? `${p.lines.length} information line(s)` : '',
@@ -474,15 +483,17 @@ export class AtPort extends Emitter<AtPortEvents> {
     this.transcriptLog.note(`no answer to ${p.command} within ${p.timeoutMs} ms; resynchronising`);
     this.settle(
       p,
-      new AtTimeoutError({
-        station: this.station,
-        port: this.path,
-        command: this.mask(p.command),
-        expected: this.expectedOf(p),
-        waitedMs: p.timeoutMs,
-        seen: seen ? `only ${seen}` : 'nothing',
-        lastLines: this.transcriptLog.lastReceived(),
-      }),
+      // What was already known to be wrong with the answer says more than its missing end.
+      p.failure ??
+        new AtTimeoutError({
+          station: this.station,
+          port: this.path,
+          command: this.mask(p.command),
+          expected: this.expectedOf(p),
+          waitedMs: p.timeoutMs,
+          seen: seen ? `only ${seen}` : 'nothing',
+          lastLines: this.transcriptLog.lastReceived(),
+        }),
     );
     this.pump();
   }
@@ -493,6 +504,9 @@ export class AtPort extends Emitter<AtPortEvents> {
       this.resynchronised(p, `the module answered ${probe.answered} to ${p.command}`);
       return;
     }
+    // Bytes still being skipped as a block's rest or an oversize block's data are not coming (or the header
+    // lied): whatever the probe got back was skipped with them, and the next probe must be read as lines.
+    this.framer.endDiscard();
     this.transcriptLog.note(`resynchronisation after ${probe.after} failed: no answer to ${p.command}`);
     const seen = probe.lines.length
       ? `only ${probe.lines.map((l) => JSON.stringify(l)).join(', ')} since ${p.command} was sent, no final result`
@@ -539,8 +553,30 @@ export class AtPort extends Emitter<AtPortEvents> {
         this.transcriptLog.note(`line longer than ${f.limit} bytes dropped: "${f.head}…"`);
         this.emit('framing', f);
         return;
+      case 'discarded':
+        this.transcriptLog.note(
+          `${f.length} ${f.reason === 'late' ? 'late ' : ''}byte(s) of the block announced by ${f.header} discarded` +
+            (f.ended === 'complete' ? '' : f.ended === 'banner' ? ` (the module restarted; ${f.announced - f.length} never came)` : ` (${f.announced - f.length} never came)`),
+        );
+        this.emit('framing', f);
+        return;
+      case 'misframed-block':
+        this.transcriptLog.note(`the ${f.length} bytes announced by ${f.header} were followed by "${f.next}", not CR LF: bytes lost or spliced in; discarded`);
+        this.emit('framing', f);
+        if (this.inflight?.opts.binary && !this.inflight.probe) {
+          const p = this.inflight;
+          p.failure ??= new AtResponseError({
+            station: this.station,
+            port: this.path,
+            command: this.mask(p.command),
+            expected: `${this.expectedOf(p)}, the data followed by CR LF`,
+            seen: `${f.header} and ${f.length} bytes followed by "${f.next}" (bytes lost, or another answer's spliced in)`,
+            lastLines: this.transcriptLog.lastReceived(),
+          });
+        }
+        return;
       case 'oversize-block':
-        this.transcriptLog.note(`${f.header} announces ${f.length} bytes, more than the ${f.limit} allowed; not read as binary`);
+        this.transcriptLog.note(`${f.header} announces ${f.length} bytes, more than the ${f.limit} allowed; its bytes are skipped`);
         this.emit('framing', f);
         if (this.inflight?.opts.binary) {
           const p = this.inflight;
@@ -610,6 +646,20 @@ export class AtPort extends Emitter<AtPortEvents> {
         this.settle(p, { command: p.command, lines: p.lines, ...(p.block ? { block: p.block } : {}) });
       }
       this.pump();
+      return;
+    }
+    if (p.opts.binary && p.block && !p.failure && !matchesPrefix(line, this.urcPrefixes)) {
+      // Between a read's data and its final result there is only a blank line: anything else means its
+      // bytes were cut short or another answer's were spliced in, and the data cannot be trusted.
+      p.failure = new AtResponseError({
+        station: this.station,
+        port: this.path,
+        command: this.mask(p.command),
+        expected: `${this.expectedOf(p)}, nothing between the data and OK`,
+        seen: `${JSON.stringify(this.mask(line).slice(0, 60))} after ${p.block.header} and its ${p.block.data.length} bytes`,
+        lastLines: this.transcriptLog.lastReceived(),
+      });
+      this.emit('unsolicited', line);
       return;
     }
     const prefix = p.opts.prefix;

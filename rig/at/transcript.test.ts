@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { Secrets, Transcript, formatEntry, formatTranscript, maskSecrets } from './transcript.ts';
+import { BoundedLog, Secrets, Transcript, entryBytes, formatEntry, formatTranscript, maskSecrets } from './transcript.ts';
 import type { TranscriptEntry } from './transcript.ts';
 
 describe('maskSecrets', () => {
@@ -110,6 +110,35 @@ describe('Transcript', () => {
       'a note quoting ********',
     ]);
     expect(JSON.stringify([seen, t.all(), formatTranscript(t.all()), t.lastReceived()])).not.toMatch(/s3cr3tPS|DEVSECRET/);
+  });
+
+  it('keeps memory bounded by bytes: kilobyte lines of garbage cost a fixed budget, and it says what it dropped', () => {
+    let emitted = 0;
+    const budget = 64 * 1024;
+    const t = new Transcript(() => emitted++, 10_000, new Secrets(), budget);
+    const garbage = '\ufffd'.repeat(4096);
+    t.tx('AT+QIOTOTAREQ=1');
+    for (let i = 0; i < 1000; i++) t.rx(`${garbage}${i}`);
+    expect(emitted).toBe(1001);
+    const held = t.all();
+    expect(held.reduce((n, e) => n + entryBytes(e), 0)).toBeLessThanOrEqual(budget);
+    expect(held.at(-1)!.text.endsWith('999')).toBe(true);
+    expect(t.dropped).toMatchObject({ entries: 1001 - held.length });
+    expect(t.dropped!.from).toBeLessThanOrEqual(t.dropped!.to);
+    expect(held[0]!.t).toBeGreaterThanOrEqual(t.dropped!.to);
+    expect(t.dropped!.bytes).toBeGreaterThan(1000 * 8192 - budget);
+    const text = formatTranscript(held, t.dropped);
+    expect(text.split('\n')[0]).toMatch(new RegExp(`^\\[--\\]… ${1001 - held.length} earlier entries \\(about \\d+ KiB, [\\d.]+–[\\d.]+ s\\) dropped`));
+    // An error quotes a garbage line cut short, not its four kilobytes.
+    expect(t.lastReceived(1)[0]!.length).toBeLessThanOrEqual(201);
+  });
+
+  it('a bounded log with room drops nothing and says so', () => {
+    const log = new BoundedLog<{ t: number; text: string }>(1024);
+    log.push({ t: 1, text: 'OK' });
+    expect(log.dropped).toBeUndefined();
+    expect(log.all()).toEqual([{ t: 1, text: 'OK' }]);
+    expect(formatTranscript([])).toBe('');
   });
 
   it('keeps memory bounded on long runs', () => {

@@ -80,24 +80,115 @@ export function formatEntry(e: TranscriptEntry): string {
   return `${(e.t / 1000).toFixed(3).padStart(9)} [${e.dir}]${e.text}`;
 }
 
-/** The whole transcript as text, one entry per line (an Allure attachment, a run record). */
-export function formatTranscript(entries: readonly TranscriptEntry[]): string {
-  return entries.map(formatEntry).join('\n') + (entries.length > 0 ? '\n' : '');
+/** The whole transcript as text, one entry per line (an Allure attachment, a run record), saying first what was dropped. */
+export function formatTranscript(entries: readonly TranscriptEntry[], dropped?: DroppedEntries): string {
+  const lines = entries.map(formatEntry);
+  if (dropped) lines.unshift(droppedNote(dropped));
+  return lines.join('\n') + (lines.length > 0 ? '\n' : '');
+}
+
+/** What a bounded log let go of to stay within its budget: oldest first, so always a prefix of the run. */
+export interface DroppedEntries {
+  entries: number;
+  /** Their estimated size (entryBytes). */
+  bytes: number;
+  /** Times (`t`) of the first and last entry dropped. */
+  from: number;
+  to: number;
+}
+
+/**
+ * Bytes of heap an entry holds, estimated: its text as UTF-16 (garbage that decodes to U+FFFD makes V8 store
+ * a string two bytes a character) plus the object around it, and a binary summary's hash.
+ */
+export function entryBytes(e: { text: string; binary?: unknown }): number {
+  return 2 * e.text.length + 64 + (e.binary ? 200 : 0);
+}
+
+export const DEFAULT_TRANSCRIPT_MAX_BYTES = 1024 * 1024;
+
+/**
+ * Entries kept within a byte budget and a count, oldest dropped first, with a tally of what was dropped: a
+ * module that sends kilobyte lines of garbage for hours costs a bounded amount of memory, and whoever reads
+ * the log learns what is missing.
+ */
+export class BoundedLog<T extends { t: number; text: string; binary?: unknown }> {
+  private items: T[] = [];
+  private start = 0;
+  private held = 0;
+  private droppedSoFar: DroppedEntries | undefined;
+
+  constructor(
+    readonly maxBytes: number,
+    readonly maxEntries = Number.POSITIVE_INFINITY,
+  ) {}
+
+  push(e: T): void {
+    this.items.push(e);
+    this.held += entryBytes(e);
+    while (this.held > this.maxBytes || this.items.length - this.start > this.maxEntries) {
+      const old = this.items[this.start++]!;
+      const n = entryBytes(old);
+      this.held -= n;
+      const d = (this.droppedSoFar ??= { entries: 0, bytes: 0, from: old.t, to: old.t });
+      d.entries++;
+      d.bytes += n;
+      d.to = old.t;
+    }
+    // Compacting in batches keeps adding O(1) amortised.
+    if (this.start > 1024 && this.start * 2 > this.items.length) this.compact();
+  }
+
+  /** Entries held, oldest first. */
+  all(): readonly T[] {
+    this.compact();
+    return this.items;
+  }
+
+  /** Entries held, newest first, without copying. */
+  *newestFirst(): Generator<T> {
+    for (let i = this.items.length - 1; i >= this.start; i--) yield this.items[i]!;
+  }
+
+  /** Estimated bytes held. */
+  get bytes(): number {
+    return this.held;
+  }
+
+  /** What was dropped so far; undefined when nothing was. */
+  get dropped(): Readonly<DroppedEntries> | undefined {
+    return this.droppedSoFar;
+  }
+
+  private compact(): void {
+    if (this.start === 0) return;
+    this.items = this.items.slice(this.start);
+    this.start = 0;
+  }
+}
+
+/** The line a transcript printed without its oldest entries starts with. */
+export function droppedNote(d: DroppedEntries): string {
+  return `[--]… ${d.entries} earlier entries (about ${Math.ceil(d.bytes / 1024)} KiB, ${(d.from / 1000).toFixed(3)}–${(d.to / 1000).toFixed(3)} s) dropped to keep the transcript within its memory budget`;
 }
 
 export class Transcript {
   private readonly origin = performance.now();
-  private readonly entries: TranscriptEntry[] = [];
+  private readonly entries: BoundedLog<TranscriptEntry>;
 
   /**
    * @param limit entries kept in memory (oldest dropped first); listeners still see every entry.
    * @param secrets values masked in every entry, shared with the port so its errors mask the same
+   * @param maxBytes estimated heap the entries kept may take (entryBytes), oldest dropped first
    */
   constructor(
     private readonly onEntry: (e: TranscriptEntry) => void,
-    private readonly limit = 10_000,
+    limit = 10_000,
     readonly secrets = new Secrets(),
-  ) {}
+    maxBytes = DEFAULT_TRANSCRIPT_MAX_BYTES,
+  ) {
+    this.entries = new BoundedLog<TranscriptEntry>(maxBytes, limit);
+  }
 
   tx(line: string): void {
     this.add('TX', this.secrets.mask(line));
@@ -116,17 +207,23 @@ export class Transcript {
     this.add('--', this.secrets.mask(text));
   }
 
-  /** Entries still held (at least the last `limit`), oldest first. */
+  /** Entries still held (the newest, within the entry limit and the byte budget), oldest first. */
   all(): readonly TranscriptEntry[] {
-    return this.entries;
+    return this.entries.all();
+  }
+
+  /** What the budget made the transcript drop (oldest first); undefined when nothing was. */
+  get dropped(): Readonly<DroppedEntries> | undefined {
+    return this.entries.dropped;
   }
 
   /** The last `n` received lines, newest last, for error messages. */
   lastReceived(n = 5): string[] {
     const out: string[] = [];
-    for (let i = this.entries.length - 1; i >= 0 && out.length < n; i--) {
-      const e = this.entries[i]!;
-      if (e.dir === 'RX') out.push(e.text);
+    for (const e of this.entries.newestFirst()) {
+      if (out.length >= n) break;
+      // An error message quotes a line, not four kilobytes of garbage.
+      if (e.dir === 'RX') out.push(e.text.length > 200 ? `${e.text.slice(0, 200)}…` : e.text);
     }
     return out.reverse();
   }
@@ -135,8 +232,6 @@ export class Transcript {
     const now = performance.now();
     const e: TranscriptEntry = { t: now - this.origin, at: performance.timeOrigin + now, dir, text, ...(binary ? { binary } : {}) };
     this.entries.push(e);
-    // Trimming in batches keeps adding O(1) amortised on long runs.
-    if (this.entries.length > this.limit + (this.limit >> 2)) this.entries.splice(0, this.entries.length - this.limit);
     this.onEntry(e);
   }
 }

@@ -1,12 +1,15 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
 import { parseConfig } from '../config/load.ts';
 import { declaredPlanSchema } from '../config/schema.ts';
 import { loadManifest } from '../images/manifest.ts';
 import { gpioReleaseBehaviour } from '../power/gpio-release.ts';
 import { checkDeclaredPlan, gpioReleaseChecks } from './commands/doctor.ts';
+import { tempDirs } from '../testing/temp-dir.ts';
+
+const tmp = tempDirs();
+afterAll(tmp.remove);
 
 const firmware = await loadManifest();
 const plan = (p: unknown) => declaredPlanSchema.parse(p);
@@ -24,7 +27,7 @@ describe('rig doctor: declared plans', () => {
   });
 
   test('a file next to the config (qualify --write-packages) passes when its sha256 is the declared one, and fails when not', () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'rig-doctor-'));
+    const dir = tmp.make('rig-doctor-');
     const bytes = Buffer.from('a package built by qualify');
     writeFileSync(path.join(dir, 'new.bin'), bytes);
     const sha = '4d2a4a4b1f1c0d2f3e1b7bb1d6b2e9c2a0f0b2c8e0f6b7f8f0d2f0a1b2c3d4e5';
@@ -62,7 +65,7 @@ describe('rig doctor: gpio lines released on close', () => {
   if (entry?.kind !== 'hardware') throw new Error('bench-g is a hardware station');
   /** A /sys/module tree whose pinctrl_rp1 has persist_gpio_outputs = `value`, and an empty kernel command line. */
   const kernel = (value: string) => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'rig-doctor-kernel-'));
+    const dir = tmp.make('rig-doctor-kernel-');
     mkdirSync(path.join(dir, 'module', 'pinctrl_rp1', 'parameters'), { recursive: true });
     writeFileSync(path.join(dir, 'module', 'pinctrl_rp1', 'parameters', 'persist_gpio_outputs'), `${value}\n`);
     writeFileSync(path.join(dir, 'cmdline'), 'console=tty1\n');

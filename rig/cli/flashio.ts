@@ -3,10 +3,12 @@
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { FirmwareError } from '../errors.ts';
+import { identifyContent } from '../images/identify.ts';
 import { loadManifest } from '../images/manifest.ts';
 import type { Probe } from '../probe/probe.ts';
 import type { Recorder } from '../sota/recorder.ts';
 import { UsageError } from './output.ts';
+import { didYouMean } from './suggest.ts';
 
 /** Bytes per read call: small enough for a bar that moves (≈ 0.15 s each at 110 KiB/s), large enough to cost little. */
 export const READ_CHUNK = 16 * 1024;
@@ -35,7 +37,7 @@ export async function resolveImage(arg: string): Promise<NamedImage> {
   if (/^[A-Za-z0-9_.-]+$/.test(arg) && !existsSync(arg)) {
     const firmware = await loadManifest();
     if (!firmware.images.has(arg)) {
-      throw new UsageError(`no image ${arg} in ${firmware.manifestPath}`, { expected: `a version (${[...firmware.images.keys()].join(', ')}) or a .bin file`, seen: arg });
+      throw new UsageError(`no image ${arg} in ${firmware.manifestPath}${didYouMean(arg, firmware.images.keys())}`, { expected: `a version (${[...firmware.images.keys()].join(', ')}) or a .bin file`, seen: arg });
     }
     const img = firmware.image(arg);
     return { label: `${img.component} ${img.version} (manifest)`, bytes: img.bytes, version: img.version };
@@ -54,7 +56,7 @@ export function parseRegion(text: string | undefined): Region {
   if (text === undefined || text === 'slot') return { kind: 'slot' };
   if (text === 'flash') return { kind: 'flash' };
   const m = /^(0x[0-9a-f]+|\d+):(0x[0-9a-f]+|\d+)$/i.exec(text);
-  if (!m) throw new UsageError(`not a region: ${text}`, { expected: 'slot, flash, or <address>:<length> (e.g. 0x08000000:0x6000)', seen: text });
+  if (!m) throw new UsageError(`not a region: ${text}${/^[a-z]+$/i.test(text) ? didYouMean(text, ['slot', 'flash']) : ''}`, { expected: 'slot, flash, or <address>:<length> (e.g. 0x08000000:0x6000)', seen: text });
   const num = (s: string): number => (s.toLowerCase().startsWith('0x') ? Number.parseInt(s, 16) : Number(s));
   const address = num(m[1]!);
   const length = num(m[2]!);
@@ -70,4 +72,20 @@ export function hex(n: number): string {
 
 export function imageTooLarge(station: string, bytes: number, slot: number): FirmwareError {
   return new FirmwareError(`the image does not fit the application slot`, { station, expected: `at most ${slot} bytes (layout.slotSize)`, seen: `${bytes} bytes` });
+}
+
+/**
+ * What the bytes read are, by the bytes: a release of the manifest, part of one (a read shorter than an
+ * image, or starting inside the slot), erased, or unknown (then what the component's locator makes of it).
+ * A read that starts before the slot and covers its start is named from the slot on.
+ */
+export async function nameContent(bytes: Uint8Array, address: number, slotAddress: number, slotSize: number): Promise<string> {
+  const firmware = await loadManifest().catch(() => undefined);
+  const opts = { known: firmware?.images.values() ?? [], ...(firmware ? { locator: firmware.locator } : {}) };
+  if (address < slotAddress && address + bytes.length > slotAddress) {
+    const from = slotAddress - address;
+    return `from the slot at ${hex(slotAddress)}: ${identifyContent(bytes.subarray(from), opts).text}`;
+  }
+  const inSlot = address >= slotAddress && address < slotAddress + slotSize;
+  return identifyContent(bytes, { ...opts, offset: inSlot ? address - slotAddress : 0 }).text;
 }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,13 @@ interface Ran {
   stdout: string;
   stderr: string;
 }
+
+/**
+ * Every output of every rig command this file runs, for the last test: no ProductSecret in any of them. The
+ * virtual station's own secret (its config default) is on the module's side of every virtual run here.
+ */
+const outputs: { args: string; text: string }[] = [];
+const SECRETS = ['VirtualStationProductSecret', 'TopSecretValue', 'Pl4nted-S3cret-9f2c'];
 
 /** The CLI as a user runs it: `node bin/rig.js …` from the compiled dist/ (npm test builds it first). */
 function rig(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Ran> {
@@ -37,6 +44,7 @@ function rig(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv
     child.once('error', reject);
     child.once('close', (status) => {
       clearTimeout(timer);
+      outputs.push({ args: args.join(' '), text: stdout + stderr });
       resolve({ status, stdout, stderr });
     });
   });
@@ -53,7 +61,12 @@ function start(args: string[], env: NodeJS.ProcessEnv = {}) {
   };
   child.stdout.on('data', feed('stdout'));
   child.stderr.on('data', feed('stderr'));
-  const closed = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  const closed = new Promise<number | null>((resolve) =>
+    child.once('close', (code) => {
+      outputs.push({ args: args.join(' '), text: out.stdout + out.stderr });
+      resolve(code);
+    }),
+  );
   return {
     child,
     out,
@@ -80,7 +93,7 @@ function writeConfig(name: string, config: unknown): string {
   return file;
 }
 
-const SUBCOMMANDS = ['doctor', 'at', 'power', 'flash', 'readback', 'upgrade', 'repro', 'sim', 'report'];
+const SUBCOMMANDS = ['doctor', 'at', 'power', 'flash', 'readback', 'upgrade', 'repro', 'sim', 'image', 'report'];
 
 describe('rig command: help, usage, config errors', () => {
   test('bin/rig.js warns on stderr, once, when a source is newer than dist/, and says nothing when dist/ is newer', async () => {
@@ -243,7 +256,7 @@ describe.concurrent('rig command on the virtual station', { timeout: 120_000 }, 
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       child.stdin.end('AT+QIOTCFG="productinfo","pk1","TopSecretValue"\nAT+QIOTCFG="productinfo"\nATI\n.quit\n');
       const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`console did not end: ${stdout} ${stderr}`))), 60_000);
-      child.once('close', (status) => (clearTimeout(timer), resolve({ status, stdout, stderr })));
+      child.once('close', (status) => (clearTimeout(timer), outputs.push({ args: 'at virtual (console)', text: stdout + stderr }), resolve({ status, stdout, stderr })));
     });
     expect(r.stdout).toContain('+QIOTCFG: "productinfo","pk1","********"');
     expect(r.stdout).not.toContain('TopSecretValue');
@@ -253,6 +266,22 @@ describe.concurrent('rig command on the virtual station', { timeout: 120_000 }, 
     expect(history).toContain('ATI\n');
     expect(history).toContain('AT+QIOTCFG="productinfo","pk1","********"\n');
     expect(history).not.toContain('TopSecretValue');
+  });
+
+  test('rig at: a ProductSecret in a command is masked in the text, in --json (the command too) and in the error for a command of two lines', async () => {
+    const set = `AT+QIOTCFG="productinfo","pk9","${SECRETS[2]}"`;
+    const text = await rig(['at', 'virtual', set, 'AT+QIOTCFG="productinfo"']);
+    expect(text.status).toBe(0);
+    expect(text.stdout).toContain('+QIOTCFG: "productinfo","pk9","********"');
+    const json = await rig(['at', 'virtual', '--json', set, 'AT+QIOTCFG="productinfo"']);
+    expect(json.status).toBe(0);
+    expect(JSON.parse(json.stdout).answers).toEqual([
+      { command: 'AT+QIOTCFG="productinfo","pk9","********"', ok: true, lines: [], final: 'OK' },
+      { command: 'AT+QIOTCFG="productinfo"', ok: true, lines: [expect.stringMatching(/^\+QIOTCFG: "productinfo","pk9","\*{8}"/)], final: 'OK' },
+    ]);
+    const twoLines = await rig(['at', 'virtual', `${set}\rAT`]);
+    expect(twoLines.status).toBe(64);
+    expect(twoLines.stderr).toContain('a command is one line');
   });
 
   test('rig power virtual module-vbat cycle: the line is cycled and reads on', async () => {
@@ -276,8 +305,11 @@ describe.concurrent('rig command on the virtual station', { timeout: 120_000 }, 
     expect(bytes.length).toBe(64 * 1024);
     expect(Buffer.compare(bytes.subarray(0, image.bytes.length), Buffer.from(image.bytes))).toBe(0);
     expect(bytes.subarray(image.bytes.length).every((b) => b === 0xff)).toBe(true);
-    expect(r.stdout).toContain('STM32 1_1_0');
-    expect(r.stdout).toContain('manifest image 1_1_0');
+    expect(r.stdout).toMatch(/\n {2}holds: STM32 1_1_0 \(24576 bytes, sha256 [0-9a-f]{12}…\)\n/);
+    // A short read says what it read, not "a damaged image header".
+    const part = await rig(['readback', 'virtual', '0x08000000:0x100', '--config', file, '-o', path.join(tmp, 'head.bin')]);
+    expect(part.stdout).toContain('holds: the first 256 bytes of STM32 1_0_0, 1_1_0 and 2_0_0 (the same there)');
+    expect(part.status).toBe(0);
   });
 
   test('rig upgrade virtual --package: upgraded verdict and a run record; rig repro of it: same verdict', { timeout: 180_000 }, async () => {
@@ -308,7 +340,7 @@ describe.concurrent('rig command on the virtual station', { timeout: 120_000 }, 
     expect(r.status).toBe(64);
     expect(r.stderr).toContain('which image does the target start from?');
     expect(r.stderr).toContain('--from <version> (1_0_0, 1_1_0, 2_0_0)');
-    expect(r.stderr).toContain('seen no-header');
+    expect(r.stderr).toContain('seen erased (25344 bytes of 0xFF)');
     // Reading the slot needs the station open; nothing after that may have run.
     const steps = r.stderr.split('\n').filter((l) => l.startsWith('▸ ')).map((l) => l.replace(/^▸ virtual: /, ''));
     expect(steps).toEqual(['lock', 'start the virtual station', 'power lines', 'module AT port', 'module answers AT', 'probe (OpenOCD)']);
@@ -435,5 +467,18 @@ describe.concurrent('rig command on the virtual station', { timeout: 120_000 }, 
     const r = await rig(['report', '--help-report']);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('usage: npm run report');
+  });
+
+  // Last in the file: it reads what the tests above printed and wrote.
+  test('no ProductSecret in any output of the commands above: stdout, stderr, --json, run records, the console history', () => {
+    expect(outputs.length).toBeGreaterThan(0);
+    const files = readdirSync(tmp, { recursive: true, withFileTypes: true })
+      .filter((d) => d.isFile())
+      .map((d) => path.join(d.parentPath, d.name))
+      .filter((f) => !f.endsWith('.bin'));
+    expect(files.some((f) => f.endsWith('run.json'))).toBe(true);
+    const leaks = [...outputs.map((o) => ({ where: `rig ${o.args}`, text: o.text })), ...files.map((f) => ({ where: f, text: readFileSync(f, 'utf8') }))]
+      .flatMap(({ where, text }) => SECRETS.filter((secret) => text.includes(secret)).map((secret) => `${secret} in ${where}`));
+    expect(leaks).toEqual([]);
   });
 });

@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { didYouMean } from './suggest.ts';
 import { USAGE } from './usage.ts';
 
 export interface Subcommand {
@@ -44,6 +45,7 @@ registerSubcommand('readback', "read the target's flash (slot, whole flash, or a
 registerSubcommand('upgrade', 'run a SOTA upgrade (proxy flow) with live progress and faults; writes a run record', USAGE.upgrade, command(() => import('./commands/upgrade.ts')));
 registerSubcommand('repro', 'replay a run record on a station and say whether the verdict is the same', USAGE.repro, command(() => import('./commands/repro.ts')));
 registerSubcommand('sim', 'run the virtual station in the foreground (Ctrl-C stops it)', USAGE.sim, command(() => import('./commands/sim.ts')));
+registerSubcommand('image', 'add a release (image, full and delta packages) to a manifest; identify or list images', USAGE.image, command(() => import('./commands/image.ts')));
 registerSubcommand('report', 'build the Allure report (scripts/report.mjs)', USAGE.report, command(() => import('./commands/report.ts')));
 
 /** The package root, whether this runs from rig/ (sources) or dist/rig/ (built). */
@@ -76,11 +78,13 @@ export function help(): string {
     'Options of every station command:',
     '  --config <file>  the config (default: $RIG_CONFIG, else ./rig.config.ts|.mjs|.js|.json; `virtual` is built in)',
     '  --json           machine-readable result on stdout (progress stays on stderr)',
+    '  --attach <file>  use the virtual station `rig sim` keeps running (default: $RIG_SIM) instead of starting one',
     '  -h, --help       this help, or a command\'s',
     '  -V, --version    the version',
     '',
-    'Environment: NO_COLOR (no colours), RIG_CONFIG, RIG_LOCK_DIR, RIG_NO_STALE_CHECK (no warning when dist/ is',
-    '             older than the sources); progress bars only when stderr is a terminal.',
+    'Environment: NO_COLOR (no colours), RIG_CONFIG, RIG_MANIFEST (the releases), RIG_SIM (a running virtual',
+    '             station, printed by rig sim), RIG_LOCK_DIR, RIG_NO_STALE_CHECK (no warning when dist/ is older',
+    '             than the sources); progress bars only when stderr is a terminal.',
     'Exit codes: 0 ok, 1 failure (verdict, failed check, different repro), 2 config error, 3 a fault that',
     '            did not fire (upgrade --fault, or a recorded fault in repro), 64 usage error, 69 infrastructure',
     '            error, 70 internal error, 130 interrupted (Ctrl-C).',
@@ -104,7 +108,10 @@ export async function runCli(argv: string[]): Promise<number> {
   }
   const entry = subcommands.get(first);
   if (!entry) {
-    process.stderr.write(`rig: unknown command '${first}'\n\n${help()}\n`);
+    const what = first.startsWith('-') ? 'option' : 'command';
+    const hint = didYouMean(first, first.startsWith('-') ? ['--help', '--version', '-h', '-V'] : subcommands.keys());
+    // With a likely meaning, one line says it; without, the list of commands is the answer.
+    process.stderr.write(hint ? `rig: unknown ${what} '${first}'${hint}; rig --help lists them all\n` : `rig: unknown ${what} '${first}'\n\n${help()}\n`);
     return ExitCode.usage;
   }
   if (rest.includes('-h') || rest.includes('--help')) {

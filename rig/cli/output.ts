@@ -3,6 +3,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isRigError, RigError } from '../errors.ts';
 import { ExitCode } from './main.ts';
+import { didYouMean } from './suggest.ts';
 
 /** A command line the command cannot make sense of: exit code 64. */
 export class UsageError extends RigError {
@@ -96,15 +97,24 @@ export function reportError(err: unknown, opts: { json?: boolean } = {}): number
   return code;
 }
 
-/** --config and --json, which every station command takes. */
-export const COMMON_OPTIONS = { config: { type: 'string' }, json: { type: 'boolean' } } as const;
+/** --config, --json and --attach (a running virtual station, see rig sim), which every station command takes. */
+export const COMMON_OPTIONS = { config: { type: 'string' }, json: { type: 'boolean' }, attach: { type: 'string' } } as const;
 
-/** node:util parseArgs (strict, positionals allowed), with unknown options and missing values as a UsageError. */
+/**
+ * node:util parseArgs (strict, positionals allowed), with unknown options and missing values as a UsageError;
+ * an unknown option names the nearest one the command has.
+ */
 export function parse<const O extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: O) {
   try {
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new UsageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''), { expected: 'the options in --help' });
+    const message = (err as Error).message.replace(/\. To specify a positional argument.*$/s, '');
+    const unknown = /^Unknown option '([^']+)'/.exec(message)?.[1];
+    if (unknown !== undefined) {
+      const known = [...Object.entries(options).flatMap(([name, o]) => [`--${name}`, ...(o.short ? [`-${o.short}`] : [])]), '--help', '-h'];
+      throw new UsageError(`unknown option '${unknown}'${didYouMean(unknown, known)}`, { expected: `one of ${known.filter((k) => k.startsWith('--')).join(', ')}`, seen: unknown });
+    }
+    throw new UsageError(message, { expected: 'the options in --help' });
   }
 }
 

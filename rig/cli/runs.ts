@@ -36,7 +36,21 @@ export function describeRun(r: RunRecord, recordFile: string, p: Paint): string 
   lines.push(`  station   ${r.station.name} (${about.length > 70 ? `${about.slice(0, 69)}…` : about})`);
   lines.push(`  package   ${r.package.name}: ${r.package.type} ${r.package.sourceVersion ?? ''}${r.package.sourceVersion ? ' → ' : ''}${r.package.version}, ${r.package.size} bytes; from ${r.current.version}`);
   if (r.read.bytes > 0) lines.push(`  read      ${r.read.bytes} bytes in ${r.read.blocks} blocks, ${r.read.bytesPerSecond} B/s`);
-  if (r.readback) lines.push(`  read-back ${r.readback.identified ? `${r.readback.identified.component} ${r.readback.identified.version}` : r.readback.identity} (${r.readback.comparison})`);
+  // A rejected package says why: which digest (size, MD5, CRC, SHA-256) or the rebuilt image, expected and seen.
+  if (r.download && (!r.download.verified || r.verdict.reason === 'download-rejected')) {
+    const problems = r.download.problems.filter((x) => !x.startsWith('note:'));
+    lines.push(`  download  ${p.red('rejected')}: ${problems[0] ?? 'the download check failed'}`, ...problems.slice(1).map((x) => `            ${x}`));
+  } else if (r.download?.problems.some((x) => !x.startsWith('note:'))) {
+    lines.push(`  download  ${r.download.problems.filter((x) => !x.startsWith('note:')).join('; ')}`);
+  }
+  if (r.dut) {
+    lines.push(`  mode      dut: the MCU image under test drove the upgrade (${r.dut.tap.length} tapped lines, ${r.dut.console.length} console lines)`);
+    for (const [name, s] of [['slot A', r.dut.slots.a], ['slot B', r.dut.slots.b]] as const) {
+      if (s) lines.push(`  ${name.padEnd(9)} ${s.identity}: ${s.holds}${s.firstDifference !== null ? `, first difference at 0x${s.firstDifference.toString(16)} against ${s.against}${s.tapLine ? ` (${s.tapLine})` : ''}` : ''}`);
+    }
+    lines.push(`  boot rec  before: ${r.dut.bootRecord.before?.summary ?? 'not decoded'}; after: ${r.dut.bootRecord.after?.summary ?? 'not decoded'}`);
+    lines.push(`  reports   ${r.dut.reports.map((x) => x.version).join(' → ') || 'none'}${r.dut.settled ? `; settled: ${r.dut.settled}` : ''}`);
+  } else if (r.readback) lines.push(`  read-back ${r.readback.identified ? `${r.readback.identified.component} ${r.readback.identified.version}` : r.readback.identity} (${r.readback.comparison})`);
   for (const f of r.faults) {
     const fired = r.fired.find((x) => x.fault === f);
     lines.push(`  fault     ${f}: ${fired ? `fired in ${fired.phase} at ${(fired.t / 1000).toFixed(1)} s, ${fired.effect}` : p.yellow('never fired (its trigger did not come)')}`);

@@ -2,28 +2,32 @@
 // trips, run the body, and close the station (safe state) whatever happened. Errors become one message and
 // a documented exit code; Ctrl-C becomes 130 once the station is safe.
 import { loadConfig, type LoadedConfig } from '../config/load.ts';
-import { AbortedError } from '../errors.ts';
+import { AbortedError, ConfigError } from '../errors.ts';
 import { openStation, type OpenedStation } from '../station/open.ts';
 import type { Recorder } from '../sota/recorder.ts';
 import { ExitCode } from './main.ts';
 import { paint, reportError, UsageError } from './output.ts';
+import { didYouMean } from './suggest.ts';
 
 let interrupted = false;
 
-/** Aborts `controller` on Ctrl-C/SIGTERM while `body` runs; the station's own handlers bring it to safe state. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * Aborts `controller` on Ctrl-C, SIGTERM (also what a rig whose parent died sends itself) or a terminal's
+ * hang-up while `body` runs; the station's own handlers bring it to its safe state.
+ */
 async function withInterrupt<T>(body: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   const onSignal = (sig: NodeJS.Signals): void => {
     interrupted = true;
     controller.abort(new AbortedError(`interrupted (${sig})`));
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
   try {
     return await body(controller.signal);
   } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    for (const sig of STOP_SIGNALS) process.removeListener(sig, onSignal);
   }
 }
 
@@ -40,6 +44,24 @@ export async function runCommand(json: boolean, body: () => Promise<number>): Pr
   }
 }
 
+/** A station the config does not have: a config error naming the nearest one it does, before anything opens. */
+export function checkStationName(name: string, config: LoadedConfig): void {
+  if (Object.hasOwn(config.stations, name)) return;
+  const have = Object.keys(config.stations);
+  throw new ConfigError(`no station "${name}" in the config${config.source ? ` ${config.source}` : ''}${didYouMean(name, have)}`, { expected: `one of ${have.join(', ')}`, seen: name });
+}
+
+/**
+ * The running virtual station to attach to: --attach <file>, else $RIG_SIM (printed by `rig sim`). Only a
+ * virtual station attaches; --attach on a hardware station is a usage error, $RIG_SIM is ignored for one.
+ */
+export function attachFile(name: string, config: LoadedConfig, option: string | undefined): string | undefined {
+  const virtual = config.stations[name]?.kind === 'virtual';
+  if (option !== undefined && !virtual) throw new UsageError(`--attach: ${name} is not a virtual station`, { expected: 'a virtual station (the one rig sim runs)', seen: name });
+  const file = option ?? (process.env.RIG_SIM || undefined);
+  return virtual ? file : undefined;
+}
+
 export function requireStationName(name: string | undefined, command: string): string {
   if (name === undefined || name === '') throw new UsageError(`rig ${command}: which station?`, { expected: `rig ${command} <station> (e.g. virtual)`, seen: 'no station name' });
   return name;
@@ -52,10 +74,12 @@ export interface StationContext {
 }
 
 /** Opens the station, runs `body`, closes the station (also on failure and Ctrl-C). */
-export async function withStation<T>(name: string, opts: { config?: string | undefined; loaded?: LoadedConfig; recorder?: Recorder }, body: (ctx: StationContext) => Promise<T>): Promise<T> {
+export async function withStation<T>(name: string, opts: { config?: string | undefined; loaded?: LoadedConfig; recorder?: Recorder; attach?: string | undefined }, body: (ctx: StationContext) => Promise<T>): Promise<T> {
   const config = opts.loaded ?? (await loadConfig(opts.config === undefined ? {} : { path: opts.config }));
+  checkStationName(name, config);
+  const attach = attachFile(name, config, opts.attach);
   return withInterrupt(async (signal) => {
-    const station = await openStation(name, { config, signal, ...(opts.recorder ? { recorder: opts.recorder } : {}) });
+    const station = await openStation(name, { config, signal, attach, ...(opts.recorder ? { recorder: opts.recorder } : {}) });
     let result: T;
     try {
       result = await body({ station, config, signal });

@@ -1,7 +1,7 @@
 // Usage text of every subcommand, kept apart from the code that runs it so that `rig <command> --help`
 // loads nothing else. Common options (--config, --json) are listed once in `rig --help`.
 
-const common = `Common options: --config <file>, --json, -h/--help.`;
+const common = `Common options: --config <file>, --json, --attach <file> (a running rig sim; default $RIG_SIM), -h/--help.`;
 
 export const USAGE = {
   doctor: `Usage: rig doctor [station] [--config <file>] [--json]
@@ -52,18 +52,25 @@ ${common}`,
 
   readback: `Usage: rig readback <station> [region] -o <file> [--config <file>] [--json]
 
-Reads target memory over SWD into a file and says which image it holds (header, version, body CRC).
+Reads target memory over SWD into a file and says what it holds, by its bytes: a release of the manifest
+($RIG_MANIFEST or fixtures/manifest.json) or a part of one, erased flash, or unknown bytes and what the
+component's version locator (the rig header, an MCUboot header …) makes of them.
   region     slot (default: the application slot, layout.slotAddress/slotSize), flash (the whole flash,
              size as the target reports it), or <address>:<length> (e.g. 0x08000000:0x6000)
   -o <file>  where to write the bytes (required)
 
 ${common}`,
 
-  upgrade: `Usage: rig upgrade <station> (--package <name> | --plan <declared plan>) [options]
+  upgrade: `Usage: rig upgrade <station> (--package <name> | --plan <declared plan>) [--mode proxy|dut] [options]
 
 Runs a SOTA upgrade with the proxy flow (the rig plays the MCU's part): a baseline (known image in the
 slot, module registered), the plan, the download, the block reads, the image check, programming, read-back
 and the version report. Prints live progress and the verdict; writes the run record for rig repro.
+With --mode dut the MCU image under test drives the upgrade itself (the station needs its mcu entry: taps,
+layout, boot-record decoder): the rig arranges the flash (bootloader and --from in slot A, written only when
+the read-back differs; slot B erased; boot record confirmed), resets the MCU, listens on the taps and the
+console, injects the faults at the moments it sees, and judges by reading slot A, slot B and the boot record
+over SWD: upgraded, rolled-back, failed-intact, refused, bricked or inconsistent.
   --package <name>      a package from fixtures/manifest.json (full_2_0_0, delta_1_0_0_to_2_0_0 …)
   --plan <name>         a plan declared in the station's config (plans.kind 'declared': a plan created in
                         Developer Center's console)
@@ -72,10 +79,19 @@ and the version report. Prints live progress and the verdict; writes the run rec
   --fault '<trigger>:<action>'   a fault, repeatable, e.g. 'offset=8192:power-cycle-module',
                         'event=10702#2:network-cut=3000', 'programming:reset-target'
   --cloud-fault <kind>  a cloud-side fault (virtual station: corrupt-next-download, download-error …)
-  --expect <outcomes>   outcomes that pass, comma-separated: upgraded, refused, failed-intact (default upgraded)
-  --battery <percent>   the MCU's battery reading (default 100)
-  --block-size <bytes>  AT+QIOTOTARD length (default 1024)
-  --crc <algorithm>     how 10701's CRC is computed (default crc-32)
+  --expect <outcomes>   outcomes that pass, comma-separated: upgraded, refused, failed-intact; in dut mode
+                        also rolled-back, bricked, inconsistent (default upgraded)
+  --battery <percent>   the MCU's battery reading (default 100; proxy mode)
+  --block-size <bytes>  AT+QIOTOTARD length (default 1024; proxy mode)
+  --crc <algorithm>     how 10701's CRC is computed (default crc-32; proxy mode)
+  --mode proxy|dut      who plays the MCU: the rig (proxy, default) or the image under test (dut)
+  --manifest <file>     the firmware set (default fixtures/manifest.json; dut: fixtures/mcu/manifest.json)
+  --bootloader <key>    dut: the bootloader image to arrange at the flash base (default the set's one
+                        bootloader without planted defects; none: a bench keeps its own)
+  --report-within <ms>  dut: longest from any MCU start to its version report before it counts as bricked
+  --settle-within <ms>  dut: longest the whole upgrade may take from the MCU's reset
+  Faults in dut mode also take console=<regex> triggers and a time offset after any trigger
+  ('after-update3+350ms:power-cycle-target', 'console=swap unit 3/:power-cycle-target').
   -o, --record <file>   where to write the run record (default reports/runs/<station>-<time>.json)
 
 Exit code 0 when the verdict is one of the expected outcomes, 1 when not, 3 when the verdict passed but a
@@ -99,9 +115,44 @@ ${common}`,
   sim: `Usage: rig sim [--target stm32f1x|stm32f4x] [--time-scale <x>] [--flash-image <file>] [--json] [-- <sim options>]
 
 Runs the virtual station (sim/main) in the foreground and prints where its parts are: the module's AT
-port, the Firmata relay board and its pins, the STM32's remote_bitbang endpoint, the admin API URL.
+port, the Firmata relay board and its pins, the STM32's Bus Pirate port and remote_bitbang endpoint,
+the admin API URL.
 Options after -- go to sim/main unchanged (e.g. -- --baud 921600 --url-delay-ms 500).
---json prints the sim's own JSON line instead. Ctrl-C stops it (ptys and sockets removed).`,
+--json prints the sim's own JSON line instead. Ctrl-C stops it (ptys and sockets removed).
+
+It also writes station.json in its run directory and prints \`export RIG_SIM=<that file>\`: with RIG_SIM set
+(or --attach <file>), every other station command on a virtual station uses this running one instead of
+starting its own, so flash contents, module state and plans carry from one command to the next (rig flash,
+then rig readback; rig power … cycle, then rig at). Commands still take the station's lock one at a time and
+leave its power lines at their safe levels; the station itself stops only with rig sim.`,
+
+  image: `Usage: rig image add <file> [--component <name>] [--version <v>] [--locator <spec>] [--manifest <file>]
+       rig image identify <file> [--locator <spec>] [--manifest <file>]
+       rig image list [--manifest <file>]
+
+The releases of an MCU component, kept in a manifest (images, full packages, VCDIFF deltas, hashes).
+  add        adds an ordinary firmware file (objcopy .bin, an MCUboot-signed image …) as a release: its
+             bytes (SHA-256 over its length) are the release; its version is --version, or what the
+             component's locator finds in it (both: they must agree). Writes the image, its full package
+             and a delta from every earlier release (xdelta3), then the manifest. Creates the manifest
+             (--component needed) with the locator given, else the one the image shows (the rig header,
+             an MCUboot header), else none.
+  identify   what a file is: a release of the manifest (by its bytes), or what its locator says.
+  list       the manifest's releases and packages.
+  --manifest <file>  the manifest (default $RIG_MANIFEST, else the project's fixtures/manifest.json, which
+                     add does not write: it is generated by scripts/make-fixtures.ts)
+  --locator <spec>   how the component's images name their version:
+                       rig-header[:offset=0x200]      the rig's own 64-byte header
+                       mcuboot[:offset=0x0,format={major}.{minor}.{revision}]   an MCUboot image header
+                       string:offset=0x400[,length=32]   a version string at a fixed offset
+                       'pattern:<regex>'              the first match (group "version", else group 1)
+                       none                           no version in the image: --version names it
+  --load-address <a> when creating: the address the images are linked for (default 0x08000000)
+
+Exit code 0 when added (or already there with the same bytes), 1 when the image contradicts the
+manifest or its own header (another version, other bytes under a known version), 2 for a manifest
+that is invalid or of another component, 64 for a usage error (no version anywhere, an unknown locator).
+--json prints the result as JSON.`,
 
   report: `Usage: rig report [report options]
 

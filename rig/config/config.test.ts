@@ -1,6 +1,5 @@
-import { describe, expect, test } from 'vitest';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { afterAll, describe, expect, test } from 'vitest';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.ts';
@@ -8,6 +7,10 @@ import { openStation } from '../station/open.ts';
 import { ConfigValidationError, loadConfig, parseConfig, resolveSecret, type HardwareStationInput } from './index.ts';
 import { parseDotenvBasic } from './load.ts';
 import * as util from 'node:util';
+import { tempDirs } from '../testing/temp-dir.ts';
+
+const tmp = tempDirs();
+afterAll(tmp.remove);
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const configModule = path.join(root, 'rig', 'config', 'index.ts');
@@ -267,7 +270,7 @@ describe('the example hardware config', () => {
 });
 
 describe('finding and loading the config', () => {
-  const dir = (): string => mkdtempSync(path.join(os.tmpdir(), 'rig-config-'));
+  const dir = (): string => tmp.make('rig-config-');
 
   test('a .ts config with a syntax error names the file, line, column and the reason', async () => {
     const d = dir();
@@ -332,7 +335,7 @@ describe('secrets', () => {
 
   test('a missing secret variable is a ConfigError naming the variable and the key that wants it', async () => {
     const config = parseConfig({ stations: { 'bench-2': withSecret() } });
-    const err = await openStation('bench-2', { config, lockDir: mkdtempSync(path.join(os.tmpdir(), 'lock-')) }).catch((e: unknown) => e);
+    const err = await openStation('bench-2', { config, lockDir: tmp.make('lock-') }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).station).toBe('bench-2');
     expect((err as Error).message).toContain('secret RIG_TEST_PRODUCT_SECRET is not set');
@@ -341,7 +344,7 @@ describe('secrets', () => {
 
   test('the value comes from the environment or an untracked .env, and is never in an error', async () => {
     expect(resolveSecret({ env: 'S1' }, { station: 'b', key: 'k', env: { S1: 'from-env' }, dotenv: { S1: 'from-dotenv' } })).toBe('from-env');
-    const cwd = mkdtempSync(path.join(os.tmpdir(), 'rig-config-'));
+    const cwd = tmp.make('rig-config-');
     mkdirSync(path.join(cwd, 'cfg'));
     writeFileSync(path.join(cwd, 'cfg', 'rig.config.json'), JSON.stringify({ stations: { 'bench-2': withSecret() } }));
     writeFileSync(path.join(cwd, 'cfg', '.env'), '# bench secrets\nRIG_TEST_PRODUCT_SECRET="s3cr3t value"\n');
@@ -364,5 +367,44 @@ describe('secrets', () => {
     expect(basic).toEqual({ RIG_A: 'plain', RIG_B: 'quoted value', RIG_C: 'single # not a comment', RIG_D: 'value', RIG_E: '' });
     const native = (util as { parseEnv?: (t: string) => Record<string, string> }).parseEnv;
     if (native) expect(basic).toEqual({ ...native(text) });
+  });
+});
+
+describe('the MCU side of a station (dut mode)', () => {
+  const region = (address: number, size: number) => ({ address, size });
+  const mcu = () => ({
+    taps: { mcuToModule: '/dev/serial/by-id/usb-FTDI_FT2232H-if00-port0', moduleToMcu: '/dev/serial/by-id/usb-FTDI_FT2232H-if01-port0' },
+    console: { port: '/dev/serial/by-id/usb-CP2102-if00-port0' },
+    layout: {
+      bootloader: region(0x0800_0000, 0x4000),
+      record: [region(0x0800_4000, 0x800), region(0x0800_4800, 0x800)],
+      slotA: region(0x0802_0000, 0x20000),
+      slotB: region(0x0804_0000, 0x20000),
+      scratch: region(0x0806_0000, 0x800),
+    },
+    bootRecord: 'vmcu-1',
+  });
+
+  test('a bench declares taps, console, layout and decoder; bauds default to 115200, hex addresses are read', () => {
+    const m = { ...mcu(), layout: { ...mcu().layout, slotB: { address: '0x08040000', size: 0x20000 } } };
+    const entry = parseConfig({ stations: { 'bench-2': { ...bench(), mcu: m } } }).stations['bench-2']!;
+    if (entry.kind !== 'hardware') throw new Error('not a bench');
+    expect(entry.mcu?.taps.baudRate).toBe(115200);
+    expect(entry.mcu?.console?.baudRate).toBe(115200);
+    expect(entry.mcu?.layout.slotB).toEqual({ address: 0x0804_0000, size: 0x20000 });
+    expect(entry.mcu?.bootRecord).toBe('vmcu-1');
+  });
+
+  test.each([
+    ['overlapping slots', (m: ReturnType<typeof mcu>) => ((m.layout.slotB = region(0x0803_f000, 0x20000)), m), 'stations.bench-2.mcu.layout.slotB', /a region apart from slotA \(0x8020000\+131072 overlaps 0x803f000\+131072\)/],
+    ['one tap port for both directions', (m: ReturnType<typeof mcu>) => ((m.taps.moduleToMcu = m.taps.mcuToModule), m), 'stations.bench-2.mcu.taps.moduleToMcu', /a port of its own/],
+    ['the vmcu-1 decoder without its two record copies', (m: ReturnType<typeof mcu>) => ((m.layout.record = [region(0x0800_4000, 0x800)]), m), 'stations.bench-2.mcu.layout.record', /two copies for the 'vmcu-1' decoder \(found 1\)/],
+    ['an unknown decoder', (m: ReturnType<typeof mcu>) => ((m.bootRecord = 'tf-m'), m), 'stations.bench-2.mcu.bootRecord', /one of "vmcu-1", "mcuboot", "none"/],
+  ])('%s is named at its key', (_name, change, path, expected) => {
+    const m = mcu();
+    const { problems } = problemsOf({ stations: { 'bench-2': { ...bench(), mcu: change(m) } } });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]!.path).toBe(path);
+    expect(problems[0]!.expected).toMatch(expected);
   });
 });

@@ -174,6 +174,78 @@ export const layoutSchema = z
   })
   .strict();
 
+// ---- the MCU side (dut mode) ---------------------------------------------------------------------------
+
+/** A flash region: where it starts and how many bytes it has. */
+const regionSchema = z.object({ address, size: z.number().int().positive() }).strict();
+export type FlashRegion = z.infer<typeof regionSchema>;
+
+/** How the station's bootloader keeps its boot state, so the rig can read it (rig/sota/boot-record.ts). */
+export const BOOT_RECORD_DECODERS = ['vmcu-1', 'mcuboot', 'none'] as const;
+export type BootRecordDecoderName = (typeof BOOT_RECORD_DECODERS)[number];
+
+/** The MCU's flash as its bootloader uses it: an A/B scheme (slot A runs, slot B receives the download). */
+export const mcuLayoutSchema = z
+  .object({
+    bootloader: regionSchema,
+    slotA: regionSchema,
+    slotB: regionSchema,
+    /** The boot record's copies (the virtual MCU's two); MCUboot keeps its trailer at each slot's end instead. */
+    record: z.array(regionSchema).max(4).default([]),
+    scratch: regionSchema.optional(),
+    /** The unit the bootloader swaps in, bytes (informational: reports and sweeps). */
+    swapUnit: z.number().int().positive().optional(),
+  })
+  .strict()
+  .superRefine((l, ctx) => {
+    const named: [string, FlashRegion][] = [
+      ['bootloader', l.bootloader],
+      ['slotA', l.slotA],
+      ['slotB', l.slotB],
+      ...l.record.map((r, i): [string, FlashRegion] => [`record.${i}`, r]),
+      ...(l.scratch ? [['scratch', l.scratch] as [string, FlashRegion]] : []),
+    ];
+    for (let i = 0; i < named.length; i++) {
+      for (let j = i + 1; j < named.length; j++) {
+        const [an, a] = named[i]!;
+        const [bn, b] = named[j]!;
+        if (a.address < b.address + b.size && b.address < a.address + a.size) {
+          ctx.addIssue({ code: 'custom', path: bn.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k)), message: `a region apart from ${an} (0x${a.address.toString(16)}+${a.size} overlaps 0x${b.address.toString(16)}+${b.size})` });
+        }
+      }
+    }
+  });
+export type McuLayout = z.infer<typeof mcuLayoutSchema>;
+
+/**
+ * What a bench gives the rig of the MCU it qualifies (dut mode): two taps on the MCU↔module UART (a
+ * dual-channel USB-UART, RX pins only, common ground), the MCU's debug console if it has one, the flash
+ * layout and how to read the boot record.
+ */
+export const mcuSideSchema = z
+  .object({
+    taps: z
+      .object({
+        /** The port whose RX sits on the MCU's TX line (what the MCU sends the module). */
+        mcuToModule: z.string().min(1),
+        /** The port whose RX sits on the module's TX line (what the module sends the MCU). */
+        moduleToMcu: z.string().min(1),
+        baudRate: z.number().int().positive().default(115200),
+      })
+      .strict(),
+    console: z.object({ port: z.string().min(1), baudRate: z.number().int().positive().default(115200) }).strict().optional(),
+    layout: mcuLayoutSchema,
+    bootRecord: z.enum(BOOT_RECORD_DECODERS).default('none'),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.taps.mcuToModule === m.taps.moduleToMcu) ctx.addIssue({ code: 'custom', path: ['taps', 'moduleToMcu'], message: 'a port of its own (one per direction)' });
+    if (m.bootRecord === 'vmcu-1' && m.layout.record.length !== 2) {
+      ctx.addIssue({ code: 'custom', path: ['layout', 'record'], message: `the boot record's two copies for the 'vmcu-1' decoder (found ${m.layout.record.length})` });
+    }
+  });
+export type McuSideConfig = z.infer<typeof mcuSideSchema>;
+
 export const timeoutsSchema = z
   .object({
     /**
@@ -263,6 +335,8 @@ export const hardwareStationSchema = z
     probe: probeConfigSchema,
     layout: layoutSchema,
     plans: plansConfigSchema.default({ kind: 'declared', plans: [], crcAlgorithm: 'crc-32' }),
+    /** The MCU side for dut mode; without it the station runs proxy mode only. */
+    mcu: mcuSideSchema.optional(),
   })
   .strict();
 export type HardwareStationConfig = z.infer<typeof hardwareStationSchema>;

@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { scratchPrefix } from '../scratch.ts';
 import path from 'node:path';
 import type * as Vcdiff from '@ably/vcdiff-decoder';
 import { FirmwareError, InfrastructureError } from '../errors.ts';
@@ -98,7 +98,7 @@ export interface EncodeOptions {
 /** Runs xdelta3 to make a plain VCDIFF delta from `source` to `target` (used by scripts/make-fixtures). */
 export async function encodeDelta(source: Uint8Array, target: Uint8Array, opts: EncodeOptions = {}): Promise<Uint8Array> {
   const bin = opts.xdelta3 ?? 'xdelta3';
-  const dir = await mkdtemp(path.join(tmpdir(), 'sota-delta-'));
+  const dir = await mkdtemp(scratchPrefix('delta'));
   try {
     const src = path.join(dir, 'source.bin');
     const tgt = path.join(dir, 'target.bin');

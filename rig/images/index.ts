@@ -17,6 +17,16 @@ export { applyDelta, checkVcdiffHeader, encodeDelta, XDELTA3_ARGS, type DeltaExp
 export { Image, type ImageMeta } from './image.ts';
 export { Package, type PackageInfo, type PackageType } from './package.ts';
 export {
-  defaultManifestPath, FirmwareSet, loadManifest, MANIFEST_FORMAT, manifestSchema,
+  compilePattern, DEFAULT_LOCATOR, detectLocator, formatLocator, formatMcubootVersion, LOCATOR_KINDS, LOCATOR_SYNTAX, locateVersion,
+  locatorJson, locatorSchema, MCUBOOT_DEFAULT_FORMAT, MCUBOOT_MAGIC, parseLocator, VERSION_RE,
+  type Located, type LocatorKind, type VersionLocator,
+} from './locator.ts';
+export { identifyContent, identifyRelease, UnnamedImageError, type ContentIdentity, type IdentifyOptions, type ReleaseIdentity } from './identify.ts';
+export {
+  addRelease, compareVersions, deltaPackage, deltaPackageEntry, fullPackage, fullPackageEntry, imageEntry, imageRef, loadReleases,
+  type AddedRelease, type AddReleaseOptions,
+} from './release.ts';
+export {
+  currentManifestPath, defaultManifestPath, FirmwareSet, loadManifest, MANIFEST_FORMAT, manifestSchema,
   type ImageEntry, type ManifestJson, type PackageEntry,
 } from './manifest.ts';

@@ -103,7 +103,7 @@ describe('loadManifest refuses', () => {
     });
     const err = await loadManifest(p).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FirmwareError);
-    expect((err as FirmwareError).seen).toBe('version 1_0_0');
+    expect((err as FirmwareError).seen).toBe('version 1_0_0 (rig header at 0x200)');
   });
 
   test('a malformed manifest, as a ConfigError with the offending path', async () => {

@@ -1,7 +1,8 @@
 // A manifest lists a set of images and packages for one MCU component with their sizes and hashes, file
-// paths relative to the manifest. fixtures/manifest.json (written by scripts/make-fixtures.ts) is one; a
-// bench with real firmware writes its own in the same shape. Loading checks every file against it, so a
-// stale or hand-edited fixture fails here and not in the middle of an upgrade.
+// paths relative to the manifest, and how the component's images name their version (a locator,
+// locator.ts). fixtures/manifest.json (written by scripts/make-fixtures.ts) is one; `rig image add` writes
+// one for real firmware (release.ts). Loading checks every file against it, so a stale or hand-edited
+// fixture fails here and not in the middle of an upgrade.
 
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -10,8 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ConfigError, FirmwareError } from '../errors.ts';
 import { Hashes } from './digest.ts';
-import { describeIdentity, identifyImage } from './header.ts';
+import { IMAGE_HEADER_OFFSET } from './header.ts';
 import { Image } from './image.ts';
+import { locateVersion, locatorSchema, type VersionLocator } from './locator.ts';
 import { Package } from './package.ts';
 
 export const MANIFEST_FORMAT = 1;
@@ -35,9 +37,11 @@ const imageEntry = z.object({
   ...fileDigest,
   component: name,
   version: name,
-  /** Vector table entries 0 and 1, for a reader that wants to check where the image boots. */
-  initialSp: hex32,
-  resetHandler: hex32,
+  /** Vector table entries 0 and 1, for a reader that wants to check where the image boots (fixtures). */
+  initialSp: hex32.optional(),
+  resetHandler: hex32.optional(),
+  /** Where the image came from (`rig image add`), for the person reading the manifest. */
+  origin: z.string().optional(),
   /** Where this image is linked, when not at the manifest's loadAddress (a bootloader in a dut-mode set). */
   loadAddress: hex32.optional(),
   /** What the image is in an A/B set: the bootloader at the flash base, or an application for slot A. */
@@ -66,8 +70,10 @@ export const manifestSchema = z.object({
   component: name,
   /** Address the images are linked for; the rig may program them at another slot (station config). */
   loadAddress: hex32,
-  /** Offset of the image header (rig/images/header.ts) from the start of every image. */
-  headerOffset: hex32,
+  /** Offset of the rig's image header (rig/images/header.ts) in every image; only with the rig's header. */
+  headerOffset: hex32.optional(),
+  /** How the images name their version (locator.ts); default the rig's header at headerOffset. */
+  locator: locatorSchema.optional(),
   /** The CRC algorithm of every crc32 field. */
   crcAlgorithm: z.literal('crc-32'),
   images: z.record(name, imageEntry),
@@ -85,6 +91,8 @@ export class FirmwareSet {
   readonly component: string;
   readonly loadAddress: number;
   readonly headerOffset: number;
+  /** How this component's images name their version. */
+  readonly locator: VersionLocator;
   readonly images: ReadonlyMap<string, Image>;
   readonly packages: ReadonlyMap<string, Package>;
   /** The manifest entries as written, for a report's parameters. */
@@ -95,6 +103,7 @@ export class FirmwareSet {
     this.component = init.component;
     this.loadAddress = init.loadAddress;
     this.headerOffset = init.headerOffset;
+    this.locator = init.locator;
     this.images = init.images;
     this.packages = init.packages;
     this.entries = init.entries;
@@ -143,8 +152,17 @@ function checkDigest(file: string, bytes: Uint8Array, e: { size: number; md5: st
   if (h.crc() !== e.crc32) throw mismatch(file, 'crc32', e.crc32, h.crc());
 }
 
+/**
+ * The manifest the rig works with when none is named: $RIG_MANIFEST (a user's releases, `rig image add`),
+ * else the project's fixtures/manifest.json.
+ */
+export function currentManifestPath(): string {
+  const env = process.env.RIG_MANIFEST;
+  return env ? path.resolve(env) : defaultManifestPath();
+}
+
 /** Reads a manifest and every file it names; ConfigError for a malformed manifest, FirmwareError for a file that disagrees. */
-export async function loadManifest(manifestPath: string = defaultManifestPath()): Promise<FirmwareSet> {
+export async function loadManifest(manifestPath: string = currentManifestPath()): Promise<FirmwareSet> {
   let raw: unknown;
   try {
     raw = JSON.parse(await readFile(manifestPath, 'utf8'));
@@ -164,21 +182,25 @@ export async function loadManifest(manifestPath: string = defaultManifestPath())
   }
   const m = parsed.data;
   const dir = path.dirname(manifestPath);
-  const headerOffset = parseHex(m.headerOffset);
+  const headerOffset = m.headerOffset === undefined ? IMAGE_HEADER_OFFSET : parseHex(m.headerOffset);
+  const locator: VersionLocator = (m.locator as VersionLocator | undefined) ?? { kind: 'rig-header', offset: headerOffset };
   const read = async (file: string) => new Uint8Array(await readFile(path.resolve(dir, file)));
 
   const images = new Map<string, Image>();
   for (const [key, e] of Object.entries(m.images)) {
     const bytes = await read(e.file);
     checkDigest(e.file, bytes, e);
-    const id = identifyImage(bytes, headerOffset);
-    if (id.state !== 'valid') throw mismatch(e.file, 'image header', 'valid', describeIdentity(id));
     // The key is the version, or the version and a variant name (`2_0_0-never-confirms`): several images of one
     // version can then sit in one set, told apart by their bytes.
-    if (id.header.version !== e.version || (key !== e.version && !key.startsWith(`${e.version}-`))) {
-      throw mismatch(e.file, 'version', `${key}/${e.version}`, id.header.version);
+    if (key !== e.version && !key.startsWith(`${e.version}-`)) throw mismatch(e.file, 'version', `${key}/${e.version}`, e.version);
+    // The bytes are the image (their digest was just checked); what the image says of itself, if anything,
+    // must agree (a release added with its version given may carry no version the locator finds).
+    const found = locateVersion(bytes, locator);
+    if (found.found) {
+      if (found.intact === false) throw mismatch(e.file, found.where, 'intact', found.damage);
+      if (found.version !== e.version) throw mismatch(e.file, 'version', e.version, `${found.version} (${found.where})`);
+      if (found.component !== undefined && found.component !== e.component) throw mismatch(e.file, 'component', e.component, `${found.component} (${found.where})`);
     }
-    if (id.header.component !== e.component) throw mismatch(e.file, 'component', e.component, id.header.component);
     images.set(key, new Image(bytes, e));
   }
 
@@ -208,6 +230,7 @@ export async function loadManifest(manifestPath: string = defaultManifestPath())
     component: m.component,
     loadAddress: parseHex(m.loadAddress),
     headerOffset,
+    locator,
     images,
     packages,
     entries: { images: m.images, packages: m.packages },

@@ -1,6 +1,6 @@
 // johnny-five (through firmata-io and serialport 13) driving the virtual StandardFirmata board over a real
 // pty, with the board's relays wired to the virtual station's rails.
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,7 +19,8 @@ afterEach(async () => {
 });
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'rig-power-'));
-cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+// After the file's last test: every test's ptys live in it.
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 async function bench(pins: Partial<Record<RailName, RailWiring>>, extra: Pick<FirmataBoardOptions, 'version'> = {}): Promise<{ rails: Rails; board: VirtualFirmataBoard }> {
   const rails = new Rails();

@@ -1,7 +1,7 @@
 // A rig process holding relay lines is stopped by SIGTERM or dies of an uncaught exception: the relays must
 // end at their safe levels, seen from the virtual board's side, and the process must still end the way it
 // would have without us (killed by the signal, or exit code 1 with the error printed).
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -18,7 +18,8 @@ const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!();
 });
-cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+// After the file's last test: every test's ptys live in it.
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 type Msg = Record<string, unknown>;
 

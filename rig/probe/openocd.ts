@@ -3,11 +3,15 @@
 // abort or close the child's whole process group is killed. No OpenOCD outlives the rig: a synchronous
 // 'exit' handler kills what is left, and where util-linux's setpriv exists the child also gets SIGKILL from
 // the kernel when the rig dies without running handlers (SIGKILL, a crash).
+//
+// The Tcl connection is OpenOCD's own stdin and stdout (`tcl_port pipe`), not a TCP port: OpenOCD 0.12
+// serves Tcl on a TCP port, a pair of named pipes or stdin/stdout, never on a Unix socket (src/server/
+// server.c, add_service), and a TCP port, even on loopback, lets any local user drive the probe. Over the
+// pipes only the rig can; and OpenOCD shuts down by itself when they close, that is when the rig goes.
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 
 import { AbortedError, InfrastructureError } from '../errors.ts';
@@ -61,8 +65,9 @@ export interface CallOptions {
   signal?: AbortSignal | undefined;
 }
 
-const READY = /Listening on port (\d+) for tcl connections/;
 const FRAME_END = 0x1a;
+/** The first Tcl exchange: OpenOCD reads its Tcl pipe only once `init` is done, so the answer means ready. */
+const READY_PROBE = 'version';
 /** After SIGKILL the kernel takes the process down at once unless it sits in a driver (USB); bound it anyway. */
 const KILL_WAIT_MS = 5_000;
 const LAST_LINES = 20;
@@ -154,7 +159,10 @@ export class OpenOcdSession {
   /** Settles when the child has exited (never rejects). */
   readonly exited: Promise<ExitInfo>;
   private exitInfo: ExitInfo | undefined;
-  private socket: net.Socket | undefined;
+  /** OpenOCD's stdin, while the Tcl connection is usable. */
+  private tcl: NodeJS.WritableStream | undefined;
+  /** Set once the first Tcl reply came: before that, waitReady reports what went wrong. */
+  private ready = false;
   private rx: Buffer[] = [];
   private pending: Pending | undefined;
   private queue: Promise<unknown> = Promise.resolve();
@@ -163,7 +171,6 @@ export class OpenOcdSession {
   private killing = false;
   /** Why the session is unusable, once it is. */
   private broken: InfrastructureError | undefined;
-  private tclPortValue = 0;
 
   private constructor(
     private readonly opts: OpenOcdOptions,
@@ -199,10 +206,6 @@ export class OpenOcdSession {
     return this.child.pid ?? -1;
   }
 
-  get tclPort(): number {
-    return this.tclPortValue;
-  }
-
   /** True while the child runs and its Tcl connection is usable. */
   get alive(): boolean {
     return this.exitInfo === undefined && this.broken === undefined && !this.closing;
@@ -215,10 +218,11 @@ export class OpenOcdSession {
     const binary = opts.openocd ?? 'openocd';
     const args = [
       ...opts.args,
-      // Servers are configured before init; the Tcl port is ephemeral so stations never collide.
+      // Servers are configured before init: Tcl on stdin/stdout, nothing listening; should a config's extra
+      // lines enable a TCP server anyway, it stays on loopback.
       '-c', 'gdb_port disabled',
       '-c', 'telnet_port disabled',
-      '-c', 'tcl_port 0',
+      '-c', 'tcl_port pipe',
       '-c', 'bindto 127.0.0.1',
       '-c', 'init',
     ];
@@ -227,15 +231,15 @@ export class OpenOcdSession {
     log.note(`starting ${binary} ${args.map((a) => JSON.stringify(a)).join(' ')}`);
     // Its own process group: a terminal's Ctrl-C does not reach it half-way through a flash write, and
     // killing the group takes anything it may have started along with it.
-    const child = spawn(cmd, argv, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd });
+    const child = spawn(cmd, argv, { detached: true, stdio: ['pipe', 'pipe', 'pipe'], cwd: opts.cwd });
     if (child.pid !== undefined) track(child);
     const session = new OpenOcdSession(opts, child, log);
-    pipeLines(child.stdout!, log);
+    // OpenOCD logs to stderr; its stdout carries nothing but Tcl replies.
     pipeLines(child.stderr!, log);
+    session.attachTcl();
     try {
-      const port = await session.waitReady(signal);
-      await session.connect(port, signal);
-      log.note(`OpenOCD pid ${child.pid} ready, Tcl port ${port}`);
+      await session.waitReady(signal);
+      log.note(`OpenOCD pid ${child.pid} ready, Tcl on its stdin/stdout`);
       session.watchLink();
       return session;
     } catch (e) {
@@ -244,24 +248,27 @@ export class OpenOcdSession {
     }
   }
 
-  private waitReady(signal: AbortSignal | undefined): Promise<number> {
+  private waitReady(signal: AbortSignal | undefined): Promise<void> {
     const timeoutMs = this.opts.startTimeoutMs ?? 15_000;
     const station = this.opts.station;
-    return new Promise<number>((resolve, reject) => {
+    return new Promise<void>((resolve, reject) => {
       const cleanups: (() => void)[] = [];
       let settled = false;
       const done = (fn: () => void): void => {
         if (settled) return;
         settled = true;
+        this.pending = undefined;
         for (const c of cleanups) c();
         fn();
       };
-      cleanups.push(
-        this.log.onLine((line) => {
-          const m = READY.exec(line);
-          if (m) done(() => resolve(Number(m[1])));
-        }),
-      );
+      this.pending = {
+        resolve: () =>
+          done(() => {
+            this.ready = true;
+            resolve();
+          }),
+        reject: (e) => done(() => reject(e)),
+      };
       const onError = (err: Error): void =>
         done(() => reject(new InfrastructureError(`could not start OpenOCD (${err.message})`, { station, expected: `an executable "${this.opts.openocd ?? 'openocd'}"`, cause: err })));
       this.child.once('error', onError);
@@ -269,9 +276,9 @@ export class OpenOcdSession {
       void this.exited.then((info) =>
         done(() =>
           reject(
-            new InfrastructureError(`OpenOCD stopped before its Tcl server was listening: ${describeExit(info)}`, {
+            new InfrastructureError(`OpenOCD stopped before its Tcl server was ready: ${describeExit(info)}`, {
               station,
-              expected: '"Listening on port N for tcl connections"',
+              expected: `init to finish, then a reply to "${READY_PROBE}" on its Tcl pipe`,
               seen: describeExit(info),
               lastLines: this.log.recent(LAST_LINES),
             }),
@@ -284,8 +291,8 @@ export class OpenOcdSession {
             reject(
               new InfrastructureError(`OpenOCD did not get ready within ${timeoutMs} ms (init hung: is the target or adapter answering?); killed it`, {
                 station,
-                expected: '"Listening on port N for tcl connections"',
-                seen: 'no such line',
+                expected: `init to finish, then a reply to "${READY_PROBE}" on its Tcl pipe`,
+                seen: 'no reply',
                 lastLines: this.log.recent(LAST_LINES),
               }),
             ),
@@ -298,42 +305,21 @@ export class OpenOcdSession {
         signal.addEventListener('abort', onAbort, { once: true });
         cleanups.push(() => signal.removeEventListener('abort', onAbort));
       }
+      // OpenOCD reads its Tcl pipe once init is done; a failing init ends the process instead.
+      this.tcl?.write(Buffer.concat([Buffer.from(READY_PROBE, 'utf8'), Buffer.of(FRAME_END)]));
     });
   }
 
-  private connect(port: number, signal: AbortSignal | undefined): Promise<void> {
-    const station = this.opts.station;
-    this.tclPortValue = port;
-    return new Promise<void>((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port });
-      socket.setNoDelay(true);
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new InfrastructureError(`could not connect to OpenOCD's Tcl port ${port}`, { station, seen: 'no connection within 5000 ms' }));
-      }, 5_000);
-      const onAbort = (): void => {
-        socket.destroy();
-        reject(new AbortedError('OpenOCD start aborted', { station, cause: signal?.reason }));
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      socket.once('error', (err) => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        reject(new InfrastructureError(`could not connect to OpenOCD's Tcl port ${port} (${err.message})`, { station, cause: err }));
-      });
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        socket.removeAllListeners('error');
-        this.socket = socket;
-        socket.on('data', (d: Buffer) => this.onData(d));
-        socket.on('error', () => {
-          /* 'close' follows and is handled there */
-        });
-        socket.on('close', () => this.onSocketClosed());
-        resolve();
-      });
-    });
+  /** The Tcl connection: requests to OpenOCD's stdin, replies from its stdout. */
+  private attachTcl(): void {
+    const stdin = this.child.stdin!;
+    const stdout = this.child.stdout!;
+    this.tcl = stdin;
+    // A write after OpenOCD died fails with EPIPE; its end is reported by the stdout close below.
+    stdin.on('error', () => {});
+    stdout.on('data', (d: Buffer) => this.onData(d));
+    stdout.on('error', () => {});
+    stdout.once('close', () => this.onTclClosed());
   }
 
   /** From readiness on (a failing init makes OpenOCD exit by itself), a link-lost line ends the session. */
@@ -377,10 +363,11 @@ export class OpenOcdSession {
     }
   }
 
-  private onSocketClosed(): void {
-    this.socket = undefined;
-    // Closed by us (close, or a kill after a timeout or abort, whose caller reports it): nothing to add.
-    if (this.closing || this.killing) return;
+  private onTclClosed(): void {
+    this.tcl = undefined;
+    // Closed by us (close, or a kill after a timeout or abort, whose caller reports it), or before OpenOCD
+    // was ready (waitReady reports that): nothing to add.
+    if (this.closing || this.killing || !this.ready) return;
     // The Tcl connection only closes when OpenOCD goes away (or is about to): make sure it is gone, then
     // report how it ended.
     void this.failWith(async () => {
@@ -413,7 +400,7 @@ export class OpenOcdSession {
       this.log.note(`killing OpenOCD process group ${this.child.pid}: ${reason}`);
       killGroup(this.child);
     }
-    this.socket?.destroy();
+    this.tcl?.end();
     let timer: NodeJS.Timeout | undefined;
     const info = await Promise.race([
       this.exited,
@@ -473,7 +460,7 @@ export class OpenOcdSession {
     if (opts.signal?.aborted) {
       return Promise.reject(new AbortedError(`"${command}" aborted before it was sent`, { station, cause: opts.signal.reason }));
     }
-    if (!this.alive || this.socket === undefined) {
+    if (!this.alive || this.tcl === undefined) {
       const why = this.broken?.summary ?? (this.exitInfo ? describeExit(this.exitInfo) : this.closing ? 'the probe was closed' : 'no Tcl connection');
       return Promise.reject(
         new InfrastructureError(`OpenOCD is not running, cannot run "${command}"; restart the probe`, {
@@ -484,7 +471,7 @@ export class OpenOcdSession {
         }),
       );
     }
-    const socket = this.socket;
+    const tcl = this.tcl;
     return new Promise<string>((resolve, reject) => {
       let settled = false;
       const cleanup = (): void => {
@@ -538,7 +525,7 @@ export class OpenOcdSession {
             }),
         );
       opts.signal?.addEventListener('abort', onAbort, { once: true });
-      socket.write(Buffer.concat([Buffer.from(script, 'utf8'), Buffer.of(FRAME_END)]));
+      tcl.write(Buffer.concat([Buffer.from(script, 'utf8'), Buffer.of(FRAME_END)]));
     });
   }
 
@@ -558,8 +545,8 @@ export class OpenOcdSession {
     const p = this.pending;
     this.pending = undefined;
     p?.reject(new AbortedError('probe closed while a command was running', { station: this.opts.station }));
-    if (this.exitInfo === undefined && this.socket !== undefined && !busy && this.broken === undefined) {
-      this.socket.write(Buffer.concat([Buffer.from('shutdown', 'utf8'), Buffer.of(FRAME_END)]));
+    if (this.exitInfo === undefined && this.tcl !== undefined && !busy && this.broken === undefined) {
+      this.tcl.write(Buffer.concat([Buffer.from('shutdown', 'utf8'), Buffer.of(FRAME_END)]));
       let timer: NodeJS.Timeout | undefined;
       const ended = await Promise.race([
         this.exited.then(() => true),
@@ -569,7 +556,7 @@ export class OpenOcdSession {
       ]);
       clearTimeout(timer);
       if (ended) {
-        this.socket?.destroy();
+        this.tcl?.end();
         return;
       }
     }

@@ -128,6 +128,23 @@ describe.each(profiles)('probe on a virtual $target', (p) => {
     await probe.reset('run');
   });
 
+  test('program with progress: one erase, then chunks, the count of bytes written rising to the whole image', async () => {
+    const img = image(12 * KiB, 5);
+    const off = 0x21000;
+    const seen: [number, number][] = [];
+    const writesBefore = probe.log.text().match(/wrote \d+ bytes from file/g)?.length ?? 0;
+    try {
+      const r = await probe.program(FLASH + off, img, { preverify: false, progress: (done, total) => seen.push([done, total]) });
+      expect(r).toMatchObject({ written: true, bytes: img.length });
+      expect(seen).toEqual([[0, img.length], [4 * KiB, img.length], [8 * KiB, img.length], [12 * KiB, img.length]]);
+      expect(probe.log.text().match(/wrote \d+ bytes from file/g)?.length ?? 0).toBe(writesBefore + 3);
+      // Each chunk lands where it belongs: a chunk never erased what the one before it wrote.
+      expect(sim.target.readFlash(off, img.length).equals(img)).toBe(true);
+    } finally {
+      sim.target.loadFlash(preload.subarray(0x20000, 0x40000), 0x20000);
+    }
+  });
+
   test('verify finds a single flipped byte and names its address', async () => {
     const off = 0x10000;
     const expected = preload.subarray(off, off + 4 * KiB);

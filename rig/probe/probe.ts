@@ -4,7 +4,7 @@
 
 import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { scratchPrefix } from '../scratch.ts';
 import path from 'node:path';
 
 import { AbortedError, InfrastructureError } from '../errors.ts';
@@ -81,6 +81,21 @@ export interface TargetInfo {
   /** OpenOCD's view of the main flash bank after its probe. */
   flash: { name: string; driver: string; base: number; size: number };
   state: TargetState;
+}
+
+export interface ProgramOptions extends OpOptions {
+  /** Skip the write when the flash already holds the image (default true). */
+  preverify?: boolean;
+  /**
+   * Called with the bytes written so far: the write then goes in chunks (programChunk) after one erase of
+   * the range, since OpenOCD reports nothing during a single write. Without it, one `flash write_image erase`.
+   */
+  progress?: (written: number, total: number) => void;
+}
+
+/** About 20 steps for a bar, never under 4 KiB a call (each call costs OpenOCD a flash-driver set-up). */
+export function programChunk(length: number): number {
+  return Math.max(4096, Math.ceil(length / 20 / 1024) * 1024);
 }
 
 export interface ProgramResult {
@@ -209,7 +224,7 @@ export class Probe {
       const m = IDCODE_LINE.exec(line);
       if (m && (m[1] === undefined || m[1] === opts.targetName)) ids.idcode = parseInt(m[2] as string, 16) >>> 0;
     });
-    const scratch = await mkdtemp(path.join(opts.runDir ?? os.tmpdir(), 'openocd-'));
+    const scratch = await mkdtemp(scratchPrefix('openocd', opts.runDir));
     trackScratch(scratch);
     try {
       const session = await Probe.startSession(opts, log, signal);
@@ -506,7 +521,7 @@ export class Probe {
    * otherwise halt, `flash write_image erase`, then verify by reading back. Leaves the core halted.
    * Note that erasing rounds out to whole sectors/pages: bytes beyond the image in its last sector are erased.
    */
-  async program(address: number, image: Uint8Array, opts: OpOptions & { preverify?: boolean } = {}): Promise<ProgramResult> {
+  async program(address: number, image: Uint8Array, opts: ProgramOptions = {}): Promise<ProgramResult> {
     checkRange(this.station, 'program', address, image.length);
     const t0 = performance.now();
     const t = this.timeouts;
@@ -524,14 +539,29 @@ export class Probe {
       }
     }
     const file = this.scratchFile('image');
-    await writeFile(file, image);
     let writeMs: number;
     try {
       const call = this.deadline({ ...step, timeoutMs: left() }, 0, `program ${image.length} bytes at ${hex32(address)}`);
       const w0 = performance.now();
       // Flash drivers refuse to erase or write a running core (openocd-sim.md §4.4).
       await this.haltOutOfReset(call);
-      await call(`flash write_image erase ${tclWord(file)} ${hex32(address)} bin`);
+      if (!opts.progress) {
+        await writeFile(file, image);
+        await call(`flash write_image erase ${tclWord(file)} ${hex32(address)} bin`);
+      } else {
+        // OpenOCD 0.12 says nothing while `flash write_image` runs, so progress is made by writing in chunks:
+        // one erase of the whole range first (padded to whole sectors/pages, as write_image erase does), then
+        // each chunk without erasing, so a chunk never erases what the one before it wrote.
+        opts.progress(0, image.length);
+        await call(`flash erase_address pad ${hex32(address)} ${image.length}`);
+        const chunk = programChunk(image.length);
+        for (let off = 0; off < image.length; off += chunk) {
+          const part = image.subarray(off, Math.min(image.length, off + chunk));
+          await writeFile(file, part);
+          await call(`flash write_image ${tclWord(file)} ${hex32(address + off)} bin`);
+          opts.progress(off + part.length, image.length);
+        }
+      }
       writeMs = performance.now() - w0;
     } finally {
       await rm(file, { force: true });

@@ -9,7 +9,7 @@ import { AbortedError, InfrastructureError, isInfrastructureError } from '../err
 import { OpenOcdCommandError } from './errors.ts';
 import { ProbeLog } from './log.ts';
 import { OpenOcdSession, liveOpenOcdPids } from './openocd.ts';
-import { groupMembers, openOcdChildrenOf } from './testing/procs.ts';
+import { groupMembers, listeningSockets, openOcdChildrenOf } from './testing/procs.ts';
 
 const DUMMY = ['-c', 'adapter driver dummy'];
 const sessions: OpenOcdSession[] = [];
@@ -37,7 +37,8 @@ describe('OpenOCD session (dummy adapter)', () => {
   test('starts, answers Tcl calls, tells failure from success by code, and shuts down cleanly', async () => {
     const s = await start();
     expect(s.alive).toBe(true);
-    expect(s.tclPort).toBeGreaterThan(0);
+    // Tcl goes over OpenOCD's stdin and stdout: no port any local user could connect to.
+    expect(listeningSockets(s.pid)).toEqual([]);
     expect(groupMembers(s.pid).map((p) => p.comm)).toEqual(['openocd']);
 
     expect(await s.call('expr {6 * 7}', { timeoutMs: 5000 })).toBe('42');
@@ -148,13 +149,13 @@ describe('OpenOCD session (dummy adapter)', () => {
     expect(err).toBeInstanceOf(InfrastructureError);
     const ie = err as InfrastructureError;
     expect(ie.message).toMatch(/OpenOCD went away: OpenOCD was killed by SIGKILL/);
-    expect(ie.lastLines.some((l) => l.includes('Listening on port'))).toBe(true);
+    expect(ie.lastLines.some((l) => l.includes("accepting 'tcl' connection from pipe"))).toBe(true);
     expectGone(pid);
 
     const again = await OpenOcdSession.start({ station: 'test-bench', args: DUMMY, log });
     sessions.push(again);
     expect(await again.call('expr 5', { timeoutMs: 5000 })).toBe('5');
-    expect(log.text()).toMatch(/killed by SIGKILL[\s\S]*ready, Tcl port/);
+    expect(log.text()).toMatch(/killed by SIGKILL[\s\S]*ready, Tcl on its stdin\/stdout/);
   });
 
   test('a log line saying the adapter link is gone ends the session at once, mid-command included', async () => {
@@ -174,7 +175,7 @@ describe('OpenOCD session (dummy adapter)', () => {
     const err = await start([...DUMMY, '-c', 'no_such_setting 1']).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InfrastructureError);
     const ie = err as InfrastructureError;
-    expect(ie.message).toMatch(/stopped before its Tcl server was listening: OpenOCD exited with rc 1/);
+    expect(ie.message).toMatch(/stopped before its Tcl server was ready: OpenOCD exited with rc 1/);
     expect(ie.lastLines.join('\n')).toContain('invalid command name "no_such_setting"');
     expect(openOcdChildrenOf()).toEqual([]);
   });

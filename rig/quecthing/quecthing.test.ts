@@ -50,6 +50,7 @@ describe('QuecThing commands', () => {
       'AT+QIOTREG=1': answer('OK'),
       'AT+QIOTREG?': answer('+QIOTREG: 1', 'OK'),
       'AT+QIOTSTATE?': answer('+QIOTSTATE: 8', 'OK'),
+      'AT+QURCCFG="urcport"': answer('+QURCCFG: "urcport","uart1"', 'OK'),
       'AT+QIOTINFO?': answer('+QIOTINFO: "sdkver","2.9.0"', '+QIOTINFO: "modver","EC200U,A"', 'OK'),
       'AT+QIOTMCUVER="STM32","1_0_0"': answer('OK'),
       'AT+QIOTMCUVER?': answer('+QIOTMCUVER: "STM32","1_0_0"', '+QIOTMCUVER: "BLE","0.9"', 'OK'),
@@ -78,6 +79,7 @@ describe('QuecThing commands', () => {
     await qt.setFunctionality(1, true);
     expect(await qt.functionality()).toBe(1);
     expect(await qt.signalQuality()).toEqual({ rssi: 24, ber: 99, dbm: -65 });
+    expect(await qt.urcPort()).toBe('uart1');
     await qt.setProductInfo('p11abc', 'c2VjcmV0');
     expect(await qt.productInfo()).toEqual({ productKey: 'p11abc', productSecret: 'c2VjcmV0', authVersion: '1' });
     await qt.setServer(1, 'mqtt://iot-south.acceleronix.io:1883');
@@ -134,7 +136,9 @@ describe('QuecThing commands', () => {
       'AT+GSN': answer('not-an-imei', 'OK'),
       'AT+QIOTSTATE?': answer('+QIOTSTATE: ready', 'OK'),
       'AT+QIOTCFG="productinfo"': answer('+QIOTCFG: "server","p11abc","hunter2"', 'OK'),
+      'AT+QURCCFG="urcport"': answer('+QURCCFG: "urcport"', 'OK'),
     });
+    await expect(qt.urcPort()).rejects.toThrow(/expected \+QURCCFG: "urcport","<port>"; seen "\+QURCCFG: \\"urcport\\""/);
     await expect(qt.imei()).rejects.toThrow(/bench-1: unexpected answer to AT\+GSN .*expected a 15-digit IMEI; seen "not-an-imei"/s);
     await expect(qt.state()).rejects.toBeInstanceOf(AtResponseError);
     const e = (await qt.productInfo().catch((err: unknown) => err)) as Error;

@@ -242,6 +242,18 @@ export class QuecThing extends Emitter<QuecThingEvents> {
     return { state, name: QIOT_STATES[state] };
   }
 
+  /**
+   * AT+QURCCFG="urcport": the port URCs go to (`usbat`, `uart1`, `all` …; protocol §6). An MCU on the main
+   * UART sees no +QIOTEVT unless it is `uart1` or `all`. Read-only: dut mode observes what the MCU set.
+   */
+  async urcPort(o: CallOptions = {}): Promise<string> {
+    const r = await this.port.command('AT+QURCCFG="urcport"', { ...o, prefix: '+QURCCFG:' });
+    const line = r.lines.find((l) => l.startsWith('+QURCCFG:'));
+    const f = line ? splitFields(afterPrefix(line, '+QURCCFG:')!) : [];
+    if (f.length < 2 || f[0]!.text !== 'urcport') throw this.shapeError(r, '+QURCCFG: "urcport","<port>"');
+    return f[1]!.text;
+  }
+
   /** AT+QIOTINFO?: `+QIOTINFO: <item>,<value>` lines (the SDK version among them). */
   async info(o: CallOptions = {}): Promise<{ item: string; value: string }[]> {
     const r = await this.port.command('AT+QIOTINFO?', { ...o, prefix: '+QIOTINFO:' });

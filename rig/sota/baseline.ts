@@ -4,7 +4,7 @@
 import type { Image } from '../images/image.ts';
 import type { Station } from '../station/station.ts';
 import { ensureRegistered } from './module.ts';
-import { silentRecorder } from './recorder.ts';
+import { programProgress, silentRecorder } from './recorder.ts';
 import type { Recorder } from './recorder.ts';
 
 export interface BaselineOptions {
@@ -26,7 +26,7 @@ export async function ensureBaseline(station: Station, image: Image, opts: Basel
   const T = station.timeouts;
   const o = { timeoutMs: T.commandMs + T.marginMs, ...(signal ? { signal } : {}) };
   return recorder.step(`baseline ${image.component} ${image.version}`, async () => {
-    const program = () => station.probe.program(station.layout.slotAddress, image.bytes, { ...(signal ? { signal } : {}), preverify: true });
+    const program = () => station.probe.program(station.layout.slotAddress, image.bytes, { ...(signal ? { signal } : {}), preverify: true, ...programProgress(recorder) });
     let r;
     try {
       r = await program();

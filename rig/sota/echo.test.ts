@@ -16,6 +16,10 @@ import { ensureBaseline } from './baseline.ts';
 import { parseFault } from './faults.ts';
 import { runProxyUpgrade } from './proxy.ts';
 import type { RecordedLine, RunRecord } from './record.ts';
+import { tempDirs } from '../testing/temp-dir.ts';
+
+const tmp = tempDirs();
+afterAll(tmp.remove);
 
 let dir: string;
 let small: FirmwareSet;
@@ -26,7 +30,7 @@ beforeAll(async () => {
   await makeFixtures({ out: dir, size: 4096, loadAddress: 0x0800_0000, seed: 'echo-test' });
   small = await loadManifest(path.join(dir, 'manifest.json'));
   const config = parseConfig({ stations: { virtual: { kind: 'virtual', timeScale: 0.05, module: { echo: 'off' } } } });
-  station = await openStation('virtual', { config, lockDir: await mkdtemp(path.join(os.tmpdir(), 'station-lock-')) });
+  station = await openStation('virtual', { config, lockDir: tmp.make('station-lock-') });
 }, 60_000);
 
 afterAll(async () => {

@@ -37,3 +37,26 @@ describe('fault syntax', () => {
     expect((caught as Error).message).toContain(`invalid fault '${text}'`);
   });
 });
+
+describe('dut triggers: console patterns and time offsets', () => {
+  test.each([
+    ['console=\\[boot\\] swap unit 3/13 step 2:power-cycle-target=200', { trigger: { kind: 'console', pattern: '\\[boot\\] swap unit 3/13 step 2' }, action: { kind: 'power-cycle', part: 'target', offMs: 200 } }],
+    ['after-update3+350ms:power-cycle-target', { trigger: { kind: 'after-update3', afterMs: 350 }, action: { kind: 'power-cycle', part: 'target', offMs: 500 } }],
+    ['event=10703#2+40ms:reset-target=50', { trigger: { kind: 'event', code: 10703, occurrence: 2, afterMs: 40 }, action: { kind: 'reset', part: 'target', ms: 50 } }],
+    // A pattern may hold colons and '=': the action is after the last colon.
+    ['console=state=trial: x+20ms:network-cut=1000', { trigger: { kind: 'console', pattern: 'state=trial: x', afterMs: 20 }, action: { kind: 'network-cut', ms: 1000 } }],
+    ['offset=8192+0ms:close-port', { trigger: { kind: 'offset', bytes: 8192 }, action: { kind: 'close-port' } }],
+  ])('%s', (text, expected) => {
+    const fault = parseFault(text);
+    expect(fault).toEqual(expected);
+    expect(parseFault(formatFault(fault))).toEqual(fault);
+  });
+
+  test.each([
+    ['console=:power-cycle-target', /expected console=<regular expression>; seen no pattern/],
+    ['console=(unclosed:power-cycle-target', /expected console=<a JavaScript regular expression>; seen Invalid regular expression/],
+    ['after-update3+fast:power-cycle-target', /expected 'after-update3' without a value|expected a trigger/],
+  ])('%s is refused', (text, message) => {
+    expect(() => parseFault(text)).toThrow(message);
+  });
+});

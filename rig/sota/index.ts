@@ -10,8 +10,20 @@
 //   run.readback     // { address, size, identified, matchesTarget, matchesCurrent, firstDifference, comparison }
 //   await writeFile('run.json', serializeRunRecord(run));                 // with station.config and, when needed, firmware
 //   const again = await replay(parseRunRecord(text), station);          // { same, comparison, record }
+//
+//   // dut mode: the MCU image under test drives; the rig observes taps and console, and judges over SWD
+//   const dut = await runDutUpgrade(station, { plan: spec, from: images.v1_0_0, bootloader, faults, expect: ['upgraded'] });
+//   dut.verdict.outcome // 'upgraded' | 'rolled-back' | 'failed-intact' | 'refused' | 'bricked' | 'inconsistent'
 export { DOWNLOAD_NOTIFY_LIMIT, ProtocolTimerError, runProxyUpgrade } from './proxy.ts';
 export type { ProxyRun, ProxyUpgradeOptions } from './proxy.ts';
+export { runDutUpgrade } from './dut.ts';
+export type { DutRun, DutUpgradeOptions } from './dut.ts';
+export { judgeDut } from './dut-verdict.ts';
+export type { DutEvidence, SlotEvidence } from './dut-verdict.ts';
+export { DutObserver, formatTapLine } from './dut-observe.ts';
+export type { TapLine } from './dut-observe.ts';
+export { bootRecordDecoder, readBootRecord } from './boot-record.ts';
+export type { BootPhase, BootRecord } from './boot-record.ts';
 export { ensureBaseline } from './baseline.ts';
 export type { BaselineOptions, BaselineResult } from './baseline.ts';
 export { ensureRegistered } from './module.ts';
@@ -28,7 +40,7 @@ export {
   RUN_RECORD_VERSION,
 } from './record.ts';
 export type * from './record.ts';
-export { judge } from './verdict.ts';
+export { judge, OUTCOMES } from './verdict.ts';
 export type { Evidence, Failure, FailureType, IntactReason, Outcome, ReadbackResult, Verdict } from './verdict.ts';
 export { defaultFaultDurations, formatAction, formatFault, formatTrigger, parseFault } from './faults.ts';
 export type { Fault, FaultAction, FaultTrigger } from './faults.ts';

@@ -10,6 +10,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { makeFixtures } from '../../scripts/make-fixtures.ts';
 import { parseConfig } from '../config/load.ts';
 import { loadManifest, type FirmwareSet } from '../images/manifest.ts';
+import { addRelease } from '../images/release.ts';
+import { mcubootImage } from '../images/testing/mcuboot.ts';
 import { openStation, type OpenedStation } from '../station/open.ts';
 import type { Station } from '../station/station.ts';
 import { ensureBaseline } from './baseline.ts';
@@ -17,6 +19,10 @@ import { parseFault } from './faults.ts';
 import { runProxyUpgrade } from './proxy.ts';
 import { parseRunRecord } from './record.ts';
 import type { Recorder } from './recorder.ts';
+import { tempDirs } from '../testing/temp-dir.ts';
+
+const tmp = tempDirs();
+afterAll(tmp.remove);
 
 // Not the defaults: the record must carry these (timeScale 1, no free-space limit, baud 115200 by default).
 const SETTINGS = { timeScale: 0.05, moduleFreeSpace: 3072, downloadRate: 40_000, baud: 460_800 };
@@ -31,7 +37,7 @@ beforeAll(async () => {
   await makeFixtures({ out: dir, size: 4096, loadAddress: 0x0800_0000, seed: 'proxy-test' });
   small = await loadManifest(path.join(dir, 'manifest.json'));
   const config = parseConfig({ stations: { virtual: { kind: 'virtual', productSecret: SECRET, ...SETTINGS } } });
-  station = await openStation('virtual', { config, lockDir: await mkdtemp(path.join(os.tmpdir(), 'station-lock-')) });
+  station = await openStation('virtual', { config, lockDir: tmp.make('station-lock-') });
 }, 60_000);
 
 afterAll(async () => {
@@ -103,5 +109,30 @@ describe('runProxyUpgrade on the virtual station', () => {
     expect(run.transcript.some((l) => l.dir === 'TX' && l.text.startsWith('AT+QIOTMCUVER') && l.text.includes('2_0_0'))).toBe(false);
     // The write was not cut short: the flash holds the whole new image, read back with the same OpenOCD.
     expect(run.readback).toMatchObject({ matchesTarget: true });
+  });
+
+  test('real firmware without the rig header: MCUboot-signed releases, a delta upgrade judged by bytes and named by the MCUboot header', { timeout: 90_000 }, async () => {
+    // Two releases as a vendor's build would sign them: only the code differs, no rig header anywhere.
+    const code = (edit: number): Uint8Array => {
+      const b = Buffer.alloc(3584);
+      for (let i = 0; i < b.length; i++) b[i] = (i * 7 + (i >> 8)) & 0xff;
+      Buffer.from('00500020c1020008', 'hex').copy(b);
+      b.fill(edit, 1500, 1600);
+      return new Uint8Array(b);
+    };
+    const manifestPath = path.join(dir, 'mcuboot', 'manifest.json');
+    for (const [minor, edit] of [[0, 1], [1, 2]] as const) {
+      await addRelease({ manifestPath, bytes: mcubootImage({ body: code(edit), version: { major: 3, minor, revision: 0, build: 0 } }), component: station.component, locator: { kind: 'mcuboot', offset: 0, format: '{major}_{minor}_{revision}' } });
+    }
+    const releases = await loadManifest(manifestPath);
+    const from = releases.image('3_0_0');
+    await ensureBaseline(station, from);
+    const recorder = keeping();
+    const run = await runProxyUpgrade(station, { plan: { component: station.component, package: releases.package('delta_3_0_0_to_3_1_0') }, current: from, recorder, firmware: releases });
+    expect(run.verdict.outcome, run.verdict.summary).toBe('upgraded');
+    expect(run.readback).toMatchObject({ matchesTarget: true, identified: { component: station.component, version: '3_1_0' } });
+    expect(run.readback!.identity).toMatch(/^STM32 3_1_0 \(\d+ bytes, sha256 [0-9a-f]{12}…\)$/);
+    expect(recorder.attached.get('download check')).toMatch(/^md5, crc \(crc-32\), sha256 and the rebuilt image \(sha256 [0-9a-f]{12}…\) all match$/);
+    expect(recorder.attached.get('read-back comparison')).toContain('holds: STM32 3_1_0');
   });
 });

@@ -19,13 +19,11 @@
 // meaningful, and AT+QIOTUPDATE=3 would claim the MCU is installing.
 import type { TranscriptEntry } from '../at/transcript.ts';
 import { ConfigError, FirmwareError, ProtocolError, RigError } from '../errors.ts';
-import { compareImages, describeComparison } from '../images/compare.ts';
 import { DEFAULT_CRC_ALGORITHM, crcParams, formatCrc } from '../images/crc.ts';
-import { describeIdentity, identifyImage } from '../images/header.ts';
+import { locateVersion } from '../images/locator.ts';
 import type { Image } from '../images/image.ts';
 import { loadManifest } from '../images/manifest.ts';
 import type { FirmwareSet } from '../images/manifest.ts';
-import { sha256Hex } from '../images/digest.ts';
 import type { Package } from '../images/package.ts';
 import { describeVerification, verifyPackage } from '../images/verify.ts';
 import { EventFailedError, EventTimeoutError } from '../quecthing/cursor.ts';
@@ -45,6 +43,8 @@ import type { CloudFault, RunRecord } from './record.ts';
 import { DownloadAssembly } from './pieces.ts';
 import { ProtocolTimerError, RunLog, errorInfo } from './run-log.ts';
 import { FaultSchedule, checkFaults } from './schedule.ts';
+import { describeReadback, judgeReadback } from './readback.ts';
+import { programProgress } from './recorder.ts';
 import { reviveProbe } from './slots.ts';
 import { judge } from './verdict.ts';
 import type { Evidence, Outcome, ReadbackResult } from './verdict.ts';
@@ -92,6 +92,13 @@ export interface ProxyUpgradeOptions {
 
 /** 10702 periods a piece's download may take by default (5 s each on a real module: 10 minutes). */
 export const DOWNLOAD_NOTIFY_LIMIT = 120;
+
+/** The MCU refused the download (digests, rebuilt image): the reasons, one per line, as the step's failure. */
+class PackageRejected extends FirmwareError {
+  constructor(readonly problems: readonly string[]) {
+    super(`package rejected: ${problems.join('; ') || 'the download check failed'}`, { expected: 'the downloaded file to match 10701 and the plan, and to rebuild the target image' });
+  }
+}
 
 /** A proxy run is its record: save it with serializeRunRecord for `rig repro`. */
 export type ProxyRun = RunRecord;
@@ -160,6 +167,7 @@ class ProxyFlow {
   private updating = false;
   private programmed = false;
   private readback: ReadbackResult | undefined;
+  private firmware: FirmwareSet | undefined;
   private image: Image | undefined;
 
   // Record (the rest is in the log).
@@ -215,6 +223,8 @@ class ProxyFlow {
   async run(): Promise<ProxyRun> {
     // Not a run at all: nothing is sent, the caller gets the ConfigError (the CLI's exit code 2).
     this.checkBeforeStart();
+    // The releases the run's images belong to: they name what the flash holds and carry the version locator.
+    this.firmware = await this.firmwareSet();
     let error: unknown;
     this.attach();
     try {
@@ -238,7 +248,7 @@ class ProxyFlow {
       }
     }
     this.detach();
-    return this.finish(error, await this.firmwareSet());
+    return this.finish(error, this.firmware);
   }
 
   /** The set the record's firmware is matched against; a missing or broken manifest means "embed". */
@@ -307,8 +317,16 @@ class ProxyFlow {
     this.phase = 'download';
     await this.downloadPhase();
 
-    const ok = await this.log.step('verify package', async () => this.verifyDownload());
-    if (!ok) {
+    // A rejected download is a failed check (✘ with its reasons in the step), not an error of the run: the
+    // MCU's answer to it is to report the version it runs (giveUp).
+    const rejected = await this.log.step('verify package', async () => {
+      if (this.verifyDownload()) return undefined;
+      throw new PackageRejected(this.downloadProblems.filter((p) => !p.startsWith('note:')));
+    }).catch((err: unknown) => {
+      if (err instanceof PackageRejected) return err;
+      throw err;
+    });
+    if (rejected) {
       await this.giveUp();
       return;
     }
@@ -575,17 +593,18 @@ class ProxyFlow {
     const hashesOk = !problems.some((p) => p.startsWith('download against') || p.startsWith('10701:') || p.startsWith('the pieces'));
     this.downloadVerified = hashesOk;
     let image: Image | undefined;
+    const notes: string[] = [];
     try {
+      // The rebuilt image must be the package's target byte for byte (apply checks its size and SHA-256):
+      // that, not a header, is what makes it the release the plan announced.
       image = this.pkg!.apply(this.opts.current, file);
-      const id = identifyImage(image.bytes);
-      if (id.state !== 'valid' || id.header.version !== this.pkg!.version || id.header.component !== this.station.component) {
-        problems.push(`rebuilt image: ${describeIdentity(id)}, expected ${this.station.component} ${this.pkg!.version}`);
-        image = undefined;
-      }
+      const locator = this.firmware?.locator;
+      const named = locator ? locateVersion(image.bytes, locator) : undefined;
+      if (named?.found && named.version !== this.pkg!.version) notes.push(`note: the rebuilt image's ${named.where} names ${named.version}, the package delivers ${this.pkg!.version}`);
     } catch (err) {
       problems.push(`rebuilt image: ${err instanceof RigError ? err.summary : String(err)}`);
     }
-    this.recorder.attach('download check', problems.length === 0 ? `md5, crc (${this.crcAlgorithm}), sha256 and the rebuilt image all match` : problems.join('\n'), 'text/plain');
+    this.recorder.attach('download check', problems.length === 0 ? [`md5, crc (${this.crcAlgorithm}), sha256 and the rebuilt image (sha256 ${this.pkg!.target.sha256.slice(0, 12)}…) all match`, ...notes].join('\n') : [...problems, ...notes].join('\n'), 'text/plain');
     if (!hashesOk || !image) return false;
     this.image = image;
     return true;
@@ -618,7 +637,7 @@ class ProxyFlow {
           try {
             if (this.executor.targetDisturbed || attempt > 0) await reviveProbe(this.station, this.signal);
             this.executor.targetDisturbed = false;
-            await station.probe.program(station.layout.slotAddress, image.bytes, { signal: this.signal });
+            await station.probe.program(station.layout.slotAddress, image.bytes, { signal: this.signal, ...programProgress(this.recorder) });
             lastErr = undefined;
             break;
           } catch (err) {
@@ -678,36 +697,19 @@ class ProxyFlow {
     const size = Math.min(station.layout.slotSize, Math.max(opts.current.size, target.size));
     if (this.executor.targetDisturbed) await reviveProbe(this.station, this.signal);
     const flash = await station.probe.readRegion(address, size, { signal: this.signal });
-    const id = identifyImage(flash);
-    const identified = id.state === 'valid' ? { component: id.header.component, version: id.header.version } : undefined;
-    // Byte comparisons, not the header's word: a header can be intact over a torn body.
-    const matchesTarget = flash.length >= target.size && sha256Hex(flash.subarray(0, target.size)) === target.sha256;
-    const matchesCurrent = flash.length >= opts.current.size && opts.current.equals(flash.subarray(0, opts.current.size));
-    // Compare against what the flash should hold by now: the new image once programmed, else the old one.
-    const reference = (this.programmed || matchesTarget) && this.image ? this.image.bytes : opts.current.bytes;
-    const c = compareImages(reference, flash.subarray(0, reference.length), { baseAddress: address });
-    const result: ReadbackResult = {
+    const firmware = this.firmware;
+    // Byte comparisons, not a header's word: a header can be intact over a torn body, and real images carry none.
+    const result = judgeReadback(flash, {
       address,
-      size,
-      identified,
-      identity: describeIdentity(id),
-      matchesTarget,
-      matchesCurrent,
-      firstDifference: c.firstDifference === null ? null : address + c.firstDifference,
-      comparison: describeComparison(c),
-    };
+      current: opts.current,
+      target: { ...target, version: this.pkg!.version },
+      targetImage: this.image,
+      programmed: this.programmed,
+      known: firmware?.images.values(),
+      locator: firmware?.locator,
+    });
     this.readback = result;
-    this.recorder.attach(
-      'read-back comparison',
-      [
-        `slot 0x${address.toString(16)}, ${size} bytes read`,
-        `identified: ${result.identity}`,
-        `target ${this.pkg!.version}: ${matchesTarget ? 'matches' : 'differs'}`,
-        `current ${opts.current.version}: ${matchesCurrent ? 'matches' : 'differs'}`,
-        `against the expected image: ${result.comparison}`,
-      ].join('\n'),
-      'text/plain',
-    );
+    this.recorder.attach('read-back comparison', describeReadback(result, opts.current, this.pkg!.version), 'text/plain');
     return result;
   }
 
@@ -895,6 +897,7 @@ class ProxyFlow {
       format: RUN_RECORD_FORMAT,
       version: RUN_RECORD_VERSION,
       flow: 'proxy',
+      mode: 'proxy',
       startedAt: log.startedAt,
       durationMs: log.now(),
       station: recordedStation(station),
@@ -913,6 +916,7 @@ class ProxyFlow {
       fired: log.fired,
       events: log.events,
       transcript: log.transcript,
+      ...(log.transcriptDropped ? { transcriptDropped: log.transcriptDropped } : {}),
       phases: log.phases,
       read: { bytes: this.readBytes, blocks: this.readBlocks, ms: Math.round(this.readMs), bytesPerSecond },
       progress: thin(this.progress),

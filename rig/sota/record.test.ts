@@ -1,10 +1,13 @@
 import { describe, expect, test } from 'vitest';
+import type { Recorder } from './recorder.ts';
+import { RunLog } from './run-log.ts';
+import { FaultSchedule } from './schedule.ts';
 import { ConfigError } from '../errors.ts';
 import { parseConfig } from '../config/load.ts';
 import { loadManifest } from '../images/manifest.ts';
 import { Image } from '../images/image.ts';
 import { Package } from '../images/package.ts';
-import { completeRecord, parseRunRecord, recordedFirmware, recordedStationConfig, recordedVirtualSettings, serializeRunRecord, thin } from './record.ts';
+import { completeRecord, parseRunRecord, publishRecord, recordedFirmware, recordedStationConfig, recordedVirtualSettings, serializeRunRecord, thin } from './record.ts';
 import type { RunRecord } from './record.ts';
 import { judge } from './verdict.ts';
 
@@ -141,5 +144,22 @@ describe('run record', () => {
     expect(parseRunRecord(text).firmware?.package?.info.name).toBe('full_tmp');
     // base64 is 4/3 of the bytes; the rest of the record is unchanged.
     expect(text.length - serializeRunRecord(record()).length).toBeLessThan(1.4 * (tmpPkg.size + tmpFrom.size) + 2000);
+  });
+});
+
+describe('the run transcript under a flood', () => {
+  test('the run log keeps its transcript within budget, and the record and its attachment say what was dropped', () => {
+    const attached = new Map<string, string>();
+    const recorder: Recorder = { step: (_n, body) => body(), attach: (name, content) => void attached.set(name, String(content)), measure: () => undefined };
+    const log = new RunLog(recorder, 32 * 1024);
+    log.addTranscript({ t: 0, at: 0, dir: 'TX', text: 'AT+QIOTOTAREQ=1' });
+    for (let i = 0; i < 200; i++) log.addTranscript({ t: i, at: i, dir: 'RX', text: `${'\ufffd'.repeat(1024)}${i}` });
+    expect(log.transcript.length).toBeLessThan(201);
+    expect(log.transcript.at(-1)!.text.endsWith('199')).toBe(true);
+    expect(log.transcriptDropped).toMatchObject({ entries: 201 - log.transcript.length });
+    const r = { ...record(), transcript: log.transcript, transcriptDropped: log.transcriptDropped };
+    publishRecord(recorder, r, new FaultSchedule([]));
+    expect(attached.get('AT transcript')!.split('\n')[0]).toMatch(/^\[--\]… \d+ earlier entries \(about \d+ KiB, .*\) dropped/);
+    expect(JSON.parse(attached.get('run record')!).transcriptDropped).toEqual(log.transcriptDropped);
   });
 });

@@ -4,10 +4,14 @@
 // same upgrade again on any station (replay.ts).
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
-import type { Direction } from '../at/transcript.ts';
+import { droppedNote, type Direction, type DroppedEntries } from '../at/transcript.ts';
+import { OUTCOMES } from './verdict.ts';
 import type { Outcome, ReadbackResult, Verdict } from './verdict.ts';
 import type { ExpectedPlan, UpgradeSpec } from '../station/station.ts';
-import type { EchoSetting, StationConfig } from '../config/schema.ts';
+import type { BootRecordDecoderName, EchoSetting, McuLayout, StationConfig } from '../config/schema.ts';
+import type { BootRecord } from './boot-record.ts';
+import type { TapLine } from './dut-observe.ts';
+import type { SlotEvidence } from './dut-verdict.ts';
 import type { FirmwareSet } from '../images/manifest.ts';
 import type { Image } from '../images/image.ts';
 import type { Package, PackageInfo } from '../images/package.ts';
@@ -74,10 +78,41 @@ export type RecordedSpec = Omit<UpgradeSpec, 'package'> & {
   package: string;
 };
 
+/** What only a dut run records: the MCU side, the taps, the console, the boot record and both slots. */
+export interface DutRecordPart {
+  from: { version: string; size: number; sha256: string };
+  target: { version: string; size: number; sha256: string };
+  /** The bootloader the run arranged at the flash base, when it was given one. */
+  bootloader: { version: string; size: number; sha256: string } | null;
+  layout: McuLayout;
+  bootRecordDecoder: BootRecordDecoderName;
+  /** What arranging the flash took: images kept (the read-back matched) or written, slot B erased, the record made confirmed. */
+  arrange: { bootloader: 'kept' | 'written' | 'not given'; slotA: 'kept' | 'written'; slotB: 'erased'; bootRecord: string };
+  bootRecord: { before: BootRecord | null; after: BootRecord | null };
+  slots: { a: SlotEvidence | null; b: SlotEvidence | null };
+  /** Both tap directions and the console as one transcript, in order. */
+  tap: TapLine[];
+  console: { t: RunTime; text: string }[];
+  /** Every AT+QIOTMCUVER the MCU sent. */
+  reports: { t: RunTime; version: string }[];
+  /** Every start of the MCU the run saw or caused, and whether a version report followed it. */
+  starts: { t: RunTime; why: string; reported: boolean }[];
+  /** Module events as the MCU received them (tapped). */
+  moduleEvents: { t: RunTime; raw: string; code?: number }[];
+  /** What the module's USB AT port said when asked (AT+QIOTSTATE?, AT+QURCCFG="urcport"). */
+  module: { state: number | null; urcPort: string | null };
+  /** Why the observation ended (settled), or null when it did not. */
+  settled: string | null;
+  options: { reportWithinMs: number; settleMs: number; consoleStart: string; fresh: boolean };
+}
+
 export interface RunRecord {
   format: typeof RUN_RECORD_FORMAT;
   version: typeof RUN_RECORD_VERSION;
-  flow: 'proxy';
+  /** The flow that ran: proxy (the rig plays the MCU) or dut (the MCU under test drives, the rig observes). */
+  flow: 'proxy' | 'dut';
+  /** The same as `flow`; absent in records written before dut mode (proxy). */
+  mode?: 'proxy' | 'dut';
   /** Wall-clock start, ISO 8601; every other time is RunTime. */
   startedAt: string;
   durationMs: number;
@@ -114,6 +149,8 @@ export interface RunRecord {
   fired: FiredFault[];
   events: RecordedEvent[];
   transcript: RecordedLine[];
+  /** What the transcript's memory budget dropped (its oldest entries), when it had to. */
+  transcriptDropped?: DroppedEntries;
   phases: RecordedPhase[];
   read: { bytes: number; blocks: number; ms: number; bytesPerSecond: number };
   /** (time, file offset) after each block read, for a chart; downsampled beyond `PROGRESS_POINTS`. */
@@ -130,6 +167,8 @@ export interface RunRecord {
    * suite's temporary build): `rig repro` needs the bytes once the directory is gone.
    */
   firmware?: RecordedFirmware;
+  /** Dut runs only. */
+  dut?: DutRecordPart;
 }
 
 /** A station's config entry as a record keeps it: JSON, no secrets. */
@@ -138,6 +177,8 @@ export type RecordedStationConfig = { kind: 'virtual' | 'hardware' } & Record<st
 export interface RecordedFirmware {
   package?: { info: PackageInfo; base64: string };
   current?: { component: string; version: string; base64: string };
+  /** A dut run's bootloader, when no manifest holds it. */
+  bootloader?: { component: string; version: string; base64: string };
 }
 
 /**
@@ -266,7 +307,9 @@ export function publishRecord(recorder: Recorder, record: RunRecord, schedule: F
     const unfired = schedule.unfired().map((u) => `${u.text}: never fired: ${whyNotFired(u.fault, record)}`);
     recorder.attach('fault schedule', [...record.fired.map((f) => `${f.fault} at ${(f.t / 1000).toFixed(3)} s (${f.phase}): ${f.effect}`), ...unfired].join('\n'), 'text/plain');
   }
-  recorder.attach('AT transcript', record.transcript.map((l) => `${(l.t / 1000).toFixed(3).padStart(9)} [${l.dir}]${l.text}`).join('\n'), 'text/plain');
+  const lines = record.transcript.map((l) => `${(l.t / 1000).toFixed(3).padStart(9)} [${l.dir}]${l.text}`);
+  if (record.transcriptDropped) lines.unshift(droppedNote(record.transcriptDropped));
+  recorder.attach('AT transcript', lines.join('\n'), 'text/plain');
   recorder.attach('run record', serializeRunRecord(record), 'application/json');
 }
 
@@ -274,12 +317,13 @@ export function serializeRunRecord(r: RunRecord): string {
   return `${JSON.stringify(r, null, 2)}\n`;
 }
 
-const outcome = z.enum(['upgraded', 'refused', 'failed-intact']);
+const outcome = z.enum(OUTCOMES);
 // What replay and readers rely on is checked; the rest (events, transcript …) is kept as it is.
 const recordSchema = z.looseObject({
   format: z.literal(RUN_RECORD_FORMAT),
   version: z.literal(RUN_RECORD_VERSION),
-  flow: z.literal('proxy'),
+  flow: z.enum(['proxy', 'dut']),
+  mode: z.enum(['proxy', 'dut']).optional(),
   startedAt: z.string(),
   station: z.looseObject({ name: z.string(), config: z.looseObject({ kind: z.enum(['virtual', 'hardware']) }).optional() }),
   plan: z.looseObject({ id: z.string(), component: z.string(), targetVersion: z.string() }),
@@ -310,6 +354,7 @@ const recordSchema = z.looseObject({
     .object({
       package: z.looseObject({ info: z.looseObject({ name: z.string(), type: z.enum(['full', 'delta']), version: z.string() }), base64: z.base64() }).optional(),
       current: z.looseObject({ component: z.string(), version: z.string(), base64: z.base64() }).optional(),
+      bootloader: z.looseObject({ component: z.string(), version: z.string(), base64: z.base64() }).optional(),
     })
     .optional(),
 });

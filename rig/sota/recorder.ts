@@ -18,3 +18,12 @@ export const silentRecorder: Recorder = {
   attach: () => undefined,
   measure: () => undefined,
 };
+
+/**
+ * The probe's progress option for a recorder that shows progress (the CLI's bars); none for one that does
+ * not, so the write stays one OpenOCD call (the suites, the bench).
+ */
+export function programProgress(recorder: Recorder): { progress?: (done: number, total: number) => void } {
+  const progress = recorder.progress?.bind(recorder);
+  return progress ? { progress: (done, total) => progress('programming', done, total) } : {};
+}

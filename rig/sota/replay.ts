@@ -10,6 +10,7 @@ import { Package } from '../images/package.ts';
 import type { Station, UpgradeSpec } from '../station/station.ts';
 import { ensureBaseline } from './baseline.ts';
 import { parseFault } from './faults.ts';
+import { runDutUpgrade } from './dut.ts';
 import { runProxyUpgrade } from './proxy.ts';
 import type { Recorder } from './recorder.ts';
 import type { RunRecord } from './record.ts';
@@ -91,6 +92,7 @@ export async function recordFirmware(record: RunRecord, stationName: string, fir
 }
 
 export async function replay(record: RunRecord, station: Station, opts: ReplayOptions = {}): Promise<ReplayResult> {
+  if ((record.mode ?? record.flow) === 'dut') return replayDut(record, station, opts);
   const { pkg, current, set } = await recordFirmware(record, station.name, opts.firmware);
   const firmware = set ?? opts.firmware;
   const { package: _name, ...rest } = record.spec;
@@ -111,6 +113,37 @@ export async function replay(record: RunRecord, station: Station, opts: ReplayOp
     // The replay's own record embeds what this set lacks, as the original did.
     ...(firmware ? { firmware } : {}),
     ...common,
+  });
+  const notReproduced = faultsNotReproduced(record, run);
+  const same = sameVerdict(record.verdict, run.verdict) && notReproduced.length === 0;
+  return { same, notReproduced, comparison: `${verdictLabel(record.verdict)} → ${verdictLabel(run.verdict)}`, original: record.verdict, replayed: run.verdict, record: run };
+}
+
+/**
+ * A dut record again: the same package, starting release and bootloader (the record carries their bytes),
+ * the same faults and bounds; the MCU under test does the rest, as it did.
+ */
+async function replayDut(record: RunRecord, station: Station, opts: ReplayOptions): Promise<ReplayResult> {
+  const dut = record.dut;
+  if (!dut) throw new ConfigError('a dut record without its dut part', { station: station.name, expected: 'record.dut (written by runDutUpgrade)', seen: 'none' });
+  const { pkg, current } = await recordFirmware(record, station.name, opts.firmware);
+  const emb = record.firmware?.bootloader;
+  const bootloader = emb && dut.bootloader ? new Image(embedded(emb.base64, `bootloader ${dut.bootloader.version}`, dut.bootloader.sha256, station.name), emb) : undefined;
+  if (dut.bootloader && !bootloader) throw new ConfigError('the record names a bootloader but does not carry it', { station: station.name, expected: `firmware.bootloader (${dut.bootloader.version})`, seen: 'none' });
+  const { package: _name, ...rest } = record.spec;
+  const run = await runDutUpgrade(station, {
+    plan: { ...rest, package: pkg },
+    from: current,
+    ...(bootloader ? { bootloader } : {}),
+    faults: record.faults.map(parseFault),
+    cloudFaults: record.cloudFaults,
+    expect: record.options.expect,
+    reportWithinMs: dut.options.reportWithinMs,
+    settleMs: dut.options.settleMs,
+    consoleStart: new RegExp(dut.options.consoleStart),
+    fresh: dut.options.fresh,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.recorder ? { recorder: opts.recorder } : {}),
   });
   const notReproduced = faultsNotReproduced(record, run);
   const same = sameVerdict(record.verdict, run.verdict) && notReproduced.length === 0;

@@ -3,7 +3,7 @@
 // events and AT transcript as the record has them. The flows decide what happens; this only remembers it, in
 // the shape of the run record (record.ts), and hands steps to the Recorder.
 import { AtTimeoutError } from '../at/errors.ts';
-import type { TranscriptEntry } from '../at/transcript.ts';
+import { BoundedLog, type DroppedEntries, type TranscriptEntry } from '../at/transcript.ts';
 import { RigError } from '../errors.ts';
 import type { FailureKind } from '../errors.ts';
 import { EventTimeoutError } from '../quecthing/cursor.ts';
@@ -41,28 +41,49 @@ export function errorInfo(err: unknown): ErrorInfo {
   return { kind: 'internal', name: e.name, message: e.message, timeout: false };
 }
 
+/** A run's transcript budget: every block read of a 4 MiB package fits, with its commands and answers. */
+export const RUN_TRANSCRIPT_MAX_BYTES = 4 * 1024 * 1024;
+
 export class RunLog {
-  private readonly t0 = performance.now();
+  /** performance.now() when the run started: run time 0. */
+  readonly origin = performance.now();
   readonly startedAt = new Date().toISOString();
   /** The flow's phase, as errors and fired faults are labelled with it. */
   phase = 'prepare';
   readonly events: RecordedEvent[] = [];
-  readonly transcript: RecordedLine[] = [];
+  /** The run's AT transcript, oldest entries dropped beyond the budget (a garbage-spewing module, a very long run). */
+  private readonly lines: BoundedLog<RecordedLine>;
   readonly phases: RecordedPhase[] = [];
   readonly errors: RecordedError[] = [];
   readonly fired: FiredFault[] = [];
   private readonly stepCount = new Map<string, number>();
 
-  constructor(readonly recorder: Recorder) {}
+  constructor(
+    readonly recorder: Recorder,
+    transcriptMaxBytes = RUN_TRANSCRIPT_MAX_BYTES,
+  ) {
+    this.lines = new BoundedLog<RecordedLine>(transcriptMaxBytes);
+  }
+
+  /** The transcript as the record keeps it, oldest first. */
+  get transcript(): RecordedLine[] {
+    return this.lines.all() as RecordedLine[];
+  }
+
+  /** What the transcript's budget made it drop; undefined when nothing was. */
+  get transcriptDropped(): DroppedEntries | undefined {
+    const d = this.lines.dropped;
+    return d ? { ...d } : undefined;
+  }
 
   /** Milliseconds since the run started, to a tenth. */
   now(): number {
-    return Math.round((performance.now() - this.t0) * 10) / 10;
+    return Math.round((performance.now() - this.origin) * 10) / 10;
   }
 
   /** Milliseconds since the run started for a performance.now() instant, to a tenth. */
   at(instant: number): number {
-    return Math.round((instant - this.t0) * 10) / 10;
+    return Math.round((instant - this.origin) * 10) / 10;
   }
 
   /** A named step: the Recorder's, and a phase of the record with its duration. Repeats are numbered. */
@@ -103,7 +124,7 @@ export class RunLog {
   }
 
   addTranscript(x: TranscriptEntry): void {
-    this.transcript.push({ t: this.now(), dir: x.dir, text: x.text, ...(x.binary ? { binary: { ...x.binary } } : {}) });
+    this.lines.push({ t: this.now(), dir: x.dir, text: x.text, ...(x.binary ? { binary: { ...x.binary } } : {}) });
   }
 
   /** Each step's duration as a figure of the report. */

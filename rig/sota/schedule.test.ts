@@ -125,3 +125,53 @@ describe('why a fault never fired', () => {
     expect(whyNotFired(parseFault('delay=5000:close-port'), run)).toBe('the run ended after 1235 ms, before the 5000 ms delay');
   });
 });
+
+describe('dut triggers', () => {
+  test('a console pattern fires on the first matching line, once', () => {
+    const s = new FaultSchedule([parseFault('console=swap unit 2/\\d+ step 1:power-cycle-target')]);
+    s.onConsole('[boot] swap unit 1/13 step 1');
+    expect(s.pending).toBe(false);
+    s.onConsole('[boot] swap unit 2/13 step 1');
+    expect(texts(s)).toEqual(['console=swap unit 2/\\d+ step 1:power-cycle-target=500']);
+    s.onConsole('[boot] resume swap at unit 2/13 step 1');
+    expect(s.pending).toBe(false);
+  });
+
+  test('a time offset makes the fault due that long after its trigger, waking the flow; until then it counts as unfired', () => {
+    vi.useFakeTimers();
+    const s = new FaultSchedule([parseFault('after-update3+350ms:power-cycle-target')]);
+    let woken = 0;
+    s.start(() => woken++);
+    s.at('after-update3');
+    expect(s.pending).toBe(false);
+    expect(s.unfired().map((u) => u.text)).toEqual(['after-update3+350ms:power-cycle-target=500']);
+    vi.advanceTimersByTime(349);
+    expect(s.pending).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect(woken).toBe(1);
+    expect(texts(s)).toEqual(['after-update3+350ms:power-cycle-target=500']);
+    expect(s.unfired()).toEqual([]);
+    s.stop();
+  });
+
+  test('a stopped schedule never makes a waiting fault due', () => {
+    vi.useFakeTimers();
+    const s = new FaultSchedule([parseFault('console=BOOT+100ms:reset-target')]);
+    s.start(() => undefined);
+    s.onConsole('[boot] BOOT 1_0_0');
+    s.stop();
+    vi.advanceTimersByTime(1000);
+    expect(s.pending).toBe(false);
+    expect(s.unfired()).toHaveLength(1);
+  });
+
+  test('console triggers need a console: the station is told before anything is sent', () => {
+    const caps = { can: () => true };
+    expect(() => checkFaults('bench-3', [parseFault('console=BOOT:reset-target')], caps)).toThrow(/console=BOOT:reset-target=100 \(only dut mode reads the MCU console\)/);
+    expect(() => checkFaults('bench-3', [parseFault('console=BOOT:reset-target')], caps, { available: true, why: '' })).not.toThrow();
+  });
+
+  test('why a console trigger never fired', () => {
+    expect(whyNotFired(parseFault('console=swap unit 9:power-cycle-target'), { events: [], progress: [], phases: [], durationMs: 10, console: ['a', 'b'] })).toBe('no console line matched /swap unit 9/ (2 console lines seen)');
+  });
+});

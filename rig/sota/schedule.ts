@@ -1,7 +1,9 @@
 // When the faults of a run are due. The flow reports what it observes (every module event, the offset of the
 // next block read, the named moments of the timeline) and the schedule says which faults fire there; delay
 // triggers become due on a timer and wake the flow's current wait (see `onDue`). Each fault fires at most
-// once per run: after a restart from byte 0 an offset trigger is not hit again, so a run always ends.
+// once per run: after a restart from byte 0 an offset trigger is not hit again, so a run always ends. A
+// trigger with a time offset (`after-update3+350ms`) is taken at its moment and becomes due that much
+// later, on a timer that wakes the flow like a delay trigger.
 import { ConfigError } from '../errors.ts';
 import type { ModuleEvent } from '../quecthing/events.ts';
 import { formatFault } from './faults.ts';
@@ -21,10 +23,14 @@ export interface FaultCapabilities {
   can(action: 'cycle' | 'reset', part: 'module' | 'target'): boolean;
 }
 
-/** A ConfigError naming every fault the station cannot execute, before anything is sent. */
-export function checkFaults(station: string, faults: readonly Fault[], caps: FaultCapabilities): void {
+/**
+ * A ConfigError naming every fault the station cannot execute, before anything is sent. `console` says
+ * whether the run sees an MCU console (dut mode on a station that has one): console triggers need it.
+ */
+export function checkFaults(station: string, faults: readonly Fault[], caps: FaultCapabilities, console: { available: boolean; why: string } = { available: false, why: 'only dut mode reads the MCU console' }): void {
   const missing: string[] = [];
   for (const f of faults) {
+    if (f.trigger.kind === 'console' && !console.available) missing.push(`${formatFault(f)} (${console.why})`);
     const a = f.action;
     if (a.kind === 'power-cycle' && !caps.can('cycle', a.part)) missing.push(`${formatFault(f)} (no ${a.part} supply line)`);
     if (a.kind === 'reset' && !caps.can('reset', a.part)) missing.push(`${formatFault(f)} (no ${a.part} reset line)`);
@@ -32,7 +38,7 @@ export function checkFaults(station: string, faults: readonly Fault[], caps: Fau
   if (missing.length > 0) {
     throw new ConfigError(`station cannot execute ${missing.length === 1 ? 'this fault' : 'these faults'}`, {
       station,
-      expected: 'a power or reset line for every power-cycle/reset action in the schedule',
+      expected: 'a power or reset line for every power-cycle/reset action in the schedule, and a console for console triggers',
       seen: missing.join(', '),
     });
   }
@@ -41,6 +47,8 @@ export function checkFaults(station: string, faults: readonly Fault[], caps: Fau
 export class FaultSchedule {
   readonly items: readonly ScheduledFault[];
   private readonly fired = new Set<number>();
+  /** Triggered, waiting out their time offset. */
+  private readonly waiting = new Set<number>();
   private readonly due: ScheduledFault[] = [];
   private readonly eventCounts = new Map<number, number>();
   private readonly timers: NodeJS.Timeout[] = [];
@@ -55,7 +63,7 @@ export class FaultSchedule {
     this.listener = onDue;
     for (const item of this.items) {
       const t = item.fault.trigger;
-      if (t.kind === 'delay') this.timers.push(setTimeout(() => this.makeDue(item), t.ms));
+      if (t.kind === 'delay') this.timers.push(setTimeout(() => this.makeDue(item), t.ms + (t.afterMs ?? 0)));
     }
   }
 
@@ -90,6 +98,14 @@ export class FaultSchedule {
     for (const item of this.items) if (item.fault.trigger.kind === moment) this.makeDue(item, false);
   }
 
+  /** A line of the MCU's console: console triggers whose pattern matches become due. */
+  onConsole(line: string): void {
+    for (const item of this.items) {
+      const t = item.fault.trigger;
+      if (t.kind === 'console' && !this.fired.has(item.index) && new RegExp(t.pattern).test(line)) this.makeDue(item, false);
+    }
+  }
+
   /** True when a fault waits to be executed. */
   get pending(): boolean {
     return this.due.length > 0;
@@ -103,12 +119,24 @@ export class FaultSchedule {
 
   /** Faults that never fired (their trigger never came): part of the run record. */
   unfired(): ScheduledFault[] {
-    return this.items.filter((i) => !this.fired.has(i.index));
+    return this.items.filter((i) => !this.fired.has(i.index) || this.waiting.has(i.index));
   }
 
   private makeDue(item: ScheduledFault, notify = true): void {
     if (this.fired.has(item.index)) return;
     this.fired.add(item.index);
+    const after = item.fault.trigger.afterMs;
+    if (after && item.fault.trigger.kind !== 'delay') {
+      this.waiting.add(item.index);
+      this.timers.push(
+        setTimeout(() => {
+          this.waiting.delete(item.index);
+          this.due.push(item);
+          this.listener?.();
+        }, after),
+      );
+      return;
+    }
     this.due.push(item);
     if (notify) this.listener?.();
   }
@@ -120,6 +148,8 @@ export interface RunTrace {
   progress: readonly { offset: number }[];
   phases: readonly { name: string }[];
   durationMs: number;
+  /** The MCU console's lines (dut runs). */
+  console?: readonly unknown[];
 }
 
 /**
@@ -148,6 +178,10 @@ export function whyNotFired(fault: Fault, run: RunTrace): string {
     case 'before-version-report':
       return ran('program') ? 'the run ended before reporting the new version' : 'the run never got to report a new version (nothing was programmed)';
     case 'delay':
-      return `the run ended after ${Math.round(run.durationMs)} ms, before the ${t.ms} ms delay`;
+      return `the run ended after ${Math.round(run.durationMs)} ms, before the ${t.ms + (t.afterMs ?? 0)} ms delay`;
+    case 'console': {
+      const lines = run.console?.length;
+      return `no console line matched /${t.pattern}/${lines === undefined ? '' : ` (${lines} console lines seen)`}`;
+    }
   }
 }

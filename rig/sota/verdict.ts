@@ -4,8 +4,14 @@
 // without a station.
 import type { FailureKind } from '../errors.ts';
 
-/** How an upgrade ended, when it ended in one of the ways the protocol foresees. */
-export type Outcome = 'upgraded' | 'refused' | 'failed-intact';
+/**
+ * How an upgrade ended, when it ended in one of the ways the protocol foresees. A proxy run ends in the first
+ * three; a dut run (dut-verdict.ts) may also find the image under test rolled back by its bootloader, the
+ * device bricked, or its parts disagreeing (inconsistent): findings about the image, judged like the others.
+ */
+export type Outcome = 'upgraded' | 'refused' | 'failed-intact' | 'rolled-back' | 'bricked' | 'inconsistent';
+
+export const OUTCOMES: readonly Outcome[] = ['upgraded', 'refused', 'failed-intact', 'rolled-back', 'bricked', 'inconsistent'];
 
 /** What went wrong when the run did not end in an Outcome. */
 export type FailureType =
@@ -25,7 +31,13 @@ export type FailureType =
   /** The run could not start: a fault the station cannot execute, a plan without a package … */
   | 'config'
   /** The rig's own code failed (a TypeError in the flow): a rig bug, never retried, never the station's. */
-  | 'internal';
+  | 'internal'
+  /** dut: the MCU wrote slot B otherwise than what it downloaded (what it asked to install is not there). */
+  | 'slot-b-mismatch'
+  /** dut: after the module's reboot the MCU did not read the piece again from where the module announced it. */
+  | 'download-not-restarted'
+  /** dut: a 10700 the MCU never answered (AT+QIOTUPDATE=1 or =0) within its bound. */
+  | 'plan-not-answered';
 
 /** Why an upgrade that did not happen did not happen. */
 export type IntactReason =
@@ -40,9 +52,9 @@ export interface ReadbackResult {
   address: number;
   /** Bytes read from the slot. */
   size: number;
-  /** Version the image header in flash names, when the header and body CRC are valid. */
+  /** The known image (current, target, a release of the manifest) the flash holds byte for byte. */
   identified: { component: string; version: string } | undefined;
-  /** Why the flash did not identify as a whole image, when it did not. */
+  /** What the flash holds, in words: the image, or erased, or unknown bytes and what their header names. */
   identity: string;
   /** The flash holds the target image byte for byte. */
   matchesTarget: boolean;
@@ -91,11 +103,19 @@ export interface Verdict {
   summary: string;
 }
 
-function fail(e: Evidence, type: FailureType, kind: FailureKind, message: string): Verdict {
+export function fail(e: Pick<Evidence, 'expected'>, type: FailureType, kind: FailureKind, message: string): Verdict {
   return { outcome: undefined, reason: undefined, failure: { type, kind, message }, expected: [...e.expected], ok: false, summary: `failure (${type}): ${message}` };
 }
 
-function end(e: Evidence, outcome: Outcome, reason: IntactReason | undefined, detail: string): Verdict {
+/**
+ * An outcome that carries a finding about the image (dut mode: the old image stayed, but the MCU misbehaved
+ * on the way): both are kept, and the run does not pass.
+ */
+export function endWithFinding(e: Pick<Evidence, 'expected'>, outcome: Outcome, reason: IntactReason | undefined, type: FailureType, message: string): Verdict {
+  return { outcome, reason, failure: { type, kind: 'firmware', message }, expected: [...e.expected], ok: false, summary: `${outcome}, failure (${type}): ${message}` };
+}
+
+export function end(e: Pick<Evidence, 'expected'>, outcome: Outcome, reason: IntactReason | undefined, detail: string): Verdict {
   const ok = e.expected.includes(outcome);
   const summary = `${outcome}${reason && reason !== 'refused' ? ` (${reason})` : ''}: ${detail}${ok ? '' : ` — expected ${e.expected.join(' or ')}`}`;
   return { outcome, reason, failure: undefined, expected: [...e.expected], ok, summary };

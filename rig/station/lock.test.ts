@@ -1,10 +1,12 @@
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { lockStation, type StationLock } from './lock.ts';
 import { InfrastructureError } from '../errors.ts';
+import { tempDirs } from '../testing/temp-dir.ts';
+
+const tmp = tempDirs();
+afterAll(tmp.remove);
 
 const held: StationLock[] = [];
 afterEach(async () => {
@@ -13,7 +15,7 @@ afterEach(async () => {
 
 describe('station lock', () => {
   test('a second taker is refused with the holder named, and can take it after release', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'lock-'));
+    const dir = tmp.make('lock-');
     const first = await lockStation('bench-2', { dir });
     held.push(first);
     const err = await lockStation('bench-2', { dir }).catch((e: unknown) => e);
@@ -27,13 +29,13 @@ describe('station lock', () => {
   });
 
   test('different stations do not block each other', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'lock-'));
+    const dir = tmp.make('lock-');
     held.push(await lockStation('a', { dir }), await lockStation('b', { dir }));
     expect(held.map((l) => l.station)).toEqual(['a', 'b']);
   });
 
   test('the lock is released when the holding process is killed with SIGKILL', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'lock-'));
+    const dir = tmp.make('lock-');
     const script = `import { lockStation } from ${JSON.stringify(path.resolve('rig/station/lock.ts'))};
       await lockStation('bench-9', { dir: ${JSON.stringify(dir)} }); console.log('held'); setInterval(() => {}, 1000);`;
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });

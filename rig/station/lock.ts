@@ -51,8 +51,11 @@ export async function lockStation(station: string, opts: { dir?: string; timeout
   const file = lockFileFor(dir, station);
   const timeoutMs = opts.timeoutMs ?? 5000;
 
+  // A session of its own: a terminal's Ctrl-C or hang-up goes to the rig's process group, and must not end
+  // the holder (freeing the lock) while the rig is still bringing the station to its safe state.
   const child = spawn('flock', ['--exclusive', '--nonblock', '--conflict-exit-code', String(CONFLICT), file, 'sh', '-c', 'echo locked; exec cat'], {
     stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true,
   });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));

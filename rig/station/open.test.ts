@@ -1,8 +1,8 @@
 // openStation against the virtual station, end to end: the real sim process, socat ptys, the Firmata relay
 // board through johnny-five, the real openocd through the sim's Bus Pirate, the admin API. Nothing is mocked.
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -15,15 +15,23 @@ import { protectedLines } from '../power/safe-state.ts';
 import type { Recorder } from '../sota/recorder.ts';
 import { lockStation } from './lock.ts';
 import { openStation, stationPowerFor, type OpenedStation } from './open.ts';
-import { commandLine, descendants, isGone } from './testing/procs.ts';
+import { listeningSockets } from '../probe/testing/procs.ts';
+import { commandLine, descendants, isGone, sessionOf } from './testing/procs.ts';
+import { tempDirs } from '../testing/temp-dir.ts';
+
+const tmp = tempDirs();
+afterAll(tmp.remove);
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const fast = (extra: Record<string, unknown> = {}) => parseConfig({ stations: { virtual: { kind: 'virtual', timeScale: 0.05, ...extra } } });
-const lockDir = (): string => mkdtempSync(path.join(os.tmpdir(), 'station-lock-'));
+const lockDir = (): string => tmp.make('station-lock-');
 
 const open: OpenedStation[] = [];
+/** Holder processes a test started: one that failed midway must not outlive it (SIGTERM: it cleans up). */
+const holders: number[] = [];
 afterEach(async () => {
   for (const s of open.splice(0)) await s.close();
+  for (const pid of holders.splice(0)) if (!isGone(pid)) process.kill(pid, 'SIGTERM');
 });
 
 /** Resolves on the module's next RDY; rejects after `ms`. */
@@ -52,6 +60,11 @@ describe('openStation("virtual")', () => {
     expect(cmds.some((c) => /sim\/main\.(ts|js)/.test(c))).toBe(true);
     expect(cmds.some((c) => /^socat /.test(c))).toBe(true);
     expect(started).toContain(station.probe.pid);
+    // What another local user could connect to: the sim's admin API and target only on loopback, OpenOCD nothing.
+    expect(listeningSockets(station.probe.pid)).toEqual([]);
+    const sim = started.find((p) => /sim\/main\.(ts|js)/.test(commandLine(p)))!;
+    expect(listeningSockets(sim).length).toBeGreaterThan(0);
+    for (const l of listeningSockets(sim)) expect(l).toMatch(/^tcp 0100007F:|^unix /);
 
     expect(station.name).toBe('virtual');
     expect(station.info).toMatchObject({ name: 'virtual', baudRate: 115200, target: 'stm32f1x', probe: expect.stringMatching(/^Bus Pirate \/\S+\/probe-buspirate \(jtag\), stm32f1x$/) });
@@ -168,23 +181,32 @@ describe('openStation("virtual")', () => {
     await lock.release();
   });
 
-  /** Starts a process that opens the station; resolves once it holds it, with what it started. */
-  async function holder(dir: string, mode: 'hold' | 'crash' = 'hold') {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'rig/station/testing/hold-station.ts'), 'virtual', dir, '0.05', mode], {
+  /**
+   * Starts a process that opens the station; resolves once it holds it, with what it started. `job`: in a
+   * process group of its own, as a shell starts a command, so that a signal to the group is what a
+   * terminal's Ctrl-C or hang-up does. `parent`: under a shell that stays its parent (`…; true` is not
+   * exec'd), as `npx` and `sh -c` are, so that killing that shell leaves the holder without its parent.
+   */
+  async function holder(dir: string, mode: 'hold' | 'crash' = 'hold', how: 'child' | 'job' | 'parent' = 'child') {
+    const argv = ['--import', 'tsx', path.join(root, 'rig/station/testing/hold-station.ts'), 'virtual', dir, '0.05', mode];
+    const [cmd, args] = how === 'parent' ? ['sh', ['-c', `"$0" "$@"; true`, process.execPath, ...argv]] : [process.execPath, argv];
+    const child = spawn(cmd, args, {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: how === 'job',
     });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    const held = await new Promise<{ pid: number; procs: { pid: number; cmd: string }[]; openocd: number }>((resolve, reject) => {
+    const held = await new Promise<{ pid: number; procs: { pid: number; cmd: string }[]; openocd: number; lockFile: string }>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the holder did not open the station within 25 s: ${stderr}`)), 25_000);
       createInterface({ input: child.stdout }).once('line', (l) => {
         clearTimeout(timer);
-        resolve(JSON.parse(l) as { pid: number; procs: { pid: number; cmd: string }[]; openocd: number });
+        resolve(JSON.parse(l) as { pid: number; procs: { pid: number; cmd: string }[]; openocd: number; lockFile: string });
       });
       if (mode === 'hold') void exited.then((e) => reject(new Error(`the holder exited early (${JSON.stringify(e)}): ${stderr}`)));
     });
+    holders.push(held.pid);
     expect(held.procs.some((p) => /sim\/main/.test(p.cmd))).toBe(true);
     expect(held.procs.some((p) => /^socat /.test(p.cmd))).toBe(true);
     expect(held.procs.map((p) => p.pid)).toContain(held.openocd);
@@ -202,6 +224,18 @@ describe('openStation("virtual")', () => {
     }
     expect(lock).toBeDefined();
     await lock!.release();
+  }
+
+  /**
+   * Resolves when the station's lock is free (flock(1) waiting on it: no polling), with the processes of
+   * `procs` still running at that moment: the lock must be the last thing a stopping rig lets go of.
+   */
+  function whenLockFreed(file: string, procs: { pid: number; cmd: string }[]): Promise<{ pid: number; cmd: string }[]> {
+    const waiter = spawn('flock', ['--exclusive', '--wait', '30', file, 'true'], { stdio: 'ignore' });
+    return new Promise((resolve, reject) => {
+      waiter.once('error', reject);
+      waiter.once('exit', (code) => (code === 0 ? resolve(procs.filter((p) => !isGone(p.pid))) : reject(new Error(`flock --wait on ${file} exited ${code}`))));
+    });
   }
 
   /** Every process the holder started is gone; the sim may still be stopping its parts for a moment. */
@@ -224,6 +258,52 @@ describe('openStation("virtual")', () => {
       await lockFreed(dir);
     });
   }
+
+  for (const sig of ['SIGINT', 'SIGHUP'] as const) {
+    test(`a terminal's ${sig} (sent to the whole foreground job) reaches only the rig: the station reaches its safe state, then the lock is freed`, async () => {
+      const dir = lockDir();
+      const { child, held, exited, stderr } = await holder(dir, 'hold', 'job');
+      const helpers = held.procs.filter((p) => p.pid !== held.pid);
+      // The sim, the lock holder and OpenOCD each lead a session of their own: no terminal signal reaches them.
+      for (const p of helpers.filter((h) => /sim\/main|^flock |^openocd|setpriv/.test(h.cmd))) expect({ ...p, session: sessionOf(p.pid) }).toMatchObject({ session: p.pid });
+      const freed = whenLockFreed(held.lockFile, helpers);
+      process.kill(-child.pid!, sig);
+      expect(await exited).toEqual({ code: null, signal: sig });
+      expect(await freed).toEqual([]);
+      expect(stderr()).not.toMatch(/could not bring every part|safe state/);
+      expect(existsSync(`${held.lockFile}.owner.json`)).toBe(false);
+      await allGone(held.procs);
+    });
+  }
+
+  test('a rig whose parent dies (npx killed by a CI timeout) stops as on SIGTERM: safe state, then the lock, nothing left', async () => {
+    const dir = lockDir();
+    const { child, held, stderr } = await holder(dir, 'hold', 'parent');
+    expect(held.pid).not.toBe(child.pid);
+    const helpers = held.procs.filter((p) => p.pid !== held.pid);
+    const freed = whenLockFreed(held.lockFile, helpers);
+    // The holder's stdout is its own (sim, OpenOCD and the lock holder have pipes of their own): it ends with the holder.
+    const holderGone = new Promise<void>((resolve) => child.stdout.once('end', resolve));
+    child.kill('SIGKILL');
+    expect(await freed).toEqual([]);
+    await holderGone;
+    expect(isGone(held.pid)).toBe(true);
+    expect(stderr()).not.toMatch(/could not bring every part/);
+    expect(existsSync(`${held.lockFile}.owner.json`)).toBe(false);
+    await allGone(held.procs);
+  });
+
+  test('a rig killed outright leaves its OpenOCD scratch directory; the next station opened sweeps it, since its pid is gone', async () => {
+    const { child, held, exited } = await holder(lockDir());
+    const leftovers = (): string[] => readdirSync(os.tmpdir()).filter((n) => n.startsWith(`sota-rig-${held.pid}-`));
+    child.kill('SIGKILL');
+    await exited;
+    await allGone(held.procs);
+    // SIGKILL runs no exit handler: the sim (told by its parent-death signal) removes its own run directory, OpenOCD's stays.
+    expect(leftovers()).toEqual([expect.stringMatching(/^sota-rig-\d+-openocd-/)]);
+    open.push(await openStation('virtual', { config: fast(), lockDir: lockDir() }));
+    expect(leftovers()).toEqual([]);
+  });
 
   test('a process that dies of an uncaught exception leaves no sim, socat or openocd, and exits 1 with the error', async () => {
     const dir = lockDir();
@@ -252,7 +332,7 @@ describe('openStation("virtual")', () => {
     const err = await openStation('virtual', { config: fast(), lockDir: dir, signal: ctl.signal, recorder }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AbortedError);
     expect((err as AbortedError).station).toBe('virtual');
-    expect(steps).toEqual(['virtual: lock', 'virtual: start the virtual station', 'virtual: power lines', 'virtual: module AT port', 'virtual: module answers AT', 'virtual: probe (OpenOCD)']);
+    expect(steps).toEqual(['virtual: lock', 'virtual: start the virtual station', 'virtual: power lines', 'virtual: module AT port', 'virtual: module answers AT', 'virtual: MCU taps and console', 'virtual: probe (OpenOCD)']);
     for (const pid of descendants(process.pid).filter((p) => !before.has(p))) expect({ pid, cmd: commandLine(pid), gone: isGone(pid) }).toMatchObject({ gone: true });
     expect(protectedLines().filter((l) => l.startsWith('virtual/'))).toEqual([]);
     const lock = await lockStation('virtual', { dir });

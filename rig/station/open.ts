@@ -7,6 +7,9 @@ import { rmdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { AtPort } from '../at/port.ts';
 import { AtCommandError, AtPortError } from '../at/errors.ts';
+import type { TapFrame } from '../at/passive.ts';
+import { ConsolePort, TapPair } from '../at/tap.ts';
+import type { ConsoleLine } from '../at/tap.ts';
 import { loadConfig, resolveSecret, type LoadedConfig } from '../config/load.ts';
 import type { HardwareStationConfig, PowerRole, RigConfig, StationConfig } from '../config/schema.ts';
 import { AbortedError, ConfigError, FirmwareError, InfrastructureError, InternalError, isRigError, ProtocolError } from '../errors.ts';
@@ -17,10 +20,12 @@ import { Probe } from '../probe/probe.ts';
 import { QuecThing } from '../quecthing/quecthing.ts';
 import type { Recorder } from '../sota/recorder.ts';
 import { defaultLockDir, lockStation, type StationLock } from './lock.ts';
+import { watchParent } from './parent.ts';
+import { sweepScratch } from '../scratch.ts';
 import { openPlanSource } from './plans.ts';
-import type { PlanSource, ProtocolTimeouts, Station, StationInfo, StationModule, StationPart, StationPower } from './station.ts';
+import type { PlanSource, ProtocolTimeouts, Station, StationInfo, StationMcu, StationModule, StationPart, StationPower } from './station.ts';
 import { resolveTimeouts } from './timeouts.ts';
-import { startVirtualStation, type VirtualStation } from './virtual.ts';
+import { attachVirtualStation, startVirtualStation, type VirtualStation } from './virtual.ts';
 
 export interface OpenStationOptions {
   /** A loaded config (loadConfig/parseConfig); default: loadConfig() from the working directory. */
@@ -30,6 +35,11 @@ export interface OpenStationOptions {
   recorder?: Recorder;
   /** Where station locks live (default: $RIG_LOCK_DIR or the system temp dir). */
   lockDir?: string;
+  /**
+   * A virtual station entry attaches to the running station this file describes (`rig sim` writes it and
+   * prints RIG_SIM=<file>) instead of starting a sim of its own. Ignored for a hardware entry.
+   */
+  attach?: string | undefined;
 }
 
 /** A station as opened: the Station contract plus what only diagnostics need. */
@@ -53,6 +63,8 @@ export interface OpenedModule extends StationModule {
 }
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+/** A virtual station's lock directory, private to the process that opened it (`<lock dir>/process-<pid>`). */
+const PRIVATE_LOCK_DIR = /^process-(\d+)$/;
 /** How long a signal may wait for the station to reach its safe state before the process goes on dying. */
 const SIGNAL_CLOSE_BOUND_MS = 8_000;
 
@@ -87,14 +99,23 @@ export async function openStation(name: string, options: OpenStationOptions = {}
     };
   }
 
+  // What rigs killed outright left in the temp dir (their pid is gone): OpenOCD scratch files, lock dirs.
+  sweepScratch();
+  sweepScratch(defaultLockDir(), PRIVATE_LOCK_DIR);
+
   const undo: { what: string; run: () => Promise<void> }[] = [];
   let lock: StationLock | undefined;
+  // From here on a rig left without its parent stops as on SIGTERM; let go of last, once all is safe.
+  const unwatchParent = watchParent();
+  undo.push({ what: 'parent watch', run: () => Promise.resolve(unwatchParent()) });
   try {
     checkAbort();
     // A virtual station is this process's own sim, not a shared bench: its lock keeps two opens in one
     // process apart without making parallel test processes queue for a resource they do not share.
-    const privateDir = options.lockDir === undefined && entry.kind === 'virtual' ? path.join(defaultLockDir(), `process-${process.pid}`) : undefined;
-    lock = await step('lock', () => lockStation(name, { dir: options.lockDir ?? privateDir }));
+    // An attached one is shared by the processes that attach to it: its lock lives next to its attach file.
+    const attached = entry.kind === 'virtual' && options.attach !== undefined ? attachVirtualStation(entry, options.attach, { station: name }) : undefined;
+    const privateDir = options.lockDir === undefined && entry.kind === 'virtual' && !attached ? path.join(defaultLockDir(), `process-${process.pid}`) : undefined;
+    lock = await step('lock', () => lockStation(name, { dir: options.lockDir ?? attached?.lockDir ?? privateDir }));
     const held = lock;
     undo.push({
       what: 'lock',
@@ -111,7 +132,7 @@ export async function openStation(name: string, options: OpenStationOptions = {}
     let virtual: VirtualStation | undefined;
     if (entry.kind === 'virtual') {
       checkAbort();
-      virtual = await step('start the virtual station', () => startVirtualStation(entry, { station: name, signal }));
+      virtual = attached ? await step(`attach to the running virtual station (pid ${attached.pid})`, () => Promise.resolve(attached)) : await step('start the virtual station', () => startVirtualStation(entry, { station: name, signal }));
       const v = virtual;
       undo.push({ what: 'virtual station', run: () => v.close() });
       hw = v.config;
@@ -144,6 +165,14 @@ export async function openStation(name: string, options: OpenStationOptions = {}
       });
     };
     if (echoSetting !== 'keep') await step(`module echo ${echoSetting} (${echoSetting === 'off' ? 'ATE0' : 'ATE1'})`, () => applyEcho(signal));
+
+    let mcu: StationMcu | undefined;
+    if (hw.mcu) {
+      checkAbort();
+      const side = await step('MCU taps and console', () => openMcuSide(name, hw.mcu!));
+      undo.push({ what: 'MCU taps and console', run: () => side.close() });
+      mcu = side.mcu;
+    }
 
     checkAbort();
     const setup = buildProbeArgs(hw.probe);
@@ -208,6 +237,7 @@ export async function openStation(name: string, options: OpenStationOptions = {}
       layout: { slotAddress: hw.layout.slotAddress, slotSize: hw.layout.slotSize },
       component: hw.component,
       timeouts,
+      ...(mcu ? { mcu } : {}),
       lock: held,
       config: hw,
       entry,
@@ -222,6 +252,49 @@ export async function openStation(name: string, options: OpenStationOptions = {}
     for (const e of errors) process.stderr.write(`${name}: while undoing a failed open: ${e instanceof Error ? e.message : String(e)}\n`);
     throw named(name, err);
   }
+}
+
+/** Opens the taps and the console (listen only) and gives the station's view of them. */
+async function openMcuSide(station: string, cfg: NonNullable<HardwareStationConfig['mcu']>): Promise<{ mcu: StationMcu; close(): Promise<void> }> {
+  const frameListeners = new Set<(f: TapFrame) => void>();
+  const consoleListeners = new Set<(l: ConsoleLine) => void>();
+  const taps = new TapPair({ station, mcu: cfg.taps.mcuToModule, module: cfg.taps.moduleToMcu, baudRate: cfg.taps.baudRate }, (f) => {
+    for (const l of frameListeners) l(f);
+  });
+  const con = cfg.console
+    ? new ConsolePort({ station, path: cfg.console.port, baudRate: cfg.console.baudRate }, (line) => {
+        for (const l of consoleListeners) l(line);
+      })
+    : undefined;
+  await taps.open();
+  try {
+    await con?.open();
+  } catch (err) {
+    await taps.close();
+    throw err;
+  }
+  const mcu: StationMcu = {
+    taps: { ...cfg.taps },
+    console: cfg.console ? { ...cfg.console } : undefined,
+    layout: cfg.layout,
+    bootRecord: cfg.bootRecord,
+    observe(onFrame, onConsole) {
+      frameListeners.add(onFrame);
+      if (onConsole) consoleListeners.add(onConsole);
+      return () => {
+        frameListeners.delete(onFrame);
+        if (onConsole) consoleListeners.delete(onConsole);
+      };
+    },
+    get received() {
+      return { mcuToModule: taps.mcu.listener.bytes, moduleToMcu: taps.module.listener.bytes, console: con?.listener.bytes ?? 0 };
+    },
+    get trouble() {
+      const c = con?.listener.vanished;
+      return taps.vanished ?? (c ? `${con!.listener.path}: ${c}` : undefined);
+    },
+  };
+  return { mcu, close: async () => void (await Promise.all([taps.close(), con?.close()])) };
 }
 
 function rmdirQuiet(dir: string): void {

@@ -3,7 +3,9 @@
 // protocol timeouts. A station built for a bench and the built-in virtual station are the same type; nothing
 // here says which one it is.
 import type { AtPort } from '../at/port.ts';
-import type { EchoSetting, StationConfig } from '../config/schema.ts';
+import type { TapFrame } from '../at/passive.ts';
+import type { ConsoleLine } from '../at/tap.ts';
+import type { BootRecordDecoderName, EchoSetting, McuLayout, StationConfig } from '../config/schema.ts';
 import type { Package } from '../images/package.ts';
 import type { PowerLines } from '../power/open.ts';
 import type { TimedOptions } from '../power/line.ts';
@@ -130,6 +132,25 @@ export interface PlanSource {
   injectCloudFault(kind: string, params?: Record<string, unknown>): Promise<void>;
 }
 
+/**
+ * The MCU side of a station that can run dut mode: what the rig listens to (the MCU↔module UART through two
+ * taps, the MCU's console) and how the MCU's flash is laid out. The taps and the console are opened with
+ * the station and only ever read.
+ */
+export interface StationMcu {
+  readonly taps: { readonly mcuToModule: string; readonly moduleToMcu: string; readonly baudRate: number };
+  readonly console: { readonly port: string; readonly baudRate: number } | undefined;
+  readonly layout: McuLayout;
+  /** How the bootloader's boot record is decoded ('none': the verdict stands on the slots and what is seen). */
+  readonly bootRecord: BootRecordDecoderName;
+  /** Every tapped frame and console line from now on, until the returned function is called. */
+  observe(onFrame: (frame: TapFrame) => void, onConsole?: (line: ConsoleLine) => void): () => void;
+  /** Bytes received so far on each port (doctor's "bytes flow" check). */
+  readonly received: { readonly mcuToModule: number; readonly moduleToMcu: number; readonly console: number };
+  /** Why a tap or the console went away on its own, if one did. */
+  readonly trouble: string | undefined;
+}
+
 /** Facts about the station for reports (Allure environment, run records). */
 export interface StationInfo {
   name: string;
@@ -151,6 +172,8 @@ export interface Station {
   /** The MCU component name the module knows the target by (10700's componentNo), e.g. "STM32". */
   readonly component: string;
   readonly timeouts: ProtocolTimeouts;
+  /** The MCU side (dut mode), when the station declares one. */
+  readonly mcu?: StationMcu;
   /**
    * The config entry the station was opened from, as written (a virtual station's settings, a bench's secret
    * references unresolved). A run record keeps it without secrets, so `rig repro` can rebuild the station.

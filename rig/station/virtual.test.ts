@@ -37,6 +37,35 @@ test('the sim’s answer becomes an ordinary bench entry: pty, relay lines in th
   expect(resolveTimeouts(hw.timeouts).bootMs).toBe(400);
 });
 
+test('the sim’s MCU (docs/virtual-mcu.md §8) becomes the entry’s MCU side; without a layout or taps there is none', () => {
+  const v = parseConfig({}).stations.virtual!;
+  if (v.kind !== 'virtual') throw new Error('not virtual');
+  const mcu = {
+    taps: { mcuToModule: '/tmp/x/tap-mcu-tx-rig', moduleToMcu: '/tmp/x/tap-mcu-rx-rig', baud: 115200 },
+    console: { port: '/tmp/x/console-rig', baud: 115200 },
+    layout: {
+      flashBase: 134217728,
+      swapUnit: 2048,
+      bootloader: { address: 134217728, size: 16384 },
+      record: [{ address: 134234112, size: 2048 }, { address: 134236160, size: 2048 }],
+      slotA: { address: 134348800, size: 131072 },
+      slotB: { address: 134479872, size: 131072 },
+      scratch: { address: 134610944, size: 2048 },
+    },
+    bootRecord: 'vmcu-1',
+  };
+  const hw = stationFromSim(v, { ...structuredClone(simLine), mcu } as Parameters<typeof stationFromSim>[1]);
+  expect(hw.mcu).toEqual({
+    taps: { mcuToModule: '/tmp/x/tap-mcu-tx-rig', moduleToMcu: '/tmp/x/tap-mcu-rx-rig', baudRate: 115200 },
+    console: { port: '/tmp/x/console-rig', baudRate: 115200 },
+    layout: { ...mcu.layout, flashBase: undefined },
+    bootRecord: 'vmcu-1',
+  });
+  const noLayout = stationFromSim(v, { ...structuredClone(simLine), mcu: { layout: null, why: 'flash of 64 KiB is smaller than the layout needs' } } as Parameters<typeof stationFromSim>[1]);
+  expect(noLayout.mcu).toBeUndefined();
+  expect(stationFromSim(v, structuredClone(simLine) as Parameters<typeof stationFromSim>[1]).mcu).toBeUndefined();
+});
+
 test('a virtual entry takes its time scale from `timeScale`, not from `timeouts`', () => {
   expect(() => parseConfig({ stations: { virtual: { timeScale: 0.1, timeouts: { timeScale: 0.5 } } } })).toThrow(
     /stations\.virtual\.timeouts\.timeScale: expected one of the keys commandMs, bootMs/,
@@ -83,7 +112,8 @@ test('the rig SIGKILLed: its sim and the sim’s socats go, and so does the run 
     const first = await firstLine(holder, 30_000, 'its station was up', () => stderr);
     held = JSON.parse(first) as { sim: number; keeper: number; runDir: string };
     simTree = [held.sim, ...descendants(held.sim)];
-    expect(simTree.map((p) => commandLine(p).split(' ')[0]).filter((c) => c === 'socat')).toHaveLength(3); // module, relay board, probe
+    // The module's pty, the relay board's, the probe's, and the virtual MCU's two UART taps and console (sim --mcu on).
+    expect(simTree.map((p) => commandLine(p).split(' ')[0]).filter((c) => c === 'socat')).toHaveLength(6);
     expect(existsSync(held.runDir)).toBe(true);
     holder.kill('SIGKILL');
     await holderExit;

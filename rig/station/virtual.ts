@@ -7,15 +7,15 @@
 // stdout/stderr pipes break; and where util-linux's setpriv exists it also gets SIGTERM from the kernel when
 // the rig dies (a parent-death signal), which reaches it even if something else still holds its stdin open.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { hardwareStationSchema, type HardwareStationConfig, type VirtualStationConfig } from '../config/schema.ts';
 import { AbortedError, InfrastructureError } from '../errors.ts';
 import { findSetpriv } from '../probe/openocd.ts';
+import { scratchPrefix } from '../scratch.ts';
 
 /** What `sim/main.ts` prints once everything is up. */
 interface SimLine {
@@ -27,6 +27,49 @@ interface SimLine {
     contacts: Partial<Record<'moduleVbat' | 'moduleResetN' | 'targetVdd' | 'targetNrst', 'NO' | 'NC'>>;
   };
   jtag: { host: string; port: number; target: 'stm32f1x' | 'stm32f4x'; buspirate: string };
+  /** The virtual MCU (docs/virtual-mcu.md §8); layout null when the flash is too small for one. */
+  mcu?: {
+    taps?: { mcuToModule: string; moduleToMcu: string; baud: number };
+    console?: { port: string; baud: number };
+    layout: SimMcuLayout | null;
+    why?: string;
+    bootRecord?: 'vmcu-1' | 'mcuboot' | 'none';
+  };
+}
+
+interface SimRegion {
+  address: number;
+  size: number;
+}
+
+interface SimMcuLayout {
+  flashBase?: number;
+  swapUnit?: number;
+  bootloader: SimRegion;
+  record: SimRegion[];
+  slotA: SimRegion;
+  slotB: SimRegion;
+  scratch?: SimRegion;
+}
+
+/** The sim's MCU as a bench's `mcu` entry: only when it has a layout and its taps (what dut mode needs). */
+function mcuFromSim(mcu: SimLine['mcu']): HardwareStationConfig['mcu'] | undefined {
+  if (!mcu?.layout || !mcu.taps) return undefined;
+  const l = mcu.layout;
+  const region = (r: SimRegion) => ({ address: r.address, size: r.size });
+  return {
+    taps: { mcuToModule: mcu.taps.mcuToModule, moduleToMcu: mcu.taps.moduleToMcu, baudRate: mcu.taps.baud > 0 ? mcu.taps.baud : 115200 },
+    ...(mcu.console ? { console: { port: mcu.console.port, baudRate: mcu.console.baud > 0 ? mcu.console.baud : 115200 } } : {}),
+    layout: {
+      bootloader: region(l.bootloader),
+      slotA: region(l.slotA),
+      slotB: region(l.slotB),
+      record: l.record.map(region),
+      ...(l.scratch ? { scratch: region(l.scratch) } : {}),
+      ...(l.swapUnit ? { swapUnit: l.swapUnit } : {}),
+    },
+    bootRecord: mcu.bootRecord ?? 'none',
+  };
 }
 
 export interface VirtualStation {
@@ -85,6 +128,9 @@ export function simSpawnCommand(node: string, args: readonly string[], setpriv: 
   return setpriv ? { command: setpriv, args: ['--pdeathsig', 'TERM', '--', node, ...args] } : { command: node, args: [...args] };
 }
 
+/** The power and reset lines of every virtual station, by the names a bench would give them. */
+export const VIRTUAL_LINES = ['module-vbat', 'module-reset', 'target-vdd', 'target-nrst'] as const;
+
 /** The sim's answer as the hardware entry a bench with the same wiring would have. */
 export function stationFromSim(v: VirtualStationConfig, sim: SimLine): HardwareStationConfig {
   const { pins, contacts } = sim.firmata;
@@ -121,6 +167,7 @@ export function stationFromSim(v: VirtualStationConfig, sim: SimLine): HardwareS
     layout: v.layout,
     timeouts: { ...v.timeouts, timeScale: v.timeScale },
     plans: { kind: 'api', url: sim.admin.url },
+    mcu: mcuFromSim(sim.mcu),
   });
 }
 
@@ -129,11 +176,14 @@ export async function startVirtualStation(v: VirtualStationConfig, opts: { stati
   const station = opts.station ?? 'virtual';
   if (opts.signal?.aborted) throw new AbortedError('virtual station not started: aborted', { station, cause: opts.signal.reason });
   const { file, execArgv } = simCommand();
-  const runDir = mkdtempSync(path.join(os.tmpdir(), 'sota-rig-virtual-'));
+  const runDir = mkdtempSync(scratchPrefix('virtual'));
   const run = simSpawnCommand(process.execPath, [...execArgv, file, ...simArgs(v, runDir)], findSetpriv());
+  // A session of its own: a terminal's Ctrl-C or hang-up reaches the rig alone, which then closes the
+  // station through the sim's parts (relays, ports) before it stops the sim.
   const child = spawn(run.command, run.args, {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1' },
+    detached: true,
   });
   const log: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (l) => {
@@ -235,4 +285,65 @@ function readSimLine(child: ChildProcess, timeoutMs: number, station: string, ta
     child.once('error', onError);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+// ---- a virtual station that is already running (`rig sim`) -------------------------------------------
+
+/** What `rig sim` writes next to its sim, for other commands to attach to (RIG_SIM=<file>, --attach <file>). */
+export const ATTACH_FORMAT = 'sota-rig/running-virtual-station';
+
+export interface AttachFile {
+  format: typeof ATTACH_FORMAT;
+  /** The sim's process id: attaching checks it is alive. */
+  pid: number;
+  startedAt: string;
+  /** The settings it runs with that the station's timeouts depend on. */
+  settings: { timeScale: number };
+  sim: SimLine;
+}
+
+export function attachFileContent(pid: number, timeScale: number, sim: unknown): AttachFile {
+  return { format: ATTACH_FORMAT, pid, startedAt: new Date().toISOString(), settings: { timeScale }, sim: sim as SimLine };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * The running virtual station that `file` (written by `rig sim`) describes, as a station entry. Closing it
+ * leaves the sim running: it belongs to `rig sim`, so flash contents, module state and plans carry from one
+ * command to the next, as on a bench. Its lock lives next to the file, so two commands never drive it at once.
+ */
+export function attachVirtualStation(v: VirtualStationConfig, file: string, opts: { station?: string } = {}): VirtualStation & { lockDir: string } {
+  const station = opts.station ?? 'virtual';
+  const fix = 'start it with `rig sim` (it prints the RIG_SIM=… to use), or unset RIG_SIM / leave out --attach to start a station of your own';
+  let parsed: AttachFile;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8')) as AttachFile;
+  } catch (err) {
+    throw new InfrastructureError(`no running virtual station at ${file}`, { station, expected: `the file rig sim writes (${fix})`, seen: (err as Error).message });
+  }
+  if (parsed?.format !== ATTACH_FORMAT || !parsed.sim?.module?.port || !parsed.sim?.jtag?.port || !Number.isInteger(parsed.pid)) {
+    throw new InfrastructureError(`${file} does not describe a running virtual station`, { station, expected: `a ${ATTACH_FORMAT} file written by rig sim`, seen: JSON.stringify(parsed).slice(0, 120) });
+  }
+  if (!alive(parsed.pid) || !existsSync(parsed.sim.module.port)) {
+    throw new InfrastructureError('the virtual station to attach to is not running', { station, expected: `rig sim's simulator (pid ${parsed.pid}) and its module port ${parsed.sim.module.port}: ${fix}`, seen: alive(parsed.pid) ? 'the module port is gone' : `no process ${parsed.pid}` });
+  }
+  const settings = { ...v, timeScale: parsed.settings?.timeScale ?? v.timeScale, target: parsed.sim.jtag.target };
+  return {
+    config: stationFromSim(settings, parsed.sim),
+    pid: parsed.pid,
+    imei: parsed.sim.module.imei,
+    adminUrl: parsed.sim.admin.url,
+    logTail: () => [`attached to the running virtual station of ${file}: its log is in rig sim's terminal`],
+    exited: new Promise<void>(() => undefined),
+    close: () => Promise.resolve(),
+    lockDir: path.dirname(file),
+  };
 }

@@ -69,9 +69,10 @@ export function benchStationConfig(name: string, o: BenchStationOptions): Loaded
         [name]: {
           kind: 'virtual',
           // The schema wants a positive baud; the sim's own --baud 0 (unpaced) goes through simArgs, which
-          // come last on its command line and so win.
+          // come last on its command line and so win. A proxy-mode bench has no use for the virtual MCU,
+          // its taps and console: --mcu off keeps the figures those of the module, relay board and probe.
           baud: o.baud > 0 ? o.baud : 115200,
-          simArgs: o.baud > 0 ? [] : ['--baud', '0'],
+          simArgs: ['--mcu', 'off', ...(o.baud > 0 ? [] : ['--baud', '0'])],
           timeScale: TIME_SCALE,
           // One piece: the module's free space (4 MiB by default) is stated, so a changed default cannot
           // silently turn the read phase into several.

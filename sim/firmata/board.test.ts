@@ -1,6 +1,6 @@
 // The virtual StandardFirmata board against the real firmata-io client over a real pty, plus the framing
 // rules that keep garbage from wedging it.
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +18,8 @@ const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!().catch(() => {});
 });
-cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+// After the file's last test: every test's ptys live in it.
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 async function connect(portPath: string): Promise<{ io: Io; port: SerialPort }> {
   const port = new SerialPort({ path: portPath, baudRate: 57600, hupcl: false, autoOpen: false });

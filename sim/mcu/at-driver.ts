@@ -23,7 +23,7 @@ interface Pending {
 const RX_LIMIT = 16 * 1024;
 const URC_LIMIT = 64;
 /** A command's own answer time, protocol ms (the module promises 300 ms; firmware allows more). */
-const ANSWER_MS = 5_000;
+export const ANSWER_MS = 10_000;
 
 export class AtDriver {
   private rx = Buffer.alloc(0);
@@ -42,13 +42,16 @@ export class AtDriver {
     return uartBaud > 0 ? (bytes * 10_000) / uartBaud / timeScale : 0;
   }
 
-  /** Sends `line` and waits for its final result; undefined when none came in time (module off or rebooting). */
-  async command(line: string, answerBytes = 64): Promise<AtReply | undefined> {
+  /**
+   * Sends `line` and waits for its final result; undefined when none came within `answerMs` plus the answer's
+   * time on the wire (module off or rebooting).
+   */
+  async command(line: string, answerBytes = 64, answerMs = ANSWER_MS): Promise<AtReply | undefined> {
     const p: Pending = { command: line, lines: [], data: undefined, final: undefined };
     this.pending = p;
     this.binary = undefined;
     this.fw.uartSend(Buffer.from(`${line}\r`, 'latin1'));
-    const done = await this.fw.rt.until(() => p.final !== undefined, ANSWER_MS + this.wireMs(2 * line.length + answerBytes + 16));
+    const done = await this.fw.rt.until(() => p.final !== undefined, answerMs + this.wireMs(2 * line.length + answerBytes + 16));
     if (this.pending === p) this.pending = undefined;
     if (!done) {
       this.stats.timeouts++;

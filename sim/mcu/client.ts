@@ -22,6 +22,8 @@ export interface AppImage {
 export interface AppStatus {
   state: 'starting' | 'self-test' | 'unconfirmed' | 'crashed' | 'connecting' | 'idle' | 'plan' | 'downloading' | 'installing' | 'stuck';
   reportedVersion: string | undefined;
+  /** An image booted in trial confirmed itself (it is confirmed from the start otherwise). */
+  confirmed: boolean;
   plan: { source: string; target: string } | undefined;
   download: { size: number; offset: number; pieceEnd: number } | undefined;
   moduleReboots: number;
@@ -59,7 +61,7 @@ function fields(payload: string): string[] {
 }
 
 export class Client {
-  readonly status: AppStatus = { state: 'starting', reportedVersion: undefined, plan: undefined, download: undefined, moduleReboots: 0 };
+  readonly status: AppStatus = { state: 'starting', reportedVersion: undefined, confirmed: false, plan: undefined, download: undefined, moduleReboots: 0 };
   private readonly at: AtDriver;
   private readonly component: string;
   /** The version this firmware believes it is (the wrong-version defect gets it wrong). */
@@ -111,11 +113,13 @@ export class Client {
       await writeRecord(fw.flash, fw.layout, view, { state: 'confirmed', units: 0, crc: 0, length: 0 });
       fw.console('[app] confirmed');
     }
+    this.status.confirmed = true;
     this.feedWatchdog();
     for (;;) {
-      this.mode = 'connecting';
+      const inFlight = this.mode === 'plan' || this.mode === 'downloading' || this.mode === 'stuck';
+      if (!inFlight) this.mode = 'connecting';
       if (!(await this.bringUp())) continue;
-      this.mode = 'idle';
+      if (!inFlight) this.mode = 'idle';
       await this.serve();
     }
   }
@@ -132,7 +136,8 @@ export class Client {
   /** Module up, echo off, URCs to this UART, registered, version reported, plan requested. */
   private async bringUp(): Promise<boolean> {
     const { fw, at } = this;
-    while ((await at.command('AT'))?.final !== 'OK') await fw.rt.sleep(RETRY_MS);
+    // A module that is off or still booting does not answer: probe every second, and at once after its RDY.
+    while ((await at.command('AT', 64, RETRY_MS))?.final !== 'OK') await fw.rt.until(() => at.urcs.includes('RDY'), RETRY_MS);
     at.takeUrc((u) => u === 'RDY');
     if (!(await this.ok('ATE0')) || !(await this.ok('AT+QURCCFG="urcport","uart1"'))) return false;
     const reg = await at.command('AT+QIOTREG?');
@@ -143,6 +148,9 @@ export class Client {
       if (!(await this.ok('AT+QIOTREG=1'))) return false;
     }
     if (!(await this.registered())) return false;
+    // With an OTA in flight (the module rebooted under it), the version is not announced again: the module
+    // kept it, and announcing the old one would settle the OTA as failed (protocol §4.3, §10).
+    if (this.mode !== 'connecting') return true;
     this.status.reportedVersion = this.version;
     if (!(await this.ok(`AT+QIOTMCUVER="${this.component}","${this.version}"`))) return false;
     return this.ok('AT+QIOTOTAREQ=1');

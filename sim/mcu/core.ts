@@ -18,8 +18,8 @@ export type McuPhase = 'inert' | 'bootloader' | 'application' | 'bricked';
 export interface McuIo {
   /** Bytes the MCU puts on its UART toward the module. */
   uartSend(bytes: Buffer): void;
-  /** The MCU's UART transmitter was reset: bytes not yet on the line are gone. */
-  uartClear(): void;
+  /** The MCU's UARTs (to the module, the console) were reset: bytes not yet on their lines are gone. */
+  clearTx(): void;
   /** One console line, line end included. */
   console(text: string): void;
   log(msg: string): void;
@@ -88,7 +88,7 @@ export class Mcu {
     this.receiver = undefined;
     this.watchdog = undefined;
     this.app = undefined;
-    this.io.uartClear();
+    this.io.clearTx();
   }
 
   private restart(cause: ResetCause): void {
@@ -212,7 +212,12 @@ export class Mcu {
         : null,
       bootloader: this.bootloader ? { component: this.bootloader.header.component, version: this.bootloader.header.version, defects: this.bootloader.defects } : null,
       image: this.running
-        ? { component: this.running.header.component, version: this.running.header.version, state: this.running.trial ? 'trial' : 'confirmed', defects: this.running.defects }
+        ? {
+            component: this.running.header.component,
+            version: this.running.header.version,
+            state: this.running.trial && !app?.confirmed ? 'trial' : 'confirmed',
+            defects: this.running.defects,
+          }
         : null,
       application: app ? { ...app } : null,
       watchdog: { armed: this.watchdog !== undefined, windowMs: this.watchdog?.windowMs ?? null },

@@ -4,6 +4,11 @@
 // watchdog (OpenOCD's cfg sets DBGMCU's IWDG_STOP) and flash operations. A reset or power loss starts a new
 // program: every wait of the old one is dropped unresolved, so none of its code runs again — the way RAM
 // and the program counter are lost on silicon.
+//
+// The MCU's events run one at a time in the order of their MCU time, whatever the host's load: the clock
+// never moves past an event not yet run, and the code an event wakes runs (and schedules what follows)
+// before the next event. So a busy host delays the MCU as a whole but never reorders it — a watchdog can
+// not fire before the feed that was due earlier, however late the timers come.
 import type { FlashClock } from '../target/flash-writer.ts';
 
 export interface WallClock {
@@ -14,8 +19,8 @@ export interface WallClock {
 
 interface Timer {
   due: number;
+  seq: number;
   fn: () => void;
-  handle: { cancel(): void } | undefined;
 }
 
 interface Waiter {
@@ -25,11 +30,16 @@ interface Waiter {
 
 export class McuRuntime implements FlashClock {
   private isRunning = false;
-  /** MCU time accumulated up to `since`. */
+  /** MCU time when the core last started running, and the wall clock's time then. */
   private base = 0;
   private since = 0;
+  /** MCU time of the last event run: the clock never goes back. */
+  private floor = 0;
   private program = 0;
-  private readonly timers = new Set<Timer>();
+  private seq = 0;
+  private readonly queue: Timer[] = [];
+  /** The one wall timer, for the earliest event. */
+  private wake: { cancel(): void } | undefined;
   private readonly waiters = new Set<Waiter>();
   /** Something happened while the core was frozen: the waiters look again when it runs. */
   private dirty = false;
@@ -45,9 +55,25 @@ export class McuRuntime implements FlashClock {
     return this.program;
   }
 
-  /** MCU milliseconds: protocol time counted only while the core runs. */
-  now(): number {
+  private head(): Timer | undefined {
+    let h: Timer | undefined;
+    for (const t of this.queue) if (!h || t.due < h.due || (t.due === h.due && t.seq < h.seq)) h = t;
+    return h;
+  }
+
+  private wallNow(): number {
     return this.isRunning ? this.base + (this.clock.now() - this.since) : this.base;
+  }
+
+  /**
+   * MCU milliseconds: protocol time counted only while the core runs. It follows the wall clock while no event
+   * is overdue; with one overdue (a late host) it stands at the last event run until that one runs.
+   */
+  now(): number {
+    const w = this.wallNow();
+    const h = this.head();
+    if (!h || w < h.due) this.floor = Math.max(this.floor, w);
+    return this.floor;
   }
 
   /** The core starts or stops executing (halt, resume, reset hold, power). */
@@ -56,36 +82,37 @@ export class McuRuntime implements FlashClock {
     if (on) {
       this.since = this.clock.now();
       this.isRunning = true;
-      for (const t of this.timers) this.schedule(t);
+      this.arm();
       if (this.dirty) this.notify();
     } else {
       this.base = this.now();
       this.isRunning = false;
-      for (const t of this.timers) {
-        t.handle?.cancel();
-        t.handle = undefined;
-      }
+      this.wake?.cancel();
+      this.wake = undefined;
     }
   }
 
   /** A new program: the old one's timers and waits are dropped, never resolved. */
   restart(): void {
     this.program++;
-    for (const t of this.timers) t.handle?.cancel();
-    this.timers.clear();
+    this.queue.length = 0;
+    this.wake?.cancel();
+    this.wake = undefined;
     this.waiters.clear();
     this.dirty = false;
   }
 
   /** Runs `fn` after `ms` of MCU time (frozen while halted). */
   after(ms: number, fn: () => void): { cancel(): void } {
-    const t: Timer = { due: this.now() + Math.max(0, ms), fn, handle: undefined };
-    this.timers.add(t);
-    if (this.isRunning) this.schedule(t);
+    const t: Timer = { due: this.now() + Math.max(0, ms), seq: this.seq++, fn };
+    this.queue.push(t);
+    this.arm();
     return {
       cancel: () => {
-        t.handle?.cancel();
-        this.timers.delete(t);
+        const i = this.queue.indexOf(t);
+        if (i < 0) return;
+        this.queue.splice(i, 1);
+        this.arm();
       },
     };
   }
@@ -127,11 +154,23 @@ export class McuRuntime implements FlashClock {
     for (const w of [...this.waiters]) if (this.waiters.has(w) && w.check()) w.wake();
   }
 
-  private schedule(t: Timer): void {
-    t.handle = this.clock.after(Math.max(0, t.due - this.now()), () => {
-      t.handle = undefined;
-      this.timers.delete(t);
-      t.fn();
-    });
+  private arm(): void {
+    this.wake?.cancel();
+    this.wake = undefined;
+    const h = this.head();
+    if (!this.isRunning || !h) return;
+    this.wake = this.clock.after(Math.max(0, h.due - this.wallNow()), () => this.fire());
+  }
+
+  /** Runs the earliest event only; what it wakes runs before the next event is looked at. */
+  private fire(): void {
+    this.wake = undefined;
+    const h = this.head();
+    if (!this.isRunning || !h) return;
+    if (h.due > this.wallNow()) return this.arm();
+    this.queue.splice(this.queue.indexOf(h), 1);
+    this.floor = Math.max(this.floor, h.due);
+    this.arm();
+    h.fn();
   }
 }

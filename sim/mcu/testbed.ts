@@ -16,6 +16,7 @@ import { UartWire } from '../uart.ts';
 import { Mcu } from './core.ts';
 import { defaultMcuOptions, type McuOptions } from './firmware.ts';
 import { layoutFor, type McuLayout } from './layout.ts';
+import { waitOn } from '../wait.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -39,6 +40,8 @@ export interface TestbedOptions {
 /** Console lines with bounded, event-driven waits on them. */
 export class ConsoleLog {
   lines: string[] = [];
+  /** Called after every complete line. */
+  onLine: (() => void) | undefined;
   private partial = '';
   private readonly waiters = new Set<() => void>();
 
@@ -50,6 +53,7 @@ export class ConsoleLog {
       this.partial = this.partial.slice(nl + 2);
     }
     for (const w of [...this.waiters]) w();
+    this.onLine?.();
   }
 
   mark(): number {
@@ -58,24 +62,15 @@ export class ConsoleLog {
 
   /** Waits for a line matching `re` at or after index `from`; resolves with its index. */
   waitFor(re: RegExp, timeoutMs = 10_000, from = 0): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
+    return waitOn(
+      this.waiters,
+      () => {
         const i = this.lines.findIndex((l, k) => k >= from && re.test(l));
-        if (i < 0) return;
-        done();
-        resolve(i);
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`mcu console: expected a line matching ${re} within ${timeoutMs} ms; last lines: ${JSON.stringify(this.lines.slice(-12))}`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-      check();
-    });
+        return i < 0 ? undefined : i;
+      },
+      timeoutMs,
+      () => `mcu console: expected a line matching ${re} within ${timeoutMs} ms; last lines: ${JSON.stringify(this.lines.slice(-12))}`,
+    );
   }
 }
 
@@ -92,8 +87,15 @@ export interface Testbed {
   tap: { mcuToModule: Buffer[]; moduleToMcu: Buffer[] };
   /** What the module sent on its USB AT port. */
   usbat: Buffer[];
+  /** A tap's bytes so far, as text. */
+  tapText(direction: 'mcuToModule' | 'moduleToMcu'): string;
   /** Reads flash at an absolute address. */
   flash(address: number, length: number): Buffer;
+  /**
+   * Resolves once `cond()` holds, looked at whenever a console line, a tap byte or a module state change
+   * arrives; rejects after `timeoutMs` naming `what` and the console's last lines.
+   */
+  until(cond: () => boolean, what: string, timeoutMs?: number): Promise<void>;
   close(): void;
 }
 
@@ -113,8 +115,18 @@ export function testbed(o: TestbedOptions = {}): Testbed {
   const toMcu = new UartWire(baud);
   const tap = { mcuToModule: [] as Buffer[], moduleToMcu: [] as Buffer[] };
   const usbat: Buffer[] = [];
-  fromMcu.listen((b) => tap.mcuToModule.push(Buffer.from(b)));
-  toMcu.listen((b) => tap.moduleToMcu.push(Buffer.from(b)));
+  const waiters = new Set<() => void>();
+  const notify = (): void => {
+    for (const w of [...waiters]) w();
+  };
+  fromMcu.listen((b) => {
+    tap.mcuToModule.push(Buffer.from(b));
+    notify();
+  });
+  toMcu.listen((b) => {
+    tap.moduleToMcu.push(Buffer.from(b));
+    notify();
+  });
   const nv = new NvStore(undefined, {}, () => {});
   const module = new Module(
     { ...defaultModuleOptions, imei: '861234567890123', timers: defaultTimers, ...o.module },
@@ -129,13 +141,15 @@ export function testbed(o: TestbedOptions = {}): Testbed {
     () => {},
   );
   fromMcu.listen((b) => module.input('uart1', b));
+  const offModule = module.onChange(notify);
   const console = new ConsoleLog();
+  console.onLine = notify;
   const detachRails = target.attachRails(rails);
   // A fresh target runs from its power-on reset; a reset now makes it boot what was just loaded.
   target.reset();
   const mcu = new Mcu(target, clock, layout, { ...defaultMcuOptions, timeScale, uartBaud: baud, ...o.mcu }, {
     uartSend: (b) => fromMcu.send(b),
-    uartClear: () => fromMcu.clear(),
+    clearTx: () => fromMcu.clear(),
     console: (text) => console.feed(text),
     log: () => {},
   });
@@ -151,8 +165,13 @@ export function testbed(o: TestbedOptions = {}): Testbed {
     console,
     tap,
     usbat,
+    tapText: (direction) => Buffer.concat(tap[direction]).toString('latin1'),
     flash: (address, length) => target.readFlash(address - layout.flashBase, length),
+    until: async (cond, what, timeoutMs = 20_000) => {
+      await waitOn(waiters, () => (cond() ? true : undefined), timeoutMs, () => `testbed: ${what} did not happen within ${timeoutMs} ms; console: ${JSON.stringify(console.lines.slice(-15))}`);
+    },
     close: () => {
+      offModule();
       mcu.close();
       module.close();
       cloud.close();

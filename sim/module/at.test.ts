@@ -265,10 +265,29 @@ describe('process lifecycle', () => {
     rmSync(path.dirname(b.port), { recursive: true, force: true });
   });
 
-  test('a bad option is a usage error (exit 64) with a clear message', () => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'sim/main.ts', '--baud', 'fast'], { encoding: 'utf8', timeout: 20_000 });
-    expect(r.status).toBe(64);
-    expect(r.stderr).toContain('--baud must be a number');
-    expect(r.stdout).toBe('');
+  test('a bad option is a usage error (exit 64) in one line, before anything starts', () => {
+    for (const [args, message] of [
+      [['--baud', 'fast'], 'sim: --baud must be a number in [0, 4000000], got "fast" (--help lists the options)'],
+      [['--no-such-option'], "sim: Unknown option '--no-such-option' (--help lists the options)"],
+      [['--urcport-default', 'usb'], 'sim: --urcport-default must be one of usbat, usbmodem, uart1, uart2, all, got "usb" (--help lists the options)'],
+    ] as const) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'sim/main.ts', ...args], { encoding: 'utf8', timeout: 20_000 });
+      expect(r.status, args.join(' ')).toBe(64);
+      expect(r.stderr).toBe(`${message}\n`);
+      expect(r.stdout).toBe('');
+    }
+  });
+
+  test('--help lists every option with its default, and exits 0 without starting anything', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'sim/main.ts', '--help'], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^usage: sim \[options\]\n/);
+    for (const o of ['--baud <v>', '--time-scale <v>', '--honour-urcport <v>', '--urcport-default <v>', '--uart1-baud <v>', '--target <v>', '--flash-image <v>',
+      '--mcu <v>', '--mcu-battery <v>', '--mcu-block-size <v>', '--mcu-watchdog-ms <v>', '--console-baud <v>', '--trace-at', '--help']) {
+      expect(r.stdout, o).toContain(`  ${o} `);
+    }
+    expect(r.stdout).toMatch(/--honour-urcport <v> +on\|off: .*\(default on\)/);
+    expect(r.stdout).toMatch(/--mcu <v> +on\|off: .*\(default on\)/);
   });
 });

@@ -8,6 +8,7 @@ import { Cloud, defaultCloudOptions } from '../cloud/cloud.ts';
 import { Rails } from '../rails.ts';
 import { channelNames, defaultModuleOptions, defaultTimers, Module, type ChannelName, type ModuleOptions } from './module.ts';
 import { NvStore } from './nv.ts';
+import { waitOn } from '../wait.ts';
 
 /** What one channel's port received, with bounded waits on it. */
 class Port {
@@ -25,24 +26,15 @@ class Port {
     return this.text.slice(mark);
   }
   waitFor(s: string, from = 0, timeoutMs = 3000): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
+    return waitOn(
+      this.waiters,
+      () => {
         const i = this.text.indexOf(s, from);
-        if (i < 0) return;
-        done();
-        resolve(i + s.length);
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`expected ${JSON.stringify(s)} within ${timeoutMs} ms; seen since ${from}: ${JSON.stringify(this.text.slice(from).slice(-400))}`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-      check();
-    });
+        return i < 0 ? undefined : i + s.length;
+      },
+      timeoutMs,
+      () => `expected ${JSON.stringify(s)} within ${timeoutMs} ms; seen since ${from}: ${JSON.stringify(this.text.slice(from).slice(-400))}`,
+    );
   }
 }
 

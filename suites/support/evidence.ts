@@ -5,10 +5,10 @@
 import { expect } from 'vitest';
 import { ConfigError, FirmwareError, InfrastructureError, InternalError, ProtocolError } from '../../rig/errors.ts';
 import type { FailureKind, RigError } from '../../rig/errors.ts';
-import { compareImages, describeComparison, describeIdentity, identifyImage } from '../../rig/images/index.ts';
+import { compareImages, describeComparison, identifyContent } from '../../rig/images/index.ts';
 import type { Image } from '../../rig/images/index.ts';
 import { formatFault } from '../../rig/sota/index.ts';
-import type { Fault, IntactReason, Outcome, ProxyRun, Recorder } from '../../rig/sota/index.ts';
+import type { FailureType, Fault, IntactReason, Outcome, ProxyRun, Recorder } from '../../rig/sota/index.ts';
 import { whyNotFired } from '../../rig/sota/schedule.ts';
 import type { Station } from '../../rig/station/index.ts';
 
@@ -67,10 +67,10 @@ export async function readbackVerdict(station: Station, image: Image, o: Readbac
     const address = station.layout.slotAddress;
     const flash = await station.probe.readRegion(address, image.size, { ...(o.signal ? { signal: o.signal } : {}) });
     const c = compareImages(image.bytes, flash, { baseAddress: address });
-    const identity = describeIdentity(identifyImage(flash));
+    const identity = identifyContent(flash, { known: [image] }).text;
     const text = [
       `slot 0x${address.toString(16)}, ${flash.length} bytes read over SWD`,
-      `identified: ${identity}`,
+      `holds: ${identity}`,
       `expected ${image.component} ${image.version} (sha256 ${image.sha256}): ${describeComparison(c)}`,
     ].join('\n');
     o.recorder.attach('read-back comparison', `${text}\n`, 'text/plain');
@@ -78,8 +78,31 @@ export async function readbackVerdict(station: Station, image: Image, o: Readbac
       throw new FirmwareError(`the slot does not hold ${image.component} ${image.version}`, {
         station: station.name,
         expected: `${image.size} bytes equal to ${image.version} at 0x${address.toString(16)}`,
-        seen: `${describeComparison(c)}; the flash identifies as ${identity}`,
+        seen: `${describeComparison(c)}; the flash holds ${identity}`,
       });
     }
   });
+}
+
+/**
+ * A dut run's verdict as the test's verdict: the outcome it must end in and, for a planted defect, the finding
+ * it must carry beside it (fixtures/README.md names both). The rig's own trouble (infrastructure, a rig bug,
+ * config) becomes its typed error, so it is retried or reported as such. Either way the verdict must rest on
+ * slot A and slot B read back over SWD by the flow.
+ */
+export function expectDut(run: ProxyRun, outcome: Outcome, finding?: FailureType): void {
+  const v = run.verdict;
+  const want = `${outcome}${finding ? `, failure (${finding})` : ''}`;
+  if (v.failure && v.failure.kind !== 'firmware' && v.failure.kind !== 'protocol') {
+    const Err = ERRORS[v.failure.kind];
+    throw new Err(`the dut run ended in a ${v.failure.type} failure: ${v.failure.message.split('\n')[0]}`, {
+      station: run.station.name,
+      expected: want,
+      seen: v.summary,
+      lastLines: [...run.errors.filter((e) => !e.recovered).map((e) => `${e.name} in ${e.phase}: ${e.message.split('\n')[0]}`), ...(run.dut?.tap.slice(-6).map((l) => `[${l.dir}] ${l.text}`) ?? [])],
+    });
+  }
+  expect(run.dut?.slots.a, `${run.station.name}: the flow did not read slot A back`).toBeTruthy();
+  expect(run.dut?.slots.b, `${run.station.name}: the flow did not read slot B back`).toBeTruthy();
+  expect({ outcome: v.outcome ?? null, finding: v.failure?.type ?? null }, `${run.station.name}: ${v.summary}`).toEqual({ outcome, finding: finding ?? null });
 }

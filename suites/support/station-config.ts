@@ -9,14 +9,14 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig, parseOrThrow, virtualStationSchema } from '../../rig/config/index.ts';
 import type { LoadedConfig, StationConfig, VirtualStationInput } from '../../rig/config/index.ts';
 import { ConfigError } from '../../rig/errors.ts';
-import { defaultManifestPath } from '../../rig/images/index.ts';
+import { currentManifestPath } from '../../rig/images/index.ts';
 import { resolveTimeouts } from '../../rig/station/index.ts';
 import type { ProtocolTimeouts } from '../../rig/station/index.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const STATION = process.env.RIG_STATION?.trim() || 'virtual';
 /** The firmware set the suites upgrade between (RIG_MANIFEST, default fixtures/manifest.json). */
-export const MANIFEST = process.env.RIG_MANIFEST ? path.resolve(process.env.RIG_MANIFEST) : defaultManifestPath();
+export const MANIFEST = currentManifestPath();
 
 /**
  * The built-in virtual station's speed for the suites (measured: see suites/README.md). Time scale 0.1 runs
@@ -81,8 +81,9 @@ export const SUITE_DOWNLOAD_PERIODS = 12;
 
 /**
  * Upper bounds for one test, from the station's protocol timers: they bound hangs, they are not
- * performance targets. Programming is bounded at 1 KiB/s (the virtual STM32 programs 3–5 KiB/s through
- * remote_bitbang on a loaded 2-core machine; an ST-Link is far faster) and reading back at 20 KiB/s.
+ * performance targets. Programming is bounded at 1 KiB/s (the virtual STM32 programs 80–190 KiB/s through
+ * its Bus Pirate with OpenOCD's flash loader on a loaded 2-core machine, 3–5 KiB/s a station without a work
+ * area would) and reading back at 20 KiB/s.
  *
  * `downloadLimitMs` is the flow's limit on one piece's download in the suites (its `downloadLimitMs`): the
  * URL wait, then at least 1 KiB/s of the module's time, at least SUITE_DOWNLOAD_PERIODS periods of 10702.

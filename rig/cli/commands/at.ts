@@ -1,7 +1,7 @@
 // `rig at <station> [command...]`: the module's AT port, through the station's own AtPort (so framing, URC
 // routing and secret masking are the rig's). One-shot commands print their answer and exit; without one,
 // an interactive console with history and decoded +QIOTEVT events.
-import { appendFileSync, readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -9,7 +9,7 @@ import { AtCommandError, AtTimeoutError } from '../../at/errors.ts';
 import { isRigError } from '../../errors.ts';
 import type { ModuleEvent } from '../../quecthing/events.ts';
 import { ExitCode } from '../main.ts';
-import { COMMON_OPTIONS, intOption, paint, parse, type Paint } from '../output.ts';
+import { COMMON_OPTIONS, intOption, paint, parse, UsageError, type Paint } from '../output.ts';
 import { requireStationName, runCommand, withStation } from '../station.ts';
 
 const HISTORY_FILE = path.join(os.homedir(), '.rig_at_history');
@@ -29,6 +29,20 @@ export function describeEvent(e: ModuleEvent, mask: (text: string) => string): s
   return mask(`${raw}  → ${kind}${fields.length > 0 ? ` ${fields.join(' ')}` : ''}`);
 }
 
+/** The history file (oldest first) as readline wants it: newest first, each command once, at most HISTORY_SIZE. */
+export function historyFromFile(text: string): string[] {
+  return text.split('\n').filter(Boolean).reduce<string[]>((h, line) => remember(h, line), []);
+}
+
+/** `line` as the newest entry, its earlier occurrences dropped. */
+export function remember(history: readonly string[], line: string): string[] {
+  return [line, ...history.filter((l) => l !== line)].slice(0, HISTORY_SIZE);
+}
+
+export function historyToFile(history: readonly string[]): string {
+  return history.length === 0 ? '' : `${[...history].reverse().join('\n')}\n`;
+}
+
 interface Answer {
   command: string;
   ok: boolean;
@@ -42,29 +56,38 @@ export async function run(argv: string[]): Promise<number> {
   return runCommand(json, async () => {
     const name = requireStationName(positionals[0], 'at');
     const commands = positionals.slice(1);
-    return withStation(name, { config: values.config }, async ({ station, signal }) => {
+    return withStation(name, { config: values.config, attach: values.attach }, async ({ station, signal }) => {
       const at = station.module.at;
       const timeoutMs = intOption('timeout', values.timeout, station.timeouts.commandMs + station.timeouts.marginMs, 1);
+      // Every answer leaves through the port's mask: it knows the station's ProductSecret, and learns any
+      // secret a productinfo or dk_ds command carries before it is sent, so the command as echoed back in
+      // text, JSON or history never shows it either.
       const send = async (command: string): Promise<Answer> => {
+        if (/[\r\n]/.test(command)) {
+          at.addSecretsOf(command);
+          throw new UsageError('rig at: a command is one line', { station: name, expected: 'a command without CR or LF (the port ends each with CR)', seen: JSON.stringify(at.mask(command)) });
+        }
         try {
           const r = await at.command(command, { prefix: 'all', timeoutMs, signal });
-          return { command, ok: true, lines: r.lines.map((l) => at.mask(l)), final: 'OK' };
+          return { command: at.mask(command), ok: true, lines: r.lines.map((l) => at.mask(l)), final: 'OK' };
         } catch (err) {
-          if (err instanceof AtCommandError) return { command, ok: false, lines: [], final: at.mask(err.seen ?? 'ERROR') };
+          if (err instanceof AtCommandError) return { command: at.mask(command), ok: false, lines: [], final: at.mask(err.seen ?? 'ERROR') };
           throw err;
         }
       };
       if (commands.length > 0) {
         const answers: Answer[] = [];
+        // With several commands each answer is headed by its command ("> AT+CSQ"), so they cannot be mixed up.
+        const label = commands.length > 1;
         for (const c of commands) {
           const a = await send(c);
           answers.push(a);
-          if (!json) process.stdout.write([...a.lines, a.final].map((l) => `${l}\n`).join(''));
+          if (!json) process.stdout.write([...(label ? [`> ${at.mask(c)}`] : []), ...a.lines, a.final].map((l) => `${l}\n`).join(''));
         }
         if (json) process.stdout.write(`${JSON.stringify({ station: station.name, answers }, null, 2)}\n`);
         return answers.every((a) => a.ok) ? ExitCode.ok : ExitCode.failure;
       }
-      return consoleLoop(station.name, station.module.path, send, (fn) => station.module.qt.on('event', fn), (text) => station.module.at.mask(text), signal);
+      return consoleLoop(station.name, station.module.path, send, (fn) => station.module.qt.on('event', fn), { mask: (text) => at.mask(text), learn: (text) => at.addSecretsOf(text) }, signal);
     });
   });
 }
@@ -74,18 +97,18 @@ async function consoleLoop(
   port: string,
   send: (c: string) => Promise<Answer>,
   onEvent: (fn: (e: ModuleEvent) => void) => () => void,
-  mask: (text: string) => string,
+  { mask, learn }: { mask: (text: string) => string; learn: (text: string) => void },
   signal: AbortSignal,
 ): Promise<number> {
   const p: Paint = paint(process.stdout);
   const tty = process.stdin.isTTY === true;
   let history: string[] = [];
   try {
-    history = readFileSync(HISTORY_FILE, 'utf8').split('\n').filter(Boolean).reverse().slice(0, HISTORY_SIZE);
+    history = historyFromFile(readFileSync(HISTORY_FILE, 'utf8'));
   } catch {
     // No history yet.
   }
-  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: tty, history, historySize: HISTORY_SIZE, prompt: p.bold(`${station}> `) });
+  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: tty, history, historySize: HISTORY_SIZE, removeHistoryDuplicates: true, prompt: p.bold(`${station}> `) });
   let showEvents = true;
   const print = (text: string): void => {
     process.stdout.write(`${text}\n`);
@@ -120,10 +143,17 @@ async function consoleLoop(
         rl.prompt();
         continue;
       }
+      // A ProductSecret typed into the console is not written to disk, nor kept for the up arrow: the mask
+      // learns it from the line first.
+      learn(line);
+      history = remember(history, mask(line));
+      const recalled = (rl as unknown as { history?: string[] }).history;
+      if (recalled?.[0] === line) recalled[0] = mask(line);
       try {
-        // A ProductSecret typed into the console is not written to disk.
-        appendFileSync(HISTORY_FILE, `${mask(line)}\n`, { mode: 0o600 });
-        history.unshift(mask(line));
+        // Rewritten whole (at most HISTORY_SIZE short lines): a command used again moves to the end, once.
+        const tmp = `${HISTORY_FILE}.${process.pid}.tmp`;
+        writeFileSync(tmp, historyToFile(history), { mode: 0o600 });
+        renameSync(tmp, HISTORY_FILE);
       } catch {
         // A read-only home: history stays in memory.
       }

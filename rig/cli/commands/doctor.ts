@@ -15,14 +15,16 @@ import { openPowerLines, type PowerLines } from '../../power/open.ts';
 import type { PowerLineConfig } from '../../power/config.ts';
 import { gpioReleaseBehaviour, type GpioReleaseBehaviour } from '../../power/gpio-release.ts';
 import { buildProbeArgs } from '../../probe/args.ts';
-import { Probe } from '../../probe/probe.ts';
+import { Probe, type TargetInfo } from '../../probe/probe.ts';
 import { QuecThing } from '../../quecthing/quecthing.ts';
 import { defaultLockDir, lockStation } from '../../station/lock.ts';
 import { resolveTimeouts } from '../../station/timeouts.ts';
-import { startVirtualStation, type VirtualStation } from '../../station/virtual.ts';
+import { attachVirtualStation, startVirtualStation, type VirtualStation } from '../../station/virtual.ts';
 import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, paint, parse, table, UsageError } from '../output.ts';
-import { runCommand, wasInterrupted, withInterrupt } from '../station.ts';
+import { attachFile, runCommand, wasInterrupted, withInterrupt } from '../station.ts';
+import { didYouMean } from '../suggest.ts';
+import { checkMcuSide, mcuReset } from './doctor-mcu.ts';
 
 export type Status = 'ok' | 'fail' | 'warn' | 'skip';
 
@@ -134,17 +136,26 @@ export function checkDeclaredPlan(plan: DeclaredPlan, firmware: FirmwareSet, con
   };
 }
 
-async function checkStation(name: string, entry: StationConfig, config: LoadedConfig, signal: AbortSignal): Promise<Check[]> {
+async function checkStation(name: string, entry: StationConfig, config: LoadedConfig, signal: AbortSignal, attach?: string): Promise<Check[]> {
   const c = new Checker(name);
   const undo: (() => Promise<void>)[] = [];
   try {
     // The lock: a bench is shared between processes; the virtual station is private to each process.
-    const privateDir = entry.kind === 'virtual' ? path.join(defaultLockDir(), `doctor-${process.pid}`) : undefined;
+    // One attached to (rig sim) is shared: its lock lives next to its attach file.
+    let attached: (VirtualStation & { lockDir: string }) | undefined;
+    if (entry.kind === 'virtual' && attach !== undefined) {
+      attached = await c.run('virtual station attached', () => {
+        const a = attachVirtualStation(entry, attach, { station: name });
+        return Promise.resolve({ value: a, detail: `rig sim's station (pid ${a.pid}), module ${a.config.module.port}, admin ${a.adminUrl}` });
+      }, 'start it with rig sim (it prints the RIG_SIM=… to use), or unset RIG_SIM to check a station of doctor\'s own');
+      if (!attached) return c.checks;
+    }
+    const privateDir = entry.kind === 'virtual' && !attached ? path.join(defaultLockDir(), `doctor-${process.pid}`) : undefined;
     const lock = await c.run(
       'station lock',
       async () => {
-        const l = await lockStation(name, privateDir ? { dir: privateDir } : {});
-        return { value: l, detail: entry.kind === 'virtual' ? 'free (each process has its own virtual station)' : `free (${l.file})` };
+        const l = await lockStation(name, privateDir ? { dir: privateDir } : attached ? { dir: attached.lockDir } : {});
+        return { value: l, detail: entry.kind === 'virtual' && !attached ? 'free (each process has its own virtual station)' : `free (${l.file})` };
       },
       'another run holds this station (the message names it): wait for it, or stop that process; nothing else to clear, the lock dies with its holder',
     );
@@ -156,7 +167,9 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
     }
 
     let hw: HardwareStationConfig | undefined;
-    if (entry.kind === 'virtual') {
+    if (attached) {
+      hw = attached.config;
+    } else if (entry.kind === 'virtual') {
       const sim = await c.run<VirtualStation>(
         'virtual station starts',
         async () => {
@@ -269,6 +282,9 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
     }
 
     // OpenOCD and the probe.
+    let probeRef: Probe | undefined;
+    let targetRef: TargetInfo | undefined;
+    let linesRef: PowerLines | undefined;
     const bin = hw.probe.openocd;
     const version = await c.run(
       'openocd installed',
@@ -293,7 +309,8 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
       );
       if (probe) {
         undo.push(() => probe.close());
-        await c.run(
+        probeRef = probe;
+        targetRef = await c.run(
           'probe examines the target',
           async () => {
             const t = await probe.examine({ signal });
@@ -329,6 +346,7 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
       );
       if (lines) {
         undo.push(() => lines.close());
+        linesRef = lines;
         for (const ln of lineNames) {
           await c.run(
             `line ${ln}`,
@@ -347,6 +365,9 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
         for (const w of gpioReleaseChecks(name, hw.power.lines, gpioReleaseBehaviour())) c.add(w.check, w.status, w.detail, w.fix);
       }
     }
+
+    // The MCU side (dut mode): layout, taps, console.
+    if (hw.mcu) await checkMcuSide(c, { station: name, hw, timeouts, signal, target: targetRef, reset: mcuReset(probeRef, linesRef, hw.power.roles.targetReset, signal), undo });
 
     // Plans.
     const plans = hw.plans;
@@ -404,13 +425,13 @@ export async function run(argv: string[]): Promise<number> {
     const config = await loadConfig(values.config === undefined ? {} : { path: values.config });
     const names = positionals.length === 1 ? positionals : Object.keys(config.stations);
     for (const n of names) {
-      if (!Object.hasOwn(config.stations, n)) throw new UsageError(`no station "${n}" in the config`, { expected: `one of ${Object.keys(config.stations).join(', ')}`, seen: n });
+      if (!Object.hasOwn(config.stations, n)) throw new UsageError(`no station "${n}" in the config${didYouMean(n, Object.keys(config.stations))}`, { expected: `one of ${Object.keys(config.stations).join(', ')}`, seen: n });
     }
     const checks: Check[] = [];
     await withInterrupt(async (signal) => {
       for (const n of names) {
         checks.push({ station: n, check: 'config', status: 'ok', detail: config.source ? path.relative(process.cwd(), config.source) || config.source : 'built-in (no config file)' });
-        checks.push(...(await checkStation(n, config.stations[n]!, config, signal)));
+        checks.push(...(await checkStation(n, config.stations[n]!, config, signal, attachFile(n, config, values.attach))));
       }
     });
     if (wasInterrupted()) throw new AbortedError('doctor interrupted');

@@ -1,10 +1,9 @@
 // `rig flash <station> <image>`: program the application slot (or --address) and verify by read-back.
 import { compareRegion } from '../../probe/probe.ts';
-import { describeIdentity, identifyImage } from '../../images/header.ts';
 import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, intOption, paint, parse, UsageError } from '../output.ts';
 import { CliRecorder } from '../progress.ts';
-import { hex, imageTooLarge, readWithProgress, resolveImage } from '../flashio.ts';
+import { hex, imageTooLarge, nameContent, readWithProgress, resolveImage } from '../flashio.ts';
 import { requireStationName, runCommand, withStation } from '../station.ts';
 
 export async function run(argv: string[]): Promise<number> {
@@ -16,7 +15,7 @@ export async function run(argv: string[]): Promise<number> {
     if (imageArg === undefined || positionals.length > 2) throw new UsageError('rig flash: which image?', { expected: 'rig flash <station> <version|file.bin>', seen: `rig flash ${positionals.join(' ')}` });
     const image = await resolveImage(imageArg);
     const recorder = new CliRecorder({ quiet: json });
-    return withStation(name, { config: values.config, recorder }, async ({ station, signal }) => {
+    return withStation(name, { config: values.config, attach: values.attach, recorder }, async ({ station, signal }) => {
       const address = intOption('address', values.address, station.layout.slotAddress, 0, 0xffff_ffff);
       if (values.address === undefined && image.bytes.length > station.layout.slotSize) throw imageTooLarge(station.name, image.bytes.length, station.layout.slotSize);
       const probe = station.probe;
@@ -30,20 +29,19 @@ export async function run(argv: string[]): Promise<number> {
             return;
           }
         }
-        // One OpenOCD call erases, writes and reads back; the bar moves when it is done.
-        recorder.progress('programming', 0, image.bytes.length);
-        await probe.program(address, image.bytes, { preverify: false, signal });
-        recorder.progress('programming', image.bytes.length, image.bytes.length);
+        // Written in chunks after one erase, so the bar moves while OpenOCD writes (it says nothing itself).
+        await probe.program(address, image.bytes, { preverify: false, signal, progress: (done, total) => recorder.progress('programming', done, total) });
         written = true;
       });
       if (!values['no-reset']) await recorder.step('reset and run', () => probe.reset('run', { signal }));
       const ms = Math.round(performance.now() - t0);
-      const identity = describeIdentity(identifyImage(image.bytes));
+      const identity = await nameContent(image.bytes, address, station.layout.slotAddress, station.layout.slotSize);
       if (json) {
         process.stdout.write(`${JSON.stringify({ station: station.name, image: image.label, address, bytes: image.bytes.length, written, verified: true, identity, ms }, null, 2)}\n`);
       } else {
         const p = paint(process.stdout);
-        process.stdout.write(`${p.green('flashed')} ${image.label} (${identity}) at ${hex(address)}: ${written ? 'written and verified by read-back' : 'already there, verified'} in ${(ms / 1000).toFixed(1)} s\n`);
+        // A manifest version names itself; a file is named by what its bytes are.
+        process.stdout.write(`${p.green('flashed')} ${image.version !== undefined ? image.label : `${image.label} (${identity})`} at ${hex(address)}: ${written ? 'written and verified by read-back' : 'already there, verified'} in ${(ms / 1000).toFixed(1)} s\n`);
       }
       return ExitCode.ok;
     });

@@ -2,7 +2,10 @@
 import { cycle } from '../../power/line.ts';
 import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, intOption, paint, parse, UsageError } from '../output.ts';
-import { requireStationName, runCommand, withStation } from '../station.ts';
+import { loadConfig } from '../../config/load.ts';
+import { VIRTUAL_LINES } from '../../station/virtual.ts';
+import { checkStationName, requireStationName, runCommand, withStation } from '../station.ts';
+import { didYouMean } from '../suggest.ts';
 
 const ACTIONS = ['on', 'off', 'cycle'] as const;
 type Action = (typeof ACTIONS)[number];
@@ -14,14 +17,26 @@ export async function run(argv: string[]): Promise<number> {
     const name = requireStationName(positionals[0], 'power');
     const lineName = positionals[1];
     const action = positionals[2] as Action | undefined;
-    if (lineName === undefined || action === undefined || !ACTIONS.includes(action) || positionals.length > 3) {
+    if (lineName === undefined || action === undefined || positionals.length > 3) {
       throw new UsageError('rig power: expected a line and an action', { expected: 'rig power <station> <line> on|off|cycle', seen: `rig power ${positionals.join(' ')}` });
     }
+    // The word that is wrong, named, with what was probably meant.
+    if (!ACTIONS.includes(action)) {
+      throw new UsageError(`rig power: unknown action '${action}'${didYouMean(action, ACTIONS)}`, { expected: ACTIONS.join(', '), seen: action });
+    }
     const offMs = intOption('off-ms', values['off-ms'], 2000, 0, 600_000);
-    return withStation(name, { config: values.config }, async ({ station, signal }) => {
+    // A mistyped line must not start a simulator or switch anything: the config names every line.
+    const config = await loadConfig(values.config === undefined ? {} : { path: values.config });
+    checkStationName(name, config);
+    const entry = config.stations[name]!;
+    const lines: readonly string[] = entry.kind === 'virtual' ? VIRTUAL_LINES : Object.keys(entry.power.lines);
+    if (!lines.includes(lineName)) {
+      throw new UsageError(`no power line "${lineName}"${didYouMean(lineName, lines)}`, { station: name, expected: `one of ${lines.join(', ') || '(no lines configured)'}`, seen: lineName });
+    }
+    return withStation(name, { loaded: config, attach: values.attach }, async ({ station, signal }) => {
       const have = [...station.power.lines.lines.keys()];
       if (!have.includes(lineName)) {
-        throw new UsageError(`no power line "${lineName}"`, { station: station.name, expected: `one of ${have.join(', ') || '(no lines configured)'}`, seen: lineName });
+        throw new UsageError(`no power line "${lineName}"${didYouMean(lineName, have)}`, { station: station.name, expected: `one of ${have.join(', ') || '(no lines configured)'}`, seen: lineName });
       }
       const line = station.power.lines.line(lineName);
       const t0 = performance.now();

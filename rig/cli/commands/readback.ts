@@ -1,12 +1,10 @@
 // `rig readback <station> [region] -o <file>`: target memory over SWD into a file, and what image it holds.
 import { writeFile } from 'node:fs/promises';
-import { describeIdentity, identifyImage } from '../../images/header.ts';
-import { loadManifest } from '../../images/manifest.ts';
 import { sha256Hex } from '../../images/digest.ts';
 import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, paint, parse, UsageError } from '../output.ts';
 import { CliRecorder } from '../progress.ts';
-import { hex, parseRegion, readWithProgress } from '../flashio.ts';
+import { hex, nameContent, parseRegion, readWithProgress } from '../flashio.ts';
 import { requireStationName, runCommand, withStation } from '../station.ts';
 
 export async function run(argv: string[]): Promise<number> {
@@ -19,7 +17,7 @@ export async function run(argv: string[]): Promise<number> {
     const out = values.output;
     if (out === undefined || out === '') throw new UsageError('rig readback: where to?', { expected: '-o <file>', seen: 'no -o' });
     const recorder = new CliRecorder({ quiet: json });
-    return withStation(name, { config: values.config, recorder }, async ({ station, signal }) => {
+    return withStation(name, { config: values.config, attach: values.attach, recorder }, async ({ station, signal }) => {
       let address: number;
       let length: number;
       if (region.kind === 'slot') {
@@ -36,10 +34,7 @@ export async function run(argv: string[]): Promise<number> {
       const bytes = await recorder.step(`read ${length} bytes at ${hex(address)}`, () => readWithProgress(station.probe, address, length, recorder, 'read-back', signal));
       const ms = performance.now() - t0;
       await writeFile(out, bytes);
-      const id = identifyImage(bytes);
-      const firmware = await loadManifest().catch(() => undefined);
-      const known = id.state === 'valid' ? firmware?.imageByHash(sha256Hex(bytes.subarray(0, id.header.imageLength))) : undefined;
-      const identity = `${describeIdentity(id)}${known ? ` (= manifest image ${known.version})` : ''}`;
+      const identity = await nameContent(bytes, address, station.layout.slotAddress, station.layout.slotSize);
       const rate = Math.round(length / (ms / 1000));
       if (json) {
         process.stdout.write(`${JSON.stringify({ station: station.name, address, length, file: out, sha256: sha256Hex(bytes), identity, bytesPerSecond: rate }, null, 2)}\n`);

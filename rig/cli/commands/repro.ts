@@ -10,7 +10,7 @@ import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, paint, parse, UsageError } from '../output.ts';
 import { CliRecorder } from '../progress.ts';
 import { describeRun, watchDownload, writeRecord } from '../runs.ts';
-import { runCommand, withStation } from '../station.ts';
+import { attachFile, runCommand, withStation } from '../station.ts';
 
 /**
  * The config with the record's virtual settings over station `name`'s own, when both are virtual: fault
@@ -41,13 +41,16 @@ export async function run(argv: string[]): Promise<number> {
     const record = parseRunRecord(text, file);
     const loaded = await loadConfig(values.config === undefined ? {} : { path: values.config });
     const name = values.station ?? (Object.hasOwn(loaded.stations, record.station.name) ? record.station.name : 'virtual');
-    const { config, applied } = values['own-settings'] === true ? { config: loaded, applied: [] } : withRecordedSettings(loaded, name, record, file);
+    // A running sim (rig sim) keeps the settings it was started with: the record's cannot be applied to it.
+    const attached = attachFile(name, loaded, values.attach) !== undefined;
+    const { config, applied } = values['own-settings'] === true || attached ? { config: loaded, applied: [] } : withRecordedSettings(loaded, name, record, file);
+    if (attached && !json && values['own-settings'] !== true) process.stderr.write(`note: attached to a running virtual station: it replays with the settings rig sim started it with, not the record's\n`);
     const recorder = new CliRecorder({ quiet: json });
     if (!json) {
       recorder.line(`replaying ${file} (${record.station.name}, ${record.spec.package}${record.faults.length ? `, faults ${record.faults.join(' ')}` : ''}) on ${name}`);
       if (applied.length > 0) recorder.line(`  with the record's virtual settings: ${applied.map((k) => `${k}=${JSON.stringify(config.stations[name]![k as keyof typeof config.stations[string]])}`).join(' ')} (--own-settings to keep the station's)`);
     }
-    return withStation(name, { loaded: config, recorder }, async ({ station, signal }) => {
+    return withStation(name, { loaded: config, recorder, attach: values.attach }, async ({ station, signal }) => {
       const unwatch = watchDownload(station, recorder);
       const result = await replay(record, station, { signal, recorder }).finally(unwatch);
       recorder.stopBar();

@@ -2,11 +2,14 @@
 // prints where each part is, passes the sim's log through, and stops it on Ctrl-C (the sim closes its ptys,
 // sockets and socat and exits 0).
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { InfrastructureError } from '../../errors.ts';
+import { attachFileContent } from '../../station/virtual.ts';
 import { ExitCode } from '../main.ts';
 import { paint, parse, table } from '../output.ts';
 import { runCommand } from '../station.ts';
@@ -39,6 +42,24 @@ export function describeSim(info: SimInfo): string {
   return table(['part', 'where', 'notes'], rows);
 }
 
+/** A flag's value in an argument list (`--x v` or `--x=v`). */
+function flagValue(args: readonly string[], flag: string): string | undefined {
+  const i = args.findIndex((a) => a === flag || a.startsWith(`${flag}=`));
+  if (i < 0) return undefined;
+  const a = args[i]!;
+  return a.includes('=') ? a.slice(a.indexOf('=') + 1) : args[i + 1];
+}
+
+function runDirOf(args: readonly string[]): string {
+  return path.resolve(flagValue(args, '--run-dir') ?? '.');
+}
+
+/** The time scale the sim runs at: an attached station's timeouts scale with it. */
+function timeScaleOf(args: readonly string[]): number {
+  const v = Number(flagValue(args, '--time-scale') ?? 1);
+  return Number.isFinite(v) && v > 0 ? v : 1;
+}
+
 export async function run(argv: string[]): Promise<number> {
   const dash = argv.indexOf('--');
   const own = dash >= 0 ? argv.slice(0, dash) : argv;
@@ -47,6 +68,11 @@ export async function run(argv: string[]): Promise<number> {
   const json = values.json === true;
   return runCommand(json, async () => {
     const args = [...passthrough];
+    // The run directory holds the ptys and the attach file other commands find the station by (RIG_SIM).
+    const own = !passthrough.some((a) => a === '--run-dir' || a.startsWith('--run-dir='));
+    const runDir = own ? mkdtempSync(path.join(os.tmpdir(), 'sota-rig-sim-')) : runDirOf(passthrough);
+    if (own) args.push('--run-dir', runDir, '--remove-run-dir');
+    const attachPath = path.join(runDir, 'station.json');
     if (values.target) args.push('--target', values.target);
     if (values['time-scale']) args.push('--time-scale', values['time-scale']);
     if (values['flash-image']) args.push('--flash-image', values['flash-image']);
@@ -63,17 +89,29 @@ export async function run(argv: string[]): Promise<number> {
     process.on('SIGHUP', forward);
     let first = true;
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (!first || json) {
+      if (!first) {
         process.stdout.write(`${line}\n`);
-        first = false;
         return;
       }
       first = false;
+      let info: SimInfo;
       try {
-        process.stdout.write(`${p.bold('virtual station ready')}\n${describeSim(JSON.parse(line) as SimInfo)}\n${p.dim('Ctrl-C stops it. Its log follows.')}\n`);
+        info = JSON.parse(line) as SimInfo;
       } catch {
         process.stdout.write(`${line}\n`);
+        return;
       }
+      // Other commands attach to this station through the file (RIG_SIM=…, or --attach …).
+      writeFileSync(attachPath, `${JSON.stringify(attachFileContent(child.pid!, timeScaleOf(args), info), null, 2)}\n`);
+      if (json) {
+        process.stdout.write(`${line}\n`);
+        return;
+      }
+      process.stdout.write(
+        `${p.bold('virtual station ready')}\n${describeSim(info)}\n\n` +
+          `Other rig commands use this station instead of starting their own (flash, module state and plans carry\nfrom one to the next) with --attach ${attachPath}, or after:\n  ${p.bold(`export RIG_SIM=${attachPath}`)}\n` +
+          `${p.dim('Ctrl-C stops it. Its log follows.')}\n`,
+      );
     });
     const code = await new Promise<number | null>((resolve, reject) => {
       child.once('error', (err) => reject(new InfrastructureError(`could not start the simulator: ${err.message}`, { station: 'virtual', cause: err })));

@@ -1,28 +1,35 @@
-// `rig upgrade <station> --package … | --plan …`: the proxy flow of rig/sota with live progress, faults
-// from the command line, and the run record written for `rig repro`.
-import { identifyImage, IMAGE_HEADER_OFFSET, IMAGE_HEADER_SIZE } from '../../images/header.ts';
+// `rig upgrade <station> --package … | --plan …`: the proxy flow of rig/sota (or, with --mode dut, the dut
+// flow: the MCU image under test upgrades itself while the rig observes) with live progress, faults from the
+// command line, and the run record written for `rig repro`.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { identifyContent } from '../../images/identify.ts';
 import type { Image } from '../../images/image.ts';
 import { loadManifest, type FirmwareSet } from '../../images/manifest.ts';
 import type { Package } from '../../images/package.ts';
-import { sha256Hex } from '../../images/digest.ts';
 import { ConfigError } from '../../errors.ts';
 import { loadConfig } from '../../config/load.ts';
 import type { PlansConfig, StationConfig } from '../../config/schema.ts';
 import { ensureBaseline } from '../../sota/baseline.ts';
 import { parseFault, type Fault } from '../../sota/faults.ts';
+import { runDutUpgrade } from '../../sota/dut.ts';
 import { runProxyUpgrade } from '../../sota/proxy.ts';
 import type { Recorder } from '../../sota/recorder.ts';
+import { OUTCOMES as ALL_OUTCOMES } from '../../sota/verdict.ts';
 import type { Outcome } from '../../sota/verdict.ts';
 import type { OpenedStation } from '../../station/open.ts';
 import type { UpgradeSpec } from '../../station/station.ts';
-import { ExitCode } from '../main.ts';
+import type { RunRecord } from '../../sota/record.ts';
+import { ExitCode, packageRoot } from '../main.ts';
 import { COMMON_OPTIONS, intOption, paint, parse, UsageError } from '../output.ts';
 import { readWithProgress } from '../flashio.ts';
 import { CliRecorder } from '../progress.ts';
 import { describeRun, unfiredFaults, watchDownload, writeRecord } from '../runs.ts';
-import { requireStationName, runCommand, withStation } from '../station.ts';
+import { checkStationName, requireStationName, runCommand, withStation } from '../station.ts';
+import { didYouMean } from '../suggest.ts';
 
-const OUTCOMES: readonly Outcome[] = ['upgraded', 'refused', 'failed-intact'];
+/** What a proxy run can end in; a dut run may also find the image rolled back, the device bricked or inconsistent. */
+const PROXY_OUTCOMES: readonly Outcome[] = ['upgraded', 'refused', 'failed-intact'];
 
 export function parseFaults(texts: readonly string[]): Fault[] {
   return texts.map((t) => {
@@ -35,16 +42,45 @@ export function parseFaults(texts: readonly string[]): Fault[] {
   });
 }
 
-function parseExpect(text: string | undefined): Outcome[] {
+function parseExpect(text: string | undefined, mode: 'proxy' | 'dut'): Outcome[] {
   if (text === undefined) return ['upgraded'];
+  const allowed = mode === 'dut' ? ALL_OUTCOMES : PROXY_OUTCOMES;
   const list = text.split(',').map((s) => s.trim());
-  const bad = list.filter((o) => !OUTCOMES.includes(o as Outcome));
-  if (bad.length > 0 || list.length === 0) throw new UsageError('--expect: unknown outcome', { expected: `comma-separated ${OUTCOMES.join(', ')}`, seen: text });
+  const bad = list.filter((o) => !allowed.includes(o as Outcome));
+  if (bad.length > 0 || list.length === 0) {
+    throw new UsageError(`--expect: unknown outcome${bad[0] !== undefined ? ` '${bad[0]}'${didYouMean(bad[0], allowed)}` : ''}${mode === 'proxy' ? ' for a proxy run' : ''}`, { expected: `comma-separated ${allowed.join(', ')}`, seen: text });
+  }
   return list as Outcome[];
 }
 
+/** The firmware set dut runs take their images from by default: the virtual MCU's fixtures, when present. */
+export function dutManifestPath(root: string): string | undefined {
+  const p = path.join(root, 'fixtures', 'mcu', 'manifest.json');
+  return existsSync(p) ? p : undefined;
+}
+
+/**
+ * --bootloader, else the set's one bootloader without planted defects (component BOOT; the manifest's
+ * `defects` tell a planted one apart), else none: a bench keeps the bootloader it has.
+ */
+export function chooseBootloader(firmware: FirmwareSet, key: string | undefined): Image | undefined {
+  if (key !== undefined) {
+    if (!firmware.images.has(key)) throw new UsageError(`--bootloader: no image ${key}`, { expected: `one of ${[...firmware.images.keys()].join(', ')} (${firmware.manifestPath})`, seen: key });
+    return firmware.image(key);
+  }
+  let defects: Record<string, unknown[] | undefined> = {};
+  try {
+    const raw = JSON.parse(readFileSync(firmware.manifestPath, 'utf8')) as { images?: Record<string, { defects?: unknown[] }> };
+    defects = Object.fromEntries(Object.entries(raw.images ?? {}).map(([k, v]) => [k, v.defects]));
+  } catch {
+    // No readable manifest file: judge by component alone.
+  }
+  const boots = [...firmware.images].filter(([k, img]) => img.component === 'BOOT' && (defects[k] ?? []).length === 0);
+  return boots.length === 1 ? boots[0]![1] : undefined;
+}
+
 function packageByName(firmware: FirmwareSet, name: string): Package {
-  if (!firmware.packages.has(name)) throw new UsageError(`--package: no package ${name}`, { expected: `one of ${[...firmware.packages.keys()].join(', ')} (${firmware.manifestPath})`, seen: name });
+  if (!firmware.packages.has(name)) throw new UsageError(`--package: no package ${name}${didYouMean(name, firmware.packages.keys())}`, { expected: `one of ${[...firmware.packages.keys()].join(', ')} (${firmware.manifestPath})`, seen: name });
   return firmware.package(name);
 }
 
@@ -77,7 +113,7 @@ export function specFromPlan(station: Pick<OpenedStation, 'name' | 'component'> 
 /** The image the target starts from when the command line or the package says it: --from, else a delta's source. */
 function declaredStartingImage(firmware: FirmwareSet, pkg: Package, from: string | undefined): Image | undefined {
   const byVersion = (v: string, why: string): Image => {
-    if (!firmware.images.has(v)) throw new UsageError(`${why}: no image ${v}`, { expected: `one of ${[...firmware.images.keys()].join(', ')}`, seen: v });
+    if (!firmware.images.has(v)) throw new UsageError(`${why}: no image ${v}${didYouMean(v, firmware.images.keys())}`, { expected: `one of ${[...firmware.images.keys()].join(', ')}`, seen: v });
     return firmware.image(v);
   };
   if (from !== undefined) return byVersion(from, '--from');
@@ -87,25 +123,19 @@ function declaredStartingImage(firmware: FirmwareSet, pkg: Package, from: string
 
 /** Otherwise what the slot holds, when the manifest knows it: read over SWD, the one thing that needs the station. */
 async function imageInSlot(station: OpenedStation, firmware: FirmwareSet, recorder: Recorder, signal: AbortSignal): Promise<Image> {
-  // The header first, then only as many bytes as it says the image has.
+  // As many bytes as the longest release has: an image is known by its bytes, not by a header.
   const slot = station.layout;
-  const head = await station.probe.readRegion(slot.slotAddress, Math.min(slot.slotSize, IMAGE_HEADER_OFFSET + IMAGE_HEADER_SIZE), { signal });
-  const first = identifyImage(head);
-  let id = first;
-  let seen = head;
-  if ((first.state === 'truncated' || first.state === 'valid') && first.header.imageLength <= slot.slotSize) {
-    seen = await readWithProgress(station.probe, slot.slotAddress, first.header.imageLength, recorder, 'identify the slot', signal);
-    id = identifyImage(seen);
-  }
-  const known = id.state === 'valid' ? firmware.imageByHash(sha256Hex(seen.subarray(0, id.header.imageLength))) : undefined;
-  if (!known) {
+  const longest = Math.max(0, ...[...firmware.images.values()].map((i) => i.size));
+  const seen = await readWithProgress(station.probe, slot.slotAddress, Math.min(slot.slotSize, longest), recorder, 'identify the slot', signal);
+  const id = identifyContent(seen, { known: firmware.images.values(), locator: firmware.locator });
+  if (!id.image) {
     throw new UsageError('which image does the target start from?', {
       station: station.name,
       expected: `--from <version> (${[...firmware.images.keys()].join(', ')}): the slot holds no image the manifest knows`,
-      seen: id.state === 'valid' ? `${id.header.component} ${id.header.version} with other bytes` : id.state,
+      seen: id.text,
     });
   }
-  return known;
+  return id.image;
 }
 
 /** --plan before the station opens: a virtual station's plans always come from its API. */
@@ -127,6 +157,11 @@ export async function run(argv: string[]): Promise<number> {
     'block-size': { type: 'string' },
     crc: { type: 'string' },
     record: { type: 'string', short: 'o' },
+    mode: { type: 'string' },
+    bootloader: { type: 'string' },
+    manifest: { type: 'string' },
+    'report-within': { type: 'string' },
+    'settle-within': { type: 'string' },
   });
   const json = values.json === true;
   return runCommand(json, async () => {
@@ -135,24 +170,57 @@ export async function run(argv: string[]): Promise<number> {
     if ((values.package === undefined) === (values.plan === undefined)) {
       throw new UsageError('rig upgrade: what to deliver?', { expected: 'exactly one of --package <name> or --plan <declared plan>', seen: values.package ? 'both' : 'neither' });
     }
+    const mode = values.mode ?? 'proxy';
+    if (mode !== 'proxy' && mode !== 'dut') throw new UsageError('--mode: unknown mode', { expected: 'proxy (the rig plays the MCU) or dut (the MCU image under test drives)', seen: mode });
+    if (mode === 'dut') {
+      // The MCU under test has its own battery, block size and CRC check: the rig only observes them.
+      for (const o of ['battery', 'block-size', 'crc'] as const) {
+        if (values[o] !== undefined) throw new UsageError(`--${o} is the MCU's own in dut mode`, { expected: `--${o} with --mode proxy only`, seen: `--${o} ${values[o]}` });
+      }
+    } else {
+      for (const o of ['bootloader', 'report-within', 'settle-within'] as const) {
+        if (values[o] !== undefined) throw new UsageError(`--${o} is for dut mode`, { expected: `--${o} with --mode dut`, seen: `--${o} ${values[o]}` });
+      }
+    }
     const faults = parseFaults(values.fault ?? []);
-    const expect = parseExpect(values.expect);
+    const expect = parseExpect(values.expect, mode);
     const battery = intOption('battery', values.battery, 100, 0, 100);
     const blockSize = intOption('block-size', values['block-size'], 1024, 1, 1_000_000);
-    const firmware = await loadManifest();
+    const reportWithinMs = values['report-within'] === undefined ? undefined : intOption('report-within', values['report-within'], 0, 1);
+    const settleMs = values['settle-within'] === undefined ? undefined : intOption('settle-within', values['settle-within'], 0, 1);
+    const manifestPath = values.manifest ?? (mode === 'dut' ? dutManifestPath(packageRoot()) : undefined);
+    const firmware = await loadManifest(...(manifestPath !== undefined ? [manifestPath] : []));
     // Everything the command line names is resolved before the station opens: a typo must not start a sim,
     // switch power lines or start OpenOCD.
     const config = await loadConfig(values.config === undefined ? {} : { path: values.config });
-    const entry = Object.hasOwn(config.stations, name) ? config.stations[name] : undefined;
-    if (!entry) {
-      throw new ConfigError(`no station "${name}" in the config${config.source ? ` ${config.source}` : ''}`, { expected: `one of ${Object.keys(config.stations).join(', ')}`, seen: name });
-    }
+    checkStationName(name, config);
+    const entry = config.stations[name]!;
     const declared = values.plan !== undefined ? specFromPlan(stationForPlan(name, entry), firmware, values.plan) : undefined;
     const pkg = declared?.package ?? packageByName(firmware, values.package!);
     const declaredFrom = declaredStartingImage(firmware, pkg, values.from);
+    if (mode === 'dut' && !declaredFrom) {
+      throw new UsageError('rig upgrade --mode dut: which release does the MCU start from?', { expected: `--from <version> (${[...firmware.images.keys()].join(', ')})`, seen: 'no --from and a full package' });
+    }
+    const bootloader = mode === 'dut' ? chooseBootloader(firmware, values.bootloader) : undefined;
     const recorder = new CliRecorder({ quiet: json });
-    return withStation(name, { loaded: config, recorder }, async ({ station, signal }) => {
+    return withStation(name, { loaded: config, recorder, attach: values.attach }, async ({ station, signal }) => {
       const spec: UpgradeSpec = declared ?? { component: station.component, package: pkg };
+      if (mode === 'dut') {
+        const run = await runDutUpgrade(station, {
+          plan: spec,
+          from: declaredFrom!,
+          ...(bootloader ? { bootloader } : {}),
+          faults,
+          cloudFaults: (values['cloud-fault'] ?? []).map((kind) => ({ kind })),
+          recorder,
+          signal,
+          expect,
+          ...(reportWithinMs !== undefined ? { reportWithinMs } : {}),
+          ...(settleMs !== undefined ? { settleMs } : {}),
+        });
+        recorder.stopBar();
+        return report(run, values.record, json);
+      }
       const current = declaredFrom ?? (await imageInSlot(station, firmware, recorder, signal));
       await ensureBaseline(station, current, { signal, recorder });
       const unwatch = watchDownload(station, recorder);
@@ -170,12 +238,19 @@ export async function run(argv: string[]): Promise<number> {
         ...(values.crc !== undefined ? { crcAlgorithm: values.crc } : {}),
       }).finally(unwatch);
       recorder.stopBar();
-      const file = writeRecord(run, values.record);
-      const unfired = unfiredFaults(run);
-      if (json) process.stdout.write(`${JSON.stringify({ station: station.name, verdict: run.verdict, readback: run.readback, fired: run.fired, unfired, record: file }, null, 2)}\n`);
-      else process.stdout.write(`${describeRun(run, file, paint(process.stdout))}\n`);
-      if (!run.verdict.ok) return ExitCode.failure;
-      return unfired.length > 0 ? ExitCode.faultNotFired : ExitCode.ok;
+      return report(run, values.record, json);
     });
   });
+}
+
+/** The verdict and evidence on stdout, the record written; the exit code from both. */
+function report(run: RunRecord, recordFile: string | undefined, json: boolean): number {
+  const file = writeRecord(run, recordFile);
+  const unfired = unfiredFaults(run);
+  if (json) {
+    const dut = run.dut ? { slots: run.dut.slots, bootRecord: run.dut.bootRecord, settled: run.dut.settled } : undefined;
+    process.stdout.write(`${JSON.stringify({ station: run.station.name, mode: run.mode ?? run.flow, verdict: run.verdict, download: run.download, readback: run.readback, ...(dut ? { dut } : {}), fired: run.fired, unfired, record: file }, null, 2)}\n`);
+  } else process.stdout.write(`${describeRun(run, file, paint(process.stdout))}\n`);
+  if (!run.verdict.ok) return ExitCode.failure;
+  return unfired.length > 0 ? ExitCode.faultNotFired : ExitCode.ok;
 }

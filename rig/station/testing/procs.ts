@@ -6,6 +6,9 @@ interface ProcStat {
   pid: number;
   ppid: number;
   state: string;
+  /** Process group and session ids (proc(5) fields 5 and 6). */
+  pgrp: number;
+  session: number;
 }
 
 function stat(pid: number): ProcStat | undefined {
@@ -13,7 +16,7 @@ function stat(pid: number): ProcStat | undefined {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name is in parentheses and may itself contain spaces or parentheses.
     const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { pid, state: rest[0]!, ppid: Number(rest[1]) };
+    return { pid, state: rest[0]!, ppid: Number(rest[1]), pgrp: Number(rest[2]), session: Number(rest[3]) };
   } catch {
     return undefined;
   }
@@ -56,4 +59,9 @@ export function descendants(root: number): number[] {
 export function isGone(pid: number): boolean {
   const s = stat(pid);
   return s === undefined || s.state === 'Z' || s.state === 'X';
+}
+
+/** The session a process belongs to (its leader's pid); undefined once it is gone. */
+export function sessionOf(pid: number): number | undefined {
+  return stat(pid)?.session;
 }
