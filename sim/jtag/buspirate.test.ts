@@ -14,7 +14,7 @@ function setup() {
   const bp = new BusPirate(port, (l) => log.push(l));
   let now = 0;
   const send = (bytes: number[] | Buffer, dt = 1): Buffer => bp.receive(Buffer.from(bytes), (now += dt));
-  return { target, bp, log, send };
+  return { target, port, bp, log, send };
 }
 
 function enterOcd(send: ReturnType<typeof setup>['send']): void {
@@ -112,6 +112,16 @@ describe('Bus Pirate binary modes', () => {
     expect(bp.stats.dropped).toBe(1);
     expect(log.join('\n')).toMatch(/dropped \d+ bytes of an unfinished command/);
     expect(send([0x06]).toString('latin1')).toBe('OCD1');
+  });
+
+  test('one debugger at a time: another adapter taking the TAP cuts this one off until its host starts again', () => {
+    const { send, port } = setup();
+    enterOcd(send);
+    port.claim({}); // another adapter's debugger, e.g. a remote_bitbang connection
+    expect(tdoBits(send(tapShift(idcodeScan)), 0, idcodeScan.length)).toBe((1n << BigInt(idcodeScan.length)) - 1n);
+    expect(send([0x00]).toString('latin1')).toBe('BBIO1');
+    expect(send([0x06]).toString('latin1')).toBe('OCD1');
+    expect(tdoBits(send(tapShift(idcodeScan)), 9, 32)).toBe(0x4ba00477n);
   });
 
   test('an unpowered target drives no TDO: every bit reads 1', () => {

@@ -109,6 +109,7 @@ export class BusPirate {
       if (c === CMD_UNKNOWN) replies.push(BBIO1);
       else if (c === CMD_ENTER_OOCD) {
         this.mode = 'ocd';
+        this.debugPort.claim(this);
         replies.push(OCD1);
       } else if (c === BBIO_RESET) this.mode = 'terminal';
       else {
@@ -137,6 +138,7 @@ export class BusPirate {
         if (input.length - at < 3) return 0;
         const feature = input[at + 1]!;
         const asserted = input[at + 2] === 0; // TRST and SRST are active-low outputs
+        if (!this.debugPort.holds(this)) return 3;
         if (feature === FEATURE_SRST) this.debugPort.setSrst(asserted);
         else if (feature === FEATURE_TRST && asserted) this.debugPort.trst();
         return 3;
@@ -164,7 +166,9 @@ export class BusPirate {
         reply[0] = CMD_TAP_SHIFT;
         reply[1] = bits >> 8;
         reply[2] = bits & 0xff;
-        this.debugPort.shift(tms, tdi, bits, reply.subarray(3));
+        // Another debugger took the target: this adapter's TDO floats high, as with its cable pulled.
+        if (this.debugPort.holds(this)) this.debugPort.shift(tms, tdi, bits, reply.subarray(3));
+        else reply.fill(0xff, 3);
         this.stats.shifts++;
         this.stats.bits += bits;
         replies.push(reply);

@@ -125,6 +125,8 @@ export class DebugPort {
 
   /** Set when OpenOCD sent `Q` (quit); the server then closes the connection. */
   quit = false;
+  /** The adapter whose debugger has the TAP (see claim). */
+  private holder: object | undefined;
   readonly stats: DebugPortStats = { bytes: 0, chunks: 0, unknownBytes: 0, transactions: 0, busFaults: 0 };
   /** Called with each byte that is not part of the protocol (for the simulator's log). */
   onUnknownByte: ((byte: number) => void) | undefined;
@@ -146,6 +148,19 @@ export class DebugPort {
     this.readResult = 0;
     this.csw = CSW_RESET;
     this.tar = 0;
+  }
+
+  /**
+   * One debugger at a time, whatever adapter it comes through: the adapter that starts a session (a
+   * remote_bitbang connection, a Bus Pirate entering its OpenOCD mode) takes the TAP, and the one that had
+   * it is cut off (`holds` turns false), as if its cable had been pulled.
+   */
+  claim(adapter: object): void {
+    this.holder = adapter;
+  }
+
+  holds(adapter: object): boolean {
+    return this.holder === adapter;
   }
 
   get tapState(): string {
