@@ -79,6 +79,21 @@ function chip(target: TargetName, source: string) {
       w(0x40022004, KEY2);
       w(0x40022010, 0x1); // PG, as stm32f1x.c sets it before starting its loader
     },
+    /** stm32f1x.c's start: PG set, an empty FIFO at FIFO, the loader run with its parameters. */
+    startF1(halfWords: number, fifoEnd: number, address: number): void {
+      this.unlockF1();
+      w(FIFO, FIFO + 8);
+      w(FIFO + 4, FIFO + 8);
+      this.run({ 0: 0x40022000, 1: halfWords, 2: FIFO, 3: fifoEnd, 4: address });
+    },
+    /** stm32f2x.c's start: unlocked (the loader sets PG itself), an empty FIFO, the loader run. */
+    startF4(halfWords: number, fifoEnd: number, address: number): void {
+      w(0x40023c04, KEY1);
+      w(0x40023c04, KEY2);
+      w(FIFO, FIFO + 8);
+      w(FIFO + 4, FIFO + 8);
+      this.run({ 0: FIFO, 1: fifoEnd, 2: address, 3: halfWords, 4: 0x40023c00 });
+    },
   };
 }
 
@@ -136,10 +151,7 @@ describe('stm32f1x flash loader', () => {
   test('a half-word the FPEC refuses (not erased): rp = 0, halts with PGERR in r0, the cell keeps its value', () => {
     const c = chip('stm32f1x', 'stm32f1x.S');
     c.t.loadFlash(Buffer.from([0x34, 0x12]), 0x802);
-    c.unlockF1();
-    c.w(FIFO, FIFO + 8);
-    c.w(FIFO + 4, FIFO + 8);
-    c.run({ 0: 0x40022000, 1: 4, 2: FIFO, 3: FIFO + 0x40, 4: FLASH + 0x800 });
+    c.startF1(4, FIFO + 0x40, FLASH + 0x800);
     c.w(FIFO, fill(c, FIFO + 8, Buffer.from([0xaa, 0xaa, 0xbb, 0xbb, 0xcc, 0xcc, 0xdd, 0xdd])));
     expect(c.events).toEqual(['started', 'halted']);
     expect(c.r(FIFO + 4)).toBe(0);
@@ -149,10 +161,7 @@ describe('stm32f1x flash loader', () => {
 
   test('a write pointer of 0 (the debugger aborting) halts it with r0 = 0 and nothing written', () => {
     const c = chip('stm32f1x', 'stm32f1x.S');
-    c.unlockF1();
-    c.w(FIFO, FIFO + 8);
-    c.w(FIFO + 4, FIFO + 8);
-    c.run({ 0: 0x40022000, 1: 100, 2: FIFO, 3: FIFO + 0x40, 4: FLASH });
+    c.startF1(100, FIFO + 0x40, FLASH);
     c.w(FIFO, 0);
     expect(c.events).toEqual(['started', 'halted']);
     expect(c.reg.get(0)).toBe(0);
@@ -161,11 +170,8 @@ describe('stm32f1x flash loader', () => {
 
   test('a power cut midway leaves the flash torn where the loader was: written before, erased after', () => {
     const c = chip('stm32f1x', 'stm32f1x.S');
-    c.unlockF1();
-    c.w(FIFO, FIFO + 8);
-    c.w(FIFO + 4, FIFO + 8);
     const data = halves(32, 2);
-    c.run({ 0: 0x40022000, 1: 32, 2: FIFO, 3: FIFO + 8 + 64, 4: FLASH + 0x1000 });
+    c.startF1(32, FIFO + 8 + 64, FLASH + 0x1000);
     c.w(FIFO, fill(c, FIFO + 8, data.subarray(0, 20)));
     c.t.setPower(false);
     expect(c.events).toEqual(['started', 'interrupted']);
@@ -178,10 +184,7 @@ describe('stm32f1x flash loader', () => {
 
   test('NRST midway interrupts it; the flash interface relocks; later FIFO writes program nothing', () => {
     const c = chip('stm32f1x', 'stm32f1x.S');
-    c.unlockF1();
-    c.w(FIFO, FIFO + 8);
-    c.w(FIFO + 4, FIFO + 8);
-    c.run({ 0: 0x40022000, 1: 8, 2: FIFO, 3: FIFO + 0x40, 4: FLASH });
+    c.startF1(8, FIFO + 0x40, FLASH);
     c.w(FIFO, fill(c, FIFO + 8, halves(2, 3)));
     c.t.reset();
     expect(c.events).toEqual(['started', 'interrupted']);
@@ -192,10 +195,7 @@ describe('stm32f1x flash loader', () => {
 
   test('a bus fault (flash address off the map) loses the core in its fault handler: it never halts', () => {
     const c = chip('stm32f1x', 'stm32f1x.S');
-    c.unlockF1();
-    c.w(FIFO, FIFO + 8);
-    c.w(FIFO + 4, FIFO + 8);
-    c.run({ 0: 0x40022000, 1: 2, 2: FIFO, 3: FIFO + 0x40, 4: 0x30000000 });
+    c.startF1(2, FIFO + 0x40, 0x30000000);
     c.w(FIFO, fill(c, FIFO + 8, halves(2, 5)));
     expect(c.events).toEqual(['started', 'fault']);
     expect(c.halted()).toBe(false);
@@ -210,10 +210,7 @@ describe('stm32f1x flash loader', () => {
 
   test('a halt from the debugger stops it; resuming elsewhere starts nothing', () => {
     const c = chip('stm32f1x', 'stm32f1x.S');
-    c.unlockF1();
-    c.w(FIFO, FIFO + 8);
-    c.w(FIFO + 4, FIFO + 8);
-    c.run({ 0: 0x40022000, 1: 8, 2: FIFO, 3: FIFO + 0x40, 4: FLASH });
+    c.startF1(8, FIFO + 0x40, FLASH);
     c.w(DHCSR, 0xa05f0003);
     c.w(FIFO, fill(c, FIFO + 8, halves(2, 6)));
     expect(c.events).toEqual(['started', 'interrupted']);
@@ -226,10 +223,7 @@ describe('stm32f1x flash loader', () => {
   test('code that is not a known routine (one byte differs) does not run: no event, no halt, no flash write', () => {
     const c = chip('stm32f1x', 'stm32f1x.S');
     c.w(CODE + 5, CODE_BYTES[5]! ^ 1, 1);
-    c.unlockF1();
-    c.w(FIFO, FIFO + 8);
-    c.w(FIFO + 4, FIFO + 8);
-    c.run({ 0: 0x40022000, 1: 2, 2: FIFO, 3: FIFO + 0x40, 4: FLASH });
+    c.startF1(2, FIFO + 0x40, FLASH);
     c.w(FIFO, fill(c, FIFO + 8, halves(2, 7)));
     expect(c.events).toEqual([]);
     expect(c.t.coreState).toBe('running');
@@ -239,18 +233,10 @@ describe('stm32f1x flash loader', () => {
 });
 
 describe('stm32f2x flash loader (the F4)', () => {
-  function unlockF4(c: ReturnType<typeof chip>): void {
-    c.w(0x40023c04, KEY1);
-    c.w(0x40023c04, KEY2);
-  }
-
   test('sets PG | PSIZE_16 itself, programs each half-word, halts with the count done', () => {
     const c = chip('stm32f4x', 'stm32f2x.S');
-    unlockF4(c);
     const data = halves(10, 8);
-    c.w(FIFO, FIFO + 8);
-    c.w(FIFO + 4, FIFO + 8);
-    c.run({ 0: FIFO, 1: FIFO + 0x200, 2: FLASH + 0x4000, 3: 10, 4: 0x40023c00 });
+    c.startF4(10, FIFO + 0x200, FLASH + 0x4000);
     c.w(FIFO, fill(c, FIFO + 8, data));
     expect(c.events).toEqual(['started', 'halted']);
     expect(c.t.readFlash(0x4000, 20).equals(data)).toBe(true);
@@ -262,10 +248,7 @@ describe('stm32f2x flash loader (the F4)', () => {
   test('a write-protected sector: WRPERR, rp = 0, r1 = 0, halts; the sector is untouched', () => {
     const c = chip('stm32f4x', 'stm32f2x.S');
     c.t.flashInterface.setWriteProtected([1]);
-    unlockF4(c);
-    c.w(FIFO, FIFO + 8);
-    c.w(FIFO + 4, FIFO + 8);
-    c.run({ 0: FIFO, 1: FIFO + 0x200, 2: FLASH + 0x4000, 3: 2, 4: 0x40023c00 });
+    c.startF4(2, FIFO + 0x200, FLASH + 0x4000);
     c.w(FIFO, fill(c, FIFO + 8, halves(2, 9)));
     expect(c.events).toEqual(['started', 'halted']);
     expect(c.r(FIFO + 4)).toBe(0);

@@ -41,122 +41,136 @@ export interface NativeAlgorithm {
   start(regs: Uint32Array, bus: CoreBus): AlgorithmStep;
 }
 
-/** A FIFO-fed half-word flash loader's state between steps. */
-interface LoaderState {
-  /** Set between the half-word's write into flash and the end of the BSY poll that follows it. */
-  rpAfterWrite: number | undefined;
-  /** The loader's scratch register, returned as the status in r0. */
-  status: number;
+/** Where a FIFO-fed half-word flash loader keeps what, by register number, and how it reads the flash's SR. */
+interface FifoLoaderSpec {
+  name: string;
+  size: number;
+  sha256: string;
+  breakpointOffset: number;
+  /** Parameters: FIFO start (wp at +0, rp at +4, data from +8), FIFO end, flash address, half-words, flash registers. */
+  fifo: number;
+  end: number;
+  address: number;
+  count: number;
+  flashRegs: number;
+  /** Scratch registers: the write and read pointers as loaded. The status (r6 in both) is returned in r0. */
+  wp: number;
+  rp: number;
+  /** SR's busy bit and the error bits that make the loader store rp = 0 (zeroing this register first) and stop. */
+  busy: number;
+  errors: number;
+  errorZero: number;
+  /** Written to CR before each half-word (the F4 loader sets PG | PSIZE_16 itself). */
+  control?: number;
+}
+
+const STATUS = 6;
+
+/**
+ * The flash loaders' common loop: wait for wp ≠ rp (wp = 0 aborts), [CR = control,] copy *rp → *address, poll
+ * SR until not busy, an error stores rp = 0 and stops, else store the advanced rp (wrapping to FIFO start +
+ * 8) and count down. A step runs until the FIFO is empty or the flash busy, and resumes where it was.
+ */
+function fifoLoader(spec: FifoLoaderSpec): NativeAlgorithm {
+  const { name, size, sha256, breakpointOffset } = spec;
+  return {
+    name,
+    size,
+    sha256,
+    breakpointOffset,
+    start(regs, bus) {
+      const fifo = regs[spec.fifo]!;
+      const fifoEnd = regs[spec.end]!;
+      const flashRegs = regs[spec.flashRegs]!;
+      /** Set between a half-word's write into flash and the end of the SR poll that follows it. */
+      let rpAfterWrite: number | undefined;
+      const exit = (): boolean => {
+        regs[0] = regs[STATUS]!;
+        return true;
+      };
+      return () => {
+        for (;;) {
+          if (rpAfterWrite === undefined) {
+            const wp = bus.read32(fifo);
+            regs[spec.wp] = wp;
+            if (wp === 0) return exit();
+            const rp = bus.read32(fifo + 4);
+            regs[spec.rp] = rp;
+            if (rp === wp) return false;
+            if (spec.control !== undefined) {
+              regs[STATUS] = spec.control;
+              bus.write32(flashRegs + 0x10, spec.control);
+            }
+            const half = bus.read16(rp);
+            regs[STATUS] = half;
+            bus.write16(regs[spec.address]!, half);
+            rpAfterWrite = (rp + 2) >>> 0;
+            regs[spec.address] = (regs[spec.address]! + 2) >>> 0;
+          }
+          const sr = bus.read32(flashRegs + 0x0c);
+          regs[STATUS] = sr;
+          if (sr & spec.busy) return false;
+          let rp = rpAfterWrite;
+          rpAfterWrite = undefined;
+          if (sr & spec.errors) {
+            regs[spec.errorZero] = 0;
+            bus.write32(fifo + 4, 0);
+            return exit();
+          }
+          if (rp >= fifoEnd) rp = (fifo + 8) >>> 0;
+          regs[spec.rp] = rp;
+          bus.write32(fifo + 4, rp);
+          regs[spec.count] = (regs[spec.count]! - 1) >>> 0;
+          if (regs[spec.count] === 0) return exit();
+        }
+      };
+    },
+  };
 }
 
 /**
  * stm32f1x.S (OpenOCD 0.12 contrib/loaders/flash/stm32): r0 flash registers (in), status (out); r1 half-words;
- * r2 FIFO start (wp, rp, data…); r3 FIFO end; r4 flash address. Per half-word: wait for wp ≠ rp (wp = 0
- * aborts), copy *rp → *r4, poll SR until BSY = 0, PGERR|WRPRTERR sets rp = 0 and stops, else store the
- * advanced rp (wrapping to FIFO start + 8).
+ * r2 FIFO start; r3 FIFO end; r4 flash address; wp in r6, rp in r5; SR BSY bit 0, PGERR|WRPRTERR 0x14.
  */
-const stm32f1xLoader: NativeAlgorithm = {
+const stm32f1xLoader = fifoLoader({
   name: 'contrib/loaders/flash/stm32/stm32f1x.S (OpenOCD 0.12)',
   size: 60,
   sha256: '235f3fe81b0e4e476a24939805f082bcc507b020e3db21ac341125725b63b601',
   breakpointOffset: 58,
-  start(regs, bus) {
-    const flashRegs = regs[0]!;
-    const fifo = regs[2]!;
-    const fifoEnd = regs[3]!;
-    const s: LoaderState = { rpAfterWrite: undefined, status: regs[6]! };
-    const exit = (): boolean => {
-      regs[0] = s.status;
-      return true;
-    };
-    return () => {
-      for (;;) {
-        if (s.rpAfterWrite === undefined) {
-          const wp = bus.read32(fifo);
-          s.status = wp;
-          if (wp === 0) return exit();
-          const rp = bus.read32(fifo + 4);
-          regs[5] = rp;
-          if (rp === wp) return false;
-          bus.write16(regs[4]!, bus.read16(rp));
-          s.rpAfterWrite = (rp + 2) >>> 0;
-          regs[4] = (regs[4]! + 2) >>> 0;
-        }
-        const sr = bus.read32(flashRegs + 0x0c);
-        s.status = sr;
-        if (sr & 0x01) return false; // BSY
-        let rp = s.rpAfterWrite;
-        s.rpAfterWrite = undefined;
-        if (sr & 0x14) {
-          bus.write32(fifo + 4, 0);
-          return exit();
-        }
-        if (rp >= fifoEnd) rp = (fifo + 8) >>> 0;
-        regs[5] = rp;
-        bus.write32(fifo + 4, rp);
-        regs[1] = (regs[1]! - 1) >>> 0;
-        if (regs[1] === 0) return exit();
-      }
-    };
-  },
-};
+  fifo: 2,
+  end: 3,
+  address: 4,
+  count: 1,
+  flashRegs: 0,
+  wp: STATUS,
+  rp: 5,
+  busy: 0x01,
+  errors: 0x14,
+  errorZero: 0,
+});
 
 /**
- * stm32f2x.S (the stm32f4x driver's loader): r0 FIFO start (in), status (out); r1 FIFO end; r2 flash
- * address; r3 half-words; r4 flash registers. Per half-word: CR = PG | PSIZE_16, copy *rp → *r2, poll SR
- * until BSY (bit 16) = 0, PGSERR|PGPERR|PGAERR|WRPERR sets rp = 0 and stops, else store the advanced rp.
+ * stm32f2x.S (the stm32f4x driver's loader): r0 FIFO start (in), status (out); r1 FIFO end; r2 flash address;
+ * r3 half-words; r4 flash registers; wp in r8, rp in r7; CR = PG | PSIZE_16 before each half-word; SR BSY
+ * bit 16, PGSERR|PGPERR|PGAERR|WRPERR 0xF0 (r1 zeroed on an error).
  */
-const stm32f2xLoader: NativeAlgorithm = {
+const stm32f2xLoader = fifoLoader({
   name: 'contrib/loaders/flash/stm32/stm32f2x.S (OpenOCD 0.12)',
   size: 76,
   sha256: '3dade9f8110399bc5f484e04987ce2037d892fd56634c89bcb6ceac57ced893d',
   breakpointOffset: 68,
-  start(regs, bus) {
-    const fifo = regs[0]!;
-    const fifoEnd = regs[1]!;
-    const flashRegs = regs[4]!;
-    const s: LoaderState = { rpAfterWrite: undefined, status: regs[6]! };
-    const exit = (): boolean => {
-      regs[0] = s.status;
-      regs[6] = s.status;
-      return true;
-    };
-    return () => {
-      for (;;) {
-        if (s.rpAfterWrite === undefined) {
-          const wp = bus.read32(fifo);
-          regs[8] = wp;
-          if (wp === 0) return exit();
-          const rp = bus.read32(fifo + 4);
-          regs[7] = rp;
-          if (rp === wp) return false;
-          s.status = 0x101;
-          bus.write32(flashRegs + 0x10, 0x101); // PG | PSIZE_16
-          const half = bus.read16(rp);
-          s.status = half;
-          bus.write16(regs[2]!, half);
-          s.rpAfterWrite = (rp + 2) >>> 0;
-          regs[2] = (regs[2]! + 2) >>> 0;
-        }
-        const sr = bus.read32(flashRegs + 0x0c);
-        s.status = sr;
-        if (sr & 0x10000) return false; // BSY
-        let rp = s.rpAfterWrite;
-        s.rpAfterWrite = undefined;
-        if (sr & 0xf0) {
-          regs[1] = 0;
-          bus.write32(fifo + 4, 0);
-          return exit();
-        }
-        if (rp >= fifoEnd) rp = (fifo + 8) >>> 0;
-        regs[7] = rp;
-        bus.write32(fifo + 4, rp);
-        regs[3] = (regs[3]! - 1) >>> 0;
-        if (regs[3] === 0) return exit();
-      }
-    };
-  },
-};
+  fifo: 0,
+  end: 1,
+  address: 2,
+  count: 3,
+  flashRegs: 4,
+  wp: 8,
+  rp: 7,
+  busy: 0x10000,
+  errors: 0xf0,
+  errorZero: 1,
+  control: 0x101,
+});
 
 /**
  * armv7m_crc.s (OpenOCD's verify_image on a Cortex-M): r0 address (in), CRC (out); r1 byte count. CRC-32
