@@ -62,7 +62,7 @@ const options = {
   target: { type: 'string', default: 'stm32f1x', help: `${targetNames.join('|')}: the STM32 behind the JTAG server` },
   'flash-image': { type: 'string', help: 'raw binary preloaded at the start of the target flash' },
   'flash-size-kib': { type: 'string', help: 'target flash size, KiB; default the part largest' },
-  mcu: { type: 'string', default: 'on', help: 'on|off: the virtual MCU, its UART taps and console (off: none of them, no "mcu" key)' },
+  mcu: { type: 'string', default: 'off', help: 'on|off: the virtual MCU, its UART taps and console, for dut mode (off: none of them, no "mcu" key)' },
   'mcu-battery': { type: 'string', default: String(defaultMcuOptions.batteryPercent), help: 'the MCU battery reading, percent (checked against a 10700 limit)' },
   'mcu-block-size': { type: 'string', default: String(defaultMcuOptions.blockSize), help: 'bytes per AT+QIOTOTARD the MCU reads' },
   'mcu-watchdog-ms': { type: 'string', default: String(defaultMcuOptions.watchdogMs), help: 'watchdog window, protocol ms (an image in trial must confirm within it)' },

@@ -9,7 +9,7 @@ import type { FailureType, Outcome } from '../rig/sota/index.ts';
 import { sotaSuite } from './fixtures.ts';
 import { expectDut, expectFaultsFired } from './support/evidence.ts';
 
-const { test, budget, retry, suite } = await sotaSuite({ feature: 'dut mode: planted defects', manifest: 'fixtures/mcu/manifest.json', startImage: 'vbl-1.0' });
+const { test, budget, retry, suite } = await sotaSuite({ feature: 'dut mode: planted defects', manifest: 'fixtures/mcu/manifest.json', startImage: 'vbl-1.0', sim: { simArgs: ['--mcu', 'on'] } });
 const T = suite.timeouts;
 const bounds = { reportWithinMs: T.bootMs + Math.round(T.updateWaitMs / 10) + T.marginMs, settleMs: Math.round(budget.upgrade / 2) };
 

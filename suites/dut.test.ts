@@ -9,7 +9,7 @@ import { sotaSuite } from './fixtures.ts';
 import { expectDut, expectFaultsFired } from './support/evidence.ts';
 
 // A fresh virtual station starts with the bootloader at the flash base: the first arrange only writes slot A.
-const { test, budget, retry, suite } = await sotaSuite({ feature: 'dut mode', manifest: 'fixtures/mcu/manifest.json', startImage: 'vbl-1.0' });
+const { test, budget, retry, suite } = await sotaSuite({ feature: 'dut mode', manifest: 'fixtures/mcu/manifest.json', startImage: 'vbl-1.0', sim: { simArgs: ['--mcu', 'on'] } });
 const o = { timeout: budget.disturbed, retry };
 // Bounds of the MCU under test, in the station's time: a start to its version report (boot, a swap of the
 // 8–9 KiB images, a watchdog window), and the whole upgrade.

@@ -96,6 +96,18 @@ describe('runProxyUpgrade on the virtual station', () => {
     expect(station.probe.pid).toBe(pid);
   });
 
+  test('a fault that comes due while the image is written (programming+<ms>) runs alongside the write, not after it', { timeout: 90_000 }, async () => {
+    const v1 = small.image('1_0_0');
+    await ensureBaseline(station, v1);
+    const run = await runProxyUpgrade(station, { plan: spec('full_2_0_0'), current: v1, faults: [parseFault('programming+300ms:power-cycle-target=300')] });
+    expect(run.verdict.outcome, run.verdict.summary).toBe('upgraded');
+    const program = run.phases.find((p) => p.name === 'program')!;
+    const fired = run.fired[0]!;
+    // Writing 4 KiB over remote_bitbang takes over a second: the cut comes in the middle of it.
+    expect(fired.t).toBeGreaterThan(program.start);
+    expect(fired.t).toBeLessThan(program.end);
+  });
+
   test('programming that outlasts the update wait ends the run with an update-wait timer error before the version report', { timeout: 90_000 }, async () => {
     const v1 = small.image('1_0_0');
     await ensureBaseline(station, v1);

@@ -332,7 +332,7 @@ describe('openStation("virtual")', () => {
     const err = await openStation('virtual', { config: fast(), lockDir: dir, signal: ctl.signal, recorder }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AbortedError);
     expect((err as AbortedError).station).toBe('virtual');
-    expect(steps).toEqual(['virtual: lock', 'virtual: start the virtual station', 'virtual: power lines', 'virtual: module AT port', 'virtual: module answers AT', 'virtual: MCU taps and console', 'virtual: probe (OpenOCD)']);
+    expect(steps).toEqual(['virtual: lock', 'virtual: start the virtual station', 'virtual: power lines', 'virtual: module AT port', 'virtual: module answers AT', 'virtual: probe (OpenOCD)']);
     for (const pid of descendants(process.pid).filter((p) => !before.has(p))) expect({ pid, cmd: commandLine(pid), gone: isGone(pid) }).toMatchObject({ gone: true });
     expect(protectedLines().filter((l) => l.startsWith('virtual/'))).toEqual([]);
     const lock = await lockStation('virtual', { dir });

@@ -112,8 +112,8 @@ test('the rig SIGKILLed: its sim and the sim’s socats go, and so does the run 
     const first = await firstLine(holder, 30_000, 'its station was up', () => stderr);
     held = JSON.parse(first) as { sim: number; keeper: number; runDir: string };
     simTree = [held.sim, ...descendants(held.sim)];
-    // The module's pty, the relay board's, the probe's, and the virtual MCU's two UART taps and console (sim --mcu on).
-    expect(simTree.map((p) => commandLine(p).split(' ')[0]).filter((c) => c === 'socat')).toHaveLength(6);
+    // The module's pty, the relay board's and the probe's (sim --mcu off by default).
+    expect(simTree.map((p) => commandLine(p).split(' ')[0]).filter((c) => c === 'socat')).toHaveLength(3);
     expect(existsSync(held.runDir)).toBe(true);
     holder.kill('SIGKILL');
     await holderExit;

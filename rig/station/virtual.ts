@@ -103,7 +103,12 @@ function simCommand(): { file: string; execArgv: string[] } {
 }
 
 function simArgs(v: VirtualStationConfig, runDir: string): string[] {
-  const args = ['--baud', String(v.baud), '--time-scale', String(v.timeScale), '--target', v.target, '--run-dir', runDir, '--remove-run-dir', '--exit-on-stdin-close'];
+  return [...simSettings(v), '--run-dir', runDir, '--remove-run-dir', '--exit-on-stdin-close'];
+}
+
+/** The sim options a virtual station's settings become: what makes two virtual stations behave differently. */
+export function simSettings(v: VirtualStationConfig): string[] {
+  const args = ['--baud', String(v.baud), '--time-scale', String(v.timeScale), '--target', v.target];
   const opt = (flag: string, value: string | number | undefined): void => {
     if (value !== undefined) args.push(flag, String(value));
   };

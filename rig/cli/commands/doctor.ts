@@ -19,6 +19,7 @@ import { Probe, type TargetInfo } from '../../probe/probe.ts';
 import { QuecThing } from '../../quecthing/quecthing.ts';
 import { defaultLockDir, lockStation } from '../../station/lock.ts';
 import { resolveTimeouts } from '../../station/timeouts.ts';
+import { gpioKernelChecks } from '../../power/gpio-kernel.ts';
 import { attachVirtualStation, startVirtualStation, type VirtualStation } from '../../station/virtual.ts';
 import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, paint, parse, table, UsageError } from '../output.ts';
@@ -363,6 +364,10 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
       } else for (const ln of lineNames) c.skip(`line ${ln}`, 'lines not open');
       if (Object.values(hw.power.lines).some((l) => l.kind === 'gpio' && l.unexportOnClose)) {
         for (const w of gpioReleaseChecks(name, hw.power.lines, gpioReleaseBehaviour())) c.add(w.check, w.status, w.detail, w.fix);
+      }
+      // What the kernel must give the sysfs GPIO driver (deprecated upstream, still in Raspberry Pi OS).
+      if (Object.values(hw.power.lines).some((l) => l.kind === 'gpio')) {
+        for (const k of gpioKernelChecks()) c.add(k.check, k.status, k.detail, k.fix);
       }
     }
 

@@ -79,7 +79,7 @@ export function chooseBootloader(firmware: FirmwareSet, key: string | undefined)
   return boots.length === 1 ? boots[0]![1] : undefined;
 }
 
-function packageByName(firmware: FirmwareSet, name: string): Package {
+export function packageByName(firmware: FirmwareSet, name: string): Package {
   if (!firmware.packages.has(name)) throw new UsageError(`--package: no package ${name}${didYouMean(name, firmware.packages.keys())}`, { expected: `one of ${[...firmware.packages.keys()].join(', ')} (${firmware.manifestPath})`, seen: name });
   return firmware.package(name);
 }
