@@ -127,6 +127,13 @@ export const probeInterfaceSchema = z.discriminatedUnion('kind', [
       port: z.number().int().min(1).max(65535),
     })
     .strict(),
+  z
+    .object({
+      kind: z.literal('buspirate'),
+      port: z.string().regex(/^\/[\x21-\x7e]+$/, 'the adapter\'s serial port: an absolute device path without spaces (/dev/serial/by-id/…)'),
+      transport: z.enum(['jtag', 'swd']).optional(),
+    })
+    .strict(),
 ]);
 
 export const probeConfigSchema = z

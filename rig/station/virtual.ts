@@ -1,7 +1,7 @@
 // The one file in rig/ that knows about the virtual station. It starts `sim/main.ts` as a child process with
 // the station's options and a private run directory, reads the one JSON line the sim prints, and turns it
 // into an ordinary hardware station entry: the module on a pty path, a Firmata relay board with the sim's
-// pins as power lines, an OpenOCD remote_bitbang probe, the admin API as the plan source. From there on the
+// pins as power lines, an OpenOCD probe (a Bus Pirate on a pty), the admin API as the plan source. From there on the
 // rig drives it through its hardware code paths. No sim outlives the rig: the sim exits when its stdin (a
 // pipe from this process) closes, which the kernel does even when the rig is killed outright, or when its
 // stdout/stderr pipes break; and where util-linux's setpriv exists it also gets SIGTERM from the kernel when
@@ -26,7 +26,7 @@ interface SimLine {
     pins: { moduleVbat: number; moduleResetN: number; targetVdd: number; targetNrst: number };
     contacts: Partial<Record<'moduleVbat' | 'moduleResetN' | 'targetVdd' | 'targetNrst', 'NO' | 'NC'>>;
   };
-  jtag: { host: string; port: number; target: 'stm32f1x' | 'stm32f4x' };
+  jtag: { host: string; port: number; target: 'stm32f1x' | 'stm32f4x'; buspirate: string };
   /** The virtual MCU (docs/virtual-mcu.md §8); layout null when the flash is too small for one. */
   mcu?: {
     taps?: { mcuToModule: string; moduleToMcu: string; baud: number };
@@ -162,8 +162,14 @@ export function stationFromSim(v: VirtualStationConfig, sim: SimLine): HardwareS
       },
       roles: { moduleSupply: 'module-vbat', moduleReset: 'module-reset', targetSupply: 'target-vdd', targetReset: 'target-nrst' },
     },
-    // The virtual STM32 has no CPU to run flash algorithms on: no work area (openocd-sim.md §4.3).
-    probe: { interface: { kind: 'remote_bitbang', host: sim.jtag.host, port: sim.jtag.port }, target: sim.jtag.target, workAreaSize: 0, openocd: v.openocd },
+    // The sim's STM32 sits behind two adapters; the Bus Pirate's serial port makes one round trip per ~128
+    // JTAG scans where remote_bitbang makes one per scan. The target cfg's work area: the virtual core
+    // carries out OpenOCD's own flash loader and CRC routine.
+    probe: {
+      interface: { kind: 'buspirate', port: sim.jtag.buspirate },
+      target: sim.jtag.target,
+      openocd: v.openocd,
+    },
     layout: v.layout,
     timeouts: { ...v.timeouts, timeScale: v.timeScale },
     plans: { kind: 'api', url: sim.admin.url },
@@ -258,7 +264,7 @@ function readSimLine(child: ChildProcess, timeoutMs: number, station: string, ta
       let parsed: SimLine;
       try {
         parsed = JSON.parse(line) as SimLine;
-        if (!parsed.module?.port || !parsed.admin?.url || !parsed.firmata?.port || !parsed.jtag?.port) throw new Error('missing module, admin, firmata or jtag');
+        if (!parsed.module?.port || !parsed.admin?.url || !parsed.firmata?.port || !parsed.jtag?.buspirate) throw new Error('missing module, admin, firmata or jtag (with its buspirate port)');
       } catch (err) {
         fail(
           new InfrastructureError('the virtual station answered something unexpected', {
