@@ -1,12 +1,11 @@
 // Once per `vitest run` of the suites project: a directory the suite files (separate worker processes)
-// share for the run, where each station's health ledger lives (support/health.ts) and each file leaves its
-// part of the Allure environment info (support/allure.ts), merged into environment.properties once every
-// file is done. Removed at the end.
+// share for the run, where each station's health ledger lives (support/health.ts), removed at the end; and
+// the ProductSecret check over every result the run wrote (support/secrets.ts).
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { allureResultsDir, mergeEnvironmentParts } from './support/allure.ts';
+import { allureResultsDir } from './support/allure.ts';
 import { secretLeaks, stationSecrets } from './support/secrets.ts';
 import { ROOT, STATION } from './support/station-config.ts';
 
@@ -22,11 +21,7 @@ export default async function setup(project: TestProject): Promise<() => void> {
   const started = Date.now();
   const secrets = await stationSecrets(ROOT, STATION);
   return () => {
-    try {
-      mergeEnvironmentParts(dir, allureResultsDir(ROOT));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    rmSync(dir, { recursive: true, force: true });
     // Every result and attachment the run wrote, read back: a ProductSecret there fails the run.
     const leaks = secretLeaks(allureResultsDir(ROOT), started, secrets);
     if (leaks.length > 0) {

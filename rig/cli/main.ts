@@ -23,6 +23,8 @@ export const ExitCode = {
   faultNotFired: 3,
   usage: 64,
   infrastructure: 69,
+  /** A sweep stopped by its --budget before its last point (EX_TEMPFAIL: resume it with --resume). */
+  incomplete: 75,
   software: 70,
   /** Stopped by Ctrl-C (128 + SIGINT), after the station reached its safe state. */
   interrupted: 130,
@@ -44,6 +46,8 @@ registerSubcommand('flash', "program an image into the target's slot and verify 
 registerSubcommand('readback', "read the target's flash (slot, whole flash, or a range) into a file", USAGE.readback, command(() => import('./commands/readback.ts')));
 registerSubcommand('upgrade', 'run a SOTA upgrade (proxy flow) with live progress and faults; writes a run record', USAGE.upgrade, command(() => import('./commands/upgrade.ts')));
 registerSubcommand('repro', 'replay a run record on a station and say whether the verdict is the same', USAGE.repro, command(() => import('./commands/repro.ts')));
+registerSubcommand('sweep', 'power-fail and fault sweep: a fault at N moments of an upgrade, a verdict each, the failing window', USAGE.sweep, command(() => import('./commands/sweep.ts')));
+registerSubcommand('inventory', "this host's stations and what each is, read live (IMEI, firmware, probe, IDCODE, last health)", USAGE.inventory, command(() => import('./commands/inventory.ts')));
 registerSubcommand('sim', 'run the virtual station in the foreground (Ctrl-C stops it)', USAGE.sim, command(() => import('./commands/sim.ts')));
 registerSubcommand('image', 'add a release (image, full and delta packages) to a manifest; identify or list images', USAGE.image, command(() => import('./commands/image.ts')));
 registerSubcommand('report', 'build the Allure report (scripts/report.mjs)', USAGE.report, command(() => import('./commands/report.ts')));
@@ -87,7 +91,7 @@ export function help(): string {
     '             than the sources); progress bars only when stderr is a terminal.',
     'Exit codes: 0 ok, 1 failure (verdict, failed check, different repro), 2 config error, 3 a fault that',
     '            did not fire (upgrade --fault, or a recorded fault in repro), 64 usage error, 69 infrastructure',
-    '            error, 70 internal error, 130 interrupted (Ctrl-C).',
+    '            error, 70 internal error, 75 a sweep stopped by its --budget, 130 interrupted (Ctrl-C).',
   ].join('\n');
 }
 

@@ -29,7 +29,20 @@ With commands (e.g. rig at bench-2 'AT+QIOTINFO?'): sends each one, prints the a
 
 ${common}`,
 
+  inventory: `Usage: rig inventory [station...] [--with-virtual] [--config <file>] [--json]
+
+The stations of this host and what each one is, read live: module (ATI), firmware (AT+QGMR), IMEI (AT+GSN),
+QuecThing version (AT+QIOTINFO?), probe adapter and serial number, target family and IDCODE; and the last
+health check each station had on this host (npm run nightly runs one first; kept in $RIG_STATE_DIR, default
+~/.local/state/sota-rig). Each station is opened, read and closed in turn (its lock is taken: a station in
+use is listed as not read). Without names: every station of the config, the virtual ones only when no
+hardware is configured or with --with-virtual. --json prints the inventory a farm's merge job gives to
+npm run report (--inventory). Exit 0 when every station was read, 69 when one was not.
+
+${common}`,
+
   power: `Usage: rig power <station> <line> on|off|cycle [--off-ms <ms>] [--hold] [--config <file>] [--json]
+       rig power <station> safe [--config <file>] [--json]
 
 Drives one of the station's power or reset lines (names as in the config; the virtual station has
 module-vbat, module-reset, target-vdd, target-nrst) and reads its level back.
@@ -37,6 +50,9 @@ module-vbat, module-reset, target-vdd, target-nrst) and reads its level back.
   cycle         off for --off-ms (default 2000), then on again
   --hold        keep the level until Ctrl-C; otherwise the line returns to its configured safe level when
                 rig exits (every rig command leaves the station safe)
+  safe          every line to its safe level, and any OpenOCD still running for the station's probe stopped;
+                opens neither the module nor the probe, so it works on a station that is broken (a CI job's
+                clean-up step). A virtual station has nothing to switch: it ends with its rig process.
 
 ${common}`,
 
@@ -112,10 +128,51 @@ Exit code 0 when the verdict is the same and every recorded fault fired again, 1
 3 when the verdict is the same but a fault that fired in the record did not fire (not reproduced).
 ${common}`,
 
+  sweep: `Usage: rig sweep <station> --package <name> --from <version> [--mode dut|proxy] [options]
+       rig sweep --resume <sweep dir> [--budget <min>] [--refine <k>]
+
+A power-fail (or any fault) sweep over an upgrade. A clean run first measures the upgrade's windows from
+what the rig sees (tapped lines, console, module events); then the same upgrade runs once per point with one
+fault aimed at a moment of the chosen windows (the latest trigger before it — an event, a block offset, a
+console line, =3 … — plus a time offset), each ending in its verdict read over SWD. A point passes when its
+verdict is allowed (--allow) and the device then takes the next upgrade (back to --from, or the package
+again); bricked, inconsistent and other failures fail it, and its run record is kept for rig repro.
+  --mode dut|proxy      who plays the MCU (default dut: the image under test; proxy: the rig)
+  --package <name>      the package the sweep delivers (manifest name)
+  --from <version>      the image the MCU starts from (manifest key)
+  --action <a>[,<b>]    fault actions, each tried at every point (default power-cycle-target in dut mode,
+                        power-cycle-module in proxy mode), e.g. power-cycle-target=200,reset-target
+  --window <w>[,…]      the windows to sweep (default all). dut: plan, download, reads, install, swap,
+                        trial; proxy: plan, download, reads, install, program, report
+  --points <N>          moments spread over the windows by their length, at least one each (default 20)
+  --every <ms>          or one moment every <ms> of each window
+  --refine <k>          k rounds of bisection between neighbouring points where one passes and one fails:
+                        the failing window's edges to within a millisecond, or as close as k rounds get
+  --budget <min>        start no point that would end after this many minutes (decimals allowed); the
+                        sweep stops cleanly and says how to resume
+  --allow <outcomes>    verdicts the station's design allows (default upgraded,rolled-back,failed-intact)
+  --no-next             do not offer the next upgrade after each passing point
+  --manifest <file>     the firmware set (default fixtures/mcu/manifest.json in dut mode)
+  --bootloader <key>    dut: the bootloader arranged at the flash base (default the set's correct one)
+  --report-within <ms>, --settle-within <ms>
+                        dut: bounds of every point run (default from the calibration: 3× its longest start
+                        → version report plus twice the margin; 6× its observation plus 3 such bounds)
+  -o, --out <dir>       the sweep directory (default reports/runs/sweep-<station>-<time>)
+  --resume <dir>        carry on with a stopped sweep: its points without a result (and those that ended in
+                        the rig's own trouble), then its bisection rounds (--refine raises them)
+
+The directory holds sweep.json (settings, calibration, points, results), calibration.json, the records of
+every point that did not pass (records/), and heat-strip.svg. Prints the matrix (window × action → verdict
+counts), the failing points with their rig repro line, the failing windows' edges and the time per point.
+Exit code 0 every point passed, 1 a point failed, 3 a point's fault never fired, 69 the station broke (3
+points in a row ended in the rig's own trouble), 75 stopped by --budget, 130 Ctrl-C (resumable).
+${common}`,
+
   sim: `Usage: rig sim [--target stm32f1x|stm32f4x] [--time-scale <x>] [--flash-image <file>] [--json] [-- <sim options>]
 
 Runs the virtual station (sim/main) in the foreground and prints where its parts are: the module's AT
-port, the Firmata relay board and its pins, the STM32's remote_bitbang endpoint, the admin API URL.
+port, the Firmata relay board and its pins, the STM32's Bus Pirate port and remote_bitbang endpoint,
+the admin API URL.
 Options after -- go to sim/main unchanged (e.g. -- --baud 921600 --url-delay-ms 500).
 --json prints the sim's own JSON line instead. Ctrl-C stops it (ptys and sockets removed).
 

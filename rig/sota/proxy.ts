@@ -145,6 +145,8 @@ class ProxyFlow {
   private ev: EventCursor | undefined;
   private unsubscribe: (() => void)[] = [];
   private wake: AbortController | undefined;
+  /** While the image is written: runs a fault that comes due then alongside the write. */
+  private duringWrite: (() => void) | undefined;
   private rebootAcks = 0;
   private reboots = 0;
   private failures10706 = 0;
@@ -301,7 +303,7 @@ class ProxyFlow {
     });
     // The download is checked with the algorithm the cloud computes 10701's CRC with.
     if (opts.crcAlgorithm === undefined && this.plan.expected.crcAlgorithm !== undefined) this.crcAlgorithm = crcParams(this.plan.expected.crcAlgorithm).name;
-    this.schedule.start(() => this.wake?.abort(new Error('a fault is due')));
+    this.schedule.start(() => (this.duringWrite ? this.duringWrite() : this.wake?.abort(new Error('a fault is due'))));
 
     this.phase = 'register';
     // The module may have restarted since the station set its echo (a fault of an earlier run, a power line
@@ -635,26 +637,35 @@ class ProxyFlow {
     await this.log.step('program', () =>
       this.withinUpdateWait('programming', async () => {
         this.schedule.at('programming');
-        const during = this.schedule.take();
-        // Faults "during programming" run alongside the write, as a brown-out would.
+        // Faults "during programming" run alongside the write, as a brown-out would: those due now, and those
+        // that come due while it runs (`programming+2000ms`), which a checkpoint after the write would miss.
         // Settled at once into "error or nothing", so a fault that ends before the write is never unhandled.
-        const actions = during.map((f) => this.executor.execute(f).then(() => undefined, (err: unknown) => err));
+        const actions: Promise<unknown>[] = [];
+        const alongside = () => {
+          for (const f of this.schedule.take()) actions.push(this.executor.execute(f).then(() => undefined, (err: unknown) => err));
+        };
+        alongside();
+        this.duringWrite = alongside;
         let lastErr: unknown;
-        for (let attempt = 0; attempt <= this.maxRecoveries; attempt++) {
-          try {
-            if (this.executor.targetDisturbed || attempt > 0) await reviveProbe(this.station, this.signal);
-            this.executor.targetDisturbed = false;
-            await station.probe.program(station.layout.slotAddress, image.bytes, { signal: this.signal, ...programProgress(this.recorder) });
-            lastErr = undefined;
-            break;
-          } catch (err) {
-            if (this.signal?.aborted || actions.length === 0) throw err;
-            lastErr = err;
-            this.log.noteError(err, true);
-            // Let the fault finish (the supply back on) before writing again.
-            await Promise.all(actions);
-            this.recoveries++;
+        try {
+          for (let attempt = 0; attempt <= this.maxRecoveries; attempt++) {
+            try {
+              if (this.executor.targetDisturbed || attempt > 0) await reviveProbe(this.station, this.signal);
+              this.executor.targetDisturbed = false;
+              await station.probe.program(station.layout.slotAddress, image.bytes, { signal: this.signal, ...programProgress(this.recorder) });
+              lastErr = undefined;
+              break;
+            } catch (err) {
+              if (this.signal?.aborted || actions.length === 0) throw err;
+              lastErr = err;
+              this.log.noteError(err, true);
+              // Let the fault finish (the supply back on) before writing again.
+              await Promise.all(actions);
+              this.recoveries++;
+            }
           }
+        } finally {
+          this.duringWrite = undefined;
         }
         if (lastErr) throw lastErr;
         const outcomes = await Promise.all(actions);

@@ -1,0 +1,94 @@
+import { describe, expect, test } from 'vitest';
+import { parseFault } from '../faults.ts';
+import { dutRecord, proxyRecord } from './testing/records.ts';
+import { describeMoment, landedAt, marksOf, timelineOf, triggerAt, triggerMoment, windowAt } from './timeline.ts';
+
+describe('the timeline of a clean dut run', () => {
+  const tl = timelineOf(dutRecord());
+
+  test('windows from what was seen, contiguous, the swap starting at the install even when the boot line came first', () => {
+    expect(tl.mode).toBe('dut');
+    expect(tl.windows.map((w) => [w.name, w.start, w.end])).toEqual([
+      ['plan', 300, 301],
+      ['download', 301, 800],
+      ['reads', 800, 1210],
+      ['install', 1210, 1210],
+      ['swap', 1210, 1620],
+      ['trial', 1620, 1750],
+    ]);
+  });
+
+  test('marks: events by occurrence, block offsets, the named moments, console lines that fire only there', () => {
+    const byTrigger = new Map(tl.marks.map((m) => [m.trigger, m.t]));
+    expect(byTrigger.get('event=10702')).toBe(600);
+    expect(byTrigger.get('event=10702#2')).toBe(700);
+    expect(byTrigger.get('offset=1024')).toBe(900);
+    expect(byTrigger.get('programming')).toBe(810);
+    expect(byTrigger.get('after-update3')).toBe(1210);
+    expect(byTrigger.get('before-version-report')).toBe(1710);
+    expect(byTrigger.get('delay=0')).toBe(100);
+    // A sequence number changes from run to run: generalised, since the line is the only one of its kind.
+    expect(byTrigger.get('console=^\\[boot\\] record seq=\\d+ state=pending$')).toBe(1235);
+    // Swap steps are many of a kind: literal.
+    expect(byTrigger.get('console=^\\[boot\\] swap unit 2/2 step 1$')).toBe(1420);
+    // The second boot line cannot be named apart from the first: no mark.
+    expect(tl.marks.filter((m) => m.trigger.includes('BOOT')).map((m) => m.t)).toEqual([120]);
+    expect(tl.marks.map((m) => m.t)).toEqual([...tl.marks.map((m) => m.t)].sort((a, b) => a - b));
+  });
+
+  test('every mark, read back as a trigger on the same run, comes at its own time', () => {
+    const r = dutRecord();
+    for (const m of marksOf(r)) expect([m.trigger, triggerMoment(r, m.trigger)]).toEqual([m.trigger, m.t]);
+  });
+
+  test('a moment becomes the latest mark before it plus the rest in ms; a mark itself needs no offset', () => {
+    expect(triggerAt(tl, 1330).trigger).toBe('console=^\\[boot\\] swap unit 1/2 step 2$+30ms');
+    expect(triggerAt(tl, 1420).trigger).toBe('console=^\\[boot\\] swap unit 2/2 step 1$');
+    expect(triggerAt(tl, 930).trigger).toBe('offset=1024+30ms');
+    // Before any other mark, the delay counts from the schedule's start.
+    expect(triggerAt(tl, 115).trigger).toBe('delay=15');
+    // The text is the fault model's: it parses, with an action after it.
+    expect(parseFault(`${triggerAt(tl, 1330).trigger}:power-cycle-target`).trigger).toMatchObject({ kind: 'console', afterMs: 30 });
+  });
+
+  test('where a point landed: from the point run’s own marks, whatever its timing did before them', () => {
+    // The point run went 200 ms slower from the download on; its fault fired 30 ms after unit 1 step 2.
+    const point = dutRecord({ shift: 200, shiftFrom: 400, cutAt: 1330 + 200 });
+    expect(landedAt(tl, point, 1330 + 200)).toBe(1330);
+    // Nothing reached: no place.
+    expect(landedAt(tl, dutRecord(), 50)).toBeUndefined();
+  });
+
+  test('windows and moments in words', () => {
+    expect(windowAt(tl, 1300)?.name).toBe('swap');
+    expect(windowAt(tl, 5000)?.name).toBe('trial');
+    expect(describeMoment(tl, 1300)).toBe('swap +90 ms');
+  });
+});
+
+describe('the timeline of a clean proxy run', () => {
+  const tl = timelineOf(proxyRecord());
+
+  test('windows from the module events and the flow steps', () => {
+    expect(tl.mode).toBe('proxy');
+    expect(tl.windows.map((w) => [w.name, w.start, w.end])).toEqual([
+      ['plan', 300, 302],
+      ['download', 302, 460],
+      ['reads', 460, 900],
+      ['install', 900, 906],
+      ['program', 906, 2400],
+      ['report', 2400, 2600],
+    ]);
+  });
+
+  test('marks from the transcript and the steps; each comes at its own time', () => {
+    const byTrigger = new Map(tl.marks.map((m) => [m.trigger, m.t]));
+    expect(byTrigger.get('offset=2048')).toBe(730);
+    expect(byTrigger.get('after-update3')).toBe(904.5);
+    expect(byTrigger.get('programming')).toBe(906);
+    expect(byTrigger.get('before-version-report')).toBe(2580);
+    expect(byTrigger.get('event=10704')).toBe(905);
+    for (const m of tl.marks) expect(triggerMoment(proxyRecord(), m.trigger)).toBe(m.t);
+    expect(triggerAt(tl, 1500).trigger).toBe('programming+594ms');
+  });
+});

@@ -1,0 +1,289 @@
+// The upgrade's timeline as a sweep sees it: the windows of a clean run (plan → confirm, the download, the
+// block reads, `=3` → reboot, the bootloader's swap, the trial boot) and the marks inside them — every moment
+// the fault model can trigger on (an event, a block offset, a named moment, a console line, a delay), each
+// with the run time it came at. A sweep calibrates this on one clean run, then aims each point at a moment:
+// the latest mark before it plus a time offset. Read back on the point's own run, the same marks say where
+// the fault really landed, whatever the load did to the timing.
+//
+// Everything here reads run records, so it is tested on records alone, and it understands a trigger the way
+// FaultSchedule does (the first occurrence, the n-th event, a block that reaches an offset).
+import { formatTrigger, parseFault } from '../faults.ts';
+import type { FaultTrigger } from '../faults.ts';
+import type { RecordedPhase, RunRecord } from '../record.ts';
+
+export type SweepMode = 'proxy' | 'dut';
+
+/** A moment of a run that a fault trigger names exactly. */
+export interface Mark {
+  /** Run time, ms. */
+  t: number;
+  /** The trigger in the fault model's text form, without an action (`event=10703`, `console=^\[boot\] swap unit 2/5 step 1$`). */
+  trigger: string;
+}
+
+/** A stretch of the upgrade a sweep can aim at; windows are contiguous, in timeline order. */
+export interface SweepWindow {
+  name: string;
+  start: number;
+  end: number;
+  /** What the window is, for tables and pictures. */
+  what: string;
+}
+
+export interface Timeline {
+  mode: SweepMode;
+  windows: SweepWindow[];
+  /** Sorted by time. */
+  marks: Mark[];
+  durationMs: number;
+}
+
+/** The windows of each mode, in timeline order, and what bounds them. */
+export const WINDOWS: Record<SweepMode, readonly { name: string; what: string }[]> = {
+  dut: [
+    { name: 'plan', what: 'plan → confirm (10700 → AT+QIOTUPDATE=1)' },
+    { name: 'download', what: 'cloud → module download (=1 → 10703)' },
+    { name: 'reads', what: 'block reads into slot B (10703 → =3 taken)' },
+    { name: 'install', what: '=3 → the MCU reboots (its boot line)' },
+    { name: 'swap', what: 'bootloader: record, check, swap (boot line → trial boot)' },
+    { name: 'trial', what: 'trial boot → confirmation (10705/10706)' },
+  ],
+  proxy: [
+    { name: 'plan', what: 'plan → confirm (10700 → AT+QIOTUPDATE=1)' },
+    { name: 'download', what: 'cloud → module download (=1 → 10703)' },
+    { name: 'reads', what: 'block reads (10703 → AT+QIOTUPDATE=3)' },
+    { name: 'install', what: '=3 → programming starts (10704)' },
+    { name: 'program', what: 'programming the slot over SWD' },
+    { name: 'report', what: 'read-back and version report → 10705' },
+  ],
+};
+
+/** What a record shows of the moments triggers name, in run time. */
+interface RunView {
+  /** Module events of type 7, in order. */
+  events: { t: number; code: number }[];
+  /** Block reads as the MCU asked for them. */
+  reads: { t: number; offset: number; length: number }[];
+  console: { t: number; text: string }[];
+  programming: number | undefined;
+  afterUpdate3: number | undefined;
+  beforeVersionReport: number | undefined;
+  /** When the run's delay triggers start counting (FaultSchedule.start). */
+  scheduleStart: number | undefined;
+}
+
+const phase = (r: Pick<RunRecord, 'phases'>, name: string): RecordedPhase | undefined => r.phases.find((p) => p.name === name);
+const READ = /^AT\+QIOTOTARD=(\d+),(\d+)$/i;
+
+function modeOf(r: RunRecord): SweepMode {
+  return (r.mode ?? r.flow) === 'dut' ? 'dut' : 'proxy';
+}
+
+function viewOf(r: RunRecord): RunView {
+  if (modeOf(r) === 'dut' && r.dut) {
+    const dut = r.dut;
+    const install = phase(r, 'install (reset, swap)')?.start;
+    const reads = dut.tap.filter((l) => l.dir === 'mcu' && l.kind === 'command').flatMap((l) => {
+      const m = READ.exec(l.text);
+      return m ? [{ t: l.t, offset: Number(m[1]), length: Number(m[2]) }] : [];
+    });
+    return {
+      events: dut.moduleEvents.filter((e) => e.code !== undefined).map((e) => ({ t: e.t, code: e.code! })),
+      reads,
+      console: dut.console,
+      programming: reads[0]?.t,
+      afterUpdate3: install,
+      // The first thing the MCU says after it reset to install (dut-observe.ts).
+      beforeVersionReport: install === undefined ? undefined : dut.tap.find((l) => l.dir === 'mcu' && l.kind === 'command' && l.t > install)?.t,
+      scheduleStart: (phase(r, 'reset the MCU (reset run over SWD)') ?? phase(r, 'observe the upgrade'))?.start,
+    };
+  }
+  const tx = r.transcript.filter((l) => l.dir === 'TX');
+  const update3 = r.transcript.findIndex((l) => l.dir === 'TX' && /^AT\+QIOTUPDATE=3$/i.test(l.text));
+  const ok = update3 < 0 ? undefined : r.transcript.slice(update3 + 1).find((l) => l.dir === 'RX' && l.text === 'OK');
+  const report = r.phases.filter((p) => p.name.startsWith('report version')).at(-1);
+  const readBack = report ? r.phases.filter((p) => p.name.startsWith('read back') && p.end <= report.start).at(-1) : undefined;
+  return {
+    events: r.events.filter((e) => e.code !== undefined && e.raw.startsWith('+QIOTEVT: 7,')).map((e) => ({ t: e.t, code: e.code! })),
+    reads: tx.flatMap((l) => {
+      const m = READ.exec(l.text);
+      return m ? [{ t: l.t, offset: Number(m[1]), length: Number(m[2]) }] : [];
+    }),
+    console: [],
+    programming: phase(r, 'program')?.start,
+    afterUpdate3: ok?.t,
+    beforeVersionReport: readBack?.end,
+    scheduleStart: phase(r, 'prepare plan')?.end,
+  };
+}
+
+/** When `trigger` would have made its fault due in this run (its first occurrence, plus its time offset), if ever. */
+function momentIn(v: RunView, t: FaultTrigger): number | undefined {
+  let at: number | undefined;
+  switch (t.kind) {
+    case 'event':
+      at = v.events.filter((e) => e.code === t.code)[t.occurrence - 1]?.t;
+      break;
+    case 'offset':
+      at = v.reads.find((b) => t.bytes < b.offset + b.length)?.t;
+      break;
+    case 'programming':
+      at = v.programming;
+      break;
+    case 'after-update3':
+      at = v.afterUpdate3;
+      break;
+    case 'before-version-report':
+      at = v.beforeVersionReport;
+      break;
+    case 'delay':
+      return v.scheduleStart === undefined ? undefined : v.scheduleStart + t.ms + (t.afterMs ?? 0);
+    case 'console': {
+      const re = new RegExp(t.pattern);
+      at = v.console.find((l) => re.test(l.text))?.t;
+      break;
+    }
+  }
+  return at === undefined ? undefined : at + (t.afterMs ?? 0);
+}
+
+/** The trigger of a trigger text (the fault model's parser, with a placeholder action). */
+export function parseTriggerText(text: string): FaultTrigger {
+  return parseFault(`${text}:reset-target`).trigger;
+}
+
+/** When the trigger `text` comes in the run `record`, run time; undefined when it never comes there. */
+export function triggerMoment(record: RunRecord, text: string): number | undefined {
+  return momentIn(viewOf(record), parseTriggerText(text));
+}
+
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * A console line as a trigger that fires at this line and no earlier one: its numbers generalised when the
+ * line is then the only one of its kind (a record sequence number changes from run to run, `seq=2`), else
+ * the literal line (`swap unit 3/5 step 2`); undefined when an earlier line matches either way.
+ */
+function consolePattern(lines: readonly { t: number; text: string }[], i: number): string | undefined {
+  const text = lines[i]!.text;
+  const literal = `^${escapeRegExp(text)}$`;
+  const general = `^${escapeRegExp(text).replace(/\d+/g, '\\d+')}$`;
+  const re = new RegExp(general);
+  if (general !== literal && lines.filter((l) => re.test(l.text)).length === 1) return general;
+  const lit = new RegExp(literal);
+  return lines.findIndex((l) => lit.test(l.text)) === i ? literal : undefined;
+}
+
+/** Every mark of a run: each a trigger text whose first occurrence in this run is at its time. */
+export function marksOf(record: RunRecord): Mark[] {
+  const v = viewOf(record);
+  const candidates: string[] = [];
+  const counts = new Map<number, number>();
+  for (const e of v.events) {
+    const n = (counts.get(e.code) ?? 0) + 1;
+    counts.set(e.code, n);
+    candidates.push(formatTrigger({ kind: 'event', code: e.code, occurrence: n }));
+  }
+  for (const b of v.reads) candidates.push(formatTrigger({ kind: 'offset', bytes: b.offset }));
+  if (v.programming !== undefined) candidates.push('programming');
+  if (v.afterUpdate3 !== undefined) candidates.push('after-update3');
+  if (v.beforeVersionReport !== undefined) candidates.push('before-version-report');
+  if (v.scheduleStart !== undefined) candidates.push('delay=0');
+  v.console.forEach((_, i) => {
+    const p = consolePattern(v.console, i);
+    if (p !== undefined) candidates.push(`console=${p}`);
+  });
+  const seen = new Set<string>();
+  const marks: Mark[] = [];
+  for (const text of candidates) {
+    if (seen.has(text)) continue;
+    seen.add(text);
+    const t = momentIn(v, parseTriggerText(text));
+    if (t !== undefined) marks.push({ t, trigger: text });
+  }
+  return marks.sort((a, b) => a.t - b.t);
+}
+
+/** The boundaries between a clean run's windows, in the order of WINDOWS[mode] plus the end. */
+function boundaries(r: RunRecord, mode: SweepMode): (number | undefined)[] {
+  if (mode === 'dut') {
+    const plan = phase(r, 'plan');
+    const install = phase(r, 'install (reset, swap)')?.start;
+    // The reboot: the first boot line after the MCU sent =3. It may reach the rig before the =3 was taken
+    // (the console and the taps are separate ports), so the swap starts no earlier than the install.
+    const start = new RegExp(r.dut?.options.consoleStart ?? '^\\[boot\\] BOOT\\b');
+    const update3 = r.dut?.tap.find((l) => l.dir === 'mcu' && /^AT\+QIOTUPDATE=3$/i.test(l.text))?.t;
+    const boot = update3 === undefined ? undefined : r.dut?.console.find((l) => l.t >= update3 && start.test(l.text))?.t;
+    const reboot = install === undefined || boot === undefined ? undefined : Math.max(install, boot);
+    const trial = phase(r, 'trial boot');
+    const settled = r.phases.find((p) => /^module 1070[56]$/.test(p.name))?.start ?? phase(r, 'confirmation')?.end;
+    return [plan?.start, plan?.end, phase(r, 'download (cloud → module)')?.end, install, reboot, trial?.start, settled];
+  }
+  const ev = (code: number) => r.events.find((e) => e.code === code && e.raw.startsWith('+QIOTEVT: 7,'))?.t;
+  const program = phase(r, 'program');
+  return [ev(10700), phase(r, 'confirm')?.end, ev(10703), phase(r, 'update')?.start, program?.start, program?.end, ev(10705)];
+}
+
+/**
+ * The timeline of a clean run: its windows (those it went through) and its marks. A window whose edges the
+ * run did not show (no trial boot when the bootloader refused the image) is left out.
+ */
+export function timelineOf(record: RunRecord): Timeline {
+  const mode = modeOf(record);
+  const b = boundaries(record, mode);
+  const windows: SweepWindow[] = [];
+  WINDOWS[mode].forEach((w, i) => {
+    const start = b[i];
+    const end = b[i + 1];
+    if (start !== undefined && end !== undefined && end >= start) windows.push({ name: w.name, start, end, what: w.what });
+  });
+  return { mode, windows, marks: marksOf(record), durationMs: record.durationMs };
+}
+
+/** The window a calibrated moment falls in; outside them all, the nearest one. */
+export function windowAt(tl: Timeline, t: number): SweepWindow | undefined {
+  const inside = tl.windows.find((w) => t >= w.start && t < w.end) ?? tl.windows.find((w) => t >= w.start && t <= w.end);
+  if (inside) return inside;
+  let best: SweepWindow | undefined;
+  let distance = Infinity;
+  for (const w of tl.windows) {
+    const d = t < w.start ? w.start - t : t - w.end;
+    if (d < distance) [best, distance] = [w, d];
+  }
+  return best;
+}
+
+/** The trigger that aims at calibrated moment `t`: the latest mark at or before it, plus the rest in ms. */
+export function triggerAt(tl: Timeline, t: number): { trigger: string; base: Mark; offsetMs: number } {
+  let base = tl.marks[0];
+  for (const m of tl.marks) if (m.t <= t + 0.05) base = m;
+  if (!base) throw new Error('a timeline without marks cannot aim a fault');
+  const offsetMs = Math.max(0, Math.round(t - base.t));
+  const delay = /^delay=(\d+)$/.exec(base.trigger);
+  if (delay) return { trigger: `delay=${Number(delay[1]) + offsetMs}`, base, offsetMs };
+  return { trigger: offsetMs >= 1 ? `${base.trigger}+${offsetMs}ms` : base.trigger, base, offsetMs };
+}
+
+/**
+ * Where, on the calibrated timeline, a point run's fault landed: from the latest calibration mark the point
+ * run also reached before its fault fired, plus the time between them in the point run. Undefined when the
+ * point run reached none of the marks first.
+ */
+export function landedAt(tl: Timeline, point: RunRecord, firedT: number): number | undefined {
+  const v = viewOf(point);
+  let best: { cal: number; seen: number } | undefined;
+  for (const m of tl.marks) {
+    const seen = momentIn(v, parseTriggerText(m.trigger));
+    if (seen === undefined || seen > firedT) continue;
+    if (!best || seen > best.seen || (seen === best.seen && m.t > best.cal)) best = { cal: m.t, seen };
+  }
+  return best === undefined ? undefined : Math.round((best.cal + firedT - best.seen) * 10) / 10;
+}
+
+/** `swap +85 ms` — a calibrated moment as its window and the time into it. */
+export function describeMoment(tl: Timeline, t: number): string {
+  const w = windowAt(tl, t);
+  if (!w) return `${Math.round(t)} ms`;
+  const into = Math.round(t - w.start);
+  return into < 0 ? `${w.name} ${into} ms` : into > w.end - w.start ? `${w.name} end +${Math.round(t - w.end)} ms` : `${w.name} +${into} ms`;
+}
