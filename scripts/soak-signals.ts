@@ -87,7 +87,8 @@ async function runOne(stop: Stop, phase: string): Promise<Row> {
   lines.on('line', (l) => (stderr += `${l}\n`));
   let row: Row;
   try {
-    await once<void>((done) => lines.on('line', (l) => l === `▸ ${phase}` && done()), 300_000, `step "${phase}"`);
+    // A step's line may name more (`▸ baseline STM32 1_0_0`).
+    await once<void>((done) => lines.on('line', (l) => (l === `▸ ${phase}` || l.startsWith(`▸ ${phase} `)) && done()), 300_000, `step "${phase}"`);
     const rig = stop === 'parent' ? descendants(child.pid!).find((p) => commandLine(p).includes('bin/rig.js'))! : child.pid!;
     const helpers = descendants(rig);
     // The lock holder (flock and the cat under it) goes as the lock goes: the others must be gone before.

@@ -255,7 +255,7 @@ export async function run(argv: string[]): Promise<number> {
           ...(settleMs !== undefined ? { settleMs } : {}),
         });
         recorder.stopBar();
-        return report(run, values.record, json);
+        return report(run, values.record, json, signal);
       }
       const current = declaredFrom ?? (await imageInSlot(station, firmware, recorder, signal));
       await ensureBaseline(station, current, { signal, recorder });
@@ -274,19 +274,26 @@ export async function run(argv: string[]): Promise<number> {
         ...(values.crc !== undefined ? { crcAlgorithm: values.crc } : {}),
       }).finally(unwatch);
       recorder.stopBar();
-      return report(run, values.record, json);
+      return report(run, values.record, json, signal);
     });
   });
 }
 
 /** The verdict and evidence on stdout, the record written; the exit code from both. */
-function report(run: RunRecord, recordFile: string | undefined, json: boolean): number {
+function report(run: RunRecord, recordFile: string | undefined, json: boolean, signal: AbortSignal): number {
+  // Stopped (Ctrl-C, SIGTERM, a dead parent) as the run reached its verdict: it was not asked to finish, so
+  // it does not claim a pass; a run that failed on its way keeps its record, which says where it stopped.
+  if (signal.aborted && run.verdict.ok) {
+    process.stderr.write(`${paint(process.stderr).yellow('rig: interrupted')} as the run reached its verdict (${run.verdict.summary}); no record written, the station is in its safe state\n`);
+    return ExitCode.interrupted;
+  }
   const file = writeRecord(run, recordFile);
   const unfired = unfiredFaults(run);
   if (json) {
     const dut = run.dut ? { slots: run.dut.slots, bootRecord: run.dut.bootRecord, settled: run.dut.settled } : undefined;
     process.stdout.write(`${JSON.stringify({ station: run.station.name, mode: run.mode ?? run.flow, verdict: run.verdict, download: run.download, readback: run.readback, ...(dut ? { dut } : {}), fired: run.fired, unfired, record: file }, null, 2)}\n`);
   } else process.stdout.write(`${describeRun(run, file, paint(process.stdout))}\n`);
+  if (signal.aborted) return ExitCode.interrupted;
   if (!run.verdict.ok) return ExitCode.failure;
   return unfired.length > 0 ? ExitCode.faultNotFired : ExitCode.ok;
 }
