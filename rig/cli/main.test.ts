@@ -465,6 +465,17 @@ describe.concurrent('rig command on the virtual station', { timeout: 120_000 }, 
     expect(existsSync(path.join(tmp, 'interrupted.json'))).toBe(false);
   });
 
+  test('Ctrl-C as the run reaches its verdict (the version report): exit 130, and no record that says it passed', async () => {
+    const file = path.join(tmp, 'interrupted-at-the-end.json');
+    const run = start(['upgrade', 'virtual', '--package', 'full_2_0_0', '--from', '1_0_0', '-o', file]);
+    await run.until(/▸ report version/, 120_000);
+    run.child.kill('SIGINT');
+    expect(await run.closed).toBe(130);
+    // Either the stop came first (the run failed on its way: its record says so) or the verdict did (no record).
+    if (existsSync(file)) expect(parseRunRecord(readFileSync(file, 'utf8')).verdict.ok).toBe(false);
+    expect(run.out.stderr).toContain('rig: interrupted');
+  });
+
   test('rig sim shows where the parts are, and Ctrl-C stops it cleanly (exit 0)', async () => {
     const sim = start(['sim']);
     await sim.until(/Ctrl-C stops it/);
