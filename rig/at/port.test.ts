@@ -195,6 +195,15 @@ describe('AtPort over binding-mock, reads fragmented into 1..7 bytes', () => {
     expect(issues.map((i) => i.kind)).toContain('discarded');
   });
 
+  it('fails a read whose answer carries two blocks (another answer came in between): neither is returned', async () => {
+    const { port } = await setup((cmd, p) => {
+      if (cmd === 'AT+QIOTOTARD=0,4') void p.send('\r\n+QIOTOTARD: 0,4\r\nAAAA\r\n\r\n+QIOTOTARD: 0,4\r\nBBBB\r\n\r\nOK\r\n');
+    });
+    const e = (await port.command('AT+QIOTOTARD=0,4', { prefix: '+QIOTOTARD:', binary: true }).catch((err: unknown) => err)) as AtResponseError;
+    expect(e).toBeInstanceOf(AtResponseError);
+    expect(e.message).toContain('one block');
+  });
+
   it('fails a read whose header announces more than the binary limit at once, skipping the announced bytes (a RDY inside is no reboot); the port goes on', async () => {
     const data = Buffer.concat([Buffer.from('\r\nRDY\r\n\r\nOK\r\n'), Buffer.alloc(5000 - 14, 0x79)]);
     const { port } = await setup((cmd, p) => {

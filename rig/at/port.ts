@@ -717,7 +717,18 @@ export class AtPort extends Emitter<AtPortEvents> {
       const prefix = p.opts.prefix;
       const prefixes = prefix === undefined || prefix === 'all' ? undefined : typeof prefix === 'string' ? [prefix] : prefix;
       if (!prefixes || matchesPrefix(header, prefixes)) {
-        p.block = { header, data };
+        // One answer carries one block: a second means another answer's came in between.
+        if (p.block && !p.failure) {
+          p.failure = new AtResponseError({
+            station: this.station,
+            port: this.path,
+            command: this.mask(p.command),
+            expected: `${this.expectedOf(p)}: one block`,
+            seen: `${p.block.header} and its ${p.block.data.length} bytes, then ${header} and ${data.length} more`,
+            lastLines: this.transcriptLog.lastReceived(),
+          });
+        }
+        p.block ??= { header, data };
         return;
       }
     }
