@@ -87,33 +87,56 @@ async function runOne(stop: Stop, phase: string): Promise<Row> {
   lines.on('line', (l) => (stderr += `${l}\n`));
   let row: Row;
   try {
-    // A step's line may name more (`▸ baseline STM32 1_0_0`).
-    await once<void>((done) => lines.on('line', (l) => (l === `▸ ${phase}` || l.startsWith(`▸ ${phase} `)) && done()), 300_000, `step "${phase}"`);
-    const rig = stop === 'parent' ? descendants(child.pid!).find((p) => commandLine(p).includes('bin/rig.js'))! : child.pid!;
-    const helpers = descendants(rig);
-    // The lock holder (flock and the cat under it) goes as the lock goes: the others must be gone before.
-    const safeState = helpers.filter((p) => !/^(flock |cat$|sh -c echo locked)/.test(commandLine(p)));
-    const described = new Map(helpers.map((p) => [p, `${p} ${commandLine(p).slice(0, 60)}`]));
-    const lockFile = path.join(lockDir, `process-${rig}`, 'virtual.lock');
-    // Opened now, before the rig unlinks it: flock then waits on the very inode the rig holds.
-    const waiter = existsSync(lockFile) ? spawn('sh', ['-c', 'exec 9<"$0"; flock -x -w 120 9', lockFile], { stdio: 'ignore' }) : undefined;
-    const atRelease = new Promise<string[] | 'lock never freed'>((resolve) => {
-      if (!waiter) return resolve([]);
-      waiter.once('exit', (code) => resolve(code === 0 ? safeState.filter((p) => !isGone(p)).map((p) => described.get(p)!) : 'lock never freed'));
-    });
-    const t1 = performance.now();
-    if (stop === 'SIGTERM') process.kill(rig, 'SIGTERM');
-    else if (stop === 'parent') process.kill(child.pid!, 'SIGKILL');
-    else process.kill(-child.pid!, stop);
+    // Set up as the station opens: the rig's pid, a waiter on its lock, and its helpers as they appear.
+    let rig = 0;
+    const seen = new Set<number>();
+    const snapshot = (): void => {
+      if (rig) for (const p of descendants(rig)) seen.add(p);
+    };
+    let atRelease: Promise<string[] | 'lock never freed'> = Promise.resolve('lock never freed');
+    let t1 = 0;
+    // The stop goes out from the line handler itself, before anything slow: a step can be over in 10 ms.
+    await once<void>(
+      (done) =>
+        lines.on('line', (l) => {
+          if (!l.startsWith('▸ ')) return;
+          if (l === '▸ virtual: start the virtual station' && !rig) {
+            rig = stop === 'parent' ? descendants(child.pid!).find((p) => commandLine(p).includes('bin/rig.js'))! : child.pid!;
+            const lockFile = path.join(lockDir, `process-${rig}`, 'virtual.lock');
+            // Opened now, before the rig unlinks it: flock then waits on the very inode the rig holds.
+            const waiter = spawn('sh', ['-c', 'exec 9<"$0"; flock -x -w 300 9', lockFile], { stdio: 'ignore' });
+            atRelease = new Promise((resolve) =>
+              // The lock holder (flock and the cat under it) goes as the lock goes: the others must be gone before.
+              waiter.once('exit', (code) => resolve(code === 0 ? [...seen].filter((p) => !isGone(p) && !/^(flock |cat$|sh -c echo locked)/.test(commandLine(p))).map((p) => `${p} ${commandLine(p).slice(0, 60)}`) : 'lock never freed')),
+            );
+          }
+          // A step's line may name more (`▸ baseline STM32 1_0_0`).
+          if (l === `▸ ${phase}` || l.startsWith(`▸ ${phase} `)) {
+            t1 = performance.now();
+            if (stop === 'SIGTERM') process.kill(child.pid!, 'SIGTERM');
+            else if (stop === 'parent') process.kill(child.pid!, 'SIGKILL');
+            else process.kill(-child.pid!, stop);
+            done();
+          }
+          setImmediate(snapshot);
+        }),
+      300_000,
+      `step "${phase}"`,
+    );
+    snapshot();
+    const described = new Map([...seen].map((p) => [p, `${p} ${commandLine(p).slice(0, 60)}`]));
     const how = await once<string>((done) => void ended.then(done), 120_000, 'the rig to end');
     const msToEnd = Math.round(performance.now() - t1);
-    const left = await stillRunningAfter([rig, ...helpers], 10_000);
+    const left = await stillRunningAfter([rig, ...seen], 10_000);
     const leftDirs = [...readdirSync(os.tmpdir()).filter((n) => n.startsWith(`sota-rig-${rig}-`)), ...(existsSync(path.join(lockDir, `process-${rig}`)) ? [`${lockDir}/process-${rig}`] : [])];
     const release = await atRelease;
     const verdict = existsSync(record) ? (JSON.parse(readFileSync(record, 'utf8')) as { verdict: { ok: boolean; summary: string } }).verdict : undefined;
-    // Interrupted: 130 once the station is safe, or the signal itself once the last handler re-raised it.
-    const expectedEnd = stop === 'parent' || how === 'exit 130' || how === `killed by ${stop}`;
-    const ok = left.length === 0 && leftDirs.length === 0 && Array.isArray(release) && release.length === 0 && verdict?.ok !== true && expectedEnd;
+    // Interrupted: 130 once the station is safe, or the signal itself once the last handler re-raised it;
+    // or exit 0 when the stop came during the last step and the run reached its verdict first.
+    const last = phase === PHASES[PHASES.length - 1];
+    const expectedEnd = stop === 'parent' || how === 'exit 130' || how === `killed by ${stop}` || (last && how === 'exit 0');
+    const passed = verdict?.ok === true;
+    const ok = left.length === 0 && leftDirs.length === 0 && Array.isArray(release) && release.length === 0 && (!passed || last) && expectedEnd;
     row = {
       stop,
       phase,
@@ -122,9 +145,9 @@ async function runOne(stop: Stop, phase: string): Promise<Row> {
       leftProcesses: left.map((p) => described.get(p) ?? `${p}`),
       leftDirectories: leftDirs,
       aliveAtLockRelease: release,
-      record: verdict ? `${verdict.ok ? 'PASS' : 'not passed'}: ${verdict.summary}` : undefined,
+      record: verdict ? `${passed ? 'PASS' : 'not passed'}: ${verdict.summary}` : undefined,
       ok,
-      ...(ok ? {} : { note: stderr.split('\n').slice(-6).join(' | ') }),
+      ...(ok ? (passed ? { note: 'the run reached its verdict before the stop arrived' } : {}) : { note: stderr.split('\n').slice(-6).join(' | ') }),
     };
   } catch (err) {
     row = { stop, phase, ended: 'never reached the phase', msToEnd: 0, leftProcesses: [], leftDirectories: [], aliveAtLockRelease: [], record: undefined, ok: false, note: `${(err as Error).message}; ${stderr.split('\n').slice(-6).join(' | ')}` };
