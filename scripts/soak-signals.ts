@@ -107,7 +107,8 @@ async function runOne(stop: Stop, phase: string): Promise<Row> {
             const waiter = spawn('sh', ['-c', 'exec 9<"$0"; flock -x -w 300 9', lockFile], { stdio: 'ignore' });
             atRelease = new Promise((resolve) =>
               // The lock holder (flock and the cat under it) goes as the lock goes: the others must be gone before.
-              waiter.once('exit', (code) => resolve(code === 0 ? [...seen].filter((p) => !isGone(p) && !/^(flock |cat$|sh -c echo locked)/.test(commandLine(p))).map((p) => `${p} ${commandLine(p).slice(0, 60)}`) : 'lock never freed')),
+              // A process with no command line left is in its last moment of exiting (its memory is gone): gone.
+              waiter.once('exit', (code) => resolve(code === 0 ? [...seen].filter((p) => !isGone(p) && commandLine(p) !== '' && !/^(flock |cat$|sh -c echo locked)/.test(commandLine(p))).map((p) => `${p} ${commandLine(p).slice(0, 60)}`) : 'lock never freed')),
             );
           }
           // A step's line may name more (`▸ baseline STM32 1_0_0`).

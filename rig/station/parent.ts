@@ -3,11 +3,21 @@
 // station reaches its safe state before the lock is freed. Linux tells a process of its parent's death only
 // through prctl(PR_SET_PDEATHSIG), which a Node process cannot set on itself (the rig sets it on its own
 // helpers with setpriv). What it can see: the kernel re-parents an orphan (to init or a subreaper), so its
-// parent id changes. A getppid() every half second is the cheapest way to notice; it is not a wait.
-const CHECK_MS = 500;
+// parent id changes. A getppid() every 200 ms is the cheapest way to notice (it is not a wait), and the
+// flows' callers ask parentGone() before they claim a result.
+const CHECK_MS = 200;
 
 let watchers = 0;
 let timer: NodeJS.Timeout | undefined;
+let watched: number | undefined;
+
+/**
+ * True when a watch is on and the parent it started with is gone: asked where a run would claim a result
+ * (a record that passed), so that the half second before the next check cannot let one through.
+ */
+export function parentGone(): boolean {
+  return watched !== undefined && process.ppid !== watched;
+}
 
 /**
  * Watches the parent while at least one caller holds a watch; returns the function that lets go. A process
@@ -16,6 +26,7 @@ let timer: NodeJS.Timeout | undefined;
 export function watchParent(): () => void {
   if (watchers++ === 0) {
     const parent = process.ppid;
+    watched = parent;
     timer = setInterval(() => {
       if (process.ppid === parent) return;
       clearInterval(timer);
@@ -30,9 +41,10 @@ export function watchParent(): () => void {
   return () => {
     if (!held) return;
     held = false;
-    if (--watchers === 0 && timer) {
+    if (--watchers === 0) {
       clearInterval(timer);
       timer = undefined;
+      watched = undefined;
     }
   };
 }

@@ -14,6 +14,7 @@ import { ensureBaseline } from '../../sota/baseline.ts';
 import { parseFault, type Fault } from '../../sota/faults.ts';
 import { CRC_ALGORITHMS, crcParams } from '../../images/crc.ts';
 import { API_CLOUD_FAULTS } from '../../station/plans.ts';
+import { parentGone } from '../../station/parent.ts';
 import { checkRunBeforeOpening } from '../../station/preflight.ts';
 import { runDutUpgrade } from '../../sota/dut.ts';
 import { withVirtualMcu } from '../../station/virtual.ts';
@@ -283,7 +284,8 @@ export async function run(argv: string[]): Promise<number> {
 function report(run: RunRecord, recordFile: string | undefined, json: boolean, signal: AbortSignal): number {
   // Stopped (Ctrl-C, SIGTERM, a dead parent) as the run reached its verdict: it was not asked to finish, so
   // it does not claim a pass; a run that failed on its way keeps its record, which says where it stopped.
-  if (signal.aborted && run.verdict.ok) {
+  // A parent that died a moment ago may not have been noticed by the watch yet: asked here, where it matters.
+  if ((signal.aborted || parentGone()) && run.verdict.ok) {
     process.stderr.write(`${paint(process.stderr).yellow('rig: interrupted')} as the run reached its verdict (${run.verdict.summary}); no record written, the station is in its safe state\n`);
     return ExitCode.interrupted;
   }
@@ -293,7 +295,7 @@ function report(run: RunRecord, recordFile: string | undefined, json: boolean, s
     const dut = run.dut ? { slots: run.dut.slots, bootRecord: run.dut.bootRecord, settled: run.dut.settled } : undefined;
     process.stdout.write(`${JSON.stringify({ station: run.station.name, mode: run.mode ?? run.flow, verdict: run.verdict, download: run.download, readback: run.readback, ...(dut ? { dut } : {}), fired: run.fired, unfired, record: file }, null, 2)}\n`);
   } else process.stdout.write(`${describeRun(run, file, paint(process.stdout))}\n`);
-  if (signal.aborted) return ExitCode.interrupted;
+  if (signal.aborted || parentGone()) return ExitCode.interrupted;
   if (!run.verdict.ok) return ExitCode.failure;
   return unfired.length > 0 ? ExitCode.faultNotFired : ExitCode.ok;
 }
