@@ -271,8 +271,8 @@ try {
   const firmata = await startFirmataBoard({ rails, pins: { moduleVbat: 2, moduleResetN: 3, targetVdd: 4, targetNrst: 5 }, dir: runDir, name: 'firmata' });
   parts.push({ info: { firmata: { port: firmata.info.port, pins: firmata.info.pins, contacts: firmata.info.contacts } }, close: () => firmata.close() });
 
-  // The STM32 behind its remote_bitbang JTAG server, on the targetVdd/targetNrst rails.
-  const jtag = await startJtagPart(jtagOptions, { rails, admin, log });
+  // The STM32 behind its remote_bitbang JTAG server and a Bus Pirate on a pty, on the targetVdd/targetNrst rails.
+  const jtag = await startJtagPart(jtagOptions, { rails, admin, log, runDir });
   parts.push(jtag);
 
   // The MCU on that target, on the module's main UART, with its taps and console.

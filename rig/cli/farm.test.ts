@@ -1,6 +1,6 @@
 // The two commands a farm's CI jobs use around a night: `rig power <station> safe` (the clean-up step) on
 // a bench described over a running virtual station (real Firmata relays on a pty, a real OpenOCD left
-// behind on the station's remote_bitbang probe), and `rig inventory` (identity read live, last health).
+// behind on the station's probe), and `rig inventory` (identity read live, last health).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -127,11 +127,11 @@ describe('rig inventory', () => {
     expect(v).toMatchObject({ station: 'virtual', kind: 'virtual', host: 'pi-4', health: { ok: true, at: '2026-12-07T01:31:00.000Z' } });
     expect(v.identity?.module).toMatchObject({ model: expect.stringMatching(/^Quectel /), imei: expect.stringMatching(/^\d{15}$/), quecthing: expect.stringMatching(/^\d+\.\d+/) });
     expect(v.identity?.target.idcode).toMatch(/^0x[0-9a-f]{8}$/);
-    expect(v.identity?.probe).toMatchObject({ adapter: 'remote_bitbang', openocd: expect.stringContaining('0.12') });
+    expect(v.identity?.probe).toMatchObject({ adapter: 'Bus Pirate (jtag)', openocd: expect.stringContaining('0.12') });
     expect(v.sim).toEqual(expect.arrayContaining(['--time-scale', '--target']));
     const table = await rig(['inventory'], env);
     expect(table.stdout.split('\n')[1]).toMatch(/^station\s+module\s+firmware\s+IMEI\s+QuecThing\s+probe\s+target IDCODE\s+last health$/);
-    expect(table.stdout).toMatch(new RegExp(`virtual\\s+Quectel \\S+\\s+\\S+\\s+${v.identity!.module.imei}\\s+.*remote_bitbang\\s+\\S+ ${v.identity!.target.idcode}\\s+passed 2026-12-07 01:31`));
+    expect(table.stdout).toMatch(new RegExp(`virtual\\s+Quectel \\S+\\s+\\S+\\s+${v.identity!.module.imei}\\s+.*Bus Pirate \\(jtag\\)\\s+\\S+ ${v.identity!.target.idcode}\\s+passed 2026-12-07 01:31`));
   });
 
   test('a station that cannot be read is listed with why, and the exit code says so (69)', { timeout: 60_000 }, async () => {

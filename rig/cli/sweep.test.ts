@@ -76,8 +76,7 @@ describe('rig sweep: options', () => {
 describe('rig sweep on the virtual station', () => {
   test('--budget stops it cleanly after the calibration (exit 75); --resume runs the point and completes it (exit 0)', { timeout: 240_000 }, async () => {
     const config = path.join(tmp, 'rig.config.json');
-    // The virtual MCU is what a dut sweep upgrades (sim --mcu on).
-    writeFileSync(config, JSON.stringify({ stations: { quick: { kind: 'virtual', timeScale: 0.25, simArgs: ['--mcu', 'on'] } } }));
+    writeFileSync(config, JSON.stringify({ stations: { quick: { kind: 'virtual', timeScale: 0.25 } } }));
     const dir = path.join(tmp, 'sweep');
     // Three seconds: the calibration runs (it always does), then no point fits.
     const first = await rig(['sweep', 'quick', '--config', config, '--package', 'full_2_0_0', '--from', '1_0_0', '--window', 'install', '--points', '1', '--no-next', '--budget', '0.05', '-o', dir], 180_000);

@@ -171,7 +171,8 @@ ${common}`,
   sim: `Usage: rig sim [--target stm32f1x|stm32f4x] [--time-scale <x>] [--flash-image <file>] [--json] [-- <sim options>]
 
 Runs the virtual station (sim/main) in the foreground and prints where its parts are: the module's AT
-port, the Firmata relay board and its pins, the STM32's remote_bitbang endpoint, the admin API URL.
+port, the Firmata relay board and its pins, the STM32's Bus Pirate port and remote_bitbang endpoint,
+the admin API URL.
 Options after -- go to sim/main unchanged (e.g. -- --baud 921600 --url-delay-ms 500).
 --json prints the sim's own JSON line instead. Ctrl-C stops it (ptys and sockets removed).
 

@@ -24,7 +24,7 @@ export interface StationIdentity {
     baudRate: number;
   };
   probe: {
-    /** "ST-Link", "CMSIS-DAP (swd)", "remote_bitbang". */
+    /** "ST-Link", "CMSIS-DAP (swd)", "Bus Pirate (jtag)", "remote_bitbang". */
     adapter: string;
     /** The adapter's USB serial number, where it has one; how it was learned, in `serialSource`. */
     serial: string | undefined;
@@ -99,7 +99,8 @@ export function probeSerial(hw: HardwareStationConfig, logText: string, usb: rea
   const logged = logText.split('\n').map((l) => SERIAL_LINE.exec(l)?.[1]).find((s) => s !== undefined);
   if (logged) return { serial: logged, serialSource: 'openocd' };
   const i = hw.probe.interface;
-  if (i.kind === 'remote_bitbang') return { serial: undefined, serialSource: undefined };
+  // A Bus Pirate is a USB serial port, named by its path; remote_bitbang has no device at all.
+  if (i.kind === 'remote_bitbang' || i.kind === 'buspirate') return { serial: undefined, serialSource: undefined };
   const candidates = usb.filter((d) => (i.kind === 'stlink' ? d.vendor === ST_VENDOR && /st-?link/i.test(d.name || 'ST-Link') : /cmsis-dap|dap/i.test(d.name)));
   if (i.serial !== undefined) {
     return candidates.some((d) => d.serial === i.serial) || usb.some((d) => d.serial === i.serial) ? { serial: i.serial, serialSource: 'usb' } : { serial: i.serial, serialSource: 'config' };
@@ -109,7 +110,7 @@ export function probeSerial(hw: HardwareStationConfig, logText: string, usb: rea
 
 function adapterName(hw: HardwareStationConfig): string {
   const i = hw.probe.interface;
-  return i.kind === 'stlink' ? 'ST-Link' : i.kind === 'cmsis-dap' ? `CMSIS-DAP (${i.transport ?? 'swd'})` : 'remote_bitbang';
+  return i.kind === 'stlink' ? 'ST-Link' : i.kind === 'cmsis-dap' ? `CMSIS-DAP (${i.transport ?? 'swd'})` : i.kind === 'buspirate' ? `Bus Pirate (${i.transport ?? 'jtag'})` : 'remote_bitbang';
 }
 
 /** Reads the identity of an open station: a few AT commands and one examine over SWD. */

@@ -304,7 +304,9 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
         },
         entry.kind === 'virtual'
           ? 'the simulator JTAG server did not answer OpenOCD: run `rig sim` and look at its log'
-          : `check the probe's USB cable and its serial number (probe.interface.serial; lsusb -v | grep iSerial); only one program may use it at a time`,
+          : hw.probe.interface.kind === 'buspirate'
+            ? `check the adapter's USB cable and serial port (probe.interface.port; ls -l /dev/serial/by-id/) and that its firmware has the OpenOCD binary mode; only one program may use it at a time`
+            : `check the probe's USB cable and its serial number (probe.interface.serial; lsusb -v | grep iSerial); only one program may use it at a time`,
       );
       if (probe) {
         undo.push(() => probe.close());
@@ -370,7 +372,12 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
     }
 
     // The MCU side (dut mode): layout, taps, console.
-    if (hw.mcu) await checkMcuSide(c, { station: name, hw, timeouts, signal, target: targetRef, reset: mcuReset(probeRef, linesRef, hw.power.roles.targetReset, signal), undo });
+    if (hw.mcu) {
+      const probe = probeRef;
+      const base = hw.mcu.layout.bootloader.address;
+      const firmwarePresent = probe && targetRef ? async () => !(await probe.readRegion(base, 8, { signal })).every((b) => b === 0xff) : undefined;
+      await checkMcuSide(c, { station: name, hw, timeouts, signal, target: targetRef, reset: mcuReset(probeRef, linesRef, hw.power.roles.targetReset, signal), firmwarePresent, undo });
+    }
 
     // Plans.
     const plans = hw.plans;
@@ -401,6 +408,7 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
 function describeInterface(hw: HardwareStationConfig): string {
   const i = hw.probe.interface;
   if (i.kind === 'remote_bitbang') return `remote_bitbang ${i.host}:${i.port} (${hw.probe.target})`;
+  if (i.kind === 'buspirate') return `Bus Pirate on ${i.port}, ${i.transport ?? 'jtag'} (${hw.probe.target})`;
   return `${i.kind}${i.serial ? ` serial ${i.serial}` : ' (first found: set interface.serial with more than one probe)'} (${hw.probe.target})`;
 }
 

@@ -66,7 +66,9 @@ function render(inv: Inventory): string {
     const id = e.identity;
     const health = e.health ? `${e.health.ok ? p.green('passed') : p.red('FAILED')} ${e.health.at.slice(0, 16).replace('T', ' ')}` : p.dim('never');
     if (!id) return [e.station, p.red(`not read: ${e.error?.message.split('\n')[0] ?? '?'}`), '', '', '', '', '', health];
-    const probe = [id.probe.adapter, id.probe.serial ?? (id.probe.adapter === 'remote_bitbang' ? '' : p.dim('serial ?'))].filter(Boolean).join(' ');
+    // remote_bitbang and a Bus Pirate (named by its serial port) have no USB serial number to look for.
+    const noSerial = id.probe.adapter === 'remote_bitbang' || id.probe.adapter.startsWith('Bus Pirate');
+    const probe = [id.probe.adapter, id.probe.serial ?? (noSerial ? '' : p.dim('serial ?'))].filter(Boolean).join(' ');
     return [e.station, id.module.model, id.module.firmware, id.module.imei, id.module.quecthing, probe, `${id.target.family} ${id.target.idcode ?? '?'}`, health];
   });
   return [`${inv.host}: ${inv.stations.length} station(s), sota-rig ${inv.rig}, node ${inv.node}`, table(['station', 'module', 'firmware', 'IMEI', 'QuecThing', 'probe', 'target IDCODE', 'last health'], rows, p)].join('\n');
