@@ -1,18 +1,20 @@
 #!/usr/bin/env -S npx tsx
-// npm run report [-- <allure-results dir>... [--dump <archive.zip>]... [--output <dir>] [--history <file>]
-//                    [--history-limit <runs>] [--name <title>]]
+// npm run report [-- <allure-results dir>... [--dump <archive.zip>]... [--inventory <file>]... [--output <dir>]
+//                    [--history <file>] [--history-limit <runs>] [--name <title>]]
 //
 // Builds the Allure 3 report (one self-contained index.html) from the suites' results — by default
 // reports/allure-results, or several results directories and `allure run --dump` archives, one per Pi —
 // with one environment per station and history across runs (reports/allurerc.ts), then removes the
 // analytics tag Allure embeds and fails if the report would still load anything from off this machine.
+// Each station's table in the report comes from the station records the suites leave in the results
+// directories and from `rig inventory --json` files (--inventory, one per Pi of a farm).
 // Runs under tsx (package.json) because it shares its helpers with the TypeScript tests.
 import { $, fs, glob, minimist, path } from 'zx';
 import { findRemoteReferences, stripThirdParty } from './report-lib/offline.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const args = minimist(process.argv.slice(2), {
-  string: ['dump', 'output', 'history', 'history-limit', 'name'],
+  string: ['dump', 'output', 'history', 'history-limit', 'name', 'inventory'],
   boolean: ['help'],
   alias: { o: 'output', h: 'help' },
   unknown: (a) => (a.startsWith('-') ? fail(`unknown option ${a} (see --help)`) : true),
@@ -24,8 +26,8 @@ function fail(message) {
 }
 
 if (args.help) {
-  console.log(`usage: npm run report -- [<allure-results dir>...] [--dump <archive.zip or glob>]... [--output <dir>]
-                          [--history <file>] [--history-limit <runs>] [--name <title>]
+  console.log(`usage: npm run report -- [<allure-results dir>...] [--dump <archive.zip or glob>]... [--inventory <file or glob>]...
+                          [--output <dir>] [--history <file>] [--history-limit <runs>] [--name <title>]
   default results dir: reports/allure-results; default output: reports/allure-report;
   default history: reports/history/history.jsonl`);
   process.exit(0);
@@ -47,6 +49,12 @@ for (const pattern of dumpPatterns) {
   const matched = await glob(pattern, { absolute: true, cwd: here });
   if (matched.length === 0) fail(`no dump archive matches ${pattern}`);
   dumps.push(...matched.sort());
+}
+const inventories = [];
+for (const pattern of [].concat(args.inventory ?? [])) {
+  const matched = await glob(pattern, { absolute: true, cwd: here });
+  if (matched.length === 0) fail(`no inventory file matches ${pattern}`);
+  inventories.push(...matched.sort());
 }
 let resultFiles = 0;
 for (const dir of resultsDirs) {
@@ -75,6 +83,7 @@ await fs.ensureDir(path.dirname(history));
 // 3. Generate.
 const sources = [`${resultFiles} results in ${resultsDirs.length} director${resultsDirs.length === 1 ? 'y' : 'ies'}`];
 if (dumps.length > 0) sources.push(`${dumps.length} dump archive${dumps.length === 1 ? '' : 's'}`);
+if (inventories.length > 0) sources.push(`${inventories.length} inventor${inventories.length === 1 ? 'y' : 'ies'}`);
 console.log(`report: generating from ${sources.join(' and ')}`);
 const allure = path.join(root, 'node_modules', '.bin', 'allure');
 const generate = await $({
@@ -86,6 +95,7 @@ const generate = await $({
     NO_COLOR: '1',
     SOTA_REPORT_RESULTS: JSON.stringify(resultsDirs),
     SOTA_REPORT_HISTORY: history,
+    SOTA_REPORT_INVENTORY: JSON.stringify(inventories),
     ...(args.name ? { SOTA_REPORT_NAME: args.name } : {}),
   },
 })`${allure} generate --config ${path.join(root, 'reports', 'allurerc.ts')} --output ${output} ${historyLimit ? ['--history-limit', historyLimit] : []} ${dumps.flatMap((d) => ['--dump', d])} ${resultsDirs}`.timeout('5m');

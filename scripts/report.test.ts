@@ -18,7 +18,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bin = (name: string): string => path.join(root, 'node_modules', '.bin', name);
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const STATIONS = ['bench-a', 'bench-b'] as const;
-const TESTS_PER_STATION = 4;
+const TESTS_PER_STATION = 5;
 
 interface Run { code: number; stdout: string; stderr: string }
 
@@ -97,12 +97,12 @@ describe('npm run report', () => {
     const perEnvironment: Record<string, number> = {};
     for (const { environment } of (await testNamesById(1)).values()) perEnvironment[environment] = (perEnvironment[environment] ?? 0) + 1;
     expect(perEnvironment).toEqual({ 'bench-a': TESTS_PER_STATION, 'bench-b': TESTS_PER_STATION });
-    expect(first.stdout).toContain('in 2 environment(s): bench-a (4), bench-b (4)');
+    expect(first.stdout).toContain('in 2 environment(s): bench-a (5), bench-b (5)');
   });
 
-  test('categories separate infrastructure, protocol and firmware failures', async () => {
-    const { roots, nodes } = embeddedJson<{ roots: string[]; nodes: Record<string, { type: string; name: string; childrenIds?: string[] }> }>(
-      await embedded(1), 'widgets/categories.json');
+  test('categories separate infrastructure, protocol and firmware failures, grouped by a reason without volatile parts', async () => {
+    type Node = { type: string; name: string; key?: string; value?: string; childrenIds?: string[] };
+    const { roots, nodes } = embeddedJson<{ roots: string[]; nodes: Record<string, Node> }>(await embedded(1), 'widgets/categories.json');
     const names = await testNamesById(1);
     const testsUnder = (id: string): string[] => {
       const node = nodes[id];
@@ -112,10 +112,36 @@ describe('npm run report', () => {
     };
     const byCategory = Object.fromEntries(roots.map((id) => [nodes[id]?.name.split(' (')[0], testsUnder(id)]));
     expect(byCategory).toEqual({
-      'Infrastructure failures': ['serial port stays open @ bench-a', 'serial port stays open @ bench-b'],
+      'Infrastructure failures': [
+        'serial port stays open @ bench-a', 'serial port stays open @ bench-b',
+        'serial port stays open during a read @ bench-a', 'serial port stays open during a read @ bench-b',
+      ],
       'Protocol failures': ['10700 announces the plan @ bench-a', '10700 announces the plan @ bench-b'],
       'Firmware failures': ['readback equals v2_0_0 @ bench-a', 'readback equals v2_0_0 @ bench-b'],
     });
+    // Two ports, two byte counts, one cause: one reason group per station, not one per message.
+    const reasons = Object.values(nodes).filter((n) => n.key === 'reason');
+    const infra = reasons.filter((n) => n.value?.startsWith('InfrastructureError'));
+    expect(new Set(infra.map((n) => n.value))).toEqual(new Set(['InfrastructureError: serial port <path> vanished after <n> bytes']));
+    expect(infra).toHaveLength(STATIONS.length);
+    for (const n of infra) expect(testsUnder(Object.keys(nodes).find((k) => nodes[k] === n)!)).toHaveLength(2);
+    expect(Object.values(nodes).some((n) => n.type === 'message'), 'no grouping by the raw message').toBe(false);
+  });
+
+  test('each station has its own table, shown only when that station is selected', async () => {
+    const files = await embedded(1);
+    for (const station of STATIONS) {
+      const own = embeddedJson<Record<string, string>>(files, `widgets/${station}/variables.json`);
+      expect(own).toMatchObject({ station, module: 'Quectel EC200U', firmware: `EC200UCNAAR03A03M08-${station}`, probe: `ST-Link SER-${station}`, target: 'stm32f4x, IDCODE 0x4ba00477' });
+      const other = STATIONS.find((s) => s !== station)!;
+      expect(JSON.stringify(own), `${station}'s table names nothing of ${other}`).not.toContain(other);
+    }
+    // The whole report's view says which stations there are, not any one's facts.
+    const all = embeddedJson<Record<string, string>>(files, 'widgets/variables.json');
+    expect(all.station).toBe('2: bench-a, bench-b (Environment shows one)');
+    expect(all).not.toHaveProperty('firmware');
+    // Nothing flat and unfiltered in the metadata section any more.
+    expect(files.has('widgets/allure_environment.json') ? JSON.parse(files.get('widgets/allure_environment.json')!) : []).toEqual([]);
   });
 
   test('keeps history across runs', async () => {
@@ -168,7 +194,7 @@ describe('npm run report', () => {
     const merged = await run(bin('tsx'), ['scripts/report.mjs', ...resultsDirs, '--dump', `${dump}.zip`,
       '--output', path.join(scratch, 'report-merged'), '--history', path.join(scratch, 'merged-history.jsonl')]);
     expect(merged.code, merged.stderr).toBe(0);
-    expect(merged.stdout).toContain('from 8 results in 2 directories and 1 dump archive');
+    expect(merged.stdout).toContain(`from ${2 * TESTS_PER_STATION} results in 2 directories and 1 dump archive`);
     const { byId } = JSON.parse(await readFile(path.join(scratch, 'report-merged', 'test-results.json'), 'utf8')) as { byId: Record<string, { environment: string }> };
     const perEnvironment: Record<string, number> = {};
     for (const { environment } of Object.values(byId)) perEnvironment[environment] = (perEnvironment[environment] ?? 0) + 1;

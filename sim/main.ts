@@ -62,7 +62,7 @@ const options = {
   target: { type: 'string', default: 'stm32f1x', help: `${targetNames.join('|')}: the STM32 behind the JTAG server` },
   'flash-image': { type: 'string', help: 'raw binary preloaded at the start of the target flash' },
   'flash-size-kib': { type: 'string', help: 'target flash size, KiB; default the part largest' },
-  mcu: { type: 'string', default: 'on', help: 'on|off: the virtual MCU, its UART taps and console (off: none of them, no "mcu" key)' },
+  mcu: { type: 'string', default: 'off', help: 'on|off: the virtual MCU, its UART taps and console, for dut mode (off: none of them, no "mcu" key)' },
   'mcu-battery': { type: 'string', default: String(defaultMcuOptions.batteryPercent), help: 'the MCU battery reading, percent (checked against a 10700 limit)' },
   'mcu-block-size': { type: 'string', default: String(defaultMcuOptions.blockSize), help: 'bytes per AT+QIOTOTARD the MCU reads' },
   'mcu-watchdog-ms': { type: 'string', default: String(defaultMcuOptions.watchdogMs), help: 'watchdog window, protocol ms (an image in trial must confirm within it)' },
@@ -271,8 +271,8 @@ try {
   const firmata = await startFirmataBoard({ rails, pins: { moduleVbat: 2, moduleResetN: 3, targetVdd: 4, targetNrst: 5 }, dir: runDir, name: 'firmata' });
   parts.push({ info: { firmata: { port: firmata.info.port, pins: firmata.info.pins, contacts: firmata.info.contacts } }, close: () => firmata.close() });
 
-  // The STM32 behind its remote_bitbang JTAG server, on the targetVdd/targetNrst rails.
-  const jtag = await startJtagPart(jtagOptions, { rails, admin, log });
+  // The STM32 behind its remote_bitbang JTAG server and a Bus Pirate on a pty, on the targetVdd/targetNrst rails.
+  const jtag = await startJtagPart(jtagOptions, { rails, admin, log, runDir });
   parts.push(jtag);
 
   // The MCU on that target, on the module's main UART, with its taps and console.

@@ -16,7 +16,6 @@
 // The `station` fixture records the AT transcript and the OpenOCD log, and afterwards drives every power
 // line to its safe level, restores the radio (AT+CFUN=1) and ends the test's plans.
 // Every rig call gets the test's `signal`, aborted by vitest on timeout.
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as allure from 'allure-js-commons';
@@ -36,14 +35,18 @@ import { ensureBaseline, runDutUpgrade, runProxyUpgrade } from '../rig/sota/inde
 import type { BaselineResult, DutRun, DutUpgradeOptions, ProxyRun, ProxyUpgradeOptions } from '../rig/sota/index.ts';
 import { openStation } from '../rig/station/index.ts';
 import type { OpenedStation, PlanSource, UpgradeSpec } from '../rig/station/index.ts';
-import { AllureRecorder, allureResultsDir, writeEnvironmentInfo } from './support/allure.ts';
+import { AllureRecorder, allureResultsDir, labelFailureReason } from './support/allure.ts';
 import { chartFromRecord, readPhaseChart } from './support/chart.ts';
 import { timelineFromRecord } from './support/timeline.ts';
-import { readbackVerdict } from './support/evidence.ts';
+import { readbackVerdict, runFailure } from './support/evidence.ts';
 import { HealthLedger, stationScope } from './support/health.ts';
 import { MANIFEST, ROOT, suiteStation, testBudget } from './support/station-config.ts';
 import type { SuiteStation, SuiteStationOptions } from './support/station-config.ts';
 import { STATION_LABEL } from '../scripts/report-lib/environments.ts';
+import { writeStationRecord } from '../scripts/report-lib/stations.ts';
+import { readIdentity } from '../rig/station/identity.ts';
+import { hostName, readLastHealth } from '../rig/station/inventory.ts';
+import { simSettings } from '../rig/station/virtual.ts';
 
 export interface SuiteOptions extends SuiteStationOptions {
   /** Allure feature of every test in the file ("Full package"). */
@@ -84,15 +87,6 @@ class InfrastructureOnly extends RegExp {
 export const retry = { count: 2, condition: new InfrastructureOnly() };
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-
-function openocdVersion(binary: string): Promise<string> {
-  return new Promise((resolve) => {
-    execFile(binary, ['--version'], { timeout: 10_000 }, (err, stdout, stderr) => {
-      const first = `${stderr}\n${stdout}`.split('\n').find((l) => /open on-chip debugger/i.test(l));
-      resolve(first?.trim() ?? (err ? `unknown (${err.message.split('\n')[0]})` : 'unknown'));
-    });
-  });
-}
 
 /** The station of one suite file: opened on first use, reopened after an infrastructure failure. */
 class StationHolder {
@@ -135,7 +129,7 @@ class StationHolder {
     this.reopen = false;
     if (!this.station) {
       this.station = await openStation(this.name, { config: this.suite.config, signal, recorder });
-      await recorder.step(`${this.name}: environment info`, () => this.environmentInfo(this.station!, signal));
+      await recorder.step(`${this.name}: station identity (for the report)`, () => this.environmentInfo(this.station!, signal));
     }
     return this.station;
   }
@@ -150,28 +144,20 @@ class StationHolder {
     }
   }
 
+  /** The station's record for the report's per-station table (scripts/report-lib/stations.ts). */
   private async environmentInfo(s: OpenedStation, signal: AbortSignal): Promise<void> {
-    const o = { timeoutMs: s.timeouts.commandMs + s.timeouts.marginMs, signal };
-    const id = await s.module.qt.identify(o);
-    const revision = await s.module.qt.firmwareRevision(o);
-    const qtVersion = (await s.module.qt.info(o)).find((i) => i.item === 'version')?.value ?? 'unknown';
-    writeEnvironmentInfo(
-      allureResultsDir(ROOT),
-      { 'sota-rig': PACKAGE_VERSION, node: process.version },
-      this.scope ?? s.name,
-      {
-        description: s.info.description,
-        module: `${id.manufacturer} ${id.model}`.trim(),
-        'module-revision': `${revision} (ATI: ${id.revision ?? 'none'})`,
-        quecthing: qtVersion,
-        openocd: await openocdVersion(s.config.probe.openocd),
-        probe: s.info.probe,
-        target: s.info.target,
-        'baud-rate': String(s.info.baudRate),
-        'suite-settings': this.suite.adjustments.join(', ') || 'as configured',
-      },
-      this.runDir,
-    );
+    const entry = this.suite.entry;
+    writeStationRecord(allureResultsDir(ROOT), {
+      station: s.name,
+      kind: entry.kind === 'virtual' ? 'virtual' : 'hardware',
+      host: hostName(),
+      scope: this.scope ?? s.name,
+      identity: await readIdentity(s, signal),
+      ...(entry.kind === 'virtual' ? { sim: simSettings(entry) } : {}),
+      ...(readLastHealth(s.name) ? { health: readLastHealth(s.name)! } : {}),
+      rig: PACKAGE_VERSION,
+      node: process.version,
+    });
   }
 
   async close(): Promise<void> {
@@ -194,7 +180,11 @@ export interface Sota {
   spec(pkg: Package, extra?: Omit<UpgradeSpec, 'component' | 'package'>): UpgradeSpec;
   /** The Allure parameters of an upgrade: source and target version, package type. */
   describeUpgrade(pkg: Package, current: Image): Promise<void>;
-  /** runProxyUpgrade with the test's recorder and signal; attaches the read-phase chart and the figures. */
+  /**
+   * runProxyUpgrade with the test's recorder and signal; attaches the read-phase chart and the figures. A run
+   * that ended in a failure (not one of the protocol's outcomes) throws its root-cause error here, before any
+   * assertion of the test can stand in front of it (support/evidence.ts runFailure).
+   */
   upgrade(o: Omit<ProxyUpgradeOptions, 'recorder' | 'signal'>): Promise<ProxyRun>;
   /** The SWD readback verdict every test ends with. */
   readback(image: Image): Promise<void>;
@@ -281,6 +271,8 @@ export async function sotaSuite(opts: SuiteOptions) {
           const run = await runProxyUpgrade(station, { downloadLimitMs: budget.downloadLimitMs, ...o, recorder, signal });
           recorder.attach('read phase (chart)', readPhaseChart(chartFromRecord(run)), 'image/svg+xml');
           recorder.flushFigures('figures (measured)');
+          const failure = runFailure(run);
+          if (failure) throw failure;
           return run;
         },
         readback: (image) => readbackVerdict(station, image, { signal, recorder }),
@@ -313,9 +305,10 @@ export async function sotaSuite(opts: SuiteOptions) {
     await stationHolder.ready(signal, recorder);
   });
   // Every attempt, also one whose station did not open: the health ledger counts infrastructure failures.
-  test.afterEach(({ stationHolder, task }) => {
+  test.afterEach(async ({ stationHolder, task }) => {
     stationHolder.inFile(task.file.filepath);
     recordHealth(stationHolder, task.name, task.result?.state === 'fail' ? task.result.errors?.at(-1) : undefined);
+    await labelFailureReason(task, stationHolder.name);
   });
 
   return { test, budget, retry, suite };

@@ -1,13 +1,9 @@
 // Once per `vitest run` of the suites project: a directory the suite files (separate worker processes)
-// share for the run, where each station's health ledger lives (support/health.ts) and each file leaves its
-// part of the Allure environment info (support/allure.ts), merged into environment.properties once every
-// file is done. Removed at the end.
+// share for the run, where each station's health ledger lives (support/health.ts). Removed at the end.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { allureResultsDir, mergeEnvironmentParts } from './support/allure.ts';
-import { ROOT } from './support/station-config.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -18,11 +14,5 @@ declare module 'vitest' {
 export default function setup(project: TestProject): () => void {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sota-suites-'));
   project.provide('sotaRunDir', dir);
-  return () => {
-    try {
-      mergeEnvironmentParts(dir, allureResultsDir(ROOT));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
+  return () => rmSync(dir, { recursive: true, force: true });
 }

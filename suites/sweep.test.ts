@@ -21,7 +21,7 @@ import { ROOT } from './support/station-config.ts';
 
 // The built-in station at a quarter of real time: the swap of an 8–9 KiB image takes ~0.3 s, a step of it
 // ~20 ms, coarser than the rig's reaction to a console line even on a loaded machine.
-const { test, budget, retry, suite } = await sotaSuite({ feature: 'Power-fail sweep', manifest: 'fixtures/mcu/manifest.json', startImage: 'vbl-1.0', speed: { timeScale: 0.25 } });
+const { test, budget, retry, suite } = await sotaSuite({ feature: 'Power-fail sweep', manifest: 'fixtures/mcu/manifest.json', startImage: 'vbl-1.0', speed: { timeScale: 0.25 }, sim: { mcu: true } });
 const POINTS = Math.max(1, Number(process.env.RIG_SWEEP_POINTS ?? 4));
 const ACTION = 'power-cycle-target=200';
 const ALLOW: SweepSettings['allow'] = ['upgraded', 'rolled-back', 'failed-intact'];

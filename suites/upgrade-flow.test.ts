@@ -10,7 +10,9 @@
 // a virtual upgrade (the STM32 behind remote_bitbang writes a few KiB/s), so the fault matrix and the replay
 // use a second, small fixture set (6 KiB images made by scripts/make-fixtures.ts into a temporary
 // directory) and upgrade back and forth between its 1_0_0 and 2_0_0: each test's baseline then usually
-// finds its image already in flash (pre-verify) instead of programming it again.
+// finds its image already in flash (pre-verify) instead of programming it again. Which way each test goes is
+// part of its definition, never what the previous test left in flash: the report's history tells a test by
+// its parameters (source and target version), so they must be the same every night.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -20,7 +22,7 @@ import type { FirmwareSet, Image, Package } from '../rig/images/index.ts';
 import { parseFault, parseRunRecord, replay, runProxyUpgrade, serializeRunRecord } from '../rig/sota/index.ts';
 import type { ProxyRun, Recorder } from '../rig/sota/index.ts';
 import type { PreparedPlan, Station } from '../rig/station/index.ts';
-import { ConfigError } from '../rig/errors.ts';
+import { ConfigError, InternalError } from '../rig/errors.ts';
 import { crc32 } from '../rig/images/index.ts';
 import { DeclaredPlanSource } from '../rig/station/plans.ts';
 import { expectFaultsFired, expectOutcome } from './support/evidence.ts';
@@ -45,8 +47,13 @@ const smallDir = await mkdtemp(path.join(tmpdir(), 'sota-rig-small-fixtures-'));
 await makeFixtures({ out: smallDir, size: 6 * 1024, loadAddress: 0x0800_0000, seed: 'upgrade-flow' });
 const small: FirmwareSet = await loadManifest(path.join(smallDir, 'manifest.json'));
 afterAll(() => rm(smallDir, { recursive: true, force: true }));
-/** Which small image the flash most likely holds after the previous test; the baseline checks (pre-verify). */
-let inFlash = '1_0_0';
+
+/** An upgrade between the small images, one way or the other: fixed by the test that asks for it. */
+function smallUpgrade(direction: 'up' | 'down'): { from: Image; pkg: Package; to: Image } {
+  return direction === 'up'
+    ? { from: small.image('1_0_0'), pkg: small.package('full_2_0_0'), to: small.image('2_0_0') }
+    : { from: small.image('2_0_0'), pkg: small.package('full_1_0_0'), to: small.image('1_0_0') };
+}
 
 const tx = (run: ProxyRun, text: string) => run.transcript.filter((l) => l.dir === 'TX' && l.text === text).length;
 const codes = (run: ProxyRun) => run.events.filter((e) => e.code !== undefined && e.raw.startsWith('+QIOTEVT: 7,')).map((e) => e.code);
@@ -198,7 +205,6 @@ describe('proxy upgrade flow', () => {
   test('an aborted run stops at once, as an infrastructure failure, and the next baseline recovers', { timeout: budget.disturbed, retry }, async ({ sota, station }) => {
     const v1 = small.image('1_0_0');
     await sota.baseline(v1);
-    inFlash = '1_0_0';
     // Ctrl-C in the middle of the block reads.
     const ctrlC = new AbortController();
     const r = sota.recorder;
@@ -218,7 +224,6 @@ describe('proxy upgrade flow', () => {
   test('a bug in the rig (a TypeError mid-read) ends the run as a rig bug, not as an infrastructure failure', { timeout: budget.disturbed, retry }, async ({ sota, station }) => {
     const v1 = small.image('1_0_0');
     await sota.baseline(v1);
-    inFlash = '1_0_0';
     const r = sota.recorder;
     const recorder = withProgress(r, (_phase, done) => {
       if (done >= 2048) (undefined as unknown as { size: number }).size.toFixed();
@@ -226,17 +231,18 @@ describe('proxy upgrade flow', () => {
     const run = await runProxyUpgrade(station, { plan: sota.spec(small.package('full_2_0_0')), current: v1, signal: sota.signal, recorder });
     expect(run.verdict.failure).toMatchObject({ type: 'internal', kind: 'internal' });
     expect(run.errors.at(-1)).toMatchObject({ name: 'TypeError', kind: 'internal', phase: 'download', recovered: false });
-    // The suites' verdict is a rig bug too: not retried, not held against the station.
-    expect(() => expectOutcome(run, 'upgraded')).toThrow(expect.objectContaining({ name: 'InternalError', kind: 'internal' }));
+    // The suites' verdict is a rig bug too, named as its root cause: not retried, not held against the station.
+    expect(() => expectOutcome(run, 'upgraded')).toThrow(expect.objectContaining({ name: 'TypeError', kind: 'internal' }));
+    expect(() => expectOutcome(run, 'upgraded')).toThrow(InternalError);
     // The module still holds the unfinished download: the baseline settles it.
     await sota.baseline(v1);
     await sota.readback(v1);
   });
 
   test('a module reboot the flow did not cause (a brown-out mid-read) is recovered and recorded', { timeout: budget.disturbed, retry }, async ({ sota, station }) => {
-    const { from, pkg, to } = nextUpgrade();
+    // The two tests before this one leave 1_0_0 in flash.
+    const { from, pkg, to } = smallUpgrade('up');
     await sota.baseline(from);
-    inFlash = from.version;
     let brownOut: Promise<void> | undefined;
     const r = sota.recorder;
     const recorder = withProgress(r, (_phase, done) => {
@@ -252,13 +258,12 @@ describe('proxy upgrade flow', () => {
     expect(run.errors.map((e) => e.message)).toContainEqual(expect.stringMatching(/recovering: (module rebooted during the block reads|module restarted during the block reads|the module rebooted \(RDY\))/));
     expect(run.events.filter((e) => e.kind === 'reboot')).toHaveLength(1);
     await sota.readback(to);
-    inFlash = to.version;
   });
 
-  test('a run record replays to the same verdict', { timeout: 2 * budget.disturbed, retry }, async ({ sota, station }) => {
-    const v1 = small.image('1_0_0');
-    await sota.baseline(v1);
-    const first = await sota.upgrade({ plan: sota.spec(small.package('full_2_0_0')), current: v1, faults: [parseFault('offset=4096:power-cycle-module=200')], battery: 90 });
+  test('a run record replays to the same verdict (2_0_0 → 1_0_0)', { timeout: 2 * budget.disturbed, retry }, async ({ sota, station }) => {
+    const { from, pkg, to } = smallUpgrade('down');
+    await sota.baseline(from);
+    const first = await sota.upgrade({ plan: sota.spec(pkg), current: from, faults: [parseFault('offset=4096:power-cycle-module=200')], battery: 90 });
     expectOutcome(first, 'upgraded');
     const record = parseRunRecord(serializeRunRecord(first), 'first run');
     expect(record.faults).toEqual(['offset=4096:power-cycle-module=200']);
@@ -267,8 +272,7 @@ describe('proxy upgrade flow', () => {
     expect(again.record.faults).toEqual(record.faults);
     expect(again.record.options).toEqual(record.options);
     expect(again.record.fired.map((f) => f.fault)).toEqual(['offset=4096:power-cycle-module=200']);
-    await sota.readback(small.image('2_0_0'));
-    inFlash = '2_0_0';
+    await sota.readback(to);
   });
 });
 
@@ -285,33 +289,26 @@ const MATRIX: [action: string, triggers: string[]][] = [
   ['close-port', ['event=10703', 'offset=5120', 'before-version-report']],
 ];
 
-function nextUpgrade(): { from: Image; pkg: Package; to: Image } {
-  return inFlash === '1_0_0'
-    ? { from: small.image('1_0_0'), pkg: small.package('full_2_0_0'), to: small.image('2_0_0') }
-    : { from: small.image('2_0_0'), pkg: small.package('full_1_0_0'), to: small.image('1_0_0') };
-}
-
 describe('fault matrix', () => {
-  for (const [action, triggers] of MATRIX) {
-    for (const trigger of triggers) {
-      const text = `${trigger}:${action}`;
-      test(text, { timeout: budget.disturbed, retry }, async ({ sota }) => {
-        const fault = parseFault(text);
-        const { from, pkg, to } = nextUpgrade();
-        await sota.baseline(from);
-        inFlash = from.version;
-        const run = await sota.upgrade({ plan: sota.spec(pkg), current: from, faults: [fault], expect: ['upgraded', 'failed-intact'] });
-        expect(run.verdict.failure, run.verdict.summary).toBeUndefined();
-        expectFaultsFired(run, [fault]);
-        if (run.verdict.outcome === 'upgraded') {
-          expectOutcome(run, 'upgraded');
-          await sota.readback(to);
-          inFlash = to.version;
-        } else {
-          expectOutcome(run, 'failed-intact');
-          await sota.readback(from);
-        }
-      });
-    }
-  }
+  // Up and down in turn (the replay before leaves 1_0_0), so that a test's baseline usually finds its image
+  // in flash; after a failed-intact run the next baseline programs it.
+  const cases = MATRIX.flatMap(([action, triggers]) => triggers.map((trigger) => `${trigger}:${action}`));
+  cases.forEach((text, i) => {
+    const direction = i % 2 === 0 ? 'up' : 'down';
+    test(text, { timeout: budget.disturbed, retry }, async ({ sota }) => {
+      const fault = parseFault(text);
+      const { from, pkg, to } = smallUpgrade(direction);
+      await sota.baseline(from);
+      // A failure verdict throws its root cause from sota.upgrade; what is left is upgraded or failed-intact.
+      const run = await sota.upgrade({ plan: sota.spec(pkg), current: from, faults: [fault], expect: ['upgraded', 'failed-intact'] });
+      expectFaultsFired(run, [fault]);
+      if (run.verdict.outcome === 'upgraded') {
+        expectOutcome(run, 'upgraded');
+        await sota.readback(to);
+      } else {
+        expectOutcome(run, 'failed-intact');
+        await sota.readback(from);
+      }
+    });
+  });
 });

@@ -1,13 +1,16 @@
-// On Linux a tty whose other side is gone (a USB adapter unplugged, the master of a pty closed) reads
-// end-of-file: read() returns 0 bytes. serialport 13's bindings-cpp retries such reads at once, forever
-// (serialport/bindings-cpp#162, fix proposed in #164, not released), so the port spins a CPU and never
-// emits `close` with `disconnected`; only a POLLERR (EBADF) happens to be reported. This guard gives the
-// opened Linux binding a read that treats end-of-file as the hang-up it is. The stream then closes with a
+// The Linux serial binding's reads and writes, done on the event loop's own thread. serialport 13's
+// bindings-cpp reads a tty through libuv's thread pool: every chunk costs a hop to a worker thread and back,
+// and after it a second hop whose read only says EAGAIN before the poller is armed — most of the CPU a
+// paced UART costs a Pi. The tty is open non-blocking, so a read or write on the loop's thread never waits:
+// this guard reads only when the poller says there are bytes (or the last read filled its buffer), and
+// writes a command at once, handing a write the kernel did not take whole to the binding's own path.
+//
+// It also fixes a hang-up: a tty whose other side is gone (a USB adapter unplugged, the master of a pty
+// closed) reads end-of-file, read() returns 0 bytes, and bindings-cpp retries such reads at once, forever
+// (serialport/bindings-cpp#162, fix proposed in #164, not released), so the port spins a CPU and never emits
+// `close` with `disconnected`. Here end-of-file is the hang-up it is: the stream closes with a
 // DisconnectedError, exactly as for EBADF, and nothing above it needs to know.
-import { read } from 'node:fs';
-import { promisify } from 'node:util';
-
-const readAsync = promisify(read);
+import { readSync, writeSync } from 'node:fs';
 
 /** The public surface of bindings-cpp's LinuxPortBinding that the guard needs. */
 interface UnixBinding {
@@ -15,11 +18,17 @@ interface UnixBinding {
   readonly isOpen: boolean;
   readonly poller: { once(event: 'readable', cb: (err: Error | null) => void): unknown };
   read(buffer: Buffer, offset: number, length: number): Promise<{ buffer: Buffer; bytesRead: number }>;
+  write?(buffer: Buffer): Promise<void>;
 }
 
 function isUnixBinding(b: unknown): b is UnixBinding {
   const x = b as Partial<UnixBinding> | undefined;
   return typeof x?.fd === 'number' && typeof x.poller?.once === 'function' && typeof x.read === 'function';
+}
+
+function wouldBlock(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'EAGAIN' || code === 'EWOULDBLOCK' || code === 'EINTR';
 }
 
 const guarded = new WeakSet<object>();
@@ -29,22 +38,49 @@ export function guardHangup(binding: unknown): void {
   if (!isUnixBinding(binding) || guarded.has(binding)) return;
   guarded.add(binding);
   const canceled = () => Object.assign(new Error('Port is not open'), { canceled: true });
+  // After a read that did not fill its buffer the kernel's queue is most likely empty: wait for the poller
+  // (level-triggered: bytes that came meanwhile wake it at once) rather than pay an EAGAIN for it.
+  let drained = false;
   binding.read = async function guardedRead(buffer, offset, length) {
     for (;;) {
       const fd = binding.fd;
       if (!binding.isOpen || fd === null) throw canceled();
-      try {
-        const { bytesRead } = await readAsync(fd, buffer, offset, length, null);
+      if (!drained) {
+        let bytesRead: number;
+        try {
+          bytesRead = readSync(fd, buffer, offset, length, null);
+        } catch (err) {
+          if (!wouldBlock(err)) throw err;
+          bytesRead = -1;
+        }
         if (bytesRead === 0) {
           throw Object.assign(new Error('the device hung up (read returned end of file)'), { disconnect: true });
         }
-        return { bytesRead, buffer };
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'EAGAIN' && code !== 'EWOULDBLOCK' && code !== 'EINTR') throw err;
-        if (!binding.isOpen) throw canceled();
-        await new Promise<void>((resolve, reject) => binding.poller.once('readable', (e) => (e ? reject(e) : resolve())));
+        if (bytesRead > 0) {
+          drained = bytesRead < length;
+          return { bytesRead, buffer };
+        }
       }
+      if (!binding.isOpen) throw canceled();
+      await new Promise<void>((resolve, reject) => binding.poller.once('readable', (e) => (e ? reject(e) : resolve())));
+      drained = false;
     }
+  };
+  const write = binding.write?.bind(binding);
+  if (write === undefined) return;
+  binding.write = async function guardedWrite(buffer) {
+    const fd = binding.fd;
+    if (binding.isOpen && fd !== null && buffer.length > 0) {
+      let written = 0;
+      try {
+        written = writeSync(fd, buffer);
+      } catch {
+        // EAGAIN, or an error the binding's own write meets again and reports as it always has.
+      }
+      if (written === buffer.length) return;
+      buffer = buffer.subarray(written);
+    }
+    // The kernel's queue is full, or the write failed: the binding waits for the poller, or reports it.
+    return write(buffer);
   };
 }

@@ -4,18 +4,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, test } from 'vitest';
+import { runProcess, type Ran } from '../../scripts/testing/run.ts';
 import { loadManifest } from '../images/manifest.ts';
 import { parseRunRecord } from '../sota/record.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'rig-cli-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-interface Ran {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 /**
  * Every output of every rig command this file runs, for the last test: no ProductSecret in any of them. The
@@ -25,29 +20,11 @@ const outputs: { args: string; text: string }[] = [];
 const SECRETS = ['VirtualStationProductSecret', 'TopSecretValue', 'Pl4nted-S3cret-9f2c'];
 
 /** The CLI as a user runs it: `node bin/rig.js …` from the compiled dist/ (npm test builds it first). */
-function rig(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/rig.js', ...args], {
-      cwd: root,
-      // Others edit rig/ while these tests run: the stale-dist warning would be noise in every stderr here (it has its own test).
-      env: { ...process.env, NO_COLOR: '1', RIG_CONFIG: '', RIG_NO_STALE_CHECK: '1', ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`rig ${args.join(' ')} did not finish within ${opts.timeoutMs ?? 60_000} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, opts.timeoutMs ?? 60_000);
-    child.once('error', reject);
-    child.once('close', (status) => {
-      clearTimeout(timer);
-      outputs.push({ args: args.join(' '), text: stdout + stderr });
-      resolve({ status, stdout, stderr });
-    });
-  });
+async function rig(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Ran> {
+  // Others edit rig/ while these tests run: the stale-dist warning would be noise in every stderr here (it has its own test).
+  const r = await runProcess(process.execPath, ['bin/rig.js', ...args], { cwd: root, env: { RIG_CONFIG: '', RIG_NO_STALE_CHECK: '1', ...opts.env }, ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
+  outputs.push({ args: args.join(' '), text: r.stdout + r.stderr });
+  return r;
 }
 
 /** A rig process to talk to while it runs: its output so far, a wait for a pattern, and its end. */
@@ -343,13 +320,20 @@ describe.concurrent('rig command on the virtual station', { timeout: 120_000 }, 
     expect(r.stderr).toContain('seen erased (25344 bytes of 0xFF)');
     // Reading the slot needs the station open; nothing after that may have run.
     const steps = r.stderr.split('\n').filter((l) => l.startsWith('▸ ')).map((l) => l.replace(/^▸ virtual: /, ''));
-    expect(steps).toEqual(['lock', 'start the virtual station', 'power lines', 'module AT port', 'module answers AT', 'probe (OpenOCD)']);
+    // A sim with the virtual MCU also has its taps and console opened (listen only), before the probe.
+    const opened = ['lock', 'start the virtual station', 'power lines', 'module AT port', 'module answers AT', ...(steps.includes('MCU taps and console') ? ['MCU taps and console'] : []), 'probe (OpenOCD)'];
+    expect(steps).toEqual(opened);
   });
 
   test.each([
     ['an unknown package', ['--package', 'nope'], '--package: no package nope'],
     ['an unknown --from', ['--package', 'full_2_0_0', '--from', '9_9_9'], '--from: no image 9_9_9'],
     ['--plan on the virtual station', ['--plan', 'bench-1 full 2.0.0'], 'virtual creates its plans through an API'],
+    ['an unknown --mode', ['--package', 'full_2_0_0', '--mode', 'fast'], '--mode: unknown mode'],
+    ['--battery in dut mode (the MCU under test has its own)', ['--mode', 'dut', '--package', 'full_2_0_0', '--from', '1_0_0', '--battery', '50'], "--battery is the MCU's own in dut mode"],
+    ['--bootloader in proxy mode', ['--package', 'full_2_0_0', '--bootloader', 'vbl-1.0'], '--bootloader is for dut mode'],
+    ['a dut finding expected of a proxy run', ['--package', 'full_2_0_0', '--expect', 'bricked'], "--expect: unknown outcome 'bricked' for a proxy run"],
+    ['dut mode from a full package without --from', ['--mode', 'dut', '--package', 'full_2_0_0'], 'which release does the MCU start from?'],
   ])('rig upgrade with %s is a usage error (64) before the station opens', async (_what, args, message) => {
     const r = await rig(['upgrade', 'virtual', ...args]);
     expect(r.status).toBe(64);

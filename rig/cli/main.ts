@@ -47,6 +47,7 @@ registerSubcommand('readback', "read the target's flash (slot, whole flash, or a
 registerSubcommand('upgrade', 'run a SOTA upgrade (proxy flow) with live progress and faults; writes a run record', USAGE.upgrade, command(() => import('./commands/upgrade.ts')));
 registerSubcommand('repro', 'replay a run record on a station and say whether the verdict is the same', USAGE.repro, command(() => import('./commands/repro.ts')));
 registerSubcommand('sweep', 'power-fail and fault sweep: a fault at N moments of an upgrade, a verdict each, the failing window', USAGE.sweep, command(() => import('./commands/sweep.ts')));
+registerSubcommand('inventory', "this host's stations and what each is, read live (IMEI, firmware, probe, IDCODE, last health)", USAGE.inventory, command(() => import('./commands/inventory.ts')));
 registerSubcommand('sim', 'run the virtual station in the foreground (Ctrl-C stops it)', USAGE.sim, command(() => import('./commands/sim.ts')));
 registerSubcommand('image', 'add a release (image, full and delta packages) to a manifest; identify or list images', USAGE.image, command(() => import('./commands/image.ts')));
 registerSubcommand('report', 'build the Allure report (scripts/report.mjs)', USAGE.report, command(() => import('./commands/report.ts')));

@@ -29,7 +29,20 @@ With commands (e.g. rig at bench-2 'AT+QIOTINFO?'): sends each one, prints the a
 
 ${common}`,
 
+  inventory: `Usage: rig inventory [station...] [--with-virtual] [--config <file>] [--json]
+
+The stations of this host and what each one is, read live: module (ATI), firmware (AT+QGMR), IMEI (AT+GSN),
+QuecThing version (AT+QIOTINFO?), probe adapter and serial number, target family and IDCODE; and the last
+health check each station had on this host (npm run nightly runs one first; kept in $RIG_STATE_DIR, default
+~/.local/state/sota-rig). Each station is opened, read and closed in turn (its lock is taken: a station in
+use is listed as not read). Without names: every station of the config, the virtual ones only when no
+hardware is configured or with --with-virtual. --json prints the inventory a farm's merge job gives to
+npm run report (--inventory). Exit 0 when every station was read, 69 when one was not.
+
+${common}`,
+
   power: `Usage: rig power <station> <line> on|off|cycle [--off-ms <ms>] [--hold] [--config <file>] [--json]
+       rig power <station> safe [--config <file>] [--json]
 
 Drives one of the station's power or reset lines (names as in the config; the virtual station has
 module-vbat, module-reset, target-vdd, target-nrst) and reads its level back.
@@ -37,6 +50,9 @@ module-vbat, module-reset, target-vdd, target-nrst) and reads its level back.
   cycle         off for --off-ms (default 2000), then on again
   --hold        keep the level until Ctrl-C; otherwise the line returns to its configured safe level when
                 rig exits (every rig command leaves the station safe)
+  safe          every line to its safe level, and any OpenOCD still running for the station's probe stopped;
+                opens neither the module nor the probe, so it works on a station that is broken (a CI job's
+                clean-up step). A virtual station has nothing to switch: it ends with its rig process.
 
 ${common}`,
 
@@ -155,7 +171,8 @@ ${common}`,
   sim: `Usage: rig sim [--target stm32f1x|stm32f4x] [--time-scale <x>] [--flash-image <file>] [--json] [-- <sim options>]
 
 Runs the virtual station (sim/main) in the foreground and prints where its parts are: the module's AT
-port, the Firmata relay board and its pins, the STM32's remote_bitbang endpoint, the admin API URL.
+port, the Firmata relay board and its pins, the STM32's Bus Pirate port and remote_bitbang endpoint,
+the admin API URL.
 Options after -- go to sim/main unchanged (e.g. -- --baud 921600 --url-delay-ms 500).
 --json prints the sim's own JSON line instead. Ctrl-C stops it (ptys and sockets removed).
 

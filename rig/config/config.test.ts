@@ -81,7 +81,7 @@ describe('validation names the exact key, what was expected and what was found',
       name: 'an unknown probe interface kind',
       change: [['probe.interface', { kind: 'jlink' }]],
       path: 'stations.bench-2.probe.interface.kind',
-      expected: /one of "stlink", "cmsis-dap", "remote_bitbang"/,
+      expected: /one of "stlink", "cmsis-dap", "remote_bitbang", "buspirate"/,
       found: /"jlink"/,
     },
     {

@@ -127,6 +127,13 @@ export const probeInterfaceSchema = z.discriminatedUnion('kind', [
       port: z.number().int().min(1).max(65535),
     })
     .strict(),
+  z
+    .object({
+      kind: z.literal('buspirate'),
+      port: z.string().regex(/^\/[\x21-\x7e]+$/, 'the adapter\'s serial port: an absolute device path without spaces (/dev/serial/by-id/…)'),
+      transport: z.enum(['jtag', 'swd']).optional(),
+    })
+    .strict(),
 ]);
 
 export const probeConfigSchema = z
@@ -361,6 +368,11 @@ export const virtualStationSchema = z
     /** An image to preload into the target's flash at the slot. */
     flashImage: z.string().min(1).optional(),
     flashSizeKiB: z.number().int().min(2).max(1024).optional(),
+    /**
+     * The virtual MCU (sim/mcu: bootloader, reference client, UART taps, console) for dut mode; default the
+     * sim's (off: the proxy bench). `rig upgrade --mode dut`, `qualify --mode dut` and the dut suites turn it on.
+     */
+    mcu: z.boolean().optional(),
     /** Further `sim/main.ts` options, verbatim (e.g. ["--url-delay-ms", "500"]). */
     simArgs: z.array(z.string()).default([]),
     /** The openocd binary that reads the virtual STM32 (default: `openocd` on PATH). */

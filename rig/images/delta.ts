@@ -5,9 +5,10 @@
 
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { scratchPrefix } from '../scratch.ts';
 import path from 'node:path';
-import { decode } from '@ably/vcdiff-decoder';
+import type * as Vcdiff from '@ably/vcdiff-decoder';
 import { FirmwareError, InfrastructureError } from '../errors.ts';
 import { sha256Hex } from './digest.ts';
 
@@ -29,6 +30,14 @@ const VCDIFF_MAGIC = [0xd6, 0xc3, 0xc4, 0x00];
 export const XDELTA3_ARGS = ['-e', '-f', '-S', 'none', '-A', '-n'] as const;
 
 const label = (r: ImageRef) => (r.version ? `${r.version} ` : '');
+
+// The decoder (with its WebAssembly) costs a process ~15 MB of RSS: loaded by the first delta applied, not
+// by every rig process that might see one.
+let decoder: typeof Vcdiff.decode | undefined;
+function decode(delta: Uint8Array, source: Uint8Array): Uint8Array {
+  decoder ??= (createRequire(import.meta.url)('@ably/vcdiff-decoder') as typeof Vcdiff).decode;
+  return decoder(delta, source);
+}
 
 /** Rejects what is not a VCDIFF this decoder can read, with the reason in VCDIFF's own terms. */
 export function checkVcdiffHeader(delta: Uint8Array): void {

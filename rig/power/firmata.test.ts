@@ -209,17 +209,24 @@ describe('firmata relay lines', () => {
   test('an aborted handshake is an AbortedError and frees the port', async () => {
     const silent: PtyPair = await openPtyPair(dir, `abort-${Date.now().toString(36)}`);
     cleanups.push(() => silent.close());
+    const { SerialPort } = await import('serialport');
+    // The board's side of the wire: the first byte the rig sends is its handshake's query; abort right then.
+    const boardSide = new SerialPort({ path: silent.simPath, baudRate: 57600, lock: false });
+    cleanups.push(() => new Promise<void>((resolve) => (boardSide.isOpen ? boardSide.close(() => resolve()) : resolve())));
+    await new Promise<void>((resolve, reject) => {
+      boardSide.once('open', resolve);
+      boardSide.once('error', reject);
+    });
     const ac = new AbortController();
+    boardSide.once('data', () => ac.abort(new Error('test cancelled')));
     const opening = openPowerLines(
       { boards: { relays: { port: silent.rigPath, connectTimeoutMs: 30_000 } }, lines: { vbat: { kind: 'firmata', board: 'relays', pin: 2 } } },
       { station: 'bench-t', signal: ac.signal },
     );
-    ac.abort(new Error('test cancelled'));
     const err = await opening.catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AbortedError);
     expect((err as Error).message).toContain(`on ${silent.rigPath}: handshake aborted`);
     // serialport's exclusive lock would refuse this open if the aborted attempt had kept the port.
-    const { SerialPort } = await import('serialport');
     const again = await new Promise<InstanceType<typeof SerialPort>>((resolve, reject) => {
       const p = new SerialPort({ path: silent.rigPath, baudRate: 57600 }, (e) => (e ? reject(e) : resolve(p)));
     });

@@ -3,8 +3,9 @@
 // would pull in serialport 8 and, without a path, auto-detect the first /usb|acm/ port, which on this rig
 // can be the modem (LIBRARIES.md §3.2). One FirmataBoard serves every line wired to it.
 import { writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { SerialPort } from 'serialport';
-import five from 'johnny-five';
+import type { Board as J5Board, Relay as J5Relay } from 'johnny-five';
 import firmataIo from 'firmata-io';
 import { AbortedError, InfrastructureError } from '../errors.ts';
 import type { FirmataBoardConfig, FirmataLineConfig } from './config.ts';
@@ -12,6 +13,9 @@ import { lineLabel, type SafeStateLine } from './line.ts';
 import { registerSafeState } from './safe-state.ts';
 
 const { Firmata } = firmataIo;
+// johnny-five's index loads all of its ~70 component classes (~4 MB of a process's RSS); a relay needs two.
+const requireJ5 = createRequire(import.meta.url);
+const five = { Board: requireJ5('johnny-five/lib/board.js') as typeof J5Board, Relay: requireJ5('johnny-five/lib/relay.js') as typeof J5Relay };
 type FirmataIo = InstanceType<typeof Firmata>;
 
 const SET_DIGITAL_PIN_VALUE = 0xf5;

@@ -50,16 +50,16 @@ function assertSysfs(ctx: GpioContext): void {
 }
 
 /** The gpiochips sysfs knows, with their label, base and size. */
-export function listGpioChips(): GpioChip[] {
+export function listGpioChips(sysfs: string = GPIO_SYSFS): GpioChip[] {
   const chips: GpioChip[] = [];
   let entries: string[];
   try {
-    entries = readdirSync(GPIO_SYSFS);
+    entries = readdirSync(sysfs);
   } catch {
     return chips;
   }
   for (const name of entries.filter((e) => /^gpiochip\d+$/.test(e)).sort()) {
-    const dir = path.join(GPIO_SYSFS, name);
+    const dir = path.join(sysfs, name);
     try {
       const label = readFileSync(path.join(dir, 'label'), 'utf8').trim();
       const base = Number.parseInt(readFileSync(path.join(dir, 'base'), 'utf8'), 10);

@@ -2,9 +2,8 @@
 // lines; each line driven to its initial level and put under the safe-state registry as it opens.
 import { ConfigError } from '../errors.ts';
 import { powerConfigSchema, type PowerConfigInput } from './config.ts';
-import { FirmataBoard } from './firmata.ts';
+import type { FirmataBoard } from './firmata.ts';
 import type { PowerLine } from './line.ts';
-import { OnoffLine } from './onoff.ts';
 
 export interface PowerLines {
   /** By the names used in config ("module-vbat"); each line's own name is "<station>/<name>". */
@@ -47,12 +46,15 @@ export async function openPowerLines(input: PowerConfigInput, { station, signal 
   try {
     for (const [name, lineConfig] of Object.entries(config.lines)) {
       const lineName = `${station}/${name}`;
+      // Each driver and its library (onoff; johnny-five, firmata-io) is loaded by the first line that needs it.
       if (lineConfig.kind === 'gpio') {
+        const { OnoffLine } = await import('./onoff.ts');
         lines.set(name, OnoffLine.open(lineConfig, { name: lineName, station }));
         continue;
       }
       let board = boards.get(lineConfig.board);
       if (!board) {
+        const { FirmataBoard } = await import('./firmata.ts');
         board = await FirmataBoard.open(config.boards[lineConfig.board]!, { name: lineConfig.board, station, signal });
         boards.set(lineConfig.board, board);
       }

@@ -31,11 +31,23 @@ describe('buildProbeArgs', () => {
     expect(f1.args.filter((a) => a.includes('-event'))).toEqual([]);
   });
 
+  test('buspirate: its serial port, JTAG unless told, no clock, F4 speed events silenced', () => {
+    const s = buildProbeArgs({ interface: { kind: 'buspirate', port: '/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10KA0EN-if00-port0' }, target: 'stm32f4x', speedKHz: 1000 });
+    expect(s.args).toEqual([
+      '-c', 'adapter driver buspirate', '-c', 'buspirate port /dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10KA0EN-if00-port0', '-c', 'transport select jtag',
+      '-f', 'target/stm32f4x.cfg',
+      '-c', 'stm32f4x.cpu configure -event reset-start {}', '-c', 'stm32f4x.cpu configure -event reset-init {}',
+    ]);
+    expect(buildProbeArgs({ interface: { kind: 'buspirate', port: '/dev/ttyUSB0', transport: 'swd' }, target: 'stm32f1x' }).args).toContain('transport select swd');
+  });
+
   test('bad entries are ConfigErrors that say what was wrong', () => {
     const bad = [
       { interface: { kind: 'remote_bitbang', host: '127.0.0.1', port: 0 }, target: 'stm32f4x' },
       { interface: { kind: 'remote_bitbang', host: 'a b', port: 1 }, target: 'stm32f4x' },
       { interface: { kind: 'stlink', serial: 'has space' }, target: 'stm32f4x' },
+      { interface: { kind: 'buspirate', port: 'ttyUSB0' }, target: 'stm32f4x' },
+      { interface: { kind: 'buspirate', port: '/dev/tty USB0' }, target: 'stm32f4x' },
       { interface: { kind: 'jlink' }, target: 'stm32f4x' },
       { interface: { kind: 'stlink' }, target: 'stm32h7x' },
       { interface: { kind: 'stlink' }, target: 'stm32f4x', workAreaSize: -1 },

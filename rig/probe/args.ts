@@ -1,6 +1,7 @@
-// Turns a station's declarative probe entry (which adapter, which serial or socket, which STM32 family) into
-// OpenOCD's `-f`/`-c` arguments. Pure: no files, no processes. It knows adapters and target families, never
-// whether the other end is a bench or the virtual station — a remote_bitbang adapter is just another adapter.
+// Turns a station's declarative probe entry (which adapter, which serial, port or socket, which STM32 family)
+// into OpenOCD's `-f`/`-c` arguments. Pure: no files, no processes. It knows adapters and target families,
+// never whether the other end is a bench or the virtual station — a Bus Pirate or a remote_bitbang adapter
+// is just another adapter.
 
 import { ConfigError } from '../errors.ts';
 import { tclWord } from './tcl.ts';
@@ -8,7 +9,8 @@ import { tclWord } from './tcl.ts';
 export type ProbeInterface =
   | { kind: 'stlink'; serial?: string }
   | { kind: 'cmsis-dap'; serial?: string; transport?: 'swd' | 'jtag' }
-  | { kind: 'remote_bitbang'; host: string; port: number };
+  | { kind: 'remote_bitbang'; host: string; port: number }
+  | { kind: 'buspirate'; port: string; transport?: 'jtag' | 'swd' };
 
 export type TargetFamily = 'stm32f1x' | 'stm32f4x';
 
@@ -16,11 +18,13 @@ export interface ProbeConfig {
   interface: ProbeInterface;
   target: TargetFamily;
   /**
-   * Bytes of SRAM OpenOCD may use for flash and CRC algorithms; omitted = the target cfg's default. A target
-   * that cannot execute code (anything without a CPU behind the debug port) needs 0 (openocd-sim.md §4.3).
+   * Bytes of SRAM OpenOCD may use for its flash loader and CRC routine; omitted = the target cfg's default
+   * (4 KiB on the F1, 64 KiB on the F4). 0 makes OpenOCD program half-word by half-word over the debug port
+   * and compute CRCs on the host: for a target that cannot run code (a core held by a fault, or a debug
+   * port without a CPU behind it).
    */
   workAreaSize?: number;
-  /** Adapter clock; omitted = the target cfg's default. Ignored for remote_bitbang, which has no clock. */
+  /** Adapter clock; omitted = the target cfg's default. Ignored for remote_bitbang and buspirate, which have no settable clock. */
   speedKHz?: number;
   /** Further configuration commands, run after the target cfg and before `init`. */
   extra?: readonly string[];
@@ -105,8 +109,15 @@ export function buildProbeArgs(config: ProbeConfig): ProbeSetup {
       args.push('-c', 'adapter driver remote_bitbang', '-c', `remote_bitbang host ${iface.host}`, '-c', `remote_bitbang port ${iface.port}`);
       break;
     }
+    case 'buspirate': {
+      // A Bus Pirate (or a JtagDue) with its OpenOCD binary mode, on its USB serial port.
+      if (!/^\/[\x21-\x7e]+$/.test(iface.port)) throw new ConfigError('buspirate port must be an absolute device path without spaces', { expected: 'e.g. /dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10KA0EN-if00-port0', seen: JSON.stringify(iface.port) });
+      hasClock = false;
+      args.push('-c', 'adapter driver buspirate', '-c', `buspirate port ${tclWord(iface.port)}`, '-c', `transport select ${iface.transport ?? 'jtag'}`);
+      break;
+    }
     default:
-      throw new ConfigError('unknown probe interface', { expected: 'stlink | cmsis-dap | remote_bitbang', seen: JSON.stringify((iface as { kind?: unknown }).kind) });
+      throw new ConfigError('unknown probe interface', { expected: 'stlink | cmsis-dap | remote_bitbang | buspirate', seen: JSON.stringify((iface as { kind?: unknown }).kind) });
   }
   // The cfg reads WORKAREASIZE when it is sourced, so it must be set before.
   if (config.workAreaSize !== undefined) args.push('-c', `set WORKAREASIZE ${config.workAreaSize}`);

@@ -49,10 +49,11 @@ export interface OpenOcdOptions {
 
 /**
  * remote_bitbang's socket errors (a closed target socket shows up as `Error on socket
- * 'remote_bitbang_putc': … Broken pipe` on the next poll, openocd-sim.md §1.4) and libusb's "device gone"
- * (an ST-Link or CMSIS-DAP probe unplugged).
+ * 'remote_bitbang_putc': … Broken pipe` on the next poll, openocd-sim.md §1.4), libusb's "device gone"
+ * (an ST-Link or CMSIS-DAP probe unplugged) and the buspirate driver's failed write to its serial port
+ * (`Error sending data`: the USB serial device is gone, or the pty's other side).
  */
-export const LINK_LOST_PATTERNS: readonly RegExp[] = [/Error on socket '/, /LIBUSB_ERROR_NO_DEVICE/];
+export const LINK_LOST_PATTERNS: readonly RegExp[] = [/Error on socket '/, /LIBUSB_ERROR_NO_DEVICE/, /Error sending data/];
 
 export interface ExitInfo {
   code: number | null;

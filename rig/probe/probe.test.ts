@@ -1,7 +1,12 @@
 // The probe driver against the real Debian OpenOCD 0.12 and the virtual STM32 (sim/jtag), for both parts.
-// The driver itself never sees sim/: it gets a remote_bitbang host and port, as a station config would give.
-// Link faults go through a relay (testing/fault-proxy.ts) that cuts or silences the line mid-command.
+// The driver itself never sees sim/: it gets a Bus Pirate's serial port (the station's probe, with the cfg's
+// work area: OpenOCD's flash loader) or a remote_bitbang host and port (the other debuggers, which take the
+// target over), as a station config would give. Link faults go through a relay (testing/fault-proxy.ts)
+// that cuts or silences a remote_bitbang line mid-command.
 
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -49,11 +54,13 @@ describe.each(profiles)('probe on a virtual $target', (p) => {
   let proxy: FaultProxy;
   /** A second probe whose link runs through the fault relay. */
   let linked: Probe;
+  let dir: string | undefined;
 
   beforeAll(async () => {
-    sim = await startJtagTarget({ target: p.target, flashImage: preload });
+    dir = mkdtempSync(path.join(os.tmpdir(), `probe-${p.target}-`));
+    sim = await startJtagTarget({ target: p.target, flashImage: preload, busPirateDir: dir });
     probe = await Probe.open({
-      ...buildProbeArgs({ interface: { kind: 'remote_bitbang', host: sim.info.host, port: sim.info.port }, target: p.target, workAreaSize: 0 }),
+      ...buildProbeArgs({ interface: { kind: 'buspirate', port: sim.info.buspirate! }, target: p.target }),
       station: `virtual-${p.target}`,
     });
   });
@@ -63,6 +70,7 @@ describe.each(profiles)('probe on a virtual $target', (p) => {
     await linked?.close();
     await proxy?.close();
     await sim?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
     expect(openOcdChildrenOf()).toEqual([]);
   });
 

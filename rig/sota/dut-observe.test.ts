@@ -204,6 +204,23 @@ describe('DutObserver', () => {
     }
   });
 
+  it('a version report after the MCU confirmed and stopped reading ends the OTA, whichever port tells of the rejection first', () => {
+    const r = rig();
+    r.obs.mcuStarted('reset', 0);
+    r.mcu('AT+QIOTMCUVER="STM32","1_0_0"');
+    r.mod(answer('OK', '+QIOTEVT: 7,10700,"STM32","","2_0_0",0,0,8192'));
+    r.at(10);
+    r.mcu('AT+QIOTUPDATE=1');
+    r.at(20);
+    r.mcu('AT+QIOTOTARD=2048,1024');
+    expect(r.obs.settled(30)).toBeUndefined();
+    r.at(40);
+    r.mcu('AT+QIOTMCUVER="STM32","1_0_0"');
+    expect(r.obs.settled(50)).toBe('the MCU reported 1_0_0 during the download: this OTA is over');
+    r.con('[app] download rejected: AT+QIOTOTARD=2048,1024 failed 3 times');
+    expect(r.obs.settled(60)).toBe('the MCU reported 1_0_0 during the download (download rejected: AT+QIOTOTARD=2048,1024 failed 3 times): this OTA is over');
+  });
+
   it('a 10700 the MCU leaves unanswered past the bound settles the run as such; an answered one does not', () => {
     const r = rig([], 2000);
     r.at(100);

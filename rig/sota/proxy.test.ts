@@ -1,4 +1,4 @@
-// runProxyUpgrade against the virtual station (the real sim, socat ptys, openocd over remote_bitbang): what
+// runProxyUpgrade against the virtual station (the real sim, socat ptys, openocd through its Bus Pirate): what
 // its record carries for `rig repro`, how it brings the probe back after a target power cut, and how it names
 // the module's protocol timers (read inactivity, update wait) when a run outlasts them. The images are a
 // temporary 4 KiB build (scripts/make-fixtures.ts), so programming stays short and the package is not in
@@ -99,21 +99,27 @@ describe('runProxyUpgrade on the virtual station', () => {
   test('a fault that comes due while the image is written (programming+<ms>) runs alongside the write, not after it', { timeout: 90_000 }, async () => {
     const v1 = small.image('1_0_0');
     await ensureBaseline(station, v1);
-    const run = await runProxyUpgrade(station, { plan: spec('full_2_0_0'), current: v1, faults: [parseFault('programming+300ms:power-cycle-target=300')] });
+    const run = await runProxyUpgrade(station, { plan: spec('full_2_0_0'), current: v1, faults: [parseFault('programming+5ms:power-cycle-target=300')] });
     expect(run.verdict.outcome, run.verdict.summary).toBe('upgraded');
     const program = run.phases.find((p) => p.name === 'program')!;
     const fired = run.fired[0]!;
-    // Writing 4 KiB over remote_bitbang takes over a second: the cut comes in the middle of it.
+    // The step halts the core, erases and writes through OpenOCD's flash loader (tens of ms at least, with the
+    // read-back after it): 5 ms into it the write is still running, and the cut comes in the middle of it.
     expect(fired.t).toBeGreaterThan(program.start);
     expect(fired.t).toBeLessThan(program.end);
   });
 
   test('programming that outlasts the update wait ends the run with an update-wait timer error before the version report', { timeout: 90_000 }, async () => {
-    const v1 = small.image('1_0_0');
+    // 32 KiB images: through OpenOCD's flash loader the write takes a few hundred ms, well past the 50 ms the
+    // module gives here, while the steps between 10704 and the write take a few.
+    const bigDir = path.join(dir, 'big');
+    await makeFixtures({ out: bigDir, size: 32 * 1024, loadAddress: 0x0800_0000, seed: 'proxy-test-big' });
+    const big = await loadManifest(path.join(bigDir, 'manifest.json'));
+    const v1 = big.image('1_0_0');
     await ensureBaseline(station, v1);
-    // A station whose module gives the MCU 50 ms from 10704: programming 4 KiB over SWD takes longer.
+    // A station whose module gives the MCU 50 ms from 10704: programming 32 KiB over SWD takes longer.
     const hurried: Station = { ...station, module: station.module, timeouts: { ...station.timeouts, updateWaitMs: 50 } };
-    const run = await runProxyUpgrade(hurried, { plan: spec('full_2_0_0'), current: v1 });
+    const run = await runProxyUpgrade(hurried, { plan: { component: station.component, package: big.package('full_2_0_0') }, current: v1 });
     expect(run.verdict.failure, run.verdict.summary).toMatchObject({ type: 'timeout', kind: 'protocol' });
     expect(run.errors).toEqual([expect.objectContaining({ name: 'ProtocolTimerError', kind: 'protocol', phase: 'updating', recovered: false })]);
     expect(run.errors[0]!.message).toMatch(/update wait ran out while programming/);

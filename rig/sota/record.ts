@@ -185,7 +185,7 @@ export interface RecordedFirmware {
  * The virtual station's options that change what a run sees (timing, pieces, CRC). Paths (flashImage,
  * openocd) name files on the recording machine, and the product secret is a secret even when it is a default.
  */
-const VIRTUAL_SETTINGS = ['target', 'baud', 'timeScale', 'timeouts', 'seed', 'moduleFreeSpace', 'downloadRate', 'bootMs', 'crc', 'flashSizeKiB', 'simArgs', 'layout', 'component', 'module'] as const;
+const VIRTUAL_SETTINGS = ['target', 'baud', 'timeScale', 'timeouts', 'seed', 'moduleFreeSpace', 'downloadRate', 'bootMs', 'crc', 'flashSizeKiB', 'simArgs', 'layout', 'component', 'module', 'mcu'] as const;
 
 /** The part of a station's config entry a record keeps: a virtual station's settings, a bench's entry minus secrets. */
 export function recordedStationConfig(entry: StationConfig): RecordedStationConfig {

@@ -1,5 +1,5 @@
 // openStation against the virtual station, end to end: the real sim process, socat ptys, the Firmata relay
-// board through johnny-five, the real openocd over remote_bitbang, the admin API. Nothing is mocked.
+// board through johnny-five, the real openocd through the sim's Bus Pirate, the admin API. Nothing is mocked.
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -67,7 +67,7 @@ describe('openStation("virtual")', () => {
     for (const l of listeningSockets(sim)) expect(l).toMatch(/^tcp 0100007F:|^unix /);
 
     expect(station.name).toBe('virtual');
-    expect(station.info).toMatchObject({ name: 'virtual', baudRate: 115200, target: 'stm32f1x', probe: expect.stringMatching(/^remote_bitbang 127\.0\.0\.1:\d+, stm32f1x$/) });
+    expect(station.info).toMatchObject({ name: 'virtual', baudRate: 115200, target: 'stm32f1x', probe: expect.stringMatching(/^Bus Pirate \/\S+\/probe-buspirate \(jtag\), stm32f1x$/) });
     expect(station.component).toBe('STM32');
     expect(station.layout).toEqual({ slotAddress: 0x0800_0000, slotSize: 64 * 1024 });
     expect(station.plans.kind).toBe('api');
@@ -332,7 +332,7 @@ describe('openStation("virtual")', () => {
     const err = await openStation('virtual', { config: fast(), lockDir: dir, signal: ctl.signal, recorder }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AbortedError);
     expect((err as AbortedError).station).toBe('virtual');
-    expect(steps).toEqual(['virtual: lock', 'virtual: start the virtual station', 'virtual: power lines', 'virtual: module AT port', 'virtual: module answers AT', 'virtual: MCU taps and console', 'virtual: probe (OpenOCD)']);
+    expect(steps).toEqual(['virtual: lock', 'virtual: start the virtual station', 'virtual: power lines', 'virtual: module AT port', 'virtual: module answers AT', 'virtual: probe (OpenOCD)']);
     for (const pid of descendants(process.pid).filter((p) => !before.has(p))) expect({ pid, cmd: commandLine(pid), gone: isGone(pid) }).toMatchObject({ gone: true });
     expect(protectedLines().filter((l) => l.startsWith('virtual/'))).toEqual([]);
     const lock = await lockStation('virtual', { dir });

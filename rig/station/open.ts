@@ -314,6 +314,8 @@ function describeProbe(hw: HardwareStationConfig): string {
       return `CMSIS-DAP${i.serial ? ` ${i.serial}` : ''} (${i.transport ?? 'swd'}), ${hw.probe.target}`;
     case 'remote_bitbang':
       return `remote_bitbang ${i.host}:${i.port}, ${hw.probe.target}`;
+    case 'buspirate':
+      return `Bus Pirate ${i.port} (${i.transport ?? 'jtag'}), ${hw.probe.target}`;
   }
 }
 

@@ -101,7 +101,7 @@ describe('the api plan source when the API is not there', () => {
     const err = await source.prepare({ component: 'STM32', package: fw.package('full_2_0_0') }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InfrastructureError);
     expect((err as Error).message).toBe(
-      `bench-3: plan API: uploading package full_2_0_0 failed (POST http://127.0.0.1:${port}/packages)\n  (expected an answer from the plan API; seen fetch failed (ECONNREFUSED))`,
+      `bench-3: plan API: uploading package full_2_0_0 failed (POST http://127.0.0.1:${port}/packages)\n  (expected an answer from the plan API; seen connect ECONNREFUSED 127.0.0.1:${port})`,
     );
     await source.clear(); // nothing was created, nothing to end
   });

@@ -2,6 +2,7 @@
 // uploads the package and creates the plan itself; where it has none (the real console: there is no public
 // API for plans), an operator creates the plan by hand, the config declares it, and the rig only checks
 // that the upgrade it is about to test is one of the declared plans and what 10700/10701 must then say.
+import http from 'node:http';
 import { ConfigError, InfrastructureError } from '../errors.ts';
 import { DEFAULT_CRC_ALGORITHM, crc32, crcAlgorithmsMatching } from '../images/crc.ts';
 import type { DeclaredPlan, PlansConfig } from '../config/schema.ts';
@@ -48,32 +49,22 @@ export class ApiPlanSource implements PlanSource {
 
   private async request<T>(method: 'GET' | 'POST', route: string, body: unknown, signal: AbortSignal | undefined, what: string): Promise<T> {
     const timeout = AbortSignal.timeout(this.requestTimeoutMs);
-    const url = new URL(route, this.url).href;
-    let res: Response;
+    const url = new URL(route, this.url);
+    let res: { status: number; text: string };
     try {
-      res = await fetch(url, {
-        method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-      });
+      res = await httpRequest(url, method, body === undefined ? undefined : JSON.stringify(body), signal ? AbortSignal.any([signal, timeout]) : timeout);
     } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      const seen = timeout.aborted
-        ? `no answer within ${this.requestTimeoutMs} ms`
-        : signal?.aborted
-          ? 'aborted'
-          : `${(err as Error).message}${cause ? ` (${cause.code ?? cause.message})` : ''}`;
-      throw new InfrastructureError(`plan API: ${what} failed (${method} ${url})`, { station: this.station, expected: 'an answer from the plan API', seen, cause: err });
+      const code = (err as NodeJS.ErrnoException).code;
+      const seen = timeout.aborted ? `no answer within ${this.requestTimeoutMs} ms` : signal?.aborted ? 'aborted' : `${(err as Error).message}${code && !(err as Error).message.includes(code) ? ` (${code})` : ''}`;
+      throw new InfrastructureError(`plan API: ${what} failed (${method} ${url.href})`, { station: this.station, expected: 'an answer from the plan API', seen, cause: err });
     }
-    const text = await res.text();
-    if (!res.ok) {
-      throw new InfrastructureError(`plan API: ${what} refused (${method} ${url})`, { station: this.station, expected: '2xx', seen: `${res.status} ${text.slice(0, 300)}` });
+    if (res.status < 200 || res.status > 299) {
+      throw new InfrastructureError(`plan API: ${what} refused (${method} ${url.href})`, { station: this.station, expected: '2xx', seen: `${res.status} ${res.text.slice(0, 300)}` });
     }
     try {
-      return JSON.parse(text) as T;
+      return JSON.parse(res.text) as T;
     } catch {
-      throw new InfrastructureError(`plan API: ${what} answered something that is not JSON`, { station: this.station, expected: 'JSON', seen: text.slice(0, 200) });
+      throw new InfrastructureError(`plan API: ${what} answered something that is not JSON`, { station: this.station, expected: 'JSON', seen: res.text.slice(0, 200) });
     }
   }
 
@@ -225,4 +216,22 @@ export class DeclaredPlanSource implements PlanSource {
       new ConfigError(`cloud fault "${kind}" is not available: Developer Center has no API for faults`, { station: this.station, expected: 'a station whose plans come from an API', seen: 'declared plans' }),
     );
   }
+}
+
+/**
+ * One JSON request with node:http (https through node:https, loaded when a URL asks for it). Not fetch:
+ * undici's bundle and its WebAssembly parser cost a rig process ~24 MB of RSS for a handful of requests.
+ */
+async function httpRequest(url: URL, method: string, body: string | undefined, signal: AbortSignal): Promise<{ status: number; text: string }> {
+  const transport = url.protocol === 'https:' ? (await import('node:https')).default : http;
+  return new Promise((resolve, reject) => {
+    const req = transport.request(url, { method, signal, headers: body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }

@@ -8,7 +8,7 @@ import { firstLine } from '../../sim/harness.ts';
 import { parseConfig } from '../config/load.ts';
 import { commandLine, descendants, isGone } from './testing/procs.ts';
 import { resolveTimeouts } from './timeouts.ts';
-import { stationFromSim } from './virtual.ts';
+import { stationFromSim, withVirtualMcu } from './virtual.ts';
 
 const simLine = {
   admin: { url: 'http://127.0.0.1:40001' },
@@ -18,10 +18,10 @@ const simLine = {
     pins: { moduleVbat: 2, moduleResetN: 3, targetVdd: 4, targetNrst: 5 },
     contacts: { moduleVbat: 'NC', moduleResetN: 'NC', targetVdd: 'NO', targetNrst: 'NC' },
   },
-  jtag: { host: '127.0.0.1', port: 40002, target: 'stm32f4x' },
+  jtag: { host: '127.0.0.1', port: 40002, target: 'stm32f4x', buspirate: '/tmp/sota-rig-virtual-x/probe-buspirate' },
 } as const;
 
-test('the sim’s answer becomes an ordinary bench entry: pty, relay lines in their roles, remote_bitbang, admin API', () => {
+test('the sim’s answer becomes an ordinary bench entry: pty, relay lines in their roles, a Bus Pirate probe, admin API', () => {
   const v = parseConfig({ stations: { virtual: { target: 'stm32f4x', baud: 921600, timeScale: 0.1, timeouts: { bootMs: 4000 }, openocd: '/opt/openocd/bin/openocd' } } }).stations.virtual!;
   if (v.kind !== 'virtual') throw new Error('not virtual');
   const hw = stationFromSim(v, structuredClone(simLine) as Parameters<typeof stationFromSim>[1]);
@@ -31,7 +31,7 @@ test('the sim’s answer becomes an ordinary bench entry: pty, relay lines in th
   expect(hw.power.lines['target-vdd']).toEqual({ kind: 'firmata', board: 'relays', pin: 4, relay: 'NO', safe: 'on' });
   expect(hw.power.lines['module-reset']).toEqual({ kind: 'firmata', board: 'relays', pin: 3, relay: 'NC', safe: 'on' });
   expect(hw.power.roles).toEqual({ moduleSupply: 'module-vbat', moduleReset: 'module-reset', targetSupply: 'target-vdd', targetReset: 'target-nrst' });
-  expect(hw.probe).toMatchObject({ interface: { kind: 'remote_bitbang', host: '127.0.0.1', port: 40002 }, target: 'stm32f4x', workAreaSize: 0, openocd: '/opt/openocd/bin/openocd' });
+  expect(hw.probe).toEqual({ interface: { kind: 'buspirate', port: '/tmp/sota-rig-virtual-x/probe-buspirate' }, target: 'stm32f4x', openocd: '/opt/openocd/bin/openocd', timeouts: {} });
   expect(hw.plans).toEqual({ kind: 'api', url: 'http://127.0.0.1:40001' });
   expect(hw.timeouts).toEqual({ timeScale: 0.1, bootMs: 4000 });
   expect(resolveTimeouts(hw.timeouts).bootMs).toBe(400);
@@ -64,6 +64,16 @@ test('the sim’s MCU (docs/virtual-mcu.md §8) becomes the entry’s MCU side; 
   const noLayout = stationFromSim(v, { ...structuredClone(simLine), mcu: { layout: null, why: 'flash of 64 KiB is smaller than the layout needs' } } as Parameters<typeof stationFromSim>[1]);
   expect(noLayout.mcu).toBeUndefined();
   expect(stationFromSim(v, structuredClone(simLine) as Parameters<typeof stationFromSim>[1]).mcu).toBeUndefined();
+});
+
+test('dut mode gives a virtual station that does not say its virtual MCU; a bench and a station that says are left alone', () => {
+  const config = parseConfig({ stations: { off: { kind: 'virtual', mcu: false }, bench: { module: { port: '/dev/x' }, probe: { interface: { kind: 'stlink' }, target: 'stm32f1x' }, layout: { slotAddress: 0x0800_0000, slotSize: 4096 } } } });
+  const v = withVirtualMcu(config, 'virtual').stations.virtual!;
+  expect(v.kind === 'virtual' && v.mcu).toBe(true);
+  expect(config.stations.virtual!.kind === 'virtual' && config.stations.virtual!.mcu).toBeUndefined();
+  expect(withVirtualMcu(config, 'off')).toBe(config);
+  expect(withVirtualMcu(config, 'bench')).toBe(config);
+  expect(withVirtualMcu(config, 'nosuch')).toBe(config);
 });
 
 test('a virtual entry takes its time scale from `timeScale`, not from `timeouts`', () => {
@@ -112,8 +122,8 @@ test('the rig SIGKILLed: its sim and the sim’s socats go, and so does the run 
     const first = await firstLine(holder, 30_000, 'its station was up', () => stderr);
     held = JSON.parse(first) as { sim: number; keeper: number; runDir: string };
     simTree = [held.sim, ...descendants(held.sim)];
-    // The module's pty, the relay board's, and the virtual MCU's two UART taps and console (sim --mcu on).
-    expect(simTree.map((p) => commandLine(p).split(' ')[0]).filter((c) => c === 'socat')).toHaveLength(5);
+    // The module's pty, the relay board's and the probe's (sim --mcu off by default).
+    expect(simTree.map((p) => commandLine(p).split(' ')[0]).filter((c) => c === 'socat')).toHaveLength(3);
     expect(existsSync(held.runDir)).toBe(true);
     holder.kill('SIGKILL');
     await holderExit;

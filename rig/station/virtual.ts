@@ -1,7 +1,7 @@
 // The one file in rig/ that knows about the virtual station. It starts `sim/main.ts` as a child process with
 // the station's options and a private run directory, reads the one JSON line the sim prints, and turns it
 // into an ordinary hardware station entry: the module on a pty path, a Firmata relay board with the sim's
-// pins as power lines, an OpenOCD remote_bitbang probe, the admin API as the plan source. From there on the
+// pins as power lines, an OpenOCD probe (a Bus Pirate on a pty), the admin API as the plan source. From there on the
 // rig drives it through its hardware code paths. No sim outlives the rig: the sim exits when its stdin (a
 // pipe from this process) closes, which the kernel does even when the rig is killed outright, or when its
 // stdout/stderr pipes break; and where util-linux's setpriv exists it also gets SIGTERM from the kernel when
@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { hardwareStationSchema, type HardwareStationConfig, type VirtualStationConfig } from '../config/schema.ts';
+import { hardwareStationSchema, type HardwareStationConfig, type StationConfig, type VirtualStationConfig } from '../config/schema.ts';
 import { AbortedError, InfrastructureError } from '../errors.ts';
 import { findSetpriv } from '../probe/openocd.ts';
 import { scratchPrefix } from '../scratch.ts';
@@ -26,7 +26,7 @@ interface SimLine {
     pins: { moduleVbat: number; moduleResetN: number; targetVdd: number; targetNrst: number };
     contacts: Partial<Record<'moduleVbat' | 'moduleResetN' | 'targetVdd' | 'targetNrst', 'NO' | 'NC'>>;
   };
-  jtag: { host: string; port: number; target: 'stm32f1x' | 'stm32f4x' };
+  jtag: { host: string; port: number; target: 'stm32f1x' | 'stm32f4x'; buspirate: string };
   /** The virtual MCU (docs/virtual-mcu.md §8); layout null when the flash is too small for one. */
   mcu?: {
     taps?: { mcuToModule: string; moduleToMcu: string; baud: number };
@@ -103,7 +103,12 @@ function simCommand(): { file: string; execArgv: string[] } {
 }
 
 function simArgs(v: VirtualStationConfig, runDir: string): string[] {
-  const args = ['--baud', String(v.baud), '--time-scale', String(v.timeScale), '--target', v.target, '--run-dir', runDir, '--remove-run-dir', '--exit-on-stdin-close'];
+  return [...simSettings(v), '--run-dir', runDir, '--remove-run-dir', '--exit-on-stdin-close'];
+}
+
+/** The sim options a virtual station's settings become: what makes two virtual stations behave differently. */
+export function simSettings(v: VirtualStationConfig): string[] {
+  const args = ['--baud', String(v.baud), '--time-scale', String(v.timeScale), '--target', v.target];
   const opt = (flag: string, value: string | number | undefined): void => {
     if (value !== undefined) args.push(flag, String(value));
   };
@@ -115,6 +120,7 @@ function simArgs(v: VirtualStationConfig, runDir: string): string[] {
   opt('--crc', v.crc);
   opt('--flash-image', v.flashImage === undefined ? undefined : path.resolve(v.flashImage));
   opt('--flash-size-kib', v.flashSizeKiB);
+  opt('--mcu', v.mcu === undefined ? undefined : v.mcu ? 'on' : 'off');
   args.push(...v.simArgs);
   return args;
 }
@@ -156,13 +162,30 @@ export function stationFromSim(v: VirtualStationConfig, sim: SimLine): HardwareS
       },
       roles: { moduleSupply: 'module-vbat', moduleReset: 'module-reset', targetSupply: 'target-vdd', targetReset: 'target-nrst' },
     },
-    // The virtual STM32 has no CPU to run flash algorithms on: no work area (openocd-sim.md §4.3).
-    probe: { interface: { kind: 'remote_bitbang', host: sim.jtag.host, port: sim.jtag.port }, target: sim.jtag.target, workAreaSize: 0, openocd: v.openocd },
+    // The sim's STM32 sits behind two adapters; the Bus Pirate's serial port makes one round trip per ~128
+    // JTAG scans where remote_bitbang makes one per scan. The target cfg's work area: the virtual core
+    // carries out OpenOCD's own flash loader and CRC routine.
+    probe: {
+      interface: { kind: 'buspirate', port: sim.jtag.buspirate },
+      target: sim.jtag.target,
+      openocd: v.openocd,
+    },
     layout: v.layout,
     timeouts: { ...v.timeouts, timeScale: v.timeScale },
     plans: { kind: 'api', url: sim.admin.url },
     mcu: mcuFromSim(sim.mcu),
   });
+}
+
+/**
+ * The config with the station `name`, when it is a virtual one that does not say, given its virtual MCU: dut
+ * mode needs the MCU side, and a virtual station is the proxy bench by default. A bench, or a virtual
+ * station that says `mcu: false`, is left as it is (dut mode then says what is missing).
+ */
+export function withVirtualMcu<C extends { stations: Record<string, StationConfig> }>(config: C, name: string): C {
+  const entry = Object.hasOwn(config.stations, name) ? config.stations[name] : undefined;
+  if (entry?.kind !== 'virtual' || entry.mcu !== undefined) return config;
+  return { ...config, stations: { ...config.stations, [name]: { ...entry, mcu: true } } };
 }
 
 /** Starts the virtual station's sim and describes it as a hardware station. */
@@ -241,7 +264,7 @@ function readSimLine(child: ChildProcess, timeoutMs: number, station: string, ta
       let parsed: SimLine;
       try {
         parsed = JSON.parse(line) as SimLine;
-        if (!parsed.module?.port || !parsed.admin?.url || !parsed.firmata?.port || !parsed.jtag?.port) throw new Error('missing module, admin, firmata or jtag');
+        if (!parsed.module?.port || !parsed.admin?.url || !parsed.firmata?.port || !parsed.jtag?.buspirate) throw new Error('missing module, admin, firmata or jtag (with its buspirate port)');
       } catch (err) {
         fail(
           new InfrastructureError('the virtual station answered something unexpected', {

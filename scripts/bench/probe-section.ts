@@ -1,10 +1,11 @@
-// Item 3 of issue 9: the rig's probe (rig/probe: one long-lived OpenOCD, Tcl RPC) against bare OpenOCD runs,
-// on the virtual STM32 of one virtual station. The virtual JTAG server serves one debugger at a time (a new
+// Item 3 of issue 9 and issue 18: the rig's probe (rig/probe: one long-lived OpenOCD, Tcl RPC) against bare
+// OpenOCD runs, on the virtual STM32 of one virtual station (reached as the station config says: the sim's
+// Bus Pirate, the cfg's work area), read-back of 256 KiB and programming of 32 KiB, erase included. The virtual JTAG server serves one debugger at a time (a new
 // connection takes over), so the rig's session is opened and closed around its own measurements, never
 // left connected while a bare openocd runs; opening it is not part of the timed figures (a station opens its
 // probe once), and is reported beside them.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { VirtualStationConfig } from '../../rig/config/index.ts';
@@ -19,6 +20,9 @@ import { processCpuMs, reapedChildrenCpuMs } from './proc.ts';
 import { ratio } from './wire.ts';
 
 const HEADER_AT = SLOT_ADDRESS + 0x200;
+/** Programming: 32 KiB (16 F1 pages) away from the preloaded image, so the read-back still finds it. */
+const PROGRAM_AT = SLOT_ADDRESS + 0x4_0000;
+const PROGRAM_SIZE = 32 * 1024;
 const HEADER_SIZE = 64;
 const SMALL_OPS = 20;
 /** Bound on one bare openocd run (start, init, the command, shutdown); a 256 KiB read takes ~2–3 s here. */
@@ -41,11 +45,23 @@ export interface ProbeRun {
     cpuRatio: number;
   };
   small: { persistentMs: number; spawnMs: number; speedup: number; probeOpenMs: number };
+  program: {
+    /** rig/probe's program(): halt, `flash write_image erase` (the write's own wall time, erase included). */
+    rigWriteMs: number;
+    /** …and with its read-back verify. */
+    rigTotalMs: number;
+    /** openocd's own figure for the bare `flash write_image erase`, without start-up, init and `reset halt`. */
+    bareTransferMs: number | null;
+    ratio: number | null;
+  };
+  /** 1-minute load average when the repetition started. */
+  load: number;
 }
 
 export interface ProbeSectionResult {
   bytes: number;
   ops: number;
+  programBytes: number;
   runs: ProbeRun[];
 }
 
@@ -110,6 +126,12 @@ function transferMs(output: string): number | null {
   return m ? Number(m[2]) * 1000 : null;
 }
 
+/** openocd's own write figure: "wrote 32768 bytes from file … in 0.29s (107.7 KiB/s)". */
+function writeMs(output: string): number | null {
+  const m = /wrote (\d+) bytes from file .* in ([\d.]+)s/.exec(output);
+  return m ? Number(m[2]) * 1000 : null;
+}
+
 async function rigSmallOp(probe: Probe, op: SmallOp, fw: BenchFirmware): Promise<void> {
   switch (op) {
     case 'reset halt':
@@ -157,9 +179,13 @@ export async function probeSection(fw: BenchFirmware, reps: number, log: (s: str
   const hw = virtual.config;
   const setup = buildProbeArgs(hw.probe);
   const openProbe = () => Probe.open({ ...setup, station: name, openocd: hw.probe.openocd, timeouts: hw.probe.timeouts });
+  const image = fw.pkg.bytes.subarray(0, PROGRAM_SIZE);
+  const imageFile = path.join(scratch, 'program.bin');
+  await writeFile(imageFile, image);
   try {
     const runs: ProbeRun[] = [];
     for (let rep = 0; rep < reps; rep++) {
+      const load = os.loadavg()[0]!;
       const order = rep % 2 === 0 ? 'rig-first' : 'bare-first';
       let rig: { ms: number; cpuMs: number; bytes: Buffer } | undefined;
       let bare: { ms: number; cpuMs: number; transferMs: number | null; bytes: Buffer } | undefined;
@@ -208,6 +234,25 @@ export async function probeSection(fw: BenchFirmware, reps: number, log: (s: str
       for (let i = 0; i < SMALL_OPS; i++) await bareSmallOp(hw.probe.openocd, setup, OPS[i % OPS.length]!, fw, name);
       const spawnMs = performance.now() - t1;
 
+      // Programming 32 KiB, erase included: rig/probe's program() (its write alone, then with the verify) and
+      // a bare `flash write_image erase` (openocd's own figure), in the same order as the read-back.
+      let rigProgram: { writeMs: number; totalMs: number } | undefined;
+      let bareProgramMs: number | null = null;
+      for (const who of order === 'rig-first' ? ['rig', 'bare'] : ['bare', 'rig']) {
+        if (who === 'rig') {
+          const p = await openProbe();
+          try {
+            const r = await p.program(PROGRAM_AT, image, { preverify: false });
+            rigProgram = { writeMs: r.writeMs, totalMs: r.totalMs };
+          } finally {
+            await p.close();
+          }
+        } else {
+          const r = await bareOpenocd(hw.probe.openocd, setup, ['reset halt', `flash write_image erase ${imageFile} ${hex(PROGRAM_AT)} bin`], name);
+          bareProgramMs = writeMs(r.output);
+        }
+      }
+
       const run: ProbeRun = {
         rep,
         order,
@@ -222,16 +267,24 @@ export async function probeSection(fw: BenchFirmware, reps: number, log: (s: str
           cpuRatio: ratio(rig!.cpuMs, bare!.cpuMs),
         },
         small: { persistentMs, spawnMs, speedup: ratio(spawnMs, persistentMs), probeOpenMs },
+        program: {
+          rigWriteMs: rigProgram!.writeMs,
+          rigTotalMs: rigProgram!.totalMs,
+          bareTransferMs: bareProgramMs,
+          ratio: bareProgramMs ? ratio(rigProgram!.writeMs, bareProgramMs) : null,
+        },
+        load,
       };
       runs.push(run);
       log(
         `  probe #${rep + 1} (${order}): read-back rig ${run.readback.rigMs.toFixed(0)} ms, bare openocd ${run.readback.bareMs.toFixed(0)} ms ` +
           `(its transfer ${run.readback.bareTransferMs?.toFixed(0) ?? '?'} ms; detached ${detached.ms.toFixed(0)} ms) → ${run.readback.ratio.toFixed(3)}×, ` +
           `CPU openocd+sim ${rig!.cpuMs.toFixed(0)} / ${bare!.cpuMs.toFixed(0)} / ${detachedCpuMs.toFixed(0)} ms → ${run.readback.cpuRatio.toFixed(3)}×; ` +
-          `${SMALL_OPS} small ops: session ${persistentMs.toFixed(0)} ms, spawn-per-op ${spawnMs.toFixed(0)} ms → ${run.small.speedup.toFixed(1)}× (probe open ${probeOpenMs.toFixed(0)} ms)`,
+          `${SMALL_OPS} small ops: session ${persistentMs.toFixed(0)} ms, spawn-per-op ${spawnMs.toFixed(0)} ms → ${run.small.speedup.toFixed(1)}× (probe open ${probeOpenMs.toFixed(0)} ms); ` +
+          `program ${PROGRAM_SIZE / 1024} KiB: rig ${run.program.rigWriteMs.toFixed(0)} ms (${run.program.rigTotalMs.toFixed(0)} ms with its verify), bare ${bareProgramMs?.toFixed(0) ?? '?'} ms; load ${load.toFixed(2)}`,
       );
     }
-    return { bytes: PACKAGE_SIZE, ops: SMALL_OPS, runs };
+    return { bytes: PACKAGE_SIZE, ops: SMALL_OPS, programBytes: PROGRAM_SIZE, runs };
   } finally {
     await rm(scratch, { recursive: true, force: true });
     await virtual.close();

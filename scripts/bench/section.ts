@@ -9,9 +9,6 @@ import { writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { isRigError } from '../../rig/errors.ts';
-import { parallelSection } from './parallel-section.ts';
-import { probeSection } from './probe-section.ts';
-import { readSection } from './read-section.ts';
 import { loadBenchFirmware } from './stations.ts';
 
 const SECTIONS = ['read', 'probe', 'parallel'] as const;
@@ -42,15 +39,21 @@ async function main(): Promise<void> {
   const loadStart = loadavg();
   const t0 = performance.now();
   let result: unknown;
+  // Each section's modules only (the parallel section's peak RSS is item 5's figure: no peer, no probe bench).
   switch (section) {
-    case 'read':
+    case 'read': {
+      const { readSection } = await import('./read-section.ts');
       result = await readSection(fw, count('baud', values.baud, 0), reps, log);
       break;
-    case 'probe':
+    }
+    case 'probe': {
+      const { probeSection } = await import('./probe-section.ts');
       result = await probeSection(fw, reps, log);
       break;
+    }
     case 'parallel': {
       const counts = (values.counts ?? '1,2,4').split(',').map((c) => count('counts', c, 1));
+      const { parallelSection } = await import('./parallel-section.ts');
       result = await parallelSection(fw, count('baud', values.baud, 1), counts, reps, log);
       break;
     }

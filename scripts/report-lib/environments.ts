@@ -142,9 +142,15 @@ export function belongsTo(env: StationEnvironment, labels: readonly Label[]): bo
 
 type Matcher = (payload: { labels: Label[] }) => boolean;
 
-/** The `environments` entry of an Allure 3 config. */
-export function environmentsConfig(envs: readonly StationEnvironment[]): Record<string, { name: string; matcher: Matcher }> {
-  const config: Record<string, { name: string; matcher: Matcher }> = {};
-  for (const env of envs) config[env.id] = { name: env.name, matcher: ({ labels }) => belongsTo(env, labels) };
+/** The `environments` entry of an Allure 3 config, with each environment's variables (its station's table). */
+export function environmentsConfig(
+  envs: readonly StationEnvironment[],
+  variables: ReadonlyMap<string, Record<string, string>> = new Map(),
+): Record<string, { name: string; matcher: Matcher; variables?: Record<string, string> }> {
+  const config: Record<string, { name: string; matcher: Matcher; variables?: Record<string, string> }> = {};
+  for (const env of envs) {
+    const own = variables.get(env.id);
+    config[env.id] = { name: env.name, matcher: ({ labels }) => belongsTo(env, labels), ...(own ? { variables: own } : {}) };
+  }
   return config;
 }

@@ -1,11 +1,11 @@
-// The STM32's JTAG side as OpenOCD 0.12's remote_bitbang driver sees it: a two-TAP chain
-// (TDI → boundary-scan TAP, irlen 5 → CPU TAP with the JTAG-DP, irlen 4 → TDO), the ADIv5 JTAG-DP with
-// posted reads, and the AHB-AP (MEM-AP #0) in front of the target's bus. protocol/openocd-sim.md §1–2.
+// The STM32's JTAG side as a debug adapter sees it: a two-TAP chain (TDI → boundary-scan TAP, irlen 5 → CPU
+// TAP with the JTAG-DP, irlen 4 → TDO), the ADIv5 JTAG-DP with posted reads, and the AHB-AP (MEM-AP #0) in
+// front of the target's bus. protocol/openocd-sim.md §1–2. Two adapters drive it: OpenOCD's remote_bitbang
+// (one character per pin change, `process`) and a shift-based one (TMS/TDI bit strings, `shift`), both
+// through the same rising edge of TCK.
 //
-// Speed matters here: a 512 KiB read-back is ~18 MB of bitbang characters and ~131 000 round trips. So a
-// received chunk is processed in one loop over the bytes with the TAP state and the scan shift register
-// held in local numbers (the register as three 32-bit words, never a BigInt or an array), and all `R`
-// answers of the chunk go into one output buffer that the server writes once.
+// Speed matters here: a 512 KiB read-back is ~6.7 million TCK cycles. The scan register is three 32-bit
+// numbers (never a BigInt or an array), and the answers of a whole chunk or batch go out in one write.
 import type { Stm32Target } from '../target/stm32.ts';
 
 // TAP controller states (IEEE 1149.1). Shift-xR + 1 is Exit1-xR, which the hot path relies on.
@@ -125,6 +125,8 @@ export class DebugPort {
 
   /** Set when OpenOCD sent `Q` (quit); the server then closes the connection. */
   quit = false;
+  /** The adapter whose debugger has the TAP (see claim). */
+  private holder: object | undefined;
   readonly stats: DebugPortStats = { bytes: 0, chunks: 0, unknownBytes: 0, transactions: 0, busFaults: 0 };
   /** Called with each byte that is not part of the protocol (for the simulator's log). */
   onUnknownByte: ((byte: number) => void) | undefined;
@@ -148,6 +150,19 @@ export class DebugPort {
     this.tar = 0;
   }
 
+  /**
+   * One debugger at a time, whatever adapter it comes through: the adapter that starts a session (a
+   * remote_bitbang connection, a Bus Pirate entering its OpenOCD mode) takes the TAP, and the one that had
+   * it is cut off (`holds` turns false), as if its cable had been pulled.
+   */
+  claim(adapter: object): void {
+    this.holder = adapter;
+  }
+
+  holds(adapter: object): boolean {
+    return this.holder === adapter;
+  }
+
   get tapState(): string {
     return tapStateNames[this.state]!;
   }
@@ -160,98 +175,101 @@ export class DebugPort {
     const n = input.length;
     this.stats.bytes += n;
     this.stats.chunks++;
-    if (!this.target.powered) return this.processDead(input, out);
     let o = 0;
-    let state = this.state;
-    let tck = this.tck;
-    let w0 = this.w0;
-    let w1 = this.w1;
-    let w2 = this.w2;
-    let insWord = this.insWord;
-    let insMask = this.insMask;
     for (let i = 0; i < n; i++) {
       const c = input[i]!;
       const k = c - CHAR_0;
       if (k >= 0 && k < 8) {
         // '0'..'7' = TCK<<2 | TMS<<1 | TDI; only the rising edge of TCK does anything.
-        if ((k & 4) === 0) {
-          tck = 0;
-          continue;
+        if ((k & 4) === 0) this.tck = 0;
+        else if (this.tck === 0) {
+          this.tck = 1;
+          this.clock(k & 2, k & 1);
         }
-        if (tck === 1) continue;
-        tck = 1;
-        if (state === SHDR || state === SHIR) {
-          w0 = (w0 >>> 1) | (w1 << 31);
-          w1 = (w1 >>> 1) | (w2 << 31);
-          w2 >>>= 1;
-          if (k & 1) {
-            if (insWord === 0) w0 |= insMask;
-            else if (insWord === 1) w1 |= insMask;
-            else w2 |= insMask;
-          }
-          if (k & 2) state++; // → Exit1-xR
-          continue;
-        }
-        if (state === CAPDR) {
-          this.captureDr();
-          w0 = this.w0;
-          w1 = this.w1;
-          w2 = this.w2;
-          insWord = this.insWord;
-          insMask = this.insMask;
-        } else if (state === CAPIR) {
-          w0 = IR_CAPTURE;
-          w1 = w2 = 0;
-          insWord = 0;
-          insMask = 1 << (IR_LENGTH - 1);
-        }
-        state = NEXT[state * 2 + ((k >> 1) & 1)]!;
-        if (state === UPDDR) {
-          this.updateDr(w0, w1);
-          if (!this.target.powered) {
-            // The access switched the power off (an admin call from a listener): stop answering now.
-            this.state = state;
-            this.tck = tck;
-            return o + this.processDead(input.subarray(i + 1), out.subarray(o));
-          }
-        } else if (state === UPDIR) {
-          this.cpuIr = w0 & 0xf;
-          this.bsIr = (w0 >>> 4) & 0x1f;
-        } else if (state === TLR) {
-          this.cpuIr = IR_IDCODE;
-          this.bsIr = BS_IR_IDCODE;
-        }
-        continue;
-      }
-      if (c === CHAR_R) {
-        out[o++] = state === SHDR || state === SHIR ? CHAR_0 + (w0 & 1) : CHAR_0;
-        continue;
-      }
-      this.control(c);
+      } else if (c === CHAR_R) out[o++] = CHAR_0 + this.tdo();
+      else this.control(c);
     }
-    this.state = state;
-    this.tck = tck;
-    this.w0 = w0;
-    this.w1 = w1;
-    this.w2 = w2;
-    this.insWord = insWord;
-    this.insMask = insMask;
     return o;
   }
 
   /**
-   * An unpowered chip drives nothing: TDO sits at the adapter's pull-up, so every sample reads 1. To
-   * OpenOCD that is "all ones" on the chain and an invalid ACK (7) on every DAP scan — commands fail at
-   * once instead of hanging, and the connection (the probe's cable) stays up as it would on a bench.
+   * A shift-based adapter's batch (a Bus Pirate's TAP_SHIFT, a J-Link's or an FTDI MPSSE's shift): `bits`
+   * TCK cycles with TMS and TDI taken LSB first from the two bit strings; TDO, sampled before each rising
+   * edge as a bit-banging host does, goes to `tdo` (at least ceil(bits / 8) bytes, overwritten).
    */
-  private processDead(input: Uint8Array, out: Uint8Array): number {
-    let o = 0;
-    for (let i = 0; i < input.length; i++) {
-      const c = input[i]!;
-      if (c === CHAR_R) out[o++] = CHAR_0 + 1;
-      else if (c < CHAR_0 || c > CHAR_0 + 7) this.control(c);
+  shift(tms: Uint8Array, tdi: Uint8Array, bits: number, tdo: Uint8Array): void {
+    this.stats.bytes += Math.ceil(bits / 8) * 2;
+    this.stats.chunks++;
+    tdo.fill(0, 0, Math.ceil(bits / 8));
+    for (let i = 0; i < bits; i++) {
+      const at = i >>> 3;
+      const bit = 1 << (i & 7);
+      if (this.tdo()) tdo[at]! |= bit;
+      this.tck = 1;
+      this.clock(tms[at]! & bit, tdi[at]! & bit);
+      this.tck = 0;
     }
-    return o;
+  }
+
+  /**
+   * TDO as the adapter samples it: the LSB of the selected shift path in Shift-DR/IR, else 0. An unpowered
+   * chip drives nothing and TDO sits at the adapter's pull-up, so every sample reads 1: to OpenOCD that is
+   * "all ones" on the chain and an invalid ACK (7) on every DAP scan — commands fail at once instead of
+   * hanging, and the connection (the probe's cable) stays up as it would on a bench.
+   */
+  private tdo(): number {
+    if (!this.target.powered) return 1;
+    return this.state === SHDR || this.state === SHIR ? this.w0 & 1 : 0;
+  }
+
+  /**
+   * One rising edge of TCK: the TAP does the current state's action (capture, or shift with TDI entering
+   * at the chain's far end), then moves by TMS, then latches on Update. A dead chip ignores the clock.
+   */
+  private clock(tms: number, tdi: number): void {
+    if (!this.target.powered) return;
+    const state = this.state;
+    if (state === SHDR || state === SHIR) {
+      this.w0 = (this.w0 >>> 1) | (this.w1 << 31);
+      this.w1 = (this.w1 >>> 1) | (this.w2 << 31);
+      this.w2 >>>= 1;
+      if (tdi) {
+        if (this.insWord === 0) this.w0 |= this.insMask;
+        else if (this.insWord === 1) this.w1 |= this.insMask;
+        else this.w2 |= this.insMask;
+      }
+      if (tms) this.state = state + 1; // → Exit1-xR
+      return;
+    }
+    if (state === CAPDR) this.captureDr();
+    else if (state === CAPIR) {
+      this.w0 = IR_CAPTURE;
+      this.w1 = this.w2 = 0;
+      this.insWord = 0;
+      this.insMask = 1 << (IR_LENGTH - 1);
+    }
+    const next = NEXT[state * 2 + (tms ? 1 : 0)]!;
+    this.state = next;
+    if (next === UPDDR) this.updateDr(this.w0, this.w1);
+    else if (next === UPDIR) {
+      this.cpuIr = this.w0 & 0xf;
+      this.bsIr = (this.w0 >>> 4) & 0x1f;
+    } else if (next === TLR) {
+      this.cpuIr = IR_IDCODE;
+      this.bsIr = BS_IR_IDCODE;
+    }
+  }
+
+  /** The adapter's SRST output, wired to NRST on a board. */
+  setSrst(asserted: boolean): void {
+    this.target.setSrst(asserted);
+  }
+
+  /** TRST asserted: an asynchronous reset of both TAPs to Test-Logic-Reset. */
+  trst(): void {
+    this.state = TLR;
+    this.cpuIr = IR_IDCODE;
+    this.bsIr = BS_IR_IDCODE;
   }
 
   private control(c: number): void {
@@ -264,12 +282,8 @@ export class DebugPort {
       case 0x74:
       case 0x75: {
         const v = c - 0x72;
-        if (v & 2) {
-          this.state = TLR; // TRST is an asynchronous TAP reset
-          this.cpuIr = IR_IDCODE;
-          this.bsIr = BS_IR_IDCODE;
-        }
-        this.target.setSrst((v & 1) === 1);
+        if (v & 2) this.trst();
+        this.setSrst((v & 1) === 1);
         return;
       }
       case 0x51: // 'Q'

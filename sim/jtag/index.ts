@@ -1,9 +1,11 @@
-// The virtual STM32 behind its debug port: one call starts the target model and the remote_bitbang server
-// that the real OpenOCD connects to. sim/main.ts composes it with the module; tests use it directly.
+// The virtual STM32 behind its debug port: one call starts the target model, the remote_bitbang server
+// that the real OpenOCD connects to and, when asked, a Bus Pirate on a pty in front of the same TAP chain.
+// sim/main.ts composes it with the module; tests use it directly.
 import type { Rails } from '../rails.ts';
 import type { TargetName } from '../target/profiles.ts';
 import { Stm32Target } from '../target/stm32.ts';
 import { DebugPort } from './debug-port.ts';
+import { startBusPirateTty, type BusPirateTty } from './buspirate.ts';
 import { startRemoteBitbangServer, type RemoteBitbangServer } from './server.ts';
 
 export { Stm32Target } from '../target/stm32.ts';
@@ -24,6 +26,11 @@ export interface JtagTargetOptions {
   port?: number;
   /** Listen on a UNIX socket instead (OpenOCD: `remote_bitbang port 0; remote_bitbang host <path>`). */
   socketPath?: string;
+  /**
+   * Also offer the chip behind a Bus Pirate (OpenOCD's `buspirate` adapter) on a pty made in this
+   * directory: a shift-based adapter, one round trip per ~128 scans instead of one per scan.
+   */
+  busPirateDir?: string;
   log?: (line: string) => void;
 }
 
@@ -32,6 +39,8 @@ export interface JtagTargetInfo {
   /** TCP port; 0 when listening on a UNIX socket (host is then its path). */
   port: number;
   target: TargetName;
+  /** The Bus Pirate's serial port (`adapter driver buspirate; buspirate port <path>`), when offered. */
+  buspirate?: string;
 }
 
 export interface JtagTarget {
@@ -40,6 +49,7 @@ export interface JtagTarget {
   readonly target: Stm32Target;
   readonly debugPort: DebugPort;
   readonly server: RemoteBitbangServer;
+  readonly busPirate: BusPirateTty | undefined;
   /** Target supply on/off (the same as driving rails.targetVdd when rails are attached). */
   setPower(on: boolean): void;
   /** An NRST pulse: a system reset. */
@@ -70,12 +80,25 @@ export async function startJtagTarget(options: JtagTargetOptions): Promise<JtagT
     detachRails();
     throw err;
   }
+  let busPirate: BusPirateTty | undefined;
+  if (options.busPirateDir !== undefined) {
+    try {
+      busPirate = await startBusPirateTty({ debugPort, dir: options.busPirateDir, log: options.log });
+    } catch (err) {
+      detachRails();
+      await server.close();
+      throw err;
+    }
+  }
   const rails = options.rails;
+  const info: JtagTargetInfo = { host: server.host, port: server.port, target: options.target };
+  if (busPirate) info.buspirate = busPirate.port;
   return {
-    info: { host: server.host, port: server.port, target: options.target },
+    info,
     target,
     debugPort,
     server,
+    busPirate,
     setPower(on) {
       if (rails) rails.set('targetVdd', on);
       else target.setPower(on);
@@ -88,6 +111,7 @@ export async function startJtagTarget(options: JtagTargetOptions): Promise<JtagT
     },
     async close() {
       detachRails();
+      await busPirate?.close();
       await server.close();
     },
   };

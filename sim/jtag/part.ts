@@ -16,6 +16,8 @@ export interface JtagPartOptions {
 
 export interface JtagPartContext {
   rails: Rails;
+  /** Where the Bus Pirate's pty goes; none = remote_bitbang only. */
+  runDir?: string;
   admin: AdminServer;
   log: (msg: string) => void;
 }
@@ -48,9 +50,13 @@ export async function startJtagPart(
     flashImage: opts.flashImage,
     rails: ctx.rails,
     log: ctx.log,
+    busPirateDir: ctx.runDir,
   });
   const { target } = jtag;
-  ctx.log(`jtag: ${target.profile.part} on remote_bitbang ${jtag.info.host}:${jtag.info.port}`);
+  ctx.log(`jtag: ${target.profile.part} on remote_bitbang ${jtag.info.host}:${jtag.info.port}${jtag.info.buspirate ? ` and a Bus Pirate on ${jtag.info.buspirate}` : ''}`);
+  target.on('algorithm', (name, outcome) => {
+    if (outcome !== 'started' && outcome !== 'halted') ctx.log(`jtag: the core's ${name} ended by ${outcome}`);
+  });
 
   const snapshot = (): Record<string, unknown> => ({
     target: opts.target,
@@ -60,7 +66,7 @@ export async function startJtagPart(
     coreState: target.coreState,
     flashLocked: target.flashInterface.locked,
     debuggerConnected: jtag.server.connected,
-    stats: { ...jtag.debugPort.stats },
+    stats: { ...jtag.debugPort.stats, ...(jtag.busPirate ? { busPirate: { ...jtag.busPirate.adapter.stats } } : {}) },
   });
   const { admin, rails } = ctx;
   admin.route('GET', '/target', snapshot);

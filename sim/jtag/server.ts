@@ -51,9 +51,16 @@ export async function startRemoteBitbangServer(options: RemoteBitbangServerOptio
       active.destroy();
     }
     active = socket;
+    debugPort.claim(socket);
     log(`jtag: debugger connected (${socket.remoteAddress ?? 'unix'}:${socket.remotePort ?? ''})`);
     socket.on('data', (chunk: Buffer) => {
       if (socket !== active) return;
+      if (!debugPort.holds(socket)) {
+        log('jtag: a debugger on another adapter took the target; dropping this connection');
+        active = undefined;
+        socket.destroy();
+        return;
+      }
       // Pool-backed for the usual ≤512-byte chunks; one answer byte at most per input byte.
       const out = Buffer.allocUnsafe(chunk.length);
       const n = debugPort.process(chunk, out);

@@ -12,6 +12,12 @@ export interface AtReply {
   data?: Buffer;
 }
 
+/** A counted read in progress: bytes still to come, bytes so far. */
+interface Binary {
+  need: number;
+  parts: Buffer[];
+}
+
 interface Pending {
   command: string;
   lines: string[];
@@ -27,7 +33,7 @@ export const ANSWER_MS = 10_000;
 
 export class AtDriver {
   private rx = Buffer.alloc(0);
-  private binary: { need: number; parts: Buffer[] } | undefined;
+  private binary: Binary | undefined;
   private pending: Pending | undefined;
   readonly urcs: string[] = [];
   readonly stats = { overrunBytes: 0, droppedUrcs: 0, timeouts: 0 };
@@ -55,6 +61,15 @@ export class AtDriver {
     if (this.pending === p) this.pending = undefined;
     if (!done) {
       this.stats.timeouts++;
+      // An answer cut short (the module lost power in the middle of its data) left the driver counting raw
+      // bytes: what it counted may hold the module's next lines (its RDY), so they are parsed as lines again.
+      // (parse() may have set it while this waited: the narrowing above does not see that.)
+      const cut = this.binary as Binary | undefined;
+      if (cut) {
+        this.rx = Buffer.concat([...cut.parts, this.rx]);
+        this.binary = undefined;
+        this.parse();
+      }
       return undefined;
     }
     return { final: p.final!, lines: p.lines, ...(p.data ? { data: p.data } : {}) };

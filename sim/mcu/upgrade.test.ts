@@ -54,7 +54,7 @@ interface Watch {
 
 /** A station with the bootloader in flash and 1_0_0 in slot A, booted; its console and taps open. */
 async function station(extra: string[]): Promise<{ s: SimHandle; w: Watch }> {
-  const s = await sim(['--baud', '0', '--flash-image', bootloader, ...extra]);
+  const s = await sim(['--baud', '0', '--mcu', 'on', '--flash-image', bootloader, ...extra]);
   const mcu = s.info.mcu!;
   const w = {
     console: await s.openReader(mcu.console.port, 'mcu console'),
@@ -155,14 +155,14 @@ describe('a dut-mode upgrade on the virtual MCU, judged over SWD with the real o
 });
 
 describe('what the sim says about its MCU', () => {
-  test('--mcu off: no "mcu" key, no GET /mcu', async () => {
-    const s = await sim(['--baud', '0', '--mcu', 'off']);
+  test('by default (--mcu off): no "mcu" key, no GET /mcu', async () => {
+    const s = await sim(['--baud', '0']);
     expect(s.info.mcu).toBeUndefined();
     expect((await s.admin('GET', '/mcu')).status).toBe(404);
   });
 
   test('a flash too small for the layout: "layout": null and why; the taps and console are still there', async () => {
-    const s = await sim(['--baud', '0', '--flash-size-kib', '256', '--flash-image', bootloader]);
+    const s = await sim(['--baud', '0', '--mcu', 'on', '--flash-size-kib', '256', '--flash-image', bootloader]);
     expect(s.info.mcu).toMatchObject({ layout: null, why: expect.stringMatching(/flash ends at 0x08040000, before the scratch area 0x08060000/) });
     expect(s.info.mcu!.taps.mcuToModule).toMatch(/tap-mcu-tx-rig$/);
     const mcu = await s.api<{ runs: string; layout: unknown }>('GET', '/mcu');
@@ -170,7 +170,7 @@ describe('what the sim says about its MCU', () => {
   });
 
   test('an erased chip or an application at the flash base: the core is inert, nothing on the console or the UART', async () => {
-    const s = await sim(['--baud', '0', '--flash-image', path.join(root, 'fixtures', 'images', 'STM32_1_0_0.bin')]);
+    const s = await sim(['--baud', '0', '--mcu', 'on', '--flash-image', path.join(root, 'fixtures', 'images', 'STM32_1_0_0.bin')]);
     const mcu = await s.api<{ runs: string; console: string[]; bootloader: unknown }>('GET', '/mcu');
     expect(mcu).toMatchObject({ runs: 'inert', console: [], bootloader: null });
   });

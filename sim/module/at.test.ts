@@ -288,6 +288,6 @@ describe('process lifecycle', () => {
       expect(r.stdout, o).toContain(`  ${o} `);
     }
     expect(r.stdout).toMatch(/--honour-urcport <v> +on\|off: .*\(default on\)/);
-    expect(r.stdout).toMatch(/--mcu <v> +on\|off: .*\(default on\)/);
+    expect(r.stdout).toMatch(/--mcu <v> +on\|off: .*\(default off\)/);
   });
 });

@@ -1,13 +1,12 @@
 // The module as a part of the virtual station: a pty pair for its USB AT port, its main UART (uart1, the
 // MCU's line) as two paced wires, the module model, its non-volatile store, and its admin routes (power and
 // network faults, signal, state).
-import { SerialPort } from 'serialport';
 import { z } from 'zod';
 import type { AdminServer } from '../admin.ts';
 import { HttpError, parseBody } from '../admin.ts';
 import type { SimClock } from '../clock.ts';
 import type { Cloud } from '../cloud/cloud.ts';
-import { openPtyPair } from '../pty.ts';
+import { openPtySocket } from '../pty.ts';
 import type { Rails } from '../rails.ts';
 import { PacedLink, UartWire } from '../uart.ts';
 import { defaultModuleOptions, Module, Ota, type ModuleOptions, type UrcPort } from './module.ts';
@@ -96,25 +95,20 @@ export async function startModule(
   opts: ModulePartOptions,
   ctx: { clock: SimClock; rails: Rails; cloud: Cloud; admin: AdminServer; log: (msg: string) => void; fatal: (msg: string) => void },
 ): Promise<ModulePart> {
-  const pty = await openPtyPair(opts.runDir, 'module');
+  // The module's USB AT port: a pty for the rig, a socket for the sim (sim/pty.ts).
+  const pty = await openPtySocket(opts.runDir, 'module-rig');
   let closing = false;
-  const port = new SerialPort({ path: pty.simPath, baudRate: opts.baud > 0 ? opts.baud : 115200, lock: false, hupcl: false, autoOpen: false });
-  try {
-    await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
-  } catch (err) {
-    await pty.close();
-    throw new Error(`could not open the module's pty end ${pty.simPath}: ${(err as Error).message}`);
-  }
+  const port = pty.socket;
   port.on('error', (err) => ctx.log(`module: pty error: ${err.message}`));
   port.on('close', () => {
-    if (!closing) ctx.fatal(`the module's pty ${pty.simPath} closed unexpectedly (socat gone?)`);
+    if (!closing) ctx.fatal(`the module's pty ${pty.rigPath} closed unexpectedly (socat gone?)`);
   });
 
   const toRig = new Dropper();
   const fromRig = new Dropper();
   const out = new PacedLink(opts.baud, (chunk) => {
     const b = toRig.filter(chunk);
-    if (b.length > 0 && port.isOpen) port.write(b);
+    if (b.length > 0 && !port.destroyed) port.write(b);
   });
   const nv = new NvStore(opts.stateDir, { urcPort: opts.urcPortDefault }, ctx.log);
   const options: ModuleOptions = { ...defaultModuleOptions, ipr: opts.baud > 0 ? opts.baud : 115200, ...opts.module };
@@ -218,7 +212,6 @@ export async function startModule(
       inp.close();
       uart1.fromMcu.close();
       uart1.toMcu.close();
-      if (port.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
       await pty.close();
     },
   };

@@ -1,7 +1,8 @@
 // Cortex-M3/M4 debug registers and the halt/run/reset state OpenOCD's cortex_m driver drives
 // (protocol/openocd-sim.md §3.3–3.5). There is no instruction-set emulator: "running" only means "not
 // halted", the PC does not move, and the core registers are what the last reset loaded from the vector
-// table (or what the debugger wrote).
+// table (or what the debugger wrote) — unless the debugger started one of the routines the chip carries
+// out natively (algorithms.ts), which halts at its breakpoint as the real code would.
 
 const DHCSR = 0xe000edf0;
 const DCRSR = 0xe000edf4;
@@ -25,6 +26,7 @@ const S_RETIRE_ST = 1 << 24;
 const S_RESET_ST = 1 << 25;
 const DEMCR_VC_CORERESET = 1 << 0;
 const DFSR_HALTED = 1 << 0;
+const DFSR_BKPT = 1 << 1;
 const DFSR_VCATCH = 1 << 3;
 const AIRCR_VECTKEY = 0x05fa;
 const AIRCR_VECTRESET = 1 << 0;
@@ -57,6 +59,11 @@ export class CortexMDebug {
   private aircrPrigroup = 0;
   /** Core registers by REGSEL (0x00–0x5F). */
   readonly regs = new Uint32Array(0x60);
+  /**
+   * Called when the debugger lets a halted core run (`resume`, the start of a target algorithm), with the
+   * registers it wrote and before the core's state changes: what the core will run is known by then.
+   */
+  onResume: (() => void) | undefined;
 
   /** Set by a reset request; the owner (the chip) performs the system reset. */
   constructor(
@@ -111,6 +118,15 @@ export class CortexMDebug {
 
   get halted(): boolean {
     return this.state === CoreState.Halted;
+  }
+
+  /** The running core executed a `bkpt` at `pc`: it halts in debug state, as a debugger expects. */
+  breakpointAt(pc: number): void {
+    if (this.state !== CoreState.Running) return;
+    this.regs[REG_PC] = pc;
+    this.state = CoreState.Halted;
+    this.control |= C_HALT;
+    this.dfsr |= DFSR_BKPT;
   }
 
   /** Reads a debug register; undefined if the address is not one of them (then it is plain storage). */
@@ -196,7 +212,10 @@ export class CortexMDebug {
     this.control = bits;
     if (!(bits & C_DEBUGEN)) {
       this.control = bits & ~C_HALT; // halting needs debug enabled
-      if (this.state === CoreState.Halted) this.state = CoreState.Running;
+      if (this.state === CoreState.Halted) {
+        this.onResume?.();
+        this.state = CoreState.Running;
+      }
       return;
     }
     if (this.state === CoreState.InReset) return;
@@ -207,6 +226,7 @@ export class CortexMDebug {
       this.dfsr |= DFSR_HALTED; // a step without an ISA: the core halts again at once
       this.control |= C_HALT;
     } else {
+      if (this.state === CoreState.Halted) this.onResume?.();
       this.state = CoreState.Running;
     }
   }

@@ -3,16 +3,23 @@
 // registers, plain storage for every other peripheral/PPB word that OpenOCD's cfg event handlers touch),
 // plus power and reset. Bus accesses report faults through `fault` instead of exceptions because they sit
 // on the read-back hot path (one call per 32-bit word).
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Rails, RailName } from '../rails.ts';
-import { CortexMDebug, CoreState } from './cortex-m.ts';
+import { CoreBusFault, nativeAlgorithms, type AlgorithmStep, type CoreBus, type NativeAlgorithm } from './algorithms.ts';
+import { CortexMDebug, CoreState, REG_PC } from './cortex-m.ts';
 import { FlashArray, createFlashInterface, type FlashInterface } from './flash.ts';
 import { targetProfile, type TargetName, type TargetProfile } from './profiles.ts';
 
 const DBGMCU_IDCODE = 0xe0042000;
 
-export type CoreStateName = 'running' | 'halted' | 'reset' | 'off';
+/**
+ * `debug-running` (OpenOCD's name for it): the core runs code the debugger started — one of the routines
+ * it carries out natively, or the fault handler such a routine ended in — not the firmware, which stays
+ * where the debugger halted it.
+ */
+export type CoreStateName = 'running' | 'debug-running' | 'halted' | 'reset' | 'off';
 
 export interface TargetEvents {
   /** Supply switched: the debug port forgets its state on both edges. */
@@ -24,6 +31,12 @@ export interface TargetEvents {
    * After a system reset it follows the `reset` event.
    */
   core: [state: CoreStateName];
+  /**
+   * A routine the core carries out natively (algorithms.ts) started, reached its breakpoint, took a bus
+   * fault (the core is then lost in its fault handler, as a real one would be), or was interrupted by a
+   * halt, reset or power loss.
+   */
+  algorithm: [name: string, outcome: 'started' | 'halted' | 'fault' | 'interrupted'];
 }
 
 export type ResetCause = 'power-on' | 'nrst' | 'srst' | 'sysresetreq' | 'watchdog';
@@ -31,6 +44,8 @@ export type ResetCause = 'power-on' | 'nrst' | 'srst' | 'sysresetreq' | 'watchdo
 export interface Stm32TargetOptions {
   target: TargetName;
   flashSizeKiB?: number;
+  /** The routines the core recognises and carries out; default OpenOCD 0.12's (algorithms.ts). */
+  algorithms?: readonly NativeAlgorithm[];
 }
 
 export class Stm32Target extends EventEmitter<TargetEvents> {
@@ -53,17 +68,27 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
   private readonly sramBase: number;
   private readonly sramEnd: number;
   private readonly flashRegBase: number;
+  /** The natively carried-out routine the core is running (or about to: `started` false), if any. */
+  private algorithm: { name: string; step: AlgorithmStep; breakpoint: number; started: boolean } | undefined;
+  /** A routine took a bus fault: the core spins in a fault handler until a halt, reset or power loss. */
+  private lostInFault = false;
+  private stepping = false;
+  private readonly coreBus: CoreBus;
+  private readonly algorithms: readonly NativeAlgorithm[];
   private lastCoreState: CoreStateName | undefined;
   /** Inside a system reset: the core's state settles before anyone is told. */
   private resetting = false;
 
   constructor(options: Stm32TargetOptions) {
     super();
+    this.algorithms = options.algorithms ?? nativeAlgorithms;
     this.profile = targetProfile(options.target, options.flashSizeKiB);
     const p = this.profile;
     this.flash = new FlashArray(p.flashSizeKiB * 1024);
     this.flashInterface = createFlashInterface(this.flash, p);
     this.core = new CortexMDebug(p.cpuid, () => this.systemReset('sysresetreq'));
+    this.core.onResume = () => this.prepareAlgorithm();
+    this.coreBus = this.makeCoreBus();
     this.core.stateListener = () => this.notifyCore();
     this.sram = new Uint8Array(p.sramSize);
     this.sramWords = new Uint32Array(this.sram.buffer);
@@ -102,7 +127,7 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
       case CoreState.InReset:
         return 'reset';
       default:
-        return 'running';
+        return this.algorithm !== undefined || this.lostInFault ? 'debug-running' : 'running';
     }
   }
 
@@ -141,6 +166,8 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
       const off = addr - this.sramBase;
       if (size === 4 && !(off & 3)) this.sramWords[off >>> 2] = value;
       else for (let i = 0; i < size && off + i < this.sram.length; i++) this.sram[off + i] = (value >>> (8 * i)) & 0xff;
+      // A flash loader waits on its FIFO's write pointer, which the debugger writes after the data.
+      if (this.algorithm !== undefined && !this.stepping) this.stepAlgorithm();
       return;
     }
     if (addr < this.flash.size) {
@@ -163,7 +190,11 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
       // Debug registers are written whole; a narrow write merges with a read that has no side effect
       // worth keeping (OpenOCD only ever writes them as words).
       const merged = size === 4 ? value >>> 0 : mergeLanes(this.core.read(word) ?? 0, addr, size, value);
-      if (this.core.write(word, merged)) return;
+      if (this.core.write(word, merged)) {
+        // A resume onto a known routine (DHCSR): the core starts carrying it out once the write is done.
+        if (this.algorithm?.started === false) this.beginAlgorithm();
+        return;
+      }
       this.ppb.set(word, mergeLanes(this.ppb.get(word) ?? 0, addr, size, value));
       return;
     }
@@ -176,6 +207,7 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
   setPower(on: boolean): void {
     if (on === this.poweredOn) return;
     this.poweredOn = on;
+    if (!on) this.interruptAlgorithm();
     if (on) this.systemReset('power-on');
     this.emit('power', on);
     this.notifyCore();
@@ -214,6 +246,7 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
   private holdOrRelease(cause: ResetCause): void {
     if (!this.poweredOn) return;
     if (this.nrstLow || this.srstAsserted) {
+      this.interruptAlgorithm();
       this.core.state = CoreState.InReset;
       return;
     }
@@ -221,6 +254,7 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
   }
 
   private systemReset(cause: ResetCause): void {
+    this.interruptAlgorithm();
     this.resetting = true;
     try {
       if (cause === 'power-on') {
@@ -248,6 +282,91 @@ export class Stm32Target extends EventEmitter<TargetEvents> {
     this.setNrst(rails.get('targetNrst'));
     rails.on('change', onChange);
     return () => rails.off('change', onChange);
+  }
+
+  // ---- routines the core carries out natively ----------------------------------------------------------
+
+  /**
+   * Advances the routine the core is running, if any: after a debugger write to SRAM, and for a flash model
+   * whose operations take time, when one ends (a routine polling BSY waits for that).
+   */
+  stepAlgorithm(): void {
+    const running = this.algorithm;
+    if (running === undefined || !running.started) return;
+    if (this.core.state !== CoreState.Running) {
+      this.interruptAlgorithm(); // the debugger halted it midway
+      return;
+    }
+    this.stepping = true;
+    try {
+      if (!running.step()) return;
+      this.algorithm = undefined;
+      this.core.breakpointAt(running.breakpoint);
+      this.emit('algorithm', running.name, 'halted');
+    } catch (err) {
+      if (!(err instanceof CoreBusFault)) throw err;
+      this.algorithm = undefined;
+      this.lostInFault = true;
+      this.emit('algorithm', running.name, 'fault');
+    } finally {
+      this.stepping = false;
+    }
+  }
+
+  private beginAlgorithm(): void {
+    const a = this.algorithm!;
+    a.started = true;
+    this.emit('algorithm', a.name, 'started');
+    this.stepAlgorithm();
+  }
+
+  /** The core is about to run: if its PC is at one of the known routines, that is what it will carry out. */
+  private prepareAlgorithm(): void {
+    this.interruptAlgorithm();
+    this.lostInFault = false;
+    const pc = this.core.regs[REG_PC]! & ~1;
+    if (pc < this.sramBase || pc >= this.sramEnd) return;
+    const off = pc - this.sramBase;
+    const hashes = new Map<number, string>();
+    for (const a of this.algorithms) {
+      if (off + a.size > this.sram.length) continue;
+      let h = hashes.get(a.size);
+      if (h === undefined) {
+        h = createHash('sha256').update(this.sram.subarray(off, off + a.size)).digest('hex');
+        hashes.set(a.size, h);
+      }
+      if (h !== a.sha256) continue;
+      this.algorithm = { name: a.name, step: a.start(this.core.regs, this.coreBus), breakpoint: pc + a.breakpointOffset, started: false };
+      return;
+    }
+  }
+
+  private interruptAlgorithm(): void {
+    this.lostInFault = false;
+    const running = this.algorithm;
+    if (running === undefined) return;
+    this.algorithm = undefined;
+    if (running.started) this.emit('algorithm', running.name, 'interrupted');
+  }
+
+  /** The core's own accesses: the debug port's bus, with a fault thrown instead of flagged. */
+  private makeCoreBus(): CoreBus {
+    const access = <T>(addr: number, fn: () => T): T => {
+      const debugFault = this.fault;
+      this.fault = false;
+      const v = fn();
+      const faulted = this.fault;
+      this.fault = debugFault;
+      if (faulted) throw new CoreBusFault(addr);
+      return v;
+    };
+    return {
+      read8: (addr) => access(addr, () => (this.read32(addr) >>> (8 * (addr & 3))) & 0xff),
+      read16: (addr) => access(addr, () => (this.read32(addr) >>> (8 * (addr & 2))) & 0xffff),
+      read32: (addr) => access(addr, () => this.read32(addr)),
+      write16: (addr, value) => access(addr, () => this.write(addr, 2, value & 0xffff)),
+      write32: (addr, value) => access(addr, () => this.write(addr, 4, value >>> 0)),
+    };
   }
 
   // ---- flash contents, outside the debug path (preload and dump for tests and the admin API) ----------

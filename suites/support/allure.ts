@@ -1,12 +1,66 @@
 // The Allure side of the suites (DESIGN.md §2: rig/ never imports Allure). A Recorder whose steps are Allure
-// steps and whose attachments are Allure attachments; figures are collected and attached as one table; and
-// the Allure environment info (sota-rig, Node, OpenOCD, module revision, station) written next to the
-// results as environment.properties, merged with what other stations of the same run wrote.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+// steps and whose attachments are Allure attachments (long text lines wrapped for the report's code view);
+// figures are collected and attached as one table; a failed test's reason label. What each station is goes
+// into the report as its environment's table (scripts/report-lib/stations.ts), not into
+// environment.properties, which Allure shows whatever environment is selected.
 import path from 'node:path';
 import * as allure from 'allure-js-commons';
 import * as allureSync from 'allure-js-commons/sync';
 import type { Recorder } from '../../rig/sota/index.ts';
+import { REASON_LABEL, reasonCode } from '../../scripts/report-lib/triage.ts';
+
+/** What labelFailureReason needs of vitest's task: its result as an afterEach hook sees it. */
+interface FinishedTask {
+  result?: { state?: string; errors?: readonly { name?: string; message?: string; station?: unknown }[] } | undefined;
+}
+
+/**
+ * Gives a failed test its `reason` label (scripts/report-lib/triage.ts), which the report's categories group
+ * by. From an afterEach hook: allure-vitest shows the first attempt's error as the status message, so the
+ * reason is that error's too, whichever attempt this is.
+ */
+export async function labelFailureReason(task: FinishedTask, station: string): Promise<void> {
+  const first = task.result?.state === 'fail' ? task.result.errors?.[0] : undefined;
+  if (!first) return;
+  await allure.label(REASON_LABEL, reasonCode({ name: first.name, message: first.message, station: typeof first.station === 'string' ? first.station : station }));
+}
+
+/**
+ * Characters of a text attachment's line that the report shows without scrolling: its code view (about 840 px
+ * of 13 px monospace at the default width) wraps at spaces, and clips a longer run without one (10701's MD5,
+ * CRC and SHA-256 are one comma-separated word of 130 characters).
+ */
+export const ATTACHMENT_WIDTH = 96;
+
+/**
+ * Breaks every line longer than `width` into continuation lines, preferably after a comma or a space, each
+ * indented under the line's text and marked "↳ ", so that no part of a transcript line is out of sight in the
+ * report. The run record (JSON) keeps every line whole.
+ */
+export function wrapLongLines(text: string, width = ATTACHMENT_WIDTH): string {
+  return text
+    .split('\n')
+    .map((line) => {
+      if (line.length <= width) return line;
+      // Continuations start under the text: after a transcript line's "  1.234 [RX]" stamp, else the indent.
+      const stamp = /^\s*\d+\.\d+ \[(?:TX|RX|--)\]\s?/.exec(line)?.[0] ?? /^\s*/.exec(line)![0];
+      const indent = `${' '.repeat(Math.min(stamp.length, width / 2))}↳ `;
+      const out: string[] = [];
+      let rest = line;
+      let room = width;
+      while (rest.length > room) {
+        const window = rest.slice(0, room);
+        const at = Math.max(window.lastIndexOf(','), window.lastIndexOf(' '));
+        const cut = at > room / 2 ? at + 1 : room;
+        out.push(rest.slice(0, cut).trimEnd());
+        rest = rest.slice(cut).trimStart();
+        room = width - indent.length;
+      }
+      out.push(rest);
+      return out.map((l, i) => (i === 0 ? l : `${indent}${l}`)).join('\n');
+    })
+    .join('\n');
+}
 
 export class AllureRecorder implements Recorder {
   readonly figures: { name: string; value: number; unit: string }[] = [];
@@ -16,7 +70,8 @@ export class AllureRecorder implements Recorder {
   }
 
   attach(name: string, content: string | Uint8Array, contentType: string): void {
-    allureSync.attachment(name, typeof content === 'string' ? content : Buffer.from(content), contentType);
+    const body = typeof content === 'string' && contentType === 'text/plain' ? wrapLongLines(content) : content;
+    allureSync.attachment(name, typeof body === 'string' ? body : Buffer.from(body), contentType);
   }
 
   measure(name: string, value: number, unit: string): void {
@@ -33,69 +88,7 @@ export class AllureRecorder implements Recorder {
   }
 }
 
-/** Where allure-vitest writes: its `resultsDir` in vitest.config.ts. */
+/** Where allure-vitest writes: its `resultsDir` in vitest.config.ts (RIG_ALLURE_RESULTS, as nightly sets it). */
 export function allureResultsDir(root: string): string {
-  return path.join(root, 'reports', 'allure-results');
-}
-
-function parseProperties(text: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const line of text.split(/\r?\n/)) {
-    if (line.trim() === '' || line.startsWith('#')) continue;
-    const i = line.indexOf('=');
-    if (i > 0) out.set(line.slice(0, i).trim(), line.slice(i + 1).trim().replace(/\\\\/g, '\\'));
-  }
-  return out;
-}
-
-const escapeValue = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\r?\n/g, ' ');
-
-interface EnvironmentPart {
-  common: Record<string, string>;
-  station: string;
-  values: Record<string, string>;
-}
-
-function merge(dir: string, parts: readonly EnvironmentPart[]): void {
-  mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, 'environment.properties');
-  const props = existsSync(file) ? parseProperties(readFileSync(file, 'utf8')) : new Map<string, string>();
-  for (const { common, station, values } of parts) {
-    for (const [k, v] of Object.entries(common)) props.set(k, v);
-    const stations = new Set((props.get('stations') ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0));
-    stations.add(station);
-    props.set('stations', [...stations].sort().join(', '));
-    for (const [k, v] of Object.entries(values)) props.set(`${station}.${k}`, v);
-  }
-  const text = [...props].map(([k, v]) => `${k.replace(/[^A-Za-z0-9_.-]/g, '_')}=${escapeValue(v)}`).join('\n');
-  // Replaced whole: parallel test files may read it while another writes.
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${text}\n`);
-  renameSync(tmp, file);
-}
-
-/**
- * Adds `values` to environment.properties in `dir`. Keys that are the same for every station (sota-rig,
- * Node) are plain; a station's own keys carry its name ("virtual.module-revision"; a virtual station's carry
- * its suite file too, see stationScope), so a run over several stations into one results directory keeps
- * each station's facts. Keys are kept to [A-Za-z0-9_.-], which a Java properties reader takes as they are.
- *
- * Parallel suite files write the same file: one may read it just before another replaces it and drop what
- * that one wrote. With `partsDir` (the run's directory) each writer also leaves its own part there, and
- * mergeEnvironmentParts (the run's global teardown, once every file is done) puts every part back.
- */
-export function writeEnvironmentInfo(dir: string, common: Record<string, string>, station: string, values: Record<string, string>, partsDir?: string): void {
-  const part: EnvironmentPart = { common, station, values };
-  if (partsDir !== undefined) {
-    mkdirSync(partsDir, { recursive: true });
-    writeFileSync(path.join(partsDir, `${station.replace(/[^A-Za-z0-9_.-]/g, '_')}.environment.json`), `${JSON.stringify(part)}\n`);
-  }
-  merge(dir, [part]);
-}
-
-/** Every part written under `partsDir` into `dir`'s environment.properties, in one write. */
-export function mergeEnvironmentParts(partsDir: string, dir: string): void {
-  const names = existsSync(partsDir) ? readdirSync(partsDir).filter((n) => n.endsWith('.environment.json')).sort() : [];
-  if (names.length === 0) return;
-  merge(dir, names.map((n) => JSON.parse(readFileSync(path.join(partsDir, n), 'utf8')) as EnvironmentPart));
+  return path.resolve(root, process.env.RIG_ALLURE_RESULTS ?? path.join('reports', 'allure-results'));
 }

@@ -21,19 +21,40 @@ const ERRORS: Record<FailureKind, new (summary: string, details: ConstructorPara
   internal: InternalError,
 };
 
-/** The run's verdict as the test's verdict: a typed error for a failure, an assertion for another outcome. */
+/**
+ * The error that ended a failed run, as the rig's own typed error: the class of its kind (so the report's
+ * categories and the infrastructure-only retry see it), named and worded as the error the flow recorded
+ * ("AtCommandError [protocol]: virtual: AT+QIOTOTARD=…: ERROR"), so that a failed test's status message is
+ * its root cause and not a wrapper's. A verdict failure without an error (a wrong image read back, a module
+ * that contradicts the flash) is worded from the verdict. Undefined when the run did not fail.
+ */
+export function runFailure(run: ProxyRun, expected?: string): RigError | undefined {
+  const v = run.verdict;
+  if (!v.failure) return undefined;
+  const Err = ERRORS[v.failure.kind];
+  const cause = run.errors.filter((e) => !e.recovered).at(-1);
+  const recovered = run.errors.filter((e) => e.recovered).map((e) => `recovered earlier: ${e.name} in ${e.phase}: ${e.message.split('\n')[0]}`);
+  const err = new Err(`the upgrade ended in a ${v.failure.type} failure: ${v.failure.message.split('\n')[0]}`, {
+    station: run.station.name,
+    expected: expected ?? v.expected.join(' or '),
+    seen: v.summary,
+    lastLines: [...recovered, ...run.events.slice(-6).map((e) => e.raw)],
+  });
+  if (cause && cause.message.length > 0) {
+    // The recorded error is the root cause: its own name and words, the verdict's facts after them.
+    const frames = (err.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l));
+    err.name = cause.name;
+    err.message = `${cause.message}\n  (in ${cause.phase}; the run's verdict: failure (${v.failure.type}))`;
+    err.stack = [`${err.name}: ${err.message}`, ...frames].join('\n');
+  }
+  return err;
+}
+
+/** The run's verdict as the test's verdict: its root-cause error for a failure, an assertion for another outcome. */
 export function expectOutcome(run: ProxyRun, outcome: Outcome, reason?: IntactReason): void {
   const v = run.verdict;
-  if (v.failure) {
-    const Err = ERRORS[v.failure.kind];
-    const last = run.errors.filter((e) => !e.recovered).map((e) => `${e.name} in ${e.phase}: ${e.message.split('\n')[0]}`);
-    throw new Err(`the upgrade ended in a ${v.failure.type} failure: ${v.failure.message.split('\n')[0]}`, {
-      station: run.station.name,
-      expected: `${outcome}${reason ? ` (${reason})` : ''}`,
-      seen: v.summary,
-      lastLines: [...last, ...run.events.slice(-6).map((e) => e.raw)],
-    });
-  }
+  const failure = runFailure(run, `${outcome}${reason ? ` (${reason})` : ''}`);
+  if (failure) throw failure;
   expect(v.outcome, `${run.station.name}: ${v.summary}`).toBe(outcome);
   if (reason) expect(v.reason, `${run.station.name}: ${v.summary}`).toBe(reason);
   // The verdict rests on the flash the flow read back itself.
@@ -49,6 +70,13 @@ export function expectOutcome(run: ProxyRun, outcome: Outcome, reason?: IntactRe
 export function expectFaultsFired(run: ProxyRun, faults: readonly Fault[]): void {
   const texts = faults.map(formatFault);
   const missing = faults.filter((f) => !run.fired.some((x) => x.fault === formatFault(f)));
+  // A fault that did not fire in a run that failed: the run ended before the fault's moment, and the error
+  // that ended it is the finding, not the silent fault. (A failure with every fault fired may be exactly
+  // what the test expects, as the planted defects of dut mode are.)
+  if (missing.length > 0 || run.fired.length !== texts.length) {
+    const failure = runFailure(run);
+    if (failure) throw failure;
+  }
   const why = missing.map((f) => `fault ${formatFault(f)} never fired: ${whyNotFired(f, run)}`).join('; ');
   expect(run.fired.map((f) => f.fault), `${run.station.name}: ${why || 'a fault fired more than once'}`).toEqual(texts);
 }

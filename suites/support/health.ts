@@ -109,3 +109,15 @@ export class HealthLedger {
     this.passed();
   }
 }
+
+/**
+ * A failed check of the station's health suite (suites/health): infrastructure whatever the part said (a
+ * module that answers ERROR to AT is as broken a station as one whose port vanished), named after the check,
+ * with the part's own error as what was seen.
+ */
+export class HealthCheckError extends InfrastructureError {
+  constructor(station: string, check: string, cause: unknown) {
+    const seen = cause instanceof Error ? cause.message : String(cause);
+    super(`health check failed: ${check}`, { station, expected: 'a station that passes its health check before the night\'s tests', seen, cause });
+  }
+}

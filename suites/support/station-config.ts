@@ -81,8 +81,9 @@ export const SUITE_DOWNLOAD_PERIODS = 12;
 
 /**
  * Upper bounds for one test, from the station's protocol timers: they bound hangs, they are not
- * performance targets. Programming is bounded at 1 KiB/s (the virtual STM32 programs 3–5 KiB/s through
- * remote_bitbang on a loaded 2-core machine; an ST-Link is far faster) and reading back at 20 KiB/s.
+ * performance targets. Programming is bounded at 1 KiB/s (the virtual STM32 programs 80–190 KiB/s through
+ * its Bus Pirate with OpenOCD's flash loader on a loaded 2-core machine, 3–5 KiB/s a station without a work
+ * area would) and reading back at 20 KiB/s.
  *
  * `downloadLimitMs` is the flow's limit on one piece's download in the suites (its `downloadLimitMs`): the
  * URL wait, then at least 1 KiB/s of the module's time, at least SUITE_DOWNLOAD_PERIODS periods of 10702.

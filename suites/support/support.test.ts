@@ -1,16 +1,20 @@
-// The suites' own helpers, without a station: the read-phase chart, the health ledger, the environment
-// info file, and which errors the suites retry.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// The suites' own helpers, without a station: the read-phase chart, the health ledger, attachments wrapped
+// for the report, the root-cause error of a failed run, and which errors the suites retry.
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { TestError } from 'vitest';
 import { AbortedError, FirmwareError, InfrastructureError, InternalError, ProtocolError } from '../../rig/errors.ts';
 import { isRetryable, retry } from '../fixtures.ts';
-import { mergeEnvironmentParts, writeEnvironmentInfo } from './allure.ts';
-import { escapeXml, niceStep, readPhaseChart } from './chart.ts';
+import { ATTACHMENT_WIDTH, wrapLongLines } from './allure.ts';
+import { assignLanes, escapeXml, niceStep, readPhaseChart, textWidth } from './chart.ts';
+import { timelineFromRecord } from './timeline.ts';
 import { BROKEN_AFTER, HealthLedger, StationBrokenError, stationScope } from './health.ts';
 import { testBudget } from './station-config.ts';
+import { expectFaultsFired, expectOutcome, runFailure } from './evidence.ts';
+import { parseFault } from '../../rig/sota/index.ts';
+import type { ProxyRun } from '../../rig/sota/index.ts';
 import { resolveTimeouts } from '../../rig/station/timeouts.ts';
 
 const dirs: string[] = [];
@@ -50,8 +54,8 @@ describe('read-phase chart', () => {
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
     const points = /<polyline points="([^"]+)"/.exec(svg)![1]!.split(' ');
     expect(points).toHaveLength(2 * input.progress.length);
-    // The last point is the end of the file: the top of the plot.
-    expect(points.at(-1)!.split(',')[1]).toBe('40');
+    // The last point is the end of the file: the top of the plot, under the title and one lane of fault labels.
+    expect(points.at(-1)!.split(',')[1]).toBe(String(24 + 16 + 14));
     expect(svg).toContain('2. read blocks &lt;1&gt;: at 0.90 s, 1700 ms (failed)');
     expect(svg).toContain('virtual: full_2_0_0 &amp; more');
     expect(svg).toContain('offset=2048:power-cycle-module=500');
@@ -72,6 +76,146 @@ describe('read-phase chart', () => {
     expect(niceStep(0.4, 8)).toBe(0.05);
     expect(niceStep(0, 8)).toBe(1);
     expect(escapeXml(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&apos;&amp;&apos;&lt;/a&gt;');
+  });
+});
+
+describe('dut timeline picture', () => {
+  test('one row per phase name (repeats share it), every fault, every MCU start, names escaped', () => {
+    const record = {
+      station: { name: 'bench<3>' },
+      current: { version: '1_0_0' },
+      package: { version: '2_0_0' },
+      mode: 'dut',
+      flow: 'dut',
+      verdict: { summary: 'rolled-back: the new image ran in trial' },
+      durationMs: 4000,
+      phases: [
+        { name: 'block reads', start: 100, end: 1000, durationMs: 900, ok: true },
+        { name: 'swap', start: 1200, end: 1500, durationMs: 300, ok: false },
+        { name: 'swap #2', start: 1600, end: 1900, durationMs: 300, ok: true },
+        { name: 'trial boot', start: 2000, end: 3000, durationMs: 1000, ok: false },
+      ],
+      fired: [{ fault: 'console=swap unit 2/:power-cycle-target=200', t: 1500, phase: 'swap', effect: 'target power-cycled' }],
+      dut: { starts: [{ t: 0, why: 'reset', reported: true }, { t: 1510, why: 'fault', reported: true }] },
+    } as unknown as Parameters<typeof timelineFromRecord>[0];
+    const svg = timelineFromRecord(record);
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toContain('bench&lt;3&gt;: 1_0_0 → 2_0_0 (dut), rolled-back');
+    // block reads, swap (twice, one row), trial boot: three rows, four bars (one cut short, orange).
+    expect(svg.match(/<text x="\d+" y="\d+" text-anchor="end">/g)).toHaveLength(3);
+    expect(svg.match(/<rect [^>]*fill="#(4a7bd0|d08a4a)"/g)).toHaveLength(4);
+    expect(svg.match(/fill="#d08a4a"/g)).toHaveLength(2);
+    expect(svg.match(/stroke="#c0392b"/g)).toHaveLength(1);
+    expect(svg.match(/stroke-dasharray/g)).toHaveLength(2);
+    expect(svg).toContain('power-cycle-target=200');
+  });
+});
+
+describe('read-phase chart, crowded', () => {
+  // A run with a restarted download: eighteen phases, some with long names, and four faults, three of them
+  // within 100 ms of each other — the case where labels used to land on top of each other.
+  const names = ['prepare plan', 'register', 'set version', 'request plan', 'confirm', 'download', 'read blocks', 'register (attempt 2)', 'request plan (attempt 2)', 'confirm (attempt 2)', 'download (attempt 2)', 'read blocks (attempt 2) #2', 'verify package', 'update', 'program', 'read back', 'report version', 'read back #2'];
+  const phases: { name: string; start: number; end: number; ok: boolean }[] = [];
+  let t = 0;
+  names.forEach((name, i) => {
+    const d = i === 6 || i === 11 ? 2500 : i === 14 ? 9000 : 40 + i * 13;
+    phases.push({ name, start: t, end: t + d, ok: i !== 6 });
+    t += d;
+  });
+  const faults = [
+    { fault: 'offset=8192:power-cycle-module=500', t: 1700 },
+    { fault: 'event=10703:reset-module=100', t: 1750 },
+    { fault: 'delay=300:network-cut=300', t: 1800 },
+    { fault: 'before-version-report:close-port', t: t - 30 },
+  ];
+  const svg = readPhaseChart({
+    progress: Array.from({ length: 25 }, (_, i) => ({ t: 900 + i * 100, offset: (i + 1) * 1024 })),
+    phases,
+    faults,
+    size: 25_344,
+    durationMs: t,
+    title: 'bench-2: 1_0_0 → 2_0_0 (delta package delta_1_0_0_to_2_0_0_for_a_long_customer_name), read phase (25344 bytes in 25 blocks, 10095 B/s)',
+  });
+
+  /** Every horizontal text of the chart as a box: its position, anchor and size, the same estimate of width. */
+  function textBoxes(): { text: string; x0: number; x1: number; y0: number; y1: number }[] {
+    return [...svg.matchAll(/<text ([^>]*)>(.*?)<\/text>/g)]
+      .filter((m) => !m[1]!.includes('rotate('))
+      .map((m) => {
+        const attr = (n: string) => new RegExp(`${n}="([^"]*)"`).exec(m[1]!)?.[1];
+        const text = m[2]!.replace(/<title>.*?<\/title>/, '').replace(/&[a-z]+;/g, '&');
+        const size = Number(attr('font-size') ?? 11);
+        const w = textWidth(text, size);
+        const x = Number(attr('x'));
+        const x0 = attr('text-anchor') === 'end' ? x - w : attr('text-anchor') === 'middle' ? x - w / 2 : x;
+        const y = Number(attr('y'));
+        return { text, x0, x1: x0 + w, y0: y - size, y1: y };
+      });
+  }
+
+  test('no two labels overlap, and none leaves the picture', () => {
+    const boxes = textBoxes();
+    const width = Number(/width="(\d+)"/.exec(svg)![1]);
+    const overlaps: string[] = [];
+    boxes.forEach((a, i) => {
+      expect(a.x0, `"${a.text}" starts left of the picture`).toBeGreaterThanOrEqual(0);
+      expect(a.x1, `"${a.text}" ends right of the picture`).toBeLessThanOrEqual(width);
+      for (const b of boxes.slice(i + 1)) {
+        if (a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1) overlaps.push(`"${a.text}" × "${b.text}"`);
+      }
+    });
+    expect(overlaps).toEqual([]);
+    // Nothing was dropped to get there: every phase in the legend, every fault named.
+    for (const [i, p] of phases.entries()) expect(svg).toContain(`${i + 1}. ${escapeXml(p.name)}: at`);
+    for (const f of faults) expect(svg).toContain(`>${f.fault}</text>`);
+  });
+
+  test('labels of nearby moments go to separate lanes; labels far apart share one', () => {
+    expect(assignLanes([{ x: 100, width: 200 }, { x: 150, width: 100 }, { x: 400, width: 50 }, { x: 120, width: 40 }])).toEqual([0, 2, 0, 1]);
+  });
+});
+
+describe('attachments in the report', () => {
+  test('a line longer than the code view is continued under its text, cut after a comma; nothing is lost', () => {
+    const line = '    2.640 [RX]+QIOTEVT: 7,10701,"STM32",25344,"558deea8851a55910ef82d23e0b9c5d5",2414178375,"43ce9bb0fc7f6e3736eff0feacf54a1150f555ecdb2f84d6ece2aa526590957d"';
+    const out = wrapLongLines(`short line\n${line}\n${'x'.repeat(250)}`);
+    const rows = out.split('\n');
+    expect(rows[0]).toBe('short line');
+    expect(rows[1]).toBe('    2.640 [RX]+QIOTEVT: 7,10701,"STM32",25344,"558deea8851a55910ef82d23e0b9c5d5",2414178375,');
+    expect(rows[2]).toBe('              ↳ "43ce9bb0fc7f6e3736eff0feacf54a1150f555ecdb2f84d6ece2aa526590957d"');
+    for (const r of rows) expect(r.length, r).toBeLessThanOrEqual(ATTACHMENT_WIDTH);
+    const joined = rows.map((r) => r.replace(/^\s*↳ /, '')).join('');
+    expect(joined.replace(/\s/g, '')).toBe(`short line${line}${'x'.repeat(250)}`.replace(/\s/g, ''));
+  });
+});
+
+describe('a failed run as the test failure', () => {
+  // A run record as runProxyUpgrade returns it when the module answered ERROR to a block read.
+  const failed = {
+    station: { name: 'bench-2' },
+    verdict: { outcome: undefined, reason: undefined, failure: { type: 'unexpected-event', kind: 'protocol', message: 'bench-2: AT+QIOTOTARD=27648,1024: ERROR' }, expected: ['upgraded'], ok: false, summary: 'failure (unexpected-event): bench-2: AT+QIOTOTARD=27648,1024: ERROR' },
+    errors: [
+      { t: 1, phase: 'download', kind: 'infrastructure', name: 'AtPortError', message: 'bench-2: /dev/ttyUSB2 closed', recovered: true },
+      { t: 2, phase: 'download', kind: 'protocol', name: 'AtCommandError', message: 'bench-2: AT+QIOTOTARD=27648,1024: ERROR\n  (expected +QIOTOTARD: 27648,<n>)', recovered: false },
+    ],
+    events: [{ t: 0, raw: '+QIOTEVT: 7,10703,"STM32",25344,0,25344', kind: 'ota-piece-ready', code: 10703 }],
+    fired: [],
+  } as unknown as ProxyRun;
+
+  test('the status message is the error that ended the run, under its own name, in its kind’s class', () => {
+    const e = runFailure(failed)!;
+    expect(e).toBeInstanceOf(ProtocolError);
+    expect(e.name).toBe('AtCommandError');
+    expect(e.message.split('\n')[0]).toBe('bench-2: AT+QIOTOTARD=27648,1024: ERROR');
+    expect(e.message).toContain('the run\'s verdict: failure (unexpected-event)');
+    expect((e.toJSON() as { stack: string }).stack).toMatch(/^AtCommandError \[protocol\]: bench-2: AT\+QIOTOTARD=27648,1024: ERROR\n/);
+    // Whatever the test asserts afterwards, the root cause comes first.
+    expect(() => expectOutcome(failed, 'upgraded')).toThrow(expect.objectContaining({ name: 'AtCommandError', kind: 'protocol' }));
+    expect(() => expectFaultsFired(failed, [parseFault('offset=8192:power-cycle-module=500')])).toThrow(expect.objectContaining({ name: 'AtCommandError' }));
+  });
+
+  test('a run that did not fail has no failure to throw', () => {
+    expect(runFailure({ ...failed, verdict: { ...failed.verdict, failure: undefined, outcome: 'upgraded', ok: true } } as ProxyRun)).toBeUndefined();
   });
 });
 
@@ -140,24 +284,6 @@ describe('retry option', () => {
   });
 });
 
-describe('environment info', () => {
-  test('stations of one run keep their own keys; common keys are shared', () => {
-    const dir = tmp();
-    writeEnvironmentInfo(dir, { 'sota-rig': '0.1.0', node: 'v20.20.2' }, 'virtual', { openocd: 'Open On-Chip Debugger 0.12.0', 'module-revision': 'EC200UCNAAR03A03M08' });
-    writeEnvironmentInfo(dir, { 'sota-rig': '0.1.0', node: 'v20.20.2' }, 'bench 2', { openocd: 'C:\\openocd 0.12', 'module-revision': 'EG912UGLAAR03A05M08\nsecond line' });
-    const text = readFileSync(path.join(dir, 'environment.properties'), 'utf8');
-    expect(text.split('\n').filter(Boolean)).toEqual([
-      'sota-rig=0.1.0',
-      'node=v20.20.2',
-      'stations=bench 2, virtual',
-      'virtual.openocd=Open On-Chip Debugger 0.12.0',
-      'virtual.module-revision=EC200UCNAAR03A03M08',
-      'bench_2.openocd=C:\\\\openocd 0.12',
-      'bench_2.module-revision=EG912UGLAAR03A05M08 second line',
-    ]);
-  });
-});
-
 describe('time budgets', () => {
   test('a stalled download ends in the flow’s own timeout verdict, inside the test’s time limit', () => {
     for (const timeScale of [1, 0.1]) {
@@ -186,22 +312,5 @@ describe('records of parallel suite files', () => {
     const [c, d] = files.map((f) => new HealthLedger(dir, 'bench-1', stationScope('bench-1', false, f)));
     for (let i = 0; i < BROKEN_AFTER; i++) c!.infrastructureFailure('t', 'port gone');
     expect(() => d!.check(), 'a bench is one station whichever file uses it').toThrow(StationBrokenError);
-  });
-
-  test('the environment info keeps every file’s settings, also when one writer read the file before another wrote', () => {
-    const dir = tmp();
-    const parts = tmp();
-    const common = { 'sota-rig': '0.1.0', node: 'v20.20.2' };
-    const [a, b] = files.map((f) => stationScope('virtual', true, f));
-    writeEnvironmentInfo(dir, common, a!, { 'suite-settings': 'timeScale=0.1' }, parts);
-    const before = readFileSync(path.join(dir, 'environment.properties'), 'utf8');
-    writeEnvironmentInfo(dir, common, b!, { 'suite-settings': 'downloadRate=10000' }, parts);
-    // A third writer that had read the file before b wrote replaces it with what it saw.
-    writeFileSync(path.join(dir, 'environment.properties'), before);
-    mergeEnvironmentParts(parts, dir);
-    const text = readFileSync(path.join(dir, 'environment.properties'), 'utf8');
-    expect(text).toContain('virtual.full-package.suite-settings=timeScale=0.1');
-    expect(text).toContain('virtual.interrupted-download.suite-settings=downloadRate=10000');
-    expect(text).toContain('stations=virtual.full-package, virtual.interrupted-download');
   });
 });

@@ -19,6 +19,7 @@ import { Probe, type TargetInfo } from '../../probe/probe.ts';
 import { QuecThing } from '../../quecthing/quecthing.ts';
 import { defaultLockDir, lockStation } from '../../station/lock.ts';
 import { resolveTimeouts } from '../../station/timeouts.ts';
+import { gpioKernelChecks } from '../../power/gpio-kernel.ts';
 import { attachVirtualStation, startVirtualStation, type VirtualStation } from '../../station/virtual.ts';
 import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, paint, parse, table, UsageError } from '../output.ts';
@@ -303,7 +304,9 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
         },
         entry.kind === 'virtual'
           ? 'the simulator JTAG server did not answer OpenOCD: run `rig sim` and look at its log'
-          : `check the probe's USB cable and its serial number (probe.interface.serial; lsusb -v | grep iSerial); only one program may use it at a time`,
+          : hw.probe.interface.kind === 'buspirate'
+            ? `check the adapter's USB cable and serial port (probe.interface.port; ls -l /dev/serial/by-id/) and that its firmware has the OpenOCD binary mode; only one program may use it at a time`
+            : `check the probe's USB cable and its serial number (probe.interface.serial; lsusb -v | grep iSerial); only one program may use it at a time`,
       );
       if (probe) {
         undo.push(() => probe.close());
@@ -362,10 +365,19 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
       if (Object.values(hw.power.lines).some((l) => l.kind === 'gpio' && l.unexportOnClose)) {
         for (const w of gpioReleaseChecks(name, hw.power.lines, gpioReleaseBehaviour())) c.add(w.check, w.status, w.detail, w.fix);
       }
+      // What the kernel must give the sysfs GPIO driver (deprecated upstream, still in Raspberry Pi OS).
+      if (Object.values(hw.power.lines).some((l) => l.kind === 'gpio')) {
+        for (const k of gpioKernelChecks()) c.add(k.check, k.status, k.detail, k.fix);
+      }
     }
 
     // The MCU side (dut mode): layout, taps, console.
-    if (hw.mcu) await checkMcuSide(c, { station: name, hw, timeouts, signal, target: targetRef, reset: mcuReset(probeRef, linesRef, hw.power.roles.targetReset, signal), undo });
+    if (hw.mcu) {
+      const probe = probeRef;
+      const base = hw.mcu.layout.bootloader.address;
+      const firmwarePresent = probe && targetRef ? async () => !(await probe.readRegion(base, 8, { signal })).every((b) => b === 0xff) : undefined;
+      await checkMcuSide(c, { station: name, hw, timeouts, signal, target: targetRef, reset: mcuReset(probeRef, linesRef, hw.power.roles.targetReset, signal), firmwarePresent, undo });
+    }
 
     // Plans.
     const plans = hw.plans;
@@ -396,6 +408,7 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
 function describeInterface(hw: HardwareStationConfig): string {
   const i = hw.probe.interface;
   if (i.kind === 'remote_bitbang') return `remote_bitbang ${i.host}:${i.port} (${hw.probe.target})`;
+  if (i.kind === 'buspirate') return `Bus Pirate on ${i.port}, ${i.transport ?? 'jtag'} (${hw.probe.target})`;
   return `${i.kind}${i.serial ? ` serial ${i.serial}` : ' (first found: set interface.serial with more than one probe)'} (${hw.probe.target})`;
 }
 

@@ -1,10 +1,13 @@
 // `rig power <station> <line> on|off|cycle`: one power or reset line, by its config name, read back after.
+// `rig power <station> safe`: every line to its safe level and no OpenOCD left for the probe, without
+// opening the module or the probe (a CI job's clean-up step, rig/station/safe.ts).
 import { cycle } from '../../power/line.ts';
+import { makeSafe } from '../../station/safe.ts';
 import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, intOption, paint, parse, UsageError } from '../output.ts';
 import { loadConfig } from '../../config/load.ts';
 import { VIRTUAL_LINES } from '../../station/virtual.ts';
-import { checkStationName, requireStationName, runCommand, withStation } from '../station.ts';
+import { checkStationName, requireStationName, runCommand, withInterrupt, withStation } from '../station.ts';
 import { didYouMean } from '../suggest.ts';
 
 const ACTIONS = ['on', 'off', 'cycle'] as const;
@@ -15,10 +18,11 @@ export async function run(argv: string[]): Promise<number> {
   const json = values.json === true;
   return runCommand(json, async () => {
     const name = requireStationName(positionals[0], 'power');
+    if (positionals[1] === 'safe' && positionals.length === 2) return safe(name, values.config, json);
     const lineName = positionals[1];
     const action = positionals[2] as Action | undefined;
     if (lineName === undefined || action === undefined || positionals.length > 3) {
-      throw new UsageError('rig power: expected a line and an action', { expected: 'rig power <station> <line> on|off|cycle', seen: `rig power ${positionals.join(' ')}` });
+      throw new UsageError('rig power: expected a line and an action', { expected: 'rig power <station> <line> on|off|cycle, or rig power <station> safe', seen: `rig power ${positionals.join(' ')}` });
     }
     // The word that is wrong, named, with what was probably meant.
     if (!ACTIONS.includes(action)) {
@@ -58,4 +62,20 @@ export async function run(argv: string[]): Promise<number> {
       return ExitCode.ok;
     });
   });
+}
+
+async function safe(name: string, configFile: string | undefined, json: boolean): Promise<number> {
+  const config = await loadConfig(configFile === undefined ? {} : { path: configFile });
+  checkStationName(name, config);
+  const report = await withInterrupt((signal) => makeSafe(name, config.stations[name]!, { signal }));
+  if (json) {
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    return ExitCode.ok;
+  }
+  const p = paint(process.stdout);
+  if (report.note) process.stdout.write(`${name}: safe — ${report.note}\n`);
+  for (const l of report.lines) process.stdout.write(`${name}/${l.name}: ${p.bold(l.level)} (its safe level)\n`);
+  for (const o of report.openocd) process.stdout.write(`${name}: OpenOCD pid ${o.pid} left for this probe: ${o.how}\n`);
+  if (report.kind === 'hardware') process.stdout.write(`${name}: safe — ${report.lines.length} line(s) at their safe level, ${report.openocd.length === 0 ? 'no OpenOCD running for its probe' : 'no OpenOCD left for its probe'}\n`);
+  return ExitCode.ok;
 }

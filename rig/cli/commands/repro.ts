@@ -10,6 +10,7 @@ import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, paint, parse, UsageError } from '../output.ts';
 import { CliRecorder } from '../progress.ts';
 import { describeRun, watchDownload, writeRecord } from '../runs.ts';
+import { withVirtualMcu } from '../../station/virtual.ts';
 import { attachFile, runCommand, withStation } from '../station.ts';
 
 /**
@@ -50,7 +51,9 @@ export async function run(argv: string[]): Promise<number> {
       recorder.line(`replaying ${file} (${record.station.name}, ${record.spec.package}${record.faults.length ? `, faults ${record.faults.join(' ')}` : ''}) on ${name}`);
       if (applied.length > 0) recorder.line(`  with the record's virtual settings: ${applied.map((k) => `${k}=${JSON.stringify(config.stations[name]![k as keyof typeof config.stations[string]])}`).join(' ')} (--own-settings to keep the station's)`);
     }
-    return withStation(name, { loaded: config, recorder, attach: values.attach }, async ({ station, signal }) => {
+    // A dut record replays on a virtual station with its virtual MCU, even with the station's own settings.
+    const forMode = (record.mode ?? record.flow) === 'dut' ? withVirtualMcu(config, name) : config;
+    return withStation(name, { loaded: forMode, recorder, attach: values.attach }, async ({ station, signal }) => {
       const unwatch = watchDownload(station, recorder);
       const result = await replay(record, station, { signal, recorder }).finally(unwatch);
       recorder.stopBar();

@@ -18,7 +18,7 @@ interface SimInfo {
   admin?: { url: string };
   module?: { port: string; imei: string; baud: number };
   firmata?: { port: string; pins: Record<string, number>; contacts?: Record<string, string> };
-  jtag?: { host: string; port: number; target: string };
+  jtag?: { host: string; port: number; target: string; buspirate?: string };
 }
 
 function simEntry(): { file: string; execArgv: string[] } {
@@ -36,6 +36,7 @@ export function describeSim(info: SimInfo): string {
     const pins = Object.entries(info.firmata.pins).map(([rail, pin]) => `${rail}=pin ${pin}${info.firmata?.contacts?.[rail] ? ` (${info.firmata.contacts[rail]})` : ''}`);
     rows.push(['Firmata relay board', info.firmata.port, pins.join(', ')]);
   }
+  if (info.jtag?.buspirate) rows.push(['STM32 (Bus Pirate)', info.jtag.buspirate, `${info.jtag.target}; openocd -c 'adapter driver buspirate; buspirate port ${info.jtag.buspirate}; transport select jtag' -f target/${info.jtag.target}.cfg`]);
   if (info.jtag) rows.push(['STM32 (remote_bitbang)', `${info.jtag.host}:${info.jtag.port}`, `${info.jtag.target}; openocd -c 'adapter driver remote_bitbang; remote_bitbang host ${info.jtag.host}; remote_bitbang port ${info.jtag.port}' -f target/${info.jtag.target}.cfg`]);
   if (info.admin) rows.push(['Developer Center admin API', info.admin.url, 'GET/POST /packages, /plans, /faults, /target; GET /devices, /module']);
   return table(['part', 'where', 'notes'], rows);

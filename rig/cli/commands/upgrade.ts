@@ -1,7 +1,7 @@
 // `rig upgrade <station> --package … | --plan …`: the proxy flow of rig/sota (or, with --mode dut, the dut
 // flow: the MCU image under test upgrades itself while the rig observes) with live progress, faults from the
 // command line, and the run record written for `rig repro`.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { identifyContent } from '../../images/identify.ts';
 import type { Image } from '../../images/image.ts';
@@ -13,6 +13,8 @@ import type { PlansConfig, StationConfig } from '../../config/schema.ts';
 import { ensureBaseline } from '../../sota/baseline.ts';
 import { parseFault, type Fault } from '../../sota/faults.ts';
 import { runDutUpgrade } from '../../sota/dut.ts';
+import { withVirtualMcu } from '../../station/virtual.ts';
+import { dutBootloader } from '../../sota/dut-firmware.ts';
 import { runProxyUpgrade } from '../../sota/proxy.ts';
 import type { Recorder } from '../../sota/recorder.ts';
 import { OUTCOMES as ALL_OUTCOMES } from '../../sota/verdict.ts';
@@ -53,31 +55,25 @@ function parseExpect(text: string | undefined, mode: 'proxy' | 'dut'): Outcome[]
   return list as Outcome[];
 }
 
+/**
+ * --bootloader, else the set's one bootloader without planted defects, else none (a bench keeps its own);
+ * an unknown key is a usage error.
+ */
+export function chooseBootloader(firmware: FirmwareSet, key: string | undefined): Image | undefined {
+  try {
+    return dutBootloader(firmware, key);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(`--bootloader: ${err.summary}`, { expected: err.expected, seen: err.seen });
+    throw err;
+  }
+}
+
 /** The firmware set dut runs take their images from by default: the virtual MCU's fixtures, when present. */
 export function dutManifestPath(root: string): string | undefined {
   const p = path.join(root, 'fixtures', 'mcu', 'manifest.json');
   return existsSync(p) ? p : undefined;
 }
 
-/**
- * --bootloader, else the set's one bootloader without planted defects (component BOOT; the manifest's
- * `defects` tell a planted one apart), else none: a bench keeps the bootloader it has.
- */
-export function chooseBootloader(firmware: FirmwareSet, key: string | undefined): Image | undefined {
-  if (key !== undefined) {
-    if (!firmware.images.has(key)) throw new UsageError(`--bootloader: no image ${key}`, { expected: `one of ${[...firmware.images.keys()].join(', ')} (${firmware.manifestPath})`, seen: key });
-    return firmware.image(key);
-  }
-  let defects: Record<string, unknown[] | undefined> = {};
-  try {
-    const raw = JSON.parse(readFileSync(firmware.manifestPath, 'utf8')) as { images?: Record<string, { defects?: unknown[] }> };
-    defects = Object.fromEntries(Object.entries(raw.images ?? {}).map(([k, v]) => [k, v.defects]));
-  } catch {
-    // No readable manifest file: judge by component alone.
-  }
-  const boots = [...firmware.images].filter(([k, img]) => img.component === 'BOOT' && (defects[k] ?? []).length === 0);
-  return boots.length === 1 ? boots[0]![1] : undefined;
-}
 
 export function packageByName(firmware: FirmwareSet, name: string): Package {
   if (!firmware.packages.has(name)) throw new UsageError(`--package: no package ${name}${didYouMean(name, firmware.packages.keys())}`, { expected: `one of ${[...firmware.packages.keys()].join(', ')} (${firmware.manifestPath})`, seen: name });
@@ -203,7 +199,9 @@ export async function run(argv: string[]): Promise<number> {
     }
     const bootloader = mode === 'dut' ? chooseBootloader(firmware, values.bootloader) : undefined;
     const recorder = new CliRecorder({ quiet: json });
-    return withStation(name, { loaded: config, recorder, attach: values.attach }, async ({ station, signal }) => {
+    // A virtual station runs dut mode with its virtual MCU (taps, console, bootloader model).
+    const loaded = mode === 'dut' ? withVirtualMcu(config, name) : config;
+    return withStation(name, { loaded, recorder, attach: values.attach }, async ({ station, signal }) => {
       const spec: UpgradeSpec = declared ?? { component: station.component, package: pkg };
       if (mode === 'dut') {
         const run = await runDutUpgrade(station, {
