@@ -1,6 +1,6 @@
 #!/usr/bin/env -S npx tsx
 // npm run qualify -- [--image <new.bin> [--version <v>]] [--releases <dir>] [--component <name>] [--locator <spec>]
-//                    [--previous 1_0_0,1_1_0] [--station virtual] [--config <file>] [--mode proxy]
+//                    [--previous 1_0_0,1_1_0] [--station virtual] [--config <file>] [--mode proxy|dut]
 //                    [--cases full,delta,interrupted,corrupt,rollback] [--allow-skip] [--retries 1]
 //                    [--out <dir>] [--json] [--write-packages <dir>]
 //
@@ -11,7 +11,10 @@
 // or file names). From each previous release the new image must install as a full package and as a delta,
 // survive a module power cut during the cloud → module download and another in the middle of the block
 // reads, refuse a package whose image is broken (the old release stays, verified by read-back), and the
-// release must be revertible (a plan back to the previous release).
+// release must be revertible (a plan back to the previous release). With --mode dut the image under test
+// upgrades itself on the station's MCU (taps, console, SWD): full, delta, a module power cut in the block
+// reads, its own power cut while it writes and during the install (any state the A/B design allows), a reset
+// in its trial boot (reverted), and the next upgrade taken by the image once installed.
 //
 // The result: a table, run records, summary.json, junit.xml and allure-results/ in reports/runs/qualify-<time>/
 // (or --out), and an exit code:
@@ -38,16 +41,19 @@ import os from 'node:os';
 import { chalk, fs, minimist, path } from 'zx';
 import { loadConfig } from '../rig/config/index.ts';
 import { currentManifestPath, identifyRelease, loadManifest, loadReleases, parseLocator } from '../rig/images/index.ts';
-import { ensureBaseline, formatFault, parseFault, runProxyUpgrade, serializeRunRecord } from '../rig/sota/index.ts';
+import { ensureBaseline, formatFault, parseFault, runDutUpgrade, runProxyUpgrade, serializeRunRecord } from '../rig/sota/index.ts';
+import { dutBootloader, dutReleases } from '../rig/sota/dut-firmware.ts';
 import { openStation } from '../rig/station/index.ts';
+import { withVirtualMcu } from '../rig/station/virtual.ts';
 import { closest } from '../rig/cli/suggest.ts';
 import { QualifyAllure } from './qualify-lib/allure.ts';
-import { PROXY_CASES, proxyCases } from './qualify-lib/cases.ts';
+import { DUT_CASES, PROXY_CASES, dutCases, proxyCases } from './qualify-lib/cases.ts';
 import { junitXml } from './qualify-lib/junit.ts';
 import { DOCTOR_HINT, judgeError, judgeRun, overall, QUALIFY_EXIT } from './qualify-lib/outcome.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const here = process.env.INIT_CWD ?? process.cwd();
+const DUT_MANIFEST = path.join(root, 'fixtures', 'mcu', 'manifest.json');
 const STRING_OPTIONS = ['image', 'version', 'releases', 'component', 'locator', 'previous', 'station', 'config', 'cases', 'mode', 'retries', 'out', 'write-packages'];
 const BOOLEAN_OPTIONS = ['help', 'json', 'allow-skip'];
 const args = minimist(process.argv.slice(2), {
@@ -63,17 +69,32 @@ const args = minimist(process.argv.slice(2), {
 });
 
 /**
- * What a mode brings: its cases and how a case runs. proxy: rig/sota/proxy.ts plays the MCU. A second mode
- * (dut: the image under test drives the dialogue) adds an entry here with its own cases and runner.
+ * What a mode brings: its cases and how a case runs. proxy: rig/sota/proxy.ts plays the MCU. dut: the image
+ * under test drives the dialogue on the station's MCU (rig/sota/dut.ts; the station needs its mcu entry), the
+ * releases and the bootloader come from a dut set (default fixtures/mcu/manifest.json).
  */
 const MODES = {
   proxy: {
     cases: PROXY_CASES,
     plan: proxyCases,
+    releases: (set) => [...set.images.values()],
     /** Runs one case on an open station; returns the run record. */
-    async run(station, c, recorder, firmware) {
+    async run(station, c, recorder, firmware, faults) {
       await ensureBaseline(station, c.from, { recorder });
-      return runProxyUpgrade(station, { plan: { component: c.pkg.component, package: c.pkg }, current: c.from, faults: c.faults.map(parseFault), expect: c.expect, recorder, firmware });
+      return runProxyUpgrade(station, { plan: { component: c.pkg.component, package: c.pkg }, current: c.from, faults: faults.map(parseFault), expect: c.expect, recorder, firmware });
+    },
+  },
+  dut: {
+    cases: DUT_CASES,
+    plan: dutCases,
+    releases: dutReleases,
+    async run(station, c, recorder, firmware, faults) {
+      const bootloader = dutBootloader(firmware);
+      const upgrade = { plan: { component: c.pkg.component, package: c.pkg }, from: c.from, ...(bootloader ? { bootloader } : {}), faults: faults.map(parseFault), expect: c.expect, recorder };
+      const run = await runDutUpgrade(station, upgrade);
+      if (!c.then || !run.verdict.ok) return run;
+      // The image just installed, as it runs (no reset), is offered the next plan: it must take it itself.
+      return runDutUpgrade(station, { plan: { component: c.then.pkg.component, package: c.then.pkg, pushActively: true }, from: c.then.from, fresh: false, expect: ['upgraded'], recorder });
     },
   },
 };
@@ -82,10 +103,10 @@ function usage(message) {
   if (message) console.error(`qualify: ${message}`);
   console.error(`usage: npm run qualify -- [--image <new.bin> [--version <v>]] [--releases <dir>] [--component <name>]
                          [--locator <spec>] [--previous <v1,v2>] [--station <name>] [--config <file>] [--mode ${Object.keys(MODES).join('|')}]
-                         [--cases ${PROXY_CASES.join(',')}] [--allow-skip] [--retries <n>] [--out <dir>] [--json]
+                         [--cases ${PROXY_CASES.join(',')} | dut: ${DUT_CASES.join(',')}] [--allow-skip] [--retries <n>] [--out <dir>] [--json]
                          [--write-packages <dir>]
   default image: the newest release; default previous: every other release; releases: $RIG_MANIFEST, else
-  fixtures/manifest.json; --locator: rig-header | mcuboot[:format=…] | string:offset=… | 'pattern:<regex>' | none
+  fixtures/manifest.json (dut: fixtures/mcu/manifest.json, its reference applications); --locator: rig-header | mcuboot[:format=…] | string:offset=… | 'pattern:<regex>' | none
   exit: 0 qualified, 1 not qualified, 2 config error, 4 inconclusive (the station failed: run rig doctor), 64 usage`);
   process.exit(message ? QUALIFY_EXIT.usage : 0);
 }
@@ -116,14 +137,14 @@ let releases;
 try {
   releases = args.releases !== undefined
     ? await loadReleases(path.resolve(here, args.releases), { component: args.component ?? 'STM32', locator })
-    : await loadManifest(currentManifestPath());
+    : await loadManifest(args.mode === 'dut' && !process.env.RIG_MANIFEST ? DUT_MANIFEST : currentManifestPath());
 } catch (err) {
   failWith(err);
 }
 const component = releases.component;
 if (args.component !== undefined && args.component !== component) usage(`--component ${args.component}: the releases are of ${component}`);
 locator ??= releases.locator;
-const released = [...releases.images.values()];
+const released = mode.releases(releases);
 let next;
 if (args.image) {
   const file = path.resolve(here, args.image);
@@ -196,7 +217,8 @@ function label(status, width = 0) {
 /** The station, or the error that kept it closed. */
 async function open() {
   try {
-    return { station: await openStation(args.station, { config }) };
+    // A virtual station qualifies in dut mode with its virtual MCU (taps, console, bootloader model).
+    return { station: await openStation(args.station, { config: args.mode === 'dut' ? withVirtualMcu(config, args.station) : config }) };
   } catch (err) {
     if (err.kind === 'config') fail(QUALIFY_EXIT.config, err.message);
     return { error: err };
@@ -228,12 +250,14 @@ for (const [i, c] of plan.entries()) {
       judged = { status: 'skipped', outcome: 'skipped', detail: `${args.station} has no ${c.needs[1]} supply line for the fault`, retry: false };
       break;
     }
+    // A station with an MCU console gets the case's console-timed faults, when it has some.
+    const faults = station.mcu?.console && c.consoleFaults ? c.consoleFaults : c.faults;
     try {
-      const run = await report.step(attempt === 0 ? 'run' : `run again (attempt ${attempt + 1}) on a reopened station`, () => mode.run(station, c, report, releases));
+      const run = await report.step(attempt === 0 ? 'run' : `run again (attempt ${attempt + 1}) on a reopened station`, () => mode.run(station, c, report, releases, faults));
       const file = path.join(outDir, `${String(i + 1).padStart(2, '0')}-${c.pkg.name}${c.tag ? `-${c.tag}` : ''}.json`);
       await fs.writeFile(file, serializeRunRecord(run));
       row.record = path.relative(root, file);
-      judged = judgeRun(run, { holds: c.holds === c.from ? 'current' : 'target', holdsVersion: c.holds.version, faults: c.faults.map((f) => formatFault(parseFault(f))) }, args.mode);
+      judged = judgeRun(run, { holds: c.holds === c.from ? 'current' : 'target', holdsVersion: c.holds.version, faults: faults.map((f) => formatFault(parseFault(f))) }, args.mode);
     } catch (err) {
       judged = judgeError(err, args.station);
     }

@@ -9,12 +9,12 @@ import { sotaSuite } from './fixtures.ts';
 import { expectDut, expectFaultsFired } from './support/evidence.ts';
 
 // A fresh virtual station starts with the bootloader at the flash base: the first arrange only writes slot A.
-const { test, budget, retry, suite } = await sotaSuite({ feature: 'dut mode', manifest: 'fixtures/mcu/manifest.json', startImage: 'vbl-1.0', sim: { simArgs: ['--mcu', 'on'] } });
+const { test, budget, retry, suite } = await sotaSuite({ feature: 'dut mode', manifest: 'fixtures/mcu/manifest.json', startImage: 'vbl-1.0', sim: { mcu: true } });
 const o = { timeout: budget.disturbed, retry };
-// Bounds of the MCU under test, in the station's time: a start to its version report (boot, a swap of the
-// 8–9 KiB images, a watchdog window), and the whole upgrade.
 const T = suite.timeouts;
-const bounds = { reportWithinMs: T.bootMs + Math.round(T.updateWaitMs / 10) + T.marginMs, settleMs: Math.round(budget.upgrade / 2) };
+// From any start to the version report: a boot, the 5-unit swap (~1.1 s of protocol time), a watchdog window
+// (10 s); the station's boot time covers them at any time scale the suites use, and a bricked MCU costs no more.
+const bounds = { reportWithinMs: T.bootMs + Math.round(T.updateWaitMs / 100) + T.marginMs, settleMs: Math.round(budget.upgrade / 2) };
 
 describe('dut mode on the virtual MCU', () => {
   test('full package 1_0_0 → 2_0_0: upgraded, confirmed, slot B holds the old image', o, async ({ sota, images }) => {
@@ -86,7 +86,8 @@ describe('dut mode on the virtual MCU', () => {
       ...bounds,
     });
     expectDut(failed, 'failed-intact');
-    expect(failed.verdict.reason).toBe('download-rejected');
+    // The MCU never asked to install what it rejected.
+    expect(failed.dut.tap.some((l) => l.text === 'AT+QIOTUPDATE=3')).toBe(false);
     // The same MCU session, not reset: an idle client answers the next (pushed) plan and upgrades.
     const again = await sota.dut({ plan: sota.spec(images.package('full_1_1_0'), { pushActively: true }), from: images.image('1_0_0'), fresh: false, ...bounds });
     expectDut(again, 'upgraded');

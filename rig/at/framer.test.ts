@@ -105,7 +105,7 @@ describe('AtFramer', () => {
     // Eight bytes announced, ten sent: the last two are not the terminator.
     const spliced = frames('+QIOTOTARD: 0,8\r\nABCDEFGHIJ\r\n\r\nOK\r\n', { whole: true });
     expect(spliced).toEqual([
-      { kind: 'misframed-block', header: '+QIOTOTARD: 0,8', length: 8, next: 'IJ....OK..' },
+      { kind: 'misframed-block', header: '+QIOTOTARD: 0,8', length: 8, next: 'IJ....OK..', data: Buffer.from('ABCDEFGH') },
       { kind: 'line', text: 'IJ' },
       { kind: 'line', text: 'OK' },
     ]);

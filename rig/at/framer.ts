@@ -21,9 +21,11 @@ export type Frame =
   | { kind: 'oversize-block'; header: string; length: number; limit: number }
   /**
    * A `+QIOTOTARD:` block whose bytes were not followed by CR or LF, as every answer's are (protocol §2.7):
-   * bytes were lost, or bytes of another answer were spliced in. Its data is dropped, never delivered.
+   * bytes were lost, or bytes of another answer were spliced in. Its data is never delivered as a block;
+   * `data` holds the bytes it counted, for a listener that frames them again as lines (a passive tap: a
+   * header cut short by a power loss counted the module's RDY).
    */
-  | { kind: 'misframed-block'; header: string; length: number; next: string }
+  | { kind: 'misframed-block'; header: string; length: number; next: string; data: Buffer }
   /**
    * Bytes skipped without being read as lines: the rest of a block given up on (`late`, after
    * `discardRestOfBlock`) or the bytes of an oversize block. `ended`: all `announced` bytes passed
@@ -195,7 +197,7 @@ export class AtFramer {
         this.blockEnd = undefined;
         // The byte itself is framed as usual below: it starts the CR LF CR LF OK that follows the data.
         if (chunk[pos] === CR || chunk[pos] === LF) this.onFrame({ kind: 'block', header: b.header, data: b.data });
-        else this.onFrame({ kind: 'misframed-block', header: b.header, length: b.data.length, next: printableHead(chunk.subarray(pos, pos + 16)) });
+        else this.onFrame({ kind: 'misframed-block', header: b.header, length: b.data.length, next: printableHead(chunk.subarray(pos, pos + 16)), data: b.data });
         continue;
       }
       if (this.block) {

@@ -97,6 +97,18 @@ describe('PassiveFramer, module → MCU', () => {
     expect(out.every((x) => x.t === 9)).toBe(true);
   });
 
+  it('a header cut short by a power loss (`…,10` of `…,1024`) counts bytes that are not a block: not followed by CR LF, they are framed again', () => {
+    // The module dies while sending the header, boots (RDY) and echoes the MCU's retried command.
+    const out = frames('module', ['\r\nOK\r\n\r\n+QIOTOTARD: 2048,10', '\r\nRDY\r\nAT+QIOTOTARD=2048,1024\r\r\nERROR\r\n']);
+    expect(kinds(out)).toEqual([
+      ['final', 'OK'],
+      ['noise', '+QIOTOTARD: 2048,10 (not followed by CR LF after its 10 bytes: not a block)'],
+      ['urc', 'RDY'],
+      ['echo', 'AT+QIOTOTARD=2048,1024'],
+      ['final', 'ERROR'],
+    ]);
+  });
+
   it('+CPIN: READY answers AT+CPIN? while it is in flight, and is a URC otherwise', () => {
     expect(kinds(frames('module', ['\r\nRDY\r\n\r\n+CPIN: READY\r\n'])).at(-1)).toEqual(['urc', '+CPIN: READY']);
     const echoOff = frames('module', ['\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\nOK\r\n'], (f) => f.commandSent('AT+CPIN?'));

@@ -117,6 +117,7 @@ export class PassiveFramer {
    * since what it announced never came). Called when the line went quiet before the block was complete.
    */
   abandonBlock(t = performance.now()): void {
+    this.now = t;
     const partial = this.framer.takeBlock();
     if (!partial) return;
     this.now = t;
@@ -137,7 +138,12 @@ export class PassiveFramer {
         this.onFrame({ t, dir, kind: 'noise', text: `${f.header} (announces ${f.length} bytes, more than ${f.limit}: skipped)` });
         return;
       case 'misframed-block':
-        this.onFrame({ t, dir, kind: 'noise', text: `${f.header} (its ${f.length} bytes not followed by CR LF but "${f.next}")` });
+        // Not followed by CR LF: the header was not what it seemed (cut short by a power loss: `…,10` of
+        // `…,1024`). Its bytes are framed again as lines, the first judged as a tap's first line is; the
+        // framer goes on with the byte after them.
+        this.onFrame({ t, dir, kind: 'noise', text: `${f.header} (not followed by CR LF after its ${f.length} bytes: not a block)` });
+        this.synced = false;
+        this.framer.push(f.data);
         return;
       case 'discarded':
         // The oversize header was reported already; the count is what the framer skipped.

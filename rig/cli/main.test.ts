@@ -320,19 +320,58 @@ describe.concurrent('rig command on the virtual station', { timeout: 120_000 }, 
     expect(r.stderr).toContain('seen erased (25344 bytes of 0xFF)');
     // Reading the slot needs the station open; nothing after that may have run.
     const steps = r.stderr.split('\n').filter((l) => l.startsWith('▸ ')).map((l) => l.replace(/^▸ virtual: /, ''));
-    expect(steps).toEqual(['lock', 'start the virtual station', 'power lines', 'module AT port', 'module answers AT', 'probe (OpenOCD)']);
+    // A sim with the virtual MCU also has its taps and console opened (listen only), before the probe.
+    const opened = ['lock', 'start the virtual station', 'power lines', 'module AT port', 'module answers AT', ...(steps.includes('MCU taps and console') ? ['MCU taps and console'] : []), 'probe (OpenOCD)'];
+    expect(steps).toEqual(opened);
   });
 
   test.each([
     ['an unknown package', ['--package', 'nope'], '--package: no package nope'],
     ['an unknown --from', ['--package', 'full_2_0_0', '--from', '9_9_9'], '--from: no image 9_9_9'],
     ['--plan on the virtual station', ['--plan', 'bench-1 full 2.0.0'], 'virtual creates its plans through an API'],
+    ['an unknown --mode', ['--package', 'full_2_0_0', '--mode', 'fast'], '--mode: unknown mode'],
+    ['--battery in dut mode (the MCU under test has its own)', ['--mode', 'dut', '--package', 'full_2_0_0', '--from', '1_0_0', '--battery', '50'], "--battery is the MCU's own in dut mode"],
+    ['--bootloader in proxy mode', ['--package', 'full_2_0_0', '--bootloader', 'vbl-1.0'], '--bootloader is for dut mode'],
+    ['a dut finding expected of a proxy run', ['--package', 'full_2_0_0', '--expect', 'bricked'], "--expect: unknown outcome 'bricked' for a proxy run"],
+    ['dut mode from a full package without --from', ['--mode', 'dut', '--package', 'full_2_0_0'], 'which release does the MCU start from?'],
   ])('rig upgrade with %s is a usage error (64) before the station opens', async (_what, args, message) => {
     const r = await rig(['upgrade', 'virtual', ...args]);
     expect(r.status).toBe(64);
     expect(r.stderr).toContain(message);
     // No step at all: no lock, no sim, no power line, no OpenOCD.
     expect(r.stderr).not.toMatch(/^[▸✔✖] /m);
+  });
+
+  test.each([
+    ['a package no declared plan delivers', 'bench', ['--package', 'full_2_0_0', '--from', '1_0_0'], 2, 'no declared plan delivers STM32 full 2_0_0'],
+    ['a cloud fault a station with declared plans cannot inject', 'bench', ['--plan', 'full 1.1.0', '--from', '1_0_0', '--cloud-fault', 'network-down'], 2, "cannot inject cloud fault 'network-down'"],
+    ['a power fault the station has no line for', 'bench', ['--plan', 'full 1.1.0', '--from', '1_0_0', '--fault', 'offset=1024:power-cycle-module'], 2, 'no module supply line'],
+    ['an OpenOCD binary that is not there', 'noopenocd', ['--package', 'full_2_0_0', '--from', '1_0_0'], 2, '/nonexistent/openocd'],
+    ['an unknown --cloud-fault', 'virtual', ['--package', 'full_2_0_0', '--from', '1_0_0', '--cloud-fault', 'meteor-strike'], 64, '--cloud-fault: no cloud fault "meteor-strike"'],
+    ['a --cloud-fault that needs a count without one', 'virtual', ['--package', 'full_2_0_0', '--from', '1_0_0', '--cloud-fault', 'drop-uart-bytes'], 64, 'drop-uart-bytes=<count>'],
+    ['an unknown --crc', 'virtual', ['--package', 'full_2_0_0', '--from', '1_0_0', '--crc', 'crc-31'], 64, '--crc'],
+  ])('rig upgrade with %s fails before the station opens: no lock, no power line, no OpenOCD', async (_what, station, args, code, message) => {
+    const config = writeConfig('preflight.json', {
+      stations: {
+        // A bench whose port does not exist: opening it would fail otherwise (69), after the lock.
+        bench: {
+          module: { port: '/dev/serial/by-id/usb-Quectel_missing-if02-port0' },
+          probe: { interface: { kind: 'stlink' }, target: 'stm32f4x' },
+          layout: { slotAddress: 0x0800_0000, slotSize: 64 * 1024 },
+          plans: { kind: 'declared', plans: [{ name: 'full 1.1.0', package: 'full_1_1_0', targetVersion: '1_1_0' }] },
+        },
+        noopenocd: { kind: 'virtual', openocd: '/nonexistent/openocd' },
+      },
+    });
+    const r = await rig(['upgrade', station, '--config', config, ...args]);
+    expect({ status: r.status, stderr: r.stderr }).toMatchObject({ status: code, stderr: expect.stringContaining(message) });
+    expect(r.stderr).not.toMatch(/^[▸✔✖] /m);
+  });
+
+  test('rig at opens only what it uses: the module answers with no OpenOCD at all', async () => {
+    const config = writeConfig('at-noopenocd.json', { stations: { virtual: { openocd: '/nonexistent/openocd' } } });
+    const r = await rig(['at', 'virtual', '--config', config, 'AT']);
+    expect({ status: r.status, stdout: r.stdout }).toEqual({ status: 0, stdout: 'OK\n' });
   });
 
   test('rig upgrade on a station the config does not have is a config error (2) naming it, whatever else is asked', async () => {

@@ -261,6 +261,7 @@ export const timeoutsSchema = z
     downloadNotifyMs: ms.optional(),
     readInactivityMs: ms.optional(),
     updateWaitMs: ms.optional(),
+    resultWaitMs: ms.optional(),
     marginMs: z.number().int().min(0).optional(),
   })
   .strict();
@@ -368,6 +369,11 @@ export const virtualStationSchema = z
     /** An image to preload into the target's flash at the slot. */
     flashImage: z.string().min(1).optional(),
     flashSizeKiB: z.number().int().min(2).max(1024).optional(),
+    /**
+     * The virtual MCU (sim/mcu: bootloader, reference client, UART taps, console) for dut mode; default the
+     * sim's (off: the proxy bench). `rig upgrade --mode dut`, `qualify --mode dut` and the dut suites turn it on.
+     */
+    mcu: z.boolean().optional(),
     /** Further `sim/main.ts` options, verbatim (e.g. ["--url-delay-ms", "500"]). */
     simArgs: z.array(z.string()).default([]),
     /** The openocd binary that reads the virtual STM32 (default: `openocd` on PATH). */

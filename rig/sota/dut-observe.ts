@@ -67,6 +67,14 @@ class ObservedPhases {
   begin(name: string, t: number): void {
     if (this.open.has(name)) this.end(name, t, false);
     this.open.set(name, t);
+    this.latest = name;
+  }
+
+  /** The phase opened last and still open (what a fault firing now is labelled with). */
+  latest: string | undefined;
+
+  get current(): string | undefined {
+    return this.latest !== undefined && this.open.has(this.latest) ? this.latest : [...this.open.keys()].at(-1);
   }
 
   end(name: string, t: number, ok = true): void {
@@ -113,8 +121,6 @@ export class DutObserver {
   installAt: number | undefined;
   private update3At: number | undefined;
   private updatingAt: number | undefined;
-  /** Run time of the MCU's `download rejected` console line. */
-  private rejectedAt: number | undefined;
   /** Bytes the module handed over in blocks. */
   blockBytes = 0;
   fileSize = 0;
@@ -133,6 +139,10 @@ export class DutObserver {
   private rebootAt: number | undefined;
   private restartAt: number | undefined;
   private restartRdyAt = 0;
+  /** Run time of the MCU's AT+QIOTUPDATE=1 and of its latest block read command. */
+  private confirmedAt: number | undefined;
+  private lastReadAt: number | undefined;
+  private firstReadAt: number | undefined;
 
   private readonly phases: ObservedPhases;
   private lastMcuCommand: string | undefined;
@@ -170,7 +180,10 @@ export class DutObserver {
       last.confirmed = true;
       return;
     }
-    this.starts.push({ t, why, reported: false, confirmed: fromConsole });
+    // A start the rig learns of late (the install, told by the 10704 that came through its tap after the
+    // console's boot line and the report; a fault noted once its power cycle returned) is the one already seen.
+    if (!fromConsole && last && last.t >= t) return;
+    this.starts.push({ t, why, reported: this.reports.some((r) => r.t >= t), confirmed: fromConsole });
   }
 
   frame(f: TapFrame): void {
@@ -211,7 +224,8 @@ export class DutObserver {
     this.phases.end('block reads', t);
     this.phases.begin('install (reset, swap)', t);
     this.schedule.at('after-update3');
-    this.mcuStarted('the MCU resets to install after AT+QIOTUPDATE=3', t);
+    // The MCU resets once it sent =3 (and wrote its record), whenever the module's 10704 reached the rig.
+    this.mcuStarted('the MCU resets to install after AT+QIOTUPDATE=3', this.update3At);
   }
 
   private command(text: string, t: number, line: number): void {
@@ -235,6 +249,7 @@ export class DutObserver {
     }
     if (/^AT\+QIOTUPDATE=1$/i.test(text)) {
       this.decision = 'confirmed';
+      this.confirmedAt ??= t;
       this.planAt = undefined;
       this.phases.end('plan', t);
       this.phases.begin('download (cloud → module)', t);
@@ -253,6 +268,8 @@ export class DutObserver {
     }
     const rd = /^AT\+QIOTOTARD=(\d+),(\d+)$/i.exec(text);
     if (rd) {
+      this.lastReadAt = t;
+      this.firstReadAt ??= t;
       if (this.restartAt !== undefined) {
         const off = Number(rd[1]);
         // §4.4: the module lost the download with its reboot and serves the piece anew; reading on from an old
@@ -373,10 +390,7 @@ export class DutObserver {
     if (/\bconfirmed$/.test(s) && /^\[app\]/.test(s)) this.phases.end('trial boot', t);
     if (/\bself-test failed\b|\bcrash\b/.test(s)) this.phases.end('trial boot', t, false);
     const rejected = /download rejected: (.*)$/.exec(s);
-    if (rejected) {
-      this.downloadRejected = rejected[1];
-      this.rejectedAt = t;
-    }
+    if (rejected) this.downloadRejected = rejected[1];
   }
 
   private store(start: number, data: Buffer): void {
@@ -431,13 +445,27 @@ export class DutObserver {
     const last = this.starts.at(-1);
     const reportedSinceStart = !last || last.reported;
     if (this.decision === 'refused' && reportedSinceStart && this.lastMcuCommand === undefined) return 'the MCU refused the plan';
-    // The MCU gave up the download and told the module its version: the module settles with 10706 if it still
-    // held the OTA (§4.3), or had dropped it already (a reboot): either way nothing more comes of this plan.
-    if (this.rejectedAt !== undefined && this.reports.some((r) => r.t >= this.rejectedAt!)) return `the MCU rejected the download (${this.downloadRejected}) and reported ${this.reports.at(-1)!.version}`;
-    if (this.moduleResult !== undefined && reportedSinceStart && last !== undefined && (this.installAt === undefined || last.t >= this.installAt)) {
+    // A version report after the MCU confirmed the plan and before any install ends this OTA (§4.3): the
+    // module settles it with 10706 if it still held it, or had dropped it already (its reboot), and nothing
+    // more comes of this plan. (The console's `download rejected` line may arrive after the report: the two
+    // ports have their own latencies.)
+    const gaveUp = this.confirmedAt !== undefined && this.installAt === undefined ? this.reports.find((r) => r.t > Math.max(this.confirmedAt!, this.lastReadAt ?? 0)) : undefined;
+    if (gaveUp && reportedSinceStart) return `the MCU reported ${gaveUp.version} during the download${this.downloadRejected ? ` (download rejected: ${this.downloadRejected})` : ''}: this OTA is over`;
+    if (this.moduleResult !== undefined && reportedSinceStart && last !== undefined && (this.installAt === undefined || last.t >= (this.update3At ?? this.installAt))) {
       return `the module said ${this.moduleResult} and the MCU reported ${this.lastReport ?? '?'} after ${last.why}`;
     }
     return undefined;
+  }
+
+  /** The observed phase the upgrade is in now, if one is open. */
+  get phase(): string | undefined {
+    return this.phases.current;
+  }
+
+  /** The block reads' span: from the MCU's first read command to the last block the module answered, ms. */
+  get readSpanMs(): number {
+    const last = this.blocks.at(-1);
+    return this.firstReadAt === undefined || !last ? 0 : Math.max(0, this.tap[last.line]!.t - this.firstReadAt);
   }
 
   /** Ends the phases still open (the run ended during them). */

@@ -35,6 +35,7 @@ import type { Recorder } from './recorder.ts';
 import { RunLog, errorInfo } from './run-log.ts';
 import { FaultSchedule, checkFaults } from './schedule.ts';
 import { reviveProbe } from './slots.ts';
+import { fail } from './verdict.ts';
 import type { Outcome, ReadbackResult } from './verdict.ts';
 
 export interface DutUpgradeOptions {
@@ -296,6 +297,8 @@ class DutFlow {
     const until = performance.now() + this.settleMs;
     for (;;) {
       this.dirty = false;
+      // Faults and errors are labelled with the phase the rig sees the upgrade in.
+      this.log.phase = this.observer.phase ?? 'observe';
       try {
         await this.executor.checkpoint();
       } catch (err) {
@@ -304,7 +307,9 @@ class DutFlow {
       }
       this.notePower();
       const why = this.observer.settled(this.log.now());
-      if (why !== undefined) {
+      // A fault whose trigger came is still to be run (its time offset is not over): the run is what comes
+      // after it, even when the upgrade looked settled just before (a cut 20 ms after the MCU confirmed).
+      if (why !== undefined && !this.schedule.waitingOffset) {
         this.settledWhy = why;
         this.observer.note(`settled: ${why}`);
         return;
@@ -486,6 +491,9 @@ class DutFlow {
     });
     // A run that ended early but still got a verdict from the flash says how it ended.
     if (info && !verdict.failure) verdict.summary += ` (the run ended early: ${info.message.split('\n')[0]})`;
+    // Nothing observed: the run never got to the image (arranging the flash or the plan failed), whatever the
+    // flash shows now says nothing about it.
+    const verdictOf = this.plan === undefined && info ? fail({ expected: this.expect }, info.kind === 'internal' ? 'internal' : info.kind === 'config' || info.kind === 'usage' ? 'config' : 'infrastructure', info.kind === 'internal' || info.kind === 'config' || info.kind === 'usage' ? info.kind : 'infrastructure', `the run never reached the MCU's upgrade: ${info.message.split('\n')[0]}`) : verdict;
     log.measurePhases();
     const spec = 'id' in opts.plan ? undefined : opts.plan;
     const a = this.slotA;
@@ -537,12 +545,12 @@ class DutFlow {
       events: log.events,
       transcript: log.transcript,
       phases: [...log.phases].sort((x, y) => x.start - y.start),
-      read: { bytes: obs?.blockBytes ?? 0, blocks: blocks.length, ms: 0, bytesPerSecond: 0 },
+      read: { bytes: obs?.blockBytes ?? 0, blocks: blocks.length, ms: Math.round(obs?.readSpanMs ?? 0), bytesPerSecond: obs && obs.readSpanMs > 0 ? Math.round((obs.blockBytes * 1000) / obs.readSpanMs) : 0 },
       progress: thin(blocks.map((b) => ({ t: obs!.tap[b.line]!.t, offset: b.start + b.length }))),
       download: announced ? { verified: obs?.downloadRejected === undefined, problems: obs?.downloadRejected ? [`the MCU: ${obs.downloadRejected}`] : [], announced: { size: announced.size, md5: announced.md5, crc: announced.crc, ...(announced.sha256 ? { sha256: announced.sha256 } : {}) } } : null,
       refusal: obs?.decision === 'refused' ? 'the MCU refused the plan (AT+QIOTUPDATE=0)' : null,
       readback,
-      verdict,
+      verdict: verdictOf,
       errors: log.errors,
       dut,
     };

@@ -162,6 +162,8 @@ export interface RunRecord {
   readback: ReadbackResult | null;
   verdict: Verdict;
   errors: RecordedError[];
+  /** What the module did that the protocol allows but the rig did not expect (10700's space ≠ package size). */
+  warnings?: string[];
   /**
    * The package and the starting image themselves, when they do not come from the project's manifest (a
    * suite's temporary build): `rig repro` needs the bytes once the directory is gone.
@@ -185,7 +187,7 @@ export interface RecordedFirmware {
  * The virtual station's options that change what a run sees (timing, pieces, CRC). Paths (flashImage,
  * openocd) name files on the recording machine, and the product secret is a secret even when it is a default.
  */
-const VIRTUAL_SETTINGS = ['target', 'baud', 'timeScale', 'timeouts', 'seed', 'moduleFreeSpace', 'downloadRate', 'bootMs', 'crc', 'flashSizeKiB', 'simArgs', 'layout', 'component', 'module'] as const;
+const VIRTUAL_SETTINGS = ['target', 'baud', 'timeScale', 'timeouts', 'seed', 'moduleFreeSpace', 'downloadRate', 'bootMs', 'crc', 'flashSizeKiB', 'simArgs', 'layout', 'component', 'module', 'mcu'] as const;
 
 /** The part of a station's config entry a record keeps: a virtual station's settings, a bench's entry minus secrets. */
 export function recordedStationConfig(entry: StationConfig): RecordedStationConfig {

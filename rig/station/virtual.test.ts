@@ -8,7 +8,7 @@ import { firstLine } from '../../sim/harness.ts';
 import { parseConfig } from '../config/load.ts';
 import { commandLine, descendants, isGone } from './testing/procs.ts';
 import { resolveTimeouts } from './timeouts.ts';
-import { stationFromSim } from './virtual.ts';
+import { stationFromSim, withVirtualMcu } from './virtual.ts';
 
 const simLine = {
   admin: { url: 'http://127.0.0.1:40001' },
@@ -64,6 +64,16 @@ test('the sim’s MCU (docs/virtual-mcu.md §8) becomes the entry’s MCU side; 
   const noLayout = stationFromSim(v, { ...structuredClone(simLine), mcu: { layout: null, why: 'flash of 64 KiB is smaller than the layout needs' } } as Parameters<typeof stationFromSim>[1]);
   expect(noLayout.mcu).toBeUndefined();
   expect(stationFromSim(v, structuredClone(simLine) as Parameters<typeof stationFromSim>[1]).mcu).toBeUndefined();
+});
+
+test('dut mode gives a virtual station that does not say its virtual MCU; a bench and a station that says are left alone', () => {
+  const config = parseConfig({ stations: { off: { kind: 'virtual', mcu: false }, bench: { module: { port: '/dev/x' }, probe: { interface: { kind: 'stlink' }, target: 'stm32f1x' }, layout: { slotAddress: 0x0800_0000, slotSize: 4096 } } } });
+  const v = withVirtualMcu(config, 'virtual').stations.virtual!;
+  expect(v.kind === 'virtual' && v.mcu).toBe(true);
+  expect(config.stations.virtual!.kind === 'virtual' && config.stations.virtual!.mcu).toBeUndefined();
+  expect(withVirtualMcu(config, 'off')).toBe(config);
+  expect(withVirtualMcu(config, 'bench')).toBe(config);
+  expect(withVirtualMcu(config, 'nosuch')).toBe(config);
 });
 
 test('a virtual entry takes its time scale from `timeScale`, not from `timeouts`', () => {

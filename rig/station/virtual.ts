@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { hardwareStationSchema, type HardwareStationConfig, type VirtualStationConfig } from '../config/schema.ts';
+import { hardwareStationSchema, type HardwareStationConfig, type StationConfig, type VirtualStationConfig } from '../config/schema.ts';
 import { AbortedError, InfrastructureError } from '../errors.ts';
 import { findSetpriv } from '../probe/openocd.ts';
 import { scratchPrefix } from '../scratch.ts';
@@ -120,6 +120,7 @@ export function simSettings(v: VirtualStationConfig): string[] {
   opt('--crc', v.crc);
   opt('--flash-image', v.flashImage === undefined ? undefined : path.resolve(v.flashImage));
   opt('--flash-size-kib', v.flashSizeKiB);
+  opt('--mcu', v.mcu === undefined ? undefined : v.mcu ? 'on' : 'off');
   args.push(...v.simArgs);
   return args;
 }
@@ -174,6 +175,17 @@ export function stationFromSim(v: VirtualStationConfig, sim: SimLine): HardwareS
     plans: { kind: 'api', url: sim.admin.url },
     mcu: mcuFromSim(sim.mcu),
   });
+}
+
+/**
+ * The config with the station `name`, when it is a virtual one that does not say, given its virtual MCU: dut
+ * mode needs the MCU side, and a virtual station is the proxy bench by default. A bench, or a virtual
+ * station that says `mcu: false`, is left as it is (dut mode then says what is missing).
+ */
+export function withVirtualMcu<C extends { stations: Record<string, StationConfig> }>(config: C, name: string): C {
+  const entry = Object.hasOwn(config.stations, name) ? config.stations[name] : undefined;
+  if (entry?.kind !== 'virtual' || entry.mcu !== undefined) return config;
+  return { ...config, stations: { ...config.stations, [name]: { ...entry, mcu: true } } };
 }
 
 /** Starts the virtual station's sim and describes it as a hardware station. */

@@ -50,7 +50,10 @@ export function judgeRun(run: RunRecord, expect: CaseExpectation, mode: QualifyM
   const decisive = [...run.errors].reverse().find((e) => !e.recovered) ?? run.errors.at(-1);
   const error: CaseError | undefined = decisive ? { name: decisive.name, kind: decisive.kind, message: decisive.message } : v.failure ? { name: 'VerdictFailure', kind: v.failure.kind, message: v.failure.message } : undefined;
   if (v.failure?.kind === 'config') return { status: 'config', outcome: 'config error', detail: v.summary, retry: false, ...(error ? { error } : {}) };
-  const readbackOk = rb !== null && rb !== undefined && (expect.holds === 'current' ? rb.matchesCurrent : rb.matchesTarget);
+  // dut: several outcomes may be allowed (a power cut may leave either image): the slot must hold the one the
+  // verdict names.
+  const holds = mode === 'dut' && v.outcome !== undefined ? (v.outcome === 'upgraded' ? 'target' : 'current') : expect.holds;
+  const readbackOk = rb !== null && rb !== undefined && (holds === 'current' ? rb.matchesCurrent : rb.matchesTarget);
   const unfired = expect.faults.filter((f) => !run.fired.some((x) => x.fault === f));
   if (v.ok && readbackOk) {
     if (unfired.length > 0) {

@@ -10,7 +10,7 @@ import { loadManifest } from '../../rig/images/manifest.ts';
 import type { RunRecord } from '../../rig/sota/record.ts';
 import type { ReadbackResult, Verdict } from '../../rig/sota/verdict.ts';
 import { QualifyAllure } from './allure.ts';
-import { brokenPackage, proxyCases } from './cases.ts';
+import { brokenPackage, dutCases, proxyCases, SAFE_OUTCOMES } from './cases.ts';
 import { junitXml } from './junit.ts';
 import { judgeError, judgeRun, overall, type CaseStatus } from './outcome.ts';
 
@@ -98,6 +98,27 @@ describe('the cases and what qualify writes', () => {
     // The cloud announces the broken file's own digest: only the rebuilt image's bytes can catch it.
     expect(broken.declared.sha256).toBe(broken.sha256);
     expect(() => broken.apply()).toThrow(/is not image 2_0_0/);
+  });
+
+  test('dut cases from one release: full, delta, three power cuts, a reset in the trial boot, the next upgrade by the installed image', async () => {
+    const fx = await loadManifest(path.resolve(import.meta.dirname, '..', '..', 'fixtures', 'mcu', 'manifest.json'));
+    const cases = await dutCases(fx.image('2_0_0'), [fx.image('1_0_0')], ['full', 'delta', 'interrupted', 'rollback', 'next']);
+    expect(cases.map((c) => [c.kind, c.pkg.name, c.expect.join('|'), c.faults.join(' '), c.needs?.join(' ') ?? '', c.then ? `${c.then.from.version} → ${c.then.pkg.version}` : ''])).toEqual([
+      ['full', 'full_2_0_0', 'upgraded', '', '', ''],
+      ['delta', 'delta_1_0_0_to_2_0_0', 'upgraded', '', '', ''],
+      ['interrupted', 'full_2_0_0', 'upgraded', 'offset=4096:power-cycle-module=300', 'cycle module', ''],
+      ['interrupted', 'full_2_0_0', SAFE_OUTCOMES.join('|'), 'offset=4096:power-cycle-target=200', 'cycle target', ''],
+      ['interrupted', 'full_2_0_0', SAFE_OUTCOMES.join('|'), 'after-update3+50ms:power-cycle-target=200', 'cycle target', ''],
+      ['rollback', 'full_2_0_0', 'rolled-back|upgraded', 'before-version-report:reset-target=50', 'reset target', ''],
+      ['next', 'full_2_0_0', 'upgraded', '', '', '2_0_0 → 1_0_0'],
+    ]);
+    expect(SAFE_OUTCOMES).not.toContain('bricked');
+  });
+
+  test('dut: the slot must hold the image the verdict names when several outcomes pass', () => {
+    const intact = run({ outcome: 'failed-intact', expected: SAFE_OUTCOMES, summary: 'failed-intact' }, { readback: readback({ matchesTarget: false, matchesCurrent: true }) });
+    expect(judgeRun(intact, toTarget, 'dut')).toMatchObject({ status: 'passed', outcome: 'failed-intact' });
+    expect(judgeRun(intact, toTarget, 'proxy')).toMatchObject({ status: 'failed' });
   });
 
   test('JUnit XML: valid, counted, every status in its element, hostile text escaped', () => {

@@ -1,6 +1,6 @@
 // The suites' own helpers, without a station: the read-phase chart, the health ledger, attachments wrapped
 // for the report, the root-cause error of a failed run, and which errors the suites retry.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -9,7 +9,9 @@ import { AbortedError, FirmwareError, InfrastructureError, InternalError, Protoc
 import { isRetryable, retry } from '../fixtures.ts';
 import { ATTACHMENT_WIDTH, wrapLongLines } from './allure.ts';
 import { assignLanes, escapeXml, niceStep, readPhaseChart, textWidth } from './chart.ts';
+import { timelineFromRecord } from './timeline.ts';
 import { BROKEN_AFTER, HealthLedger, StationBrokenError, stationScope } from './health.ts';
+import { secretLeaks, stationSecrets } from './secrets.ts';
 import { testBudget } from './station-config.ts';
 import { expectFaultsFired, expectOutcome, runFailure } from './evidence.ts';
 import { parseFault } from '../../rig/sota/index.ts';
@@ -75,6 +77,38 @@ describe('read-phase chart', () => {
     expect(niceStep(0.4, 8)).toBe(0.05);
     expect(niceStep(0, 8)).toBe(1);
     expect(escapeXml(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&apos;&amp;&apos;&lt;/a&gt;');
+  });
+});
+
+describe('dut timeline picture', () => {
+  test('one row per phase name (repeats share it), every fault, every MCU start, names escaped', () => {
+    const record = {
+      station: { name: 'bench<3>' },
+      current: { version: '1_0_0' },
+      package: { version: '2_0_0' },
+      mode: 'dut',
+      flow: 'dut',
+      verdict: { summary: 'rolled-back: the new image ran in trial' },
+      durationMs: 4000,
+      phases: [
+        { name: 'block reads', start: 100, end: 1000, durationMs: 900, ok: true },
+        { name: 'swap', start: 1200, end: 1500, durationMs: 300, ok: false },
+        { name: 'swap #2', start: 1600, end: 1900, durationMs: 300, ok: true },
+        { name: 'trial boot', start: 2000, end: 3000, durationMs: 1000, ok: false },
+      ],
+      fired: [{ fault: 'console=swap unit 2/:power-cycle-target=200', t: 1500, phase: 'swap', effect: 'target power-cycled' }],
+      dut: { starts: [{ t: 0, why: 'reset', reported: true }, { t: 1510, why: 'fault', reported: true }] },
+    } as unknown as Parameters<typeof timelineFromRecord>[0];
+    const svg = timelineFromRecord(record);
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toContain('bench&lt;3&gt;: 1_0_0 → 2_0_0 (dut), rolled-back');
+    // block reads, swap (twice, one row), trial boot: three rows, four bars (one cut short, orange).
+    expect(svg.match(/<text x="\d+" y="\d+" text-anchor="end">/g)).toHaveLength(3);
+    expect(svg.match(/<rect [^>]*fill="#(4a7bd0|d08a4a)"/g)).toHaveLength(4);
+    expect(svg.match(/fill="#d08a4a"/g)).toHaveLength(2);
+    expect(svg.match(/stroke="#c0392b"/g)).toHaveLength(1);
+    expect(svg.match(/stroke-dasharray/g)).toHaveLength(2);
+    expect(svg).toContain('power-cycle-target=200');
   });
 });
 
@@ -279,5 +313,21 @@ describe('records of parallel suite files', () => {
     const [c, d] = files.map((f) => new HealthLedger(dir, 'bench-1', stationScope('bench-1', false, f)));
     for (let i = 0; i < BROKEN_AFTER; i++) c!.infrastructureFailure('t', 'port gone');
     expect(() => d!.check(), 'a bench is one station whichever file uses it').toThrow(StationBrokenError);
+  });
+});
+
+describe('the ProductSecret check over what a suite run wrote', () => {
+  test('names each file written during the run that holds a secret; older files and clean ones are not its business', async () => {
+    const dir = tmp();
+    const started = Date.now() - 1000;
+    writeFileSync(path.join(dir, 'a-attachment.txt'), '   1.000 [TX]AT+QIOTCFG="productinfo","pk","S3cr3t-planted"\nS3cr3t-planted\n');
+    writeFileSync(path.join(dir, 'b-result.json'), '{"name":"upgrade","steps":[]}');
+    writeFileSync(path.join(dir, 'c-old.txt'), 'S3cr3t-planted');
+    utimesSync(path.join(dir, 'c-old.txt'), new Date(started - 60_000), new Date(started - 60_000));
+    expect(secretLeaks(dir, started, ['S3cr3t-planted'])).toEqual([`${path.join(dir, 'a-attachment.txt')}: 2 occurrence(s)`]);
+    expect(secretLeaks(dir, started, [])).toEqual([]);
+    expect(secretLeaks(path.join(dir, 'missing'), started, ['S3cr3t-planted'])).toEqual([]);
+    // The suites' virtual station hands the module its configured secret: that is the one looked for.
+    expect(await stationSecrets(tmp(), 'virtual')).toEqual(['VirtualStationProductSecret']);
   });
 });

@@ -43,6 +43,8 @@ export interface McuCheckContext {
   target: TargetInfo | undefined;
   /** Resets the MCU and says how; undefined when the station has no way to. */
   reset: (() => Promise<string>) | undefined;
+  /** Whether the flash base holds anything (its vector table not erased); undefined when it cannot be read. */
+  firmwarePresent?: (() => Promise<boolean>) | undefined;
   /** Cleanup the doctor runs at the end. */
   undo: (() => Promise<void>)[];
 }
@@ -134,6 +136,12 @@ export async function checkMcuSide(c: CheckSink, ctx: McuCheckContext): Promise<
     c.skip('MCU talks after reset', 'no probe and no target reset line to reset the MCU with');
     return;
   }
+  // An erased chip has nothing to say: nothing is wrong with the bench, and nothing to check until dut mode
+  // (or the bench's owner) puts firmware there. Said as it is, without a reset and a wait.
+  if (ctx.firmwarePresent && !(await ctx.firmwarePresent().catch(() => true))) {
+    c.add('MCU talks after reset', 'ok', `not checked: the flash base 0x${m.layout.bootloader.address.toString(16)} is erased, no firmware to talk yet (rig upgrade --mode dut arranges the bootloader and the image)`);
+    return;
+  }
   let how: string;
   try {
     how = await ctx.reset();
@@ -141,7 +149,9 @@ export async function checkMcuSide(c: CheckSink, ctx: McuCheckContext): Promise<
     c.add('MCU talks after reset', 'fail', `could not reset the MCU: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`, 'see the probe and power line checks above');
     return;
   }
-  const boundMs = timeouts.bootMs + timeouts.marginMs;
+  // An MCU talks to its module (and prints its boot line) at once when it starts; the module's own boot time
+  // does not apply, and an MCU with nothing to say should not hold the doctor for it.
+  const boundMs = Math.min(timeouts.bootMs + timeouts.marginMs, 3 * timeouts.commandMs);
   const t0 = performance.now();
   const heard = (dir: 'mcu' | 'module') => frames.some((f) => f.dir === dir && f.t >= t0);
   await until(() => (!tapsOpen || (heard('mcu') && heard('module'))) && (!con || consoleLines.some((l) => l.t >= t0)), boundMs, signal, wake);
@@ -149,7 +159,9 @@ export async function checkMcuSide(c: CheckSink, ctx: McuCheckContext): Promise<
     const fromMcu = frames.filter((f) => f.dir === 'mcu' && f.t >= t0);
     const fromModule = frames.filter((f) => f.dir === 'module' && f.t >= t0);
     if (fromMcu.length === 0) {
-      c.add('MCU tap carries the MCU\'s commands', 'fail', `nothing on ${m.taps.mcuToModule} within ${boundMs} ms of ${how}`, `the tap's RX must sit on the MCU's TX line (swap the two taps if the module's answers show up here), common ground, baud ${m.taps.baudRate}; an MCU that does not talk to its module at start cannot be observed`);
+      // A warning, not a failure: proxy mode does not need the taps, and an MCU whose flash holds no firmware
+      // that talks (an erased chip; the virtual MCU before its bootloader is in flash) is silent too.
+      c.add('MCU tap carries the MCU\'s commands', 'warn', `nothing on ${m.taps.mcuToModule} within ${boundMs} ms of ${how}`, `dut mode needs it: the tap's RX on the MCU's TX line (swap the two taps if the module's answers show up here), common ground, baud ${m.taps.baudRate}, and firmware in flash that talks to its module at start (rig upgrade --mode dut arranges the bootloader and the image)`);
     } else {
       const noise = fromMcu.filter((f) => f.kind === 'noise').length;
       c.add('MCU tap carries the MCU\'s commands', noise > fromMcu.length / 2 ? 'warn' : 'ok', `${fromMcu.length} lines after ${how}, first ${JSON.stringify(fromMcu[0]!.text)}`, noise > fromMcu.length / 2 ? `mostly noise: check mcu.taps.baudRate (${m.taps.baudRate}) against the MCU's UART` : undefined);

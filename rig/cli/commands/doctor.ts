@@ -372,7 +372,12 @@ async function checkStation(name: string, entry: StationConfig, config: LoadedCo
     }
 
     // The MCU side (dut mode): layout, taps, console.
-    if (hw.mcu) await checkMcuSide(c, { station: name, hw, timeouts, signal, target: targetRef, reset: mcuReset(probeRef, linesRef, hw.power.roles.targetReset, signal), undo });
+    if (hw.mcu) {
+      const probe = probeRef;
+      const base = hw.mcu.layout.bootloader.address;
+      const firmwarePresent = probe && targetRef ? async () => !(await probe.readRegion(base, 8, { signal })).every((b) => b === 0xff) : undefined;
+      await checkMcuSide(c, { station: name, hw, timeouts, signal, target: targetRef, reset: mcuReset(probeRef, linesRef, hw.power.roles.targetReset, signal), firmwarePresent, undo });
+    }
 
     // Plans.
     const plans = hw.plans;

@@ -5,11 +5,14 @@ import { parseOrThrow } from '../../config/issues.ts';
 import { loadConfig, type LoadedConfig } from '../../config/load.ts';
 import { virtualStationSchema } from '../../config/schema.ts';
 import { parseRunRecord, recordedVirtualSettings, type RunRecord } from '../../sota/record.ts';
-import { replay, sameVerdict } from '../../sota/replay.ts';
+import { parseFault } from '../../sota/faults.ts';
+import { recordFirmware, replay, sameVerdict } from '../../sota/replay.ts';
+import { checkRunBeforeOpening } from '../../station/preflight.ts';
 import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, paint, parse, UsageError } from '../output.ts';
 import { CliRecorder } from '../progress.ts';
 import { describeRun, watchDownload, writeRecord } from '../runs.ts';
+import { withVirtualMcu } from '../../station/virtual.ts';
 import { attachFile, runCommand, withStation } from '../station.ts';
 
 /**
@@ -45,12 +48,20 @@ export async function run(argv: string[]): Promise<number> {
     const attached = attachFile(name, loaded, values.attach) !== undefined;
     const { config, applied } = values['own-settings'] === true || attached ? { config: loaded, applied: [] } : withRecordedSettings(loaded, name, record, file);
     if (attached && !json && values['own-settings'] !== true) process.stderr.write(`note: attached to a running virtual station: it replays with the settings rig sim started it with, not the record's\n`);
+    // What the record asks of the station, checked before it opens: its faults, its cloud faults, its package's plan.
+    const entry = Object.hasOwn(config.stations, name) ? config.stations[name] : undefined;
+    if (entry) {
+      const { pkg } = await recordFirmware(record, name);
+      checkRunBeforeOpening(name, entry, { pkg, byDeclaredPlan: false, faults: record.faults.map((f) => parseFault(f)), cloudFaults: record.cloudFaults, console: record.flow === 'dut' });
+    }
     const recorder = new CliRecorder({ quiet: json });
     if (!json) {
       recorder.line(`replaying ${file} (${record.station.name}, ${record.spec.package}${record.faults.length ? `, faults ${record.faults.join(' ')}` : ''}) on ${name}`);
       if (applied.length > 0) recorder.line(`  with the record's virtual settings: ${applied.map((k) => `${k}=${JSON.stringify(config.stations[name]![k as keyof typeof config.stations[string]])}`).join(' ')} (--own-settings to keep the station's)`);
     }
-    return withStation(name, { loaded: config, recorder, attach: values.attach }, async ({ station, signal }) => {
+    // A dut record replays on a virtual station with its virtual MCU, even with the station's own settings.
+    const forMode = (record.mode ?? record.flow) === 'dut' ? withVirtualMcu(config, name) : config;
+    return withStation(name, { loaded: forMode, recorder, attach: values.attach }, async ({ station, signal }) => {
       const unwatch = watchDownload(station, recorder);
       const result = await replay(record, station, { signal, recorder }).finally(unwatch);
       recorder.stopBar();

@@ -19,6 +19,7 @@ import type { Outcome } from '../../sota/verdict.ts';
 import type { OpenedStation } from '../../station/open.ts';
 import { ExitCode, packageRoot } from '../main.ts';
 import { COMMON_OPTIONS, intOption, paint, parse, table, UsageError, type Paint } from '../output.ts';
+import { withVirtualMcu } from '../../station/virtual.ts';
 import { requireStationName, runCommand, withStation } from '../station.ts';
 import { chooseBootloader, dutManifestPath, packageByName } from './upgrade.ts';
 
@@ -333,7 +334,9 @@ export async function run(argv: string[]): Promise<number> {
     }
     const view = new SweepView(process.stderr, json);
     if (!json) view.line(`sweep directory ${dir.path}`);
-    const final = await withStation(state.settings.station, { loaded: config }, ({ station, signal }) => sweepOn(station, state, dir, { signal, budgetMs, view }));
+    // A virtual station sweeps dut mode with its virtual MCU (off by default: the proxy bench).
+    const loaded = state.settings.mode === 'dut' ? withVirtualMcu(config, state.settings.station) : config;
+    const final = await withStation(state.settings.station, { loaded }, ({ station, signal }) => sweepOn(station, state, dir, { signal, budgetMs, view }));
     const tl = final.calibration?.timeline;
     if (json) {
       const times = final.results.map((r) => r.durationMs);

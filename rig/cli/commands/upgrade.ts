@@ -1,7 +1,7 @@
 // `rig upgrade <station> --package … | --plan …`: the proxy flow of rig/sota (or, with --mode dut, the dut
 // flow: the MCU image under test upgrades itself while the rig observes) with live progress, faults from the
 // command line, and the run record written for `rig repro`.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { identifyContent } from '../../images/identify.ts';
 import type { Image } from '../../images/image.ts';
@@ -12,14 +12,19 @@ import { loadConfig } from '../../config/load.ts';
 import type { PlansConfig, StationConfig } from '../../config/schema.ts';
 import { ensureBaseline } from '../../sota/baseline.ts';
 import { parseFault, type Fault } from '../../sota/faults.ts';
+import { CRC_ALGORITHMS, crcParams } from '../../images/crc.ts';
+import { API_CLOUD_FAULTS } from '../../station/plans.ts';
+import { checkRunBeforeOpening } from '../../station/preflight.ts';
 import { runDutUpgrade } from '../../sota/dut.ts';
+import { withVirtualMcu } from '../../station/virtual.ts';
+import { dutBootloader } from '../../sota/dut-firmware.ts';
 import { runProxyUpgrade } from '../../sota/proxy.ts';
 import type { Recorder } from '../../sota/recorder.ts';
 import { OUTCOMES as ALL_OUTCOMES } from '../../sota/verdict.ts';
 import type { Outcome } from '../../sota/verdict.ts';
 import type { OpenedStation } from '../../station/open.ts';
 import type { UpgradeSpec } from '../../station/station.ts';
-import type { RunRecord } from '../../sota/record.ts';
+import type { CloudFault, RunRecord } from '../../sota/record.ts';
 import { ExitCode, packageRoot } from '../main.ts';
 import { COMMON_OPTIONS, intOption, paint, parse, UsageError } from '../output.ts';
 import { readWithProgress } from '../flashio.ts';
@@ -42,6 +47,38 @@ export function parseFaults(texts: readonly string[]): Fault[] {
   });
 }
 
+/** Cloud faults whose admin API kind takes a count (`kind=<count>`); the one that must have it. */
+const COUNTED_CLOUD_FAULTS = ['corrupt-next-download', 'download-error', 'drop-uart-bytes'];
+const COUNT_REQUIRED = ['drop-uart-bytes'];
+
+/** `--cloud-fault <kind>[=<count>]`: a kind the plan API knows, with the count it needs. */
+export function parseCloudFaults(texts: readonly string[]): CloudFault[] {
+  return texts.map((text) => {
+    const [kind = '', count] = text.split('=', 2);
+    if (!(API_CLOUD_FAULTS as readonly string[]).includes(kind)) {
+      throw new UsageError(`--cloud-fault: no cloud fault "${kind}"`, { expected: `one of ${API_CLOUD_FAULTS.join(', ')}`, seen: text });
+    }
+    if (count === undefined) {
+      if (COUNT_REQUIRED.includes(kind)) throw new UsageError(`--cloud-fault: ${kind} needs a count`, { expected: `${kind}=<count> (bytes to drop)`, seen: text });
+      return { kind };
+    }
+    if (!COUNTED_CLOUD_FAULTS.includes(kind) || !/^[1-9]\d{0,6}$/.test(count)) {
+      throw new UsageError(`--cloud-fault: ${text} is not a kind with a count`, { expected: `a count only for ${COUNTED_CLOUD_FAULTS.join(', ')}: a whole number from 1`, seen: text });
+    }
+    return { kind, params: { count: Number(count) } };
+  });
+}
+
+/** `--crc` names an algorithm the rig knows. */
+function checkCrc(crc: string | undefined): void {
+  if (crc === undefined) return;
+  try {
+    crcParams(crc);
+  } catch (err) {
+    throw new UsageError('--crc: unknown CRC algorithm', { expected: `one of ${CRC_ALGORITHMS.join(', ')}`, seen: crc, cause: err });
+  }
+}
+
 function parseExpect(text: string | undefined, mode: 'proxy' | 'dut'): Outcome[] {
   if (text === undefined) return ['upgraded'];
   const allowed = mode === 'dut' ? ALL_OUTCOMES : PROXY_OUTCOMES;
@@ -53,31 +90,25 @@ function parseExpect(text: string | undefined, mode: 'proxy' | 'dut'): Outcome[]
   return list as Outcome[];
 }
 
+/**
+ * --bootloader, else the set's one bootloader without planted defects, else none (a bench keeps its own);
+ * an unknown key is a usage error.
+ */
+export function chooseBootloader(firmware: FirmwareSet, key: string | undefined): Image | undefined {
+  try {
+    return dutBootloader(firmware, key);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(`--bootloader: ${err.summary}`, { expected: err.expected, seen: err.seen });
+    throw err;
+  }
+}
+
 /** The firmware set dut runs take their images from by default: the virtual MCU's fixtures, when present. */
 export function dutManifestPath(root: string): string | undefined {
   const p = path.join(root, 'fixtures', 'mcu', 'manifest.json');
   return existsSync(p) ? p : undefined;
 }
 
-/**
- * --bootloader, else the set's one bootloader without planted defects (component BOOT; the manifest's
- * `defects` tell a planted one apart), else none: a bench keeps the bootloader it has.
- */
-export function chooseBootloader(firmware: FirmwareSet, key: string | undefined): Image | undefined {
-  if (key !== undefined) {
-    if (!firmware.images.has(key)) throw new UsageError(`--bootloader: no image ${key}`, { expected: `one of ${[...firmware.images.keys()].join(', ')} (${firmware.manifestPath})`, seen: key });
-    return firmware.image(key);
-  }
-  let defects: Record<string, unknown[] | undefined> = {};
-  try {
-    const raw = JSON.parse(readFileSync(firmware.manifestPath, 'utf8')) as { images?: Record<string, { defects?: unknown[] }> };
-    defects = Object.fromEntries(Object.entries(raw.images ?? {}).map(([k, v]) => [k, v.defects]));
-  } catch {
-    // No readable manifest file: judge by component alone.
-  }
-  const boots = [...firmware.images].filter(([k, img]) => img.component === 'BOOT' && (defects[k] ?? []).length === 0);
-  return boots.length === 1 ? boots[0]![1] : undefined;
-}
 
 export function packageByName(firmware: FirmwareSet, name: string): Package {
   if (!firmware.packages.has(name)) throw new UsageError(`--package: no package ${name}${didYouMean(name, firmware.packages.keys())}`, { expected: `one of ${[...firmware.packages.keys()].join(', ')} (${firmware.manifestPath})`, seen: name });
@@ -202,8 +233,13 @@ export async function run(argv: string[]): Promise<number> {
       throw new UsageError('rig upgrade --mode dut: which release does the MCU start from?', { expected: `--from <version> (${[...firmware.images.keys()].join(', ')})`, seen: 'no --from and a full package' });
     }
     const bootloader = mode === 'dut' ? chooseBootloader(firmware, values.bootloader) : undefined;
+    const cloudFaults = parseCloudFaults(values['cloud-fault'] ?? []);
+    checkCrc(values.crc);
+    checkRunBeforeOpening(name, entry, { pkg, byDeclaredPlan: declared !== undefined, faults, cloudFaults, console: mode === 'dut' });
     const recorder = new CliRecorder({ quiet: json });
-    return withStation(name, { loaded: config, recorder, attach: values.attach }, async ({ station, signal }) => {
+    // A virtual station runs dut mode with its virtual MCU (taps, console, bootloader model).
+    const loaded = mode === 'dut' ? withVirtualMcu(config, name) : config;
+    return withStation(name, { loaded, recorder, attach: values.attach }, async ({ station, signal }) => {
       const spec: UpgradeSpec = declared ?? { component: station.component, package: pkg };
       if (mode === 'dut') {
         const run = await runDutUpgrade(station, {
@@ -211,7 +247,7 @@ export async function run(argv: string[]): Promise<number> {
           from: declaredFrom!,
           ...(bootloader ? { bootloader } : {}),
           faults,
-          cloudFaults: (values['cloud-fault'] ?? []).map((kind) => ({ kind })),
+          cloudFaults,
           recorder,
           signal,
           expect,
@@ -228,7 +264,7 @@ export async function run(argv: string[]): Promise<number> {
         plan: spec,
         current,
         faults,
-        cloudFaults: (values['cloud-fault'] ?? []).map((kind) => ({ kind })),
+        cloudFaults,
         recorder,
         signal,
         battery,
