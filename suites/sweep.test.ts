@@ -10,16 +10,18 @@ import * as allure from 'allure-js-commons';
 import { describe, expect } from 'vitest';
 import { ConfigError, InfrastructureError } from '../rig/errors.ts';
 import type { FirmwareSet } from '../rig/images/index.ts';
+import { parseFault } from '../rig/sota/index.ts';
 import { calibrate, failingStretches, heatStrip, matrixCells, matrixOf, newSweepState, planPoints, runPoint, runSweep, SweepDir } from '../rig/sota/sweep/index.ts';
 import type { Calibration, PointResult, SweepFlows, SweepSettings, SweepState, SweepSubject } from '../rig/sota/sweep/index.ts';
 import type { Station } from '../rig/station/index.ts';
 import { sotaSuite } from './fixtures.ts';
 import type { Sota } from './fixtures.ts';
+import { expectDut, expectFaultsFired } from './support/evidence.ts';
 import { ROOT } from './support/station-config.ts';
 
 // The built-in station at a quarter of real time: the swap of an 8–9 KiB image takes ~0.3 s, a step of it
 // ~20 ms, coarser than the rig's reaction to a console line even on a loaded machine.
-const { test, budget, retry } = await sotaSuite({ feature: 'Power-fail sweep', manifest: 'fixtures/mcu/manifest.json', startImage: 'vbl-1.0', speed: { timeScale: 0.25 }, sim: { mcu: true } });
+const { test, budget, retry, suite } = await sotaSuite({ feature: 'Power-fail sweep', manifest: 'fixtures/mcu/manifest.json', startImage: 'vbl-1.0', speed: { timeScale: 0.25 }, sim: { mcu: true } });
 const POINTS = Math.max(1, Number(process.env.RIG_SWEEP_POINTS ?? 4));
 const ACTION = 'power-cycle-target=200';
 const ALLOW: SweepSettings['allow'] = ['upgraded', 'rolled-back', 'failed-intact'];
@@ -134,6 +136,21 @@ describe('power cuts across the swap and the trial boot of the reference MCU', (
     const m = matrixOf(state);
     expect(m.rows.reduce((n, r) => n + r.points, 0)).toBe(POINTS);
     expect(state.results.filter((r) => r.verdict === 'bricked' || r.verdict === 'inconsistent')).toEqual([]);
+  });
+});
+
+describe('the end of a window', () => {
+  // The trial window ends with the module's 10705, a few ms after the MCU confirmed: a point aimed there has
+  // its trigger before the upgrade settles and its moment after.
+  test('a cut 15 ms after the MCU confirmed still fires (the run waits for it); the confirmed image stays', { timeout: budget.disturbed, retry }, async ({ sota, images }) => {
+    const T = suite.timeouts;
+    const faults = [parseFault('console=^\\[app\\] confirmed$+15ms:power-cycle-target=200')];
+    const run = await sota.dut({ plan: sota.spec(images.package('full_2_0_0')), from: images.image('1_0_0'), bootloader: images.image('vbl-1.0'), faults, reportWithinMs: T.bootMs + Math.round(T.updateWaitMs / 10) + T.marginMs });
+    expectFaultsFired(run, faults);
+    expectDut(run, 'upgraded');
+    // The cut was a start of its own, and the MCU reported the new image after it.
+    expect(run.dut.starts.at(-1)?.why).toMatch(/^fault console=/);
+    expect(run.dut.starts.at(-1)?.reported).toBe(true);
   });
 });
 

@@ -307,7 +307,9 @@ class DutFlow {
       }
       this.notePower();
       const why = this.observer.settled(this.log.now());
-      if (why !== undefined) {
+      // A fault whose trigger came is still to be run (its time offset is not over): the run is what comes
+      // after it, even when the upgrade looked settled just before (a cut 20 ms after the MCU confirmed).
+      if (why !== undefined && !this.schedule.waitingOffset) {
         this.settledWhy = why;
         this.observer.note(`settled: ${why}`);
         return;

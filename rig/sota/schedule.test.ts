@@ -142,13 +142,17 @@ describe('dut triggers', () => {
     const s = new FaultSchedule([parseFault('after-update3+350ms:power-cycle-target')]);
     let woken = 0;
     s.start(() => woken++);
+    expect(s.waitingOffset).toBe(false);
     s.at('after-update3');
     expect(s.pending).toBe(false);
+    // A flow that looks settled keeps observing while this is true (dut mode).
+    expect(s.waitingOffset).toBe(true);
     expect(s.unfired().map((u) => u.text)).toEqual(['after-update3+350ms:power-cycle-target=500']);
     vi.advanceTimersByTime(349);
     expect(s.pending).toBe(false);
     vi.advanceTimersByTime(1);
     expect(woken).toBe(1);
+    expect(s.waitingOffset).toBe(false);
     expect(texts(s)).toEqual(['after-update3+350ms:power-cycle-target=500']);
     expect(s.unfired()).toEqual([]);
     s.stop();

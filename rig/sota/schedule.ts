@@ -111,6 +111,11 @@ export class FaultSchedule {
     return this.due.length > 0;
   }
 
+  /** True when a fault's trigger came and it waits out its time offset (`after-update3+350ms`). */
+  get waitingOffset(): boolean {
+    return this.waiting.size > 0;
+  }
+
   /** Takes the due faults (each once per run), in schedule order. */
   take(): ScheduledFault[] {
     const out = this.due.splice(0).sort((a, b) => a.index - b.index);

@@ -10,7 +10,7 @@ import type { Station, UpgradeSpec } from '../../station/station.ts';
 import { ensureBaseline } from '../baseline.ts';
 import { runDutUpgrade } from '../dut.ts';
 import type { DutUpgradeOptions } from '../dut.ts';
-import { formatFault, parseFault } from '../faults.ts';
+import { formatFault, formatTrigger, parseFault } from '../faults.ts';
 import { runProxyUpgrade } from '../proxy.ts';
 import type { ProxyUpgradeOptions } from '../proxy.ts';
 import type { RunRecord } from '../record.ts';
@@ -20,7 +20,7 @@ import { verdictLabel } from '../replay.ts';
 import { whyNotFired } from '../schedule.ts';
 import type { Outcome } from '../verdict.ts';
 import type { PlannedPoint, PointResult, PointStatus } from './model.ts';
-import { landedAt, timelineOf, windowAt } from './timeline.ts';
+import { landedAt, timelineOf, triggerMoment, windowAt } from './timeline.ts';
 import type { SweepMode, Timeline } from './timeline.ts';
 
 /** What a sweep upgrades, resolved to bytes. */
@@ -163,6 +163,10 @@ export async function runPoint(station: Station, subject: SweepSubject, tl: Time
   } else if (!fired) {
     status = 'not-fired';
     why = `never fired: ${whyNotFired(fault, record)}`;
+    const offset = fault.trigger.afterMs;
+    const came = offset ? triggerMoment(record, formatTrigger({ ...fault.trigger, afterMs: 0 })) : undefined;
+    // The trigger came, but the flow had finished before its time offset was over.
+    if (offset && came !== undefined) why = `never fired: its trigger came at ${Math.round(came)} ms of the run, which ended before the +${offset} ms were over`;
   } else {
     status = 'pass';
     why = verdictLabel(v);

@@ -177,10 +177,10 @@ export function heatStrip(state: Pick<SweepState, 'results' | 'calibration' | 's
     ['not fired', '#ffffff'],
     ['rig error', '#999999'],
   ];
-  let lx = left;
+  let lx = 20;
   for (const [name, colour] of legend) {
     out.push(`<rect x="${lx}" y="${rowsBottom + 36}" width="10" height="10" fill="${colour}" stroke="#999"/><text x="${lx + 14}" y="${rowsBottom + 45}">${escapeXml(name)}</text>`);
-    lx += 22 + name.length * 5.6;
+    lx += 26 + name.length * 6;
   }
   out.push(`<text x="${left}" y="${rowsBottom + 66}" fill="#666">${escapeXml('Calibrated run time; each window at least a tenth of the width. A tick is where a fault landed; red dashes: the passing')}</text>`);
   out.push(`<text x="${left}" y="${rowsBottom + 80}" fill="#666">${escapeXml('points around a failing stretch. Hover for the point; a failing point links to its run record (rig repro replays it).')}</text>`);

@@ -18,6 +18,13 @@ describe('the timeline of a clean dut run', () => {
     ]);
   });
 
+  test('an answer read before the plan it answers (the taps are separate ports) does not turn the windows round', () => {
+    expect(timelineOf(dutRecord({ confirmReadFirst: true })).windows.slice(0, 2).map((w) => [w.name, w.start, w.end])).toEqual([
+      ['plan', 300, 300],
+      ['download', 300, 800],
+    ]);
+  });
+
   test('marks: events by occurrence, block offsets, the named moments, console lines that fire only there', () => {
     const byTrigger = new Map(tl.marks.map((m) => [m.trigger, m.t]));
     expect(byTrigger.get('event=10702')).toBe(600);

@@ -207,17 +207,22 @@ export function marksOf(record: RunRecord): Mark[] {
 /** The boundaries between a clean run's windows, in the order of WINDOWS[mode] plus the end. */
 function boundaries(r: RunRecord, mode: SweepMode): (number | undefined)[] {
   if (mode === 'dut') {
-    const plan = phase(r, 'plan');
+    // From the lines themselves, not from the order they reached the rig in: each tap direction and the
+    // console is a port of its own, so an answer may be read before the command it answers.
+    const dut = r.dut;
+    const event = (code: number, after = -Infinity) => dut?.moduleEvents.find((e) => e.code === code && e.t >= after)?.t;
+    const command = (re: RegExp) => dut?.tap.find((l) => l.dir === 'mcu' && l.kind === 'command' && re.test(l.text))?.t;
+    const plan = event(10700);
+    const confirm = plan === undefined ? undefined : Math.max(plan, command(/^AT\+QIOTUPDATE=1$/i) ?? Infinity);
+    const update3 = command(/^AT\+QIOTUPDATE=3$/i);
+    // The install as the observer takes it (=3 and 10704, whichever came last), which after-update3 fires at.
     const install = phase(r, 'install (reset, swap)')?.start;
-    // The reboot: the first boot line after the MCU sent =3. It may reach the rig before the =3 was taken
-    // (the console and the taps are separate ports), so the swap starts no earlier than the install.
-    const start = new RegExp(r.dut?.options.consoleStart ?? '^\\[boot\\] BOOT\\b');
-    const update3 = r.dut?.tap.find((l) => l.dir === 'mcu' && /^AT\+QIOTUPDATE=3$/i.test(l.text))?.t;
-    const boot = update3 === undefined ? undefined : r.dut?.console.find((l) => l.t >= update3 && start.test(l.text))?.t;
+    const start = new RegExp(dut?.options.consoleStart ?? '^\\[boot\\] BOOT\\b');
+    const boot = update3 === undefined ? undefined : dut?.console.find((l) => l.t >= update3 && start.test(l.text))?.t;
     const reboot = install === undefined || boot === undefined ? undefined : Math.max(install, boot);
-    const trial = phase(r, 'trial boot');
-    const settled = r.phases.find((p) => /^module 1070[56]$/.test(p.name))?.start ?? phase(r, 'confirmation')?.end;
-    return [plan?.start, plan?.end, phase(r, 'download (cloud → module)')?.end, install, reboot, trial?.start, settled];
+    const trial = reboot === undefined ? undefined : dut?.console.find((l) => l.t >= reboot && /\bboot slot A \S+ \S+ trial\b/.test(l.text))?.t;
+    const settled = trial === undefined ? undefined : (event(10705, trial) ?? event(10706, trial));
+    return [plan, Number.isFinite(confirm) ? confirm : undefined, event(10703), install, reboot, trial, settled];
   }
   const ev = (code: number) => r.events.find((e) => e.code === code && e.raw.startsWith('+QIOTEVT: 7,'))?.t;
   const program = phase(r, 'program');
@@ -231,6 +236,8 @@ function boundaries(r: RunRecord, mode: SweepMode): (number | undefined)[] {
 export function timelineOf(record: RunRecord): Timeline {
   const mode = modeOf(record);
   const b = boundaries(record, mode);
+  // Contiguous and in order, whatever jitter the ports added.
+  for (let i = 1; i < b.length; i++) if (b[i] !== undefined && b[i - 1] !== undefined) b[i] = Math.max(b[i]!, b[i - 1]!);
   const windows: SweepWindow[] = [];
   WINDOWS[mode].forEach((w, i) => {
     const start = b[i];

@@ -10,7 +10,7 @@ type Line = { t: number; dir: 'mcu' | 'module' | 'console' | 'rig'; kind: string
  * A clean dut upgrade 1_0_0 → 2_0_0 of 2560 bytes in three blocks, two swap units. `shift` delays everything
  * from `shiftFrom` on (a point run that went slower there); `cutAt` ends the run there (a fault cut it).
  */
-export function dutRecord(o: { shift?: number; shiftFrom?: number; cutAt?: number; fired?: { fault: string; t: number }[] } = {}): RunRecord {
+export function dutRecord(o: { shift?: number; shiftFrom?: number; cutAt?: number; fired?: { fault: string; t: number }[]; confirmReadFirst?: boolean } = {}): RunRecord {
   const sh = (t: number) => (t >= (o.shiftFrom ?? 0) ? t + (o.shift ?? 0) : t);
   const keep = (t: number) => o.cutAt === undefined || t <= o.cutAt;
   const tap: Line[] = [];
@@ -31,7 +31,8 @@ export function dutRecord(o: { shift?: number; shiftFrom?: number; cutAt?: numbe
   con(122, '[boot] boot slot A STM32 1_0_0 confirmed');
   mcu(200, 'AT+QIOTMCUVER="STM32","1_0_0"');
   urc(300, 10700, ',"STM32","","2_0_0",0,0,2560');
-  mcu(301, 'AT+QIOTUPDATE=1');
+  // The MCU's answer read before the plan it answers when its tap port is the quicker one.
+  mcu(o.confirmReadFirst ? 299 : 301, 'AT+QIOTUPDATE=1');
   urc(500, 10701, ',"STM32",2560,"00","0","00"');
   urc(600, 10702);
   urc(700, 10702);
