@@ -338,7 +338,7 @@ export async function run(argv: string[]): Promise<number> {
     if (!json) view.line(`sweep directory ${dir.path}`);
     // A virtual station sweeps dut mode with its virtual MCU (off by default: the proxy bench).
     const loaded = state.settings.mode === 'dut' ? withVirtualMcu(config, state.settings.station) : config;
-    const final = await withStation(state.settings.station, { loaded }, ({ station, signal }) => sweepOn(station, state, dir, { signal, budgetMs, view }));
+    const final = await withStation(state.settings.station, { loaded, attach: values.attach }, ({ station, signal }) => sweepOn(station, state, dir, { signal, budgetMs, view }));
     const tl = final.calibration?.timeline;
     if (json) {
       const times = final.results.map((r) => r.durationMs);
