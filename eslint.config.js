@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'run/', 'reports/allure-report/', 'reports/allure-results/'] },
+  { ignores: ['node_modules/', 'dist/', 'run/', 'reports/allure-report/', 'reports/allure-results/', 'reports/mutation/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,5 +1,7 @@
-#!/usr/bin/env node
-// The `rig` command starts from the compiled dist/ (no TypeScript at start-up: a Pi is slow).
+#!/usr/bin/env -S node --max-semi-space-size=2
+// The `rig` command starts from the compiled dist/ (no TypeScript at start-up: a Pi is slow). Its young
+// generation is capped at 2 MB a semi-space: V8 lets it grow to 16 MB once enough objects have survived a
+// scavenge (an AT transcript does, block after block), ~25 MB of RSS for no speed a rig can measure.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 

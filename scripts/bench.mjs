@@ -90,6 +90,8 @@ const manifest = await makeBenchFixtures(path.join(work, 'fixtures'));
 
 // The compiled rig for items 4 and 5: the project's build (tsconfig.build.json), as `npm test` makes it.
 const compiledSection = path.join(root, 'dist', 'scripts', 'bench', 'section.js');
+// Item 5 runs as `rig` runs: with the node options of bin/rig.js's `#!/usr/bin/env -S node …` line.
+const rigNodeOptions = (/^#!\/usr\/bin\/env -S node(.*)$/m.exec(await fs.readFile(path.join(root, 'bin', 'rig.js'), 'utf8'))?.[1] ?? '').trim().split(/\s+/).filter(Boolean);
 let built = false;
 let build = null;
 if (only.includes('parallel')) {
@@ -109,8 +111,8 @@ if (args['cpu-prof']) await fs.mkdirp(profDir);
 async function section(name, extra, label, { compiled = false } = {}) {
   const out = path.join(work, `${label}.json`);
   const nodeArgs = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `${label}.cpuprofile`] : [];
-  const entry = compiled ? [compiledSection] : ['--import', tsxLoader, path.join(root, 'scripts', 'bench', 'section.ts')];
-  console.error(`bench: ${label}${compiled ? ' (compiled, dist/)' : ''}`);
+  const entry = compiled ? [...rigNodeOptions, compiledSection] : ['--import', tsxLoader, path.join(root, 'scripts', 'bench', 'section.ts')];
+  console.error(`bench: ${label}${compiled ? ` (compiled, dist/${rigNodeOptions.length > 0 ? `, node ${rigNodeOptions.join(' ')} as bin/rig.js` : ''})` : ''}`);
   const p = await $({ stdio: ['ignore', 'inherit', 'inherit'], nothrow: true })`${process.execPath} ${nodeArgs} ${entry} ${name} --manifest ${manifest} --out ${out} ${extra.includes('--reps') ? [] : ['--reps', reps]} ${extra}`;
   if (p.exitCode !== 0) {
     failures.push(`${label}: exit ${p.exitCode}`);
@@ -222,7 +224,7 @@ for (const baud of [115200, 921600]) {
   figure('parallel-4-rig-cpu', 4, '  4 stations: rig process CPU while reading', '% core', four?.map((r) => r.cpu.rigPercent));
   figure('parallel-4-sims-cpu', 4, '  4 stations: the 4 sims CPU while reading', '% core', four?.map((r) => r.cpu.simsPercent.reduce((a, b) => a + b, 0)));
   const mem = results.parallel?.result.rssRuns;
-  figure('peak-rss', 5, 'rig process peak RSS, 4 stations (compiled, plain node on dist/)', 'MB', mem?.map((m) => m.peak / 1e6), { op: '<=', value: 120 }, mem ? `${mem.length} processes, one per repetition` : undefined);
+  figure('peak-rss', 5, `rig process peak RSS, 4 stations (compiled, node ${rigNodeOptions.join(' ') || '(no options)'} on dist/, as bin/rig.js)`, 'MB', mem?.map((m) => m.peak / 1e6), { op: '<=', value: 120 }, mem ? `${mem.length} processes, one per repetition` : undefined);
   figure('peak-rss-start', 5, '  same process before any station (after the imports)', 'MB', mem?.map((m) => m.start / 1e6));
   figure('peak-rss-heap', 5, '  V8 heap used at the sampled peak', 'MB', mem?.map((m) => m.atPeak.heapUsed / 1e6));
 }
@@ -257,7 +259,7 @@ const report = {
   version: 1,
   startedAt: started.toISOString(),
   durationMs: Date.now() - started.getTime(),
-  options: { reps, quick: Boolean(args.quick), sections: only, parallelBaud, cpuProf: Boolean(args['cpu-prof']) },
+  options: { reps, quick: Boolean(args.quick), sections: only, parallelBaud, cpuProf: Boolean(args['cpu-prof']), compiledNodeOptions: rigNodeOptions },
   machine: {
     hostname: os.hostname(),
     platform: `${os.type()} ${os.release()} ${os.arch()}`,

@@ -6,7 +6,6 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, unlinkSync } fro
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { SerialPort } from 'serialport';
 
 export interface PtyPair {
   /** The rig's end (a symlink to /dev/pts/N that stays valid while the pair lives). */
@@ -204,15 +203,10 @@ export interface PtyOutput {
 const OUTPUT_BACKLOG = 64 * 1024;
 
 export async function openPtyOutput(dir: string, name: string, log: (msg: string) => void): Promise<PtyOutput> {
-  const pty = await openPtyPair(dir, name);
-  // serialport on the sim's end, as the module's pty: non-blocking writes with a completion per write.
-  const port = new SerialPort({ path: pty.simPath, baudRate: 115200, lock: false, hupcl: false, autoOpen: false });
-  try {
-    await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
-  } catch (err) {
-    await pty.close();
-    throw new Error(`could not open the ${name} pty end ${pty.simPath}: ${(err as Error).message}`);
-  }
+  // A pty with a socket on the sim's side, as the module's USB AT port: the same transport, so bytes the sim
+  // sends at the same moment on a tap, the console and the AT port reach the rig in the order they were sent.
+  const pty = await openPtySocket(dir, `${name}-rig`);
+  const port = pty.socket;
   port.on('error', (err) => log(`${name}: pty error: ${err.message}`));
   port.on('data', () => {}); // the rig's TX pin is not connected
   const stats = { written: 0, dropped: 0 };
@@ -222,7 +216,7 @@ export async function openPtyOutput(dir: string, name: string, log: (msg: string
     rigPath: pty.rigPath,
     stats,
     write(bytes) {
-      if (closing || !port.isOpen || bytes.length === 0) return;
+      if (closing || port.destroyed || bytes.length === 0) return;
       if (backlog + bytes.length > OUTPUT_BACKLOG) {
         stats.dropped += bytes.length;
         return;
@@ -233,7 +227,6 @@ export async function openPtyOutput(dir: string, name: string, log: (msg: string
     },
     async close() {
       closing = true;
-      if (port.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
       await pty.close();
     },
   };

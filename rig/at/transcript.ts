@@ -113,7 +113,8 @@ export const DEFAULT_TRANSCRIPT_MAX_BYTES = 1024 * 1024;
  * the log learns what is missing.
  */
 export class BoundedLog<T extends { t: number; text: string; binary?: unknown }> {
-  private items: T[] = [];
+  /** Entries from `start` on are held; the slots before it are emptied as they are dropped. */
+  private items: (T | undefined)[] = [];
   private start = 0;
   private held = 0;
   private droppedSoFar: DroppedEntries | undefined;
@@ -127,7 +128,9 @@ export class BoundedLog<T extends { t: number; text: string; binary?: unknown }>
     this.items.push(e);
     this.held += entryBytes(e);
     while (this.held > this.maxBytes || this.items.length - this.start > this.maxEntries) {
-      const old = this.items[this.start++]!;
+      const old = this.items[this.start]!;
+      // Emptied at once, not at the next compaction: a dropped entry must not stay in memory.
+      this.items[this.start++] = undefined;
       const n = entryBytes(old);
       this.held -= n;
       const d = (this.droppedSoFar ??= { entries: 0, bytes: 0, from: old.t, to: old.t });
@@ -139,10 +142,9 @@ export class BoundedLog<T extends { t: number; text: string; binary?: unknown }>
     if (this.start > 1024 && this.start * 2 > this.items.length) this.compact();
   }
 
-  /** Entries held, oldest first. */
+  /** Entries held, oldest first: a copy, which later entries (and what they make it drop) leave alone. */
   all(): readonly T[] {
-    this.compact();
-    return this.items;
+    return this.items.slice(this.start) as T[];
   }
 
   /** Entries held, newest first, without copying. */

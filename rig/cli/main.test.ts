@@ -342,6 +342,38 @@ describe.concurrent('rig command on the virtual station', { timeout: 120_000 }, 
     expect(r.stderr).not.toMatch(/^[▸✔✖] /m);
   });
 
+  test.each([
+    ['a package no declared plan delivers', 'bench', ['--package', 'full_2_0_0', '--from', '1_0_0'], 2, 'no declared plan delivers STM32 full 2_0_0'],
+    ['a cloud fault a station with declared plans cannot inject', 'bench', ['--plan', 'full 1.1.0', '--from', '1_0_0', '--cloud-fault', 'network-down'], 2, "cannot inject cloud fault 'network-down'"],
+    ['a power fault the station has no line for', 'bench', ['--plan', 'full 1.1.0', '--from', '1_0_0', '--fault', 'offset=1024:power-cycle-module'], 2, 'no module supply line'],
+    ['an OpenOCD binary that is not there', 'noopenocd', ['--package', 'full_2_0_0', '--from', '1_0_0'], 2, '/nonexistent/openocd'],
+    ['an unknown --cloud-fault', 'virtual', ['--package', 'full_2_0_0', '--from', '1_0_0', '--cloud-fault', 'meteor-strike'], 64, '--cloud-fault: no cloud fault "meteor-strike"'],
+    ['a --cloud-fault that needs a count without one', 'virtual', ['--package', 'full_2_0_0', '--from', '1_0_0', '--cloud-fault', 'drop-uart-bytes'], 64, 'drop-uart-bytes=<count>'],
+    ['an unknown --crc', 'virtual', ['--package', 'full_2_0_0', '--from', '1_0_0', '--crc', 'crc-31'], 64, '--crc'],
+  ])('rig upgrade with %s fails before the station opens: no lock, no power line, no OpenOCD', async (_what, station, args, code, message) => {
+    const config = writeConfig('preflight.json', {
+      stations: {
+        // A bench whose port does not exist: opening it would fail otherwise (69), after the lock.
+        bench: {
+          module: { port: '/dev/serial/by-id/usb-Quectel_missing-if02-port0' },
+          probe: { interface: { kind: 'stlink' }, target: 'stm32f4x' },
+          layout: { slotAddress: 0x0800_0000, slotSize: 64 * 1024 },
+          plans: { kind: 'declared', plans: [{ name: 'full 1.1.0', package: 'full_1_1_0', targetVersion: '1_1_0' }] },
+        },
+        noopenocd: { kind: 'virtual', openocd: '/nonexistent/openocd' },
+      },
+    });
+    const r = await rig(['upgrade', station, '--config', config, ...args]);
+    expect({ status: r.status, stderr: r.stderr }).toMatchObject({ status: code, stderr: expect.stringContaining(message) });
+    expect(r.stderr).not.toMatch(/^[▸✔✖] /m);
+  });
+
+  test('rig at opens only what it uses: the module answers with no OpenOCD at all', async () => {
+    const config = writeConfig('at-noopenocd.json', { stations: { virtual: { openocd: '/nonexistent/openocd' } } });
+    const r = await rig(['at', 'virtual', '--config', config, 'AT']);
+    expect({ status: r.status, stdout: r.stdout }).toEqual({ status: 0, stdout: 'OK\n' });
+  });
+
   test('rig upgrade on a station the config does not have is a config error (2) naming it, whatever else is asked', async () => {
     for (const args of [['--plan', 'some plan'], ['--package', 'full_2_0_0']]) {
       const r = await rig(['upgrade', 'no-such-bench', ...args]);
@@ -414,13 +446,13 @@ describe.concurrent('rig command on the virtual station', { timeout: 120_000 }, 
     const same = await rig(['flash', 'virtual', '1_0_0', '--config', config, '--json']);
     expect(same.status).toBe(0);
     expect(JSON.parse(same.stdout)).toMatchObject({ written: false, verified: true, bytes: 24576, address: 0x08000000 });
-    // A small file of other bytes (programming the virtual STM32 goes halfword by halfword: keep it short).
+    // A small file of other bytes, no release of the manifest: the flash is named by its bytes.
     const file = path.join(tmp, 'small.bin');
     writeFileSync(file, Buffer.from(Array.from({ length: 2048 }, (_, i) => (i * 37 + 11) & 0xff)));
     const other = await rig(['flash', 'virtual', file, '--config', config, '--json'], { timeoutMs: 110_000 });
     expect(other.status).toBe(0);
     expect(JSON.parse(other.stdout)).toMatchObject({ written: true, verified: true, bytes: 2048 });
-    expect(JSON.parse(other.stdout).identity).toMatch(/^no image header/);
+    expect(JSON.parse(other.stdout).identity).toMatch(/^2048 bytes that are no known image .*no image header/);
     expect(other.stderr).toMatch(/programming: 2,048\/2,048 bytes \(100 %\)/);
   });
 

@@ -55,6 +55,7 @@ export function describeRun(r: RunRecord, recordFile: string, p: Paint): string 
     const fired = r.fired.find((x) => x.fault === f);
     lines.push(`  fault     ${f}: ${fired ? `fired in ${fired.phase} at ${(fired.t / 1000).toFixed(1)} s, ${fired.effect}` : p.yellow('never fired (its trigger did not come)')}`);
   }
+  for (const w of r.warnings ?? []) lines.push(`  ${p.yellow('warning')}   ${w}`);
   lines.push(`  duration  ${(r.durationMs / 1000).toFixed(1)} s`);
   lines.push(`  record    ${recordFile}  (rig repro ${recordFile})`);
   return lines.join('\n');

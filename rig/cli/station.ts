@@ -74,12 +74,16 @@ export interface StationContext {
 }
 
 /** Opens the station, runs `body`, closes the station (also on failure and Ctrl-C). */
-export async function withStation<T>(name: string, opts: { config?: string | undefined; loaded?: LoadedConfig; recorder?: Recorder; attach?: string | undefined }, body: (ctx: StationContext) => Promise<T>): Promise<T> {
+export async function withStation<T>(
+  name: string,
+  opts: { config?: string | undefined; loaded?: LoadedConfig; recorder?: Recorder; attach?: string | undefined; probe?: boolean },
+  body: (ctx: StationContext) => Promise<T>,
+): Promise<T> {
   const config = opts.loaded ?? (await loadConfig(opts.config === undefined ? {} : { path: opts.config }));
   checkStationName(name, config);
   const attach = attachFile(name, config, opts.attach);
   return withInterrupt(async (signal) => {
-    const station = await openStation(name, { config, signal, attach, ...(opts.recorder ? { recorder: opts.recorder } : {}) });
+    const station = await openStation(name, { config, signal, attach, ...(opts.recorder ? { recorder: opts.recorder } : {}), ...(opts.probe !== undefined ? { probe: opts.probe } : {}) });
     let result: T;
     try {
       result = await body({ station, config, signal });

@@ -261,6 +261,7 @@ export const timeoutsSchema = z
     downloadNotifyMs: ms.optional(),
     readInactivityMs: ms.optional(),
     updateWaitMs: ms.optional(),
+    resultWaitMs: ms.optional(),
     marginMs: z.number().int().min(0).optional(),
   })
   .strict();

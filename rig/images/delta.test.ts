@@ -60,6 +60,20 @@ describe('VCDIFF delta codec', () => {
     }
   });
 
+  test('a package rebuilds from the bytes downloaded, not its own: a download that differs is refused, whichever kind', () => {
+    const delta = fx.package('delta_1_0_0_to_2_0_0');
+    const v1 = fx.image('1_0_0');
+    const damaged = delta.bytes.slice();
+    damaged[damaged.length - 100]! ^= 0x55;
+    // The package's own bytes rebuild the target; the damaged download given to it must not.
+    expect(delta.apply(v1).equals(fx.image('2_0_0'))).toBe(true);
+    expect(caught(() => delta.apply(v1, damaged))).toBeInstanceOf(FirmwareError);
+    expect(caught(() => delta.apply(v1, delta.bytes.subarray(0, delta.size - 1)))).toBeInstanceOf(FirmwareError);
+    const full = fx.package('full_2_0_0');
+    // eslint-disable-next-line prefer-spread -- Package.apply(current, downloaded), not Function.prototype.apply
+    expect(caught(() => full.apply(undefined, fx.package('corrupt_full_2_0_0').bytes))).toBeInstanceOf(FirmwareError);
+  });
+
   test('a full package is checked against its target before it counts as that image', () => {
     const full = fx.package('full_2_0_0');
     expect(full.apply().equals(fx.image('2_0_0'))).toBe(true);

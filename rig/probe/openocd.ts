@@ -108,21 +108,24 @@ export function liveOpenOcdPids(): number[] {
   return [...live].flatMap((c) => (c.pid === undefined ? [] : [c.pid]));
 }
 
-let setprivPath: string | null | undefined;
-/** util-linux's setpriv on PATH, which gives a child a parent-death signal; null where there is none. */
-export function findSetpriv(): string | null {
-  if (setprivPath !== undefined) return setprivPath;
-  setprivPath = null;
-  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(path.delimiter)) {
-    const candidate = path.join(dir || '.', 'setpriv');
+/** The executable `name` would run: itself when it is a path, else the first on PATH; null when there is none. */
+export function findExecutable(name: string): string | null {
+  const candidates = name.includes('/') ? [name] : (process.env.PATH ?? '/usr/bin:/bin').split(path.delimiter).map((dir) => path.join(dir || '.', name));
+  for (const candidate of candidates) {
     try {
       accessSync(candidate, fsConstants.X_OK);
-      setprivPath = candidate;
-      break;
+      return candidate;
     } catch {
       /* not here */
     }
   }
+  return null;
+}
+
+let setprivPath: string | null | undefined;
+/** util-linux's setpriv on PATH, which gives a child a parent-death signal; null where there is none. */
+export function findSetpriv(): string | null {
+  if (setprivPath === undefined) setprivPath = findExecutable('setpriv');
   return setprivPath;
 }
 

@@ -136,6 +136,27 @@ describe.each(profiles)('probe on a virtual $target', (p) => {
     await probe.reset('run');
   });
 
+  for (const kind of ['ignore', 'garble'] as const) {
+    test(`a flash that ${kind === 'ignore' ? 'ignores' : 'garbles'} a write: program() itself fails, naming the first bad address (its own read-back, not a later one)`, async () => {
+      const img = image(p.program.size, 31);
+      const at = FLASH + p.program.at;
+      // Four bytes 256 in: OpenOCD reports the write done; only reading it back tells.
+      sim.target.flash.defect = { kind, offset: p.program.at + 256, length: 4 };
+      try {
+        const err = await probe.program(at, img, { preverify: false }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(RegionMismatchError);
+        const e = err as RegionMismatchError;
+        expect(e.message).toContain('program: read-back after writing');
+        expect(e.comparison.differences[0]!.address).toBe(at + 256);
+        expect(e.comparison.differingBytes).toBeGreaterThan(0);
+        expect(e.comparison.differingBytes).toBeLessThanOrEqual(4);
+      } finally {
+        sim.target.flash.defect = undefined;
+      }
+      await probe.reset('run');
+    });
+  }
+
   test('program with progress: one erase, then chunks, the count of bytes written rising to the whole image', async () => {
     const img = image(12 * KiB, 5);
     const off = 0x21000;

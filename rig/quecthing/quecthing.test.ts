@@ -3,9 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AtCommandError, AtPort, AtResponseError, formatTranscript } from '../at/index.ts';
 import { createMockModule } from '../at/testing/mock.ts';
 import { answer } from '../at/testing/peer.ts';
-import { openPtyPeer, startPtyPair } from '../at/testing/pty.ts';
 import type { Script } from '../at/testing/peer.ts';
-import { AbortedError, ConfigError, InfrastructureError } from '../errors.ts';
+import { AbortedError, ConfigError } from '../errors.ts';
 import { EventFailedError, EventTimeoutError } from './cursor.ts';
 import { isEvent } from './events.ts';
 import { QuecThing, UpdateAction } from './quecthing.ts';
@@ -241,27 +240,5 @@ describe('QuecThing events', () => {
     ctl.abort(new Error('suite timeout'));
     expect(await waiting).toBeInstanceOf(AbortedError);
     events.close();
-  });
-
-  it('ends a wait with the port error when the port goes away (real pty, socat killed)', async () => {
-    const pair = await startPtyPair();
-    const module = await openPtyPeer(pair.b, (cmd, p) => void p.send(answer('OK', '+QIOTEVT: 7,10702')));
-    const port = new AtPort({ station: 'bench-1', path: pair.a });
-    try {
-      await port.open();
-      const qt = new QuecThing(port);
-      const events = qt.events();
-      await qt.otaUpdate(UpdateAction.confirm);
-      await events.next(isEvent('ota-downloading'), { timeoutMs: 2000 });
-      const waiting = events.next(isEvent('ota-success'), { timeoutMs: 60_000 }).catch((e: unknown) => e);
-      await pair.kill();
-      const err = (await waiting) as Error;
-      expect(err).toBeInstanceOf(InfrastructureError);
-      expect(err.message).toContain(`bench-1: port ${pair.a} vanished (disconnected)`);
-    } finally {
-      await port.close();
-      await module.close();
-      await pair.dispose();
-    }
   });
 });

@@ -221,6 +221,30 @@ describe('DutObserver', () => {
     expect(r.obs.settled(60)).toBe('the MCU reported 1_0_0 during the download (download rejected: AT+QIOTOTARD=2048,1024 failed 3 times): this OTA is over');
   });
 
+  it('the taps and the console in a burst, out of order: the restart the console and the report already showed is not a new, silent start', () => {
+    const r = rig([], 3000);
+    r.obs.mcuStarted('reset', 0);
+    r.mcu('AT+QIOTMCUVER="STM32","1_0_0"');
+    r.mod(answer('OK', '+QIOTEVT: 7,10700,"STM32","","2_0_0",0,0,8192'));
+    r.mcu('AT+QIOTUPDATE=1');
+    r.at(100);
+    r.mcu('AT+QIOTUPDATE=3');
+    // The console's boot line and the old image's report reach the rig before the module's OK and 10704 do.
+    r.at(101);
+    r.con('[boot] BOOT vbl-1.0');
+    r.con('[boot] slot B bad: STM32 2_0_0: body CRC 0x055335d0, header says 0xf10f1f8e');
+    r.mcu('AT+QIOTMCUVER="STM32","1_0_0"');
+    r.at(102);
+    r.mod(answer('OK', '+QIOTEVT: 7,10704', 'OK', '+QIOTEVT: 7,10706'));
+    expect(r.obs.installAt).toBe(102);
+    expect(r.obs.starts.map((x) => [x.t, x.reported])).toEqual([
+      [0, true],
+      [101, true],
+    ]);
+    expect(r.obs.silentStart(10_000)).toBeUndefined();
+    expect(r.obs.settled(200)).toBe('the module said 10706 and the MCU reported 1_0_0 after console: [boot] BOOT vbl-1.0');
+  });
+
   it('a 10700 the MCU leaves unanswered past the bound settles the run as such; an answered one does not', () => {
     const r = rig([], 2000);
     r.at(100);

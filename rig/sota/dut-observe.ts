@@ -180,7 +180,10 @@ export class DutObserver {
       last.confirmed = true;
       return;
     }
-    this.starts.push({ t, why, reported: false, confirmed: fromConsole });
+    // A start the rig learns of late (the install, told by the 10704 that came through its tap after the
+    // console's boot line and the report; a fault noted once its power cycle returned) is the one already seen.
+    if (!fromConsole && last && last.t >= t) return;
+    this.starts.push({ t, why, reported: this.reports.some((r) => r.t >= t), confirmed: fromConsole });
   }
 
   frame(f: TapFrame): void {
@@ -221,7 +224,8 @@ export class DutObserver {
     this.phases.end('block reads', t);
     this.phases.begin('install (reset, swap)', t);
     this.schedule.at('after-update3');
-    this.mcuStarted('the MCU resets to install after AT+QIOTUPDATE=3', t);
+    // The MCU resets once it sent =3 (and wrote its record), whenever the module's 10704 reached the rig.
+    this.mcuStarted('the MCU resets to install after AT+QIOTUPDATE=3', this.update3At);
   }
 
   private command(text: string, t: number, line: number): void {
@@ -447,7 +451,7 @@ export class DutObserver {
     // ports have their own latencies.)
     const gaveUp = this.confirmedAt !== undefined && this.installAt === undefined ? this.reports.find((r) => r.t > Math.max(this.confirmedAt!, this.lastReadAt ?? 0)) : undefined;
     if (gaveUp && reportedSinceStart) return `the MCU reported ${gaveUp.version} during the download${this.downloadRejected ? ` (download rejected: ${this.downloadRejected})` : ''}: this OTA is over`;
-    if (this.moduleResult !== undefined && reportedSinceStart && last !== undefined && (this.installAt === undefined || last.t >= this.installAt)) {
+    if (this.moduleResult !== undefined && reportedSinceStart && last !== undefined && (this.installAt === undefined || last.t >= (this.update3At ?? this.installAt))) {
       return `the module said ${this.moduleResult} and the MCU reported ${this.lastReport ?? '?'} after ${last.why}`;
     }
     return undefined;

@@ -154,3 +154,77 @@ describe('runProxyUpgrade on the virtual station', () => {
     expect(recorder.attached.get('read-back comparison')).toContain('holds: STM32 3_1_0');
   });
 });
+
+/** A module that does what the protocol allows and Quectel's examples never show (sim admin faults). */
+async function quirk(body: Record<string, unknown>): Promise<void> {
+  const admin = station.config.plans.kind === 'api' ? station.config.plans.url : '';
+  const res = await fetch(new URL('/faults', admin), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  expect(res.status, await res.text()).toBe(200);
+}
+
+async function slotHolds(image: { bytes: Uint8Array }): Promise<boolean> {
+  const flash = await station.probe.readRegion(station.layout.slotAddress, image.bytes.length);
+  return Buffer.from(flash).equals(Buffer.from(image.bytes));
+}
+
+describe('what the protocol allows and the rig must not assume away', () => {
+  test('AT+QIOTUPDATE=3 answered OK and then 10706, no 10704: the target is never programmed, the old image stays', { timeout: 90_000 }, async () => {
+    const v1 = small.image('1_0_0');
+    await ensureBaseline(station, v1);
+    await quirk({ kind: 'update-quirk', then: 'fail' });
+    const run = await runProxyUpgrade(station, { plan: spec('full_2_0_0'), current: v1, expect: ['failed-intact'] });
+    expect(run.phases.map((p) => p.name)).not.toContain('program');
+    expect(run.events.map((e) => e.code)).toContain(10706);
+    expect(run.events.map((e) => e.code)).not.toContain(10704);
+    expect(await slotHolds(v1)).toBe(true);
+    expect(run.verdict.outcome, run.verdict.summary).toBe('failed-intact');
+  });
+
+  test('10704 a cloud round trip after AT+QIOTUPDATE=3, later than any command timeout: the flow waits within the update wait, then programs', { timeout: 90_000 }, async () => {
+    const v1 = small.image('1_0_0');
+    await ensureBaseline(station, v1);
+    // 80 s of the module's time: 4 s here, more than a command timeout and its margin (3 s at this scale).
+    await quirk({ kind: 'update-quirk', then: 'delay', ms: 80_000 });
+    const run = await runProxyUpgrade(station, { plan: spec('full_2_0_0'), current: v1 });
+    expect(run.verdict.outcome, run.verdict.summary).toBe('upgraded');
+    const program = run.phases.find((p) => p.name === 'program')!;
+    const e10704 = run.events.find((e) => e.code === 10704)!;
+    expect(program.start).toBeGreaterThanOrEqual(e10704.t);
+  });
+
+  test('10705 a cloud round trip after the version report: the flow waits for it, not a command timeout', { timeout: 90_000 }, async () => {
+    const v1 = small.image('1_0_0');
+    await ensureBaseline(station, v1);
+    await quirk({ kind: 'result-delay', ms: 80_000 });
+    const run = await runProxyUpgrade(station, { plan: spec('full_2_0_0'), current: v1 });
+    expect(run.verdict.outcome, run.verdict.summary).toBe('upgraded');
+    expect(run.events.map((e) => e.code)).toContain(10705);
+  });
+
+  test('a delta whose download differs from the package (a byte changed on the way): the image is rebuilt from the bytes downloaded, so that fails too, and nothing is programmed', { timeout: 90_000 }, async () => {
+    const v1 = small.image('1_0_0');
+    await ensureBaseline(station, v1);
+    const run = await runProxyUpgrade(station, { plan: spec('delta_1_0_0_to_2_0_0'), current: v1, cloudFaults: [{ kind: 'corrupt-next-download' }], expect: ['refused', 'failed-intact'] });
+    expect(run.download?.verified).toBe(false);
+    // The package's own bytes would rebuild 2_0_0 without a complaint: the rebuild must see the download.
+    expect(run.download?.problems.some((p) => p.startsWith('rebuilt image:'))).toBe(true);
+    expect(run.phases.map((p) => p.name)).not.toContain('program');
+    expect(await slotHolds(v1)).toBe(true);
+  });
+
+  test("10700's last field (disk space required) other than the package size: a warning in the record, and the upgrade goes on", { timeout: 90_000 }, async () => {
+    const v1 = small.image('1_0_0');
+    await ensureBaseline(station, v1);
+    await quirk({ kind: 'plan-space', extra: 4096 });
+    try {
+      const recorder = keeping();
+      const run = await runProxyUpgrade(station, { plan: spec('full_2_0_0'), current: v1, recorder });
+      expect(run.verdict.outcome, run.verdict.summary).toBe('upgraded');
+      const size = small.package('full_2_0_0').size;
+      expect(run.warnings).toEqual([expect.stringContaining(`10700 says ${size + 4096} bytes of disk space required; the package is ${size} bytes`)]);
+      expect(parseRunRecord(recorder.attached.get('run record')!, 'attached').warnings).toEqual(run.warnings);
+    } finally {
+      await quirk({ kind: 'plan-space', extra: 0 });
+    }
+  });
+});

@@ -162,6 +162,8 @@ export interface RunRecord {
   readback: ReadbackResult | null;
   verdict: Verdict;
   errors: RecordedError[];
+  /** What the module did that the protocol allows but the rig did not expect (10700's space ≠ package size). */
+  warnings?: string[];
   /**
    * The package and the starting image themselves, when they do not come from the project's manifest (a
    * suite's temporary build): `rig repro` needs the bytes once the directory is gone.

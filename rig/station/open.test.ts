@@ -158,13 +158,24 @@ describe('openStation("virtual")', () => {
     await station.module.qt.at();
   });
 
-  test('a part that fails midway (no openocd): what was opened is closed, the lock released, the station named', async () => {
+  test('a missing OpenOCD binary is a config error before anything is locked or started', async () => {
     const dir = lockDir();
     const before = new Set(descendants(process.pid));
     const err = await openStation('virtual', { config: fast({ openocd: '/nonexistent/openocd' }), lockDir: dir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).station).toBe('virtual');
+    expect((err as Error).message).toMatch(/OpenOCD not found: \/nonexistent\/openocd[\s\S]*stations\.virtual\.openocd/);
+    expect(descendants(process.pid).filter((p) => !before.has(p))).toEqual([]);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  test('a part that fails midway (an OpenOCD that exits at once): what was opened is closed, the lock released, the station named', async () => {
+    const dir = lockDir();
+    const before = new Set(descendants(process.pid));
+    const err = await openStation('virtual', { config: fast({ openocd: '/bin/false' }), lockDir: dir }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InfrastructureError);
     expect((err as InfrastructureError).station).toBe('virtual');
-    expect((err as Error).message).toContain('/nonexistent/openocd');
+    expect((err as Error).message).toContain('OpenOCD stopped before its Tcl server was ready');
     for (const pid of descendants(process.pid).filter((p) => !before.has(p))) expect({ pid, cmd: commandLine(pid), gone: isGone(pid) }).toMatchObject({ gone: true });
     expect(protectedLines().filter((l) => l.startsWith('virtual/'))).toEqual([]);
     const lock = await lockStation('virtual', { dir });

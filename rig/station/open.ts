@@ -21,6 +21,7 @@ import { QuecThing } from '../quecthing/quecthing.ts';
 import type { Recorder } from '../sota/recorder.ts';
 import { defaultLockDir, lockStation, type StationLock } from './lock.ts';
 import { watchParent } from './parent.ts';
+import { requireOpenocd } from './preflight.ts';
 import { sweepScratch } from '../scratch.ts';
 import { openPlanSource } from './plans.ts';
 import type { PlanSource, ProtocolTimeouts, Station, StationInfo, StationMcu, StationModule, StationPart, StationPower } from './station.ts';
@@ -35,6 +36,11 @@ export interface OpenStationOptions {
   recorder?: Recorder;
   /** Where station locks live (default: $RIG_LOCK_DIR or the system temp dir). */
   lockDir?: string;
+  /**
+   * Whether to start OpenOCD (default true). A command that never touches the target (`rig at`, `rig
+   * power`) leaves it out, and so works with the probe unplugged; `station.probe` then throws when used.
+   */
+  probe?: boolean;
   /**
    * A virtual station entry attaches to the running station this file describes (`rig sim` writes it and
    * prints RIG_SIM=<file>) instead of starting a sim of its own. Ignored for a hardware entry.
@@ -98,6 +104,10 @@ export async function openStation(name: string, options: OpenStationOptions = {}
       productSecret: resolveSecret(entry.module.productSecret, { station: name, key: `stations.${name}.module.productSecret`, dotenv }),
     };
   }
+
+  // Before anything is locked or switched: the tools the station needs are there.
+  const withProbe = options.probe ?? true;
+  if (withProbe) requireOpenocd(name, entry);
 
   // What rigs killed outright left in the temp dir (their pid is gone): OpenOCD scratch files, lock dirs.
   sweepScratch();
@@ -176,10 +186,10 @@ export async function openStation(name: string, options: OpenStationOptions = {}
 
     checkAbort();
     const setup = buildProbeArgs(hw.probe);
-    const probe = await step('probe (OpenOCD)', () =>
-      Probe.open({ ...setup, station: name, openocd: hw.probe.openocd, timeouts: hw.probe.timeouts }, { signal }),
-    );
-    undo.push({ what: 'probe', run: () => probe.close() });
+    const probe = !withProbe
+      ? absentProbe(name)
+      : await step('probe (OpenOCD)', () => Probe.open({ ...setup, station: name, openocd: hw.probe.openocd, timeouts: hw.probe.timeouts }, { signal }));
+    if (withProbe) undo.push({ what: 'probe', run: () => probe.close() });
 
     const plans: PlanSource = openPlanSource(hw.plans, { station: name });
 
@@ -295,6 +305,17 @@ async function openMcuSide(station: string, cfg: NonNullable<HardwareStationConf
     },
   };
   return { mcu, close: async () => void (await Promise.all([taps.close(), con?.close()])) };
+}
+
+/** The station's probe when the command opened it without one: any use is the command's bug, said so. */
+function absentProbe(station: string): Probe {
+  return new Proxy({} as Probe, {
+    get(_target, prop) {
+      // Not a thenable: awaiting it by mistake must not call the trap below.
+      if (prop === 'then') return undefined;
+      throw new InternalError(`the probe was not opened for this command (probe.${String(prop)})`, { station, expected: 'openStation(…, { probe: true })' });
+    },
+  });
 }
 
 function rmdirQuiet(dir: string): void {

@@ -180,18 +180,20 @@ export class DeclaredPlanSource implements PlanSource {
     );
   }
 
+  /** The config error for a spec no declared plan delivers: what to declare, and what is declared. */
+  notDeclared(spec: UpgradeSpec): ConfigError {
+    const pkg = spec.package;
+    return new ConfigError(`no declared plan delivers ${pkg.toString()} to component ${spec.component}`, {
+      station: this.station,
+      expected: `a plan created in Developer Center and declared under plans.plans: package ${pkg.name} (sha256 ${pkg.sha256}), ${pkg.sourceVersion ?? 'full'} → ${pkg.version}, battery ≥ ${spec.minBattery ?? 0}, signal ≥ ${spec.minSignal ?? 0}`,
+      seen: this.plans.length === 0 ? 'no plans declared' : this.plans.map(describeDeclared).join('; '),
+    });
+  }
+
   prepare(spec: UpgradeSpec): Promise<PreparedPlan> {
     const pkg = spec.package;
     const plan = this.find(spec);
-    if (!plan) {
-      return Promise.reject(
-        new ConfigError(`no declared plan delivers ${pkg.toString()} to component ${spec.component}`, {
-          station: this.station,
-          expected: `a plan created in Developer Center and declared under plans.plans: package ${pkg.name} (sha256 ${pkg.sha256}), ${pkg.sourceVersion ?? 'full'} → ${pkg.version}, battery ≥ ${spec.minBattery ?? 0}, signal ≥ ${spec.minSignal ?? 0}`,
-          seen: this.plans.length === 0 ? 'no plans declared' : this.plans.map(describeDeclared).join('; '),
-        }),
-      );
-    }
+    if (!plan) return Promise.reject(this.notDeclared(spec));
     const expected: ExpectedPlan = {
       component: spec.component,
       sourceVersion: pkg.sourceVersion ?? '',

@@ -34,8 +34,13 @@ export interface ProtocolTimeouts {
   downloadNotifyMs: number;
   /** The module's read-inactivity timer after 10703 and after each read (60 s). */
   readInactivityMs: number;
-  /** From 10704 to the version report (20 min). */
+  /** From 10704 to the version report (20 min); also the bound on 10704 itself after AT+QIOTUPDATE=3. */
   updateWaitMs: number;
+  /**
+   * From the version report to 10705 (or 10706): the module reports the result to the cloud first, a round
+   * trip no protocol timer bounds (2 min).
+   */
+  resultWaitMs: number;
   /** Extra time allowed on top of each protocol timer before the rig gives up waiting for its outcome. */
   marginMs: number;
 }

@@ -15,11 +15,13 @@ export const DEFAULT_PROTOCOL_TIMEOUTS: Readonly<ProtocolTimeouts> = {
   downloadNotifyMs: 5_000,
   readInactivityMs: 60_000,
   updateWaitMs: 20 * 60_000,
+  // A status report to the cloud and its answer, on a weak cell: as long as a plan request may take, twice.
+  resultWaitMs: 2 * 60_000,
   marginMs: 5_000,
 };
 
 /** Keys that are the module's (or the cloud's) timers and therefore run on its clock. */
-const PROTOCOL_TIMERS = ['bootMs', 'registerMs', 'planWaitMs', 'urlWaitMs', 'downloadNotifyMs', 'readInactivityMs', 'updateWaitMs'] as const;
+const PROTOCOL_TIMERS = ['bootMs', 'registerMs', 'planWaitMs', 'urlWaitMs', 'downloadNotifyMs', 'readInactivityMs', 'updateWaitMs', 'resultWaitMs'] as const;
 
 /** The smallest margin a scaled station gets: process scheduling and pty latency do not scale. */
 const MIN_MARGIN_MS = 1_000;

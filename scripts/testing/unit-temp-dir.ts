@@ -5,20 +5,12 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { processAlive } from '../../rig/scratch.ts';
 
 /** Caches tools keep in the temp dir across runs (tsx's compiled files, jiti's): linked, not left behind. */
 const CACHES = /^(tsx-\d+|jiti)$/;
 /** A rig process's scratch directory (rig/scratch.ts); while that process lives, removing it is its job. */
 const SCRATCH = /^sota-rig-(\d+)-/;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export default function setup(): () => void {
   const system = os.tmpdir();
@@ -41,7 +33,7 @@ export default function setup(): () => void {
     const left = readdirSync(root).filter((name) => {
       if (CACHES.test(name)) return false;
       const owner = SCRATCH.exec(name);
-      return !(owner && alive(Number(owner[1])));
+      return !(owner && processAlive(Number(owner[1])));
     });
     rmSync(root, { recursive: true, force: true });
     if (left.length > 0) {

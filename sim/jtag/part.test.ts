@@ -51,6 +51,11 @@ test('admin routes switch the supply and NRST through the rails and load/dump fl
   expect((await post(`${admin.url}/target/flash/dump`, { file, offset: 0x100, length: 3 })).json).toEqual({ bytes: 3, file });
   expect(await readFile(file)).toEqual(Buffer.from([1, 2, 3]));
 
+  expect((await post(`${admin.url}/target/flash/defect`, { kind: 'garble', offset: 0x200, length: 8 })).json).toEqual({ defect: { kind: 'garble', offset: 0x200, length: 8 } });
+  expect(part.jtag.target.flash.defect).toEqual({ kind: 'garble', offset: 0x200, length: 8 });
+  expect((await post(`${admin.url}/target/flash/defect`, { kind: 'none' })).json).toEqual({ defect: null });
+  expect(part.jtag.target.flash.defect).toBeUndefined();
+
   const bad = await post(`${admin.url}/target/flash/load`, { base64: 'AAAA', offset: 128 * 1024 });
   expect(bad.status).toBe(400);
   expect(bad.json.error).toMatch(/outside the STM32F103/);

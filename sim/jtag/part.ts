@@ -36,6 +36,13 @@ const dumpBody = z.object({
   offset: z.number().int().min(0).default(0),
   length: z.number().int().min(0).optional(),
 });
+const defectBody = z
+  .object({
+    kind: z.enum(['ignore', 'garble', 'none']),
+    offset: z.number().int().min(0).default(0),
+    length: z.number().int().min(1).default(0x7fffffff),
+  })
+  .strict();
 
 /** Largest dump returned inline as base64 (bigger ones go to a file). */
 const maxInlineDump = 4 * 1024 * 1024;
@@ -90,6 +97,11 @@ export async function startJtagPart(
     } catch (err) {
       throw new HttpError(400, (err as Error).message);
     }
+  });
+  admin.route('POST', '/target/flash/defect', ({ body }) => {
+    const b = parseBody(defectBody, body);
+    target.flash.defect = b.kind === 'none' ? undefined : { kind: b.kind, offset: b.offset, length: b.length };
+    return { defect: target.flash.defect ?? null };
   });
   admin.route('POST', '/target/flash/dump', async ({ body }) => {
     const b = parseBody(dumpBody, body);

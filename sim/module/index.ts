@@ -47,6 +47,9 @@ const faultBody = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('network-up') }).strict(),
   z.object({ kind: z.literal('corrupt-next-download'), count: z.number().int().min(1).max(1000).optional() }).strict(),
   z.object({ kind: z.literal('download-error'), count: z.number().int().min(1).max(1000).optional() }).strict(),
+  z.object({ kind: z.literal('update-quirk'), then: z.enum(['fail', 'silence', 'delay']), ms: z.number().int().min(0).max(3_600_000).optional() }).strict(),
+  z.object({ kind: z.literal('result-delay'), ms: z.number().int().min(0).max(3_600_000) }).strict(),
+  z.object({ kind: z.literal('plan-space'), extra: z.number().int().min(-1_000_000).max(1_000_000) }).strict(),
   z
     .object({
       kind: z.literal('drop-uart-bytes'),
@@ -195,6 +198,15 @@ export async function startModule(
         break;
       case 'drop-uart-bytes':
         (f.direction === 'from-rig' ? fromRig : toRig).arm(f.count, f.skip ?? 0);
+        break;
+      case 'update-quirk':
+        m.setQuirks({ update: { then: f.then, ms: f.ms ?? 0 } });
+        break;
+      case 'result-delay':
+        m.setQuirks({ resultDelayMs: f.ms });
+        break;
+      case 'plan-space':
+        m.setQuirks({ planSpaceExtra: f.extra });
         break;
     }
     return { ok: true, module: m.snapshot() };

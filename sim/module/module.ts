@@ -293,6 +293,10 @@ export class Module {
     this.ber = ber;
   }
 
+  private updateQuirk: { then: 'fail' | 'silence' | 'delay'; ms: number } | undefined;
+  private resultDelayMs = 0;
+  private planSpaceExtra = 0;
+
   setNetworkFault(down: boolean): void {
     this.networkFault = down;
     this.networkChanged();
@@ -941,7 +945,7 @@ export class Module {
     o.url = undefined;
     this.setState(Ota.RECEIVED_PLAN);
     for (const c of valid) {
-      this.urc(`+QIOTEVT: 7,10700,"${c.componentNo}","${c.sourceVersion}","${c.targetVersion}",${c.batteryLimit},${c.minSignal},${c.useSpace}`);
+      this.urc(`+QIOTEVT: 7,10700,"${c.componentNo}","${c.sourceVersion}","${c.targetVersion}",${c.batteryLimit},${c.minSignal},${c.useSpace + this.planSpaceExtra}`);
       this.report(c.componentNo, Ota.RECEIVED_PLAN);
     }
   }
@@ -1023,11 +1027,37 @@ export class Module {
 
   private enterUpdating(): void {
     const o = this.ota;
+    const quirk = this.updateQuirk;
+    this.updateQuirk = undefined;
     this.stopOtaActivity();
     this.setState(Ota.UPDATING);
     this.report(o.componentNo ?? '', Ota.UPDATING);
-    this.urc('+QIOTEVT: 7,10704');
+    if (quirk?.then === 'fail') {
+      this.log('module: quirk: AT+QIOTUPDATE=3 answered OK, then the update fails at once (10706, no 10704)');
+      this.fail();
+      return;
+    }
+    if (quirk?.then === 'silence') this.log('module: quirk: AT+QIOTUPDATE=3 answered OK, no 10704; the update wait runs');
+    else if (quirk?.then === 'delay') {
+      this.log(`module: quirk: 10704 ${quirk.ms} ms after AT+QIOTUPDATE=3 (a cloud round trip first)`);
+      this.after(quirk.ms, () => {
+        if (this.ota.state === Ota.UPDATING) this.urc('+QIOTEVT: 7,10704');
+      });
+    } else this.urc('+QIOTEVT: 7,10704');
     this.armOtaTimer(this.options.timers.updateWaitMs, 'no AT+QIOTMCUVER within the update wait after 10704');
+  }
+
+  /**
+   * A module that does what the protocol allows but Quectel's examples never show (admin fault
+   * `update-quirk`): the next AT+QIOTUPDATE=3 is answered OK and then fails at once with 10706 (`fail`),
+   * sends no 10704 and lets its update wait run out (`silence`), or sends 10704 `ms` later (`delay`: a
+   * status report to the cloud first). `resultDelayMs`: 10705 comes that long after the version report.
+   * `planSpaceExtra`: 10700's last field, "disk space required", says that many bytes more than the file.
+   */
+  setQuirks(q: { update?: { then: 'fail' | 'silence' | 'delay'; ms: number }; resultDelayMs?: number; planSpaceExtra?: number }): void {
+    if (q.update) this.updateQuirk = q.update;
+    if (q.resultDelayMs !== undefined) this.resultDelayMs = q.resultDelayMs;
+    if (q.planSpaceExtra !== undefined) this.planSpaceExtra = q.planSpaceExtra;
   }
 
   private settleByVersion(comp: string, ver: string): void {
@@ -1046,9 +1076,17 @@ export class Module {
     this.stopOtaActivity();
     this.setState(Ota.SUCCESS);
     this.report(comp, Ota.SUCCESS);
-    if (this.options.qindFotaEnd === 'before') this.urc('+QIND: "FOTA","END",0');
-    this.urc('+QIOTEVT: 7,10705');
-    if (this.options.qindFotaEnd === 'after') this.urc('+QIND: "FOTA","END",0');
+    const announce = (): void => {
+      if (this.options.qindFotaEnd === 'before') this.urc('+QIND: "FOTA","END",0');
+      this.urc('+QIOTEVT: 7,10705');
+      if (this.options.qindFotaEnd === 'after') this.urc('+QIND: "FOTA","END",0');
+    };
+    const delay = this.resultDelayMs;
+    this.resultDelayMs = 0;
+    if (delay > 0) {
+      this.log(`module: quirk: 10705 ${delay} ms after the version report (a cloud round trip first)`);
+      this.after(delay, announce);
+    } else announce();
     // The plan stays known so that the next component's URL (multi-component plans) is accepted in IDLE.
     const plan = o.plan.filter((c) => c.componentNo !== comp);
     this.ota = { ...freshOta(), plan, planId: o.planId };

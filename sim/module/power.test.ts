@@ -202,6 +202,27 @@ describe('power cycle in each OTA state', () => {
     await finishStm32(s, from);
   });
 
+  test('multi-piece download, power cut during the second piece: the download starts over with the first piece, not where it was', async () => {
+    const s = await sim(['--time-scale', '0.01', '--module-free-space', '1000']);
+    await planAndRequest(s, 2500);
+    let from = await confirm(s);
+    await s.waitFor('+QIOTEVT: 7,10703,"STM32",2500,0,1000\r\n', 5000, from);
+    expect(await s.command('AT+QIOTOTARD=0,1000')).toContain('+QIOTOTARD: 0,1000\r\n');
+    from = s.mark();
+    await expectOk(s, 'AT+QIOTUPDATE=2');
+    await s.waitFor('+QIOTEVT: 7,10703,"STM32",2500,1000,1000\r\n', 5000, from);
+    await powerCycle(s);
+    expect(await s.command('AT+QIOTREG?')).toContain('+QIOTREG: 0\r\n');
+    from = s.mark();
+    await expectOk(s, 'AT+QIOTREG=1');
+    const { match } = await s.waitFor(/\+QIOTEVT: 7,10703,"STM32",2500,\d+,\d+\r\n/, 10_000, from);
+    expect(String(match[0] ?? match)).toBe('+QIOTEVT: 7,10703,"STM32",2500,0,1000\r\n');
+    expect(s.since(from)).toMatch(/\+QIOTEVT: 7,10701,"STM32",2500,/);
+    // Only the first piece is there again.
+    expect(await s.command('AT+QIOTOTARD=1000,16')).toMatch(/\r\nERROR\r\n$/);
+    expect(await s.command('AT+QIOTOTARD=0,16')).toContain('+QIOTOTARD: 0,16\r\n');
+  });
+
   test('QIOTREG mode 2 reconnects by itself after a power cycle', async () => {
     const s = await sim(['--time-scale', '0.01']);
     await register(s);

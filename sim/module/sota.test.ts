@@ -192,6 +192,43 @@ describe('pieces and MCUVER settlement', () => {
     expect(s.since(from)).not.toContain('10705');
   });
 
+  test('quirks the protocol allows (admin faults): =3 then 10706 without 10704; 10704 late; 10705 late; a disk space other than the size', async () => {
+    const s = await sim(['--baud', '0', '--time-scale', '0.01']);
+    await register(s);
+    await s.api('POST', '/faults', { kind: 'plan-space', extra: 100 });
+    await planFor(s, seededBytes(900, 4));
+    let from = s.mark();
+    await expectOk(s, 'AT+QIOTOTAREQ');
+    await s.waitFor('+QIOTEVT: 7,10700,"STM32","","2_0_0",0,0,1000\r\n', 5000, from);
+    await s.api('POST', '/faults', { kind: 'plan-space', extra: 0 });
+    from = s.mark();
+    await expectOk(s, 'AT+QIOTUPDATE=1');
+    await s.waitFor(/\+QIOTEVT: 7,10703,"STM32",900,0,900\r\n/, 10_000, from);
+    await readPiece(s, 0, 900);
+    await s.api('POST', '/faults', { kind: 'update-quirk', then: 'fail' });
+    from = s.mark();
+    await expectOk(s, 'AT+QIOTUPDATE=3');
+    await s.waitFor('\r\n+QIOTEVT: 7,10706\r\n', 5000, from);
+    expect(s.since(from)).not.toContain('10704');
+
+    // Again, with 10704 two module-minutes late (1.2 s here) and 10705 one late.
+    await planFor(s, seededBytes(900, 5), {}, '2_0_1');
+    await toDownloadOk(s, 900);
+    await readPiece(s, 0, 900);
+    await s.api('POST', '/faults', { kind: 'update-quirk', then: 'delay', ms: 120_000 });
+    await s.api('POST', '/faults', { kind: 'result-delay', ms: 60_000 });
+    from = s.mark();
+    await expectOk(s, 'AT+QIOTUPDATE=3');
+    const t0 = performance.now();
+    await s.waitFor('\r\n+QIOTEVT: 7,10704\r\n', 10_000, from);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(1000);
+    from = s.mark();
+    await expectOk(s, 'AT+QIOTMCUVER="STM32","2_0_1"');
+    const t1 = performance.now();
+    await s.waitFor('\r\n+QIOTEVT: 7,10705\r\n', 10_000, from);
+    expect(performance.now() - t1).toBeGreaterThanOrEqual(500);
+  });
+
   test('multi-component plan: one 10700 each, 10707 on confirm, components in plan order', async () => {
     const s = await sim(['--baud', '0', '--time-scale', '0.05']);
     await register(s, { STM32: '1_0_0', AUX: 'a1' });

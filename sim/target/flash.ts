@@ -16,10 +16,22 @@ export type BusOk = boolean;
 /** What programming one cell did: the silicon's rule, shared by the debugger's path and the MCU's own writes. */
 export type CellResult = 'ok' | 'not-erased' | 'protected';
 
+/**
+ * A defective flash (an admin fault): programming the cells of [offset, offset+length) does nothing
+ * (`ignore`: the array keeps its bits, the interface reports success) or leaves other bits than asked
+ * (`garble`), as worn cells do. Erasing still works. Only a read-back of what was written can tell.
+ */
+export interface FlashDefect {
+  kind: 'ignore' | 'garble';
+  offset: number;
+  length: number;
+}
+
 export class FlashArray {
   readonly bytes: Uint8Array;
   /** Little-endian word view for the read-back hot path (x86 and the Pi's ARM are both little-endian). */
   readonly words: Uint32Array;
+  defect: FlashDefect | undefined;
 
   constructor(readonly size: number) {
     this.bytes = new Uint8Array(size);
@@ -29,6 +41,16 @@ export class FlashArray {
 
   eraseRange(offset: number, size: number): void {
     this.bytes.fill(0xff, offset, offset + size);
+  }
+
+  /** Programming clears bits only (AND), a cell of `size` bytes little-endian; a defect applies first. */
+  program(offset: number, size: number, value: number): void {
+    const d = this.defect;
+    if (d && offset < d.offset + d.length && offset + size > d.offset) {
+      if (d.kind === 'ignore') return;
+      value ^= 0x5a5a5a5a;
+    }
+    for (let i = 0; i < size; i++) this.bytes[offset + i]! &= (value >>> (8 * i)) & 0xff;
   }
 }
 
@@ -62,9 +84,6 @@ export function unitIndexAt(units: readonly FlashUnit[], offset: number): number
   return -1;
 }
 
-function andBytes(flash: FlashArray, offset: number, size: number, value: number): void {
-  for (let i = 0; i < size; i++) flash.bytes[offset + i]! &= (value >>> (8 * i)) & 0xff;
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // STM32F1 FPEC at 0x40022000: ACR 0x00, KEYR 0x04, OPTKEYR 0x08, SR 0x0C, CR 0x10, AR 0x14, OBR 0x1C, WRPR 0x20.
@@ -126,7 +145,7 @@ export class F1FlashInterface implements FlashInterface {
     const half = value & 0xffff;
     // The FPEC refuses to program a half-word that is not erased, except to write 0x0000.
     if (now !== 0xffff && half !== 0) return 'not-erased';
-    andBytes(this.flash, offset, size, half);
+    this.flash.program(offset, size, half);
     return 'ok';
   }
 
@@ -299,7 +318,7 @@ export class F4FlashInterface implements FlashInterface {
 
   programCell(offset: number, size: number, value: number): CellResult {
     if (this.sectorProtected(unitIndexAt(this.profile.units, offset))) return 'protected';
-    andBytes(this.flash, offset, size, value);
+    this.flash.program(offset, size, value);
     return 'ok';
   }
 

@@ -79,6 +79,19 @@ describe('STM32F407 flash interface', () => {
     expect(b.r32(SR)).toBe(0);
   });
 
+  test('a defective range (admin fault): its cells ignore or garble a write with no error bit; the rest programs as usual', () => {
+    for (const kind of ['ignore', 'garble'] as const) {
+      const { t, b } = unlocked();
+      t.flash.defect = { kind, offset: 2, length: 2 };
+      b.w(CR, PG16);
+      b.w(FLASH, 0x1234, 2);
+      b.w(FLASH + 2, 0x5678, 2);
+      expect(b.r32(SR)).toBe(0);
+      expect(t.readFlash(0, 2)).toEqual(Buffer.from([0x34, 0x12]));
+      expect(t.readFlash(2, 2)).toEqual(kind === 'ignore' ? Buffer.from([0xff, 0xff]) : Buffer.from([0x78 ^ 0x5a, 0x56 ^ 0x5a]));
+    }
+  });
+
   test('an access that does not match PSIZE raises PGPERR and writes nothing', () => {
     const { b } = unlocked();
     b.w(CR, PG16);

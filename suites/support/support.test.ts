@@ -1,6 +1,6 @@
 // The suites' own helpers, without a station: the read-phase chart, the health ledger, attachments wrapped
 // for the report, the root-cause error of a failed run, and which errors the suites retry.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -11,6 +11,7 @@ import { ATTACHMENT_WIDTH, wrapLongLines } from './allure.ts';
 import { assignLanes, escapeXml, niceStep, readPhaseChart, textWidth } from './chart.ts';
 import { timelineFromRecord } from './timeline.ts';
 import { BROKEN_AFTER, HealthLedger, StationBrokenError, stationScope } from './health.ts';
+import { secretLeaks, stationSecrets } from './secrets.ts';
 import { testBudget } from './station-config.ts';
 import { expectFaultsFired, expectOutcome, runFailure } from './evidence.ts';
 import { parseFault } from '../../rig/sota/index.ts';
@@ -312,5 +313,21 @@ describe('records of parallel suite files', () => {
     const [c, d] = files.map((f) => new HealthLedger(dir, 'bench-1', stationScope('bench-1', false, f)));
     for (let i = 0; i < BROKEN_AFTER; i++) c!.infrastructureFailure('t', 'port gone');
     expect(() => d!.check(), 'a bench is one station whichever file uses it').toThrow(StationBrokenError);
+  });
+});
+
+describe('the ProductSecret check over what a suite run wrote', () => {
+  test('names each file written during the run that holds a secret; older files and clean ones are not its business', async () => {
+    const dir = tmp();
+    const started = Date.now() - 1000;
+    writeFileSync(path.join(dir, 'a-attachment.txt'), '   1.000 [TX]AT+QIOTCFG="productinfo","pk","S3cr3t-planted"\nS3cr3t-planted\n');
+    writeFileSync(path.join(dir, 'b-result.json'), '{"name":"upgrade","steps":[]}');
+    writeFileSync(path.join(dir, 'c-old.txt'), 'S3cr3t-planted');
+    utimesSync(path.join(dir, 'c-old.txt'), new Date(started - 60_000), new Date(started - 60_000));
+    expect(secretLeaks(dir, started, ['S3cr3t-planted'])).toEqual([`${path.join(dir, 'a-attachment.txt')}: 2 occurrence(s)`]);
+    expect(secretLeaks(dir, started, [])).toEqual([]);
+    expect(secretLeaks(path.join(dir, 'missing'), started, ['S3cr3t-planted'])).toEqual([]);
+    // The suites' virtual station hands the module its configured secret: that is the one looked for.
+    expect(await stationSecrets(tmp(), 'virtual')).toEqual(['VirtualStationProductSecret']);
   });
 });

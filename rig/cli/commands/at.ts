@@ -56,7 +56,8 @@ export async function run(argv: string[]): Promise<number> {
   return runCommand(json, async () => {
     const name = requireStationName(positionals[0], 'at');
     const commands = positionals.slice(1);
-    return withStation(name, { config: values.config, attach: values.attach }, async ({ station, signal }) => {
+    // The AT port is all it uses: no OpenOCD, so it works with the probe unplugged.
+    return withStation(name, { config: values.config, attach: values.attach, probe: false }, async ({ station, signal }) => {
       const at = station.module.at;
       const timeoutMs = intOption('timeout', values.timeout, station.timeouts.commandMs + station.timeouts.marginMs, 1);
       // Every answer leaves through the port's mask: it knows the station's ProductSecret, and learns any

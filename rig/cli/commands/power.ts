@@ -37,7 +37,8 @@ export async function run(argv: string[]): Promise<number> {
     if (!lines.includes(lineName)) {
       throw new UsageError(`no power line "${lineName}"${didYouMean(lineName, lines)}`, { station: name, expected: `one of ${lines.join(', ') || '(no lines configured)'}`, seen: lineName });
     }
-    return withStation(name, { loaded: config, attach: values.attach }, async ({ station, signal }) => {
+    // Lines only: no OpenOCD (a target held in reset or unpowered is what this command is for).
+    return withStation(name, { loaded: config, attach: values.attach, probe: false }, async ({ station, signal }) => {
       const have = [...station.power.lines.lines.keys()];
       if (!have.includes(lineName)) {
         throw new UsageError(`no power line "${lineName}"${didYouMean(lineName, have)}`, { station: station.name, expected: `one of ${have.join(', ') || '(no lines configured)'}`, seen: lineName });

@@ -5,7 +5,9 @@ import { parseOrThrow } from '../../config/issues.ts';
 import { loadConfig, type LoadedConfig } from '../../config/load.ts';
 import { virtualStationSchema } from '../../config/schema.ts';
 import { parseRunRecord, recordedVirtualSettings, type RunRecord } from '../../sota/record.ts';
-import { replay, sameVerdict } from '../../sota/replay.ts';
+import { parseFault } from '../../sota/faults.ts';
+import { recordFirmware, replay, sameVerdict } from '../../sota/replay.ts';
+import { checkRunBeforeOpening } from '../../station/preflight.ts';
 import { ExitCode } from '../main.ts';
 import { COMMON_OPTIONS, paint, parse, UsageError } from '../output.ts';
 import { CliRecorder } from '../progress.ts';
@@ -46,6 +48,12 @@ export async function run(argv: string[]): Promise<number> {
     const attached = attachFile(name, loaded, values.attach) !== undefined;
     const { config, applied } = values['own-settings'] === true || attached ? { config: loaded, applied: [] } : withRecordedSettings(loaded, name, record, file);
     if (attached && !json && values['own-settings'] !== true) process.stderr.write(`note: attached to a running virtual station: it replays with the settings rig sim started it with, not the record's\n`);
+    // What the record asks of the station, checked before it opens: its faults, its cloud faults, its package's plan.
+    const entry = Object.hasOwn(config.stations, name) ? config.stations[name] : undefined;
+    if (entry) {
+      const { pkg } = await recordFirmware(record, name);
+      checkRunBeforeOpening(name, entry, { pkg, byDeclaredPlan: false, faults: record.faults.map((f) => parseFault(f)), cloudFaults: record.cloudFaults, console: record.flow === 'dut' });
+    }
     const recorder = new CliRecorder({ quiet: json });
     if (!json) {
       recorder.line(`replaying ${file} (${record.station.name}, ${record.spec.package}${record.faults.length ? `, faults ${record.faults.join(' ')}` : ''}) on ${name}`);

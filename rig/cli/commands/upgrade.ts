@@ -12,6 +12,9 @@ import { loadConfig } from '../../config/load.ts';
 import type { PlansConfig, StationConfig } from '../../config/schema.ts';
 import { ensureBaseline } from '../../sota/baseline.ts';
 import { parseFault, type Fault } from '../../sota/faults.ts';
+import { CRC_ALGORITHMS, crcParams } from '../../images/crc.ts';
+import { API_CLOUD_FAULTS } from '../../station/plans.ts';
+import { checkRunBeforeOpening } from '../../station/preflight.ts';
 import { runDutUpgrade } from '../../sota/dut.ts';
 import { withVirtualMcu } from '../../station/virtual.ts';
 import { dutBootloader } from '../../sota/dut-firmware.ts';
@@ -21,7 +24,7 @@ import { OUTCOMES as ALL_OUTCOMES } from '../../sota/verdict.ts';
 import type { Outcome } from '../../sota/verdict.ts';
 import type { OpenedStation } from '../../station/open.ts';
 import type { UpgradeSpec } from '../../station/station.ts';
-import type { RunRecord } from '../../sota/record.ts';
+import type { CloudFault, RunRecord } from '../../sota/record.ts';
 import { ExitCode, packageRoot } from '../main.ts';
 import { COMMON_OPTIONS, intOption, paint, parse, UsageError } from '../output.ts';
 import { readWithProgress } from '../flashio.ts';
@@ -42,6 +45,38 @@ export function parseFaults(texts: readonly string[]): Fault[] {
       throw err;
     }
   });
+}
+
+/** Cloud faults whose admin API kind takes a count (`kind=<count>`); the one that must have it. */
+const COUNTED_CLOUD_FAULTS = ['corrupt-next-download', 'download-error', 'drop-uart-bytes'];
+const COUNT_REQUIRED = ['drop-uart-bytes'];
+
+/** `--cloud-fault <kind>[=<count>]`: a kind the plan API knows, with the count it needs. */
+export function parseCloudFaults(texts: readonly string[]): CloudFault[] {
+  return texts.map((text) => {
+    const [kind = '', count] = text.split('=', 2);
+    if (!(API_CLOUD_FAULTS as readonly string[]).includes(kind)) {
+      throw new UsageError(`--cloud-fault: no cloud fault "${kind}"`, { expected: `one of ${API_CLOUD_FAULTS.join(', ')}`, seen: text });
+    }
+    if (count === undefined) {
+      if (COUNT_REQUIRED.includes(kind)) throw new UsageError(`--cloud-fault: ${kind} needs a count`, { expected: `${kind}=<count> (bytes to drop)`, seen: text });
+      return { kind };
+    }
+    if (!COUNTED_CLOUD_FAULTS.includes(kind) || !/^[1-9]\d{0,6}$/.test(count)) {
+      throw new UsageError(`--cloud-fault: ${text} is not a kind with a count`, { expected: `a count only for ${COUNTED_CLOUD_FAULTS.join(', ')}: a whole number from 1`, seen: text });
+    }
+    return { kind, params: { count: Number(count) } };
+  });
+}
+
+/** `--crc` names an algorithm the rig knows. */
+function checkCrc(crc: string | undefined): void {
+  if (crc === undefined) return;
+  try {
+    crcParams(crc);
+  } catch (err) {
+    throw new UsageError('--crc: unknown CRC algorithm', { expected: `one of ${CRC_ALGORITHMS.join(', ')}`, seen: crc, cause: err });
+  }
 }
 
 function parseExpect(text: string | undefined, mode: 'proxy' | 'dut'): Outcome[] {
@@ -198,6 +233,9 @@ export async function run(argv: string[]): Promise<number> {
       throw new UsageError('rig upgrade --mode dut: which release does the MCU start from?', { expected: `--from <version> (${[...firmware.images.keys()].join(', ')})`, seen: 'no --from and a full package' });
     }
     const bootloader = mode === 'dut' ? chooseBootloader(firmware, values.bootloader) : undefined;
+    const cloudFaults = parseCloudFaults(values['cloud-fault'] ?? []);
+    checkCrc(values.crc);
+    checkRunBeforeOpening(name, entry, { pkg, byDeclaredPlan: declared !== undefined, faults, cloudFaults, console: mode === 'dut' });
     const recorder = new CliRecorder({ quiet: json });
     // A virtual station runs dut mode with its virtual MCU (taps, console, bootloader model).
     const loaded = mode === 'dut' ? withVirtualMcu(config, name) : config;
@@ -209,7 +247,7 @@ export async function run(argv: string[]): Promise<number> {
           from: declaredFrom!,
           ...(bootloader ? { bootloader } : {}),
           faults,
-          cloudFaults: (values['cloud-fault'] ?? []).map((kind) => ({ kind })),
+          cloudFaults,
           recorder,
           signal,
           expect,
@@ -226,7 +264,7 @@ export async function run(argv: string[]): Promise<number> {
         plan: spec,
         current,
         faults,
-        cloudFaults: (values['cloud-fault'] ?? []).map((kind) => ({ kind })),
+        cloudFaults,
         recorder,
         signal,
         battery,
