@@ -11,7 +11,7 @@ import { describe, expect } from 'vitest';
 import { ConfigError, InfrastructureError } from '../rig/errors.ts';
 import type { FirmwareSet } from '../rig/images/index.ts';
 import { parseFault } from '../rig/sota/index.ts';
-import { calibrate, failingStretches, heatStrip, matrixCells, matrixOf, newSweepState, planPoints, runPoint, runSweep, SweepDir } from '../rig/sota/sweep/index.ts';
+import { applyCalibration, calibrate, failingStretches, heatStrip, matrixCells, matrixOf, newSweepState, runPoint, runSweep, SweepDir } from '../rig/sota/sweep/index.ts';
 import type { Calibration, PointResult, SweepFlows, SweepSettings, SweepState, SweepSubject } from '../rig/sota/sweep/index.ts';
 import type { Station } from '../rig/station/index.ts';
 import { sotaSuite } from './fixtures.ts';
@@ -26,6 +26,8 @@ const POINTS = Math.max(1, Number(process.env.RIG_SWEEP_POINTS ?? 4));
 const ACTION = 'power-cycle-target=200';
 const ALLOW: SweepSettings['allow'] = ['upgraded', 'rolled-back', 'failed-intact'];
 const RUNS = path.join(ROOT, 'reports', 'runs');
+/** Clean runs per calibration: their median timeline is what the points aim at. */
+const CALIBRATION_RUNS = 3;
 
 /** The suite's flows: the sota fixture's, which attach each run's timeline picture to the report. */
 const flowsOf = (sota: Sota): SweepFlows => ({ dut: (o) => sota.dut(o), proxy: (o) => sota.upgrade(o), baseline: (image) => sota.baseline(image) });
@@ -50,6 +52,7 @@ function settingsOf(station: Station, s: SweepSubject, windows: string[], points
     refine,
     allow: [...s.allow],
     nextCheck: s.nextCheck,
+    calibrationRuns: CALIBRATION_RUNS,
     reportWithinMs: null,
     settleMs: null,
   };
@@ -59,11 +62,7 @@ function settingsOf(station: Station, s: SweepSubject, windows: string[], points
 function startSweep(station: Station, subject: SweepSubject, cal: Calibration, windows: string[], points: number, refine: number): { state: SweepState; dir: SweepDir } {
   const state = newSweepState(settingsOf(station, subject, windows, points, refine));
   const dir = SweepDir.create(RUNS, station.name);
-  state.calibration = { record: dir.keep('calibration', cal.record), verdict: cal.record.verdict.summary, durationMs: Math.round(cal.record.durationMs), timeline: cal.timeline };
-  state.settings.reportWithinMs = cal.reportWithinMs ?? null;
-  state.settings.settleMs = cal.settleMs ?? null;
-  state.points = planPoints(cal.timeline, windows, state.settings.actions, { points });
-  dir.save(state);
+  applyCalibration(state, dir, cal);
   return { state, dir };
 }
 
@@ -95,9 +94,9 @@ describe('power cuts across the swap and the trial boot of the reference MCU', (
     return sweep;
   };
 
-  test('calibrate: a clean run measures the windows', { timeout: budget.disturbed, retry }, async ({ sota, images, station, recorder }) => {
+  test('calibrate: clean runs measure the windows', { timeout: 3 * budget.disturbed, retry }, async ({ sota, images, station, recorder }) => {
     const subject = subjectOf(images, 'vbl-1.0', true);
-    const cal = await calibrate(station, subject, flowsOf(sota), recorder);
+    const cal = await calibrate(station, subject, flowsOf(sota), recorder, CALIBRATION_RUNS);
     const windows = cal.timeline.windows.map((w) => w.name);
     expect(windows).toEqual(expect.arrayContaining(['reads', 'install', 'swap', 'trial']));
     const swap = cal.timeline.windows.find((w) => w.name === 'swap')!;
@@ -159,7 +158,7 @@ describe('a sweep finds the unsafe-swap bootloader', () => {
     // The next upgrade is not the question here: the bricked points are.
     const subject = subjectOf(images, 'vbl-1.0-unsafe', false);
     const flows = flowsOf(sota);
-    const cal = await calibrate(station, subject, flows, recorder);
+    const cal = await calibrate(station, subject, flows, recorder, CALIBRATION_RUNS);
     const { state, dir } = startSweep(station, subject, cal, ['swap'], 3, 2);
     const bounded = { ...subject, reportWithinMs: cal.reportWithinMs, settleMs: cal.settleMs };
     const final = await runSweep(state, dir, { signal, runPoint: (p) => runPoint(station, bounded, cal.timeline, p, flows, recorder) });

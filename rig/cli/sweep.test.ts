@@ -78,10 +78,10 @@ describe('rig sweep on the virtual station', () => {
     const config = path.join(tmp, 'rig.config.json');
     writeFileSync(config, JSON.stringify({ stations: { quick: { kind: 'virtual', timeScale: 0.25 } } }));
     const dir = path.join(tmp, 'sweep');
-    // Less than a second: the calibration runs (it always does, and takes longer), then no point fits.
-    const first = await rig(['sweep', 'quick', '--config', config, '--package', 'full_2_0_0', '--from', '1_0_0', '--window', 'install', '--points', '1', '--no-next', '--budget', '0.01', '-o', dir], 180_000);
+    // A second: the calibration runs (it always does), then no point fits.
+    const first = await rig(['sweep', 'quick', '--config', config, '--package', 'full_2_0_0', '--from', '1_0_0', '--window', 'install', '--points', '1', '--no-next', '--calibrate', '1', '--budget', '0.02', '-o', dir], 180_000);
     expect(first.status, first.stderr).toBe(75);
-    expect(first.stdout).toMatch(/sweep stopped: budget: the budget \(1 s\) would be exceeded by the next point/);
+    expect(first.stdout).toMatch(/sweep stopped: budget: the budget \(\d+ s\) would be exceeded by the next point/);
     expect(first.stdout).toContain(`rig sweep --resume ${dir}`);
     const stopped = parseSweepState(readFileSync(path.join(dir, 'sweep.json'), 'utf8'), 'sweep.json');
     expect(stopped.status).toBe('stopped-budget');

@@ -131,7 +131,7 @@ ${common}`,
   sweep: `Usage: rig sweep <station> --package <name> --from <version> [--mode dut|proxy] [options]
        rig sweep --resume <sweep dir> [--budget <min>] [--refine <k>]
 
-A power-fail (or any fault) sweep over an upgrade. A clean run first measures the upgrade's windows from
+A power-fail (or any fault) sweep over an upgrade. Clean runs first measure the upgrade's windows from
 what the rig sees (tapped lines, console, module events); then the same upgrade runs once per point with one
 fault aimed at a moment of the chosen windows (the latest trigger before it — an event, a block offset, a
 console line, =3 … — plus a time offset), each ending in its verdict read over SWD. A point passes when its
@@ -152,6 +152,8 @@ again); bricked, inconsistent and other failures fail it, and its run record is 
                         sweep stops cleanly and says how to resume
   --allow <outcomes>    verdicts the station's design allows (default upgraded,rolled-back,failed-intact)
   --no-next             do not offer the next upgrade after each passing point
+  --calibrate <n>       clean runs the calibration merges (default 3: each window at its median length,
+                        each trigger at its median time into it, so one run's late console lines move nothing)
   --manifest <file>     the firmware set (default fixtures/mcu/manifest.json in dut mode)
   --bootloader <key>    dut: the bootloader arranged at the flash base (default the set's correct one)
   --report-within <ms>, --settle-within <ms>

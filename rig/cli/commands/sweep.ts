@@ -12,7 +12,7 @@ import { loadManifest, type FirmwareSet } from '../../images/manifest.ts';
 import { formatAction, parseFault } from '../../sota/faults.ts';
 import type { Recorder } from '../../sota/recorder.ts';
 import { checkFaults } from '../../sota/schedule.ts';
-import { calibrate, failingStretches, formatDuration, heatStrip, matrixCells, matrixOf, newSweepState, planPoints, progressOf, runPoint, runSweep, sweepFlows, SweepDir, WINDOWS } from '../../sota/sweep/index.ts';
+import { applyCalibration, calibrate, failingStretches, formatDuration, heatStrip, matrixCells, matrixOf, newSweepState, progressOf, runPoint, runSweep, sweepFlows, SweepDir, WINDOWS } from '../../sota/sweep/index.ts';
 import type { PlannedPoint, PointResult, SweepMode, SweepProgress, SweepSettings, SweepState, SweepSubject } from '../../sota/sweep/index.ts';
 import { OUTCOMES } from '../../sota/verdict.ts';
 import type { Outcome } from '../../sota/verdict.ts';
@@ -211,28 +211,28 @@ function checkActions(station: OpenedStation, s: SweepSettings): void {
 }
 
 async function sweepOn(station: OpenedStation, state: SweepState, dir: SweepDir, o: { signal: AbortSignal; budgetMs: number | undefined; view: SweepView }): Promise<SweepState> {
+  const started = performance.now();
   const s = state.settings;
   checkActions(station, s);
   const subject = await subjectOf(s);
   const flows = sweepFlows(station, { signal: o.signal, recorder: o.view });
   if (!state.calibration) {
-    o.view.line(`calibrating: a clean ${s.mode} run of ${s.package.name} from ${s.from.key} on ${station.name}`);
-    const cal = await calibrate(station, subject, flows, o.view);
-    state.calibration = { record: dir.keep('calibration', cal.record), verdict: cal.record.verdict.summary, durationMs: Math.round(cal.record.durationMs), timeline: cal.timeline };
-    s.reportWithinMs = cal.reportWithinMs ?? null;
-    s.settleMs = cal.settleMs ?? null;
-    const spread = s.everyMs !== null ? { everyMs: s.everyMs } : { points: s.points ?? 20 };
-    state.points = planPoints(cal.timeline, s.windows, s.actions, spread);
-    dir.save(state);
+    o.view.line(`calibrating: ${s.calibrationRuns} clean ${s.mode} run${s.calibrationRuns > 1 ? 's' : ''} of ${s.package.name} from ${s.from.key} on ${station.name}`);
+    const t0 = performance.now();
+    const cal = await calibrate(station, subject, flows, o.view, s.calibrationRuns);
+    applyCalibration(state, dir, cal);
     const chosen = cal.timeline.windows.filter((w) => s.windows.includes(w.name));
-    o.view.line(`calibrated (${formatDuration(cal.record.durationMs)}): ${chosen.map((w) => `${w.name} ${Math.round(w.end - w.start)} ms`).join(', ')}; ${state.points.length} points planned${s.mode === 'dut' ? `; each run bounded by ${s.reportWithinMs} ms start → version report, ${s.settleMs} ms in all` : ''}`);
+    o.view.line(`calibrated (${formatDuration(performance.now() - t0)}): ${chosen.map((w) => `${w.name} ${Math.round(w.end - w.start)} ms`).join(', ')}; ${state.points.length} points planned${s.mode === 'dut' ? `; each run bounded by ${s.reportWithinMs} ms start → version report, ${s.settleMs} ms in all` : ''}`);
   }
+  const calibration = state.calibration!;
   const bounded = { ...subject, reportWithinMs: s.reportWithinMs ?? undefined, settleMs: s.settleMs ?? undefined };
-  const tl = state.calibration.timeline;
+  const tl = calibration.timeline;
   try {
     return await runSweep(state, dir, {
       signal: o.signal,
       budgetMs: o.budgetMs,
+      // The budget is the whole command's: calibrating took some of it already.
+      spentMs: performance.now() - started,
       runPoint: (p) => runPoint(station, bounded, tl, p, flows, o.view),
       hooks: {
         started: (p, pr) => o.view.started(p, pr),
@@ -262,6 +262,7 @@ export async function run(argv: string[]): Promise<number> {
     refine: { type: 'string' },
     allow: { type: 'string' },
     'no-next': { type: 'boolean' },
+    calibrate: { type: 'string' },
     'report-within': { type: 'string' },
     'settle-within': { type: 'string' },
     resume: { type: 'string' },
@@ -274,7 +275,7 @@ export async function run(argv: string[]): Promise<number> {
     let dir: SweepDir;
     let state: SweepState;
     if (values.resume !== undefined) {
-      for (const o of ['mode', 'package', 'from', 'bootloader', 'manifest', 'action', 'window', 'points', 'every', 'allow', 'no-next', 'report-within', 'settle-within', 'out'] as const) {
+      for (const o of ['mode', 'package', 'from', 'bootloader', 'manifest', 'action', 'window', 'points', 'every', 'allow', 'no-next', 'calibrate', 'report-within', 'settle-within', 'out'] as const) {
         if (values[o] !== undefined) throw new UsageError(`--${o} cannot change a sweep being resumed`, { expected: `--resume <dir> with --budget, --refine, --config, --json only (the rest is in ${path.join(values.resume, 'sweep.json')})`, seen: `--${o}` });
       }
       dir = new SweepDir(path.resolve(values.resume));
@@ -325,6 +326,7 @@ export async function run(argv: string[]): Promise<number> {
         refine,
         allow,
         nextCheck: values['no-next'] !== true,
+        calibrationRuns: intOption('calibrate', values.calibrate, 3, 1, 9),
         reportWithinMs,
         settleMs,
       };
@@ -336,7 +338,7 @@ export async function run(argv: string[]): Promise<number> {
     if (!json) view.line(`sweep directory ${dir.path}`);
     // A virtual station sweeps dut mode with its virtual MCU (off by default: the proxy bench).
     const loaded = state.settings.mode === 'dut' ? withVirtualMcu(config, state.settings.station) : config;
-    const final = await withStation(state.settings.station, { loaded }, ({ station, signal }) => sweepOn(station, state, dir, { signal, budgetMs, view }));
+    const final = await withStation(state.settings.station, { loaded, attach: values.attach }, ({ station, signal }) => sweepOn(station, state, dir, { signal, budgetMs, view }));
     const tl = final.calibration?.timeline;
     if (json) {
       const times = final.results.map((r) => r.durationMs);

@@ -79,6 +79,8 @@ export interface SweepSettings {
   allow: Outcome[];
   /** Offer the next upgrade after each point whose verdict is allowed. */
   nextCheck: boolean;
+  /** Clean runs the calibration merges. */
+  calibrationRuns: number;
   /** dut bounds for every point run (from the calibration unless given). */
   reportWithinMs: number | null;
   settleMs: number | null;
@@ -89,7 +91,8 @@ export interface SweepState {
   version: typeof SWEEP_VERSION;
   createdAt: string;
   settings: SweepSettings;
-  calibration: { record: string; verdict: string; durationMs: number; timeline: Timeline } | null;
+  /** The clean runs' records (relative paths), the first one's verdict, their median length and merged timeline. */
+  calibration: { records: string[]; verdict: string; durationMs: number; timeline: Timeline } | null;
   points: PlannedPoint[];
   results: PointResult[];
   /** Bisection rounds planned so far. */

@@ -20,7 +20,7 @@ import { verdictLabel } from '../replay.ts';
 import { whyNotFired } from '../schedule.ts';
 import type { Outcome } from '../verdict.ts';
 import type { PlannedPoint, PointResult, PointStatus } from './model.ts';
-import { landedAt, timelineOf, triggerMoment, windowAt } from './timeline.ts';
+import { landedAt, mergeTimelines, timelineOf, triggerMoment, windowAt } from './timeline.ts';
 import type { SweepMode, Timeline } from './timeline.ts';
 
 /** What a sweep upgrades, resolved to bytes. */
@@ -64,54 +64,66 @@ function dutBounds(s: SweepSubject): Pick<DutUpgradeOptions, 'reportWithinMs' | 
   return { ...(s.reportWithinMs !== undefined ? { reportWithinMs: s.reportWithinMs } : {}), ...(s.settleMs !== undefined ? { settleMs: s.settleMs } : {}) };
 }
 
-/** A clean run of the subject: its timeline and the dut bounds the points get. */
+/** Clean runs of the subject: their timeline (merged) and the dut bounds the points get. */
 export interface Calibration {
-  record: RunRecord;
+  /** Every clean run, in order. */
+  records: RunRecord[];
   timeline: Timeline;
   reportWithinMs: number | undefined;
   settleMs: number | undefined;
 }
 
 /**
- * The bounds a dut point run gets, from the clean run: a start (the rig's reset, a cut, the MCU's own reset to
- * install) has three times the longest the clean run needed to its version report, plus twice the station's
- * margin; the whole run six times the clean observation plus three such bounds. A point that bricks the MCU
- * then costs seconds, not the protocol's worst case (minutes), and one that merely recovers slowly (a swap
- * resumed, a revert) stays well inside.
+ * The bounds a dut point run gets, from the clean runs: a start (the rig's reset, a cut, the MCU's own reset
+ * to install) has three times the longest any clean run needed to its version report, plus twice the
+ * station's margin; the whole run six times the clean observation plus three such bounds. A point that
+ * bricks the MCU then costs seconds, not the protocol's worst case (minutes), and one that merely recovers
+ * slowly (a swap resumed, a revert) stays well inside.
  */
-export function boundsFromCalibration(record: RunRecord, marginMs: number): { reportWithinMs: number; settleMs: number } {
-  const reports = record.dut?.reports ?? [];
+export function boundsFromCalibration(records: readonly RunRecord[], marginMs: number): { reportWithinMs: number; settleMs: number } {
   let longest = 0;
-  for (const s of record.dut?.starts ?? []) {
-    const r = reports.find((x) => x.t >= s.t);
-    if (r) longest = Math.max(longest, r.t - s.t);
+  let observe = 0;
+  for (const record of records) {
+    const reports = record.dut?.reports ?? [];
+    for (const s of record.dut?.starts ?? []) {
+      const r = reports.find((x) => x.t >= s.t);
+      if (r) longest = Math.max(longest, r.t - s.t);
+    }
+    observe = Math.max(observe, record.phases.find((p) => p.name === 'observe the upgrade')?.durationMs ?? record.durationMs);
   }
-  const observe = record.phases.find((p) => p.name === 'observe the upgrade')?.durationMs ?? record.durationMs;
   const reportWithinMs = Math.round(3 * longest + 2 * marginMs);
   return { reportWithinMs, settleMs: Math.round(6 * observe + 3 * reportWithinMs) };
 }
 
-export async function calibrate(station: Station, subject: SweepSubject, flows: SweepFlows, recorder: Recorder = silentRecorder): Promise<Calibration> {
-  const record = await recorder.step('calibrate: a clean run measures the windows', async () => {
-    if (subject.mode === 'dut') {
-      return flows.dut({ plan: spec(station, subject.package), from: subject.from, ...(subject.bootloader ? { bootloader: subject.bootloader } : {}), expect: [...subject.allow], ...dutBounds(subject) });
-    }
-    await flows.baseline(subject.from);
-    return flows.proxy({ plan: spec(station, subject.package), current: subject.from, expect: [...subject.allow] });
-  });
-  if (!record.verdict.ok) {
-    throw new FirmwareError('the clean calibration run did not end in a verdict the sweep allows', {
-      station: station.name,
-      expected: `${subject.allow.join(' or ')} without a fault (the sweep aims at the windows of that run)`,
-      seen: record.verdict.summary,
+/**
+ * `runs` clean runs of the subject (default 3), each of which must end in a verdict the sweep allows; their
+ * timelines merged (mergeTimelines), so that one run's late console lines do not misplace the marks.
+ */
+export async function calibrate(station: Station, subject: SweepSubject, flows: SweepFlows, recorder: Recorder = silentRecorder, runs = 3): Promise<Calibration> {
+  const records: RunRecord[] = [];
+  for (let i = 1; i <= runs; i++) {
+    const record = await recorder.step(`calibrate: clean run ${i} of ${runs} measures the windows`, async () => {
+      if (subject.mode === 'dut') {
+        return flows.dut({ plan: spec(station, subject.package), from: subject.from, ...(subject.bootloader ? { bootloader: subject.bootloader } : {}), expect: [...subject.allow], ...dutBounds(subject) });
+      }
+      await flows.baseline(subject.from);
+      return flows.proxy({ plan: spec(station, subject.package), current: subject.from, expect: [...subject.allow] });
     });
+    if (!record.verdict.ok) {
+      throw new FirmwareError(`clean calibration run ${i} did not end in a verdict the sweep allows`, {
+        station: station.name,
+        expected: `${subject.allow.join(' or ')} without a fault (the sweep aims at the windows of those runs)`,
+        seen: record.verdict.summary,
+      });
+    }
+    records.push(record);
   }
-  const timeline = timelineOf(record);
+  const timeline = mergeTimelines(records.map(timelineOf));
   if (timeline.windows.length === 0 || timeline.marks.length === 0) {
-    throw new FirmwareError('the clean calibration run showed no window of the upgrade', { station: station.name, expected: 'a plan, a download, block reads and an install seen by the rig', seen: record.phases.map((p) => p.name).join(', ') || 'no phases' });
+    throw new FirmwareError('the clean calibration run showed no window of the upgrade', { station: station.name, expected: 'a plan, a download, block reads and an install seen by the rig', seen: records[0]!.phases.map((p) => p.name).join(', ') || 'no phases' });
   }
-  const bounds = subject.mode === 'dut' ? boundsFromCalibration(record, station.timeouts.marginMs) : undefined;
-  return { record, timeline, reportWithinMs: subject.reportWithinMs ?? bounds?.reportWithinMs, settleMs: subject.settleMs ?? bounds?.settleMs };
+  const bounds = subject.mode === 'dut' ? boundsFromCalibration(records, station.timeouts.marginMs) : undefined;
+  return { records, timeline, reportWithinMs: subject.reportWithinMs ?? bounds?.reportWithinMs, settleMs: subject.settleMs ?? bounds?.settleMs };
 }
 
 /** The upgrade offered after a point: back to `from` when slot A holds the new image, else the sweep's own again. */

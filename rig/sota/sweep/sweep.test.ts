@@ -37,12 +37,13 @@ function sweep(o: Partial<SweepSettings> = {}): SweepState {
     refine: 0,
     allow: ['upgraded', 'rolled-back', 'failed-intact'],
     nextCheck: true,
+    calibrationRuns: 1,
     reportWithinMs: null,
     settleMs: null,
     ...o,
   };
   const s = newSweepState(settings);
-  s.calibration = { record: 'records/calibration.json', verdict: 'upgraded', durationMs: 5000, timeline: tl };
+  s.calibration = { records: ['records/calibration.json'], verdict: 'upgraded', durationMs: 5000, timeline: tl };
   s.points = planPoints(tl, settings.windows, settings.actions, { points: settings.points ?? 8 });
   return s;
 }
@@ -102,6 +103,9 @@ describe('runSweep', () => {
     expect(done.status).toBe('complete');
     expect(done.sessions).toHaveLength(2);
     expect(done.results.map((r) => r.id)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    // What the calibration spent counts against the budget too.
+    const late = await runSweep(sweep(), undefined, { runPoint: device(clock).runPoint, now: () => clock.t, budgetMs: 35_000, spentMs: 30_000 });
+    expect([late.status, late.results.length]).toEqual(['stopped-budget', 0]);
   });
 
   test('--refine: bisection rounds close in on both edges of the failing stretch', async () => {

@@ -10,8 +10,8 @@ import type { RunRecord } from '../record.ts';
 import { serializeRunRecord } from '../record.ts';
 import { SWEEP_FORMAT, SWEEP_VERSION } from './model.ts';
 import type { PlannedPoint, PointResult, SweepSettings, SweepState } from './model.ts';
-import { refinePoints } from './plan.ts';
-import type { PointRun } from './point.ts';
+import { planPoints, refinePoints } from './plan.ts';
+import type { Calibration, PointRun } from './point.ts';
 import type { Timeline } from './timeline.ts';
 
 /** A sweep's directory: `sweep.json`, the calibration's record, the kept records, and what the CLI writes beside them. */
@@ -85,6 +85,22 @@ export function parseSweepState(text: string, origin: string): SweepState {
   return s as SweepState;
 }
 
+/** The sweep once calibrated: the clean runs' records kept, the dut bounds set, the points planned, saved. */
+export function applyCalibration(state: SweepState, dir: SweepDir | undefined, cal: Calibration): void {
+  const s = state.settings;
+  const durations = cal.records.map((r) => r.durationMs).sort((a, b) => a - b);
+  state.calibration = {
+    records: dir ? cal.records.map((r, i) => dir.keep(i === 0 ? 'calibration' : `calibration-${i + 1}`, r)) : [],
+    verdict: cal.records[0]!.verdict.summary,
+    durationMs: Math.round(durations[Math.floor(durations.length / 2)]!),
+    timeline: cal.timeline,
+  };
+  s.reportWithinMs = cal.reportWithinMs ?? null;
+  s.settleMs = cal.settleMs ?? null;
+  state.points = planPoints(cal.timeline, s.windows, s.actions, s.everyMs !== null ? { everyMs: s.everyMs } : { points: s.points ?? 20 });
+  dir?.save(state);
+}
+
 export function newSweepState(settings: SweepSettings): SweepState {
   return { format: SWEEP_FORMAT, version: SWEEP_VERSION, createdAt: new Date().toISOString(), settings, calibration: null, points: [], results: [], refineRounds: 0, status: 'calibrating', stoppedWhy: null, sessions: [] };
 }
@@ -113,6 +129,8 @@ export interface SweepRunOptions {
   signal?: AbortSignal | undefined;
   /** Start no point that would, by the estimate, end later than this many ms after the run began. */
   budgetMs?: number | undefined;
+  /** Of the budget, what was spent before the first point (the calibration). */
+  spentMs?: number | undefined;
   hooks?: SweepHooks | undefined;
   /** Consecutive points ending in the rig's own trouble after which the station counts as broken. */
   brokenAfter?: number;
@@ -216,7 +234,7 @@ export async function runSweep(state: SweepState, dir: SweepDir | undefined, o: 
       throw o.signal.reason instanceof Error ? o.signal.reason : new Error('interrupted');
     }
     const estimate = pointEstimate(state);
-    if (o.budgetMs !== undefined && now() - t0 + estimate > o.budgetMs) {
+    if (o.budgetMs !== undefined && (o.spentMs ?? 0) + now() - t0 + estimate > o.budgetMs) {
       const left = state.points.length - done.size;
       return end('stopped-budget', `the budget (${formatDuration(o.budgetMs)}) would be exceeded by the next point (about ${formatDuration(estimate)}); ${left} point${left === 1 ? '' : 's'} left`);
     }

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { parseFault } from '../faults.ts';
 import { dutRecord, proxyRecord } from './testing/records.ts';
-import { describeMoment, landedAt, marksOf, timelineOf, triggerAt, triggerMoment, windowAt } from './timeline.ts';
+import { describeMoment, landedAt, marksOf, mergeTimelines, timelineOf, triggerAt, triggerMoment, windowAt } from './timeline.ts';
 
 describe('the timeline of a clean dut run', () => {
   const tl = timelineOf(dutRecord());
@@ -64,6 +64,20 @@ describe('the timeline of a clean dut run', () => {
     expect(landedAt(tl, point, 1330 + 200)).toBe(1330);
     // Nothing reached: no place.
     expect(landedAt(tl, dutRecord(), 50)).toBeUndefined();
+  });
+
+  test('several clean runs merge: windows at their median lengths, each mark at its median time into its window', () => {
+    const slower = dutRecord({ shift: 50, shiftFrom: 400 });
+    // This run read the console 100 ms late in the swap, then all at once.
+    const burst = dutRecord({ lateConsole: { from: 1290, until: 1420 } });
+    const merged = mergeTimelines([dutRecord(), slower, burst].map(timelineOf));
+    expect(merged.windows).toEqual(tl.windows);
+    const at = (trigger: string) => merged.marks.find((m) => m.trigger === trigger)?.t;
+    expect(at('console=^\\[boot\\] swap unit 1/2 step 2$')).toBe(1300);
+    expect(at('event=10702#2')).toBe(700);
+    // Runs that went through other windows: the first run's timeline stands.
+    const cut = timelineOf(dutRecord({ cutAt: 1630 }));
+    expect(mergeTimelines([cut, tl])).toBe(cut);
   });
 
   test('windows and moments in words', () => {

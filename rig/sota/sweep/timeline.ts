@@ -247,6 +247,62 @@ export function timelineOf(record: RunRecord): Timeline {
   return { mode, windows, marks: marksOf(record), durationMs: record.durationMs };
 }
 
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Where `t` is in a timeline: its window (the first one it is inside, edges to the later one) and the time into it. */
+function placeIn(tl: Timeline, t: number): { window: string; into: number } | { before: number } | { after: number } {
+  const ws = tl.windows;
+  if (ws.length === 0 || t < ws[0]!.start) return { before: (ws[0]?.start ?? 0) - t };
+  const w = ws.find((x) => t >= x.start && t < x.end) ?? ws.filter((x) => t >= x.start && t <= x.end).at(-1);
+  if (w) return { window: w.name, into: t - w.start };
+  return { after: t - ws.at(-1)!.end };
+}
+
+/**
+ * One timeline from several clean runs, on the clock of the first: each window as long as its median
+ * length, the windows end to end from the first run's start, each mark at the median of its time into its
+ * window. One run's hiccup (console lines that reached a loaded rig in a burst, 100 ms late) then moves no
+ * mark. Runs that did not go through the same windows cannot be merged: the first run's timeline stands.
+ */
+export function mergeTimelines(tls: readonly Timeline[]): Timeline {
+  const first = tls[0];
+  if (!first) throw new Error('no timeline to merge');
+  const names = first.windows.map((w) => w.name);
+  if (tls.length === 1 || tls.some((tl) => tl.windows.map((w) => w.name).join() !== names.join())) return first;
+  let cursor = first.windows[0]?.start ?? 0;
+  const windows = first.windows.map((w, i) => {
+    const length = median(tls.map((tl) => tl.windows[i]!.end - tl.windows[i]!.start));
+    const out = { ...w, start: round(cursor), end: round(cursor + length) };
+    cursor += length;
+    return out;
+  });
+  const merged: Timeline = { mode: first.mode, windows, marks: [], durationMs: median(tls.map((tl) => tl.durationMs)) };
+  for (const m of first.marks) {
+    const places = tls.map((tl) => {
+      const at = tl.marks.find((x) => x.trigger === m.trigger);
+      return at === undefined ? undefined : placeIn(tl, at.t);
+    });
+    const p0 = places[0]!;
+    let t: number;
+    if ('window' in p0 && places.every((p) => p !== undefined && 'window' in p && p.window === p0.window)) {
+      t = windows.find((w) => w.name === p0.window)!.start + median(places.map((p) => (p as { into: number }).into));
+    } else if ('before' in p0 && places.every((p) => p !== undefined && 'before' in p)) {
+      t = windows[0]!.start - median(places.map((p) => (p as { before: number }).before));
+    } else if ('after' in p0 && places.every((p) => p !== undefined && 'after' in p)) {
+      t = windows.at(-1)!.end + median(places.map((p) => (p as { after: number }).after));
+    } else continue; // not the same moment in every run: no mark to aim from
+    merged.marks.push({ t: round(t), trigger: m.trigger });
+  }
+  merged.marks.sort((a, b) => a.t - b.t);
+  return merged;
+}
+
+const round = (t: number): number => Math.round(t * 10) / 10;
+
 /** The window a calibrated moment falls in; outside them all, the nearest one. */
 export function windowAt(tl: Timeline, t: number): SweepWindow | undefined {
   const inside = tl.windows.find((w) => t >= w.start && t < w.end) ?? tl.windows.find((w) => t >= w.start && t <= w.end);

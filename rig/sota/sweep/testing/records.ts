@@ -10,7 +10,7 @@ type Line = { t: number; dir: 'mcu' | 'module' | 'console' | 'rig'; kind: string
  * A clean dut upgrade 1_0_0 → 2_0_0 of 2560 bytes in three blocks, two swap units. `shift` delays everything
  * from `shiftFrom` on (a point run that went slower there); `cutAt` ends the run there (a fault cut it).
  */
-export function dutRecord(o: { shift?: number; shiftFrom?: number; cutAt?: number; fired?: { fault: string; t: number }[]; confirmReadFirst?: boolean } = {}): RunRecord {
+export function dutRecord(o: { shift?: number; shiftFrom?: number; cutAt?: number; fired?: { fault: string; t: number }[]; confirmReadFirst?: boolean; lateConsole?: { from: number; until: number } } = {}): RunRecord {
   const sh = (t: number) => (t >= (o.shiftFrom ?? 0) ? t + (o.shift ?? 0) : t);
   const keep = (t: number) => o.cutAt === undefined || t <= o.cutAt;
   const tap: Line[] = [];
@@ -23,8 +23,10 @@ export function dutRecord(o: { shift?: number; shiftFrom?: number; cutAt?: numbe
     moduleEvents.push({ t: sh(t), raw, code });
   };
   const con = (t: number, text: string) => {
-    consoleLines.push({ t: sh(t), text });
-    tap.push({ t: sh(t), dir: 'console', kind: 'console', text });
+    // A loaded rig reads the console late, then several lines at once.
+    const at = o.lateConsole && t >= o.lateConsole.from && t < o.lateConsole.until ? o.lateConsole.until : t;
+    consoleLines.push({ t: sh(at), text });
+    tap.push({ t: sh(at), dir: 'console', kind: 'console', text });
   };
   con(120, '[boot] BOOT vbl-1.0');
   con(121, '[boot] record seq=1 state=confirmed');
