@@ -39,3 +39,11 @@ if (stale) console.error(`rig: warning: dist/ is older than ${stale} (git pull?)
 
 const { runCli } = await import(main.href);
 process.exitCode = await runCli(process.argv.slice(2));
+// The command is done (station safe, record written); a stop signal while the process winds down ends it now
+// with the interrupted exit code rather than killing it outright.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    process.stderr.write(`rig: interrupted (${sig}) after the command had finished; what it wrote stands\n`);
+    process.exit(130);
+  });
+}

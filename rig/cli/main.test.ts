@@ -471,9 +471,10 @@ describe.concurrent('rig command on the virtual station', { timeout: 120_000 }, 
     await run.until(/▸ report version/, 120_000);
     run.child.kill('SIGINT');
     expect(await run.closed).toBe(130);
-    // Either the stop came first (the run failed on its way: its record says so) or the verdict did (no record).
-    if (existsSync(file)) expect(parseRunRecord(readFileSync(file, 'utf8')).verdict.ok).toBe(false);
+    // Either the stop came first (the run failed on its way: its record says so), or the verdict did (no
+    // record), or — on a loaded machine — the signal landed after the run had finished, and the rig says so.
     expect(run.out.stderr).toContain('rig: interrupted');
+    if (existsSync(file) && parseRunRecord(readFileSync(file, 'utf8')).verdict.ok) expect(run.out.stderr).toMatch(/after the command had finished|no station was open/);
   });
 
   test('rig sim shows where the parts are, and Ctrl-C stops it cleanly (exit 0)', async () => {

@@ -13,34 +13,67 @@ let interrupted = false;
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
+/** What a stop signal aborts: every withInterrupt body running now. */
+const running = new Set<AbortController>();
+let watchers = 0;
+
+function onStopSignal(sig: NodeJS.Signals): void {
+  interrupted = true;
+  for (const c of running) c.abort(new AbortedError(`interrupted (${sig})`));
+  if (running.size > 0) return;
+  // Nothing is open that a stop would have to bring to its safe state (before a station opens, after it
+  // closed, between a sweep's points): end now, as the signal would, with the documented exit code.
+  process.stderr.write(`${paint(process.stderr).yellow('rig: interrupted')} (${sig}); no station was open\n`);
+  process.exit(ExitCode.interrupted);
+}
+
 /**
- * Aborts `controller` on Ctrl-C, SIGTERM (also what a rig whose parent died sends itself) or a terminal's
- * hang-up while `body` runs; the station's own handlers bring it to its safe state.
+ * Ctrl-C, SIGTERM (also what a rig whose parent died sends itself) and a terminal's hang-up are caught from
+ * the moment a command starts until it returns, not only while a station is open: a signal that lands as the
+ * station closes, or just after, still ends the command with its exit code instead of killing it outright.
  */
+function watchStopSignals(): () => void {
+  if (watchers++ === 0) for (const sig of STOP_SIGNALS) process.on(sig, onStopSignal);
+  return () => {
+    if (--watchers === 0) for (const sig of STOP_SIGNALS) process.removeListener(sig, onStopSignal);
+  };
+}
+
+/** Aborts the signal `body` gets on a stop signal; the station's own handlers bring it to its safe state. */
 async function withInterrupt<T>(body: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
-  const onSignal = (sig: NodeJS.Signals): void => {
-    interrupted = true;
-    controller.abort(new AbortedError(`interrupted (${sig})`));
-  };
-  for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
+  if (interrupted) controller.abort(new AbortedError('interrupted'));
+  running.add(controller);
+  const unwatch = watchStopSignals();
   try {
     return await body(controller.signal);
   } finally {
-    for (const sig of STOP_SIGNALS) process.removeListener(sig, onSignal);
+    running.delete(controller);
+    unwatch();
   }
 }
 
-/** Runs a command body; a thrown error is printed once and mapped to its exit code. */
-export async function runCommand(json: boolean, body: () => Promise<number>): Promise<number> {
+/**
+ * Runs a command body; a thrown error is printed once and mapped to its exit code. `ownSignals`: the command
+ * handles stop signals itself (rig sim forwards them to its child, rig report lets its child decide).
+ */
+export async function runCommand(json: boolean, body: () => Promise<number>, options: { ownSignals?: boolean } = {}): Promise<number> {
+  const unwatch = options.ownSignals ? () => undefined : watchStopSignals();
   try {
-    return await body();
+    const code = await body();
+    if (!interrupted) return code;
+    // The stop came after the command had done its work (the record written, the station closed): what it
+    // printed stands, and the exit code still says it was interrupted.
+    process.stderr.write(`${paint(process.stderr).yellow('rig: interrupted')} after the command had finished (exit ${code} otherwise); what it wrote stands, the station is in its safe state\n`);
+    return ExitCode.interrupted;
   } catch (err) {
     if (interrupted) {
       process.stderr.write(`${paint(process.stderr).yellow('rig: interrupted')}; the station is in its safe state\n`);
       return ExitCode.interrupted;
     }
     return reportError(err, { json });
+  } finally {
+    unwatch();
   }
 }
 

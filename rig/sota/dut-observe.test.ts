@@ -122,6 +122,21 @@ describe('DutObserver', () => {
     expect(r.obs.settled(4001)).toBe('no version report within 3000 ms of fault programming:power-cycle-target');
   });
 
+  it('a boot line read before the fault that caused it came back: one start, named by the fault', () => {
+    const r = rig();
+    r.obs.mcuStarted('reset', 0);
+    r.at(100);
+    r.con('[boot] BOOT vbl-1.0');
+    r.mcu('AT+QIOTMCUVER="STM32","2_0_0"');
+    r.mod(answer('OK'));
+    // The cut at 900 ms returns at 1100 ms; the console's boot line at 1150 ms is seen before the rig notes it.
+    r.at(1150);
+    r.con('[boot] BOOT vbl-1.0');
+    r.obs.mcuStarted('fault console=^\\[app\\] confirmed$+15ms:power-cycle-target=200', 900);
+    expect(r.obs.starts.map((s) => s.why)).toEqual(['reset', 'fault console=^\\[app\\] confirmed$+15ms:power-cycle-target=200']);
+    expect(r.obs.starts.at(-1)!.t).toBe(1150);
+  });
+
   it('a refusal settles once the module answered it; an old OTA settled at start does not count as this run’s result', () => {
     const r = rig();
     r.obs.mcuStarted('reset', 0);
@@ -221,7 +236,7 @@ describe('DutObserver', () => {
     expect(r.obs.settled(60)).toBe('the MCU reported 1_0_0 during the download (download rejected: AT+QIOTOTARD=2048,1024 failed 3 times): this OTA is over');
   });
 
-  it('the taps and the console in a burst, out of order: the restart the console and the report already showed is not a new, silent start', () => {
+  it('the taps and the console in a burst, out of order: the restart the console and the report already showed is not a new, silent start, and its cause names it', () => {
     const r = rig([], 3000);
     r.obs.mcuStarted('reset', 0);
     r.mcu('AT+QIOTMCUVER="STM32","1_0_0"');
@@ -242,7 +257,7 @@ describe('DutObserver', () => {
       [101, true],
     ]);
     expect(r.obs.silentStart(10_000)).toBeUndefined();
-    expect(r.obs.settled(200)).toBe('the module said 10706 and the MCU reported 1_0_0 after console: [boot] BOOT vbl-1.0');
+    expect(r.obs.settled(200)).toBe('the module said 10706 and the MCU reported 1_0_0 after the MCU resets to install after AT+QIOTUPDATE=3');
   });
 
   it('a 10700 the MCU leaves unanswered past the bound settles the run as such; an answered one does not', () => {

@@ -182,7 +182,12 @@ export class DutObserver {
     }
     // A start the rig learns of late (the install, told by the 10704 that came through its tap after the
     // console's boot line and the report; a fault noted once its power cycle returned) is the one already seen.
-    if (!fromConsole && last && last.t >= t) return;
+    // Its boot line may have been read first (the observer sees the console as it comes, the fault's effect
+    // once it returns): then the start is the one the line opened, and the cause names it.
+    if (!fromConsole && last && last.t >= t) {
+      if (last.why.startsWith('console: ')) last.why = why;
+      return;
+    }
     this.starts.push({ t, why, reported: this.reports.some((r) => r.t >= t), confirmed: fromConsole });
   }
 

@@ -24,5 +24,5 @@ export async function run(argv: string[]): Promise<number> {
     } finally {
       process.removeListener('SIGINT', ignore);
     }
-  });
+  }, { ownSignals: true });
 }

@@ -121,5 +121,5 @@ export async function run(argv: string[]): Promise<number> {
     if (code === 0) return ExitCode.ok;
     if (code === 64) return ExitCode.usage;
     return ExitCode.infrastructure;
-  });
+  }, { ownSignals: true });
 }
