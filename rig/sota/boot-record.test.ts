@@ -4,18 +4,8 @@ import { describe, expect, it } from 'vitest';
 import type { McuLayout } from '../config/schema.ts';
 import { crc32 } from '../images/crc.ts';
 import { MCUBOOT_MAGIC, bootRecordDecoder, mcubootDecoder, readBootRecord, vmcu1Decoder } from './boot-record.ts';
+import { vmcuLayout as layout } from './testing/layout.ts';
 
-const layout: McuLayout = {
-  bootloader: { address: 0x0800_0000, size: 0x4000 },
-  record: [
-    { address: 0x0800_4000, size: 0x800 },
-    { address: 0x0800_4800, size: 0x800 },
-  ],
-  slotA: { address: 0x0802_0000, size: 0x20000 },
-  slotB: { address: 0x0804_0000, size: 0x20000 },
-  scratch: { address: 0x0806_0000, size: 0x800 },
-  swapUnit: 0x800,
-};
 
 const erased = (n = 0x800) => new Uint8Array(n).fill(0xff);
 

@@ -4,24 +4,15 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import type { McuLayout } from '../config/schema.ts';
 import { ConfigError } from '../errors.ts';
 import { loadManifest } from '../images/manifest.ts';
 import type { Station, StationMcu } from '../station/station.ts';
 import { runDutUpgrade } from './dut.ts';
 import { parseFault } from './faults.ts';
+import { vmcuLayout as layout } from './testing/layout.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-const layout: McuLayout = {
-  bootloader: { address: 0x0800_0000, size: 0x4000 },
-  record: [
-    { address: 0x0800_4000, size: 0x800 },
-    { address: 0x0800_4800, size: 0x800 },
-  ],
-  slotA: { address: 0x0802_0000, size: 0x20000 },
-  slotB: { address: 0x0804_0000, size: 0x20000 },
-};
 
 /** Only what the checks read: any use of the probe, the module or the plans would throw. */
 function station(mcu: Partial<StationMcu> | undefined): Station {

@@ -3,23 +3,14 @@
 import { SerialPort } from 'serialport';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/load.ts';
-import type { HardwareStationConfig, McuLayout } from '../../config/schema.ts';
+import type { HardwareStationConfig } from '../../config/schema.ts';
 import { startPtyPair } from '../../at/testing/pty.ts';
 import type { PtyPair } from '../../at/testing/pty.ts';
 import { resolveTimeouts } from '../../station/timeouts.ts';
 import { checkMcuLayout, checkMcuSide } from './doctor-mcu.ts';
 import type { CheckSink } from './doctor-mcu.ts';
+import { vmcuLayout as layout } from '../../sota/testing/layout.ts';
 
-const layout: McuLayout = {
-  bootloader: { address: 0x0800_0000, size: 0x4000 },
-  record: [
-    { address: 0x0800_4000, size: 0x800 },
-    { address: 0x0800_4800, size: 0x800 },
-  ],
-  slotA: { address: 0x0802_0000, size: 0x20000 },
-  slotB: { address: 0x0804_0000, size: 0x20000 },
-  scratch: { address: 0x0806_0000, size: 0x800 },
-};
 
 describe('checkMcuLayout', () => {
   it('a layout inside the flash has no problem; each region outside it is named with its range', () => {
