@@ -1,7 +1,7 @@
 // Typed errors for the whole rig. Every failure says what was expected, what was seen, and on which
 // station, so that a report read at 8 a.m. needs no rerun. The `kind` keeps infrastructure trouble
 // (a vanished port, an OpenOCD that died) apart from protocol and firmware failures: suites retry only
-// the former (DESIGN.md §4). 'internal' is the rig's own bug (a TypeError in a flow): never retried, never
+// the former (docs/architecture.md §4). 'internal' is the rig's own bug (a TypeError in a flow): never retried, never
 // held against a station.
 
 export type FailureKind = 'infrastructure' | 'protocol' | 'firmware' | 'config' | 'usage' | 'internal';

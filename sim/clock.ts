@@ -1,6 +1,6 @@
 // One clock for every protocol timer of the virtual station. Protocol durations (30 s URL wait, 60 s read
 // inactivity, 20 min update wait, 5 s 10702 period, re-push periods, boot time) are given in protocol
-// milliseconds and multiplied by the time scale, so timeout paths are testable in seconds (DESIGN.md §3).
+// milliseconds and multiplied by the time scale, so timeout paths are testable in seconds (docs/architecture.md §3).
 
 export interface SimTimer {
   cancel(): void;

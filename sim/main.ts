@@ -41,7 +41,7 @@ const options = {
   'push-interval-ms': { type: 'string', default: '600000', help: 'push cadence of "push actively" plans, protocol ms' },
   'download-error-budget': { type: 'string', default: String(defaultModuleOptions.downloadErrorBudget), help: 'more consecutive download errors than this: 10706' },
   'max-line-length': { type: 'string', default: String(defaultModuleOptions.maxLineLength), help: 'longer AT command lines are discarded and answered ERROR' },
-  // Readings of protocol/quecthing-at.md §9 that hardware has not settled; defaults are the doc's likeliest.
+  // Readings of docs/protocol.md §9 that hardware has not settled; defaults are the doc's likeliest.
   'max-read-length': { type: 'string', default: String(defaultModuleOptions.maxReadLength), help: 'largest AT+QIOTOTARD length' },
   'oversize-read': { type: 'string', default: defaultModuleOptions.oversizeRead, help: 'truncate|error: a longer AT+QIOTOTARD' },
   'read-trailer': { type: 'string', default: '\\r\\n\\r\\nOK\\r\\n', help: 'bytes between AT+QIOTOTARD data and OK (\\r, \\n escapes)' },

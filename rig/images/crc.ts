@@ -1,5 +1,5 @@
 // CRC-32 variants behind one table-driven engine. The 10701 event carries a decimal <CRC> whose algorithm
-// Quectel does not name (protocol/quecthing-at.md §9 item 6), so the rig checks with CRC-32/IEEE by default
+// Quectel does not name (docs/protocol.md §9 item 6), so the rig checks with CRC-32/IEEE by default
 // and lets a station name another one from this registry; verifyPackage also reports which registered
 // algorithms would have matched, which is how a bench settles the question on real hardware.
 

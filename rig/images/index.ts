@@ -1,4 +1,4 @@
-// Images, packages, manifests, hashes and the delta codec (DESIGN.md §2, rig/images).
+// Images, packages, manifests, hashes and the delta codec (docs/architecture.md §2, rig/images).
 export {
   CRC_ALGORITHMS, Crc32, crc32, crcAlgorithmsMatching, crcParams, DEFAULT_CRC_ALGORITHM, formatCrc, listCrcAlgorithms,
   type CrcAlgorithm, type CrcParams,

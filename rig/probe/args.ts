@@ -42,7 +42,7 @@ export interface FamilyProfile {
   flashSizeRegister: number;
   /**
    * The cfg's event handlers that set `adapter speed`; an adapter without a configurable clock makes each of
-   * them log an error on every reset (openocd-sim.md §3.6), and raising the clock is all they are for.
+   * them log an error on every reset (docs/virtual-station.md, OpenOCD §3.6), and raising the clock is all they are for.
    */
   speedEvents: readonly string[];
 }
@@ -103,7 +103,7 @@ export function buildProbeArgs(config: ProbeConfig): ProbeSetup {
       break;
     case 'remote_bitbang': {
       if (!/^[A-Za-z0-9.:-]+$/.test(iface.host)) throw new ConfigError('remote_bitbang host must be a host name or address', { seen: JSON.stringify(iface.host) });
-      // port 0 would make OpenOCD treat `host` as a UNIX socket path (openocd-sim.md §1.1).
+      // port 0 would make OpenOCD treat `host` as a UNIX socket path (docs/virtual-station.md, OpenOCD §1.1).
       if (!(Number.isInteger(iface.port) && iface.port > 0 && iface.port < 65536)) throw new ConfigError('remote_bitbang port must be 1..65535', { seen: String(iface.port) });
       hasClock = false;
       args.push('-c', 'adapter driver remote_bitbang', '-c', `remote_bitbang host ${iface.host}`, '-c', `remote_bitbang port ${iface.port}`);
@@ -123,7 +123,7 @@ export function buildProbeArgs(config: ProbeConfig): ProbeSetup {
   if (config.workAreaSize !== undefined) args.push('-c', `set WORKAREASIZE ${config.workAreaSize}`);
   args.push('-f', family.cfg);
   if (hasClock && config.speedKHz !== undefined) args.push('-c', `adapter speed ${config.speedKHz}`);
-  // One -event per configure call: several in one call is a "wrong # args" error in 0.12 (openocd-sim.md §3.6).
+  // One -event per configure call: several in one call is a "wrong # args" error in 0.12 (docs/virtual-station.md, OpenOCD §3.6).
   if (!hasClock) for (const ev of family.speedEvents) args.push('-c', `${family.targetName} configure -event ${ev} {}`);
   for (const cmd of config.extra ?? []) args.push('-c', cmd);
   return {

@@ -1,6 +1,6 @@
 // OpenOCD's log (everything it writes to stderr and stdout), kept twice: a small ring of recent lines for
 // error messages, and the whole text for the run's report. The whole text is capped because an OpenOCD
-// whose target vanished logs a line on every 100 ms poll for as long as it lives (protocol/openocd-sim.md §1.4).
+// whose target vanished logs a line on every 100 ms poll for as long as it lives (docs/virtual-station.md, OpenOCD §1.4).
 
 export interface ProbeLogOptions {
   /** Lines kept for error messages and `recent()`. */

@@ -1,5 +1,5 @@
 // One OpenOCD child process and its Tcl RPC connection. OpenOCD has no timeouts of its own — a target that
-// stops answering blocks it forever (openocd-sim.md §1.4) — so every call here is bounded, and on expiry,
+// stops answering blocks it forever (docs/virtual-station.md, OpenOCD §1.4) — so every call here is bounded, and on expiry,
 // abort or close the child's whole process group is killed. No OpenOCD outlives the rig: a synchronous
 // 'exit' handler kills what is left, and where util-linux's setpriv exists the child also gets SIGKILL from
 // the kernel when the rig dies without running handlers (SIGKILL, a crash).
@@ -49,7 +49,7 @@ export interface OpenOcdOptions {
 
 /**
  * remote_bitbang's socket errors (a closed target socket shows up as `Error on socket
- * 'remote_bitbang_putc': … Broken pipe` on the next poll, openocd-sim.md §1.4), libusb's "device gone"
+ * 'remote_bitbang_putc': … Broken pipe` on the next poll, docs/virtual-station.md, OpenOCD §1.4), libusb's "device gone"
  * (an ST-Link or CMSIS-DAP probe unplugged) and the buspirate driver's failed write to its serial port
  * (`Error sending data`: the USB serial device is gone, or the pty's other side).
  */

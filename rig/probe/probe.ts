@@ -543,7 +543,7 @@ export class Probe {
     try {
       const call = this.deadline({ ...step, timeoutMs: left() }, 0, `program ${image.length} bytes at ${hex32(address)}`);
       const w0 = performance.now();
-      // Flash drivers refuse to erase or write a running core (openocd-sim.md §4.4).
+      // Flash drivers refuse to erase or write a running core (docs/virtual-station.md, OpenOCD §4.4).
       await this.haltOutOfReset(call);
       if (!opts.progress) {
         await writeFile(file, image);

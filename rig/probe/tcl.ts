@@ -1,6 +1,6 @@
 // The Tcl side of OpenOCD's RPC server: quoting words we send, parsing the lists it sends back, and the
 // `catch` envelope that tells success from failure by code rather than by guessing from text
-// (protocol/openocd-sim.md §5: a failing command and a successful one both answer with plain text).
+// (docs/virtual-station.md, OpenOCD §5: a failing command and a successful one both answer with plain text).
 
 /** Characters that never need escaping in a Tcl word. */
 const PLAIN = /^[A-Za-z0-9_./:+-]+$/;

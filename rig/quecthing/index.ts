@@ -1,4 +1,4 @@
-// rig/quecthing: QuecThing commands and +QIOTEVT events on top of an AtPort (protocol/quecthing-at.md).
+// rig/quecthing: QuecThing commands and +QIOTEVT events on top of an AtPort (docs/protocol.md).
 //
 //   const qt = new QuecThing(port);
 //   await qt.setProductInfo(pk, ps); await qt.register(1); await qt.state();   // { state: 8, name: 'subscribed' }

@@ -1,4 +1,4 @@
-// Quectel's published SOTA example (protocol/quecthing-at.md §5; the Developer Center "SOTA Upgrade
+// Quectel's published SOTA example (docs/protocol.md §5; the Developer Center "SOTA Upgrade
 // Example" page), replayed byte for byte through the QuecThing layer, with echo exactly where the example
 // shows it and the seed 10700/10701 values. One correction, as §5 explains: the example's last read
 // (`AT+QIOTOTARD=27649,1024` → 305 bytes) is off by one; after 1024-byte reads from 0 it is 27648 → 306.

@@ -1,4 +1,4 @@
-// The verdict of a dut run (DESIGN.md §1): the image under test drove its own upgrade, and the rig judges
+// The verdict of a dut run (docs/architecture.md §1): the image under test drove its own upgrade, and the rig judges
 // from what it gathered itself — the version reports and module events it tapped, the console, the boot
 // record and, last, both slots read back over SWD. A pure function over that evidence, sharing the proxy
 // verdict's types (Verdict, Failure), so reports, `rig repro` and the suites treat both modes alike.

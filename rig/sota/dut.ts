@@ -1,4 +1,4 @@
-// The dut upgrade flow (DESIGN.md §1): the MCU firmware under test drives the SOTA dialogue itself; the rig
+// The dut upgrade flow (docs/architecture.md §1): the MCU firmware under test drives the SOTA dialogue itself; the rig
 // arranges the flash, resets the MCU, listens (both tap directions, the console, the module's USB AT port),
 // injects faults at observed moments, and judges by reading both slots and the boot record back over SWD.
 //

@@ -1,4 +1,4 @@
-// Faults as data (DESIGN.md §4): a trigger — a moment of the SOTA timeline the rig observes — and an action —
+// Faults as data (docs/architecture.md §4): a trigger — a moment of the SOTA timeline the rig observes — and an action —
 // something a station can do to itself. A run's fault schedule is written into its record and report, and
 // `rig repro` replays it on any station, virtual or real.
 //

@@ -1,4 +1,4 @@
-// rig/sota: upgrade flows, the fault model and verification (DESIGN.md §1, §4).
+// rig/sota: upgrade flows, the fault model and verification (docs/architecture.md §1, §4).
 //
 //   await ensureBaseline(station, images.v1_0_0, { signal });            // known image, module registered
 //   const run = await runProxyUpgrade(station, {

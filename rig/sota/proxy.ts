@@ -1,6 +1,6 @@
-// The proxy upgrade flow (DESIGN.md §1): the rig plays the MCU's part of Quectel's SOTA example — exactly
+// The proxy upgrade flow (docs/architecture.md §1): the rig plays the MCU's part of Quectel's SOTA example — exactly
 // its [TX] lines — checks what it downloads, rebuilds the image, programs it over SWD, reads it back and
-// reports the new version. It is the reference implementation of the MCU side of protocol/quecthing-at.md §5.
+// reports the new version. It is the reference implementation of the MCU side of docs/protocol.md §5.
 //
 //   const run = await runProxyUpgrade(station, { plan: spec, current: images.v1, faults, recorder, signal });
 //   run.verdict.outcome   // 'upgraded' | 'refused' | 'failed-intact' | undefined (then run.verdict.failure)

@@ -1,4 +1,4 @@
-// How flows hand their evidence to whoever runs them (DESIGN.md §2): the CLI prints and saves it, the suites
+// How flows hand their evidence to whoever runs them (docs/architecture.md §2): the CLI prints and saves it, the suites
 // map it to Allure steps and attachments. rig/ never imports vitest or Allure.
 
 export interface Recorder {

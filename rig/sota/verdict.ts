@@ -1,4 +1,4 @@
-// A run's verdict, decided from the evidence the rig gathered itself (DESIGN.md §1): what the rig decided
+// A run's verdict, decided from the evidence the rig gathered itself (docs/architecture.md §1): what the rig decided
 // as the MCU, what the module said at the end (10705/10706), whether the download matched its digests, and
 // above all what the flash holds when read back over SWD. A pure function, so every combination is tested
 // without a station.

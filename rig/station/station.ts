@@ -16,7 +16,7 @@ import type { QuecThing } from '../quecthing/quecthing.ts';
 export type StationPart = 'module' | 'target';
 
 /**
- * The protocol's own timers (quecthing-at.md §4.2) and the rig's bounds, in wall-clock milliseconds as this
+ * The protocol's own timers (docs/protocol.md §4.2) and the rig's bounds, in wall-clock milliseconds as this
  * station sees them. A station whose module runs faster (the virtual one with a time scale) scales them.
  */
 export interface ProtocolTimeouts {

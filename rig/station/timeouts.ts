@@ -1,4 +1,4 @@
-// A station's ProtocolTimeouts: the protocol's own timers (quecthing-at.md §4.2) and the rig's bounds, scaled
+// A station's ProtocolTimeouts: the protocol's own timers (docs/protocol.md §4.2) and the rig's bounds, scaled
 // by the station's time scale (the virtual station's clock) and overridden per station in config.
 import type { TimeoutsConfig } from '../config/schema.ts';
 import type { ProtocolTimeouts } from './station.ts';

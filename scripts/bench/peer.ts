@@ -1,6 +1,6 @@
 // The peer: a straightforward MCU-side reader written the way the module documentation suggests — serialport
 // 13 with its stock ReadlineParser, and a per-block loop: send AT+QIOTOTARD=<offset>,<len>, wait for the
-// `+QIOTOTARD: <start>,<n>` line, take the n counted bytes, wait for OK (protocol/quecthing-at.md §2.7, the
+// `+QIOTOTARD: <start>,<n>` line, take the n counted bytes, wait for OK (docs/protocol.md §2.7, the
 // porting guide's at_client_obj_recv loop). ReadlineParser hands everything over as lines, so the counted
 // bytes arrive split at every CR LF inside the data. The parser keeps the delimiters (includeDelimiter):
 // without them it drops empty lines, and the data's own CR LF pairs could not be told apart; with them the

@@ -16,7 +16,7 @@ export interface BlockRead {
 export interface WireFormat {
   /** Whether the module echoes commands (the rig learns it when it opens the port; the sim echoes by default). */
   echo: boolean;
-  /** What follows the data bytes; protocol/quecthing-at.md §2.7: `\r\n\r\nOK\r\n`. */
+  /** What follows the data bytes; docs/protocol.md §2.7: `\r\n\r\nOK\r\n`. */
   trailer?: string;
 }
 

@@ -1,4 +1,4 @@
-// The Developer Center model's delivery rules (protocol/quecthing-at.md §2.5, §4, §7), driven on fake time:
+// The Developer Center model's delivery rules (docs/protocol.md §2.5, §4, §7), driven on fake time:
 // the device side is a recorder of what the cloud sends over its MQTT session.
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { SimClock } from '../clock.ts';

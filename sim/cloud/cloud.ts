@@ -1,5 +1,5 @@
 // The Developer Center model: version packages, upgrade plans with their strategy, and per-device status.
-// Rules from protocol/quecthing-at.md §2.5, §4, §7: no plan before the MCU version is set, blacklist beats
+// Rules from docs/protocol.md §2.5, §4, §7: no plan before the MCU version is set, blacklist beats
 // whitelist, a delta only to a device on its source version, nothing once the device reports the target,
 // re-push every 10 min inside the push period until confirmed, no push within the rejection period after a
 // refusal, the URL re-sent after a download error, Retry Times re-upgrades after a failure.

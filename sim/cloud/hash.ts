@@ -1,5 +1,5 @@
 // Hashes the Developer Center computes for a package. The CRC algorithm behind the decimal <CRC> of 10701 is
-// not documented (protocol/quecthing-at.md §9.6); CRC-32 (IEEE 802.3, as zlib) is the likely reading and the
+// not documented (docs/protocol.md §9.6); CRC-32 (IEEE 802.3, as zlib) is the likely reading and the
 // default, the other common 32-bit variant is selectable.
 import { createHash } from 'node:crypto';
 

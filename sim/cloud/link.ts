@@ -1,5 +1,5 @@
 // What travels between the module and the Developer Center model: the MQTT messages of the QuecThing OTA
-// exchange (protocol/quecthing-at.md §3.3, §3.4 TTLV fields), reduced to what the module acts on.
+// exchange (docs/protocol.md §3.3, §3.4 TTLV fields), reduced to what the module acts on.
 
 /** One component of a delivered plan: the fields the module prints in `+QIOTEVT: 7,10700,…`. */
 export interface PlanComponentMsg {

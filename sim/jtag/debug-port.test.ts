@@ -1,5 +1,5 @@
 // The JTAG side at the wire: remote_bitbang characters in, `R` samples out, checked against the chain,
-// JTAG-DP and AHB-AP behaviour of protocol/openocd-sim.md §1–2 (no OpenOCD involved), then the socket.
+// JTAG-DP and AHB-AP behaviour of docs/virtual-station.md, OpenOCD §1–2 (no OpenOCD involved), then the socket.
 import net from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import { Stm32Target } from '../target/stm32.ts';

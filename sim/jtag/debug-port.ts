@@ -1,6 +1,6 @@
 // The STM32's JTAG side as a debug adapter sees it: a two-TAP chain (TDI → boundary-scan TAP, irlen 5 → CPU
 // TAP with the JTAG-DP, irlen 4 → TDO), the ADIv5 JTAG-DP with posted reads, and the AHB-AP (MEM-AP #0) in
-// front of the target's bus. protocol/openocd-sim.md §1–2. Two adapters drive it: OpenOCD's remote_bitbang
+// front of the target's bus. docs/virtual-station.md, OpenOCD §1–2. Two adapters drive it: OpenOCD's remote_bitbang
 // (one character per pin change, `process`) and a shift-based one (TMS/TDI bit strings, `shift`), both
 // through the same rising edge of TCK.
 //

@@ -1,4 +1,4 @@
-// The OpenOCD command line for the virtual target (protocol/openocd-sim.md §7), for sim/ tests and docs.
+// The OpenOCD command line for the virtual target (docs/virtual-station.md, OpenOCD §7), for sim/ tests and docs.
 // The rig never imports this: it takes the same arguments from the station's config.
 import type { TargetName } from '../target/profiles.ts';
 

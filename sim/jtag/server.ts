@@ -1,6 +1,6 @@
 // The remote_bitbang socket: OpenOCD connects as a client and streams characters; each received chunk is
 // answered with one write of all its `R` samples before the next read, because OpenOCD blocks for those
-// answers at the end of every scan (protocol/openocd-sim.md §1.4). TCP on 127.0.0.1 is the normal mode;
+// answers at the end of every scan (docs/virtual-station.md, OpenOCD §1.4). TCP on 127.0.0.1 is the normal mode;
 // a UNIX socket (`remote_bitbang port 0` + `remote_bitbang host <path>`) is offered for lower latency.
 import net from 'node:net';
 import { unlink } from 'node:fs/promises';

@@ -1,5 +1,5 @@
 // The reference SOTA client, the application in slot A (docs/virtual-mcu.md §7): the MCU's side of the
-// QuecThing dialogue (protocol/quecthing-at.md §5) on the module's main UART, with the download written
+// QuecThing dialogue (docs/protocol.md §5) on the module's main UART, with the download written
 // into slot B through the MCU's own flash writes, checked (MD5, CRC, the image in slot B) and handed to the
 // bootloader with a pending record. The planted application defects of §6 are branches here, selected by the
 // running image's descriptor.

@@ -1,4 +1,4 @@
-// V.25ter-style command line assembly and QuecThing argument parsing (protocol/quecthing-at.md §1).
+// V.25ter-style command line assembly and QuecThing argument parsing (docs/protocol.md §1).
 
 export interface ParsedCommand {
   /** Upper-cased name: "", "E", "I", "+QIOTREG", … */

@@ -1,5 +1,5 @@
 // The virtual Quectel module: the AT command set a SOTA flow uses, the QuecThing OTA state machine with its
-// timers (protocol/quecthing-at.md §2, §4), power behaviour driven by the rails, and the MQTT side that talks
+// timers (docs/protocol.md §2, §4), power behaviour driven by the rails, and the MQTT side that talks
 // to the Developer Center model. Two AT channels share the one state machine, as on a real module: the USB
 // AT port (the rig's) and the main UART `uart1` (the MCU's). Each has its own line assembly and echo (ATE is
 // per channel), a command is answered on the channel it came in on, RDY goes out on both, and URCs go where
@@ -401,7 +401,7 @@ export class Module {
    * targetVersion, componentType and status, but it takes a URL in NOPLAN or SUBMITOTA whatever its component
    * (`Ql_iotCmdOtaFwInfo`), so a real module accepts that URL anyway. This sim takes a URL only for a component
    * it expects (see onUrl), hence the plan in NV. Whether newer SDKs (2.10+) check the component or keep
-   * multi-component task info across a reboot is not known (protocol/quecthing-at.md §9.7).
+   * multi-component task info across a reboot is not known (docs/protocol.md §9.7).
    */
   private recoverOta(): void {
     const plan = this.nv.data.otaPlan;

@@ -1,5 +1,5 @@
 // The module's non-volatile settings: what QuecThing "saves automatically" (QIOTCFG keys, QIOTREG mode, MCU
-// versions, the sticky QIOTOTAREQ info, urcport) and the persisted OTA fields of protocol/quecthing-at.md
+// versions, the sticky QIOTOTAREQ info, urcport) and the persisted OTA fields of docs/protocol.md
 // §4.4. They survive a power cycle, and with a state directory a restart of the sim process too.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';

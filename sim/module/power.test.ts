@@ -1,4 +1,4 @@
-// Power loss in every OTA state (protocol/quecthing-at.md §4.4): RAM is lost, QIOTREG mode 1 reverts to 0,
+// Power loss in every OTA state (docs/protocol.md §4.4): RAM is lost, QIOTREG mode 1 reverts to 0,
 // a download restarts from byte 0 with 10701, UPDATING comes back with 10704 — also across a restart of the
 // sim process with the same state directory.
 import { mkdtempSync, rmSync } from 'node:fs';

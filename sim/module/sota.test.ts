@@ -1,4 +1,4 @@
-// Conformance of the virtual module's SOTA behaviour (protocol/quecthing-at.md §4, §5), over the real pty
+// Conformance of the virtual module's SOTA behaviour (docs/protocol.md §4, §5), over the real pty
 // with plain byte strings. Each test runs its own sim process.
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, test } from 'vitest';

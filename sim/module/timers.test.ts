@@ -1,4 +1,4 @@
-// Every OTA timer of protocol/quecthing-at.md §4.2 expires into its documented outcome, none of the three
+// Every OTA timer of docs/protocol.md §4.2 expires into its documented outcome, none of the three
 // 10706 timers sooner than its documented length, and download errors follow §4.1 (silent retry announced by
 // 10702, 10706 after more than 5). Time scales keep each test short.
 import { afterEach, describe, expect, test } from 'vitest';

@@ -1,5 +1,5 @@
 // Cortex-M3/M4 debug registers and the halt/run/reset state OpenOCD's cortex_m driver drives
-// (protocol/openocd-sim.md §3.3–3.5). There is no instruction-set emulator: "running" only means "not
+// (docs/virtual-station.md, OpenOCD §3.3–3.5). There is no instruction-set emulator: "running" only means "not
 // halted", the PC does not move, and the core registers are what the last reset loaded from the vector
 // table (or what the debugger wrote) — unless the debugger started one of the routines the chip carries
 // out natively (algorithms.ts), which halts at its breakpoint as the real code would.

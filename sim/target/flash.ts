@@ -2,7 +2,7 @@
 // a programmer runs into on silicon: programming only clears bits, erase sets a whole page/sector to 0xFF,
 // CR is locked until the two-key sequence, a wrong key locks it until the next reset, and every mistake
 // raises the error bit the reference manual names (RM0008 §3 for the F1, RM0090 §3 for the F4).
-// Register offsets and the exact sequences OpenOCD uses are in protocol/openocd-sim.md §4.4.
+// Register offsets and the exact sequences OpenOCD uses are in docs/virtual-station.md, OpenOCD §4.4.
 import type { FlashUnit, TargetProfile } from './profiles.ts';
 
 export const KEY1 = 0x45670123;

@@ -1,5 +1,5 @@
 // The two STM32 parts the virtual station can be. Identification values are the ones OpenOCD's
-// target/stm32f1x.cfg and target/stm32f4x.cfg and their flash drivers expect (protocol/openocd-sim.md §2.2,
+// target/stm32f1x.cfg and target/stm32f4x.cfg and their flash drivers expect (docs/virtual-station.md, OpenOCD §2.2,
 // §3.1, §4.1); a wrong value here shows up as an "UNEXPECTED" TAP or an unknown device in OpenOCD's log.
 
 export type TargetName = 'stm32f1x' | 'stm32f4x';

@@ -1,4 +1,4 @@
-// The Allure side of the suites (DESIGN.md §2: rig/ never imports Allure). A Recorder whose steps are Allure
+// The Allure side of the suites (docs/architecture.md §2: rig/ never imports Allure). A Recorder whose steps are Allure
 // steps and whose attachments are Allure attachments (long text lines wrapped for the report's code view);
 // figures are collected and attached as one table; a failed test's reason label. What each station is goes
 // into the report as its environment's table (scripts/report-lib/stations.ts), not into

@@ -1,5 +1,5 @@
 // A station that keeps failing for infrastructure reasons is marked broken for the rest of the run
-// (DESIGN.md §4): its remaining tests fail at once with the reason, instead of each spending its time
+// (docs/architecture.md §4): its remaining tests fail at once with the reason, instead of each spending its time
 // budget on a dead port. Suite files run in separate worker processes, so the ledger is a small JSON file
 // per station in the run's directory (suites/global-setup.ts provides it; one `vitest run` = one run).
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
