@@ -54,7 +54,19 @@ describe('judgeDut', () => {
     ['an MCU silent after its last start', { ...upgraded, silentAfterStart: true, lastReport: undefined }, 'bricked', /^bricked: the MCU reported no version after its last start; slot A holds the new image 2_0_0/],
     ['an MCU reporting a version its flash does not hold', { ...upgraded, lastReport: '2_0_0_x', moduleResult: 10706 }, 'inconsistent', /^inconsistent: the MCU reports 2_0_0_x but slot A holds the new image 2_0_0 —/],
     ['10705 over the old image', { ...intact, moduleResult: 10705 }, 'inconsistent', /^inconsistent: the module said 10705 but slot A still holds the old image 1_0_0/],
-    ['10706 over the new image', { ...upgraded, moduleResult: 10706 }, 'inconsistent', /^inconsistent: slot A holds the new image 2_0_0 but the module said 10706/],
+    ['10706 over the new image', { ...upgraded, moduleResult: 10706 }, 'inconsistent', /^inconsistent: slot A holds the new image 2_0_0 but the module said 10706 \(upgrade failed\); boot record seq 9 confirmed —/],
+    ['the new image, but the module never settled the OTA', { ...upgraded, moduleResult: undefined }, 'inconsistent', /^inconsistent: slot A holds the new image 2_0_0 but the module never settled the OTA \(no 10705\)/],
+    ['the new image and 10705, but no version report tapped', { ...upgraded, lastReport: undefined }, 'inconsistent', /^inconsistent: slot A holds the new image 2_0_0 and the module said 10705, but no version report was tapped/],
+    ['an MCU silent after its last start on the old image', { ...intact, silentAfterStart: true, lastReport: undefined }, 'bricked', /^bricked: the MCU reported no version after its last start; slot A holds the old image 1_0_0; boot record seq 9 confirmed —/],
+    ['the old image with the boot record mid-swap', { ...intact, bootRecord: record('swapping') }, 'inconsistent', /^inconsistent: slot A holds the old image 1_0_0 but the boot record is not settled \(seq 9 swapping\)/],
+    ['a revert whose MCU was not heard after it', { ...rolledBack, lastReport: undefined }, 'rolled-back', /slot A = 1_0_0 by read-back, the MCU reports 1_0_0, module said 10706; boot record seq 9 confirmed —/],
+    ['no result from the module and no finding', { ...intact, moduleResult: undefined }, 'failed-intact', /^failed-intact: the old image never left: slot A = 1_0_0 by read-back, no result from the module —/],
+    // The flash decides by bytes; a header that spells the version otherwise does not make the report wrong.
+    ['the old image named otherwise by its header', { ...rolledBack, slotA: slot('from', { identified: { component: 'STM32', version: '1.0.0' } }) }, 'rolled-back', /^rolled-back: /],
+    ['the new image named otherwise by its header', { ...upgraded, slotA: slot('target', { identified: { component: 'STM32', version: '2.0.0' } }) }, 'upgraded', /^upgraded: /],
+    ['an install whose slot B holds the download', { ...intact, installRequested: true, slotB: slot('target') }, 'failed-intact', /^failed-intact \(module-failed\): the old image never left/],
+    ['an install whose slot B holds the old image (swapped there)', { ...intact, installRequested: true, slotB: slot('from') }, 'failed-intact', /^failed-intact \(module-failed\): the old image never left/],
+    ['an install with no read-back of slot B', { ...intact, installRequested: true, slotB: undefined }, 'failed-intact', /^failed-intact \(module-failed\): the old image never left/],
     ['the new image left in trial', { ...upgraded, bootRecord: record('trial') }, 'inconsistent', /boot record is not confirmed \(seq 9 trial\): the next reset reverts it/],
     ['a third image in slot A', { ...upgraded, lastReport: '1_1_0', slotA: slot('other') }, 'inconsistent', /^inconsistent: slot A holds STM32 1_1_0, neither the old nor the new image; first difference at 0x8020200/],
     ['a revert the module never heard of', { ...rolledBack, moduleResult: undefined }, 'inconsistent', /never said 10706/],
@@ -79,12 +91,14 @@ describe('judgeDut', () => {
       'slot-b-mismatch',
       /failure \(slot-b-mismatch\): the MCU asked to install 2_0_0 but slot B holds no image header; first difference at 0x8040000 against 2_0_0 \(target\), from tap line 40/,
     ],
+    ['an install with slot B erased', { installRequested: true, slotB: slot('erased', { address: 0x0804_0000, firstDifference: 0x0804_0000 }) }, 'slot-b-mismatch', /failure \(slot-b-mismatch\): the MCU asked to install 2_0_0 but slot B holds erased flash; first difference at 0x8040000/],
     ['a download not restarted after the module rebooted (no-restart)', { downloadNotRestarted: 'after RDY the piece starts at 0, the MCU read at 3072' }, 'download-not-restarted', /failure \(download-not-restarted\): after RDY/],
     ['a plan never answered (ignores-10706)', { moduleResult: undefined, planNotAnswered: '10700 at 1.2 s: no AT+QIOTUPDATE within 16000 ms' }, 'plan-not-answered', /failure \(plan-not-answered\): 10700 at 1\.2 s.*no result from the module/],
   ])('%s: the old image stayed, and the finding fails the run', (_name, more, type, summary) => {
     const v = judgeDut({ ...intact, ...more });
     expect(v.outcome).toBe('failed-intact');
     expect(v.failure).toMatchObject({ type, kind: 'firmware' });
+    expect(v.expected).toEqual(['upgraded']);
     expect(v.ok).toBe(false);
     expect(v.summary).toMatch(summary);
   });
@@ -93,6 +107,8 @@ describe('judgeDut', () => {
     expect(judgeDut({ ...upgraded, error: { kind: 'infrastructure', name: 'InfrastructureError', message: 'tap vanished' } }).failure).toMatchObject({ type: 'infrastructure' });
     expect(judgeDut({ ...upgraded, error: { kind: 'internal', name: 'TypeError', message: 'x is undefined' } }).failure).toMatchObject({ type: 'internal', kind: 'internal' });
     expect(judgeDut({ ...upgraded, slotA: undefined }).failure).toMatchObject({ type: 'infrastructure', message: 'slot A was not read back, so nothing can be concluded' });
+    expect(judgeDut({ ...upgraded, error: { kind: 'config', name: 'ConfigError', message: 'no console' } }).failure).toMatchObject({ type: 'config', kind: 'config', message: 'no console' });
+    expect(judgeDut({ ...upgraded, error: { kind: 'usage', name: 'UsageError', message: 'bad fault' } }).failure).toMatchObject({ type: 'config', kind: 'usage' });
   });
 
   it('a protocol error (a wait that ran out) still ends in what the flash shows', () => {

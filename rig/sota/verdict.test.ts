@@ -104,6 +104,27 @@ describe('verdicts', () => {
     expect(v.failure?.type).toBe('wrong-image');
   });
 
+  test('a usage error is a config failure; a firmware error that ended the run is a wrong image', () => {
+    const usage = judge({ ...base, readback: undefined, error: { kind: 'usage', name: 'UsageError', message: 'bad fault' } });
+    expect(usage.failure).toMatchObject({ type: 'config', kind: 'usage', message: 'bad fault' });
+    const firmware = judge({ ...base, readback: flash('current'), programmed: false, error: { kind: 'firmware', name: 'FirmwareError', message: 'the image read back is not the image programmed' } });
+    expect(firmware.failure).toMatchObject({ type: 'wrong-image', kind: 'firmware', message: 'the image read back is not the image programmed' });
+  });
+
+  test('each way to end says what it saw', () => {
+    expect(judge({ ...base, moduleResult: undefined }).failure?.message).toBe('the target image is in flash but the module ended with no result instead of 10705');
+    expect(judge({ ...base, moduleResult: 10706 }).failure?.message).toBe('the target image is in flash but the module ended with 10706 instead of 10705');
+    expect(judge({ ...base, programmed: false, readback: flash('current') }).failure?.message).toBe('the module reported 10705 but the flash still holds the old image');
+    const silent = judge({ ...base, moduleResult: undefined, programmed: false, readback: flash('current') });
+    expect(silent.failure).toMatchObject({ type: 'unexpected-event', kind: 'protocol', message: 'the run ended without a result from the module' });
+    expect(silent.outcome).toBeUndefined();
+  });
+
+  test('a verdict keeps what was expected, whichever way it ends', () => {
+    expect(judge({ ...base, expected: ['upgraded', 'refused'] }).expected).toEqual(['upgraded', 'refused']);
+    expect(judge({ ...base, expected: ['upgraded', 'refused'], readback: undefined }).expected).toEqual(['upgraded', 'refused']);
+  });
+
   test('no read-back, no verdict but an infrastructure failure', () => {
     const v = judge({ ...base, readback: undefined });
     expect(v.failure).toMatchObject({ type: 'infrastructure' });
