@@ -239,13 +239,17 @@ describe('openStation("virtual")', () => {
 
   /**
    * Resolves when the station's lock is free (flock(1) waiting on it: no polling), with the processes of
-   * `procs` still running at that moment: the lock must be the last thing a stopping rig lets go of.
+   * `procs` still running at that moment: the lock must be the last thing a stopping rig lets go of. The
+   * lock holder itself (flock(1) and its child) is left out: its exit is what frees the lock, and a loaded
+   * kernel can let the waiter take the lock while the holder has closed its files but is not yet a zombie.
+   * allGone() checks it after.
    */
   function whenLockFreed(file: string, procs: { pid: number; cmd: string }[]): Promise<{ pid: number; cmd: string }[]> {
     const waiter = spawn('flock', ['--exclusive', '--wait', '30', file, 'true'], { stdio: 'ignore' });
+    const others = procs.filter((p) => !p.cmd.includes(file));
     return new Promise((resolve, reject) => {
       waiter.once('error', reject);
-      waiter.once('exit', (code) => (code === 0 ? resolve(procs.filter((p) => !isGone(p.pid))) : reject(new Error(`flock --wait on ${file} exited ${code}`))));
+      waiter.once('exit', (code) => (code === 0 ? resolve(others.filter((p) => !isGone(p.pid))) : reject(new Error(`flock --wait on ${file} exited ${code}`))));
     });
   }
 

@@ -46,3 +46,14 @@ test('a read answer cut off by the module losing power: the command times out an
   await d.clock.advance(0);
   expect(await next).toEqual({ final: 'OK', lines: [] });
 });
+
+test('a read answer cut in its header: the RDY after it is not taken for the one byte "+QIOTOTARD: 2048,1" announced', async () => {
+  const d = driver();
+  const reply = d.at.command('AT+QIOTOTARD=2048,1024', 1088);
+  d.module('\r\n+QIOTOTARD: 2048,1');
+  d.module('\r\nRDY\r\n');
+  await d.clock.advance(20_000);
+  expect(await reply).toBeUndefined();
+  expect(d.at.urcs).toEqual(['RDY']);
+  expect(d.at.stats.cutBlocks).toBe(1);
+});

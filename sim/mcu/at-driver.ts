@@ -36,7 +36,7 @@ export class AtDriver {
   private binary: Binary | undefined;
   private pending: Pending | undefined;
   readonly urcs: string[] = [];
-  readonly stats = { overrunBytes: 0, droppedUrcs: 0, timeouts: 0 };
+  readonly stats = { overrunBytes: 0, droppedUrcs: 0, timeouts: 0, cutBlocks: 0 };
 
   constructor(private readonly fw: Firmware) {
     fw.uartReceive((bytes) => this.receive(bytes));
@@ -97,15 +97,26 @@ export class AtDriver {
 
   private parse(): void {
     for (;;) {
-      if (this.binary) {
+      if (this.binary && this.binary.need > 0) {
         const n = Math.min(this.binary.need, this.rx.length);
         if (n === 0) return;
         this.binary.parts.push(this.rx.subarray(0, n));
         this.binary.need -= n;
         this.rx = this.rx.subarray(n);
-        if (this.binary.need === 0) {
-          if (this.pending) this.pending.data = Buffer.concat(this.binary.parts);
-          this.binary = undefined;
+        continue;
+      }
+      if (this.binary) {
+        // The module ends a block's data with CR LF. Anything else: the header was not one — the module lost
+        // power in the middle of it ("+QIOTOTARD: 2048,1" of "…,1024"), and what was counted as data is the
+        // start of what it sent after its restart ("\r\nRDY\r\n" makes the header a line and its R the data).
+        if (this.rx.length < 2) return;
+        const parts = this.binary.parts;
+        this.binary = undefined;
+        if (this.rx[0] === 0x0d && this.rx[1] === 0x0a) {
+          if (this.pending) this.pending.data = Buffer.concat(parts);
+        } else {
+          this.stats.cutBlocks++;
+          this.rx = Buffer.concat([...parts, this.rx]);
         }
         continue;
       }
