@@ -97,6 +97,7 @@ export class SimHandle extends ByteLog {
   }
 
   private listen(port: SerialPort): void {
+    keepReadableWhileWriting(port);
     port.on('data', (chunk: Buffer) => this.push(chunk));
   }
 
@@ -305,6 +306,19 @@ export function seededBytes(n: number, seed: number): Buffer {
     b[i] = x & 0xff;
   }
   return b;
+}
+
+/**
+ * serialport's Linux poller restarts its libuv poll with only the event asked for last, so a write that waits
+ * for `writable` (a burst bigger than the tty's queue) stops the port from reading; with the module echoing
+ * that burst back, both ends of the pty then wait for ever. The rig's ports avoid it the same way
+ * (rig/at/hangup.ts); this test client does it for itself: every event a listener waits for, each time.
+ */
+function keepReadableWhileWriting(port: SerialPort): void {
+  const poller = (port.port as unknown as { poller?: { poll?: (flags?: number) => void; listenerCount(e: string): number } } | undefined)?.poller;
+  const poll = poller?.poll?.bind(poller);
+  if (!poller || !poll) return;
+  poller.poll = (flags = 0) => poll(flags | (poller.listenerCount('readable') > 0 ? 1 : 0) | (poller.listenerCount('writable') > 0 ? 2 : 0) | (poller.listenerCount('disconnect') > 0 ? 4 : 0));
 }
 
 let syncCounter = 0;

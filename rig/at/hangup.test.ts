@@ -1,8 +1,10 @@
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { SerialPort } from 'serialport';
 import { afterEach, describe, expect, it } from 'vitest';
-import { guardHangup } from './hangup.ts';
+import { guardHangup, pollForEveryWaiter } from './hangup.ts';
 
 const fds: number[] = [];
 afterEach(() => {
@@ -105,5 +107,56 @@ describe('guardHangup', () => {
     const mockLike = { read: () => 'untouched', port: {} };
     guardHangup(mockLike);
     expect(mockLike.read()).toBe('untouched');
+  });
+});
+
+describe('pollForEveryWaiter', () => {
+  it('each poll asks for every event a listener waits for, not only the one asked for now', () => {
+    const asked: number[] = [];
+    const waiting = new Map<string, number>();
+    const poller = {
+      once: (event: string) => void waiting.set(event, (waiting.get(event) ?? 0) + 1),
+      poll: (flags?: number) => void asked.push(flags ?? 0),
+      listenerCount: (event: string) => waiting.get(event) ?? 0,
+    };
+    pollForEveryWaiter(poller);
+    poller.poll(0b0100); // bindings-cpp arms `disconnect` at open
+    poller.once('disconnect');
+    poller.poll(0b0001); // a read waits for `readable`
+    poller.once('readable');
+    poller.poll(0b0010); // a write the kernel did not take whole waits for `writable`
+    expect(asked).toEqual([0b0100, 0b0101, 0b0111]);
+  });
+
+  it('a burst bigger than the tty queue, echoed by a peer that stops reading while it cannot write: every byte comes back', async () => {
+    // socat copies with blocking writes: once the rig's side of the pty is full it reads nothing more
+    // from us, so the rig must keep reading while its own write waits for room.
+    const dir = mkdtempSync(path.join(tmpdir(), 'hangup-'));
+    const link = path.join(dir, 'echo');
+    const socat = spawn('socat', [`pty,raw,echo=0,link=${link}`, 'EXEC:cat'], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 200 && !existsSync(link); i++) await new Promise((r) => setTimeout(r, 10));
+      const port = new SerialPort({ path: link, baudRate: 115200, autoOpen: false });
+      port.prependListener('open', () => guardHangup((port as { port?: unknown }).port));
+      await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
+      const burst = Buffer.from(Array.from({ length: 256 * 1024 }, (_, i) => 32 + (i % 90)));
+      let got = 0;
+      const back = new Promise<void>((resolve) =>
+        port.on('data', (chunk: Buffer) => {
+          got += chunk.length;
+          if (got >= burst.length) resolve();
+        }),
+      );
+      const written = new Promise<void>((resolve, reject) => port.write(burst, (err) => (err ? reject(err) : resolve())));
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<'stalled'>((resolve) => (timer = setTimeout(() => resolve('stalled'), 20_000)));
+      const outcome = await Promise.race([Promise.all([written, back]).then(() => 'echoed' as const), bound]);
+      clearTimeout(timer);
+      expect({ outcome, got }).toEqual({ outcome: 'echoed', got: burst.length });
+      await new Promise<void>((resolve) => port.close(() => resolve()));
+    } finally {
+      socat.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -16,9 +16,38 @@ import { readSync, writeSync } from 'node:fs';
 interface UnixBinding {
   fd: number | null;
   readonly isOpen: boolean;
-  readonly poller: { once(event: 'readable', cb: (err: Error | null) => void): unknown };
+  readonly poller: PollerLike;
   read(buffer: Buffer, offset: number, length: number): Promise<{ buffer: Buffer; bytesRead: number }>;
   write?(buffer: Buffer): Promise<void>;
+}
+
+/** bindings-cpp's Poller (an EventEmitter over a libuv poll handle). */
+interface PollerLike {
+  once(event: 'readable', cb: (err: Error | null) => void): unknown;
+  poll?(eventFlag?: number): void;
+  listenerCount?(event: string): number;
+}
+
+/** libuv's poll events, as bindings-cpp's EVENTS names them. */
+const POLL_EVENTS = { readable: 0b0001, writable: 0b0010, disconnect: 0b0100 } as const;
+
+/**
+ * bindings-cpp 13's Poller restarts libuv's poll with only the events asked for in that call
+ * (`uv_poll_start(handle, events, …)` in poller.cpp, where the mask it keeps is the union): waiting for
+ * `writable` — a write the kernel did not take whole — silently ends the wait for `readable` (and the one
+ * for `disconnect` armed at open). The port then reads nothing until its write completes, and a peer that
+ * only takes more once we read (a tty's 4 KiB input queue full both ways) never lets it: both sides wait
+ * for ever. Asking each time for every event someone waits for keeps all of them armed.
+ */
+export function pollForEveryWaiter(poller: PollerLike): void {
+  const poll = poller.poll?.bind(poller);
+  const count = poller.listenerCount?.bind(poller);
+  if (poll === undefined || count === undefined) return;
+  poller.poll = (eventFlag = 0) => {
+    let flags = eventFlag;
+    for (const [event, flag] of Object.entries(POLL_EVENTS)) if (count(event) > 0) flags |= flag;
+    poll(flags);
+  };
 }
 
 function isUnixBinding(b: unknown): b is UnixBinding {
@@ -37,6 +66,7 @@ const guarded = new WeakSet<object>();
 export function guardHangup(binding: unknown): void {
   if (!isUnixBinding(binding) || guarded.has(binding)) return;
   guarded.add(binding);
+  pollForEveryWaiter(binding.poller);
   const canceled = () => Object.assign(new Error('Port is not open'), { canceled: true });
   // After a read that did not fill its buffer the kernel's queue is most likely empty: wait for the poller
   // (level-triggered: bytes that came meanwhile wake it at once) rather than pay an EAGAIN for it.
