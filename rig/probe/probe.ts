@@ -17,6 +17,9 @@ import { OpenOcdSession } from './openocd.ts';
 import type { ExitInfo } from './openocd.ts';
 import { parseTclList, tclWord } from './tcl.ts';
 
+/** The least time left in an operation's deadline that a Tcl command is started with (a loaded machine's round trip). */
+const MIN_COMMAND_MS = 50;
+
 export interface ProbeTimeouts {
   /** Spawn to ready, `init` included. */
   startMs: number;
@@ -391,7 +394,9 @@ export class Probe {
     return (command: string) => {
       const left = Math.floor(end - performance.now());
       if (opts.signal?.aborted) return Promise.reject(new AbortedError(`${what} aborted`, { station: this.station, cause: opts.signal.reason }));
-      if (left <= 0) {
+      // A command that gets only the last few milliseconds cannot be answered in them, and an OpenOCD that
+      // does not answer in time is killed: with less than a round trip left, the operation has run out.
+      if (left < MIN_COMMAND_MS) {
         return Promise.reject(
           new InfrastructureError(`${what} ran out of time before "${command}"`, { station: this.station, expected: `completion within ${opts.timeoutMs ?? defaultMs} ms`, lastLines: this.log.recent(10) }),
         );
