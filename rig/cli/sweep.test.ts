@@ -85,8 +85,12 @@ describe('rig sweep on the virtual station', () => {
     expect(first.stdout).toContain(`rig sweep --resume ${dir}`);
     const stopped = parseSweepState(readFileSync(path.join(dir, 'sweep.json'), 'utf8'), 'sweep.json');
     expect(stopped.status).toBe('stopped-budget');
-    // The install window: from =3 taken to the boot line; one point in its middle.
-    expect(stopped.points.map((p) => p.fault)).toEqual([expect.stringMatching(/^after-update3(\+\d+ms)?:power-cycle-target=500$/)]);
+    // The install window: from =3 taken to the boot line; one point in its middle, aimed from the latest mark
+    // before it — after-update3 itself, or a console line the loaded rig read after =3 was taken.
+    expect(stopped.points.map((p) => ({ window: p.window, fault: p.fault }))).toEqual([{ window: 'install', fault: expect.stringMatching(/^(after-update3|console=.*)(\+\d+ms)?:power-cycle-target=500$/) }]);
+    const install = stopped.calibration!.timeline.windows.find((w) => w.name === 'install')!;
+    expect(stopped.points[0]!.at).toBeGreaterThanOrEqual(install.start);
+    expect(stopped.points[0]!.at).toBeLessThanOrEqual(install.end);
     expect(stopped.calibration?.timeline.windows.map((w) => w.name)).toContain('install');
     const second = await rig(['sweep', '--resume', dir, '--config', config, '--json'], 180_000);
     expect(second.status, second.stderr).toBe(0);
