@@ -159,6 +159,12 @@ describe('a sweep finds the unsafe-swap bootloader', () => {
     const subject = subjectOf(images, 'vbl-1.0-unsafe', false);
     const flows = flowsOf(sota);
     const cal = await calibrate(station, subject, flows, recorder, CALIBRATION_RUNS);
+    // A clean run may end in a verdict the design allows before any swap (failed-intact: on a loaded machine
+    // the MCU can give up a download): it measured nothing of the swap, so this attempt found no window to
+    // sweep — the run's circumstance, not the bootloader's, and tried again.
+    if (!cal.timeline.windows.some((w) => w.name === 'swap')) {
+      throw new InfrastructureError('the calibration run did not reach the swap', { station: station.name, expected: 'a clean run through the swap (upgraded)', seen: cal.records.map((r) => r.verdict.summary).join('; ') });
+    }
     const { state, dir } = startSweep(station, subject, cal, ['swap'], 3, 2);
     const bounded = { ...subject, reportWithinMs: cal.reportWithinMs, settleMs: cal.settleMs };
     const final = await runSweep(state, dir, { signal, runPoint: (p) => runPoint(station, bounded, cal.timeline, p, flows, recorder) });
