@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SerialPort } from 'serialport';
 import { afterEach, describe, expect, it } from 'vitest';
 import { guardHangup, pollForEveryWaiter } from './hangup.ts';
+import { startPtyPair } from './testing/pty.ts';
 
 const fds: number[] = [];
 afterEach(() => {
@@ -131,12 +131,9 @@ describe('pollForEveryWaiter', () => {
   it('a burst bigger than the tty queue, echoed by a peer that stops reading while it cannot write: every byte comes back', async () => {
     // socat copies with blocking writes: once the rig's side of the pty is full it reads nothing more
     // from us, so the rig must keep reading while its own write waits for room.
-    const dir = mkdtempSync(path.join(tmpdir(), 'hangup-'));
-    const link = path.join(dir, 'echo');
-    const socat = spawn('socat', [`pty,raw,echo=0,link=${link}`, 'EXEC:cat'], { stdio: 'ignore' });
+    const echo = await startPtyPair({ far: 'EXEC:cat' });
     try {
-      for (let i = 0; i < 200 && !existsSync(link); i++) await new Promise((r) => setTimeout(r, 10));
-      const port = new SerialPort({ path: link, baudRate: 115200, autoOpen: false });
+      const port = new SerialPort({ path: echo.a, baudRate: 115200, autoOpen: false });
       port.prependListener('open', () => guardHangup((port as { port?: unknown }).port));
       await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
       const burst = Buffer.from(Array.from({ length: 256 * 1024 }, (_, i) => 32 + (i % 90)));
@@ -155,8 +152,7 @@ describe('pollForEveryWaiter', () => {
       expect({ outcome, got }).toEqual({ outcome: 'echoed', got: burst.length });
       await new Promise<void>((resolve) => port.close(() => resolve()));
     } finally {
-      socat.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
+      await echo.dispose();
     }
   });
 });

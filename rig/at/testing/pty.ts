@@ -21,15 +21,19 @@ export interface PtyPair {
   dispose(): Promise<void>;
 }
 
-/** Starts `socat` and resolves once it reports its transfer loop, i.e. once both links exist. */
-export async function startPtyPair(opts: { dir?: string; timeoutMs?: number } = {}): Promise<PtyPair> {
+/**
+ * Starts `socat` and resolves once it reports its transfer loop, i.e. once both links exist. `far`: another
+ * socat address for the far side instead of pty `b` (e.g. `EXEC:cat`, an echo that copies with blocking
+ * writes); `b` is then not created.
+ */
+export async function startPtyPair(opts: { dir?: string; timeoutMs?: number; far?: string } = {}): Promise<PtyPair> {
   const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'sota-rig-pty-'));
   const a = path.join(dir, 'a');
   const b = path.join(dir, 'b');
   // Links left by a killed socat would satisfy the existence check before the new ptys are made.
   rmSync(a, { force: true });
   rmSync(b, { force: true });
-  const socat = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], {
+  const socat = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${a}`, opts.far ?? `pty,raw,echo=0,link=${b}`], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const exited = new Promise<void>((resolve) => socat.once('exit', () => resolve()));
@@ -57,7 +61,7 @@ export async function startPtyPair(opts: { dir?: string; timeoutMs?: number } = 
       });
       socat.stderr!.on('data', (d: Buffer) => {
         if (stderr.length < 8192) stderr += d.toString();
-        if (stderr.includes('starting data transfer loop') && existsSync(a) && existsSync(b)) {
+        if (stderr.includes('starting data transfer loop') && existsSync(a) && (opts.far !== undefined || existsSync(b))) {
           clearTimeout(timer);
           resolve();
         }
