@@ -16,7 +16,7 @@
 // resynchronises: a bare CR ends any command line a lost byte left unfinished, then a probe (AT+CSQ)
 // whose marker no stale answer can imitate; an ERROR to the probe still shows the module is alive.
 export { AtPort, openAtPort, DEFAULT_RESYNC_PROBES } from './port.ts';
-export type { AtPortOptions, AtPortEvents, AtResponse, CommandOptions, FramingIssue, ResyncProbe, SerialStream, Urc } from './port.ts';
+export type { Answered, AtPortOptions, AtPortEvents, AtResponse, CommandOptions, FramingIssue, ResyncProbe, SerialStream, Urc } from './port.ts';
 export { AtCommandError, AtPortError, AtResponseError, AtTimeoutError } from './errors.ts';
 export { AtFramer, quecthingBinaryLength, DEFAULT_MAX_BINARY_LENGTH, DEFAULT_MAX_LINE_LENGTH } from './framer.ts';
 export type { Frame, FramerOptions } from './framer.ts';

@@ -4,7 +4,7 @@ import { AbortedError, InfrastructureError, ProtocolError } from '../errors.ts';
 import { AtCommandError, AtPortError, AtResponseError, AtTimeoutError } from './errors.ts';
 import { AtPort } from './port.ts';
 import { entryBytes, formatTranscript } from './transcript.ts';
-import type { AtPortOptions, FramingIssue, Urc } from './port.ts';
+import type { Answered, AtPortOptions, FramingIssue, Urc } from './port.ts';
 import { createMockModule } from './testing/mock.ts';
 import type { Script } from './testing/peer.ts';
 import { answer } from './testing/peer.ts';
@@ -58,6 +58,52 @@ describe('AtPort over binding-mock, reads fragmented into 1..7 bytes', () => {
     const all = await Promise.all([port.command('AT'), port.command('AT+CSQ', { prefix: '+CSQ:' }), port.command('AT+QIOTREG=1')]);
     expect(all.map((r) => r.lines)).toEqual([[], ['+CSQ: 24,99'], []]);
     expect(peer.received).toEqual(['AT', 'AT+CSQ', 'AT+QIOTREG=1']);
+  });
+
+  it('sends a follow-on command in the same turn as the answer before it ends, and withdraws it unsent when its condition says no', async () => {
+    const { port, peer } = await setup(module(true));
+    const asked: (string | undefined)[] = [];
+    let okTurn = false;
+    const sentInOkTurn: string[] = [];
+    port.on('transcript', (e) => {
+      if (e.dir === 'RX' && e.text === 'OK') {
+        okTurn = true;
+        queueMicrotask(() => (okTurn = false));
+      }
+      if (e.dir === 'TX' && okTurn) sentInOkTurn.push(e.text);
+    });
+    const first = port.command('AT+CSQ', { prefix: '+CSQ:' });
+    const second = port.commandAfter('AT+QIOTREG=1', (a) => (asked.push(a?.response?.lines[0]), true));
+    // Turned down: never written, resolved undefined, and the queue goes on with the next command.
+    const third = port.commandAfter('AT+QIOTREG=0', (a) => (asked.push(a?.command), false));
+    const fourth = port.command('AT');
+    await expect(first).resolves.toMatchObject({ lines: ['+CSQ: 24,99'] });
+    await expect(second).resolves.toEqual({ command: 'AT+QIOTREG=1', lines: [] });
+    await expect(third).resolves.toBeUndefined();
+    await expect(fourth).resolves.toEqual({ command: 'AT', lines: [] });
+    expect(asked).toEqual(['+CSQ: 24,99', 'AT+QIOTREG=1']);
+    expect(peer.received).toEqual(['AT+CSQ', 'AT+QIOTREG=1', 'AT']);
+    // No turn of the event loop (not even a microtask) between an OK and the queued command leaving: what
+    // commandAfter buys is being queued before that OK without committing to be sent.
+    expect(sentInOkTurn).toEqual(['AT+QIOTREG=1', 'AT']);
+  });
+
+  it('a follow-on command learns how the command before it failed, and a condition that throws rejects it unsent', async () => {
+    const { port, peer } = await setup(module(false));
+    let seen: Answered | undefined;
+    const failed = port.command('AT+CPIN?');
+    const after = port.commandAfter('AT', (a) => ((seen = a), a?.error === undefined));
+    const broken = port.commandAfter('AT+CSQ', () => {
+      throw new Error('condition broke');
+    });
+    await expect(failed).rejects.toBeInstanceOf(AtCommandError);
+    await expect(after).resolves.toBeUndefined();
+    await expect(broken).rejects.toThrow('condition broke');
+    expect(seen).toMatchObject({ command: 'AT+CPIN?', error: expect.any(AtCommandError) });
+    expect(seen!.response).toBeUndefined();
+    expect(peer.received).toEqual(['AT+CPIN?']);
+    // The port goes on.
+    await expect(port.command('AT')).resolves.toEqual({ command: 'AT', lines: [] });
   });
 
   it('delivers URCs that arrive in the middle of an answer, and keeps them out of it', async () => {

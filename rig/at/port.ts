@@ -82,6 +82,15 @@ export interface CommandOptions {
   expected?: string;
 }
 
+/** The command the port answered last, and how: what a follow-on command (`commandAfter`) decides on. */
+export interface Answered {
+  command: string;
+  /** The answer, when the final result was OK and the answer well formed. */
+  response?: AtResponse;
+  /** Why not, otherwise (ERROR, timeout, a garbled answer, an abort). */
+  error?: Error;
+}
+
 export interface AtResponse {
   command: string;
   /** Information lines, in order. */
@@ -113,8 +122,10 @@ interface Pending {
   command: string;
   opts: CommandOptions;
   timeoutMs: number;
-  resolve: (r: AtResponse) => void;
+  resolve: (r: AtResponse | undefined) => void;
   reject: (e: Error) => void;
+  /** A follow-on command (commandAfter): sent only if this says so when it reaches the head of the queue. */
+  sendIf: ((previous: Answered | undefined) => boolean) | undefined;
   sent: boolean;
   echoSeen: boolean;
   lines: string[];
@@ -157,6 +168,8 @@ export class AtPort extends Emitter<AtPortEvents> {
   private readonly resyncTimeoutMs: number;
   private queue: Pending[] = [];
   private inflight: Pending | undefined;
+  /** The last command sent and settled, for follow-on commands (commandAfter). */
+  private answered: Answered | undefined;
   /** Set after a command was abandoned: its answer may still arrive. */
   private staleAfter: string | undefined;
   private closedByUs = false;
@@ -255,15 +268,31 @@ export class AtPort extends Emitter<AtPortEvents> {
    * AbortedError.
    */
   command(command: string, opts: CommandOptions = {}): Promise<AtResponse> {
+    return this.enqueue(command, opts, undefined) as Promise<AtResponse>;
+  }
+
+  /**
+   * A command that continues the one queued before it (the next block of a read): queued now, it leaves in
+   * the same turn of the event loop as the answer before it ends, with no round through the caller's
+   * promise chain, but only if `sendIf`, asked at that moment with the command the port answered last,
+   * says so. Otherwise it is withdrawn unsent and resolves undefined. One command is still in flight at a
+   * time: nothing reaches the module before the previous final result. Rejects as `command` does.
+   */
+  commandAfter(command: string, sendIf: (previous: Answered | undefined) => boolean, opts: CommandOptions = {}): Promise<AtResponse | undefined> {
+    return this.enqueue(command, opts, sendIf);
+  }
+
+  private enqueue(command: string, opts: CommandOptions, sendIf: Pending['sendIf']): Promise<AtResponse | undefined> {
     // Before anything can log the command: from here on a garbled echo of it cannot show its secret.
     this.secrets.learn(command);
-    return new Promise<AtResponse>((resolve, reject) => {
+    return new Promise<AtResponse | undefined>((resolve, reject) => {
       const p: Pending = {
         command,
         opts,
         timeoutMs: opts.timeoutMs ?? this.commandTimeoutMs,
         resolve,
         reject,
+        sendIf,
         sent: false,
         echoSeen: false,
         lines: [],
@@ -398,6 +427,7 @@ export class AtPort extends Emitter<AtPortEvents> {
   }
 
   private settle(p: Pending, result: Error | AtResponse): void {
+    if (p.sent) this.answered = { command: p.command, ...(result instanceof Error ? { error: result } : { response: result }) };
     if (p.timer) clearTimeout(p.timer);
     if (p.onAbort) p.opts.signal?.removeEventListener('abort', p.onAbort);
     if (result instanceof Error) p.reject(result);
@@ -411,8 +441,29 @@ export class AtPort extends Emitter<AtPortEvents> {
       this.send(this.makeProbe(this.staleAfter));
       return;
     }
-    const next = this.queue.shift();
-    if (next) this.send(next);
+    for (let next = this.queue.shift(); next; next = this.queue.shift()) {
+      if (next.sendIf) {
+        let go: boolean;
+        try {
+          go = next.sendIf(this.answered);
+        } catch (err) {
+          this.settle(next, err instanceof Error ? err : new Error(String(err)));
+          continue;
+        }
+        if (!go) {
+          this.withdraw(next);
+          continue;
+        }
+      }
+      this.send(next);
+      return;
+    }
+  }
+
+  /** A follow-on command its condition turned down: never written, resolved undefined. */
+  private withdraw(p: Pending): void {
+    if (p.onAbort) p.opts.signal?.removeEventListener('abort', p.onAbort);
+    p.resolve(undefined);
   }
 
   private makeProbe(after: string): Pending {
@@ -423,6 +474,7 @@ export class AtPort extends Emitter<AtPortEvents> {
       timeoutMs: this.resyncTimeoutMs,
       resolve: () => {},
       reject: () => {},
+      sendIf: undefined,
       sent: false,
       echoSeen: false,
       lines: [],

@@ -130,6 +130,37 @@ describe('QuecThing commands', () => {
     await expect(qt.otaRead(-1, 10)).rejects.toBeInstanceOf(RangeError);
   });
 
+  it('reads ahead: the next block leaves behind a whole block and only then, with the caller\'s say', async () => {
+    const block = (start: number, n: number) => `\r\n+QIOTOTARD: ${start},${n}\r\n${'x'.repeat(n)}\r\n\r\nOK\r\n`;
+    const { qt, peer } = await setup({
+      'AT+QIOTOTARD=0,8': block(0, 8),
+      'AT+QIOTOTARD=8,8': block(8, 8),
+      'AT+QIOTOTARD=16,8': block(16, 5),
+      'AT+QIOTOTARD=24,8': block(24, 8),
+      'AT+QIOTOTARD=21,8': block(21, 8),
+    });
+    const first = qt.otaRead(0, 8);
+    const second = qt.otaReadAfter({ start: 0, length: 8 }, 8, 8);
+    await expect(first).resolves.toMatchObject({ start: 0 });
+    await expect(second).resolves.toMatchObject({ start: 8, data: Buffer.from('x'.repeat(8)) });
+    // The caller says no (a fault due at the boundary): not sent.
+    const third = qt.otaRead(16, 8);
+    const vetoed = qt.otaReadAfter({ start: 16, length: 8 }, 24, 8, { when: () => false });
+    await expect(third).resolves.toMatchObject({ start: 16, data: Buffer.from('xxxxx') });
+    await expect(vetoed).resolves.toBeUndefined();
+    // The block before came back short (5 of 8): the next one starts elsewhere, so it is not sent.
+    const again = qt.otaRead(16, 8);
+    const wrongPlace = qt.otaReadAfter({ start: 16, length: 8 }, 24, 8, { when: () => true });
+    await again;
+    await expect(wrongPlace).resolves.toBeUndefined();
+    // Behind another command than the one named, it is not sent either.
+    const other = qt.otaRead(0, 8);
+    const notBehind = qt.otaReadAfter({ start: 8, length: 8 }, 16, 8);
+    await other;
+    await expect(notBehind).resolves.toBeUndefined();
+    expect(peer.received).toEqual(['AT+QIOTOTARD=0,8', 'AT+QIOTOTARD=8,8', 'AT+QIOTOTARD=16,8', 'AT+QIOTOTARD=16,8', 'AT+QIOTOTARD=0,8']);
+  });
+
   it('rejects malformed answers with what was expected, without leaking the secret', async () => {
     const { qt } = await setup({
       'AT+GSN': answer('not-an-imei', 'OK'),

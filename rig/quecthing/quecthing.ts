@@ -2,7 +2,7 @@
 // exactly the command text of Quectel's documentation, so the TX side of a transcript reads like the
 // SOTA example, and checks the answer's shape: a malformed answer is a ProtocolError naming the station.
 import { AtCommandError, AtResponseError, Emitter } from '../at/index.ts';
-import type { AtPort, AtResponse, CommandOptions } from '../at/index.ts';
+import type { Answered, AtPort, AtResponse, CommandOptions } from '../at/index.ts';
 import { ConfigError } from '../errors.ts';
 import { EventCursor } from './cursor.ts';
 import type { CursorSource } from './cursor.ts';
@@ -325,24 +325,43 @@ export class QuecThing extends Emitter<QuecThingEvents> {
    * asked (the end of a piece); it must return data from `start`, and never more than asked.
    */
   async otaRead(start: number, length: number, o: CallOptions = {}): Promise<OtaBlock> {
-    if (!Number.isInteger(start) || start < 0 || !Number.isInteger(length) || length <= 0) {
-      throw new RangeError(`AT+QIOTOTARD needs a start ≥ 0 and a length > 0, got ${start},${length}`);
-    }
-    const command = `AT+QIOTOTARD=${start},${length}`;
-    const r = await this.port.command(command, {
-      timeoutMs: this.readTimeoutMs,
-      ...o,
-      prefix: '+QIOTOTARD:',
-      binary: true,
-      expected: `+QIOTOTARD: ${start},<n ≤ ${length}> then <n> bytes then OK`,
-    });
+    const command = otaReadCommand(start, length);
+    return this.otaBlock(await this.port.command(command, this.otaReadOptions(start, length, o)), start, length);
+  }
+
+  /**
+   * AT+QIOTOTARD=<start>,<length> read ahead: queued now, behind the read of `after`, and sent the moment
+   * that read ends with all the bytes it asked for, if `when()` (asked then) agrees. Resolves undefined
+   * when it was not sent: the read before it failed or came back short, or `when()` said no (a fault due
+   * between the two blocks). Saves the caller's own turnaround between two blocks; the module still sees
+   * one command at a time.
+   */
+  async otaReadAfter(after: { start: number; length: number }, start: number, length: number, o: CallOptions & { when?: () => boolean } = {}): Promise<OtaBlock | undefined> {
+    const command = otaReadCommand(start, length);
+    const previous = otaReadCommand(after.start, after.length);
+    const { when, ...call } = o;
+    const follows = (a: Answered | undefined): boolean => {
+      const block = a?.command === previous ? a.response?.block : undefined;
+      if (!block || block.data.length !== after.length) return false;
+      const [gotStart, gotLength] = fieldValues(afterPrefix(block.header, '+QIOTOTARD:') ?? '');
+      return gotStart === after.start && gotLength === after.length && (when?.() ?? true);
+    };
+    const r = await this.port.commandAfter(command, follows, this.otaReadOptions(start, length, call));
+    return r === undefined ? undefined : this.otaBlock(r, start, length);
+  }
+
+  private otaReadOptions(start: number, length: number, o: CallOptions): CommandOptions {
+    return { timeoutMs: this.readTimeoutMs, ...o, prefix: '+QIOTOTARD:', binary: true, expected: `+QIOTOTARD: ${start},<n ≤ ${length}> then <n> bytes then OK` };
+  }
+
+  private otaBlock(r: AtResponse, start: number, length: number): OtaBlock {
     const block = r.block!;
     const [gotStart, gotLength] = fieldValues(afterPrefix(block.header, '+QIOTOTARD:')!);
     if (gotStart !== start || gotLength !== block.data.length || block.data.length > length || block.data.length === 0) {
       throw new AtResponseError({
         station: this.station,
         port: this.port.path,
-        command,
+        command: r.command,
         expected: `+QIOTOTARD: ${start},<n> with 0 < n ≤ ${length}`,
         seen: `${block.header} with ${block.data.length} bytes`,
         lastLines: [block.header],
@@ -395,4 +414,11 @@ export class QuecThing extends Emitter<QuecThingEvents> {
       lastLines: r.lines.map((l) => this.port.mask(l)),
     });
   }
+}
+
+function otaReadCommand(start: number, length: number): string {
+  if (!Number.isInteger(start) || start < 0 || !Number.isInteger(length) || length <= 0) {
+    throw new RangeError(`AT+QIOTOTARD needs a start ≥ 0 and a length > 0, got ${start},${length}`);
+  }
+  return `AT+QIOTOTARD=${start},${length}`;
 }

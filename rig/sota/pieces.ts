@@ -68,6 +68,13 @@ export class DownloadAssembly {
     return Math.min(blockSize, p.end - this.offset);
   }
 
+  /** The block after [start, start+length) of the current piece, had that one come back whole: 0 at its end. */
+  blockAfter(start: number, length: number, blockSize: number): number {
+    const p = this.current;
+    if (!p) return 0;
+    return Math.max(0, Math.min(blockSize, p.end - (start + length)));
+  }
+
   /** A block's bytes as AT+QIOTOTARD returned them, at the offset it was asked for. */
   store(start: number, data: Uint8Array): void {
     const p = this.current;

@@ -86,6 +86,41 @@ describe('runProxyUpgrade on the virtual station', () => {
     expect(run.readback).toMatchObject({ matchesCurrent: true });
   });
 
+  test("each block read leaves in the turn its predecessor's OK arrives; a fault due at a boundary still acts before the block it names is asked for", { timeout: 90_000 }, async () => {
+    const v1 = small.image('1_0_0');
+    await ensureBaseline(station, v1);
+    let okTurn = false;
+    const sent: { text: string; inOkTurn: boolean }[] = [];
+    const off = station.module.at.on('transcript', (e) => {
+      if (e.dir === 'RX' && e.text === 'OK') {
+        okTurn = true;
+        queueMicrotask(() => (okTurn = false));
+      }
+      if (e.dir === 'TX') sent.push({ text: e.text, inOkTurn: okTurn });
+    });
+    let run;
+    try {
+      run = await runProxyUpgrade(station, { plan: spec('full_2_0_0'), current: v1, blockSize: 1000, faults: [parseFault('offset=2500:network-cut=100')] });
+    } finally {
+      off();
+    }
+    expect(run.verdict.outcome, run.verdict.summary).toBe('upgraded');
+    expect(run.fired.map((f) => f.fault)).toEqual(['offset=2500:network-cut=100']);
+    const texts = sent.map((s) => s.text);
+    const at = (text: string) => {
+      const i = texts.indexOf(text);
+      expect(i, `${text} in ${texts.join(', ')}`).toBeGreaterThanOrEqual(0);
+      return i;
+    };
+    // Read ahead, no turnaround: the second block went out with the first one's OK.
+    expect(sent[at('AT+QIOTOTARD=1000,1000')]!.inOkTurn).toBe(true);
+    // The block holding byte 2500 was held back for the fault, which ran (AT+CFUN=4) before it was asked for.
+    const cut = at('AT+CFUN=4');
+    expect(cut).toBeGreaterThan(at('AT+QIOTOTARD=1000,1000'));
+    expect(cut).toBeLessThan(at('AT+QIOTOTARD=2000,1000'));
+    expect(sent[at('AT+QIOTOTARD=2000,1000')]!.inOkTurn).toBe(false);
+  });
+
   test('after a target power cut during programming the probe is re-examined without restarting OpenOCD', { timeout: 90_000 }, async () => {
     const v2 = small.image('2_0_0');
     await ensureBaseline(station, v2);

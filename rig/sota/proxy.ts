@@ -31,7 +31,7 @@ import type { EventCursor } from '../quecthing/cursor.ts';
 import { isEvent } from '../quecthing/events.ts';
 import type { ModuleEvent, OtaDownloadStartEvent, OtaPlanEvent } from '../quecthing/events.ts';
 import { UpdateAction } from '../quecthing/quecthing.ts';
-import type { QuecThing } from '../quecthing/quecthing.ts';
+import type { OtaBlock, QuecThing } from '../quecthing/quecthing.ts';
 import type { PreparedPlan, Station, UpgradeSpec } from '../station/station.ts';
 import { Disturbance, FaultExecutor } from './fault-exec.ts';
 import { formatFault } from './faults.ts';
@@ -525,47 +525,95 @@ class ProxyFlow {
     const reboots = this.reboots;
     const fails = this.failures10706;
     let retried = false;
-    for (let len = dl.nextBlock(this.blockSize); len > 0; len = dl.nextBlock(this.blockSize)) {
-      const offset = dl.readOffset;
-      this.schedule.atOffset(offset, len);
-      await this.executor.checkpoint();
-      this.checkReadInactivity(offset, len);
-      const t = performance.now();
-      let block;
-      try {
-        block = await this.qt.otaRead(offset, len, { timeoutMs, signal: this.signal });
-      } catch (err) {
-        if (!(err instanceof RigError) || err.kind !== 'protocol') throw err;
-        // The piece may be gone from the module: it rebooted, or it gave up (10706).
-        if (this.reboots !== reboots) {
-          this.rebootAcks++;
-          throw new Disturbance({ rebooted: true }, `module rebooted during the block reads (${err.summary})`);
+    let ahead: ReadAhead | undefined;
+    try {
+      for (let len = dl.nextBlock(this.blockSize); len > 0; len = dl.nextBlock(this.blockSize)) {
+        const offset = dl.readOffset;
+        const queued = ahead;
+        ahead = undefined;
+        const t = performance.now();
+        let request: Promise<OtaBlock | undefined>;
+        if (queued?.sent && queued.offset === offset && queued.length === len) {
+          // Already on the wire: the faults due at this boundary were looked at as it left (readAhead).
+          request = queued.block;
+        } else {
+          queued?.stop.abort();
+          this.schedule.atOffset(offset, len);
+          await this.executor.checkpoint();
+          this.checkReadInactivity(offset, len);
+          request = this.qt.otaRead(offset, len, { timeoutMs, signal: this.signal });
         }
-        if (this.failures10706 !== fails) throw new ModuleFailed('+QIOTEVT: 7,10706');
-        if (!retried) {
-          // A garbled block (noise, a URC in the wrong place) costs one more read of the same range (§2.7).
-          retried = true;
-          this.log.noteError(err, true);
-          continue;
+        ahead = this.readAhead(dl, offset, len, timeoutMs);
+        let block: OtaBlock | undefined;
+        try {
+          block = await request;
+        } catch (err) {
+          if (!(err instanceof RigError) || err.kind !== 'protocol') throw err;
+          // The piece may be gone from the module: it rebooted, or it gave up (10706).
+          if (this.reboots !== reboots) {
+            this.rebootAcks++;
+            throw new Disturbance({ rebooted: true }, `module rebooted during the block reads (${err.summary})`);
+          }
+          if (this.failures10706 !== fails) throw new ModuleFailed('+QIOTEVT: 7,10706');
+          if (!retried) {
+            // A garbled block (noise, a URC in the wrong place) costs one more read of the same range (§2.7).
+            retried = true;
+            this.log.noteError(err, true);
+            continue;
+          }
+          // A module that lost power mid-answer may have printed its RDY inside the block it was sending,
+          // where no URC is looked for. QIOTREG=1 does not survive a boot (§2.2): a 0 there means it restarted.
+          const mode = await this.qt.registration(this.cmd()).catch(() => undefined);
+          if (this.reboots !== reboots || mode === 0) {
+            if (this.reboots !== reboots) this.rebootAcks++;
+            throw new Disturbance({ rebooted: true }, `module restarted during the block reads (${err.summary}; AT+QIOTREG? ${mode ?? 'unanswered'})`);
+          }
+          throw err;
         }
-        // A module that lost power mid-answer may have printed its RDY inside the block it was sending,
-        // where no URC is looked for. QIOTREG=1 does not survive a boot (§2.2): a 0 there means it restarted.
-        const mode = await this.qt.registration(this.cmd()).catch(() => undefined);
-        if (this.reboots !== reboots || mode === 0) {
-          if (this.reboots !== reboots) this.rebootAcks++;
-          throw new Disturbance({ rebooted: true }, `module restarted during the block reads (${err.summary}; AT+QIOTREG? ${mode ?? 'unanswered'})`);
-        }
-        throw err;
+        if (block === undefined) throw new Error(`internal: the read at ${offset} was withdrawn after it was sent`);
+        retried = false;
+        this.lastReadAt = performance.now();
+        this.readMs += performance.now() - t;
+        this.readBytes += block.data.length;
+        this.readBlocks++;
+        dl.store(block.start, block.data);
+        this.progress.push({ t: this.log.now(), offset: dl.readOffset });
+        this.recorder.progress?.('read blocks', dl.readOffset, size);
       }
-      retried = false;
-      this.lastReadAt = performance.now();
-      this.readMs += performance.now() - t;
-      this.readBytes += block.data.length;
-      this.readBlocks++;
-      dl.store(block.start, block.data);
-      this.progress.push({ t: this.log.now(), offset: dl.readOffset });
-      this.recorder.progress?.('read blocks', dl.readOffset, size);
+    } finally {
+      // Unsent, it never goes out; sent, the port takes its answer and nobody waits for it.
+      if (ahead && !ahead.sent) ahead.stop.abort();
     }
+  }
+
+  /**
+   * The read of the block after [offset, offset+len), queued behind it (QuecThing.otaReadAfter): it leaves
+   * as that block's OK arrives, with no turn of the event loop in between, unless a fault is due at the
+   * boundary by then (the schedule is asked at that moment, as the loop would ask it), the run is stopping,
+   * or the block came back short or failed. Then it is withdrawn and the loop reads the block itself, after
+   * the checkpoint. On the virtual wire this is the rig's whole turnaround between blocks (issue 18).
+   */
+  private readAhead(dl: DownloadAssembly, offset: number, len: number, timeoutMs: number): ReadAhead | undefined {
+    const next = offset + len;
+    const length = dl.blockAfter(offset, len, this.blockSize);
+    if (length <= 0) return undefined;
+    const stop = new AbortController();
+    const signal = this.signal ? AbortSignal.any([this.signal, stop.signal]) : stop.signal;
+    const ahead: ReadAhead = { offset: next, length, sent: false, stop, block: Promise.resolve(undefined) };
+    ahead.block = this.qt.otaReadAfter({ start: offset, length: len }, next, length, {
+      timeoutMs,
+      signal,
+      when: () => {
+        if (signal.aborted) return false;
+        this.schedule.atOffset(next, length);
+        if (this.schedule.pending) return false;
+        ahead.sent = true;
+        return true;
+      },
+    });
+    // Awaited only when it was sent; a withdrawn or aborted one must not surface as an unhandled rejection.
+    ahead.block.catch(() => undefined);
+    return ahead;
   }
 
   /**
@@ -961,3 +1009,12 @@ class ProxyFlow {
   }
 }
 
+/** A block read queued to follow the one in flight (ProxyFlow.readAhead). */
+interface ReadAhead {
+  offset: number;
+  length: number;
+  /** Set when the port sent it: the read before it came back whole and no fault was due at the boundary. */
+  sent: boolean;
+  stop: AbortController;
+  block: Promise<OtaBlock | undefined>;
+}
