@@ -55,6 +55,32 @@ test('a new burst after an idle line starts from now; a burst right after anothe
   expect(got().length).toBe(192);
 });
 
+test("an echo overlaps the bytes it echoes: on an idle line it may have begun as the first of them arrived, never before the line was free", () => {
+  const { link, got } = collect(96000); // 9.6 bytes per ms
+  vi.advanceTimersByTime(1000);
+  // 24 bytes (a command) arrived over the last 2.4 ms: all but the last one's echo are due at once.
+  link.pushEcho(Buffer.alloc(24, 1));
+  vi.advanceTimersByTime(0);
+  expect(got().length).toBe(23);
+  vi.advanceTimersByTime(1);
+  expect(got().length).toBe(24);
+  // Behind a burst still on the line, an echo waits for it like any byte.
+  link.push(Buffer.alloc(96, 2));
+  link.pushEcho(Buffer.alloc(24, 3));
+  vi.advanceTimersByTime(9);
+  expect(got().length).toBeLessThan(24 + 96);
+  vi.advanceTimersByTime(2);
+  expect(got().length).toBe(24 + 96);
+  vi.advanceTimersByTime(1);
+  expect(got().length).toBeLessThan(24 + 96 + 24);
+  vi.advanceTimersByTime(1);
+  expect(got().length).toBe(24 + 96 + 24);
+  // Right after that burst, a new echo cannot reach back into the time the line was busy.
+  link.pushEcho(Buffer.alloc(24, 4));
+  vi.advanceTimersByTime(0);
+  expect(got().length).toBeLessThan(24 + 96 + 24 + 24);
+});
+
 test('clear() drops what is not yet on the wire (power loss); baud 0 passes bytes at once', () => {
   const { link, got } = collect(9600);
   link.push(Buffer.alloc(100, 1));

@@ -39,6 +39,21 @@ export class PacedLink {
   }
 
   push(chunk: Buffer): void {
+    this.enqueue(chunk, 0);
+  }
+
+  /**
+   * The echo of bytes that just arrived on the reverse direction at this link's rate, the last of them now.
+   * A module echoes each character as it takes it, so the echo of a byte can leave as soon as that byte has
+   * arrived: the burst may have begun (length − 1) byte times ago, if the line was free then. Without this,
+   * an echo would wait for the receiving link's whole chunk (up to ~2 ms of line time) and add a command's
+   * length to every exchange, which a real UART does not.
+   */
+  pushEcho(chunk: Buffer): void {
+    this.enqueue(chunk, this.baud > 0 ? (chunk.length - 1) / this.bytesPerMs : 0);
+  }
+
+  private enqueue(chunk: Buffer, begunMs: number): void {
     if (this.closed || chunk.length === 0) return;
     if (this.baud === 0) {
       this.sink(chunk);
@@ -47,7 +62,7 @@ export class PacedLink {
     this.queue.push(chunk);
     this.queued += chunk.length;
     if (!this.waiting) {
-      this.periodStart = Math.max(performance.now(), this.lineFreeAt);
+      this.periodStart = Math.max(performance.now() - begunMs, this.lineFreeAt);
       this.sentInPeriod = 0;
       this.schedule();
     }
@@ -145,6 +160,11 @@ export class UartWire {
   /** The transmitter puts bytes on the line. */
   send(bytes: Buffer): void {
     this.link.push(bytes);
+  }
+
+  /** The transmitter echoes bytes it is receiving at the same baud (PacedLink.pushEcho). */
+  sendEcho(bytes: Buffer): void {
+    this.link.pushEcho(bytes);
   }
 
   /** The transmitter lost power: what it had not sent yet never reaches the line. */

@@ -78,7 +78,7 @@ export async function parallelSection(fw: BenchFirmware, baud: number, counts: r
       stations.push(await openBenchStation(`bench-par-${i}`, { baud, firmware: fw, seed: i + 1 }));
       log(`  opened ${stations.at(-1)!.name}`);
     }
-    const minimumMs = new Map(stations.map((s) => [s.name, protocolMinimumMs(wireTotals(readPhaseBlocks(0, fw.pkg.size, 1024), { echo: moduleEcho(s) }).total, baud)]));
+    const minimumMs = new Map(stations.map((s) => [s.name, protocolMinimumMs(wireTotals(readPhaseBlocks(0, fw.pkg.size, 1024), { echo: moduleEcho(s) }).lineBytes, baud)]));
     const runs: ParallelRun[] = [];
     for (let rep = 0; rep < reps; rep++) {
       let lone: number | undefined;

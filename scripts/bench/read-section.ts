@@ -19,7 +19,7 @@ export interface ReadRun {
   /** turnaroundMs: median from a block's OK to the next command (the reader's own share of each block). */
   rig: { wallMs: number; cpuMsPerMiB: number; recordPhaseMs: number; recordBytesPerSecond: number; turnaroundMs: number; turnaroundP90Ms: number; turnaroundShare: number; answerMs: number };
   peer: { wallMs: number; cpuMsPerMiB: number; turnaroundMs: number; answerMs: number };
-  /** Measured ÷ protocol minimum with the echo the module sent (undefined on an unpaced pty). */
+  /** Measured ÷ protocol minimum with the module's echo (it overlaps each command but for its last byte; undefined on an unpaced pty). */
   rigVsWire?: number;
   peerVsWire?: number;
   /** Measured ÷ the echo-free minimum: issue 9's own arithmetic (24 bytes out, 1056 back), the one its targets use. */
@@ -34,7 +34,7 @@ export interface ReadSectionResult {
   baud: number;
   bytes: number;
   echo: boolean;
-  wire: { blocks: number; out: number; back: number; total: number; minimumMs: number | null };
+  wire: { blocks: number; out: number; back: number; total: number; lineBytes: number; minimumMs: number | null };
   /** The same without the command echo (equal to `wire` when the module does not echo). */
   wireNoEcho: { back: number; total: number; minimumMs: number | null };
   runs: ReadRun[];
@@ -77,9 +77,9 @@ export async function readSection(fw: BenchFirmware, baud: number, reps: number,
     const echo = moduleEcho(station);
     const blocks = readPhaseBlocks(0, fw.pkg.size, BLOCK_SIZE);
     const totals = wireTotals(blocks, { echo });
-    const minimumMs = baud > 0 ? protocolMinimumMs(totals.total, baud) : null;
+    const minimumMs = baud > 0 ? protocolMinimumMs(totals.lineBytes, baud) : null;
     const noEcho = wireTotals(blocks, { echo: false });
-    const minimumNoEchoMs = baud > 0 ? protocolMinimumMs(noEcho.total, baud) : null;
+    const minimumNoEchoMs = baud > 0 ? protocolMinimumMs(noEcho.lineBytes, baud) : null;
     const runs: ReadRun[] = [];
     for (let rep = 0; rep < reps; rep++) {
       const order = rep % 2 === 0 ? 'rig-first' : 'peer-first';
@@ -136,7 +136,7 @@ export async function readSection(fw: BenchFirmware, baud: number, reps: number,
       baud,
       bytes: fw.pkg.size,
       echo,
-      wire: { blocks: totals.blocks, out: totals.out, back: totals.back, total: totals.total, minimumMs },
+      wire: { blocks: totals.blocks, out: totals.out, back: totals.back, total: totals.total, lineBytes: totals.lineBytes, minimumMs },
       wireNoEcho: { back: noEcho.back, total: noEcho.total, minimumMs: minimumNoEchoMs },
       runs,
     };

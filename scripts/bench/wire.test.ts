@@ -70,7 +70,11 @@ describe('a read phase', () => {
     expect(payloadShare(t)).toBeGreaterThan(0.94);
     expect(payloadShare(t)).toBeLessThan(0.96);
     // With echo the commands cross twice.
-    expect(wireTotals(readPhaseBlocks(0, 256 * 1024, 1024), { echo: true }).total).toBe(t.total + out);
+    const echoed = wireTotals(readPhaseBlocks(0, 256 * 1024, 1024), { echo: true });
+    expect(echoed.total).toBe(t.total + out);
+    // …but the echo crosses while the command does: only each block's last echoed byte adds line time.
+    expect(t.lineBytes).toBe(t.total);
+    expect(echoed.lineBytes).toBe(t.total + t.blocks);
   });
 
   it('converts bytes to line time at 10 bits a byte', () => {

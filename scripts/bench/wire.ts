@@ -4,7 +4,9 @@
 // The protocol minimum is the issue's definition: every byte that crosses the UART in either direction
 // during the block reads (commands out; echo, header, data and trailer back), at 10 bits a byte (start, 8
 // data, stop), as if the line never idled. A read phase can only approach it: the module answers after the
-// command's final byte, and the next command follows the answer's final byte.
+// command's final byte, and the next command follows the answer's final byte. A module that echoes sends
+// each character back as it takes it, so the echo crosses while the command does: of its bytes only the
+// last (the CR's echo) adds to the line time (`lineBytes`).
 
 /** One AT+QIOTOTARD exchange: what was asked and how many data bytes came back. */
 export interface BlockRead {
@@ -60,21 +62,28 @@ export interface WireTotals {
   dataBytes: number;
   out: number;
   back: number;
-  /** out + back: what the protocol minimum is computed from. */
+  /** out + back: every byte on the line, both directions. */
   total: number;
+  /**
+   * What the protocol minimum is computed from: out + back, less the echo that overlaps its command (all of
+   * it but the final byte each block). Equal to `total` without echo.
+   */
+  lineBytes: number;
 }
 
 export function wireTotals(blocks: readonly BlockRead[], format: WireFormat): WireTotals {
   let out = 0;
   let back = 0;
   let dataBytes = 0;
+  let overlapped = 0;
   for (const b of blocks) {
     const w = blockWireBytes(b, format);
     out += w.out;
     back += w.back;
     dataBytes += b.returned;
+    if (format.echo) overlapped += w.out - 1;
   }
-  return { blocks: blocks.length, dataBytes, out, back, total: out + back };
+  return { blocks: blocks.length, dataBytes, out, back, total: out + back, lineBytes: out + back - overlapped };
 }
 
 /** Time the line needs for `bytes` at `baud`, in ms: bytes ÷ (baud / 10). */

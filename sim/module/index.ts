@@ -123,8 +123,8 @@ export async function startModule(
     ctx.cloud,
     nv,
     {
-      usbat: { write: (b) => out.push(b), flush: () => out.clear() },
-      uart1: { write: (b) => uart1.toMcu.send(b), flush: () => uart1.toMcu.clear() },
+      usbat: { write: (b) => out.push(b), echo: (b) => out.pushEcho(b), flush: () => out.clear() },
+      uart1: { write: (b) => uart1.toMcu.send(b), echo: (b) => uart1.toMcu.sendEcho(b), flush: () => uart1.toMcu.clear() },
     },
     ctx.log,
   );

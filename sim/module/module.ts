@@ -35,6 +35,11 @@ export const channelNames: readonly ChannelName[] = ['usbat', 'uart1'];
 /** Where a channel's bytes go, before pacing. */
 export interface ChannelPort {
   write(bytes: Buffer): void;
+  /**
+   * The echo of bytes just taken from the channel's input (they arrived at the line's rate, the last one now):
+   * on a paced line it may overlap their arrival, as a module that echoes each character does. Default: write.
+   */
+  echo?(bytes: Buffer): void;
   /** Drops output not yet on the wire (power loss). */
   flush(): void;
 }
@@ -277,7 +282,11 @@ export class Module {
       let end = start;
       while (end < bytes.length && bytes[end] !== 0x0d && bytes[end] !== 0x0a) end++;
       const segment = bytes.subarray(start, Math.min(end + 1, bytes.length));
-      if (ch.echo) ch.port.write(Buffer.from(segment));
+      if (ch.echo) {
+        const echo = Buffer.from(segment);
+        if (ch.port.echo) ch.port.echo(echo);
+        else ch.port.write(echo);
+      }
       ch.lines.feed(segment);
       start = end + 1;
     }
