@@ -426,8 +426,13 @@ export class AtPort extends Emitter<AtPortEvents> {
     }
   }
 
-  private settle(p: Pending, result: Error | AtResponse): void {
+  /** What follow-on commands decide on: the last command sent, and how it ended. */
+  private noteAnswered(p: Pending, result: Error | AtResponse): void {
     if (p.sent) this.answered = { command: p.command, ...(result instanceof Error ? { error: result } : { response: result }) };
+  }
+
+  private settle(p: Pending, result: Error | AtResponse): void {
+    this.noteAnswered(p, result);
     if (p.timer) clearTimeout(p.timer);
     if (p.onAbort) p.opts.signal?.removeEventListener('abort', p.onAbort);
     if (result instanceof Error) p.reject(result);
@@ -490,8 +495,6 @@ export class AtPort extends Emitter<AtPortEvents> {
     const serial = this.serial!;
     this.inflight = p;
     p.sent = true;
-    this.transcriptLog.tx(p.command);
-    p.timer = setTimeout(() => this.onTimeout(p), p.timeoutMs);
     // A probe starts with a bare CR. When a byte of the abandoned command was lost (its CR above all), the
     // module still holds the rest as an unfinished line: the CR ends that line on its own, so its answer
     // comes first and is discarded as stale, and the probe reaches the module as a command of its own.
@@ -503,6 +506,10 @@ export class AtPort extends Emitter<AtPortEvents> {
       this.settle(p, this.portError(`could not write ${p.command} to ${this.path}: ${err.message}`, p.command, err));
       this.pump();
     });
+    // After the write, which reaches the kernel at once (hangup.ts): bookkeeping does not delay the module.
+    // Nothing can be received in between, so the transcript still shows the command before its answer.
+    this.transcriptLog.tx(p.command);
+    p.timer = setTimeout(() => this.onTimeout(p), p.timeoutMs);
   }
 
   private expectedOf(p: Pending): string {
@@ -667,37 +674,36 @@ export class AtPort extends Emitter<AtPortEvents> {
     if (final) {
       this.inflight = undefined;
       this.learnEcho(p, final.result === 'OK');
+      let result: Error | AtResponse;
       if (final.result !== 'OK') {
-        this.settle(
-          p,
-          new AtCommandError({
-            station: this.station,
-            port: this.path,
-            command: this.mask(p.command),
-            expected: this.expectedOf(p),
-            final,
-            finalLine: line,
-            lastLines: this.transcriptLog.lastReceived(),
-          }),
-        );
+        result = new AtCommandError({
+          station: this.station,
+          port: this.path,
+          command: this.mask(p.command),
+          expected: this.expectedOf(p),
+          final,
+          finalLine: line,
+          lastLines: this.transcriptLog.lastReceived(),
+        });
       } else if (p.failure) {
-        this.settle(p, p.failure);
+        result = p.failure;
       } else if (p.opts.binary && !p.block) {
-        this.settle(
-          p,
-          new AtResponseError({
-            station: this.station,
-            port: this.path,
-            command: this.mask(p.command),
-            expected: this.expectedOf(p),
-            seen: p.lines.length ? `OK after ${this.mask(JSON.stringify(p.lines))} without binary data` : 'OK without binary data',
-            lastLines: this.transcriptLog.lastReceived(),
-          }),
-        );
+        result = new AtResponseError({
+          station: this.station,
+          port: this.path,
+          command: this.mask(p.command),
+          expected: this.expectedOf(p),
+          seen: p.lines.length ? `OK after ${this.mask(JSON.stringify(p.lines))} without binary data` : 'OK without binary data',
+          lastLines: this.transcriptLog.lastReceived(),
+        });
       } else {
-        this.settle(p, { command: p.command, lines: p.lines, ...(p.block ? { block: p.block } : {}) });
+        result = { command: p.command, lines: p.lines, ...(p.block ? { block: p.block } : {}) };
       }
+      // The next command leaves first: the rest of this one (its timer, its abort listener, its promise)
+      // can wait the few microseconds pump() takes, the module cannot (issue 18: the turnaround per block).
+      this.noteAnswered(p, result);
       this.pump();
+      this.settle(p, result);
       return;
     }
     if (p.opts.binary && p.block && !p.failure && !matchesPrefix(line, this.urcPrefixes)) {
