@@ -103,9 +103,10 @@ export async function peerReadPhase(o: PeerOptions): Promise<PeerResult> {
       const deadline = performance.now() + o.blockTimeoutMs;
       const line = () =>
         queue.next(Math.max(1, deadline - performance.now()), () => new PeerError(o.station, `no complete answer to ${command} within ${o.blockTimeoutMs} ms`, '+QIOTOTARD: header, data, OK', 'silence'));
+      // Stamped once the command is handed over, as the rig's transcript stamps its own after the write.
+      port.write(`${command}\r`);
       const sentAt = performance.now();
       if (okAt !== undefined) turnarounds.push(sentAt - okAt);
-      port.write(`${command}\r`);
       // The echo (if the module echoes) and blank lines come first; ERROR ends the read.
       let header: RegExpExecArray | null = null;
       while (!header) {

@@ -22,7 +22,7 @@ export interface ReadPhase {
   record: { phaseMs: number; readMs: number; bytesPerSecond: number };
   /**
    * The rig's own share of each block, from its AT transcript: from the `OK` that ends a block's answer to
-   * the next AT+QIOTOTARD leaving (ms; median, 90th percentile, sum over the phase).
+   * the next AT+QIOTOTARD written (ms; median, 90th percentile, sum over the phase).
    */
   turnaround: { medianMs: number; p90Ms: number; totalMs: number };
   /** From AT+QIOTOTARD leaving to its OK parsed, median ms: the line time plus the module's and the receive path's. */
