@@ -219,7 +219,10 @@ async function sweepOn(station: OpenedStation, state: SweepState, dir: SweepDir,
   if (!state.calibration) {
     o.view.line(`calibrating: ${s.calibrationRuns} clean ${s.mode} run${s.calibrationRuns > 1 ? 's' : ''} of ${s.package.name} from ${s.from.key} on ${station.name}`);
     const t0 = performance.now();
-    const cal = await calibrate(station, subject, flows, o.view, s.calibrationRuns);
+    const cal = await calibrate(station, subject, flows, o.view, s.calibrationRuns, {
+      windows: s.windows,
+      keep: (record, i) => path.join(dir.path, dir.keep(i === 1 ? 'calibration' : `calibration-${i}`, record)),
+    });
     applyCalibration(state, dir, cal);
     const chosen = cal.timeline.windows.filter((w) => s.windows.includes(w.name));
     o.view.line(`calibrated (${formatDuration(performance.now() - t0)}): ${chosen.map((w) => `${w.name} ${Math.round(w.end - w.start)} ms`).join(', ')}; ${state.points.length} points planned${s.mode === 'dut' ? `; each run bounded by ${s.reportWithinMs} ms start → version report, ${s.settleMs} ms in all` : ''}`);

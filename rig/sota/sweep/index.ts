@@ -16,7 +16,7 @@ export type { Mark, SweepMode, SweepWindow, Timeline } from './timeline.ts';
 export { boundaries, chosenWindows, failingStretches, planMoments, planPoints, pointsAt, refinePoints } from './plan.ts';
 export type { Boundary, FailingStretch, Spread } from './plan.ts';
 export { boundsFromCalibration, calibrate, nextUpgrade, runPoint, sweepFlows } from './point.ts';
-export type { Calibration, PointRun, SweepFlows, SweepSubject } from './point.ts';
+export type { CalibrateOptions, Calibration, PointRun, SweepFlows, SweepSubject } from './point.ts';
 export { applyCalibration, formatDuration, newSweepState, parseSweepState, progressOf, runSweep, SweepDir } from './sweep.ts';
 export type { SweepHooks, SweepProgress, SweepRunOptions } from './sweep.ts';
 export { cellOf, heatStrip, matrixCells, matrixOf } from './report.ts';

@@ -64,6 +64,13 @@ function dutBounds(s: SweepSubject): Pick<DutUpgradeOptions, 'reportWithinMs' | 
   return { ...(s.reportWithinMs !== undefined ? { reportWithinMs: s.reportWithinMs } : {}), ...(s.settleMs !== undefined ? { settleMs: s.settleMs } : {}) };
 }
 
+export interface CalibrateOptions {
+  /** The windows the sweep aims at: every clean run must go through them (a FirmwareError names the one that did not). */
+  windows?: readonly string[];
+  /** Keeps a clean run's record as soon as it ends (numbered from 1); returns where, for the error above. */
+  keep?: (record: RunRecord, run: number) => string | undefined;
+}
+
 /** Clean runs of the subject: their timeline (merged) and the dut bounds the points get. */
 export interface Calibration {
   /** Every clean run, in order. */
@@ -99,7 +106,7 @@ export function boundsFromCalibration(records: readonly RunRecord[], marginMs: n
  * `runs` clean runs of the subject (default 3), each of which must end in a verdict the sweep allows; their
  * timelines merged (mergeTimelines), so that one run's late console lines do not misplace the marks.
  */
-export async function calibrate(station: Station, subject: SweepSubject, flows: SweepFlows, recorder: Recorder = silentRecorder, runs = 3): Promise<Calibration> {
+export async function calibrate(station: Station, subject: SweepSubject, flows: SweepFlows, recorder: Recorder = silentRecorder, runs = 3, o: CalibrateOptions = {}): Promise<Calibration> {
   const records: RunRecord[] = [];
   for (let i = 1; i <= runs; i++) {
     const record = await recorder.step(`calibrate: clean run ${i} of ${runs} measures the windows`, async () => {
@@ -109,11 +116,23 @@ export async function calibrate(station: Station, subject: SweepSubject, flows: 
       await flows.baseline(subject.from);
       return flows.proxy({ plan: spec(station, subject.package), current: subject.from, expect: [...subject.allow] });
     });
+    const kept = o.keep?.(record, i);
     if (!record.verdict.ok) {
       throw new FirmwareError(`clean calibration run ${i} did not end in a verdict the sweep allows`, {
         station: station.name,
         expected: `${subject.allow.join(' or ')} without a fault (the sweep aims at the windows of those runs)`,
-        seen: record.verdict.summary,
+        seen: `${record.verdict.summary}${kept ? `; its record: ${kept}` : ''}`,
+      });
+    }
+    const through = timelineOf(record).windows.map((w) => w.name);
+    const missing = (o.windows ?? []).filter((n) => !through.includes(n));
+    if (missing.length > 0) {
+      // Not a wrong option (the window names were checked against the mode): the upgrade itself ended early
+      // without any fault, and a sweep of a window no clean run reaches has nothing to aim at.
+      throw new FirmwareError(`clean calibration run ${i} of ${runs} ended before window${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`, {
+        station: station.name,
+        expected: `a clean ${subject.mode} run through ${o.windows!.join(', ')} (the windows the sweep aims at)`,
+        seen: `${record.verdict.summary}; the run went through ${through.join(', ') || 'no window'}${kept ? `; its record: ${kept}` : ''}`,
       });
     }
     records.push(record);
