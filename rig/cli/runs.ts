@@ -53,7 +53,8 @@ export function describeRun(r: RunRecord, recordFile: string, p: Paint): string 
   } else if (r.readback) lines.push(`  read-back ${r.readback.identified ? `${r.readback.identified.component} ${r.readback.identified.version}` : r.readback.identity} (${r.readback.comparison})`);
   for (const f of r.faults) {
     const fired = r.fired.find((x) => x.fault === f);
-    lines.push(`  fault     ${f}: ${fired ? `fired in ${fired.phase} at ${(fired.t / 1000).toFixed(1)} s, ${fired.effect}` : p.yellow('never fired (its trigger did not come)')}`);
+    const landed = fired?.landed ? `; landed ${fired.landed.window ? `in the ${fired.landed.window} window` : 'before the plan'}` : '';
+    lines.push(`  fault     ${f}: ${fired ? `fired in ${fired.phase} at ${(fired.t / 1000).toFixed(1)} s, ${fired.effect}${landed}` : p.yellow('never fired (its trigger did not come)')}`);
   }
   for (const w of r.warnings ?? []) lines.push(`  ${p.yellow('warning')}   ${w}`);
   lines.push(`  duration  ${(r.durationMs / 1000).toFixed(1)} s`);

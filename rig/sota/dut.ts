@@ -28,7 +28,7 @@ import { Disturbance, FaultExecutor } from './fault-exec.ts';
 import { formatFault } from './faults.ts';
 import type { Fault } from './faults.ts';
 import { DOWNLOAD_NOTIFY_LIMIT } from './proxy.ts';
-import { completeRecord, publishRecord, recordedFirmware, recordedStation, recordedUpgrade, RUN_RECORD_FORMAT, RUN_RECORD_VERSION, thin } from './record.ts';
+import { completeRecord, landFaults, publishRecord, recordedFirmware, recordedStation, recordedUpgrade, RUN_RECORD_FORMAT, RUN_RECORD_VERSION, thin } from './record.ts';
 import type { CloudFault, DutRecordPart, RunRecord } from './record.ts';
 import { silentRecorder } from './recorder.ts';
 import type { Recorder } from './recorder.ts';
@@ -558,6 +558,7 @@ class DutFlow {
     // good one, and dut images are a few KB): `rig repro` needs no manifest to run it again.
     const fw = recordedFirmware(this.pkg, opts.from, undefined);
     const bootloaderBytes = opts.bootloader ? { component: opts.bootloader.component, version: opts.bootloader.version, base64: Buffer.from(opts.bootloader.bytes).toString('base64') } : undefined;
+    bare.fired = landFaults(bare);
     const record = completeRecord(bare, { entry: station.entry, firmware: { ...fw, ...(bootloaderBytes ? { bootloader: bootloaderBytes } : {}) } }) as DutRun;
     this.recorder.attach('tap transcript (both directions and the console)', dut.tap.map(formatTapLine).join('\n'), 'text/plain');
     if (dut.console.length > 0) this.recorder.attach('MCU console', dut.console.map((l) => `${(l.t / 1000).toFixed(3).padStart(9)} ${l.text}`).join('\n'), 'text/plain');

@@ -106,6 +106,8 @@ describe('runProxyUpgrade on the virtual station', () => {
     }
     expect(run.verdict.outcome, run.verdict.summary).toBe('upgraded');
     expect(run.fired.map((f) => f.fault)).toEqual(['offset=2500:network-cut=100']);
+    // The record says where it took effect: between two block reads.
+    expect(run.fired[0]!.landed).toEqual({ t: run.fired[0]!.t, window: 'reads' });
     const texts = sent.map((s) => s.text);
     const at = (text: string) => {
       const i = texts.indexOf(text);

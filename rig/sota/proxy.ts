@@ -38,7 +38,7 @@ import { formatFault } from './faults.ts';
 import type { Fault } from './faults.ts';
 import { silentRecorder } from './recorder.ts';
 import type { Recorder } from './recorder.ts';
-import { completeRecord, publishRecord, recordedFirmware, recordedStation, recordedUpgrade, RUN_RECORD_FORMAT, RUN_RECORD_VERSION, thin } from './record.ts';
+import { completeRecord, landFaults, publishRecord, recordedFirmware, recordedStation, recordedUpgrade, RUN_RECORD_FORMAT, RUN_RECORD_VERSION, thin } from './record.ts';
 import type { CloudFault, RunRecord } from './record.ts';
 import { DownloadAssembly } from './pieces.ts';
 import { ProtocolTimerError, RunLog, errorInfo } from './run-log.ts';
@@ -1003,6 +1003,7 @@ class ProxyFlow {
       ...(this.warnings.length > 0 ? { warnings: this.warnings } : {}),
     };
     // What `rig repro` needs beyond the run itself: the station's settings and the bytes no manifest has.
+    bare.fired = landFaults(bare);
     const record = completeRecord(bare, { entry: station.entry, firmware: pkg ? recordedFirmware(pkg, opts.current, firmware) : undefined });
     publishRecord(this.recorder, record, this.schedule);
     return record;

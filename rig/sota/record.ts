@@ -19,6 +19,7 @@ import type { PreparedPlan, Station } from '../station/station.ts';
 import type { Recorder } from './recorder.ts';
 import type { FaultSchedule } from './schedule.ts';
 import { whyNotFired } from './schedule.ts';
+import { faultLanding } from './sweep/timeline.ts';
 
 export const RUN_RECORD_FORMAT = 'sota-rig/run-record';
 export const RUN_RECORD_VERSION = 1;
@@ -65,6 +66,12 @@ export interface FiredFault {
   phase: string;
   /** What the action did and how the flow recovered, in a few words. */
   effect: string;
+  /**
+   * Where it took effect in this run (sweep/timeline.ts faultLanding): the moment (an MCU cut: the MCU's last
+   * line before it started again) and the upgrade's window then, null before the plan. Tells a test whose
+   * fault missed its window (the rig was late) from one whose verdict is about the firmware.
+   */
+  landed?: { t: RunTime; window: string | null };
 }
 
 export interface CloudFault {
@@ -224,6 +231,19 @@ export function recordedFirmware(pkg: Package, current: Image, manifest: Firmwar
 }
 
 /** What a writer adds to a record the flow returned: the station's config entry and the bytes a replay needs. */
+/** The fired faults of a finished run with where each landed (FiredFault.landed). */
+export function landFaults(record: RunRecord): FiredFault[] {
+  return record.fired.map((f) => {
+    try {
+      const l = faultLanding(record, f);
+      return { ...f, landed: { t: l.t, window: l.window ?? null } };
+    } catch {
+      // The record matters more than this reading of it (a console pattern that no longer compiles…).
+      return f;
+    }
+  });
+}
+
 export function completeRecord(record: RunRecord, extra: { entry?: StationConfig | undefined; firmware?: RecordedFirmware | undefined }): RunRecord {
   return {
     ...record,
@@ -307,7 +327,8 @@ export function recordedUpgrade(
 export function publishRecord(recorder: Recorder, record: RunRecord, schedule: FaultSchedule): void {
   if (record.faults.length > 0) {
     const unfired = schedule.unfired().map((u) => `${u.text}: never fired: ${whyNotFired(u.fault, record)}`);
-    recorder.attach('fault schedule', [...record.fired.map((f) => `${f.fault} at ${(f.t / 1000).toFixed(3)} s (${f.phase}): ${f.effect}`), ...unfired].join('\n'), 'text/plain');
+    const landed = (f: FiredFault) => (f.landed ? `; landed ${f.landed.window ? `in window ${f.landed.window}` : 'before the plan'}${Math.abs(f.landed.t - f.t) >= 1 ? ` at ${(f.landed.t / 1000).toFixed(3)} s` : ''}` : '');
+    recorder.attach('fault schedule', [...record.fired.map((f) => `${f.fault} at ${(f.t / 1000).toFixed(3)} s (${f.phase}): ${f.effect}${landed(f)}`), ...unfired].join('\n'), 'text/plain');
   }
   const lines = record.transcript.map((l) => `${(l.t / 1000).toFixed(3).padStart(9)} [${l.dir}]${l.text}`);
   if (record.transcriptDropped) lines.unshift(droppedNote(record.transcriptDropped));

@@ -1,7 +1,8 @@
 import { describe, expect, test } from 'vitest';
 import { parseFault } from '../faults.ts';
 import { dutRecord, proxyRecord } from './testing/records.ts';
-import { describeMoment, landedAt, marksOf, mergeTimelines, timelineOf, triggerAt, triggerMoment, windowAt } from './timeline.ts';
+import type { RunRecord } from '../record.ts';
+import { describeMoment, faultLanding, landedAt, marksOf, mergeTimelines, timelineOf, triggerAt, triggerMoment, windowAt } from './timeline.ts';
 
 describe('the timeline of a clean dut run', () => {
   const tl = timelineOf(dutRecord());
@@ -111,5 +112,41 @@ describe('the timeline of a clean proxy run', () => {
     expect(byTrigger.get('event=10704')).toBe(905);
     for (const m of tl.marks) expect(triggerMoment(proxyRecord(), m.trigger)).toBe(m.t);
     expect(triggerAt(tl, 1500).trigger).toBe('programming+594ms');
+  });
+});
+
+describe('where a fault landed in its own run', () => {
+  const cut = 'console=^\\[boot\\] swap unit 1/2 step 2$:power-cycle-target=200';
+  /** A clean dut run cut off at `cutAt`, the fault noted at `firedAt`, and the MCU's restart after it. */
+  function cutRun(cutAt: number, firedAt: number, after: { t: number; text: string }[]): RunRecord {
+    const r = dutRecord({ cutAt, fired: [{ fault: cut, t: firedAt }] });
+    for (const l of after) {
+      r.dut!.console.push(l);
+      r.dut!.tap.push({ t: l.t, dir: 'console', kind: 'console', text: l.text });
+    }
+    return r;
+  }
+  const resumed = [
+    { t: 1520, text: '[boot] BOOT vbl-1.0' },
+    { t: 1530, text: '[boot] resume swap unit 1/2 step 3' },
+    { t: 1700, text: '[boot] boot slot A STM32 2_0_0 trial' },
+  ];
+
+  test('a cut noted during the swap, the MCU silent from then until it booted again: in the swap', () => {
+    const r = cutRun(1300, 1305, resumed);
+    expect(faultLanding(r, r.fired[0]!)).toEqual({ t: 1305, window: 'swap' });
+  });
+
+  test('a cut the MCU outran (it finished the swap and began its trial boot before its supply went): in the trial, at its last line', () => {
+    const r = cutRun(1625, 1590, [{ t: 1830, text: '[boot] BOOT vbl-1.0' }]);
+    expect(faultLanding(r, r.fired[0]!)).toEqual({ t: 1620, window: 'trial' });
+  });
+
+  test('a module fault lands when it was executed; before the plan there is no window', () => {
+    const r = dutRecord();
+    expect(faultLanding(r, { fault: 'offset=1024:power-cycle-module=300', t: 905 })).toEqual({ t: 905, window: 'reads' });
+    expect(faultLanding(r, { fault: 'delay=50:power-cycle-target=200', t: 50 }).window).toBeUndefined();
+    const p = proxyRecord();
+    expect(faultLanding(p, { fault: 'offset=1024:network-cut=100', t: timelineOf(p).windows.find((w) => w.name === 'reads')!.start + 1 }).window).toBe('reads');
   });
 });

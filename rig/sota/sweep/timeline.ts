@@ -247,6 +247,33 @@ export function timelineOf(record: RunRecord): Timeline {
   return { mode, windows, marks: marksOf(record), durationMs: record.durationMs };
 }
 
+/**
+ * Where a fault landed in its own run: its moment, and the window of the upgrade the run was in then (the
+ * last whose start it had reached; edges the fault itself may have moved are not needed). A cut or reset of
+ * the MCU takes effect when its supply actually goes, which the rig sees as the MCU's last line (console, or
+ * a command on its tap) before the boot line that followed the fault: a relay switches some ms after the rig
+ * decides, and on a loaded machine the MCU may finish a step — the swap — in between. Any other fault lands
+ * when it was executed. The window is undefined for a fault before the plan.
+ */
+export function faultLanding(record: RunRecord, fired: { fault: string; t: number }): { t: number; window: string | undefined } {
+  const mode = modeOf(record);
+  let t = fired.t;
+  const dut = record.dut;
+  if (mode === 'dut' && dut && /:(power-cycle|reset)-target\b/.test(fired.fault)) {
+    const start = new RegExp(dut.options.consoleStart ?? '^\\[boot\\] BOOT\\b');
+    const boot = dut.console.find((l) => l.t > fired.t && start.test(l.text))?.t ?? Infinity;
+    for (const l of dut.console) if (l.t >= t && l.t < boot) t = l.t;
+    for (const l of dut.tap) if (l.dir === 'mcu' && l.t >= t && l.t < boot) t = l.t;
+  }
+  const b = boundaries(record, mode);
+  for (let i = 1; i < b.length; i++) if (b[i] !== undefined && b[i - 1] !== undefined) b[i] = Math.max(b[i]!, b[i - 1]!);
+  let window: string | undefined;
+  WINDOWS[mode].forEach((w, i) => {
+    if (b[i] !== undefined && b[i]! <= t) window = w.name;
+  });
+  return { t, window };
+}
+
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
