@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { AtFramer, quecthingBinaryLength } from './framer.ts';
 import type { Frame, FramerOptions } from './framer.ts';
@@ -32,6 +33,28 @@ describe('AtFramer', () => {
         { kind: 'line', text: 'OK' },
       ]);
     }
+  });
+
+  it('with sha256, names each block by the hash of its bytes, computed as they arrive in any fragmentation (an empty block too; a URC payload too)', () => {
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const payload = Buffer.from('abc\r\nRDY\r\n');
+    const wire = Buffer.concat([
+      Buffer.from(`\r\n+QIOTOTARD: 0,${firmware.length}\r\n`),
+      firmware,
+      Buffer.from(`\r\n\r\nOK\r\n+QIOTOTARD: 9,0\r\n\r\nOK\r\n+QIOTEVT: 5,10200,${payload.length}\r\n`),
+      payload,
+    ]);
+    for (let seed = 1; seed <= 20; seed++) {
+      expect(frames(wire, { seed, sha256: true })).toEqual([
+        { kind: 'block', header: `+QIOTOTARD: 0,${firmware.length}`, data: firmware, sha256: sha(firmware) },
+        { kind: 'line', text: 'OK' },
+        { kind: 'block', header: '+QIOTOTARD: 9,0', data: Buffer.alloc(0), sha256: sha(Buffer.alloc(0)) },
+        { kind: 'line', text: 'OK' },
+        { kind: 'block', header: `+QIOTEVT: 5,10200,${payload.length}`, data: payload, sha256: sha(payload) },
+      ]);
+    }
+    // Without the option, blocks carry no hash.
+    expect(frames(wire, { whole: true })[0]).not.toHaveProperty('sha256');
   });
 
   it('takes the LF of the header terminator even when it arrives in a later chunk', () => {

@@ -192,6 +192,8 @@ export class AtPort extends Emitter<AtPortEvents> {
       maxLineLength: opts.maxLineLength,
       maxBinaryLength: opts.maxBinaryLength,
       binaryLength: opts.binaryLength ?? quecthingBinaryLength,
+      // Each block is named in the transcript by its hash, computed as its bytes arrive.
+      sha256: true,
     });
     if (this.serial) this.attach(this.serial);
   }
@@ -605,7 +607,7 @@ export class AtPort extends Emitter<AtPortEvents> {
         return;
       case 'block':
         this.transcriptLog.rx(f.header);
-        this.transcriptLog.rxBinary(f.data);
+        this.transcriptLog.rxBinary(f.data, f.sha256);
         this.onBlock(f.header, f.data);
         return;
       case 'overflow':

@@ -70,8 +70,9 @@ export class Secrets {
   }
 }
 
-export function binarySummary(data: Buffer): { text: string; length: number; sha256: string } {
-  const sha256 = createHash('sha256').update(data).digest('hex');
+/** `sha256`: the data's hash when it is known already (the framer hashes blocks as they arrive). */
+export function binarySummary(data: Buffer, known?: string): { text: string; length: number; sha256: string } {
+  const sha256 = known ?? createHash('sha256').update(data).digest('hex');
   return { text: `<${data.length} bytes sha256=${sha256}>`, length: data.length, sha256 };
 }
 
@@ -200,8 +201,8 @@ export class Transcript {
     this.add('RX', this.secrets.mask(line));
   }
 
-  rxBinary(data: Buffer): void {
-    const s = binarySummary(data);
+  rxBinary(data: Buffer, sha256?: string): void {
+    const s = binarySummary(data, sha256);
     this.add('RX', s.text, { length: s.length, sha256: s.sha256 });
   }
 
