@@ -340,11 +340,16 @@ export class QuecThing extends Emitter<QuecThingEvents> {
     const command = otaReadCommand(start, length);
     const previous = otaReadCommand(after.start, after.length);
     const { when, ...call } = o;
+    // The usual header, compared as a string: this runs between the OK and the next command leaving.
+    const usual = `+QIOTOTARD: ${after.start},${after.length}`;
     const follows = (a: Answered | undefined): boolean => {
       const block = a?.command === previous ? a.response?.block : undefined;
       if (!block || block.data.length !== after.length) return false;
-      const [gotStart, gotLength] = fieldValues(afterPrefix(block.header, '+QIOTOTARD:') ?? '');
-      return gotStart === after.start && gotLength === after.length && (when?.() ?? true);
+      if (block.header !== usual) {
+        const [gotStart, gotLength] = fieldValues(afterPrefix(block.header, '+QIOTOTARD:') ?? '');
+        if (gotStart !== after.start || gotLength !== after.length) return false;
+      }
+      return when?.() ?? true;
     };
     const r = await this.port.commandAfter(command, follows, this.otaReadOptions(start, length, call));
     return r === undefined ? undefined : this.otaBlock(r, start, length);
