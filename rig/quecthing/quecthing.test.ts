@@ -138,6 +138,9 @@ describe('QuecThing commands', () => {
       'AT+QIOTOTARD=16,8': block(16, 5),
       'AT+QIOTOTARD=24,8': block(24, 8),
       'AT+QIOTOTARD=21,8': block(21, 8),
+      // A module that prints the header without the space: read ahead all the same.
+      'AT+QIOTOTARD=32,8': `\r\n+QIOTOTARD:32,8\r\n${'y'.repeat(8)}\r\n\r\nOK\r\n`,
+      'AT+QIOTOTARD=40,8': block(40, 8),
     });
     const first = qt.otaRead(0, 8);
     const second = qt.otaReadAfter({ start: 0, length: 8 }, 8, 8);
@@ -158,7 +161,11 @@ describe('QuecThing commands', () => {
     const notBehind = qt.otaReadAfter({ start: 8, length: 8 }, 16, 8);
     await other;
     await expect(notBehind).resolves.toBeUndefined();
-    expect(peer.received).toEqual(['AT+QIOTOTARD=0,8', 'AT+QIOTOTARD=8,8', 'AT+QIOTOTARD=16,8', 'AT+QIOTOTARD=16,8', 'AT+QIOTOTARD=0,8']);
+    const terse = qt.otaRead(32, 8);
+    const behindTerse = qt.otaReadAfter({ start: 32, length: 8 }, 40, 8);
+    await terse;
+    await expect(behindTerse).resolves.toMatchObject({ start: 40 });
+    expect(peer.received).toEqual(['AT+QIOTOTARD=0,8', 'AT+QIOTOTARD=8,8', 'AT+QIOTOTARD=16,8', 'AT+QIOTOTARD=16,8', 'AT+QIOTOTARD=0,8', 'AT+QIOTOTARD=32,8', 'AT+QIOTOTARD=40,8']);
   });
 
   it('rejects malformed answers with what was expected, without leaking the secret', async () => {
