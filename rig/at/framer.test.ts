@@ -125,6 +125,8 @@ describe('AtFramer', () => {
   it("takes a read's block only when CR or LF follows it; otherwise it is misframed and its bytes are dropped", () => {
     const ok = frames(Buffer.concat([Buffer.from('+QIOTOTARD: 0,8\r\n'), firmware.subarray(0, 8), Buffer.from('\r\n\r\nOK\r\n')]));
     expect(ok).toEqual([{ kind: 'block', header: '+QIOTOTARD: 0,8', data: firmware.subarray(0, 8) }, { kind: 'line', text: 'OK' }]);
+    // A module that ends its lines with LF alone.
+    expect(frames('+QIOTOTARD: 0,3\nabc\n\nOK\n', { whole: true })).toEqual([{ kind: 'block', header: '+QIOTOTARD: 0,3', data: Buffer.from('abc') }, { kind: 'line', text: 'OK' }]);
     // Eight bytes announced, ten sent: the last two are not the terminator.
     const spliced = frames('+QIOTOTARD: 0,8\r\nABCDEFGHIJ\r\n\r\nOK\r\n', { whole: true });
     expect(spliced).toEqual([

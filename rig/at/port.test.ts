@@ -88,6 +88,19 @@ describe('AtPort over binding-mock, reads fragmented into 1..7 bytes', () => {
     expect(sentInOkTurn).toEqual(['AT+QIOTREG=1', 'AT']);
   });
 
+  it('a follow-on command decides on the command the port last sent: one aborted while still queued was never sent and does not count', async () => {
+    const { port, peer } = await setup(module(true));
+    const stop = new AbortController();
+    const first = port.command('AT+CSQ', { prefix: '+CSQ:' });
+    const dropped = port.command('AT+QIOTREG=1', { signal: stop.signal });
+    const follows = port.commandAfter('AT', (a) => a?.command === 'AT+CSQ');
+    stop.abort(new Error('not wanted'));
+    await expect(dropped).rejects.toBeInstanceOf(AbortedError);
+    await first;
+    await expect(follows).resolves.toEqual({ command: 'AT', lines: [] });
+    expect(peer.received).toEqual(['AT+CSQ', 'AT']);
+  });
+
   it('a follow-on command learns how the command before it failed, and a condition that throws rejects it unsent', async () => {
     const { port, peer } = await setup(module(false));
     let seen: Answered | undefined;
@@ -96,12 +109,15 @@ describe('AtPort over binding-mock, reads fragmented into 1..7 bytes', () => {
     const broken = port.commandAfter('AT+CSQ', () => {
       throw new Error('condition broke');
     });
+    // A command never sent (the one whose condition broke) is not "the command before".
+    const fourth = port.commandAfter('ATI', (a) => a?.command === 'AT+CPIN?', { prefix: 'all' });
     await expect(failed).rejects.toBeInstanceOf(AtCommandError);
     await expect(after).resolves.toBeUndefined();
     await expect(broken).rejects.toThrow('condition broke');
+    await expect(fourth).resolves.toMatchObject({ command: 'ATI' });
     expect(seen).toMatchObject({ command: 'AT+CPIN?', error: expect.any(AtCommandError) });
     expect(seen!.response).toBeUndefined();
-    expect(peer.received).toEqual(['AT+CPIN?']);
+    expect(peer.received).toEqual(['AT+CPIN?', 'ATI']);
     // The port goes on.
     await expect(port.command('AT')).resolves.toEqual({ command: 'AT', lines: [] });
   });

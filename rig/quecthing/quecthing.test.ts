@@ -141,7 +141,13 @@ describe('QuecThing commands', () => {
       // A module that prints the header without the space: read ahead all the same.
       'AT+QIOTOTARD=32,8': `\r\n+QIOTOTARD:32,8\r\n${'y'.repeat(8)}\r\n\r\nOK\r\n`,
       'AT+QIOTOTARD=40,8': block(40, 8),
+      // A block from the wrong place, and a read that asked for more than it got.
+      'AT+QIOTOTARD=48,8': block(49, 8),
+      'AT+QIOTOTARD=56,16': block(56, 8),
+      'AT+QIOTOTARD=72,8': answer('ERROR'),
     });
+    // On a port that has answered nothing yet, nothing can be followed.
+    await expect(qt.otaReadAfter({ start: 0, length: 8 }, 8, 8)).resolves.toBeUndefined();
     const first = qt.otaRead(0, 8);
     const second = qt.otaReadAfter({ start: 0, length: 8 }, 8, 8);
     await expect(first).resolves.toMatchObject({ start: 0 });
@@ -165,7 +171,22 @@ describe('QuecThing commands', () => {
     const behindTerse = qt.otaReadAfter({ start: 32, length: 8 }, 40, 8);
     await terse;
     await expect(behindTerse).resolves.toMatchObject({ start: 40 });
-    expect(peer.received).toEqual(['AT+QIOTOTARD=0,8', 'AT+QIOTOTARD=8,8', 'AT+QIOTOTARD=16,8', 'AT+QIOTOTARD=16,8', 'AT+QIOTOTARD=0,8', 'AT+QIOTOTARD=32,8', 'AT+QIOTOTARD=40,8']);
+    // Whole, but from another offset than asked: the read fails, and nothing follows it.
+    const misplaced = qt.otaRead(48, 8);
+    const behindMisplaced = qt.otaReadAfter({ start: 48, length: 8 }, 56, 8);
+    await expect(misplaced).rejects.toBeInstanceOf(AtResponseError);
+    await expect(behindMisplaced).resolves.toBeUndefined();
+    // Behind a read of another length than named (16 asked, 8 came): not the read it was queued behind.
+    const longer = qt.otaRead(56, 16);
+    const behindLonger = qt.otaReadAfter({ start: 56, length: 8 }, 64, 8);
+    await longer;
+    await expect(behindLonger).resolves.toBeUndefined();
+    // Behind a read the module refused.
+    const refused = qt.otaRead(72, 8);
+    const behindRefused = qt.otaReadAfter({ start: 72, length: 8 }, 80, 8);
+    await expect(refused).rejects.toBeInstanceOf(AtCommandError);
+    await expect(behindRefused).resolves.toBeUndefined();
+    expect(peer.received).toEqual(['AT+QIOTOTARD=0,8', 'AT+QIOTOTARD=8,8', 'AT+QIOTOTARD=16,8', 'AT+QIOTOTARD=16,8', 'AT+QIOTOTARD=0,8', 'AT+QIOTOTARD=32,8', 'AT+QIOTOTARD=40,8', 'AT+QIOTOTARD=48,8', 'AT+QIOTOTARD=56,16', 'AT+QIOTOTARD=72,8']);
   });
 
   it('rejects malformed answers with what was expected, without leaking the secret', async () => {
