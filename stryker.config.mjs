@@ -13,7 +13,6 @@ export default {
     'rig/images/*.ts',
     // The pure parts of rig/sota and rig/probe: what decides, not what drives a station.
     'rig/sota/{boot-record,dut-verdict,faults,pieces,record,schedule,verdict}.ts',
-    'rig/sota/sweep/{plan,timeline}.ts',
     'rig/probe/{args,log,tcl}.ts',
     '!**/*.test.ts',
   ],

@@ -11,7 +11,6 @@ export default defineConfig({
       'rig/images/*.test.ts',
       'rig/sota/{boot-record,dut-observe,dut-verdict,faults,pieces,readback,record,replay,schedule,verdict}.test.ts',
       'rig/probe/{args,log,tcl}.test.ts',
-      'rig/sota/sweep/{plan,point,timeline}.test.ts',
     ],
     testTimeout: 30_000,
   },
