@@ -144,6 +144,27 @@ export class AtFramer {
     return { header: b.header, data: b.data.subarray(0, b.filled) };
   }
 
+  /**
+   * When the bytes an incomplete block has taken hold the module's boot banner on a line of its own, the
+   * module restarted while sending it (its RDY came where data was counted): the block ends there and the
+   * bytes from the banner on are handed back to be framed as lines (`push` them). Undefined, and nothing
+   * changed, otherwise. Called when the block is given up on (a timeout): before that, a banner-like run of
+   * bytes inside a block that goes on to complete is data.
+   */
+  cutBlockAtBanner(): { header: string; before: number; rest: Buffer } | undefined {
+    const b = this.block;
+    if (!b) return undefined;
+    const came = b.data.subarray(0, b.filled);
+    let at = -1;
+    for (const banner of this.banners) {
+      const i = came.indexOf(banner);
+      if (i >= 0 && (at < 0 || i < at)) at = i;
+    }
+    if (at < 0) return undefined;
+    this.block = undefined;
+    return { header: b.header, before: at, rest: Buffer.from(came.subarray(at)) };
+  }
+
   /** True while bytes are being skipped (a late rest, an oversize block). */
   get skipping(): boolean {
     return this.skip !== undefined;

@@ -318,6 +318,26 @@ describe('AtPort over binding-mock, reads fragmented into 1..7 bytes', () => {
     await expect(port.command('AT')).resolves.toBeTruthy();
   });
 
+  it('a module that restarts in the middle of a block and prints its RDY where data was counted: at the timeout the read fails as a reboot, reported, without a probe', async () => {
+    const { port, peer } = await setup((cmd, p) => {
+      // Cut after 300 bytes; back after the boot with its banner and a URC, all inside the 1024 counted.
+      if (cmd === 'AT+QIOTOTARD=0,1024') void p.send(`\r\n+QIOTOTARD: 0,1024\r\n${'z'.repeat(300)}\r\nRDY\r\n\r\n+QIND: PB DONE\r\n`);
+      if (cmd === 'AT') void p.send(answer('OK'));
+    });
+    const urcs: string[] = [];
+    port.on('urc', (u) => urcs.push(u.line));
+    const rebooted = new Promise<void>((resolve) => port.on('reboot', () => resolve()));
+    const read = port.command('AT+QIOTOTARD=0,1024', { prefix: '+QIOTOTARD:', binary: true, timeoutMs: 80 });
+    await expect(read).rejects.toThrow(/RDY: the module rebooted before answering/);
+    await rebooted;
+    // The lines after the banner are lines again.
+    expect(urcs).toContain('+QIND: PB DONE');
+    expect(port.transcript().map((e) => e.text)).toContainEqual(expect.stringMatching(/restarted while sending the block announced by \+QIOTOTARD: 0,1024: 301 byte\(s\) of it came, then its boot banner/));
+    await expect(port.command('AT')).resolves.toEqual({ command: 'AT', lines: [] });
+    // No resynchronisation probe: the reboot ended the old command.
+    expect(peer.received).toEqual(['AT+QIOTOTARD=0,1024', 'AT']);
+  });
+
   it('gets the same answers under many fragmentations (seeds 1..20), echo on and off', async () => {
     const block = Buffer.concat([Buffer.from('\r\nOK\r\n\0'), Buffer.alloc(64, 0x0d)]);
     for (let seed = 1; seed <= 20; seed++) {

@@ -525,6 +525,14 @@ export class AtPort extends Emitter<AtPortEvents> {
 
   private onTimeout(p: Pending): void {
     if (this.inflight !== p) return;
+    const cut = this.framer.cutBlockAtBanner();
+    if (cut) {
+      // A module that lost power mid-answer and came back: its RDY is among the counted bytes. Framed as the
+      // line it is, it reports the reboot and fails this command as a reboot does (onReboot), with no probe.
+      this.transcriptLog.note(`the module restarted while sending the block announced by ${cut.header}: ${cut.before} byte(s) of it came, then its boot banner`);
+      this.framer.push(cut.rest);
+      if (this.inflight !== p) return;
+    }
     this.inflight = undefined;
     // The rest of an unfinished block is skipped when it comes late, never read as lines nor taken for a
     // later read's data; if it never comes, an unanswered probe ends the skipping (onProbeTimeout).
