@@ -433,10 +433,15 @@ export class AtPort extends Emitter<AtPortEvents> {
     if (p.sent) this.answered = { command: p.command, ...(result instanceof Error ? { error: result } : { response: result }) };
   }
 
-  private settle(p: Pending, result: Error | AtResponse): void {
-    this.noteAnswered(p, result);
+  /** A command's own timer and abort listener, gone once it is settled or withdrawn. */
+  private release(p: Pending): void {
     if (p.timer) clearTimeout(p.timer);
     if (p.onAbort) p.opts.signal?.removeEventListener('abort', p.onAbort);
+  }
+
+  private settle(p: Pending, result: Error | AtResponse): void {
+    this.noteAnswered(p, result);
+    this.release(p);
     if (result instanceof Error) p.reject(result);
     else p.resolve(result);
   }
@@ -469,7 +474,7 @@ export class AtPort extends Emitter<AtPortEvents> {
 
   /** A follow-on command its condition turned down: never written, resolved undefined. */
   private withdraw(p: Pending): void {
-    if (p.onAbort) p.opts.signal?.removeEventListener('abort', p.onAbort);
+    this.release(p);
     p.resolve(undefined);
   }
 

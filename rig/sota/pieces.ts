@@ -63,9 +63,7 @@ export class DownloadAssembly {
 
   /** Length of the next block read, at most `blockSize`, never past the piece's end; 0 when the piece is read. */
   nextBlock(blockSize: number): number {
-    const p = this.current;
-    if (!p) return 0;
-    return Math.min(blockSize, p.end - this.offset);
+    return this.blockAfter(this.offset, 0, blockSize);
   }
 
   /** The block after [start, start+length) of the current piece, had that one come back whole: 0 at its end. */

@@ -603,8 +603,8 @@ class ProxyFlow {
     ahead.block = this.qt.otaReadAfter({ start: offset, length: len }, next, length, {
       timeoutMs,
       signal,
+      // An aborted read never gets here: the port takes it out of its queue as the signal fires.
       when: () => {
-        if (signal.aborted) return false;
         this.schedule.atOffset(next, length);
         if (this.schedule.pending) return false;
         ahead.sent = true;

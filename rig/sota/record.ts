@@ -230,7 +230,6 @@ export function recordedFirmware(pkg: Package, current: Image, manifest: Firmwar
   return out.package || out.current ? out : undefined;
 }
 
-/** What a writer adds to a record the flow returned: the station's config entry and the bytes a replay needs. */
 /** The fired faults of a finished run with where each landed (FiredFault.landed). */
 export function landFaults(record: RunRecord): FiredFault[] {
   return record.fired.map((f) => {
@@ -244,6 +243,7 @@ export function landFaults(record: RunRecord): FiredFault[] {
   });
 }
 
+/** What a writer adds to a record the flow returned: the station's config entry and the bytes a replay needs. */
 export function completeRecord(record: RunRecord, extra: { entry?: StationConfig | undefined; firmware?: RecordedFirmware | undefined }): RunRecord {
   return {
     ...record,

@@ -204,8 +204,22 @@ export function marksOf(record: RunRecord): Mark[] {
   return marks.sort((a, b) => a.t - b.t);
 }
 
-/** The boundaries between a clean run's windows, in the order of WINDOWS[mode] plus the end. */
+/** The line of the MCU's console that starts it (the record's option, else the reference bootloader's). */
+function consoleStart(dut: RunRecord['dut']): RegExp {
+  return new RegExp(dut?.options.consoleStart ?? '^\\[boot\\] BOOT\\b');
+}
+
+/**
+ * The boundaries between a run's windows, in the order of WINDOWS[mode] plus the end; contiguous and in
+ * order, whatever jitter the ports added.
+ */
 function boundaries(r: RunRecord, mode: SweepMode): (number | undefined)[] {
+  const b = rawBoundaries(r, mode);
+  for (let i = 1; i < b.length; i++) if (b[i] !== undefined && b[i - 1] !== undefined) b[i] = Math.max(b[i]!, b[i - 1]!);
+  return b;
+}
+
+function rawBoundaries(r: RunRecord, mode: SweepMode): (number | undefined)[] {
   if (mode === 'dut') {
     // From the lines themselves, not from the order they reached the rig in: each tap direction and the
     // console is a port of its own, so an answer may be read before the command it answers.
@@ -217,7 +231,7 @@ function boundaries(r: RunRecord, mode: SweepMode): (number | undefined)[] {
     const update3 = command(/^AT\+QIOTUPDATE=3$/i);
     // The install as the observer takes it (=3 and 10704, whichever came last), which after-update3 fires at.
     const install = phase(r, 'install (reset, swap)')?.start;
-    const start = new RegExp(dut?.options.consoleStart ?? '^\\[boot\\] BOOT\\b');
+    const start = consoleStart(dut);
     const boot = update3 === undefined ? undefined : dut?.console.find((l) => l.t >= update3 && start.test(l.text))?.t;
     const reboot = install === undefined || boot === undefined ? undefined : Math.max(install, boot);
     const trial = reboot === undefined ? undefined : dut?.console.find((l) => l.t >= reboot && /\bboot slot A \S+ \S+ trial\b/.test(l.text))?.t;
@@ -236,8 +250,6 @@ function boundaries(r: RunRecord, mode: SweepMode): (number | undefined)[] {
 export function timelineOf(record: RunRecord): Timeline {
   const mode = modeOf(record);
   const b = boundaries(record, mode);
-  // Contiguous and in order, whatever jitter the ports added.
-  for (let i = 1; i < b.length; i++) if (b[i] !== undefined && b[i - 1] !== undefined) b[i] = Math.max(b[i]!, b[i - 1]!);
   const windows: SweepWindow[] = [];
   WINDOWS[mode].forEach((w, i) => {
     const start = b[i];
@@ -259,14 +271,14 @@ export function faultLanding(record: RunRecord, fired: { fault: string; t: numbe
   const mode = modeOf(record);
   let t = fired.t;
   const dut = record.dut;
-  if (mode === 'dut' && dut && /:(power-cycle|reset)-target\b/.test(fired.fault)) {
-    const start = new RegExp(dut.options.consoleStart ?? '^\\[boot\\] BOOT\\b');
+  const action = parseFault(fired.fault).action;
+  if (mode === 'dut' && dut && (action.kind === 'power-cycle' || action.kind === 'reset') && action.part === 'target') {
+    const start = consoleStart(dut);
     const boot = dut.console.find((l) => l.t > fired.t && start.test(l.text))?.t ?? Infinity;
     for (const l of dut.console) if (l.t >= t && l.t < boot) t = l.t;
     for (const l of dut.tap) if (l.dir === 'mcu' && l.t >= t && l.t < boot) t = l.t;
   }
   const b = boundaries(record, mode);
-  for (let i = 1; i < b.length; i++) if (b[i] !== undefined && b[i - 1] !== undefined) b[i] = Math.max(b[i]!, b[i - 1]!);
   let window: string | undefined;
   WINDOWS[mode].forEach((w, i) => {
     if (b[i] !== undefined && b[i]! <= t) window = w.name;
